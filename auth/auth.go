@@ -1,0 +1,141 @@
+// Package auth turns API keys into principals. Both credential paths, the
+// HTTP Authorization header (Middleware) and the websocket connection_init
+// payload (WebsocketInit), go through Authenticate; wrap the key store in a
+// Cache and pass the same Cache to both.
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+// KeyLookup finds the principal of a live API key by its hash (HashKey).
+// It returns an EUNAUTHENTICATED *aisle.Error for unknown or revoked keys;
+// catalog.DB implements it, and Cache wraps any KeyLookup.
+type KeyLookup interface {
+	PrincipalByKeyHash(ctx context.Context, hash []byte) (*aisle.Principal, error)
+}
+
+// Authenticate returns the principal of an Authorization value: Anonymous
+// when it is empty, the key's principal for "Bearer KEY" with a live key.
+// It is the one credential path of Middleware and WebsocketInit. Errors:
+// EUNAUTHENTICATED when the value is malformed or the key unknown or
+// revoked; EUNAVAILABLE when keys could not be checked (Cache logs why).
+func Authenticate(ctx context.Context, keys KeyLookup, authorization string) (*aisle.Principal, error) {
+	if authorization == "" {
+		return aisle.Anonymous, nil
+	}
+	scheme, key, _ := strings.Cut(strings.TrimSpace(authorization), " ")
+	key = strings.TrimSpace(key)
+	if !strings.EqualFold(scheme, "Bearer") || key == "" {
+		return nil, aisle.Errorf(aisle.EUNAUTHENTICATED, "malformed Authorization: want \"Bearer KEY\"")
+	}
+	if !wellFormed(key) {
+		return nil, aisle.Errorf(aisle.EUNAUTHENTICATED, "malformed API key")
+	}
+	p, err := keys.PrincipalByKeyHash(ctx, HashKey(key))
+	if err != nil {
+		if aisle.ErrorCode(err) == aisle.EUNAUTHENTICATED {
+			return nil, err
+		}
+		return nil, aisle.Errorf(aisle.EUNAVAILABLE, "cannot check API keys right now; retry later")
+	}
+	return p, nil
+}
+
+// Middleware puts the caller's principal in each request's context
+// (aisle.PrincipalFromContext): Anonymous without an Authorization header.
+// A bad key is answered with 401 and a GraphQL-shaped error, never passed
+// on, so a client that sends a key never silently runs as anonymous.
+func Middleware(keys KeyLookup, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		values := r.Header.Values("Authorization")
+		var p *aisle.Principal
+		var err error
+		if len(values) > 1 {
+			err = aisle.Errorf(aisle.EUNAUTHENTICATED, "more than one Authorization header")
+		} else {
+			p, err = Authenticate(r.Context(), keys, r.Header.Get("Authorization"))
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(aisle.NewContextWithPrincipal(r.Context(), p)))
+	})
+}
+
+// writeError answers like a GraphQL server would:
+// {"errors":[{"message":…,"extensions":{"code":…}}]}.
+func writeError(w http.ResponseWriter, err error) {
+	status := http.StatusServiceUnavailable
+	if aisle.ErrorCode(err) == aisle.EUNAUTHENTICATED {
+		status = http.StatusUnauthorized
+		w.Header().Set("WWW-Authenticate", `Bearer realm="aisle", error="invalid_token"`)
+	}
+	type gqlError struct {
+		Message    string            `json:"message"`
+		Extensions map[string]string `json:"extensions"`
+	}
+	body := struct {
+		Errors []gqlError `json:"errors"`
+	}{[]gqlError{{aisle.ErrorMessage(err), map[string]string{"code": aisle.ErrorCode(err)}}}}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(body) // the client is told by the status if this fails
+}
+
+// websocketForbidden is the graphql-transport-ws close code for a rejected
+// connection_init.
+const websocketForbidden = 4403
+
+// WebsocketInit returns the gqlgen InitFunc of the websocket transport. It
+// reads "Authorization" (any case) from the connection_init payload and
+// authenticates it like Middleware does the header. Without one, the
+// connection keeps the principal of the upgrade request (browsers cannot
+// set headers on websockets, other clients may). A bad key rejects the
+// connection with close code 4403.
+func WebsocketInit(keys KeyLookup) transport.WebsocketInitFunc {
+	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		authorization, found, err := payloadAuthorization(payload)
+		if err == nil && found {
+			var p *aisle.Principal
+			if p, err = Authenticate(ctx, keys, authorization); err == nil {
+				ctx = aisle.NewContextWithPrincipal(ctx, p)
+			}
+		}
+		if err != nil {
+			// gqlgen sends err's text to the client and closes with
+			// the code and reason found in the returned context.
+			ctx = transport.WithWebsocketCloseCode(ctx, websocketForbidden)
+			ctx = transport.AppendCloseReason(ctx, aisle.ErrorMessage(err))
+			return ctx, nil, err
+		}
+		return ctx, nil, nil
+	}
+}
+
+// payloadAuthorization finds the Authorization entry of a connection_init
+// payload, matching the name case-insensitively as HTTP does.
+func payloadAuthorization(payload transport.InitPayload) (value string, found bool, err error) {
+	for k, v := range payload {
+		if !strings.EqualFold(k, "Authorization") {
+			continue
+		}
+		s, ok := v.(string)
+		if !ok {
+			return "", false, aisle.Errorf(aisle.EUNAUTHENTICATED, "connection_init Authorization must be a string")
+		}
+		if found && s != value {
+			return "", false, aisle.Errorf(aisle.EUNAUTHENTICATED, "connection_init has conflicting Authorization entries")
+		}
+		value, found = s, true
+	}
+	return value, found, nil
+}

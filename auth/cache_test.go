@@ -1,0 +1,141 @@
+package auth
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+// countingKeys is an in-memory KeyLookup that counts lookups, to observe the
+// cache. (The database-backed behaviour is tested in auth_test.go.)
+type countingKeys struct {
+	mu      sync.Mutex
+	valid   map[string]*aisle.Principal // by string(hash)
+	lookups int
+}
+
+func (k *countingKeys) PrincipalByKeyHash(_ context.Context, hash []byte) (*aisle.Principal, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.lookups++
+	if p, ok := k.valid[string(hash)]; ok {
+		return p, nil
+	}
+	return nil, aisle.Errorf(aisle.EUNAUTHENTICATED, "invalid or revoked API key")
+}
+
+func (k *countingKeys) add(name string) string {
+	key, hash := NewKey()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.valid[string(hash)] = &aisle.Principal{KeyID: name, Role: aisle.RoleService}
+	return key
+}
+
+func (k *countingKeys) remove(key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.valid, string(HashKey(key)))
+}
+
+// newTestCache returns a Cache over countingKeys with a clock the test
+// moves.
+func newTestCache(t *testing.T) (*Cache, *countingKeys, *time.Time) {
+	keys := &countingKeys{valid: map[string]*aisle.Principal{}}
+	c, err := NewCache(keys, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	c.Now = func() time.Time { return now }
+	return c, keys, &now
+}
+
+func TestCache_ServesWithinTTLAndRechecksAfter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, keys, now := newTestCache(t)
+	key := keys.add("k-1")
+
+	for range 3 {
+		if p, err := Authenticate(ctx, c, "Bearer "+key); err != nil || p.KeyID != "k-1" {
+			t.Fatalf("Authenticate = %v, %v", p, err)
+		}
+	}
+	if keys.lookups != 1 {
+		t.Errorf("%d lookups for 3 requests within the TTL, want 1", keys.lookups)
+	}
+
+	keys.remove(key) // revoked
+	*now = now.Add(DefaultTTL - time.Second)
+	if _, err := Authenticate(ctx, c, "Bearer "+key); err != nil {
+		t.Errorf("within the TTL a revoked key is still served from the cache: got %v", err)
+	}
+	*now = now.Add(time.Second)
+	if _, err := Authenticate(ctx, c, "Bearer "+key); aisle.ErrorCode(err) != aisle.EUNAUTHENTICATED {
+		t.Errorf("after the TTL the revocation must apply: got %v", err)
+	}
+	if keys.lookups != 2 {
+		t.Errorf("%d lookups, want 2", keys.lookups)
+	}
+}
+
+func TestCache_FailuresNotCached(t *testing.T) {
+	t.Parallel()
+	c, keys, _ := newTestCache(t)
+	key, _ := NewKey()
+	for range 2 {
+		if _, err := Authenticate(context.Background(), c, "Bearer "+key); aisle.ErrorCode(err) != aisle.EUNAUTHENTICATED {
+			t.Fatalf("unknown key: %v", err)
+		}
+	}
+	if keys.lookups != 2 || len(c.entries) != 0 {
+		t.Errorf("%d lookups, %d cached; want 2, 0", keys.lookups, len(c.entries))
+	}
+}
+
+func TestCache_Bounded(t *testing.T) {
+	t.Parallel()
+	c, keys, now := newTestCache(t)
+	c.MaxEntries = 3
+	var all []string
+	for i := range 10 {
+		all = append(all, keys.add("k"))
+		if i == 5 {
+			*now = now.Add(DefaultTTL) // the first entries expire
+		}
+	}
+	for _, key := range all {
+		if _, err := Authenticate(context.Background(), c, "Bearer "+key); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.entries) > 3 {
+			t.Fatalf("cache holds %d entries, bound is 3", len(c.entries))
+		}
+	}
+}
+
+func TestKeyFormat(t *testing.T) {
+	t.Parallel()
+	key, hash := NewKey()
+	other, _ := NewKey()
+	if key == other {
+		t.Fatal("two keys are equal")
+	}
+	if !wellFormed(key) || !strings.HasPrefix(key, "aisle_") || len(key) != 58 {
+		t.Errorf("key %q (len %d) is not well formed", key, len(key))
+	}
+	if string(hash) != string(HashKey(key)) || len(hash) != 32 {
+		t.Errorf("hash of NewKey differs from HashKey")
+	}
+	for _, bad := range []string{"", key[:57], key + "a", strings.ToUpper(key), "xisle_" + key[6:], key[:57] + "1"} {
+		if wellFormed(bad) {
+			t.Errorf("wellFormed(%q) = true", bad)
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+// idCache remembers which store and product IDs exist, and each product's
+// category, so that validating the IDs of an availability query or of a
+// stream of events costs no database round trip once they have been seen.
+//
+// Only positive answers are cached: an ID unknown today may be added
+// tomorrow, so misses always ask the database. The catalog API never deletes
+// stores or products nor moves a product to another category, so entries
+// never go stale; the cache grows to at most the number of IDs in the
+// catalog.
+type idCache struct {
+	mu         sync.RWMutex
+	stores     map[string]struct{}
+	categories map[string]string // product ID → category name; presence means the product exists
+}
+
+func newIDCache() *idCache {
+	return &idCache{stores: map[string]struct{}{}, categories: map[string]string{}}
+}
+
+// unknown returns the store and product IDs of sps that the cache does not
+// know (possibly repeated). Both are nil when everything is known.
+func (c *idCache) unknown(sps []aisle.StoreProduct) (stores, products []string) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, sp := range sps {
+		if _, ok := c.stores[sp.StoreID]; !ok {
+			stores = append(stores, sp.StoreID)
+		}
+		if _, ok := c.categories[sp.ProductID]; !ok {
+			products = append(products, sp.ProductID)
+		}
+	}
+	return stores, products
+}
+
+// MissingStoreProducts returns, for each store-product whose store or product
+// does not exist, why: "unknown store s-x" or "unknown product p-y" (IDs
+// are unquoted: callers validate them with aisle.ValidateID first).
+// The map is empty when all exist. Known IDs are served from memory, so a
+// batch of known IDs costs no database round trip; unknown ones are looked
+// up in one round trip. It does not check that the store carries the
+// product: events and queries about products outside a store's assortment
+// are allowed (a retailer feed may list them before the catalog does).
+func (db *DB) MissingStoreProducts(ctx context.Context, sps []aisle.StoreProduct) (map[aisle.StoreProduct]string, error) {
+	stores, products := db.ids.unknown(sps)
+	if stores == nil && products == nil {
+		return nil, nil
+	}
+	if err := db.loadIDs(ctx, stores, products); err != nil {
+		return nil, err
+	}
+
+	missing := map[aisle.StoreProduct]string{}
+	db.ids.mu.RLock()
+	defer db.ids.mu.RUnlock()
+	for _, sp := range sps {
+		if _, ok := db.ids.stores[sp.StoreID]; !ok {
+			missing[sp] = "unknown store " + sp.StoreID
+		} else if _, ok := db.ids.categories[sp.ProductID]; !ok {
+			missing[sp] = "unknown product " + sp.ProductID
+		}
+	}
+	return missing, nil
+}
+
+// ProductCategories returns the category name of each product ID that
+// exists; unknown IDs are absent from the map. Served from memory once seen.
+func (db *DB) ProductCategories(ctx context.Context, productIDs []string) (map[string]string, error) {
+	var unknown []string
+	db.ids.mu.RLock()
+	for _, id := range productIDs {
+		if _, ok := db.ids.categories[id]; !ok {
+			unknown = append(unknown, id)
+		}
+	}
+	db.ids.mu.RUnlock()
+	if unknown != nil {
+		if err := db.loadIDs(ctx, nil, unknown); err != nil {
+			return nil, err
+		}
+	}
+
+	categories := make(map[string]string, len(productIDs))
+	db.ids.mu.RLock()
+	defer db.ids.mu.RUnlock()
+	for _, id := range productIDs {
+		if c, ok := db.ids.categories[id]; ok {
+			categories[id] = c
+		}
+	}
+	return categories, nil
+}
+
+// checkStore returns ENOTFOUND unless the store exists.
+func (db *DB) checkStore(ctx context.Context, id string) error {
+	if db.ids.hasStore(id) {
+		return nil
+	}
+	if err := db.loadIDs(ctx, []string{id}, nil); err != nil {
+		return err
+	}
+	if !db.ids.hasStore(id) {
+		return aisle.Errorf(aisle.ENOTFOUND, "store %q not found", id)
+	}
+	return nil
+}
+
+func (c *idCache) hasStore(id string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.stores[id]
+	return ok
+}
+
+// loadIDs looks the given store and product IDs up in one round trip and
+// caches those that exist.
+func (db *DB) loadIDs(ctx context.Context, storeIDs, productIDs []string) error {
+	var stores []string
+	categories := map[string]string{}
+	batch := &pgx.Batch{}
+	if len(storeIDs) > 0 {
+		batch.Queue(`SELECT id FROM stores WHERE id = ANY($1)`, storeIDs).Query(func(rows pgx.Rows) error {
+			var err error
+			stores, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		})
+	}
+	if len(productIDs) > 0 {
+		batch.Queue(`SELECT p.id, c.name FROM products p JOIN categories c ON c.id = p.category_id
+			WHERE p.id = ANY($1)`, productIDs).Query(func(rows pgx.Rows) error {
+			var id, category string
+			_, err := pgx.ForEachRow(rows, []any{&id, &category}, func() error {
+				categories[id] = category
+				return nil
+			})
+			return err
+		})
+	}
+	if err := db.pool.SendBatch(ctx, batch).Close(); err != nil {
+		return fmt.Errorf("look up store and product IDs: %w", err)
+	}
+
+	db.ids.mu.Lock()
+	defer db.ids.mu.Unlock()
+	for _, id := range stores {
+		db.ids.stores[id] = struct{}{}
+	}
+	for id, c := range categories {
+		db.ids.categories[id] = c
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+// Package catalog is Aisle's PostgreSQL adapter: retailers, stores, products
+// and assortments, API keys and the availability priors. It is the only
+// package that imports pgx; it translates driver errors into *aisle.Error
+// codes (see formatError) so callers never see pgx types.
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+// DB is the catalog database. It is safe for concurrent use.
+type DB struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+	ids  *idCache
+
+	// Now returns the time written to created_at, revoked_at and fitted_at
+	// columns. Tests replace it before use.
+	Now func() time.Time
+}
+
+// Open connects to the database at databaseURL, creating the database when it
+// does not exist yet, and applies pending migrations. Several processes may
+// call Open on the same URL at once: creation tolerates the race and goose
+// serializes migrations with an advisory lock.
+func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*DB, error) {
+	if log == nil {
+		return nil, errors.New("catalog: nil logger")
+	}
+	if err := Migrate(ctx, databaseURL, log); err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("ping database %q: %w", cfg.ConnConfig.Database, err)
+	}
+	return &DB{pool: pool, log: log, ids: newIDCache(), Now: time.Now}, nil
+}
+
+// Close closes every connection. It is safe to call more than once.
+func (db *DB) Close() { db.pool.Close() }
+
+// Ping checks that the database answers; for readiness probes.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// PostgreSQL error codes we translate (Appendix A of the PostgreSQL manual).
+const (
+	pgUniqueViolation     = "23505"
+	pgForeignKeyViolation = "23503"
+	pgInvalidCatalogName  = "3D000" // database does not exist
+	pgDuplicateDatabase   = "42P04"
+)
+
+// formatError is the one place that turns driver errors into domain errors:
+// no rows becomes ENOTFOUND ("<what> not found") and a unique violation
+// ECONFLICT ("<what> already exists"). Any other error is wrapped with what
+// for the logs and stays internal.
+func formatError(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return aisle.Errorf(aisle.ENOTFOUND, "%s not found", what)
+	}
+	if pgErrorCode(err) == pgUniqueViolation {
+		return aisle.Errorf(aisle.ECONFLICT, "%s already exists", what)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// pgErrorCode returns the SQLSTATE of a PostgreSQL error in err's chain, or "".
+func pgErrorCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}

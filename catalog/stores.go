@@ -1,0 +1,194 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+// Retailer owns stores.
+type Retailer struct {
+	ID   string
+	Name string
+}
+
+// Store is one physical store of a retailer.
+type Store struct {
+	ID         string
+	Name       string
+	RetailerID string
+}
+
+// Product is a catalog item; Category is the category's display name.
+type Product struct {
+	ID       string
+	Name     string
+	Category string
+}
+
+// Stores returns one page of all stores ordered by name. first nil means
+// DefaultPageSize; after is a cursor from a previous page (nil or "" for the
+// first page). Errors: EINVALID for first outside 1..MaxPageSize or a bad
+// cursor.
+func (db *DB) Stores(ctx context.Context, first *int, after *string) (Page[Store], error) {
+	size, err := pageSize(first)
+	if err != nil {
+		return Page[Store]{}, err
+	}
+	c, err := decodeCursor(storeCursor, after)
+	if err != nil {
+		return Page[Store]{}, err
+	}
+	var q queryBuilder
+	q.add(`SELECT id, name, retailer_id FROM stores WHERE true`)
+	if c != nil {
+		q.add(`AND (name, id) > (` + q.arg(c.Name) + `, ` + q.arg(c.ID) + `)`)
+	}
+	q.add(`ORDER BY name, id LIMIT ` + q.arg(size+1))
+	rows, err := db.pool.Query(ctx, q.String(), q.args...)
+	if err != nil {
+		return Page[Store]{}, fmt.Errorf("list stores: %w", err)
+	}
+	stores, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Store])
+	if err != nil {
+		return Page[Store]{}, fmt.Errorf("list stores: %w", err)
+	}
+	return newPage(stores, size, c != nil, storeCursor, func(s Store) (string, string) { return s.Name, s.ID }), nil
+}
+
+// Store returns one store. Errors: ENOTFOUND.
+func (db *DB) Store(ctx context.Context, id string) (*Store, error) {
+	var s Store
+	err := db.pool.QueryRow(ctx, `SELECT id, name, retailer_id FROM stores WHERE id = $1`, id).
+		Scan(&s.ID, &s.Name, &s.RetailerID)
+	if err != nil {
+		return nil, formatError(err, "store "+strconv.Quote(id))
+	}
+	return &s, nil
+}
+
+// StoreProducts returns one page of the products a store carries, ordered by
+// name. query, when not empty, keeps the products whose name contains it,
+// ignoring case. Errors: ENOTFOUND for an unknown store; EINVALID for first
+// outside 1..MaxPageSize, a bad cursor or a query longer than MaxQueryLength.
+func (db *DB) StoreProducts(ctx context.Context, storeID string, first *int, after, query *string) (Page[Product], error) {
+	size, err := pageSize(first)
+	if err != nil {
+		return Page[Product]{}, err
+	}
+	c, err := decodeCursor(productCursor, after)
+	if err != nil {
+		return Page[Product]{}, err
+	}
+	pattern, err := searchPattern(query)
+	if err != nil {
+		return Page[Product]{}, err
+	}
+	if err := db.checkStore(ctx, storeID); err != nil {
+		return Page[Product]{}, err
+	}
+
+	var q queryBuilder
+	q.add(`SELECT p.id, p.name, c.name
+		FROM store_products sp
+		JOIN products p ON p.id = sp.product_id
+		JOIN categories c ON c.id = p.category_id
+		WHERE sp.store_id = ` + q.arg(storeID))
+	if pattern != "" {
+		q.add(`AND p.name ILIKE ` + q.arg(pattern))
+	}
+	if c != nil {
+		q.add(`AND (p.name, p.id) > (` + q.arg(c.Name) + `, ` + q.arg(c.ID) + `)`)
+	}
+	q.add(`ORDER BY p.name, p.id LIMIT ` + q.arg(size+1))
+	rows, err := db.pool.Query(ctx, q.String(), q.args...)
+	if err != nil {
+		return Page[Product]{}, fmt.Errorf("list products of store %q: %w", storeID, err)
+	}
+	products, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Product])
+	if err != nil {
+		return Page[Product]{}, fmt.Errorf("list products of store %q: %w", storeID, err)
+	}
+	return newPage(products, size, c != nil, productCursor, func(p Product) (string, string) { return p.Name, p.ID }), nil
+}
+
+// RetailersByIDs returns the retailers with the given IDs in the same order,
+// with a nil retailer and an ENOTFOUND error where an ID is unknown. Its
+// signature is a vikstrous/dataloadgen fetch function.
+func (db *DB) RetailersByIDs(ctx context.Context, ids []string) ([]*Retailer, []error) {
+	rows, err := db.pool.Query(ctx, `SELECT id, name FROM retailers WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, []error{fmt.Errorf("load retailers: %w", err)}
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[Retailer])
+	if err != nil {
+		return nil, []error{fmt.Errorf("load retailers: %w", err)}
+	}
+	return inOrder(ids, found, "retailer", func(r *Retailer) string { return r.ID })
+}
+
+// ProductsByIDs returns the products with the given IDs in the same order,
+// with a nil product and an ENOTFOUND error where an ID is unknown. Its
+// signature is a vikstrous/dataloadgen fetch function.
+func (db *DB) ProductsByIDs(ctx context.Context, ids []string) ([]*Product, []error) {
+	rows, err := db.pool.Query(ctx, `SELECT p.id, p.name, c.name
+		FROM products p JOIN categories c ON c.id = p.category_id
+		WHERE p.id = ANY($1)`, ids)
+	if err != nil {
+		return nil, []error{fmt.Errorf("load products: %w", err)}
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[Product])
+	if err != nil {
+		return nil, []error{fmt.Errorf("load products: %w", err)}
+	}
+	return inOrder(ids, found, "product", func(p *Product) string { return p.ID })
+}
+
+// inOrder arranges batch-loaded values in the order of ids, as dataloaders
+// expect; a single-element error slice (the DB error paths above) applies to
+// every key. errs is nil when every ID was found.
+func inOrder[T any](ids []string, found []*T, what string, id func(*T) string) ([]*T, []error) {
+	byID := make(map[string]*T, len(found))
+	for _, v := range found {
+		byID[id(v)] = v
+	}
+	values := make([]*T, len(ids))
+	var errs []error
+	for i, key := range ids {
+		if v, ok := byID[key]; ok {
+			values[i] = v
+			continue
+		}
+		if errs == nil {
+			errs = make([]error, len(ids))
+		}
+		errs[i] = aisle.Errorf(aisle.ENOTFOUND, "%s %q not found", what, key)
+	}
+	return values, errs
+}
+
+// queryBuilder assembles a SQL statement with positional arguments so that
+// optional conditions need no "$1 IS NULL OR ..." tricks that defeat indexes.
+type queryBuilder struct {
+	sql  strings.Builder
+	args []any
+}
+
+// add appends a clause.
+func (q *queryBuilder) add(clause string) {
+	q.sql.WriteString(clause)
+	q.sql.WriteByte('\n')
+}
+
+// arg records a value and returns its placeholder.
+func (q *queryBuilder) arg(v any) string {
+	q.args = append(q.args, v)
+	return "$" + strconv.Itoa(len(q.args))
+}
+
+func (q *queryBuilder) String() string { return q.sql.String() }
