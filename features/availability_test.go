@@ -1,0 +1,369 @@
+package features_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/features"
+	"github.com/aisle/aisle/features/featurestest"
+	"github.com/aisle/aisle/models"
+)
+
+var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+
+func pick(id, eventType string, sp aisle.StoreProduct, at time.Time) *aisle.Decoded {
+	return &aisle.Decoded{
+		Event: aisle.Event{ID: id, Type: eventType, Time: at},
+		Pick:  &aisle.Pick{StoreID: sp.StoreID, ProductID: sp.ProductID, ShopperID: "sh-1", OrderID: "o-" + id},
+	}
+}
+
+func feed(id string, sp aisle.StoreProduct, qty int64, at time.Time) *aisle.Decoded {
+	return &aisle.Decoded{
+		Event:     aisle.Event{ID: id, Type: aisle.TypeInventoryLevel, Time: at},
+		Inventory: &aisle.InventoryLevel{StoreID: sp.StoreID, ProductID: sp.ProductID, Quantity: &qty},
+	}
+}
+
+func apply(t *testing.T, s *features.Store, updates ...features.AvailabilityUpdate) []bool {
+	t.Helper()
+	applied, err := s.ApplyAvailability(context.Background(), updates)
+	if err != nil {
+		t.Fatalf("ApplyAvailability: %v", err)
+	}
+	return applied
+}
+
+func read(t *testing.T, s *features.Store, sps ...aisle.StoreProduct) []models.AvailabilityEvidence {
+	t.Helper()
+	ev, err := s.Availability(context.Background(), sps)
+	if err != nil {
+		t.Fatalf("Availability: %v", err)
+	}
+	return ev
+}
+
+// The Lua script must give the same evidence as models.ObservePick, event by
+// event, for picks arriving out of order, including ties and replacements.
+func TestApplyAvailabilityMatchesModel(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	m := models.DefaultAvailabilityModel()
+	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-1"}
+
+	// Times in quarters of the half-life (whatever the model uses), plus
+	// odd milliseconds: older, newer and simultaneous events.
+	q := m.PickHalfLife / 4
+	steps := []struct {
+		typ string
+		at  time.Duration
+	}{
+		{aisle.TypePickFound, 2 * q},
+		{aisle.TypePickNotFound, q / 2}, // older than the reference time
+		{aisle.TypePickFound, 5*q + 1234*time.Millisecond},
+		{aisle.TypePickReplaced, 5*q + 1234*time.Millisecond}, // tie
+		{aisle.TypePickFound, 0},
+		{aisle.TypePickNotFound, 7 * q},
+		{aisle.TypePickFound, 3*q + 7*time.Millisecond},
+		{aisle.TypePickNotFound, 8 * q},
+	}
+	var want models.AvailabilityEvidence
+	for i, st := range steps {
+		at := t0.Add(st.at).Truncate(time.Millisecond) // the store keeps milliseconds
+		want = m.ObservePick(want, st.typ == aisle.TypePickFound, at)
+		if got := apply(t, s, features.AvailabilityUpdate{Event: pick(fmt.Sprint("e-", i), st.typ, sp, at)}); !got[0] {
+			t.Fatalf("step %d: not applied", i)
+		}
+		got := read(t, s, sp)[0]
+		if math.Abs(got.Found-want.Found) > 1e-9 || math.Abs(got.NotFound-want.NotFound) > 1e-9 || !got.At.Equal(want.At) {
+			t.Fatalf("step %d: redis found=%.12f not_found=%.12f at=%s, model found=%.12f not_found=%.12f at=%s",
+				i, got.Found, got.NotFound, got.At, want.Found, want.NotFound, want.At)
+		}
+		if !got.FeedAt.IsZero() {
+			t.Fatalf("step %d: feed time %s without a feed event", i, got.FeedAt)
+		}
+	}
+	if want.Found < 0.1 || want.NotFound < 0.1 {
+		t.Fatalf("sequence decayed to nothing, it tests too little: %+v", want)
+	}
+}
+
+func TestApplyAvailabilityFeedLastWriterWins(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	m := models.DefaultAvailabilityModel()
+	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-2"}
+
+	steps := []struct {
+		qty int64
+		at  time.Time
+	}{
+		{5, t0.Add(time.Hour)},
+		{9, t0},                    // older: ignored
+		{7, t0.Add(time.Hour)},     // tie: the existing level stays
+		{0, t0.Add(2 * time.Hour)}, // newer: wins
+	}
+	var want models.AvailabilityEvidence
+	for i, st := range steps {
+		want = m.ObserveFeed(want, st.qty, st.at)
+		apply(t, s, features.AvailabilityUpdate{Event: feed(fmt.Sprint("f-", i), sp, st.qty, st.at)})
+		got := read(t, s, sp)[0]
+		if got.FeedQuantity != want.FeedQuantity || !got.FeedAt.Equal(want.FeedAt) {
+			t.Fatalf("step %d: redis qty=%d at=%s, model qty=%d at=%s", i, got.FeedQuantity, got.FeedAt, want.FeedQuantity, want.FeedAt)
+		}
+	}
+	got := read(t, s, sp)[0]
+	if got.FeedQuantity != 0 || !got.FeedAt.Equal(t0.Add(2*time.Hour)) || !got.At.IsZero() || got.Found != 0 {
+		t.Fatalf("final evidence %+v", got)
+	}
+	if !got.UpdatedAt().Equal(t0.Add(2 * time.Hour)) {
+		t.Fatalf("UpdatedAt = %s", got.UpdatedAt())
+	}
+}
+
+// One event applied from 20 goroutines at once counts once.
+func TestApplyAvailabilityConcurrentDuplicatesCountOnce(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-3"}
+	ev := pick("e-race", aisle.TypePickFound, sp, t0)
+
+	start := make(chan struct{})
+	results := make(chan bool, 20)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			applied, err := s.ApplyAvailability(context.Background(), []features.AvailabilityUpdate{{Event: ev}})
+			if err != nil {
+				t.Errorf("ApplyAvailability: %v", err)
+				return
+			}
+			results <- applied[0]
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(results)
+	wins := 0
+	for applied := range results {
+		if applied {
+			wins++
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d goroutines applied the event, want exactly 1", wins)
+	}
+	if got := read(t, s, sp)[0]; got.Found != 1 || got.NotFound != 0 {
+		t.Fatalf("evidence %+v, want one found pick", got)
+	}
+}
+
+func TestApplyAvailabilitySkipsOffsetsAtOrBelowWatermark(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	ctx := context.Background()
+	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-4"}
+	at := func(offset int64) features.Origin {
+		return features.Origin{Topic: aisle.TopicPicking, TopicID: "abc", Partition: 3, Offset: offset}
+	}
+
+	if _, ok, err := s.Watermark(ctx, at(0)); err != nil || ok {
+		t.Fatalf("watermark before any event: ok=%v err=%v", ok, err)
+	}
+	got := apply(t, s,
+		features.AvailabilityUpdate{Event: pick("e-10", aisle.TypePickFound, sp, t0), Origin: at(10)},
+		features.AvailabilityUpdate{Event: pick("e-5", aisle.TypePickFound, sp, t0), Origin: at(5)},    // stale offset, new id
+		features.AvailabilityUpdate{Event: pick("e-10b", aisle.TypePickFound, sp, t0), Origin: at(10)}, // same offset
+		features.AvailabilityUpdate{Event: pick("e-11", aisle.TypePickNotFound, sp, t0), Origin: at(11)},
+	)
+	if want := []bool{true, false, false, true}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("applied = %v, want %v", got, want)
+	}
+	if off, ok, err := s.Watermark(ctx, at(0)); err != nil || !ok || off != 11 {
+		t.Fatalf("watermark = %d, %v, %v; want 11", off, ok, err)
+	}
+
+	// The same topic recreated (new id) starts a new watermark; another
+	// partition has its own; events without an origin only dedup by id.
+	recreated := at(0)
+	recreated.TopicID = "def"
+	other := at(2)
+	other.Partition = 4
+	got = apply(t, s,
+		features.AvailabilityUpdate{Event: pick("e-r0", aisle.TypePickFound, sp, t0), Origin: recreated},
+		features.AvailabilityUpdate{Event: pick("e-p4", aisle.TypePickFound, sp, t0), Origin: other},
+		features.AvailabilityUpdate{Event: pick("e-api", aisle.TypePickFound, sp, t0)},
+		features.AvailabilityUpdate{Event: pick("e-api", aisle.TypePickFound, sp, t0)},
+	)
+	if want := []bool{true, true, true, false}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("applied = %v, want %v", got, want)
+	}
+	if e := read(t, s, sp)[0]; e.Found != 4 || e.NotFound != 1 {
+		t.Fatalf("evidence %+v, want found 4 not_found 1", e)
+	}
+}
+
+func TestAvailabilityMissingKeyIsZero(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	got := read(t, s, aisle.StoreProduct{StoreID: "s-none", ProductID: "p-none"})
+	if len(got) != 1 || got[0] != (models.AvailabilityEvidence{}) || !got[0].UpdatedAt().IsZero() {
+		t.Fatalf("evidence of a missing key = %+v, want the zero value", got)
+	}
+	if got := read(t, s); len(got) != 0 {
+		t.Fatalf("no keys: %v", got)
+	}
+}
+
+func TestAvailabilityManyKeys(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	var sps []aisle.StoreProduct
+	var updates []features.AvailabilityUpdate
+	for i := range 100 {
+		sp := aisle.StoreProduct{StoreID: fmt.Sprint("s-", i%7), ProductID: fmt.Sprint("p-", i)}
+		sps = append(sps, sp)
+		if i%2 == 0 { // every other key stays missing
+			updates = append(updates, features.AvailabilityUpdate{Event: feed(fmt.Sprint("f-", i), sp, int64(i), t0.Add(time.Duration(i)*time.Second))})
+		}
+	}
+	apply(t, s, updates...)
+	got := read(t, s, sps...)
+	for i, e := range got {
+		if i%2 == 1 {
+			if e != (models.AvailabilityEvidence{}) {
+				t.Fatalf("key %d: %+v, want zero", i, e)
+			}
+			continue
+		}
+		if e.FeedQuantity != int64(i) || !e.FeedAt.Equal(t0.Add(time.Duration(i)*time.Second)) {
+			t.Fatalf("key %d: %+v", i, e)
+		}
+	}
+}
+
+func TestApplyAvailabilityReloadsScriptAfterRedisForgetsIt(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-5"}
+
+	// SCRIPT FLUSH is what a Redis restart does to the script cache. Other
+	// tests sharing this Redis just reload too.
+	opts, err := redis.ParseURL(redisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	if err := rdb.ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatalf("SCRIPT FLUSH: %v", err)
+	}
+	got := apply(t, s,
+		features.AvailabilityUpdate{Event: pick("e-1", aisle.TypePickFound, sp, t0)},
+		features.AvailabilityUpdate{Event: pick("e-1", aisle.TypePickFound, sp, t0)},
+	)
+	if !got[0] || got[1] {
+		t.Fatalf("applied = %v, want [true false]", got)
+	}
+	if e := read(t, s, sp)[0]; e.Found != 1 {
+		t.Fatalf("evidence %+v", e)
+	}
+}
+
+func TestApplyAvailabilityRejectsOtherEvents(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	_, err := s.ApplyAvailability(context.Background(), []features.AvailabilityUpdate{{Event: &aisle.Decoded{Event: aisle.Event{ID: "x"}}}})
+	if err == nil {
+		t.Fatal("an event without inventory or pick data was accepted")
+	}
+}
+
+func TestWatchAvailability(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-6"}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	changes := make(chan aisle.StoreProduct, 100)
+	watchErr := make(chan error, 1)
+	go func() {
+		watchErr <- s.WatchAvailability(ctx, func(sp aisle.StoreProduct) { changes <- sp })
+	}()
+
+	// The subscription starts asynchronously: publish fresh events until
+	// one is announced.
+	deadline := time.After(5 * time.Second)
+	for i := 0; ; i++ {
+		apply(t, s, features.AvailabilityUpdate{Event: pick(fmt.Sprint("e-", i), aisle.TypePickFound, sp, t0)})
+		select {
+		case got := <-changes:
+			if got != sp {
+				t.Fatalf("change for %v, want %v", got, sp)
+			}
+		case <-time.After(50 * time.Millisecond):
+			continue
+		case <-deadline:
+			t.Fatal("no change announced within 5s")
+		}
+		break
+	}
+
+	// A feed level older than the recorded one changes nothing, so it is not
+	// announced: after sp2's first level the next change is sp3's pick.
+	// (Late announcements of the loop above, all for sp, are skipped.)
+	sp2 := aisle.StoreProduct{StoreID: "s-2", ProductID: "p-6"}
+	sp3 := aisle.StoreProduct{StoreID: "s-3", ProductID: "p-6"}
+	apply(t, s, features.AvailabilityUpdate{Event: feed("f-new", sp2, 3, t0.Add(time.Hour))})
+	apply(t, s, features.AvailabilityUpdate{Event: feed("f-old", sp2, 8, t0)})
+	apply(t, s, features.AvailabilityUpdate{Event: pick("e-last", aisle.TypePickNotFound, sp3, t0)})
+	var got []aisle.StoreProduct
+	for len(got) < 2 {
+		select {
+		case c := <-changes:
+			if c != sp {
+				got = append(got, c)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("changes so far %v, want [%v %v]", got, sp2, sp3)
+		}
+	}
+	if got[0] != sp2 || got[1] != sp3 {
+		t.Fatalf("changes %v, want [%v %v]", got, sp2, sp3)
+	}
+	cancel()
+	if err := <-watchErr; err != nil {
+		t.Fatalf("WatchAvailability returned %v after cancel, want nil", err)
+	}
+}
+
+func TestOpenFailsClearlyWithoutRedis(t *testing.T) {
+	t.Parallel()
+	_, err := features.Open(context.Background(), "redis://127.0.0.1:1/0", "x:", models.DefaultAvailabilityModel())
+	if err == nil || !strings.Contains(err.Error(), "redis-server --daemonize yes") {
+		t.Fatalf("Open on a closed port: %v, want an error naming the start command", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Open timed out instead of failing fast: %v", err)
+	}
+}
+
+func redisURL() string {
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		return u
+	}
+	return featurestest.DefaultRedisURL
+}

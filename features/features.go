@@ -1,0 +1,135 @@
+// Package features is Aisle's online feature store in Redis: one hash per
+// entity, written atomically by Lua scripts that also record deduplication and
+// Kafka offset watermarks, read with pipelines, and announced on pub/sub.
+// It is the only package that imports go-redis.
+package features
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aisle/aisle/models"
+)
+
+// RedisStartCommand starts the local Redis the defaults point at; errors
+// about an unreachable Redis quote it.
+const RedisStartCommand = `redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log`
+
+// Defaults for Option.
+const (
+	DefaultTTL     = 30 * 24 * time.Hour // entity hashes, refreshed on every write
+	DefaultSeenTTL = 7 * 24 * time.Hour  // dedup keys: longer than any redelivery window
+)
+
+// Store is the online feature store. It is safe for concurrent use.
+type Store struct {
+	rdb     *redis.Client
+	prefix  string
+	model   models.AvailabilityModel
+	ttl     time.Duration
+	seenTTL time.Duration
+}
+
+// Option configures Open.
+type Option func(*Store)
+
+// WithTTL sets how long an entity hash lives after its last write.
+func WithTTL(d time.Duration) Option { return func(s *Store) { s.ttl = d } }
+
+// WithSeenTTL sets how long an event id is remembered for deduplication.
+func WithSeenTTL(d time.Duration) Option { return func(s *Store) { s.seenTTL = d } }
+
+// Open connects to Redis at redisURL (redis://host:port/db), checks that it
+// answers and loads the Lua scripts. Every key the store uses starts with
+// keyPrefix, so several stores (tests, environments) can share one Redis.
+func Open(ctx context.Context, redisURL, keyPrefix string, model models.AvailabilityModel, opts ...Option) (*Store, error) {
+	if model.PickHalfLife <= 0 {
+		return nil, fmt.Errorf("open feature store: pick half-life must be positive, got %s", model.PickHalfLife)
+	}
+	ropts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("open feature store: parse REDIS_URL: %w", err)
+	}
+	s := &Store{
+		rdb:     redis.NewClient(ropts),
+		prefix:  keyPrefix,
+		model:   model,
+		ttl:     DefaultTTL,
+		seenTTL: DefaultSeenTTL,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.ttl < time.Millisecond || s.seenTTL < time.Millisecond {
+		s.rdb.Close()
+		return nil, fmt.Errorf("open feature store: TTLs must be at least 1ms (ttl %s, seen ttl %s)", s.ttl, s.seenTTL)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		s.rdb.Close()
+		return nil, fmt.Errorf("redis at %s is unreachable (start it with: %s): %w", ropts.Addr, RedisStartCommand, err)
+	}
+	if err := applyAvailabilityScript.Load(ctx, s.rdb).Err(); err != nil {
+		s.rdb.Close()
+		return nil, fmt.Errorf("open feature store: load availability script: %w", err)
+	}
+	return s, nil
+}
+
+// Close closes the connections to Redis.
+func (s *Store) Close() error { return s.rdb.Close() }
+
+// Ping checks that Redis answers (for readiness probes).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping redis: %w", err)
+	}
+	return nil
+}
+
+// DeleteAll deletes every key under the store's prefix: features, dedup keys
+// and watermarks. Replaying the Kafka topics afterwards rebuilds the features.
+func (s *Store) DeleteAll(ctx context.Context) error {
+	iter := s.rdb.Scan(ctx, 0, s.prefix+"*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 1000 {
+			if err := s.rdb.Unlink(ctx, batch...).Err(); err != nil {
+				return fmt.Errorf("delete feature keys: %w", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("scan feature keys: %w", err)
+	}
+	if len(batch) > 0 {
+		if err := s.rdb.Unlink(ctx, batch...).Err(); err != nil {
+			return fmt.Errorf("delete feature keys: %w", err)
+		}
+	}
+	return nil
+}
+
+// Watermark returns the highest Kafka offset applied from the partition o
+// names (o.Offset is ignored), and false when none was.
+func (s *Store) Watermark(ctx context.Context, o Origin) (int64, bool, error) {
+	off, err := s.rdb.HGet(ctx, s.offsetsKey(), o.field()).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, false, nil
+	} else if err != nil {
+		return 0, false, fmt.Errorf("read watermark of %s: %w", o.field(), err)
+	}
+	return off, true, nil
+}
+
+func (s *Store) offsetsKey() string { return s.prefix + "offsets" }
+
+func (s *Store) seenKey(eventID string) string { return s.prefix + "seen:" + eventID }

@@ -1,0 +1,138 @@
+// Package streaming moves Aisle's events through Kafka: the producer used by
+// the API, the consumer-group workers that validate events and write features
+// (rejects go to the dead-letter topic), and the embedded Kafka-protocol
+// broker of the default run mode. It is the only package importing franz-go.
+package streaming
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+// DefaultBrokerAddr is where the embedded broker listens by default, the
+// address Kafka tools (kcat -b localhost:9092) expect.
+const DefaultBrokerAddr = "127.0.0.1:9092"
+
+// Topics returns the topics Aisle reads and writes; EnsureTopics creates them.
+func Topics() []string {
+	return []string{aisle.TopicInventory, aisle.TopicPicking, aisle.TopicDLQ}
+}
+
+// Broker is an in-process Kafka-protocol broker (franz-go's kfake), a single
+// node that real Kafka clients can talk to.
+type Broker struct {
+	cluster *kfake.Cluster
+}
+
+// StartEmbeddedBroker starts a broker listening on addr (DefaultBrokerAddr
+// when empty; "127.0.0.1:0" picks a free port). With a dataDir it keeps its
+// log, topics and committed offsets there, so a restart with the same
+// directory loses nothing. Topics created without a partition count get
+// partitions (when > 0). ctx bounds the start-up check that the broker
+// answers.
+func StartEmbeddedBroker(ctx context.Context, addr, dataDir string, partitions int32, log *slog.Logger) (*Broker, error) {
+	if addr == "" {
+		addr = DefaultBrokerAddr
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		// kfake listens on 127.0.0.1 with a port of its choosing; we listen
+		// on the configured address instead and it advertises that one.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
+		kfake.WithLogger(kfakeLogger{log}),
+	}
+	if partitions > 0 {
+		opts = append(opts, kfake.DefaultNumPartitions(int(partitions)))
+	}
+	if dataDir != "" {
+		opts = append(opts, kfake.DataDir(dataDir))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("embedded Kafka broker: %s is already in use (another aisle or Kafka running? set KAFKA_BROKERS to use that broker, or choose another address): %w", addr, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("embedded Kafka broker on %s (data dir %q): %w", addr, dataDir, err)
+	}
+	b := &Broker{cluster: c}
+	if err := b.ping(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// ping checks that the broker answers a metadata request at the address it
+// advertises.
+func (b *Broker) ping(ctx context.Context) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
+	if err != nil {
+		return fmt.Errorf("embedded Kafka broker: %w", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := cl.Ping(ctx); err != nil {
+		return fmt.Errorf("embedded Kafka broker at %v does not answer: %w", b.Addrs(), err)
+	}
+	return nil
+}
+
+// Addrs returns the host:port the broker listens on, for clients' seed list.
+func (b *Broker) Addrs() []string { return b.cluster.ListenAddrs() }
+
+// Close stops the broker, first saving its state when it has a data
+// directory. Calling it again does nothing.
+func (b *Broker) Close() { b.cluster.Close() }
+
+// EnsureTopics creates Aisle's topics on the cluster at brokers, with
+// partitions partitions each (the broker's default when <= 0). Topics that
+// exist already are left as they are.
+func EnsureTopics(ctx context.Context, brokers []string, partitions int32) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return fmt.Errorf("ensure topics: %w", err)
+	}
+	defer cl.Close()
+	if partitions <= 0 {
+		partitions = -1
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	resps, err := kadm.NewClient(cl).CreateTopics(ctx, partitions, -1, nil, Topics()...)
+	if err != nil {
+		return fmt.Errorf("ensure topics on %v: %w", brokers, err)
+	}
+	for _, r := range resps.Sorted() {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	return nil
+}
+
+// kfakeLogger passes the broker's warnings and errors to slog.
+type kfakeLogger struct{ log *slog.Logger }
+
+func (l kfakeLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
+	switch level {
+	case kfake.LogLevelError:
+		l.log.Error("kafka broker: " + fmt.Sprintf(msg, args...))
+	case kfake.LogLevelWarn:
+		l.log.Warn("kafka broker: " + fmt.Sprintf(msg, args...))
+	}
+}

@@ -1,0 +1,463 @@
+package streaming
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/features"
+)
+
+// DefaultGroup is the consumer group of the stream workers.
+const DefaultGroup = "aisle-stream"
+
+// Headers of a dead-letter record. The record keeps the original key, value
+// and headers.
+const (
+	HeaderError     = "aisle-error"     // why the event was rejected
+	HeaderTopic     = "aisle-topic"     // where it was read from
+	HeaderPartition = "aisle-partition" // decimal
+	HeaderOffset    = "aisle-offset"    // decimal
+)
+
+const (
+	defaultMaxPollRecords = 10_000
+	// stepTimeout bounds one attempt of a batch step (catalog lookup, Redis
+	// write, DLQ produce); failed attempts are retried.
+	stepTimeout = 10 * time.Second
+	maxBackoff  = 5 * time.Second
+	// batchesPerWorker is how many polled batches may wait for a partition
+	// worker before the poll loop blocks (backpressure).
+	batchesPerWorker = 2
+)
+
+// Catalog tells which store-products exist. *catalog.DB implements it.
+type Catalog interface {
+	// MissingStoreProducts returns a reason (e.g. "unknown store s-9") for
+	// each store-product that is not in the catalog.
+	MissingStoreProducts(ctx context.Context, sps []aisle.StoreProduct) (map[aisle.StoreProduct]string, error)
+}
+
+// ConsumerConfig configures NewConsumer.
+type ConsumerConfig struct {
+	Brokers  []string
+	Group    string   // DefaultGroup when empty
+	Topics   []string // aisle.TopicInventory and aisle.TopicPicking when empty
+	Catalog  Catalog
+	Features *features.Store
+	DLQ      *Producer // writes rejected records to aisle.TopicDLQ
+	Log      *slog.Logger
+	Now      func() time.Time // the clock that judges "time in the future"; time.Now when nil
+
+	// MaxPollRecords bounds one poll, shared by the partitions that have
+	// data; a partition's share becomes one batch and one Redis round trip.
+	MaxPollRecords int
+	// CommitInterval is how often marked offsets are committed besides on
+	// revoke and shutdown; franz-go's default (5s) when zero.
+	CommitInterval time.Duration
+}
+
+// Consumer is the stream worker: a consumer-group member that turns
+// inventory and picking events into availability features.
+type Consumer struct {
+	cfg ConsumerConfig
+}
+
+// NewConsumer checks cfg and fills in its defaults.
+func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
+	switch {
+	case len(cfg.Brokers) == 0:
+		return nil, errors.New("stream consumer: no Kafka brokers")
+	case cfg.Catalog == nil:
+		return nil, errors.New("stream consumer: no catalog")
+	case cfg.Features == nil:
+		return nil, errors.New("stream consumer: no feature store")
+	case cfg.DLQ == nil:
+		return nil, errors.New("stream consumer: no dead-letter producer")
+	}
+	if cfg.Group == "" {
+		cfg.Group = DefaultGroup
+	}
+	if len(cfg.Topics) == 0 {
+		cfg.Topics = []string{aisle.TopicInventory, aisle.TopicPicking}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxPollRecords <= 0 {
+		cfg.MaxPollRecords = defaultMaxPollRecords
+	}
+	return &Consumer{cfg: cfg}, nil
+}
+
+// Run consumes until ctx is done, then finishes the batches in flight,
+// commits what was processed, leaves the group and returns nil. Run follows
+// franz-go's goroutine-per-partition pattern: each assigned partition has a
+// worker that processes batches in order and marks their offsets only once
+// their Redis writes and dead-letter records are acknowledged; marked
+// offsets are committed periodically, on revoke and on shutdown. Call Run
+// once.
+func (c *Consumer) Run(ctx context.Context) error {
+	s := &session{
+		cfg: c.cfg,
+		// Steps in flight finish even after ctx is done (each attempt is
+		// bounded by stepTimeout): that is the drain.
+		ctx:     context.WithoutCancel(ctx),
+		workers: make(map[topicPartition]*worker),
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.cfg.Brokers...),
+		kgo.ConsumerGroup(c.cfg.Group),
+		kgo.ConsumeTopics(c.cfg.Topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // a new group replays everything
+		kgo.BlockRebalanceOnPoll(),
+		kgo.AutoCommitMarks(),
+		kgo.OnPartitionsAssigned(s.assigned),
+		kgo.OnPartitionsRevoked(s.revoked),
+		kgo.OnPartitionsLost(s.lost),
+		kgo.WithLogger(kgoLogger{c.cfg.Log}),
+	}
+	if c.cfg.CommitInterval > 0 {
+		opts = append(opts, kgo.AutoCommitInterval(c.cfg.CommitInterval))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("stream consumer: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = cl.Ping(pingCtx)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		cl.Close()
+		return fmt.Errorf("stream consumer: Kafka at %v is unreachable: %w", c.cfg.Brokers, err)
+	}
+
+	for ctx.Err() == nil {
+		fetches := cl.PollRecords(ctx, c.cfg.MaxPollRecords)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			break
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			fetchErrors.Inc()
+			c.cfg.Log.Error("kafka fetch", "topic", topic, "partition", partition, "err", err)
+		})
+		s.dispatch(ctx, cl, fetches)
+		cl.AllowRebalance()
+	}
+	// Leaving the group revokes every partition: the revoke callback waits
+	// for the workers and commits what they marked.
+	cl.CloseAllowingRebalance()
+	s.stopAll()
+	c.cfg.Log.Info("stream consumer stopped", "group", c.cfg.Group)
+	return nil
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// session is the state of one Run. Its worker map needs no lock: with
+// BlockRebalanceOnPoll the partition callbacks never run while the poll
+// loop dispatches, and after CloseAllowingRebalance nothing else runs.
+type session struct {
+	cfg     ConsumerConfig
+	ctx     context.Context
+	workers map[topicPartition]*worker
+}
+
+func (s *session) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	for topic, partitions := range assigned {
+		for _, p := range partitions {
+			s.start(cl, topicPartition{topic, p})
+		}
+	}
+}
+
+func (s *session) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	s.stop(revoked)
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		s.cfg.Log.Error("commit offsets on revoke", "err", err)
+	}
+}
+
+// lost stops the workers without committing: the partitions may already
+// belong to another member, whose progress we must not overwrite.
+func (s *session) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.stop(lost)
+}
+
+func (s *session) start(cl *kgo.Client, tp topicPartition) *worker {
+	w := &worker{
+		cfg:     s.cfg,
+		ctx:     s.ctx,
+		cl:      cl,
+		tp:      tp,
+		batches: make(chan batch, batchesPerWorker),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	s.workers[tp] = w
+	go w.run()
+	return w
+}
+
+// stop tells the workers of the given partitions to quit and waits for them.
+func (s *session) stop(partitions map[string][]int32) {
+	var stopping []*worker
+	for topic, ps := range partitions {
+		for _, p := range ps {
+			tp := topicPartition{topic, p}
+			if w := s.workers[tp]; w != nil {
+				delete(s.workers, tp)
+				close(w.quit)
+				stopping = append(stopping, w)
+			}
+		}
+	}
+	for _, w := range stopping {
+		<-w.done
+	}
+}
+
+func (s *session) stopAll() {
+	all := make(map[string][]int32)
+	for tp := range s.workers {
+		all[tp.topic] = append(all[tp.topic], tp.partition)
+	}
+	s.stop(all)
+}
+
+// dispatch hands each partition's records to its worker. It stops early when
+// ctx is done; records not handed off are not marked, so they are read again.
+func (s *session) dispatch(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches) {
+	fetches.EachTopic(func(ft kgo.FetchTopic) {
+		var topicID string
+		if ft.TopicID != [16]byte{} {
+			topicID = hex.EncodeToString(ft.TopicID[:])
+		}
+		for _, p := range ft.Partitions {
+			if len(p.Records) == 0 {
+				continue
+			}
+			tp := topicPartition{ft.Topic, p.Partition}
+			w := s.workers[tp]
+			if w == nil {
+				// franz-go assigns before it fetches, so this is only a
+				// safety net: skipping records here would lose them once a
+				// later batch of the partition is marked.
+				w = s.start(cl, tp)
+			}
+			select {
+			case w.batches <- batch{topicID: topicID, records: p.Records}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+}
+
+// batch is one poll's records of one partition, in offset order.
+type batch struct {
+	topicID string
+	records []*kgo.Record
+}
+
+// worker processes one partition's batches in order.
+type worker struct {
+	cfg     ConsumerConfig
+	ctx     context.Context
+	cl      *kgo.Client
+	tp      topicPartition
+	batches chan batch
+	quit    chan struct{} // closed on revoke: finish the current step, stop retrying
+	done    chan struct{} // closed when run returns
+}
+
+func (w *worker) run() {
+	defer close(w.done)
+	for {
+		select {
+		case <-w.quit:
+			return
+		case b := <-w.batches:
+			if !w.process(b) {
+				return
+			}
+		}
+	}
+}
+
+// reject is a record bound for the dead-letter topic.
+type reject struct {
+	rec    *kgo.Record
+	kind   string // rejectDecode, rejectInvalid or rejectUnknownEntity
+	reason string
+}
+
+// process decodes, validates and applies one batch, dead-letters its
+// rejects and marks it. It returns false when it gave up because the
+// partition was revoked while a step kept failing; the batch is then left
+// unmarked for the partition's next owner.
+func (w *worker) process(b batch) bool {
+	start := time.Now()
+	now := w.cfg.Now()
+	var (
+		updates []features.AvailabilityUpdate
+		from    []*kgo.Record // from[i] is the record of updates[i]
+		rejects []reject
+	)
+	for _, r := range b.records {
+		d, err := aisle.DecodeEvent(r.Value, r.Topic, now)
+		if err != nil {
+			eventsConsumed.WithLabelValues(r.Topic, "invalid").Inc()
+			kind := rejectInvalid
+			if !json.Valid(r.Value) {
+				kind = rejectDecode
+			}
+			rejects = append(rejects, reject{r, kind, aisle.ErrorMessage(err)})
+			continue
+		}
+		eventsConsumed.WithLabelValues(r.Topic, d.Type).Inc()
+		updates = append(updates, features.AvailabilityUpdate{
+			Event:  d,
+			Origin: features.Origin{Topic: r.Topic, TopicID: b.topicID, Partition: r.Partition, Offset: r.Offset},
+		})
+		from = append(from, r)
+	}
+
+	if len(updates) > 0 {
+		var missing map[aisle.StoreProduct]string
+		ok := w.retry("catalog", func(ctx context.Context) (err error) {
+			missing, err = w.cfg.Catalog.MissingStoreProducts(ctx, uniqueStoreProducts(updates))
+			return err
+		})
+		if !ok {
+			return false
+		}
+		if len(missing) > 0 {
+			kept := 0
+			for i, u := range updates {
+				if reason, unknown := missing[u.Event.StoreProduct()]; unknown {
+					rejects = append(rejects, reject{from[i], rejectUnknownEntity, reason})
+					continue
+				}
+				updates[kept], from[kept] = u, from[i]
+				kept++
+			}
+			updates, from = updates[:kept], from[:kept]
+		}
+	}
+
+	if len(updates) > 0 {
+		var applied []bool
+		ok := w.retry("features", func(ctx context.Context) (err error) {
+			applied, err = w.cfg.Features.ApplyAvailability(ctx, updates)
+			return err
+		})
+		if !ok {
+			return false
+		}
+		n := 0
+		for _, a := range applied {
+			if a {
+				n++
+			}
+		}
+		eventsApplied.WithLabelValues("applied").Add(float64(n))
+		eventsApplied.WithLabelValues("duplicate").Add(float64(len(applied) - n))
+	}
+
+	if len(rejects) > 0 {
+		ok := w.retry("dlq", func(ctx context.Context) error {
+			recs := make([]*kgo.Record, len(rejects)) // fresh records: a failed produce may have modified them
+			for i, rj := range rejects {
+				recs[i] = deadLetter(rj)
+			}
+			return w.cfg.DLQ.produce(ctx, recs)
+		})
+		if !ok {
+			return false
+		}
+		for _, rj := range rejects {
+			eventsRejected.WithLabelValues(rj.kind).Inc()
+		}
+		first := rejects[0]
+		w.cfg.Log.Warn("rejected events sent to the dead-letter queue",
+			"topic", w.tp.topic, "partition", w.tp.partition, "count", len(rejects),
+			"first_offset", first.rec.Offset, "first_reason", first.reason)
+	}
+
+	w.cl.MarkCommitRecords(b.records[len(b.records)-1])
+	batchSeconds.Observe(time.Since(start).Seconds())
+	return true
+}
+
+// retry runs one step until it succeeds, backing off between attempts. It
+// returns false when the partition is revoked while the step keeps failing.
+func (w *worker) retry(step string, f func(context.Context) error) bool {
+	backoff := 100 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(w.ctx, stepTimeout)
+		err := f(ctx)
+		cancel()
+		if err == nil {
+			return true
+		}
+		stepRetries.WithLabelValues(step).Inc()
+		w.cfg.Log.Warn("stream batch step failed; retrying", "step", step,
+			"topic", w.tp.topic, "partition", w.tp.partition, "backoff", backoff, "err", err)
+		timer := time.NewTimer(backoff)
+		select {
+		case <-w.quit:
+			timer.Stop()
+			w.cfg.Log.Warn("partition revoked during retries; its next owner re-reads the batch",
+				"step", step, "topic", w.tp.topic, "partition", w.tp.partition)
+			return false
+		case <-timer.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func uniqueStoreProducts(updates []features.AvailabilityUpdate) []aisle.StoreProduct {
+	seen := make(map[aisle.StoreProduct]bool, len(updates))
+	var sps []aisle.StoreProduct
+	for _, u := range updates {
+		if sp := u.Event.StoreProduct(); !seen[sp] {
+			seen[sp] = true
+			sps = append(sps, sp)
+		}
+	}
+	return sps
+}
+
+// deadLetter builds the dead-letter record of a rejected one.
+func deadLetter(rj reject) *kgo.Record {
+	value := rj.rec.Value
+	if len(value) > aisle.MaxEventBytes {
+		// An oversized record might not fit the DLQ with our headers, and a
+		// DLQ produce that can never succeed would stall the partition; the
+		// reason already says how large it was.
+		value = value[:aisle.MaxEventBytes]
+	}
+	headers := append(slices.Clone(rj.rec.Headers),
+		kgo.RecordHeader{Key: HeaderError, Value: []byte(rj.reason)},
+		kgo.RecordHeader{Key: HeaderTopic, Value: []byte(rj.rec.Topic)},
+		kgo.RecordHeader{Key: HeaderPartition, Value: strconv.AppendInt(nil, int64(rj.rec.Partition), 10)},
+		kgo.RecordHeader{Key: HeaderOffset, Value: strconv.AppendInt(nil, rj.rec.Offset, 10)},
+	)
+	return &kgo.Record{Topic: aisle.TopicDLQ, Key: rj.rec.Key, Value: value, Headers: headers}
+}

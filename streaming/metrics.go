@@ -1,0 +1,45 @@
+package streaming
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Rejection kinds, the values of the reason label of eventsRejected.
+const (
+	rejectDecode        = "decode"         // not JSON
+	rejectInvalid       = "invalid"        // JSON, but not a valid event for its topic
+	rejectUnknownEntity = "unknown_entity" // valid, about a store or product we do not know
+)
+
+var (
+	eventsConsumed = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "aisle_stream_events_consumed_total",
+		Help: "Records read by the stream workers, by topic and event type (\"invalid\" when undecodable).",
+	}, []string{"topic", "type"})
+	eventsRejected = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "aisle_stream_events_rejected_total",
+		Help: "Records sent to the dead-letter queue, by reason kind (decode, invalid, unknown_entity).",
+	}, []string{"reason"})
+	eventsApplied = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "aisle_stream_events_applied_total",
+		Help: "Valid events written to the feature store (result=applied) or skipped as already applied (result=duplicate).",
+	}, []string{"result"})
+	batchSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "aisle_stream_batch_duration_seconds",
+		Help:    "Time to process one partition batch, from decoding to marking its offsets.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	})
+	fetchErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "aisle_stream_fetch_errors_total",
+		Help: "Errors returned by Kafka fetches.",
+	})
+	stepRetries = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "aisle_stream_retries_total",
+		Help: "Failed attempts of a batch step that was retried, by step (catalog, features, dlq).",
+	}, []string{"step"})
+	eventsPublished = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "aisle_events_published_total",
+		Help: "Events published through the API producer, by topic and result (ok, error).",
+	}, []string{"topic", "result"})
+)

@@ -1,0 +1,98 @@
+package streaming
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+// PublishTimeout bounds how long Publish waits for the broker to acknowledge
+// an event, so an API call fails clearly instead of hanging when Kafka is down.
+const PublishTimeout = 5 * time.Second
+
+// Producer writes records to Kafka and waits for their acknowledgement.
+// It is safe for concurrent use.
+type Producer struct {
+	cl  *kgo.Client
+	log *slog.Logger
+}
+
+// NewProducer returns a producer for the cluster at brokers. It does not
+// connect until the first record is produced.
+func NewProducer(brokers []string, log *slog.Logger) (*Producer, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		// Every produce is awaited, so lingering would only add latency;
+		// records produced while a request is in flight still batch.
+		kgo.ProducerLinger(0),
+		kgo.RecordDeliveryTimeout(PublishTimeout),
+		kgo.WithLogger(kgoLogger{log}),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return &Producer{cl: cl, log: log}, nil
+}
+
+// Publish validates ev as the stream workers will (EINVALID when it would be
+// rejected), writes it to its topic (aisle.TopicFor) and waits until the
+// broker has it. key is the record key; when empty, inventory and picking
+// events are keyed by their store:product. A broker that does not
+// acknowledge within PublishTimeout gives EUNAVAILABLE.
+func (p *Producer) Publish(ctx context.Context, ev aisle.Event, key string) (aisle.Receipt, error) {
+	value, err := json.Marshal(ev)
+	if err != nil {
+		return aisle.Receipt{}, aisle.Errorf(aisle.EINVALID, "event cannot be encoded: %s", err)
+	}
+	topic, err := aisle.TopicFor(ev.Type)
+	if err != nil {
+		return aisle.Receipt{}, err
+	}
+	d, err := aisle.DecodeEvent(value, topic, time.Now())
+	if err != nil {
+		return aisle.Receipt{}, err
+	}
+	if key == "" && (d.Inventory != nil || d.Pick != nil) {
+		key = d.StoreProduct().String()
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
+	defer cancel()
+	rec, err := p.cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(key), Value: value}).First()
+	if err != nil {
+		eventsPublished.WithLabelValues(topic, "error").Inc()
+		p.log.Warn("publish event", "topic", topic, "event_id", ev.ID, "err", err)
+		return aisle.Receipt{}, aisle.Errorf(aisle.EUNAVAILABLE, "the event bus is unavailable, try again later")
+	}
+	eventsPublished.WithLabelValues(topic, "ok").Inc()
+	return aisle.Receipt{EventID: ev.ID, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, nil
+}
+
+// produce writes raw records (the dead-letter queue) and waits for all.
+func (p *Producer) produce(ctx context.Context, recs []*kgo.Record) error {
+	return p.cl.ProduceSync(ctx, recs...).FirstErr()
+}
+
+// Close releases the producer's connections. Publish calls must have returned.
+func (p *Producer) Close() { p.cl.Close() }
+
+// kgoLogger passes franz-go's client warnings and errors to slog.
+type kgoLogger struct{ log *slog.Logger }
+
+func (l kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lvl := slog.LevelWarn
+	if level == kgo.LogLevelError {
+		lvl = slog.LevelError
+	}
+	l.log.Log(context.Background(), lvl, "kafka client: "+msg, keyvals...)
+}
