@@ -1,0 +1,126 @@
+package eval
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+)
+
+// TestAvailabilitySeed1 holds the model to its targets: better log-loss than
+// both baselines and an ECE of at most 0.03, reproducibly.
+func TestAvailabilitySeed1(t *testing.T) {
+	t.Parallel()
+	r, err := Availability(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range r.Baselines {
+		if !(r.Model.LogLoss < b.LogLoss) {
+			t.Errorf("model log-loss %v is not below %s's %v", r.Model.LogLoss, name, b.LogLoss)
+		}
+	}
+	if len(r.Baselines) != 2 {
+		t.Errorf("baselines %v, want global_rate and last_event", r.Baselines)
+	}
+	if r.Model.ECE > 0.03 {
+		t.Errorf("model ECE %v > 0.03", r.Model.ECE)
+	}
+	if r.Model.AUC <= r.Baselines[BaselineLastEvent].AUC || r.Baselines[BaselineGlobalRate].AUC != 0.5 {
+		t.Errorf("AUC: model %v, last_event %v, global_rate %v", r.Model.AUC, r.Baselines[BaselineLastEvent].AUC, r.Baselines[BaselineGlobalRate].AUC)
+	}
+	if r.Data.EvalPicks < 10000 || r.Data.TrainPicks < 5000 {
+		t.Errorf("too few picks: %+v", r.Data)
+	}
+	// Showing fewer, likelier items finds more of them.
+	sel := r.Model.Selection
+	if len(sel) != 3 || !(sel[0].FoundRate > sel[1].FoundRate && sel[1].FoundRate > sel[2].FoundRate && sel[2].FoundRate > r.Data.EvalFoundRate) {
+		t.Errorf("selection %+v, overall found rate %v", sel, r.Data.EvalFoundRate)
+	}
+
+	// The JSON contract, byte for byte the same on a second run.
+	first, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Availability(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := json.Marshal(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, second) {
+		t.Fatalf("seed 1 twice, different JSON:\n%s\n%s", first, second)
+	}
+	var doc struct {
+		Seed      *int64                                `json:"seed"`
+		Model     map[string]any                        `json:"model"`
+		Baselines map[string]map[string]json.RawMessage `json:"baselines"`
+	}
+	if err := json.Unmarshal(first, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Seed == nil || *doc.Seed != 1 {
+		t.Errorf("seed missing or wrong in %s", first)
+	}
+	for _, key := range []string{"log_loss", "brier", "ece", "auc"} {
+		if _, ok := doc.Model[key].(float64); !ok {
+			t.Errorf("model.%s missing or not a number in %s", key, first)
+		}
+		for _, name := range []string{BaselineGlobalRate, BaselineLastEvent} {
+			if _, ok := doc.Baselines[name][key]; !ok {
+				t.Errorf("baselines.%s.%s missing in %s", name, key, first)
+			}
+		}
+	}
+
+	text := r.String()
+	for _, want := range []string{"seed 1", "model", BaselineGlobalRate, BaselineLastEvent, "log_loss"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text report lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestScore(t *testing.T) {
+	t.Parallel()
+	preds := []prediction{
+		{p: 0.9, found: true, onShelf: true},
+		{p: 0.8, found: true, onShelf: true},
+		{p: 0.8, found: false, onShelf: true},
+		{p: 0.3, found: true, onShelf: true},
+		{p: 0.2, found: false, onShelf: false},
+	}
+	m := score(preds)
+	wantLogLoss := -(math.Log(0.9) + math.Log(0.8) + math.Log(0.2) + math.Log(0.3) + math.Log(0.8)) / 5
+	wantBrier := (0.01 + 0.04 + 0.64 + 0.49 + 0.04) / 5
+	// Bins: 0.2 → [0.2,0.3) alone, 0.3 alone, 0.8 ×2, 0.9 alone.
+	wantECE := (0.2 + 0.7 + 2*0.3 + 0.1) / 5
+	// 3 found × 2 not found = 6 pairs: 0.9, 0.8 and 0.3 beat 0.2; 0.9 beats the
+	// not-found 0.8; found 0.8 ties it (half); 0.3 loses to it.
+	wantAUC := (3 + 1 + 0.5) / 6
+	for name, got := range map[string][2]float64{
+		"log_loss": {m.LogLoss, wantLogLoss}, "brier": {m.Brier, wantBrier}, "ece": {m.ECE, wantECE}, "auc": {m.AUC, wantAUC},
+	} {
+		if math.Abs(got[0]-got[1]) > 1e-12 {
+			t.Errorf("%s = %v, want %v", name, got[0], got[1])
+		}
+	}
+	// Top 50% is 2.5 picks: 0.9, then half of the 0.8 pair (one found of two).
+	if s := m.Selection[0]; s.Share != 0.5 || math.Abs(s.FoundRate-(1+0.75)/2.5) > 1e-12 || s.OnShelfRate != 1 {
+		t.Errorf("top 50%% = %+v", s)
+	}
+	// A constant predictor selects the base rate at every level.
+	constant := score([]prediction{{p: 0.7, found: true}, {p: 0.7, found: false}, {p: 0.7, found: true}, {p: 0.7, found: true}})
+	for _, s := range constant.Selection {
+		if math.Abs(s.FoundRate-0.75) > 1e-12 {
+			t.Errorf("constant predictor selection %+v, want found rate 0.75", s)
+		}
+	}
+	if constant.AUC != 0.5 {
+		t.Errorf("constant predictor AUC %v, want 0.5", constant.AUC)
+	}
+}

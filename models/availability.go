@@ -1,0 +1,135 @@
+package models
+
+import (
+	"math"
+	"time"
+)
+
+// AvailabilityModel turns evidence into a probability that a product is on the
+// shelf, and a probability into a status. Its fields are structural: the pick
+// half-life is baked into the evidence the online store keeps, so changing it
+// means replaying the topics. Everything fitted from data lives in
+// AvailabilityPriors instead.
+type AvailabilityModel struct {
+	PickHalfLife time.Duration // how fast pick evidence fades
+	FeedHalfLife time.Duration // how fast a retailer feed level stops being trusted
+
+	InStockAbove  float64 // probability above which the status is IN_STOCK
+	LowStockAbove float64 // probability above which the status is LOW_STOCK (else OUT_OF_STOCK)
+}
+
+// DefaultAvailabilityModel returns the parameters used in serving and evaluation.
+func DefaultAvailabilityModel() AvailabilityModel {
+	return AvailabilityModel{
+		PickHalfLife:  2 * time.Hour,
+		FeedHalfLife:  2 * time.Hour,
+		InStockAbove:  0.7,
+		LowStockAbove: 0.35,
+	}
+}
+
+// PickDecayPerSecond is the exponential decay rate of pick evidence.
+func (m AvailabilityModel) PickDecayPerSecond() float64 { return decayPerSecond(m.PickHalfLife) }
+
+// AvailabilityStatus is the coarse answer shown to customers.
+type AvailabilityStatus string
+
+// Availability statuses, as named in the GraphQL enum.
+const (
+	AvailabilityInStock    AvailabilityStatus = "IN_STOCK"
+	AvailabilityLowStock   AvailabilityStatus = "LOW_STOCK"
+	AvailabilityOutOfStock AvailabilityStatus = "OUT_OF_STOCK"
+)
+
+// Status maps a probability to a status through the model's thresholds.
+func (m AvailabilityModel) Status(p float64) AvailabilityStatus {
+	switch {
+	case p > m.InStockAbove:
+		return AvailabilityInStock
+	case p > m.LowStockAbove:
+		return AvailabilityLowStock
+	}
+	return AvailabilityOutOfStock
+}
+
+// minProbability keeps answers inside (0, 1): no evidence makes an item
+// certainly there or certainly gone, and log-loss stays finite.
+const minProbability = 0.001
+
+// Probability is the chance that productID (of category) is on the shelf at
+// now, given the store-product's evidence. It is the mean of a Beta posterior:
+//
+//   - the prior: the product's found rate shrunk to its category's, shrunk to
+//     the global one, worth priors.PriorStrength pseudo-picks;
+//   - plus the decayed pick counts, decayed further from e.At to now;
+//   - plus the latest feed level as pseudo-picks at that level's found rate,
+//     worth priors.FeedStrength when fresh and halving every FeedHalfLife;
+//
+// then calibrated and clamped to [0.001, 0.999]. With no evidence it is the
+// (calibrated) prior; it is never NaN, even for corrupt evidence.
+func (m AvailabilityModel) Probability(e AvailabilityEvidence, priors AvailabilityPriors, productID, category string, now time.Time) float64 {
+	return m.probability(e, priors, priors.Mean(productID, category), now)
+}
+
+// probability is Probability with the prior mean already known, so that
+// fitting can pass a leave-one-out mean.
+func (m AvailabilityModel) probability(e AvailabilityEvidence, priors AvailabilityPriors, mean float64, now time.Time) float64 {
+	p := m.posterior(e, priors, mean, priors.priorStrength(), priors.feedStrength(), now)
+	return clampProbability(priors.Calibration.Apply(p))
+}
+
+// posterior is the uncalibrated posterior mean with explicit strengths, which
+// FitAvailabilityPriors searches over.
+func (m AvailabilityModel) posterior(e AvailabilityEvidence, priors AvailabilityPriors, mean, priorStrength, feedStrength float64, now time.Time) float64 {
+	alpha, beta := priorStrength*mean, priorStrength*(1-mean)
+	if !e.At.IsZero() {
+		scale := decayFactor(m.PickDecayPerSecond(), now.Sub(e.At))
+		alpha += finiteCount(e.Found) * scale
+		beta += finiteCount(e.NotFound) * scale
+	}
+	if !e.FeedAt.IsZero() {
+		if rate, ok := priors.FeedRate(e.FeedQuantity); ok {
+			w := feedStrength * decayFactor(decayPerSecond(m.FeedHalfLife), now.Sub(e.FeedAt))
+			alpha += w * rate
+			beta += w * (1 - rate)
+		}
+	}
+	if !(alpha+beta > 0) || math.IsInf(alpha+beta, 0) {
+		return mean
+	}
+	return alpha / (alpha + beta)
+}
+
+// decayFactor is exp(-rate·age). Evidence from the future (clock skew) is
+// taken at face value rather than amplified.
+func decayFactor(rate float64, age time.Duration) float64 {
+	if age <= 0 {
+		return 1
+	}
+	f := math.Exp(-rate * age.Seconds())
+	if math.IsNaN(f) {
+		return 0
+	}
+	return f
+}
+
+// finiteCount reads a stored count defensively: negative, NaN or infinite
+// values (a corrupt hash) count as no evidence.
+func finiteCount(x float64) float64 {
+	if x > 0 && !math.IsInf(x, 1) {
+		return x
+	}
+	return 0
+}
+
+func clampProbability(p float64) float64 {
+	switch {
+	case math.IsNaN(p):
+		return 0.5
+	case p < minProbability:
+		return minProbability
+	case p > 1-minProbability:
+		return 1 - minProbability
+	}
+	return p
+}

@@ -1,0 +1,267 @@
+package models
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+
+type pickEvent struct {
+	found bool
+	at    time.Duration // after t0
+}
+
+func TestObservePickOrderInsensitive(t *testing.T) {
+	t.Parallel()
+	m := DefaultAvailabilityModel()
+	tests := []struct {
+		name   string
+		events []pickEvent
+	}{
+		{"one", []pickEvent{{true, 0}}},
+		{"same time", []pickEvent{{true, 0}, {false, 0}, {true, 0}}},
+		{"spread", []pickEvent{{true, 0}, {false, time.Hour}, {true, 3 * time.Hour}, {false, 90 * time.Minute}}},
+		{"days apart", []pickEvent{{false, 0}, {true, 48 * time.Hour}, {false, 47 * time.Hour}, {true, time.Minute}}},
+		{"dense", func() []pickEvent {
+			var evs []pickEvent
+			for i := range 40 {
+				evs = append(evs, pickEvent{i%3 != 0, time.Duration(i*i) * time.Minute})
+			}
+			return evs
+		}()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			want := applyPicks(m, tt.events)
+			rng := rand.New(rand.NewPCG(1, 2))
+			for range 50 {
+				shuffled := append([]pickEvent(nil), tt.events...)
+				rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+				got := applyPicks(m, shuffled)
+				if !got.At.Equal(want.At) || math.Abs(got.Found-want.Found) > 1e-9 || math.Abs(got.NotFound-want.NotFound) > 1e-9 {
+					t.Fatalf("order %v: got %+v, want %+v", shuffled, got, want)
+				}
+			}
+		})
+	}
+}
+
+func applyPicks(m AvailabilityModel, events []pickEvent) AvailabilityEvidence {
+	var e AvailabilityEvidence
+	for _, ev := range events {
+		e = m.ObservePick(e, ev.found, t0.Add(ev.at))
+	}
+	return e
+}
+
+func TestObservePickDecay(t *testing.T) {
+	t.Parallel()
+	m := DefaultAvailabilityModel()
+	e := m.ObservePick(AvailabilityEvidence{}, false, t0)
+	e = m.ObservePick(e, true, t0.Add(m.PickHalfLife))
+	if e.Found != 1 || math.Abs(e.NotFound-0.5) > 1e-12 || !e.At.Equal(t0.Add(m.PickHalfLife)) {
+		t.Fatalf("after one half-life: %+v, want Found 1, NotFound 0.5", e)
+	}
+	// A late event one half-life older than At counts half.
+	e = m.ObservePick(e, true, t0)
+	if math.Abs(e.Found-1.5) > 1e-12 {
+		t.Fatalf("late event: Found %v, want 1.5", e.Found)
+	}
+}
+
+func TestObserveFeedLastWriterWins(t *testing.T) {
+	t.Parallel()
+	m := DefaultAvailabilityModel()
+	e := m.ObserveFeed(AvailabilityEvidence{}, 5, t0)
+	e = m.ObserveFeed(e, 9, t0.Add(-time.Minute)) // older: ignored
+	if e.FeedQuantity != 5 || !e.FeedAt.Equal(t0) {
+		t.Fatalf("older feed overwrote: %+v", e)
+	}
+	e = m.ObserveFeed(e, 7, t0) // tie: keep existing
+	if e.FeedQuantity != 5 {
+		t.Fatalf("tie overwrote: %+v", e)
+	}
+	e = m.ObserveFeed(e, 0, t0.Add(time.Minute))
+	if e.FeedQuantity != 0 || !e.FeedAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("newer feed ignored: %+v", e)
+	}
+	if !e.UpdatedAt().Equal(t0.Add(time.Minute)) {
+		t.Fatalf("UpdatedAt %v", e.UpdatedAt())
+	}
+}
+
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	m := DefaultAvailabilityModel()
+	tests := []struct {
+		p    float64
+		want AvailabilityStatus
+	}{
+		{0.999, AvailabilityInStock},
+		{m.InStockAbove + 1e-9, AvailabilityInStock},
+		{m.InStockAbove, AvailabilityLowStock},
+		{m.LowStockAbove + 1e-9, AvailabilityLowStock},
+		{m.LowStockAbove, AvailabilityOutOfStock},
+		{0.001, AvailabilityOutOfStock},
+	}
+	for _, tt := range tests {
+		if got := m.Status(tt.p); got != tt.want {
+			t.Errorf("Status(%v) = %s, want %s", tt.p, got, tt.want)
+		}
+	}
+}
+
+// testPriors: global 80%, dairy 60%, milk 30% with plenty of picks.
+func testPriors() AvailabilityPriors {
+	return AvailabilityPriors{
+		Global:         FoundRate{Found: 799, Total: 998}, // (799+1)/(998+2) = 0.8
+		Categories:     map[string]FoundRate{"dairy": {Found: 600, Total: 1000}},
+		Products:       map[string]FoundRate{"milk": {Found: 300, Total: 1000}},
+		CategoryShrink: 10,
+		ProductShrink:  10,
+		FeedLevels: []FeedLevelRate{
+			{Min: 0, FoundRate: FoundRate{Found: 100, Total: 1000}},
+			{Min: 3, FoundRate: FoundRate{Found: 950, Total: 1000}},
+		},
+		PriorStrength: 2,
+		FeedStrength:  4,
+	}
+}
+
+func TestProbabilityWithoutEvidenceIsThePrior(t *testing.T) {
+	t.Parallel()
+	m := DefaultAvailabilityModel()
+	p := testPriors()
+	tests := []struct {
+		name, product, category string
+		want                    float64
+	}{
+		{"product", "milk", "dairy", (300 + 10*((600+10*0.8)/1010)) / 1010},
+		{"unknown product: its category", "cream", "dairy", (600 + 10*0.8) / 1010},
+		{"unknown category: global", "bread", "bakery", 0.8},
+	}
+	for _, tt := range tests {
+		got := m.Probability(AvailabilityEvidence{}, p, tt.product, tt.category, t0)
+		if math.Abs(got-tt.want) > 1e-12 {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+		if mean := p.Mean(tt.product, tt.category); math.Abs(got-mean) > 1e-12 {
+			t.Errorf("%s: Probability %v differs from Mean %v", tt.name, got, mean)
+		}
+	}
+	if got := m.Probability(AvailabilityEvidence{}, AvailabilityPriors{}, "x", "y", t0); got != 0.5 {
+		t.Errorf("zero priors: got %v, want 0.5", got)
+	}
+}
+
+func TestProbabilityEvidence(t *testing.T) {
+	t.Parallel()
+	m := DefaultAvailabilityModel()
+	p := testPriors()
+	prior := p.Mean("milk", "dairy")
+	prob := func(e AvailabilityEvidence, now time.Time) float64 {
+		return m.Probability(e, p, "milk", "dairy", now)
+	}
+	found := m.ObservePick(AvailabilityEvidence{}, true, t0)
+	notFound := m.ObservePick(AvailabilityEvidence{}, false, t0)
+	emptyFeed := m.ObserveFeed(AvailabilityEvidence{}, 0, t0)
+	fullFeed := m.ObserveFeed(AvailabilityEvidence{}, 12, t0)
+
+	// Beta posterior: prior worth 2 picks plus one fresh pick.
+	if got, want := prob(found, t0), (2*prior+1)/3; math.Abs(got-want) > 1e-12 {
+		t.Errorf("fresh found: got %v, want %v", got, want)
+	}
+	if got, want := prob(notFound, t0), 2*prior/3; math.Abs(got-want) > 1e-12 {
+		t.Errorf("fresh not found: got %v, want %v", got, want)
+	}
+	// One half-life later the pick counts half.
+	if got, want := prob(found, t0.Add(m.PickHalfLife)), (2*prior+0.5)/2.5; math.Abs(got-want) > 1e-12 {
+		t.Errorf("found a half-life ago: got %v, want %v", got, want)
+	}
+	// A fresh feed level is worth FeedStrength picks at its level's rate.
+	emptyRate, _ := p.FeedRate(0)
+	if got, want := prob(emptyFeed, t0), (2*prior+4*emptyRate)/6; math.Abs(got-want) > 1e-12 {
+		t.Errorf("fresh empty feed: got %v, want %v", got, want)
+	}
+	if !(prob(fullFeed, t0) > prior) {
+		t.Errorf("a full feed should raise the probability above the prior %v", prior)
+	}
+	// Old evidence fades back to the prior.
+	for _, e := range []AvailabilityEvidence{found, notFound, emptyFeed, fullFeed} {
+		if got := prob(e, t0.Add(30*24*time.Hour)); math.Abs(got-prior) > 1e-6 {
+			t.Errorf("evidence %+v a month later: got %v, want the prior %v", e, got, prior)
+		}
+	}
+	// Evidence stamped in the future (clock skew) is not amplified.
+	if got, want := prob(found, t0.Add(-time.Hour)), prob(found, t0); got != want {
+		t.Errorf("future evidence: got %v, want %v", got, want)
+	}
+}
+
+func TestProbabilityNeverNaN(t *testing.T) {
+	t.Parallel()
+	nan, inf := math.NaN(), math.Inf(1)
+	ms := []AvailabilityModel{DefaultAvailabilityModel(), {}, {PickHalfLife: -time.Hour, FeedHalfLife: -time.Hour}}
+	priors := []AvailabilityPriors{
+		{}, testPriors(), DefaultAvailabilityPriors(),
+		{Global: FoundRate{Found: nan, Total: inf}, Products: map[string]FoundRate{"milk": {Found: -5, Total: nan}}, PriorStrength: nan, FeedStrength: inf},
+		{Global: FoundRate{Found: 10, Total: 10}, Calibration: Calibration{Points: []CalibrationPoint{{Raw: 0.5, Calibrated: 1}}}},
+	}
+	evidence := []AvailabilityEvidence{
+		{},
+		{Found: nan, NotFound: nan, At: t0},
+		{Found: inf, NotFound: inf, At: t0, FeedQuantity: -3, FeedAt: t0},
+		{Found: -1, NotFound: 1e308, At: t0.Add(time.Hour)},
+		{Found: 1e6, At: t0, FeedQuantity: 1 << 62, FeedAt: t0.Add(-1000 * time.Hour)},
+	}
+	for _, m := range ms {
+		for _, p := range priors {
+			for _, e := range evidence {
+				got := m.Probability(e, p, "milk", "dairy", t0)
+				if !(got > 0 && got < 1) {
+					t.Errorf("model %+v priors %+v evidence %+v: got %v, want within (0,1)", m, p, e, got)
+				}
+			}
+		}
+	}
+}
+
+func TestPriorsJSONRoundTrip(t *testing.T) {
+	t.Parallel()
+	p := testPriors()
+	p.Calibration = Calibration{Points: []CalibrationPoint{{Raw: 0.1, Calibrated: 0.2}, {Raw: 0.9, Calibrated: 0.85}}}
+	p.Observations = 1998
+	p.FittedAt = t0
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got AvailabilityPriors
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, p) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v\njson %s", got, p, b)
+	}
+	m := DefaultAvailabilityModel()
+	e := AvailabilityEvidence{Found: 1, NotFound: 2, At: t0, FeedQuantity: 2, FeedAt: t0}
+	if a, b := m.Probability(e, p, "milk", "dairy", t0), m.Probability(e, got, "milk", "dairy", t0); a != b {
+		t.Fatalf("probability changed through JSON: %v != %v", a, b)
+	}
+}
+
+func BenchmarkProbability(b *testing.B) {
+	m := DefaultAvailabilityModel()
+	p := m.FitAvailabilityPriors(synthObs(5, 5000, 0.5))
+	e := AvailabilityEvidence{Found: 1.2, NotFound: 0.4, At: t0, FeedQuantity: 3, FeedAt: t0.Add(-time.Hour)}
+	now := t0.Add(time.Hour)
+	for b.Loop() {
+		m.Probability(e, p, "p07", "produce", now)
+	}
+}

@@ -1,0 +1,118 @@
+package simulate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+func TestRunPacesDeterministicEvents(t *testing.T) {
+	t.Parallel()
+	cat := SyntheticCatalog(5, testSize)
+	stamp := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	var got []aisle.Event
+	cfg := RunConfig{Catalog: cat, Seed: 5, Rate: 2000, Limit: 200, Now: func() time.Time { return stamp }}
+	start := time.Now()
+	err := Run(t.Context(), cfg, func(_ context.Context, ev aisle.Event) error {
+		got = append(got, ev)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 200 {
+		t.Fatalf("published %d events, want the limit 200", len(got))
+	}
+	// 200 events at 2000/s take at least ~0.1 s.
+	if elapsed := time.Since(start); elapsed < 90*time.Millisecond {
+		t.Errorf("200 events at 2000/s took %v: not paced", elapsed)
+	}
+	sim, err := New(cat, Config{Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range got {
+		want := sim.Next().Event
+		if !ev.Time.Equal(stamp) {
+			t.Fatalf("event %d time %v, want now %v", i, ev.Time, stamp)
+		}
+		if ev.ID != want.ID || ev.Type != want.Type || string(ev.Data) != string(want.Data) {
+			t.Fatalf("event %d = %+v, want the simulator's %+v", i, ev, want)
+		}
+		value, _ := json.Marshal(ev)
+		d, err := aisle.DecodeEvent(value, "", stamp)
+		if err != nil {
+			t.Fatalf("event %d invalid: %v", i, err)
+		}
+		if key, err := RecordKey(ev); err != nil || key != d.StoreProduct().String() {
+			t.Fatalf("event %d key %q (%v), want %q", i, key, err, d.StoreProduct())
+		}
+	}
+}
+
+func TestRunStopsOnCancel(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	var mu sync.Mutex
+	n := 0
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, RunConfig{Catalog: SyntheticCatalog(1, testSize), Seed: 1, Rate: 1000}, func(ctx context.Context, ev aisle.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			n++
+			if n == 20 {
+				cancel()
+			}
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after cancel: %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop after cancel")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n != 20 {
+		t.Fatalf("published %d events, want to stop right after 20", n)
+	}
+}
+
+func TestRunReturnsPublishErrors(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("broker down")
+	err := Run(t.Context(), RunConfig{Catalog: SyntheticCatalog(1, testSize), Seed: 1, Rate: 1000}, func(context.Context, aisle.Event) error {
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("got %v, want the publish error", err)
+	}
+}
+
+func TestRunRejectsBadRate(t *testing.T) {
+	t.Parallel()
+	for _, rate := range []float64{0, -1} {
+		err := Run(t.Context(), RunConfig{Catalog: SyntheticCatalog(1, testSize), Rate: rate}, func(context.Context, aisle.Event) error { return nil })
+		if aisle.ErrorCode(err) != aisle.EINVALID {
+			t.Errorf("rate %v: got %v, want EINVALID", rate, err)
+		}
+	}
+}
+
+func TestRecordKeyRejectsForeignData(t *testing.T) {
+	t.Parallel()
+	for _, data := range []string{`{}`, `not json`, `{"store_id":"s1"}`} {
+		if key, err := RecordKey(aisle.Event{ID: "e1", Data: json.RawMessage(data)}); err == nil {
+			t.Errorf("data %s: got key %q, want an error", data, key)
+		}
+	}
+}
