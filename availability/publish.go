@@ -1,0 +1,148 @@
+package availability
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+// eventSource names the API as the producer in the envelope.
+const eventSource = "aisle-api"
+
+// PickReport is a shopper's report of one pick.
+type PickReport struct {
+	StoreID              string
+	ProductID            string
+	OrderID              string
+	ShopperID            string // defaults to the user bound to the caller's key
+	Type                 string // aisle.TypePickFound, TypePickNotFound or TypePickReplaced
+	ReplacementProductID string
+	Time                 time.Time // zero: now
+}
+
+// ReportPick publishes a pick event for a shopper or service caller.
+func (s *Service) ReportPick(ctx context.Context, r PickReport) (aisle.Receipt, error) {
+	p := aisle.PrincipalFromContext(ctx)
+	if err := requireAuthenticated(p); err != nil {
+		return aisle.Receipt{}, err
+	}
+	if !p.CanReportPicks() {
+		return aisle.Receipt{}, aisle.Errorf(aisle.EFORBIDDEN, "only shopper and service keys may report picks")
+	}
+	shopperID := r.ShopperID
+	if p.UserID != "" {
+		if shopperID != "" && shopperID != p.UserID {
+			return aisle.Receipt{}, aisle.Errorf(aisle.EFORBIDDEN, "this key reports picks for shopper %s only", p.UserID)
+		}
+		shopperID = p.UserID
+	}
+	if shopperID == "" {
+		return aisle.Receipt{}, aisle.Errorf(aisle.EINVALID, "shopperId is required for keys not bound to a shopper")
+	}
+	data := aisle.Pick{
+		StoreID:              r.StoreID,
+		ProductID:            r.ProductID,
+		ShopperID:            shopperID,
+		OrderID:              r.OrderID,
+		ReplacementProductID: r.ReplacementProductID,
+	}
+	ev, err := s.validEvent(ctx, r.Type, r.Time, data)
+	if err != nil {
+		return aisle.Receipt{}, err
+	}
+	if r.ReplacementProductID != "" {
+		replacement := aisle.StoreProduct{StoreID: r.StoreID, ProductID: r.ReplacementProductID}
+		if err := s.requireKnown(ctx, replacement); err != nil {
+			return aisle.Receipt{}, err
+		}
+	}
+	return s.publish(ctx, ev)
+}
+
+// UpdateInventory publishes a retailer's inventory level for one of its stores.
+func (s *Service) UpdateInventory(ctx context.Context, storeID, productID string, quantity int64, at time.Time) (aisle.Receipt, error) {
+	p := aisle.PrincipalFromContext(ctx)
+	if err := requireAuthenticated(p); err != nil {
+		return aisle.Receipt{}, err
+	}
+	if p.Role != aisle.RoleService && p.Role != aisle.RoleRetailer {
+		return aisle.Receipt{}, aisle.Errorf(aisle.EFORBIDDEN, "only retailer and service keys may push inventory")
+	}
+	ev, err := s.validEvent(ctx, aisle.TypeInventoryLevel, at, aisle.InventoryLevel{StoreID: storeID, ProductID: productID, Quantity: &quantity})
+	if err != nil {
+		return aisle.Receipt{}, err
+	}
+	store, err := s.catalog.Store(ctx, storeID)
+	if err != nil {
+		return aisle.Receipt{}, err
+	}
+	if !p.CanPushInventory(store.RetailerID) {
+		return aisle.Receipt{}, aisle.Errorf(aisle.EFORBIDDEN, "store %s belongs to another retailer", storeID)
+	}
+	return s.publish(ctx, ev)
+}
+
+func requireAuthenticated(p *aisle.Principal) error {
+	if !p.Authenticated() {
+		return aisle.Errorf(aisle.EUNAUTHENTICATED, "an API key is required: send Authorization: Bearer KEY")
+	}
+	return nil
+}
+
+// validEvent builds the envelope and runs it through the same decoder and
+// catalog check the stream workers use, so the API never publishes an event
+// that the pipeline would reject.
+func (s *Service) validEvent(ctx context.Context, eventType string, at time.Time, data any) (*aisle.Decoded, error) {
+	now := s.Now()
+	if at.IsZero() {
+		at = now
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s data: %w", eventType, err)
+	}
+	ev := aisle.Event{ID: newEventID(), Type: eventType, Time: at.UTC(), Source: eventSource, Data: raw}
+	value, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s event: %w", eventType, err)
+	}
+	decoded, err := aisle.DecodeEvent(value, "", now)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.requireKnown(ctx, decoded.StoreProduct()); err != nil {
+		return nil, err
+	}
+	return decoded, nil
+}
+
+func (s *Service) requireKnown(ctx context.Context, sp aisle.StoreProduct) error {
+	missing, err := s.catalog.MissingStoreProducts(ctx, []aisle.StoreProduct{sp})
+	if err != nil {
+		return fmt.Errorf("check store product: %w", err)
+	}
+	if reason, ok := missing[sp]; ok {
+		return aisle.Errorf(aisle.ENOTFOUND, "%s", reason)
+	}
+	return nil
+}
+
+func (s *Service) publish(ctx context.Context, ev *aisle.Decoded) (aisle.Receipt, error) {
+	receipt, err := s.publisher.Publish(ctx, ev.Event, ev.StoreProduct().String())
+	if err != nil {
+		return aisle.Receipt{}, fmt.Errorf("publish %s: %w", ev.Type, err)
+	}
+	return receipt, nil
+}
+
+// newEventID returns a random, unique event id.
+func newEventID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return "e-" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+const availabilityQuery = `query($s: ID!, $p: [ID!]!) {
+  availability(storeId: $s, productIds: $p) { storeId productId probability status updatedAt }
+}`
+
+type itemAvailability struct {
+	StoreID     string  `json:"storeId"`
+	ProductID   string  `json:"productId"`
+	Probability float64 `json:"probability"`
+	Status      string  `json:"status"`
+	UpdatedAt   *string `json:"updatedAt"`
+}
+
+func (ts *testServer) availability(storeID string, productIDs ...string) []itemAvailability {
+	ts.t.Helper()
+	var data struct {
+		Availability []itemAvailability `json:"availability"`
+	}
+	ts.mustData("", availabilityQuery, map[string]any{"s": storeID, "p": productIDs}, &data)
+	return data.Availability
+}
+
+func (ts *testServer) reportPick(key, storeID, productID, outcome string) {
+	ts.t.Helper()
+	var data struct {
+		ReportPick struct {
+			EventID string `json:"eventId"`
+			Topic   string `json:"topic"`
+		} `json:"reportPick"`
+	}
+	ts.mustData(key, `mutation($s: ID!, $p: ID!, $o: PickOutcome!) {
+	  reportPick(input: {storeId: $s, productId: $p, orderId: "o-1", outcome: $o, shopperId: "sh-1"}) { eventId topic }
+	}`, map[string]any{"s": storeID, "p": productID, "o": outcome}, &data)
+	if data.ReportPick.Topic != aisle.TopicPicking || !strings.HasPrefix(data.ReportPick.EventID, "e-") {
+		ts.t.Fatalf("reportPick receipt = %+v", data.ReportPick)
+	}
+}
+
+// eventually retries check until it returns "" or the deadline passes.
+func eventually(t *testing.T, within time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", within, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestEventToFeatureToQuery(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	store, products := ts.store(3)
+	key := ts.createKey(aisle.RoleService, "", "")
+
+	before := ts.availability(store.ID, products...)
+	for i, item := range before {
+		if item.UpdatedAt != nil || item.ProductID != products[i] || item.StoreID != store.ID {
+			t.Fatalf("before any event, item %d = %+v; want the prior with no updatedAt, in request order", i, item)
+		}
+		if item.Probability <= 0 || item.Probability >= 1 {
+			t.Fatalf("prior probability %v is not in (0,1)", item.Probability)
+		}
+	}
+
+	for range 4 {
+		ts.reportPick(key, store.ID, products[0], "NOT_FOUND")
+	}
+	ts.reportPick(key, store.ID, products[1], "FOUND")
+	eventually(t, 10*time.Second, func() string {
+		after := ts.availability(store.ID, products...)
+		switch {
+		case after[0].UpdatedAt == nil || after[1].UpdatedAt == nil:
+			return fmt.Sprintf("events not applied yet: %+v", after)
+		case after[0].Probability >= before[0].Probability-0.2:
+			return fmt.Sprintf("4 not-found picks moved %v only to %v", before[0].Probability, after[0].Probability)
+		case after[0].Status != "OUT_OF_STOCK":
+			return fmt.Sprintf("status after 4 not-found picks = %s", after[0].Status)
+		case after[1].Probability <= before[1].Probability:
+			return fmt.Sprintf("a found pick did not raise %v (now %v)", before[1].Probability, after[1].Probability)
+		case after[2] != before[2]:
+			return fmt.Sprintf("an untouched product changed: %+v -> %+v", before[2], after[2])
+		}
+		return ""
+	})
+}
+
+func TestAvailabilityRejectsBadArguments(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	store, products := ts.store(1)
+
+	tooMany := make([]string, 501)
+	for i := range tooMany {
+		tooMany[i] = products[0]
+	}
+	cases := []struct {
+		name, storeID string
+		productIDs    []string
+		code, message string
+	}{
+		{"unknown store", "s-404", products, aisle.ENOTFOUND, "s-404"},
+		{"unknown product", store.ID, []string{products[0], "p-999999"}, aisle.ENOTFOUND, "p-999999"},
+		{"more than 500 products", store.ID, tooMany, aisle.EINVALID, "at most 500"},
+		{"forbidden character", store.ID, []string{"p:1"}, aisle.EINVALID, "forbidden character"},
+	}
+	for _, tc := range cases {
+		resp := ts.query("", availabilityQuery, map[string]any{"s": tc.storeID, "p": tc.productIDs})
+		if code := resp.code(t); code != tc.code || !strings.Contains(resp.Errors[0].Message, tc.message) {
+			t.Errorf("%s: got %s %q, want %s mentioning %q", tc.name, code, resp.Errors[0].Message, tc.code, tc.message)
+		}
+		if string(resp.Data) != "null" {
+			t.Errorf("%s: data = %s, want null", tc.name, resp.Data)
+		}
+	}
+}
+
+func TestAccessRules(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	store, products := ts.store(1)
+	var otherStore struct {
+		Stores struct {
+			Edges []struct {
+				Node struct {
+					ID       string `json:"id"`
+					Retailer struct {
+						ID string `json:"id"`
+					} `json:"retailer"`
+				} `json:"node"`
+			} `json:"edges"`
+		} `json:"stores"`
+	}
+	ts.mustData("", `{ stores(first: 100) { edges { node { id retailer { id } } } } }`, nil, &otherStore)
+	var foreignStore string
+	for _, e := range otherStore.Stores.Edges {
+		if e.Node.Retailer.ID != store.RetailerID {
+			foreignStore = e.Node.ID
+			break
+		}
+	}
+	if foreignStore == "" {
+		t.Fatal("the demo catalog has a single retailer")
+	}
+	retailer := ts.createKey(aisle.RoleRetailer, store.RetailerID, "")
+	customer := ts.createKey(aisle.RoleCustomer, "", "u-1")
+	shopper := ts.createKey(aisle.RoleShopper, "", "")
+
+	const inventory = `mutation($s: ID!, $p: ID!) { updateInventory(input: {storeId: $s, productId: $p, quantity: 7}) { eventId } }`
+	const pick = `mutation($s: ID!, $p: ID!) { reportPick(input: {storeId: $s, productId: $p, orderId: "o-1", outcome: FOUND, shopperId: "sh-1"}) { eventId } }`
+	cases := []struct {
+		name, key, query, storeID, code string
+	}{
+		{"anonymous pushes inventory", "", inventory, store.ID, aisle.EUNAUTHENTICATED},
+		{"retailer pushes for another retailer's store", retailer, inventory, foreignStore, aisle.EFORBIDDEN},
+		{"customer pushes inventory", customer, inventory, store.ID, aisle.EFORBIDDEN},
+		{"anonymous reports a pick", "", pick, store.ID, aisle.EUNAUTHENTICATED},
+		{"customer reports a pick", customer, pick, store.ID, aisle.EFORBIDDEN},
+		{"retailer reports a pick", retailer, pick, store.ID, aisle.EFORBIDDEN},
+		{"retailer pushes for its own store", retailer, inventory, store.ID, ""},
+		{"shopper reports a pick", shopper, pick, store.ID, ""},
+	}
+	for _, tc := range cases {
+		resp := ts.query(tc.key, tc.query, map[string]any{"s": tc.storeID, "p": products[0]})
+		if tc.code == "" {
+			if len(resp.Errors) > 0 {
+				t.Errorf("%s: unexpected errors %+v", tc.name, resp.Errors)
+			}
+			continue
+		}
+		if code := resp.code(t); code != tc.code {
+			t.Errorf("%s: code %s, want %s (%q)", tc.name, code, tc.code, resp.Errors[0].Message)
+		}
+		if string(resp.Data) != "null" {
+			t.Errorf("%s: data = %s, want none", tc.name, resp.Data)
+		}
+	}
+
+	status, resp := ts.post("aisle_not-a-real-key", `{ stores { edges { cursor } } }`, nil)
+	if status != http.StatusUnauthorized || resp.code(t) != aisle.EUNAUTHENTICATED || resp.Data != nil {
+		t.Errorf("unknown key: HTTP %d %+v, want 401 UNAUTHENTICATED and no data", status, resp)
+	}
+	if _, err := ts.dialWS(map[string]any{"Authorization": "Bearer aisle_not-a-real-key"}); err == nil {
+		t.Error("a websocket with an unknown key in connection_init was accepted")
+	}
+}
+
+func TestSubscriptionGetsOnlyRequestedProducts(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	store, products := ts.store(2)
+	watched, other := products[0], products[1]
+	key := ts.createKey(aisle.RoleService, "", "")
+
+	ws, err := ts.dialWS(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.subscribe("1", `subscription($s: ID!, $p: [ID!]) { availabilityChanged(storeId: $s, productIds: $p) { productId probability updatedAt } }`,
+		map[string]any{"s": store.ID, "p": []string{watched}})
+	// The subscription is registered once the server has read the message;
+	// a query on the same server after it orders the events after it.
+	time.Sleep(200 * time.Millisecond)
+
+	ts.reportPick(key, store.ID, other, "NOT_FOUND")
+	sent := time.Now()
+	ts.reportPick(key, store.ID, watched, "NOT_FOUND")
+	msg, err := ws.next(5 * time.Second)
+	if err != nil {
+		t.Fatalf("no subscription message: %v", err)
+	}
+	if latency := time.Since(sent); latency > time.Second {
+		t.Errorf("the change arrived %s after the mutation returned; want under a second", latency)
+	}
+	var payload struct {
+		Data struct {
+			AvailabilityChanged itemAvailability `json:"availabilityChanged"`
+		} `json:"data"`
+	}
+	if msg.Type != "next" || json.Unmarshal(msg.Payload, &payload) != nil {
+		t.Fatalf("want a next message, got %+v", msg)
+	}
+	if got := payload.Data.AvailabilityChanged; got.ProductID != watched || got.UpdatedAt == nil {
+		t.Fatalf("got %+v; want only %s, with updatedAt", got, watched)
+	}
+	if msg, err := ws.next(300 * time.Millisecond); err == nil {
+		t.Fatalf("got a message for a product not subscribed to: %+v", msg)
+	}
+}
+
+func TestGraphiQLIsServedOffline(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	page := get(t, ts.url+"/")
+	if !strings.Contains(page, "/assets/graphiql.js") || strings.Contains(page, "://") {
+		t.Fatalf("GraphiQL page must load only local assets:\n%s", page)
+	}
+	for _, asset := range []string{"/assets/graphiql.js", "/assets/graphiql.css", "/assets/react.js", "/assets/react-dom.js", "/assets/graphql-ws.js", "/assets/aisle-graphiql.js"} {
+		if body := get(t, ts.url+asset); len(body) < 100 {
+			t.Errorf("%s is only %d bytes", asset, len(body))
+		}
+	}
+	if body := get(t, ts.url+"/healthz"); !strings.Contains(body, "ok") {
+		t.Errorf("/healthz = %s", body)
+	}
+	if body := get(t, ts.url+"/readyz"); !strings.Contains(body, "ready") {
+		t.Errorf("/readyz = %s", body)
+	}
+	if body := get(t, ts.url+"/metrics"); !strings.Contains(body, "aisle_") {
+		t.Error("/metrics has no aisle_ metrics")
+	}
+}
+
+func TestSIGTERMDrainsAndClosesSubscriptions(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	store, _ := ts.store(1)
+	ws, err := ts.dialWS(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.subscribe("1", `subscription($s: ID!) { availabilityChanged(storeId: $s) { productId } }`, map[string]any{"s": store.ID})
+	time.Sleep(100 * time.Millisecond)
+
+	if err := ts.stop(); err != nil {
+		t.Fatalf("Run after SIGTERM: %v", err)
+	}
+	// The subscription ends: a complete message or the connection closing.
+	msg, err := ws.next(5 * time.Second)
+	if err == nil && msg.Type != "complete" {
+		t.Fatalf("after shutdown got %+v, want complete or close", msg)
+	}
+	if !strings.Contains(ts.logs.String(), "drained cleanly") {
+		t.Errorf("no clean drain in logs:\n%s", ts.logs.String())
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: HTTP %d %v", url, res.StatusCode, err)
+	}
+	return string(body)
+}

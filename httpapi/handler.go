@@ -1,0 +1,137 @@
+// Package httpapi assembles Aisle's HTTP surface: GraphQL over HTTP and
+// websockets, GraphiQL served from self-hosted assets, health and metrics.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/aisle/aisle/auth"
+	"github.com/aisle/aisle/graph"
+	"github.com/aisle/aisle/resolvers"
+)
+
+// Limits that keep one client from taking the server down. Each is enforced by
+// gqlgen or net/http and answered with a clear error.
+const (
+	maxComplexity      = 1000             // fields × list sizes per operation
+	maxRequestBytes    = 1 << 20          // HTTP request body
+	maxWebsocketBytes  = 64 << 10         // one websocket message
+	queryCacheSize     = 1000             // parsed documents kept
+	wsKeepAlive        = 10 * time.Second // graphql-ws keep-alive
+	wsPingPongInterval = 15 * time.Second // graphql-transport-ws ping; a peer silent for 2× is dropped
+	wsInitTimeout      = 10 * time.Second
+)
+
+// Config is what the HTTP surface needs.
+type Config struct {
+	Resolver *resolvers.Resolver
+	Keys     auth.KeyLookup
+	WebDir   string                          // holds index.html, aisle-graphiql.js and node_modules/
+	Ready    func(ctx context.Context) error // nil error when the server can take traffic
+	Log      *slog.Logger
+}
+
+// New returns the HTTP handler of the API.
+func New(cfg Config) (http.Handler, error) {
+	assets, err := graphiqlAssets(cfg.WebDir)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", auth.Middleware(cfg.Keys, http.MaxBytesHandler(graphqlHandler(cfg), maxRequestBytes)))
+	mux.Handle("GET /{$}", assets["/"])
+	for path, h := range assets {
+		if path != "/" {
+			mux.Handle("GET "+path, h)
+		}
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := cfg.Ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.Handler())
+	return mux, nil
+}
+
+func graphqlHandler(cfg Config) http.Handler {
+	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: cfg.Resolver}))
+	readLimit := int64(maxWebsocketBytes)
+	srv.AddTransport(transport.Websocket{
+		InitFunc:              auth.WebsocketInit(cfg.Keys),
+		InitTimeout:           wsInitTimeout,
+		KeepAlivePingInterval: wsKeepAlive,
+		PingPongInterval:      wsPingPongInterval,
+		PayloadReadLimit:      &readLimit,
+	})
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
+	srv.Use(extension.Introspection{})
+	srv.Use(extension.FixedComplexityLimit(maxComplexity))
+	srv.SetErrorPresenter(resolvers.ErrorPresenter(cfg.Log))
+	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
+		cfg.Log.ErrorContext(ctx, "graphql: panic in resolver", "panic", p, "stack", string(debug.Stack()))
+		return fmt.Errorf("panic in resolver: %v", p)
+	})
+	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		return next(cfg.Resolver.WithLoaders(ctx))
+	})
+	return srv
+}
+
+// graphiqlAssets maps URL paths to the GraphiQL page and the pinned npm
+// packages it loads, so GraphiQL works with no network beyond this server.
+func graphiqlAssets(webDir string) (map[string]http.Handler, error) {
+	files := map[string]string{
+		"/":                         "index.html",
+		"/assets/aisle-graphiql.js": "aisle-graphiql.js",
+		"/assets/react.js":          "node_modules/react/umd/react.production.min.js",
+		"/assets/react-dom.js":      "node_modules/react-dom/umd/react-dom.production.min.js",
+		"/assets/graphql-ws.js":     "node_modules/graphql-ws/umd/graphql-ws.min.js",
+		"/assets/graphiql.js":       "node_modules/graphiql/dist/index.umd.js",
+		"/assets/graphiql.css":      "node_modules/graphiql/dist/style.css",
+	}
+	handlers := make(map[string]http.Handler, len(files))
+	for path, name := range files {
+		file := filepath.Join(webDir, name)
+		if _, err := os.Stat(file); err != nil {
+			return nil, fmt.Errorf("GraphiQL asset %s is missing: run `npm ci --prefix %s` first (the README's commands do): %w", file, webDir, err)
+		}
+		handlers[path] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "no-cache")
+			http.ServeFile(w, r, file)
+		})
+	}
+	return handlers, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do then
+}

@@ -1,0 +1,262 @@
+// Package live fans state changes out to GraphQL subscriptions.
+//
+// One Hub runs per API process. The online store tells it which keys changed
+// (Notify, fed by one Redis pub/sub connection); the Hub loads the new value of
+// each changed key once, with one batched load, and hands it to every
+// subscriber of that key. Publishers never block: Notify only records the key,
+// and each subscriber keeps the newest unread value per key, so a slow client
+// costs at most one value per key it watches and still gets the latest state.
+package live
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+var (
+	subscriptionsActive = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "aisle_live_subscriptions",
+		Help: "Active live subscriptions by hub.",
+	}, []string{"hub"})
+	valuesDelivered = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "aisle_live_values_total",
+		Help: "Values handed to subscribers by hub.",
+	}, []string{"hub"})
+	valuesReplaced = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "aisle_live_values_replaced_total",
+		Help: "Unread values replaced by a newer value for the same key (slow subscribers), by hub.",
+	}, []string{"hub"})
+	loadErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "aisle_live_load_errors_total",
+		Help: "Failed loads of changed values by hub.",
+	}, []string{"hub"})
+)
+
+// Key names one piece of state: a topic (e.g. a store) and an item in it
+// (e.g. a product). Subscribers watch a topic, optionally narrowed to items.
+type Key struct {
+	Topic string
+	Item  string
+}
+
+// Loader reads the current values of changed keys, in the order given.
+type Loader[V any] func(ctx context.Context, keys []Key) ([]V, error)
+
+// Hub fans out changed values to subscribers; see the package comment.
+type Hub[V any] struct {
+	name string
+	load Loader[V]
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	changed map[Key]struct{} // keys notified since the last load
+	wake    chan struct{}    // one-slot signal that changed is not empty
+	topics  map[string]map[*Subscription[V]]struct{}
+	closed  bool
+}
+
+// NewHub returns a hub named name (used in metrics) that loads values with load.
+func NewHub[V any](name string, load Loader[V], log *slog.Logger) *Hub[V] {
+	return &Hub[V]{
+		name:    name,
+		load:    load,
+		log:     log,
+		changed: make(map[Key]struct{}),
+		wake:    make(chan struct{}, 1),
+		topics:  make(map[string]map[*Subscription[V]]struct{}),
+	}
+}
+
+// Notify records that key changed. It never blocks and is cheap for keys
+// nobody watches.
+func (h *Hub[V]) Notify(key Key) {
+	h.mu.Lock()
+	if _, watched := h.topics[key.Topic]; !watched || h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.changed[key] = struct{}{}
+	h.mu.Unlock()
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run loads and delivers changed values until ctx is done, then closes every
+// subscription.
+func (h *Hub[V]) Run(ctx context.Context) {
+	defer h.close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.wake:
+			h.deliverChanged(ctx)
+		}
+	}
+}
+
+func (h *Hub[V]) deliverChanged(ctx context.Context) {
+	h.mu.Lock()
+	keys := make([]Key, 0, len(h.changed))
+	for k := range h.changed {
+		keys = append(keys, k)
+	}
+	clear(h.changed)
+	h.mu.Unlock()
+	if len(keys) == 0 {
+		return
+	}
+	values, err := h.load(ctx, keys)
+	if err != nil {
+		loadErrors.WithLabelValues(h.name).Inc()
+		h.log.Error("live: load changed values", "hub", h.name, "keys", len(keys), "err", err)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, k := range keys {
+		for sub := range h.topics[k.Topic] {
+			sub.offer(k.Item, values[i])
+		}
+	}
+}
+
+// Subscribe watches topic, narrowed to items when items is not empty. The
+// caller must Close the subscription (or let the hub close it on shutdown).
+func (h *Hub[V]) Subscribe(topic string, items []string) *Subscription[V] {
+	sub := &Subscription[V]{
+		hub:     h,
+		topic:   topic,
+		pending: make(map[string]V),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	if len(items) > 0 {
+		sub.items = make(map[string]struct{}, len(items))
+		for _, it := range items {
+			sub.items[it] = struct{}{}
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		sub.closeLocked()
+		return sub
+	}
+	subs := h.topics[topic]
+	if subs == nil {
+		subs = make(map[*Subscription[V]]struct{})
+		h.topics[topic] = subs
+	}
+	subs[sub] = struct{}{}
+	subscriptionsActive.WithLabelValues(h.name).Inc()
+	return sub
+}
+
+func (h *Hub[V]) unsubscribe(sub *Subscription[V]) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if subs, ok := h.topics[sub.topic]; ok {
+		if _, ok := subs[sub]; ok {
+			delete(subs, sub)
+			subscriptionsActive.WithLabelValues(h.name).Dec()
+		}
+		if len(subs) == 0 {
+			delete(h.topics, sub.topic)
+		}
+	}
+	sub.closeLocked()
+}
+
+func (h *Hub[V]) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for _, subs := range h.topics {
+		for sub := range subs {
+			sub.closeLocked()
+			subscriptionsActive.WithLabelValues(h.name).Dec()
+		}
+	}
+	clear(h.topics)
+}
+
+// Subscription receives the newest value of each key it watches.
+type Subscription[V any] struct {
+	hub   *Hub[V]
+	topic string
+	items map[string]struct{} // nil: every item of the topic
+
+	// pending and closed are guarded by hub.mu: offers happen under it.
+	pending map[string]V
+	order   []string // items in pending, in arrival order
+	closed  bool
+	wake    chan struct{}
+	done    chan struct{}
+}
+
+// offer stores v as the newest value of item; called with hub.mu held.
+func (s *Subscription[V]) offer(item string, v V) {
+	if s.closed {
+		return
+	}
+	if s.items != nil {
+		if _, ok := s.items[item]; !ok {
+			return
+		}
+	}
+	if _, unread := s.pending[item]; unread {
+		valuesReplaced.WithLabelValues(s.hub.name).Inc()
+	} else {
+		s.order = append(s.order, item)
+	}
+	s.pending[item] = v
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Next waits for new values and returns them, oldest change first. ok is false
+// once the subscription is closed or ctx is done.
+func (s *Subscription[V]) Next(ctx context.Context) (values []V, ok bool) {
+	for {
+		s.hub.mu.Lock()
+		if len(s.order) > 0 {
+			values = make([]V, len(s.order))
+			for i, item := range s.order {
+				values[i] = s.pending[item]
+			}
+			clear(s.pending)
+			s.order = s.order[:0]
+			s.hub.mu.Unlock()
+			valuesDelivered.WithLabelValues(s.hub.name).Add(float64(len(values)))
+			return values, true
+		}
+		s.hub.mu.Unlock()
+		select {
+		case <-s.wake:
+		case <-s.done:
+			return nil, false
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+}
+
+// Close stops the subscription; it is safe to call more than once.
+func (s *Subscription[V]) Close() { s.hub.unsubscribe(s) }
+
+// closeLocked marks the subscription closed; called with hub.mu held.
+func (s *Subscription[V]) closeLocked() {
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+}

@@ -1,0 +1,112 @@
+package live
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// counterLoader returns, for each key, "topic:item#n" where n counts loads, so
+// tests can tell an old value from a newer one.
+func counterLoader(loads *atomic.Int64) Loader[string] {
+	return func(ctx context.Context, keys []Key) ([]string, error) {
+		n := loads.Add(1)
+		out := make([]string, len(keys))
+		for i, k := range keys {
+			out[i] = fmt.Sprintf("%s:%s#%d", k.Topic, k.Item, n)
+		}
+		return out, nil
+	}
+}
+
+func startHub(t *testing.T, load Loader[string]) (*Hub[string], context.CancelFunc) {
+	t.Helper()
+	h := NewHub("test", load, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return h, cancel
+}
+
+func next(t *testing.T, sub *Subscription[string]) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	values, ok := sub.Next(ctx)
+	if !ok {
+		t.Fatal("subscription ended or timed out waiting for a value")
+	}
+	return values
+}
+
+func TestSubscriberGetsOnlyItsItems(t *testing.T) {
+	t.Parallel()
+	var loads atomic.Int64
+	h, _ := startHub(t, counterLoader(&loads))
+	narrow := h.Subscribe("s-1", []string{"p-1"})
+	whole := h.Subscribe("s-1", nil)
+	other := h.Subscribe("s-2", nil)
+	defer narrow.Close()
+	defer whole.Close()
+	defer other.Close()
+
+	h.Notify(Key{"s-1", "p-2"})
+	if got := next(t, whole); len(got) != 1 || got[0] != "s-1:p-2#1" {
+		t.Fatalf("whole-store subscriber got %v, want [s-1:p-2#1]", got)
+	}
+	h.Notify(Key{"s-1", "p-1"})
+	if got := next(t, narrow); len(got) != 1 || got[0] != "s-1:p-1#2" {
+		t.Fatalf("narrow subscriber got %v, want only p-1's value [s-1:p-1#2]", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if got, ok := other.Next(ctx); ok {
+		t.Fatalf("subscriber of another store got %v", got)
+	}
+}
+
+func TestSlowSubscriberKeepsNewestValueAndNeverBlocks(t *testing.T) {
+	t.Parallel()
+	var loads atomic.Int64
+	h, _ := startHub(t, counterLoader(&loads))
+	slow := h.Subscribe("s-1", []string{"p-1"})
+	fast := h.Subscribe("s-1", []string{"p-1"})
+	defer slow.Close()
+	defer fast.Close()
+
+	// The slow subscriber reads nothing while 1,000 changes are delivered;
+	// the fast one keeps up. Notify must never block on the slow one.
+	for i := 0; i < 1000; i++ {
+		h.Notify(Key{"s-1", "p-1"})
+		next(t, fast)
+	}
+	want := fmt.Sprintf("s-1:p-1#%d", loads.Load())
+	if got := next(t, slow); len(got) != 1 || got[0] != want {
+		t.Fatalf("slow subscriber got %v, want only the newest value %s", got, want)
+	}
+}
+
+func TestShutdownClosesSubscriptions(t *testing.T) {
+	t.Parallel()
+	var loads atomic.Int64
+	h, cancel := startHub(t, counterLoader(&loads))
+	sub := h.Subscribe("s-1", nil)
+	cancel()
+	ctx, stop := context.WithTimeout(context.Background(), 2*time.Second)
+	defer stop()
+	if _, ok := sub.Next(ctx); ok {
+		t.Fatal("Next returned a value after shutdown")
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Next did not return when the hub shut down")
+	}
+	sub.Close() // closing again is harmless
+	late := h.Subscribe("s-1", nil)
+	if _, ok := late.Next(context.Background()); ok {
+		t.Fatal("a subscription made after shutdown delivered a value")
+	}
+}

@@ -1,0 +1,100 @@
+package resolvers
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/availability"
+	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/graph"
+	"github.com/aisle/aisle/live"
+)
+
+func edges[T, E any](page catalog.Page[T], newEdge func(cursor string, node *T) E) []E {
+	out := make([]E, len(page.Edges))
+	for i := range page.Edges {
+		out[i] = newEdge(page.Edges[i].Cursor, &page.Edges[i].Node)
+	}
+	return out
+}
+
+func newStoreEdge(cursor string, node *catalog.Store) *graph.StoreEdge {
+	return &graph.StoreEdge{Cursor: cursor, Node: node}
+}
+
+func newProductEdge(cursor string, node *catalog.Product) *graph.ProductEdge {
+	return &graph.ProductEdge{Cursor: cursor, Node: node}
+}
+
+func pageInfo[T any](page catalog.Page[T]) *graph.PageInfo {
+	return &graph.PageInfo{
+		HasNextPage:     page.HasNextPage,
+		HasPreviousPage: page.HasPreviousPage,
+		StartCursor:     page.StartCursor(),
+		EndCursor:       page.EndCursor(),
+	}
+}
+
+func newItemAvailability(item availability.Item) *graph.ItemAvailability {
+	out := &graph.ItemAvailability{
+		StoreID:     item.StoreID,
+		ProductID:   item.ProductID,
+		Probability: item.Probability,
+		Status:      graph.AvailabilityStatus(item.Status),
+	}
+	if !item.UpdatedAt.IsZero() {
+		t := item.UpdatedAt.UTC()
+		out.UpdatedAt = &t
+	}
+	return out
+}
+
+var pickEventTypes = map[graph.PickOutcome]string{
+	graph.PickOutcomeFound:    aisle.TypePickFound,
+	graph.PickOutcomeNotFound: aisle.TypePickNotFound,
+	graph.PickOutcomeReplaced: aisle.TypePickReplaced,
+}
+
+func newEventReceipt(r aisle.Receipt) *graph.EventReceipt {
+	return &graph.EventReceipt{
+		EventID:   r.EventID,
+		Topic:     r.Topic,
+		Partition: int(r.Partition),
+		Offset:    strconv.FormatInt(r.Offset, 10),
+	}
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// stream turns a live subscription into the channel gqlgen reads. The
+// goroutine belongs to the subscription: it ends, closing the channel, when
+// the client unsubscribes (ctx) or the hub shuts down. Sending blocks only
+// this subscriber; the hub never waits for it.
+func stream[V, G any](ctx context.Context, sub *live.Subscription[V], convert func(V) G) <-chan G {
+	out := make(chan G, 1)
+	go func() {
+		defer close(out)
+		defer sub.Close()
+		for {
+			values, ok := sub.Next(ctx)
+			if !ok {
+				return
+			}
+			for _, v := range values {
+				select {
+				case out <- convert(v):
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}

@@ -1,0 +1,57 @@
+package resolvers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+// ErrorPresenter maps every resolver error to a GraphQL error whose
+// extensions.code is a domain code. Domain errors keep their user-safe message;
+// anything else is logged with the operation name and shown as a generic
+// internal error, so SQL, Redis or Kafka details never reach clients.
+func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
+		var domainErr *aisle.Error
+		var parserErr *gqlerror.Error
+		switch {
+		case errors.As(err, &domainErr):
+			gqlErr.Message = domainErr.Message
+			setCode(gqlErr, domainErr.Code)
+		case errors.As(err, &parserErr) && parserErr.Unwrap() == nil:
+			// Errors the executor made itself (validation, variable coercion)
+			// describe the caller's document: they are safe to show as they are.
+			if _, ok := gqlErr.Extensions["code"]; !ok {
+				setCode(gqlErr, aisle.EINVALID)
+			}
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			gqlErr.Message = "the request was cancelled or timed out"
+			setCode(gqlErr, aisle.EUNAVAILABLE)
+		default:
+			log.ErrorContext(ctx, "graphql: internal error", "operation", operationName(ctx), "path", gqlErr.Path.String(), "err", err)
+			gqlErr.Message = aisle.ErrorMessage(err)
+			setCode(gqlErr, aisle.EINTERNAL)
+		}
+		return gqlErr
+	}
+}
+
+func setCode(e *gqlerror.Error, code string) {
+	if e.Extensions == nil {
+		e.Extensions = make(map[string]any)
+	}
+	e.Extensions["code"] = code
+}
+
+func operationName(ctx context.Context) string {
+	if !graphql.HasOperationContext(ctx) {
+		return ""
+	}
+	return graphql.GetOperationContext(ctx).OperationName
+}

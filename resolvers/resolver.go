@@ -1,0 +1,59 @@
+// Package resolvers implements the GraphQL schema in graph/. Resolvers are
+// thin: they take the caller from the context, make one domain call and map
+// the result to GraphQL types. Authorization, validation and maths live in the
+// domain packages.
+package resolvers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vikstrous/dataloadgen"
+
+	"github.com/aisle/aisle/availability"
+	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/live"
+)
+
+// Resolver holds the dependencies every resolver shares; server.go fills it.
+type Resolver struct {
+	Catalog             *catalog.DB
+	AvailabilityService *availability.Service
+	AvailabilityHub     *live.Hub[availability.Item]
+}
+
+// NewResolver checks that no dependency is missing.
+func NewResolver(db *catalog.DB, avail *availability.Service, hub *live.Hub[availability.Item]) (*Resolver, error) {
+	if db == nil || avail == nil || hub == nil {
+		return nil, fmt.Errorf("resolvers: nil dependency")
+	}
+	return &Resolver{Catalog: db, AvailabilityService: avail, AvailabilityHub: hub}, nil
+}
+
+// loaders batch the lookups that nested fields make, per operation.
+type loaders struct {
+	retailers *dataloadgen.Loader[string, *catalog.Retailer]
+}
+
+type loadersKey struct{}
+
+// loaderWait is how long a loader collects keys before one batched query.
+const loaderWait = time.Millisecond
+
+// WithLoaders returns ctx with fresh dataloaders for one operation; install it
+// with the handler's AroundOperations so HTTP and websocket operations alike
+// get their own.
+func (r *Resolver) WithLoaders(ctx context.Context) context.Context {
+	return context.WithValue(ctx, loadersKey{}, &loaders{
+		retailers: dataloadgen.NewLoader(r.Catalog.RetailersByIDs, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(100)),
+	})
+}
+
+func loadersFrom(ctx context.Context) *loaders {
+	l, ok := ctx.Value(loadersKey{}).(*loaders)
+	if !ok {
+		panic("resolvers: no dataloaders in context; wrap operations with Resolver.WithLoaders")
+	}
+	return l
+}

@@ -1,0 +1,410 @@
+// Command aisle is Aisle's one binary: the GraphQL API, the stream workers,
+// the embedded Kafka-protocol broker, and the batch, simulation and
+// evaluation commands. See README.md.
+package main
+
+//go:generate go tool gqlgen generate --config gqlgen.yml
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/auth"
+	"github.com/aisle/aisle/availability"
+	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/features"
+	"github.com/aisle/aisle/httpapi"
+	"github.com/aisle/aisle/live"
+	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/resolvers"
+	"github.com/aisle/aisle/streaming"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "aisle:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: aisle [command] [flags]
+
+commands:
+  serve       run the API and stream workers (default)
+  migrate     apply database migrations
+  keys create --role ROLE [--retailer ID] [--user ID] --name N
+              create an API key; the key is printed alone on the last line
+  simulate    publish a synthetic marketplace's events to Kafka
+  batch priors
+              fit availability found-rate priors from the picking topic
+  eval availability [--seed N] [--json]
+              evaluate the availability model on simulated data
+
+Run "aisle COMMAND -h" for a command's flags.`
+
+// run dispatches a command line; it is main without the process exit, so
+// tests can run commands in-process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	command := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		command, args = args[0], args[1:]
+	}
+	switch command {
+	case "serve":
+		m := NewMain(stderr)
+		if err := m.ParseFlags(args); err != nil {
+			return err
+		}
+		return m.Run(ctx)
+	case "migrate":
+		return runMigrate(ctx, args, stderr)
+	case "keys":
+		return runKeys(ctx, args, stdout, stderr)
+	case "simulate":
+		return runSimulate(ctx, args, stderr)
+	case "batch":
+		return runBatch(ctx, args, stdout, stderr)
+	case "eval":
+		return runEval(ctx, args, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n\n%s", command, usage)
+}
+
+// Config is everything serve needs, from flags that default to the
+// environment (DESIGN.md "Run modes").
+type Config struct {
+	HTTPAddr      string
+	DatabaseURL   string
+	RedisURL      string
+	RedisPrefix   string
+	KafkaBrokers  []string // empty: run the embedded broker
+	EmbeddedKafka string   // listen address of the embedded broker
+	DataDir       string   // embedded broker log directory
+	Partitions    int32
+	Role          string // all, api or stream
+	Demo          bool
+	DemoRate      float64
+	WebDir        string
+	LogLevel      slog.Level
+	DrainTimeout  time.Duration
+	ConsumerGroup string
+	FeatureTTL    time.Duration
+}
+
+// commonFlags registers the connection flags every command shares.
+func commonFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", "postgres://postgres@localhost:5432/aisle?sslmode=disable"), "PostgreSQL URL (DATABASE_URL)")
+	fs.StringVar(&c.RedisURL, "redis-url", env("REDIS_URL", "redis://localhost:6379/0"), "Redis URL (REDIS_URL)")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", env("AISLE_REDIS_PREFIX", "aisle:"), "prefix of every Redis key (AISLE_REDIS_PREFIX)")
+	fs.Func("kafka-brokers", "comma-separated Kafka brokers; empty runs the embedded broker (KAFKA_BROKERS)", func(s string) error {
+		c.KafkaBrokers = splitList(s)
+		return nil
+	})
+	c.KafkaBrokers = splitList(os.Getenv("KAFKA_BROKERS"))
+	fs.StringVar(&c.EmbeddedKafka, "embedded-kafka-addr", env("AISLE_KAFKA_ADDR", "127.0.0.1:9092"), "listen address of the embedded broker (AISLE_KAFKA_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", env("AISLE_DATA_DIR", "./data"), "embedded broker log directory (AISLE_DATA_DIR)")
+	c.Partitions = 6
+	fs.Func("partitions", "partitions per topic when creating topics (AISLE_PARTITIONS, default 6)", func(s string) error {
+		n, err := strconv.ParseInt(s, 10, 32)
+		if err != nil || n < 1 || n > 1000 {
+			return fmt.Errorf("partitions must be an integer in 1..1000, got %q", s)
+		}
+		c.Partitions = int32(n)
+		return nil
+	})
+	fs.Func("log-level", "debug, info, warn or error (AISLE_LOG_LEVEL)", func(s string) error {
+		return c.LogLevel.UnmarshalText([]byte(s))
+	})
+}
+
+// Main is the serve command: it owns every resource and goroutine of a running
+// server and releases them in reverse order.
+type Main struct {
+	Config Config
+	Log    *slog.Logger
+	logOut io.Writer
+
+	// Listening addresses, known once Run has started listening (tests use :0).
+	HTTPListener net.Listener
+	started      chan struct{}
+}
+
+// NewMain returns a Main logging JSON to logOut.
+func NewMain(logOut io.Writer) *Main {
+	return &Main{logOut: logOut, started: make(chan struct{})}
+}
+
+// ParseFlags reads serve's flags and environment.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c := &m.Config
+	commonFlags(fs, c)
+	fs.StringVar(&c.HTTPAddr, "http-addr", env("AISLE_HTTP_ADDR", ":8080"), "HTTP listen address (AISLE_HTTP_ADDR)")
+	fs.StringVar(&c.Role, "role", env("AISLE_ROLE", "all"), "all, api (GraphQL only) or stream (workers only) (AISLE_ROLE)")
+	fs.StringVar(&c.WebDir, "web-dir", env("AISLE_WEB_DIR", "web"), "directory of the GraphiQL page and its npm packages (AISLE_WEB_DIR)")
+	fs.StringVar(&c.ConsumerGroup, "group", env("AISLE_CONSUMER_GROUP", "aisle-stream"), "Kafka consumer group of the stream workers")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work")
+	fs.DurationVar(&c.FeatureTTL, "feature-ttl", features.DefaultTTL, "how long an untouched store-product's features are kept in Redis")
+	demo := env("AISLE_DEMO", "")
+	fs.BoolVar(&c.Demo, "demo", demo != "" && demo != "0" && demo != "false", "also run the simulator (AISLE_DEMO=1)")
+	fs.Float64Var(&c.DemoRate, "demo-rate", 20, "simulator events per second in demo mode")
+	if lvl := os.Getenv("AISLE_LOG_LEVEL"); lvl != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
+			return fmt.Errorf("AISLE_LOG_LEVEL: %w", err)
+		}
+	}
+	if p := os.Getenv("AISLE_PARTITIONS"); p != "" {
+		if err := fs.Set("partitions", p); err != nil {
+			return fmt.Errorf("AISLE_PARTITIONS: %w", err)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	switch c.Role {
+	case "all", "api", "stream":
+	default:
+		return fmt.Errorf("--role must be all, api or stream, got %q", c.Role)
+	}
+	m.Log = slog.New(slog.NewJSONHandler(m.logOut, &slog.HandlerOptions{Level: c.LogLevel}))
+	return nil
+}
+
+func (m *Main) runsAPI() bool    { return m.Config.Role != "stream" }
+func (m *Main) runsStream() bool { return m.Config.Role != "api" }
+
+// Run starts everything in dependency order, serves until ctx is done, then
+// drains: stop taking work, finish in-flight writes, commit offsets, close
+// subscriptions, and release resources in reverse order.
+func (m *Main) Run(ctx context.Context) (err error) {
+	c, log := m.Config, m.Log
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+
+	db, err := catalog.Open(ctx, c.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, db.Close)
+	if seeded, err := db.SeedDemo(ctx); err != nil {
+		return fmt.Errorf("seed demo catalog: %w", err)
+	} else if seeded {
+		log.Info("seeded the demo catalog")
+	}
+
+	model := models.DefaultAvailabilityModel()
+	fs, err := features.Open(ctx, c.RedisURL, c.RedisPrefix, model, features.WithTTL(c.FeatureTTL))
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() { _ = fs.Close() })
+
+	brokers := c.KafkaBrokers
+	if len(brokers) == 0 {
+		broker, err := streaming.StartEmbeddedBroker(ctx, c.EmbeddedKafka, c.DataDir, c.Partitions, log)
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, broker.Close)
+		brokers = broker.Addrs()
+		log.Info("embedded Kafka-protocol broker listening", "addr", strings.Join(brokers, ","), "data_dir", c.DataDir)
+	}
+	if err := streaming.EnsureTopics(ctx, brokers, c.Partitions); err != nil {
+		return err
+	}
+	producer, err := streaming.NewProducer(brokers, log)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, producer.Close)
+
+	// Workers stop when work is cancelled; the HTTP server is shut down first
+	// so no new work arrives while they drain.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var workers sync.WaitGroup
+	errs := make(chan error, 4)
+	goWork := func(name string, fn func(context.Context) error) {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			if err := fn(work); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+
+	if m.runsStream() {
+		consumer, err := streaming.NewConsumer(streaming.ConsumerConfig{
+			Brokers:  brokers,
+			Group:    c.ConsumerGroup,
+			Catalog:  db,
+			Features: fs,
+			DLQ:      producer,
+			Log:      log,
+		})
+		if err != nil {
+			return err
+		}
+		goWork("stream consumer", consumer.Run)
+	}
+
+	var httpServer *http.Server
+	if m.runsAPI() {
+		avail, err := availability.NewService(ctx, db, fs, producer, model, log)
+		if err != nil {
+			return err
+		}
+		goWork("availability priors", func(ctx context.Context) error { avail.Run(ctx); return nil })
+		hub := live.NewHub("availability", avail.Changed, log)
+		goWork("availability hub", func(ctx context.Context) error { hub.Run(ctx); return nil })
+		goWork("availability watch", func(ctx context.Context) error {
+			return fs.WatchAvailability(ctx, func(sp aisle.StoreProduct) {
+				hub.Notify(live.Key{Topic: sp.StoreID, Item: sp.ProductID})
+			})
+		})
+		resolver, err := resolvers.NewResolver(db, avail, hub)
+		if err != nil {
+			return err
+		}
+		keys, err := auth.NewCache(db, log)
+		if err != nil {
+			return err
+		}
+		h, err := httpapi.New(httpapi.Config{
+			Resolver: resolver,
+			Keys:     keys,
+			WebDir:   c.WebDir,
+			Ready:    readiness(db, fs),
+			Log:      log,
+		})
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", c.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", c.HTTPAddr, err)
+		}
+		m.HTTPListener = ln
+		httpServer = &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 5 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			// Websocket connections live in work so that draining closes them.
+			BaseContext: func(net.Listener) context.Context { return work },
+		}
+		goWork("http server", func(context.Context) error {
+			if err := httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		log.Info("serving GraphQL", "addr", ln.Addr().String(), "graphiql", "http://"+displayAddr(ln.Addr())+"/")
+	}
+
+	if c.Demo {
+		goWork("simulator", func(ctx context.Context) error {
+			return runSimulator(ctx, db, producer, c.DemoRate, 1, log)
+		})
+	}
+	close(m.started)
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining in-flight work")
+	case err = <-errs:
+		log.Error("shutting down after a failure", "err", err)
+	}
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.DrainTimeout)
+	defer cancel()
+	if httpServer != nil {
+		if shutdownErr := httpServer.Shutdown(drainCtx); shutdownErr != nil {
+			log.Warn("http shutdown", "err", shutdownErr)
+		}
+	}
+	stopWork()
+	drained := make(chan struct{})
+	go func() { workers.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-drainCtx.Done():
+		return fmt.Errorf("drain timed out after %s", c.DrainTimeout)
+	}
+	close(errs)
+	for workErr := range errs {
+		err = errors.Join(err, workErr)
+	}
+	if err == nil {
+		log.Info("drained cleanly")
+	}
+	return err
+}
+
+// Started is closed once Run is serving; tests wait on it before dialling.
+func (m *Main) Started() <-chan struct{} { return m.started }
+
+// readiness reports whether the server's dependencies answer.
+func readiness(db *catalog.DB, fs *features.Store) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := db.Ping(ctx); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		if err := fs.Ping(ctx); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		return nil
+	}
+}
+
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil || host == "" || host == "::" || host == "0.0.0.0" {
+		return "localhost:" + port
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func env(name, fallback string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return fallback
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}

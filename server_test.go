@@ -1,0 +1,301 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/catalog/catalogtest"
+)
+
+// testServer is a whole Aisle process run in-process on loopback: its own
+// PostgreSQL database, Redis key prefix, embedded broker and data directory.
+type testServer struct {
+	t       *testing.T
+	main    *Main
+	url     string // http://127.0.0.1:PORT
+	stopped chan error
+	cancel  context.CancelFunc
+	logs    *syncBuffer
+}
+
+// startServer runs Main like `aisle serve` with the given extra flags.
+func startServer(t *testing.T, extraArgs ...string) *testServer {
+	t.Helper()
+	dbURL := catalogtest.NewDatabaseURL(t)
+	args := append([]string{
+		"--http-addr", "127.0.0.1:0",
+		"--database-url", dbURL,
+		"--redis-url", redisURL(),
+		"--redis-prefix", fmt.Sprintf("aisle-test-%d-%s:", time.Now().UnixNano(), strings.ReplaceAll(t.Name(), "/", "-")),
+		"--embedded-kafka-addr", "127.0.0.1:0",
+		"--data-dir", t.TempDir(),
+		"--partitions", "2",
+		"--web-dir", "web",
+	}, extraArgs...)
+	logs := &syncBuffer{}
+	m := NewMain(logs)
+	if err := m.ParseFlags(args); err != nil {
+		t.Fatalf("parse flags: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts := &testServer{t: t, main: m, stopped: make(chan error, 1), cancel: cancel, logs: logs}
+	go func() { ts.stopped <- m.Run(ctx) }()
+	select {
+	case <-m.Started():
+	case err := <-ts.stopped:
+		t.Fatalf("server did not start: %v\nlogs:\n%s", err, logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("server did not start within 30s\nlogs:\n%s", logs.String())
+	}
+	ts.url = "http://" + m.HTTPListener.Addr().String()
+	t.Cleanup(func() {
+		if err := ts.stop(); err != nil {
+			t.Errorf("server did not stop cleanly: %v\nlogs:\n%s", err, logs.String())
+		}
+	})
+	return ts
+}
+
+// stop is SIGTERM: cancel Run's context and wait for it to drain.
+func (ts *testServer) stop() error {
+	ts.cancel()
+	select {
+	case err, ok := <-ts.stopped:
+		if !ok {
+			return nil
+		}
+		close(ts.stopped)
+		return err
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("Run did not return within 30s of cancellation")
+	}
+}
+
+func redisURL() string {
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		return u
+	}
+	return "redis://localhost:6379/0"
+}
+
+type gqlError struct {
+	Message    string         `json:"message"`
+	Path       []any          `json:"path"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+type gqlResponse struct {
+	Data   json.RawMessage `json:"data"`
+	Errors []gqlError      `json:"errors"`
+}
+
+// code returns the extensions.code of the only error, failing otherwise.
+func (r gqlResponse) code(t *testing.T) string {
+	t.Helper()
+	if len(r.Errors) != 1 {
+		t.Fatalf("want exactly one error, got %+v (data %s)", r.Errors, r.Data)
+	}
+	code, _ := r.Errors[0].Extensions["code"].(string)
+	return code
+}
+
+// query posts a GraphQL request with an optional API key.
+func (ts *testServer) query(key, query string, vars map[string]any) gqlResponse {
+	ts.t.Helper()
+	status, resp := ts.post(key, query, vars)
+	if status != http.StatusOK && len(resp.Errors) == 0 {
+		ts.t.Fatalf("HTTP %d without GraphQL errors", status)
+	}
+	return resp
+}
+
+func (ts *testServer) post(key, query string, vars map[string]any) (int, gqlResponse) {
+	ts.t.Helper()
+	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, ts.url+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ts.t.Fatalf("POST /graphql: %v", err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	var out gqlResponse
+	if err := json.Unmarshal(raw, &out); err != nil {
+		ts.t.Fatalf("HTTP %d, body is not GraphQL JSON: %v: %s", res.StatusCode, err, raw)
+	}
+	return res.StatusCode, out
+}
+
+// mustData runs a query that must succeed and decodes its data into v.
+func (ts *testServer) mustData(key, query string, vars map[string]any, v any) {
+	ts.t.Helper()
+	resp := ts.query(key, query, vars)
+	if len(resp.Errors) > 0 {
+		ts.t.Fatalf("query failed: %+v", resp.Errors)
+	}
+	if err := json.Unmarshal(resp.Data, v); err != nil {
+		ts.t.Fatalf("decode data %s: %v", resp.Data, err)
+	}
+}
+
+// createKey creates an API key the way `aisle keys create` does.
+func (ts *testServer) createKey(role aisle.Role, retailerID, userID string) string {
+	ts.t.Helper()
+	var out bytes.Buffer
+	args := []string{"create", "--database-url", ts.main.Config.DatabaseURL, "--role", string(role), "--name", "test " + string(role)}
+	if retailerID != "" {
+		args = append(args, "--retailer", retailerID)
+	}
+	if userID != "" {
+		args = append(args, "--user", userID)
+	}
+	if err := runKeys(context.Background(), args, &out, io.Discard); err != nil {
+		ts.t.Fatalf("keys create: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	return lines[len(lines)-1]
+}
+
+// store returns a store of the demo catalog and some of its products.
+func (ts *testServer) store(n int) (catalog.Store, []string) {
+	ts.t.Helper()
+	var data struct {
+		Stores struct {
+			Edges []struct {
+				Node struct {
+					ID       string `json:"id"`
+					Retailer struct {
+						ID string `json:"id"`
+					} `json:"retailer"`
+					Products struct {
+						Edges []struct {
+							Node struct {
+								ID string `json:"id"`
+							} `json:"node"`
+						} `json:"edges"`
+					} `json:"products"`
+				} `json:"node"`
+			} `json:"edges"`
+		} `json:"stores"`
+	}
+	ts.mustData("", `query($n: Int!) { stores(first: 1) { edges { node { id retailer { id } products(first: $n) { edges { node { id } } } } } } }`,
+		map[string]any{"n": n}, &data)
+	node := data.Stores.Edges[0].Node
+	var products []string
+	for _, e := range node.Products.Edges {
+		products = append(products, e.Node.ID)
+	}
+	return catalog.Store{ID: node.ID, RetailerID: node.Retailer.ID}, products
+}
+
+// wsClient speaks graphql-transport-ws.
+type wsClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+	ctx  context.Context
+}
+
+func (ts *testServer) dialWS(initPayload map[string]any) (*wsClient, error) {
+	ts.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ts.t.Cleanup(cancel)
+	conn, _, err := websocket.Dial(ctx, strings.Replace(ts.url, "http", "ws", 1)+"/graphql", &websocket.DialOptions{
+		Subprotocols: []string{"graphql-transport-ws"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ts.t.Cleanup(func() { conn.CloseNow() })
+	c := &wsClient{t: ts.t, conn: conn, ctx: ctx}
+	if err := wsjson.Write(ctx, conn, map[string]any{"type": "connection_init", "payload": initPayload}); err != nil {
+		return nil, err
+	}
+	var ack map[string]any
+	if err := wsjson.Read(ctx, conn, &ack); err != nil {
+		return nil, err
+	}
+	if ack["type"] != "connection_ack" {
+		return nil, fmt.Errorf("want connection_ack, got %v", ack)
+	}
+	return c, nil
+}
+
+func (c *wsClient) subscribe(id, query string, vars map[string]any) {
+	c.t.Helper()
+	err := wsjson.Write(c.ctx, c.conn, map[string]any{
+		"id": id, "type": "subscribe", "payload": map[string]any{"query": query, "variables": vars},
+	})
+	if err != nil {
+		c.t.Fatalf("subscribe: %v", err)
+	}
+}
+
+type wsMessage struct {
+	ID      string          `json:"id"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// next reads the next message that is not a ping/pong, within timeout.
+func (c *wsClient) next(timeout time.Duration) (wsMessage, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	defer cancel()
+	for {
+		var msg wsMessage
+		if err := wsjson.Read(ctx, c.conn, &msg); err != nil {
+			return msg, err
+		}
+		if msg.Type == "ping" {
+			_ = wsjson.Write(ctx, c.conn, map[string]any{"type": "pong"})
+			continue
+		}
+		if msg.Type != "pong" {
+			return msg, nil
+		}
+	}
+}
+
+// syncBuffer collects the server's logs from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
