@@ -2,8 +2,8 @@ package simulate
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/aisle/aisle/aisle"
@@ -16,6 +16,10 @@ type RunConfig struct {
 	Rate    float64          // events per second, > 0
 	Limit   int              // stop after this many events; 0 means no limit
 	Now     func() time.Time // event time; nil means time.Now
+	// RunID is appended to every event id so that a second run of the same
+	// seed is not dropped as a redelivery of the first; empty means the
+	// start time.
+	RunID string
 }
 
 // maxLag bounds how far a slow publisher may fall behind the schedule before
@@ -40,6 +44,10 @@ func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle
 	if err != nil {
 		return err
 	}
+	runID := cfg.RunID
+	if runID == "" {
+		runID = strconv.FormatInt(time.Now().UnixMilli(), 36)
+	}
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -55,6 +63,7 @@ func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle
 			}
 		}
 		ev := sim.Next().Event
+		ev.ID += "-" + runID
 		ev.Time = now().UTC()
 		if err := publish(ctx, ev); err != nil {
 			if ctx.Err() != nil {
@@ -68,20 +77,4 @@ func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle
 		}
 	}
 	return nil
-}
-
-// RecordKey is the Kafka record key of a simulated event, "store_id:product_id",
-// which keeps a store-product's events in one partition.
-func RecordKey(ev aisle.Event) (string, error) {
-	var about struct {
-		StoreID   string `json:"store_id"`
-		ProductID string `json:"product_id"`
-	}
-	if err := json.Unmarshal(ev.Data, &about); err != nil {
-		return "", fmt.Errorf("read the store-product of event %s: %w", ev.ID, err)
-	}
-	if about.StoreID == "" || about.ProductID == "" {
-		return "", fmt.Errorf("event %s names no store-product", ev.ID)
-	}
-	return aisle.StoreProduct{StoreID: about.StoreID, ProductID: about.ProductID}.String(), nil
 }
