@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/eval"
+	"github.com/aisle/aisle/models"
 	"github.com/aisle/aisle/simulate"
 	"github.com/aisle/aisle/streaming"
 )
@@ -32,8 +34,29 @@ func commandLogger(c *Config, stderr io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: c.LogLevel}))
 }
 
-// parseCommand parses args and refuses positional leftovers.
+// flagEnv names the environment variable behind flags whose values need
+// parsing; a malformed variable is reported like a malformed flag. (Text
+// flags take their variable as their default where they are registered.)
+var flagEnv = map[string]string{
+	"partitions":      "AISLE_PARTITIONS",
+	"log-level":       "AISLE_LOG_LEVEL",
+	"demo":            "AISLE_DEMO",
+	"in-stock-above":  "AISLE_IN_STOCK_ABOVE",
+	"low-stock-above": "AISLE_LOW_STOCK_ABOVE",
+}
+
+// parseCommand applies the environment, then parses args and refuses
+// positional leftovers.
 func parseCommand(fs *flag.FlagSet, args []string) error {
+	for flagName, envName := range flagEnv {
+		v := os.Getenv(envName)
+		if v == "" || fs.Lookup(flagName) == nil {
+			continue
+		}
+		if err := fs.Set(flagName, v); err != nil {
+			return fmt.Errorf("%s=%q: %w", envName, v, err)
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -156,13 +179,47 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "priors" {
-		return fmt.Errorf("usage: aisle batch priors")
+		return fmt.Errorf("usage: aisle batch priors [--since DURATION]")
 	}
 	fs, c := newCommand("batch priors", stderr)
+	since := fs.Duration("since", 30*24*time.Hour, "fit the picks of this long before now (720h = 30 days)")
 	if err := parseCommand(fs, args[1:]); err != nil {
 		return err
 	}
-	_ = os.Stderr
-	_ = time.Now
-	return fmt.Errorf("batch priors: %v", c)
+	if *since <= 0 {
+		return fmt.Errorf("--since must be positive, got %s", *since)
+	}
+	if len(c.KafkaBrokers) == 0 {
+		c.KafkaBrokers = []string{c.EmbeddedKafka} // the running `aisle serve`'s broker
+	}
+	log := commandLogger(c, stderr)
+	db, err := catalog.Open(ctx, c.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return batchPriors(ctx, db, c.KafkaBrokers, time.Now(), *since, stdout, log)
+}
+
+// batchPriors refits the availability priors from the inventory and picking
+// history in Kafka, saves them, and prints a one-line summary.
+func batchPriors(ctx context.Context, db *catalog.DB, brokers []string, now time.Time, since time.Duration, stdout io.Writer, log *slog.Logger) error {
+	history := availability.NewHistory(now.Add(-since), now)
+	topics := []string{aisle.TopicInventory, aisle.TopicPicking}
+	err := streaming.ReadTopics(ctx, brokers, topics, log, func(topic string, _ int32, _ int64, value []byte) error {
+		history.Add(topic, value)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("batch priors: %w", err)
+	}
+	fit, err := availability.RefitPriors(ctx, db, models.DefaultAvailabilityModel(), history)
+	if err != nil {
+		return fmt.Errorf("batch priors: %w", err)
+	}
+	p := fit.Priors
+	_, err = fmt.Fprintf(stdout, "availability priors saved: %d picks, global found rate %.4f, fitted_at %s (%d events replayed; skipped %d duplicate, %d invalid, %d older than %s)\n",
+		p.Observations, p.Global.Found/p.Global.Total, p.FittedAt.Format(time.RFC3339Nano),
+		fit.Events, fit.Duplicates, fit.Invalid, fit.Older, since)
+	return err
 }

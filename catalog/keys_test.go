@@ -149,8 +149,8 @@ func TestAvailabilityPriors_SaveLoad(t *testing.T) {
 	db := catalogtest.MustOpenDB(t)
 
 	p, err := db.LoadAvailabilityPriors(ctx)
-	if err != nil || !reflect.DeepEqual(p, models.AvailabilityPriors{}) {
-		t.Fatalf("nothing saved: %+v, %v; want the zero value", p, err)
+	if err != nil || !reflect.DeepEqual(p, models.DefaultAvailabilityPriors()) {
+		t.Fatalf("nothing saved: %+v, %v; want the default priors", p, err)
 	}
 
 	first := models.AvailabilityPriors{Global: models.FoundRate{Found: 80, Total: 100}, Observations: 100}

@@ -26,14 +26,14 @@ func (db *DB) SaveAvailabilityPriors(ctx context.Context, p models.AvailabilityP
 	return nil
 }
 
-// LoadAvailabilityPriors returns the newest stored priors, or the zero value
-// when none were ever saved: models documents it as a usable, uninformative
-// prior, so serving works before the first `aisle batch priors`.
+// LoadAvailabilityPriors returns the newest stored priors, or
+// models.DefaultAvailabilityPriors when none were ever saved, so that serving
+// gives sensible answers before the first `aisle batch priors`.
 func (db *DB) LoadAvailabilityPriors(ctx context.Context) (models.AvailabilityPriors, error) {
 	var doc []byte
 	err := db.pool.QueryRow(ctx, `SELECT document FROM availability_priors ORDER BY id DESC LIMIT 1`).Scan(&doc)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return models.AvailabilityPriors{}, nil
+		return models.DefaultAvailabilityPriors(), nil
 	}
 	if err != nil {
 		return models.AvailabilityPriors{}, fmt.Errorf("load availability priors: %w", err)

@@ -79,7 +79,7 @@ func Availability(seed int64) (Report, error) {
 	split := cfg.Start.Add(availabilityTrainDays * 24 * time.Hour)
 
 	model := models.DefaultAvailabilityModel()
-	evidence := make(map[aisle.StoreProduct]models.AvailabilityEvidence)
+	history := model.NewHistory()
 	last := make(map[aisle.StoreProduct]lastEvent)
 	var (
 		train         []models.PickObservation
@@ -100,18 +100,18 @@ func Availability(seed int64) (Report, error) {
 			return Report{}, err
 		}
 		sp := d.StoreProduct()
-		ev := evidence[sp]
 		if d.Inventory != nil {
-			evidence[sp] = model.ObserveFeed(ev, *d.Inventory.Quantity, d.Time)
+			history.Feed(sp.String(), *d.Inventory.Quantity, d.Time)
 			last[sp] = feedEvent(*d.Inventory.Quantity)
 			continue
 		}
 		found := d.Type == aisle.TypePickFound
 		category := cat.Categories[sp.ProductID]
+		// obs.Evidence is the evidence before this pick: the model predicts
+		// the pick from it, as serving would have.
+		obs := history.Pick(sp.String(), sp.ProductID, category, found, d.Time)
 		if d.Time.Before(split) {
-			train = append(train, models.PickObservation{
-				ProductID: sp.ProductID, Category: category, Found: found, At: d.Time, Evidence: ev,
-			})
+			train = append(train, obs)
 			lastTrain.add(last[sp], found)
 		} else {
 			if !fitted {
@@ -120,11 +120,10 @@ func Availability(seed int64) (Report, error) {
 				fitted = true
 			}
 			truth := prediction{found: found, onShelf: r.Truth.OnShelf > 0}
-			modelPreds = append(modelPreds, truth.with(model.Probability(ev, priors, sp.ProductID, category, d.Time)))
+			modelPreds = append(modelPreds, truth.with(model.Probability(obs.Evidence, priors, sp.ProductID, category, d.Time)))
 			globalPreds = append(globalPreds, truth.with(global))
 			lastPreds = append(lastPreds, truth.with(lastTrain.rate(last[sp])))
 		}
-		evidence[sp] = model.ObservePick(ev, found, d.Time)
 		last[sp] = pickEvent(found)
 	}
 	if len(modelPreds) == 0 || len(train) == 0 {

@@ -1,0 +1,34 @@
+package models
+
+import "time"
+
+// AvailabilityHistory replays past inventory and picking events into
+// per-store-product evidence, the way the online store accumulates it, so
+// that a batch fit or an evaluation sees every pick together with the
+// evidence serving had just before it. Replay events in event-time order:
+// the evidence before a pick is then what a stream applying them in that
+// order held. Keys are opaque (e.g. "store:product"). Not safe for
+// concurrent use.
+type AvailabilityHistory struct {
+	model    AvailabilityModel
+	evidence map[string]AvailabilityEvidence
+}
+
+// NewHistory returns an empty history that accumulates evidence with m's
+// parameters.
+func (m AvailabilityModel) NewHistory() *AvailabilityHistory {
+	return &AvailabilityHistory{model: m, evidence: make(map[string]AvailabilityEvidence)}
+}
+
+// Feed records a retailer feed level of key at event time t.
+func (h *AvailabilityHistory) Feed(key string, quantity int64, t time.Time) {
+	h.evidence[key] = h.model.ObserveFeed(h.evidence[key], quantity, t)
+}
+
+// Pick records a pick outcome of key at event time t and returns it as an
+// observation for fitting, carrying the evidence from before this pick.
+func (h *AvailabilityHistory) Pick(key, productID, category string, found bool, t time.Time) PickObservation {
+	before := h.evidence[key]
+	h.evidence[key] = h.model.ObservePick(before, found, t)
+	return PickObservation{ProductID: productID, Category: category, Found: found, At: t, Evidence: before}
+}

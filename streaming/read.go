@@ -1,0 +1,138 @@
+package streaming
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ReadTopics reads the history of topics for batch jobs: every record from
+// each partition's oldest retained offset up to its end offset (high
+// watermark) as of the call. Records produced after the call are not read, so
+// it finishes while producers keep writing. It calls fn once per record, in
+// offset order within a partition (partitions interleave), and stops at fn's
+// first error, which it returns. It joins no consumer group and commits
+// nothing, so it never disturbs the stream workers. A topic that does not
+// exist is an error; ctx ending stops the read with ctx's error. (A
+// partition ending in a transaction marker, which Aisle's producers never
+// write, would keep it waiting for a record at end-1 until ctx ends.)
+func ReadTopics(ctx context.Context, brokers, topics []string, log *slog.Logger, fn func(topic string, partition int32, offset int64, value []byte) error) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	ends, err := historyBounds(ctx, brokers, topics)
+	if err != nil || len(ends) == 0 {
+		return err
+	}
+	start := make(map[string]map[int32]kgo.Offset, len(ends))
+	remaining := 0 // partitions not read to their end yet
+	for topic, partitions := range ends {
+		start[topic] = make(map[int32]kgo.Offset, len(partitions))
+		for p := range partitions {
+			start[topic][p] = kgo.NewOffset().AtStart()
+			remaining++
+		}
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.ConsumePartitions(start),
+		// Retention may delete the oldest records while we read: resume
+		// from whatever is oldest then.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.WithLogger(kgoLogger{log}),
+	)
+	if err != nil {
+		return fmt.Errorf("read topics %v: %w", topics, err)
+	}
+	defer cl.Close()
+
+	for remaining > 0 {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("read topics %v: %w", topics, err)
+		}
+		if err := fetches.Err(); err != nil {
+			return fmt.Errorf("read topics %v: %w", topics, err)
+		}
+		var stop error
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			end, reading := ends[p.Topic][p.Partition]
+			for _, r := range p.Records {
+				if !reading || stop != nil {
+					return
+				}
+				if r.Offset < end {
+					stop = fn(r.Topic, r.Partition, r.Offset, r.Value)
+				}
+				if r.Offset >= end-1 {
+					// Read to the end: stop fetching what producers
+					// write after the call.
+					cl.PauseFetchPartitions(map[string][]int32{p.Topic: {p.Partition}})
+					delete(ends[p.Topic], p.Partition)
+					remaining--
+					reading = false
+				}
+			}
+		})
+		if stop != nil {
+			return stop
+		}
+	}
+	return nil
+}
+
+// historyBounds lists, per topic and partition, the end offset of each
+// partition that holds records, leaving out empty ones.
+func historyBounds(ctx context.Context, brokers, topics []string) (map[string]map[int32]int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return nil, fmt.Errorf("read topics %v: %w", topics, err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err == nil {
+		err = listedError(starts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list start offsets of %v on %v: %w", topics, brokers, err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = listedError(ends)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of %v on %v: %w", topics, brokers, err)
+	}
+	bounds := make(map[string]map[int32]int64)
+	ends.Each(func(end kadm.ListedOffset) {
+		if s, ok := starts.Lookup(end.Topic, end.Partition); ok && end.Offset <= s.Offset {
+			return // empty, or everything was deleted
+		}
+		if bounds[end.Topic] == nil {
+			bounds[end.Topic] = make(map[int32]int64)
+		}
+		bounds[end.Topic][end.Partition] = end.Offset
+	})
+	return bounds, nil
+}
+
+// listedError names a missing topic plainly instead of by Kafka error code.
+func listedError(l kadm.ListedOffsets) error {
+	var err error
+	l.Each(func(o kadm.ListedOffset) {
+		switch {
+		case err != nil || o.Err == nil:
+		case errors.Is(o.Err, kerr.UnknownTopicOrPartition):
+			err = fmt.Errorf("topic %s does not exist", o.Topic)
+		default:
+			err = fmt.Errorf("%s/%d: %w", o.Topic, o.Partition, o.Err)
+		}
+	})
+	return err
+}
