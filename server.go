@@ -53,8 +53,9 @@ commands:
   keys create --role ROLE [--retailer ID] [--user ID] --name N
               create an API key; the key is printed alone on the last line
   simulate    publish a synthetic marketplace's events to Kafka
-  batch priors
-              fit availability found-rate priors from the picking topic
+  batch priors [--since D]
+              fit availability found-rate priors from the last D of the
+              inventory and picking topics (default 720h)
   eval availability [--seed N] [--json]
               evaluate the availability model on simulated data
 
@@ -110,6 +111,7 @@ type Config struct {
 	DrainTimeout  time.Duration
 	ConsumerGroup string
 	FeatureTTL    time.Duration
+	Availability  models.AvailabilityModel // status thresholds are configurable
 }
 
 // commonFlags registers the connection flags every command shares.
@@ -147,6 +149,7 @@ type Main struct {
 
 	// Listening addresses, known once Run has started listening (tests use :0).
 	HTTPListener net.Listener
+	KafkaBrokers []string // Config.KafkaBrokers, or the embedded broker's address
 	started      chan struct{}
 }
 
@@ -166,29 +169,23 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.ConsumerGroup, "group", env("AISLE_CONSUMER_GROUP", "aisle-stream"), "Kafka consumer group of the stream workers")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work")
 	fs.DurationVar(&c.FeatureTTL, "feature-ttl", features.DefaultTTL, "how long an untouched store-product's features are kept in Redis")
-	demo := env("AISLE_DEMO", "")
-	fs.BoolVar(&c.Demo, "demo", demo != "" && demo != "0" && demo != "false", "also run the simulator (AISLE_DEMO=1)")
-	fs.Float64Var(&c.DemoRate, "demo-rate", 20, "simulator events per second in demo mode")
-	if lvl := os.Getenv("AISLE_LOG_LEVEL"); lvl != "" {
-		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
-			return fmt.Errorf("AISLE_LOG_LEVEL: %w", err)
-		}
-	}
-	if p := os.Getenv("AISLE_PARTITIONS"); p != "" {
-		if err := fs.Set("partitions", p); err != nil {
-			return fmt.Errorf("AISLE_PARTITIONS: %w", err)
-		}
-	}
-	if err := fs.Parse(args); err != nil {
+	c.Availability = models.DefaultAvailabilityModel()
+	fs.Float64Var(&c.Availability.InStockAbove, "in-stock-above", c.Availability.InStockAbove,
+		"probability above which an item is IN_STOCK (AISLE_IN_STOCK_ABOVE)")
+	fs.Float64Var(&c.Availability.LowStockAbove, "low-stock-above", c.Availability.LowStockAbove,
+		"probability above which an item is LOW_STOCK, else OUT_OF_STOCK (AISLE_LOW_STOCK_ABOVE)")
+	fs.BoolVar(&c.Demo, "demo", false, "also run the simulator (AISLE_DEMO=1)")
+	fs.Float64Var(&c.DemoRate, "demo-rate", 50, "simulator events per second in demo mode")
+	if err := parseCommand(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
 	}
 	switch c.Role {
 	case "all", "api", "stream":
 	default:
 		return fmt.Errorf("--role must be all, api or stream, got %q", c.Role)
+	}
+	if a := c.Availability; !(0 < a.LowStockAbove && a.LowStockAbove < a.InStockAbove && a.InStockAbove < 1) {
+		return fmt.Errorf("want 0 < --low-stock-above (%v) < --in-stock-above (%v) < 1", a.LowStockAbove, a.InStockAbove)
 	}
 	m.Log = slog.New(slog.NewJSONHandler(m.logOut, &slog.HandlerOptions{Level: c.LogLevel}))
 	return nil
@@ -214,13 +211,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	cleanups = append(cleanups, db.Close)
-	if seeded, err := db.SeedDemo(ctx); err != nil {
+	if _, err := db.SeedDemo(ctx); err != nil {
 		return fmt.Errorf("seed demo catalog: %w", err)
-	} else if seeded {
-		log.Info("seeded the demo catalog")
 	}
 
-	model := models.DefaultAvailabilityModel()
+	model := c.Availability
 	fs, err := features.Open(ctx, c.RedisURL, c.RedisPrefix, model, features.WithTTL(c.FeatureTTL))
 	if err != nil {
 		return err
@@ -240,6 +235,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := streaming.EnsureTopics(ctx, brokers, c.Partitions); err != nil {
 		return err
 	}
+	m.KafkaBrokers = brokers
 	producer, err := streaming.NewProducer(brokers, log)
 	if err != nil {
 		return err

@@ -24,7 +24,7 @@ import (
 // testServer is a whole Aisle process run in-process on loopback: its own
 // PostgreSQL database, Redis key prefix, embedded broker and data directory.
 type testServer struct {
-	t       *testing.T
+	t       testing.TB
 	main    *Main
 	url     string // http://127.0.0.1:PORT
 	stopped chan error
@@ -33,7 +33,7 @@ type testServer struct {
 }
 
 // startServer runs Main like `aisle serve` with the given extra flags.
-func startServer(t *testing.T, extraArgs ...string) *testServer {
+func startServer(t testing.TB, extraArgs ...string) *testServer {
 	t.Helper()
 	dbURL := catalogtest.NewDatabaseURL(t)
 	args := append([]string{
@@ -217,7 +217,7 @@ func (ts *testServer) store(n int) (catalog.Store, []string) {
 
 // wsClient speaks graphql-transport-ws.
 type wsClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn *websocket.Conn
 	ctx  context.Context
 }

@@ -61,6 +61,9 @@ func New(cfg Config) (http.Handler, error) {
 			mux.Handle("GET "+path, h)
 		}
 	}
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent) // browsers ask; an empty answer keeps consoles clean
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
