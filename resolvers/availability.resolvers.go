@@ -9,7 +9,6 @@ import (
 	"context"
 
 	"github.com/aisle/aisle/availability"
-
 	"github.com/aisle/aisle/graph"
 )
 

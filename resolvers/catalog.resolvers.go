@@ -9,7 +9,6 @@ import (
 	"context"
 
 	"github.com/aisle/aisle/aisle"
-
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/graph"
 )
