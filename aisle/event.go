@@ -1,0 +1,220 @@
+package aisle
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Kafka topics (DESIGN.md "Event envelope").
+const (
+	TopicInventory = "aisle.inventory"
+	TopicPicking   = "aisle.picking"
+	TopicDLQ       = "aisle.dlq"
+)
+
+// Event types.
+const (
+	TypeInventoryLevel = "inventory.level"
+	TypePickFound      = "pick.found"
+	TypePickNotFound   = "pick.not_found"
+	TypePickReplaced   = "pick.replaced"
+)
+
+// MaxEventBytes bounds one record value; larger records are rejected.
+const MaxEventBytes = 64 << 10
+
+// MaxClockSkew is how far in the future an event time may be before the event
+// is rejected: producers' clocks drift, but not by more than this.
+const MaxClockSkew = 5 * time.Minute
+
+// maxIDLength bounds every identifier carried in an event.
+const maxIDLength = 128
+
+// Event is the envelope every Kafka record value carries.
+type Event struct {
+	ID     string          `json:"id"`
+	Type   string          `json:"type"`
+	Time   time.Time       `json:"time"`
+	Source string          `json:"source"`
+	Data   json.RawMessage `json:"data"`
+}
+
+// InventoryLevel is the data of an inventory.level event: a retailer feed's
+// count of a product at a store.
+type InventoryLevel struct {
+	StoreID   string `json:"store_id"`
+	ProductID string `json:"product_id"`
+	Quantity  *int64 `json:"quantity"`
+}
+
+// Pick is the data of pick.found, pick.not_found and pick.replaced events.
+type Pick struct {
+	StoreID              string `json:"store_id"`
+	ProductID            string `json:"product_id"`
+	ShopperID            string `json:"shopper_id"`
+	OrderID              string `json:"order_id"`
+	ReplacementProductID string `json:"replacement_product_id,omitempty"`
+}
+
+// TopicFor returns the topic an event type belongs to.
+func TopicFor(eventType string) (string, error) {
+	switch eventType {
+	case TypeInventoryLevel:
+		return TopicInventory, nil
+	case TypePickFound, TypePickNotFound, TypePickReplaced:
+		return TopicPicking, nil
+	}
+	return "", Errorf(EINVALID, "unknown event type %q", eventType)
+}
+
+// StoreProduct identifies one product at one store; its String form is the
+// record key of inventory and picking events.
+type StoreProduct struct {
+	StoreID   string
+	ProductID string
+}
+
+func (sp StoreProduct) String() string { return sp.StoreID + ":" + sp.ProductID }
+
+// Decoded is an event whose envelope and data have been validated.
+type Decoded struct {
+	Event
+	Inventory *InventoryLevel // set for inventory.level
+	Pick      *Pick           // set for pick.*
+}
+
+// StoreProduct returns the store-product an inventory or picking event is about.
+func (d *Decoded) StoreProduct() StoreProduct {
+	if d.Inventory != nil {
+		return StoreProduct{d.Inventory.StoreID, d.Inventory.ProductID}
+	}
+	return StoreProduct{d.Pick.StoreID, d.Pick.ProductID}
+}
+
+// DecodeEvent parses and validates one record value. It checks the envelope,
+// that the type belongs on topic (when topic is not empty), the data fields
+// and that the event time is not beyond now+MaxClockSkew. Every failure is an
+// EINVALID *Error whose message says what is wrong.
+func DecodeEvent(value []byte, topic string, now time.Time) (*Decoded, error) {
+	if len(value) > MaxEventBytes {
+		return nil, Errorf(EINVALID, "event is %d bytes, more than the limit of %d", len(value), MaxEventBytes)
+	}
+	var ev Event
+	if err := decodeStrict(value, &ev); err != nil {
+		return nil, Errorf(EINVALID, "bad envelope: %s", err)
+	}
+	if err := ValidateID("id", ev.ID); err != nil {
+		return nil, err
+	}
+	wantTopic, err := TopicFor(ev.Type)
+	if err != nil {
+		return nil, err
+	}
+	if topic != "" && topic != wantTopic {
+		return nil, Errorf(EINVALID, "event type %q does not belong on topic %s (want %s)", ev.Type, topic, wantTopic)
+	}
+	if ev.Time.IsZero() {
+		return nil, Errorf(EINVALID, "missing time")
+	}
+	if ev.Time.After(now.Add(MaxClockSkew)) {
+		return nil, Errorf(EINVALID, "time %s is more than %s in the future", ev.Time.Format(time.RFC3339Nano), MaxClockSkew)
+	}
+	if len(ev.Data) == 0 || bytes.Equal(ev.Data, []byte("null")) {
+		return nil, Errorf(EINVALID, "missing data")
+	}
+	d := &Decoded{Event: ev}
+	switch ev.Type {
+	case TypeInventoryLevel:
+		d.Inventory = new(InventoryLevel)
+		if err := decodeStrict(ev.Data, d.Inventory); err != nil {
+			return nil, Errorf(EINVALID, "bad %s data: %s", ev.Type, err)
+		}
+		err = d.Inventory.validate()
+	default:
+		d.Pick = new(Pick)
+		if err := decodeStrict(ev.Data, d.Pick); err != nil {
+			return nil, Errorf(EINVALID, "bad %s data: %s", ev.Type, err)
+		}
+		err = d.Pick.validate(ev.Type)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (l *InventoryLevel) validate() error {
+	if err := validateIDs("store_id", l.StoreID, "product_id", l.ProductID); err != nil {
+		return err
+	}
+	if l.Quantity == nil {
+		return Errorf(EINVALID, "missing quantity")
+	} else if *l.Quantity < 0 {
+		return Errorf(EINVALID, "quantity %d is negative", *l.Quantity)
+	}
+	return nil
+}
+
+func (p *Pick) validate(eventType string) error {
+	err := validateIDs("store_id", p.StoreID, "product_id", p.ProductID, "shopper_id", p.ShopperID, "order_id", p.OrderID)
+	if err != nil {
+		return err
+	}
+	if eventType == TypePickReplaced {
+		if err := ValidateID("replacement_product_id", p.ReplacementProductID); err != nil {
+			return err
+		}
+	} else if p.ReplacementProductID != "" {
+		return Errorf(EINVALID, "replacement_product_id is only allowed on %s", TypePickReplaced)
+	}
+	return nil
+}
+
+// validateIDs validates name/value pairs of identifiers.
+func validateIDs(namesAndValues ...string) error {
+	for i := 0; i+1 < len(namesAndValues); i += 2 {
+		if err := ValidateID(namesAndValues[i], namesAndValues[i+1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateID checks an identifier given by a client: non-empty, bounded, and
+// free of the characters we use as separators in keys.
+func ValidateID(name, id string) error {
+	switch {
+	case id == "":
+		return Errorf(EINVALID, "missing %s", name)
+	case len(id) > maxIDLength:
+		return Errorf(EINVALID, "%s is longer than %d bytes", name, maxIDLength)
+	case strings.ContainsAny(id, ": \t\r\n{}"):
+		return Errorf(EINVALID, "%s %q contains a forbidden character (colon, brace or whitespace)", name, id)
+	}
+	return nil
+}
+
+// decodeStrict decodes exactly one JSON object into v, rejecting unknown
+// fields and trailing data so that typos in producers surface as errors.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("trailing data after JSON object")
+	}
+	return nil
+}
+
+// Receipt says where a published event was written.
+type Receipt struct {
+	EventID   string
+	Topic     string
+	Partition int32
+	Offset    int64
+}
