@@ -307,3 +307,36 @@ func get(t *testing.T, url string) string {
 	}
 	return string(body)
 }
+
+func TestBadDocumentsGetClearErrors(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	cases := []struct {
+		name, query   string
+		vars          map[string]any
+		code, message string
+	}{
+		{"syntax error", `{ stores(first: `, nil, "GRAPHQL_PARSE_FAILED", "Unexpected <EOF>"},
+		{"unknown field", `{ nope }`, nil, "GRAPHQL_VALIDATION_FAILED", `Cannot query field "nope"`},
+		{"missing variable", `query($p: [ID!]!) { availability(storeId: "s-1", productIds: $p) { probability } }`, nil, "GRAPHQL_VALIDATION_FAILED", "must be defined"},
+		{"null in a non-null list", `query($p: [ID!]!) { availability(storeId: "s-1", productIds: $p) { probability } }`, map[string]any{"p": []any{nil}}, "GRAPHQL_VALIDATION_FAILED", "cannot be null"},
+		{"page size out of range", `{ stores(first: 0) { edges { cursor } } }`, nil, aisle.EINVALID, "between 1 and 100"},
+		{"forged cursor", `{ stores(after: "garbage") { edges { cursor } } }`, nil, aisle.EINVALID, "invalid cursor"},
+		{"subscription over HTTP", `subscription { availabilityChanged(storeId: "s-1") { productId } }`, nil, aisle.EINVALID, "websocket"},
+	}
+	for _, tc := range cases {
+		_, resp := ts.post("", tc.query, tc.vars)
+		if code := resp.code(t); code != tc.code || !strings.Contains(resp.Errors[0].Message, tc.message) {
+			t.Errorf("%s: got %s %q, want %s mentioning %q", tc.name, code, resp.Errors[0].Message, tc.code, tc.message)
+		}
+	}
+	if store := ts.query("", `{ store(id: "s-404") { id } }`, nil); len(store.Errors) > 0 || string(store.Data) != `{"store":null}` {
+		t.Errorf("unknown store: %s %+v, want null and no error", store.Data, store.Errors)
+	}
+
+	huge := strings.Repeat(" ", 2<<20) + "{ stores { edges { cursor } } }"
+	_, resp := ts.post("", huge, nil)
+	if resp.code(t) != aisle.EINVALID || !strings.Contains(resp.Errors[0].Message, "too large") || string(resp.Data) != "null" && resp.Data != nil {
+		t.Errorf("a 2 MiB request got %+v, want BAD_USER_INPUT saying it is too large", resp)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -20,7 +21,9 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/auth"
 	"github.com/aisle/aisle/graph"
 	"github.com/aisle/aisle/resolvers"
@@ -36,6 +39,7 @@ const (
 	wsKeepAlive        = 10 * time.Second // graphql-ws keep-alive
 	wsPingPongInterval = 15 * time.Second // graphql-transport-ws ping; a peer silent for 2× is dropped
 	wsInitTimeout      = 10 * time.Second
+	operationTimeout   = 15 * time.Second // one query or mutation over HTTP
 )
 
 // Config is what the HTTP surface needs.
@@ -54,7 +58,7 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", auth.Middleware(cfg.Keys, http.MaxBytesHandler(graphqlHandler(cfg), maxRequestBytes)))
+	mux.Handle("/graphql", auth.Middleware(cfg.Keys, withOperationTimeout(http.MaxBytesHandler(graphqlHandler(cfg), maxRequestBytes))))
 	mux.Handle("GET /{$}", assets["/"])
 	for path, h := range assets {
 		if path != "/" {
@@ -83,8 +87,11 @@ func New(cfg Config) (http.Handler, error) {
 func graphqlHandler(cfg Config) http.Handler {
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: cfg.Resolver}))
 	readLimit := int64(maxWebsocketBytes)
+	authenticate := auth.WebsocketInit(cfg.Keys)
 	srv.AddTransport(transport.Websocket{
-		InitFunc:              auth.WebsocketInit(cfg.Keys),
+		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+			return authenticate(context.WithValue(ctx, websocketKey{}, true), payload)
+		},
 		InitTimeout:           wsInitTimeout,
 		KeepAlivePingInterval: wsKeepAlive,
 		PingPongInterval:      wsPingPongInterval,
@@ -102,9 +109,35 @@ func graphqlHandler(cfg Config) http.Handler {
 		return fmt.Errorf("panic in resolver: %v", p)
 	})
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		if op := graphql.GetOperationContext(ctx).Operation; op != nil && op.Operation == ast.Subscription && ctx.Value(websocketKey{}) == nil {
+			// Over plain HTTP a subscription would hold the request open
+			// until its first event; say where subscriptions live instead.
+			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{
+				Message:    "subscriptions are served over a websocket: connect to /graphql with graphql-transport-ws",
+				Extensions: map[string]any{"code": aisle.EINVALID},
+			}}})
+		}
 		return next(cfg.Resolver.WithLoaders(ctx))
 	})
 	return srv
+}
+
+// websocketKey marks the context of operations that arrive over a websocket.
+type websocketKey struct{}
+
+// withOperationTimeout bounds each plain HTTP request, so a stuck dependency
+// cannot hold a client and a server goroutine forever. Websocket upgrades are
+// long-lived by design and keep their context.
+func withOperationTimeout(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), operationTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // graphiqlAssets maps URL paths to the GraphiQL page and the pinned npm
