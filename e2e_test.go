@@ -138,23 +138,10 @@ func TestAccessRules(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
 	store, products := ts.store(1)
-	var otherStore struct {
-		Stores struct {
-			Edges []struct {
-				Node struct {
-					ID       string `json:"id"`
-					Retailer struct {
-						ID string `json:"id"`
-					} `json:"retailer"`
-				} `json:"node"`
-			} `json:"edges"`
-		} `json:"stores"`
-	}
-	ts.mustData("", `{ stores(first: 100) { edges { node { id retailer { id } } } } }`, nil, &otherStore)
 	var foreignStore string
-	for _, e := range otherStore.Stores.Edges {
-		if e.Node.Retailer.ID != store.RetailerID {
-			foreignStore = e.Node.ID
+	for _, other := range ts.stores(100, 1) {
+		if other.RetailerID != store.RetailerID {
+			foreignStore = other.ID
 			break
 		}
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/coder/websocket/wsjson"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/catalog/catalogtest"
 )
 
@@ -183,8 +182,16 @@ func (ts *testServer) createKey(role aisle.Role, retailerID, userID string) stri
 	return lines[len(lines)-1]
 }
 
-// store returns a store of the demo catalog and some of its products.
-func (ts *testServer) store(n int) (catalog.Store, []string) {
+// testStore is a store of the demo catalog as the API lists it.
+type testStore struct {
+	ID         string
+	RetailerID string
+	Products   []string
+}
+
+// stores lists the first stores of the demo catalog with the first products
+// of each (1..100 of each).
+func (ts *testServer) stores(first, products int) []testStore {
 	ts.t.Helper()
 	var data struct {
 		Stores struct {
@@ -205,14 +212,23 @@ func (ts *testServer) store(n int) (catalog.Store, []string) {
 			} `json:"edges"`
 		} `json:"stores"`
 	}
-	ts.mustData("", `query($n: Int!) { stores(first: 1) { edges { node { id retailer { id } products(first: $n) { edges { node { id } } } } } } }`,
-		map[string]any{"n": n}, &data)
-	node := data.Stores.Edges[0].Node
-	var products []string
-	for _, e := range node.Products.Edges {
-		products = append(products, e.Node.ID)
+	ts.mustData("", `query($first: Int!, $n: Int!) { stores(first: $first) { edges { node { id retailer { id } products(first: $n) { edges { node { id } } } } } } }`,
+		map[string]any{"first": first, "n": products}, &data)
+	out := make([]testStore, len(data.Stores.Edges))
+	for i, e := range data.Stores.Edges {
+		out[i] = testStore{ID: e.Node.ID, RetailerID: e.Node.Retailer.ID}
+		for _, p := range e.Node.Products.Edges {
+			out[i].Products = append(out[i].Products, p.Node.ID)
+		}
 	}
-	return catalog.Store{ID: node.ID, RetailerID: node.Retailer.ID}, products
+	return out
+}
+
+// store returns the first store of the demo catalog and n of its products.
+func (ts *testServer) store(n int) (testStore, []string) {
+	ts.t.Helper()
+	s := ts.stores(1, n)[0]
+	return s, s.Products
 }
 
 // wsClient speaks graphql-transport-ws.
