@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -23,11 +24,28 @@ var applyAvailabilityScript = redis.NewScript(applyAvailabilitySource)
 
 // Fields of an availability hash.
 const (
+	fieldVer      = "ver"        // version: grows with every change (see availability.lua)
 	fieldFound    = "found"      // decayed pick.found count, valued at at_ms
 	fieldNotFound = "not_found"  // decayed pick.not_found + pick.replaced count
 	fieldAt       = "at_ms"      // latest pick event time, unix ms
 	fieldFeedQty  = "feed_qty"   // latest retailer feed level
 	fieldFeedAt   = "feed_at_ms" // its event time, unix ms
+)
+
+// stateFields is the order in which reads (HMGET) ask for the fields of an
+// availability hash and change messages carry them; availability.lua
+// publishes them in this order too.
+var stateFields = []string{fieldVer, fieldFound, fieldNotFound, fieldAt, fieldFeedQty, fieldFeedAt}
+
+// Health of the change subscription: after changesPingAfter without a
+// message the watcher pings Redis, and a ping unanswered for as long means
+// the connection is dead, even if TCP has not noticed.
+const changesPingAfter = 5 * time.Second
+
+// Delays between attempts to subscribe again after a failure.
+const (
+	resubscribeMinDelay = 100 * time.Millisecond
+	resubscribeMaxDelay = 5 * time.Second
 )
 
 // Origin says where an event was read from. The offset watermark it feeds
@@ -73,8 +91,9 @@ func (s *Store) ApplyAvailability(ctx context.Context, updates []AvailabilityUpd
 	}
 	args := make([][]any, len(updates))
 	keys := make([][]string, len(updates))
+	now := time.Now()
 	for i, u := range updates {
-		keys[i], args[i], err = s.availabilityCall(u)
+		keys[i], args[i], err = s.availabilityCall(u, now)
 		if err != nil {
 			return nil, err
 		}
@@ -118,8 +137,9 @@ func (s *Store) ApplyAvailability(ctx context.Context, updates []AvailabilityUpd
 	return nil, errors.New("apply availability events: redis keeps forgetting the script")
 }
 
-// availabilityCall builds the keys and arguments of the Lua call for u.
-func (s *Store) availabilityCall(u AvailabilityUpdate) ([]string, []any, error) {
+// availabilityCall builds the keys and arguments of the Lua call for u,
+// applied at about now.
+func (s *Store) availabilityCall(u AvailabilityUpdate, now time.Time) ([]string, []any, error) {
 	ev := u.Event
 	if ev == nil || (ev.Inventory == nil && ev.Pick == nil) {
 		return nil, nil, errors.New("apply availability: not an inventory or picking event")
@@ -151,62 +171,115 @@ func (s *Store) availabilityCall(u AvailabilityUpdate) ([]string, []any, error) 
 		u.Origin.Offset,
 		s.changesChannel(),
 		sp.String(),
+		now.UnixMicro(),
 	}
 	return keys, args, nil
 }
 
-// Availability reads the evidence of each store-product in one pipelined
-// round trip. A store-product without data gets the zero value.
+// Availability returns the evidence of each store-product; one without data
+// gets the zero value. While WatchAvailability runs, states are served from
+// the near cache when it has them (see WithNearCache); the rest are read in
+// one pipelined round trip. Without it every call reads Redis.
 func (s *Store) Availability(ctx context.Context, sps []aisle.StoreProduct) ([]models.AvailabilityEvidence, error) {
 	if len(sps) == 0 {
 		return nil, nil
 	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(sps))
-	for i, sp := range sps {
-		cmds[i] = pipe.HMGet(ctx, s.availabilityKey(sp), fieldFound, fieldNotFound, fieldAt, fieldFeedQty, fieldFeedAt)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("read availability: %w", err)
-	}
 	out := make([]models.AvailabilityEvidence, len(sps))
-	for i, cmd := range cmds {
-		e, err := parseEvidence(cmd.Val())
-		if err != nil {
-			return nil, fmt.Errorf("read availability of %s: %w", sps[i], err)
-		}
-		out[i] = e
+	r := s.near.lookup(sps, out)
+	if len(r.sps) == 0 {
+		return out, nil
+	}
+	read, err := s.readStates(ctx, r.sps)
+	s.near.settle(r, read, out)
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// parseEvidence decodes HMGET found, not_found, at_ms, feed_qty, feed_at_ms.
-// Missing fields (nil) leave the zero value.
-func parseEvidence(vals []any) (e models.AvailabilityEvidence, err error) {
-	if vals[2] != nil {
+// readStates reads the availability hashes of sps in one pipeline.
+func (s *Store) readStates(ctx context.Context, sps []aisle.StoreProduct) ([]state, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(sps))
+	for i, sp := range sps {
+		cmds[i] = pipe.HMGet(ctx, s.availabilityKey(sp), stateFields...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read availability: %w", err)
+	}
+	out := make([]state, len(sps))
+	for i, cmd := range cmds {
+		st, err := parseState(cmd.Val())
+		if err != nil {
+			return nil, fmt.Errorf("read availability of %s: %w", sps[i], err)
+		}
+		out[i] = st
+	}
+	return out, nil
+}
+
+// parseState decodes the values of stateFields. Missing fields (nil) leave
+// the zero value; a hash written before versions existed has version 0.
+func parseState(vals []any) (st state, err error) {
+	ver, found, notFound, at, feedQty, feedAt := vals[0], vals[1], vals[2], vals[3], vals[4], vals[5]
+	if ver != nil {
+		if st.ver, err = parseInt(fieldVer, ver); err != nil {
+			return st, err
+		}
+	}
+	e := &st.evidence
+	if at != nil {
 		var atMS int64
-		if atMS, err = parseInt(fieldAt, vals[2]); err != nil {
-			return e, err
+		if atMS, err = parseInt(fieldAt, at); err != nil {
+			return st, err
 		}
 		e.At = time.UnixMilli(atMS).UTC()
-		if e.Found, err = parseFloat(fieldFound, vals[0]); err != nil {
-			return e, err
+		if e.Found, err = parseFloat(fieldFound, found); err != nil {
+			return st, err
 		}
-		if e.NotFound, err = parseFloat(fieldNotFound, vals[1]); err != nil {
-			return e, err
+		if e.NotFound, err = parseFloat(fieldNotFound, notFound); err != nil {
+			return st, err
 		}
 	}
-	if vals[4] != nil {
+	if feedAt != nil {
 		var feedAtMS int64
-		if feedAtMS, err = parseInt(fieldFeedAt, vals[4]); err != nil {
-			return e, err
+		if feedAtMS, err = parseInt(fieldFeedAt, feedAt); err != nil {
+			return st, err
 		}
 		e.FeedAt = time.UnixMilli(feedAtMS).UTC()
-		if e.FeedQuantity, err = parseInt(fieldFeedQty, vals[3]); err != nil {
-			return e, err
+		if e.FeedQuantity, err = parseInt(fieldFeedQty, feedQty); err != nil {
+			return st, err
 		}
 	}
-	return e, nil
+	return st, nil
+}
+
+// parseChange decodes a change message of availability.lua: the values of
+// stateFields, empty when absent, then "store:product", all separated by
+// "|". Ids may contain "|" but not ":", so the store-product comes last.
+func parseChange(payload string) (aisle.StoreProduct, state, error) {
+	parts := strings.SplitN(payload, "|", len(stateFields)+1)
+	if len(parts) != len(stateFields)+1 {
+		return aisle.StoreProduct{}, state{}, fmt.Errorf("change message %q: want %d fields", payload, len(stateFields)+1)
+	}
+	storeID, productID, ok := strings.Cut(parts[len(stateFields)], ":")
+	if !ok || storeID == "" || productID == "" {
+		return aisle.StoreProduct{}, state{}, fmt.Errorf("change message %q: no store:product", payload)
+	}
+	vals := make([]any, len(stateFields))
+	for i, p := range parts[:len(stateFields)] {
+		if p != "" {
+			vals[i] = p
+		}
+	}
+	st, err := parseState(vals)
+	if err != nil {
+		return aisle.StoreProduct{}, state{}, fmt.Errorf("change message %q: %w", payload, err)
+	}
+	if st.ver <= 0 {
+		return aisle.StoreProduct{}, state{}, fmt.Errorf("change message %q: no version", payload)
+	}
+	return aisle.StoreProduct{StoreID: storeID, ProductID: productID}, st, nil
 }
 
 func parseInt(field string, v any) (int64, error) {
@@ -229,33 +302,92 @@ func parseFloat(field string, v any) (float64, error) {
 
 // WatchAvailability calls fn with every store-product whose availability
 // changes, until ctx is done; then it returns nil. It holds one pub/sub
-// connection, which go-redis re-establishes after a Redis outage (changes
-// made during the outage are not announced). fn runs on the caller's
-// goroutine and should not block for long.
+// connection and subscribes again after a Redis outage (changes made during
+// the outage are not announced). fn runs on the caller's goroutine and
+// should not block for long; when it runs, Availability already returns the
+// announced state or a newer one.
+//
+// While its subscription is confirmed, WatchAvailability keeps the near
+// cache coherent, and Availability uses it: every announced change updates
+// the cached state, and the cache is emptied and left unused whenever the
+// subscription is not known to deliver every change (before it is
+// confirmed, when it breaks, when it is confirmed again).
+//
+// It returns an error only when the first subscription fails, so that a
+// Redis outage at start is reported.
 func (s *Store) WatchAvailability(ctx context.Context, fn func(aisle.StoreProduct)) error {
-	ps := s.rdb.Subscribe(ctx, s.changesChannel())
-	defer ps.Close()
-	// Wait for the subscription so that a Redis outage at start is reported.
-	if _, err := ps.Receive(ctx); err != nil {
-		if ctx.Err() != nil {
+	delay := resubscribeMinDelay
+	for first := true; ; first = false {
+		confirmed, err := s.watchChanges(ctx, fn)
+		switch {
+		case ctx.Err() != nil:
 			return nil
+		case first && !confirmed:
+			return fmt.Errorf("subscribe to availability changes: %w", err)
+		case confirmed:
+			delay = resubscribeMinDelay
+		default:
+			delay = min(2*delay, resubscribeMaxDelay)
 		}
-		return fmt.Errorf("subscribe to availability changes: %w", err)
-	}
-	ch := ps.Channel()
-	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case msg, ok := <-ch:
-			if !ok {
-				return errors.New("availability changes: subscription closed")
+		case <-time.After(delay):
+		}
+	}
+}
+
+// watchChanges runs one subscription to the change channel until it fails
+// or ctx is done, and says whether Redis confirmed it.
+func (s *Store) watchChanges(ctx context.Context, fn func(aisle.StoreProduct)) (confirmed bool, err error) {
+	ps := s.rdb.Subscribe(ctx, s.changesChannel())
+	defer ps.Close()
+	// A blocked receive does not watch ctx; closing the connection ends it.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+	defer func() {
+		if confirmed {
+			s.near.leave()
+		}
+	}()
+	pinged := false
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, changesPingAfter)
+		var netErr net.Error
+		switch {
+		case err == nil:
+			pinged = false
+		case !errors.As(err, &netErr) || !netErr.Timeout():
+			return confirmed, err
+		case pinged:
+			return confirmed, fmt.Errorf("no answer to a ping within %s: %w", changesPingAfter, err)
+		default:
+			if err := ps.Ping(ctx); err != nil {
+				return confirmed, fmt.Errorf("ping: %w", err)
 			}
-			storeID, productID, ok := strings.Cut(msg.Payload, ":")
-			if !ok {
-				continue // not ours: only the Lua script publishes here, as store:product
+			pinged = true
+			continue
+		}
+		switch msg := msg.(type) {
+		case *redis.Subscription:
+			// Changes made before this confirmation (say, while go-redis
+			// reconnected) may never be announced.
+			if confirmed {
+				s.near.reset(resetSubscribed)
+			} else {
+				s.near.join()
+				confirmed = true
 			}
-			fn(aisle.StoreProduct{StoreID: storeID, ProductID: productID})
+		case *redis.Message:
+			sp, st, err := parseChange(msg.Payload)
+			if err != nil {
+				// Only availability.lua publishes here; a message it did not
+				// write (another version's?) hides a change we cannot apply.
+				s.near.reset(resetBadMessage)
+				continue
+			}
+			s.near.notify(sp, st)
+			fn(sp)
 		}
 	}
 }

@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/features"
@@ -262,12 +259,7 @@ func TestApplyAvailabilityReloadsScriptAfterRedisForgetsIt(t *testing.T) {
 
 	// SCRIPT FLUSH is what a Redis restart does to the script cache. Other
 	// tests sharing this Redis just reload too.
-	opts, err := redis.ParseURL(redisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
+	rdb := newRedisClient(t)
 	if err := rdb.ScriptFlush(context.Background()).Err(); err != nil {
 		t.Fatalf("SCRIPT FLUSH: %v", err)
 	}
@@ -295,36 +287,10 @@ func TestApplyAvailabilityRejectsOtherEvents(t *testing.T) {
 func TestWatchAvailability(t *testing.T) {
 	t.Parallel()
 	s := featurestest.MustOpen(t)
-	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-6"}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	changes := make(chan aisle.StoreProduct, 100)
-	watchErr := make(chan error, 1)
-	go func() {
-		watchErr <- s.WatchAvailability(ctx, func(sp aisle.StoreProduct) { changes <- sp })
-	}()
-
-	// The subscription starts asynchronously: publish fresh events until
-	// one is announced.
-	deadline := time.After(5 * time.Second)
-	for i := 0; ; i++ {
-		apply(t, s, features.AvailabilityUpdate{Event: pick(fmt.Sprint("e-", i), aisle.TypePickFound, sp, t0)})
-		select {
-		case got := <-changes:
-			if got != sp {
-				t.Fatalf("change for %v, want %v", got, sp)
-			}
-		case <-time.After(50 * time.Millisecond):
-			continue
-		case <-deadline:
-			t.Fatal("no change announced within 5s")
-		}
-		break
-	}
+	changes := watch(t, s)
 
 	// A feed level older than the recorded one changes nothing, so it is not
 	// announced: after sp2's first level the next change is sp3's pick.
-	// (Late announcements of the loop above, all for sp, are skipped.)
 	sp2 := aisle.StoreProduct{StoreID: "s-2", ProductID: "p-6"}
 	sp3 := aisle.StoreProduct{StoreID: "s-3", ProductID: "p-6"}
 	apply(t, s, features.AvailabilityUpdate{Event: feed("f-new", sp2, 3, t0.Add(time.Hour))})
@@ -334,9 +300,7 @@ func TestWatchAvailability(t *testing.T) {
 	for len(got) < 2 {
 		select {
 		case c := <-changes:
-			if c != sp {
-				got = append(got, c)
-			}
+			got = append(got, c)
 		case <-time.After(5 * time.Second):
 			t.Fatalf("changes so far %v, want [%v %v]", got, sp2, sp3)
 		}
@@ -344,9 +308,68 @@ func TestWatchAvailability(t *testing.T) {
 	if got[0] != sp2 || got[1] != sp3 {
 		t.Fatalf("changes %v, want [%v %v]", got, sp2, sp3)
 	}
-	cancel()
-	if err := <-watchErr; err != nil {
-		t.Fatalf("WatchAvailability returned %v after cancel, want nil", err)
+}
+
+// watch runs s.WatchAvailability until the test ends and returns the changes
+// it announces once its subscription is live, except those of a warm-up key
+// used to find out when that is. At the end WatchAvailability must return nil.
+func watch(t *testing.T, s *features.Store) <-chan aisle.StoreProduct {
+	t.Helper()
+	warm := aisle.StoreProduct{StoreID: "s-warm", ProductID: "p-warm"}
+	warmed := make(chan aisle.StoreProduct, 1)
+	changes := make(chan aisle.StoreProduct, 1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	watchErr := make(chan error, 1)
+	go func() {
+		watchErr <- s.WatchAvailability(ctx, func(sp aisle.StoreProduct) {
+			if sp != warm {
+				changes <- sp
+				return
+			}
+			select {
+			case warmed <- sp:
+			default:
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-watchErr; err != nil {
+			t.Errorf("WatchAvailability returned %v after cancel, want nil", err)
+		}
+	})
+	announce(t, s, warmed, warm, "e-warm-")
+	return changes
+}
+
+// announce applies fresh picks to sp until changes yields sp: subscriptions
+// start asynchronously, and changes made before are not announced.
+func announce(t *testing.T, s *features.Store, changes <-chan aisle.StoreProduct, sp aisle.StoreProduct, idPrefix string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; ; i++ {
+		apply(t, s, features.AvailabilityUpdate{Event: pick(fmt.Sprint(idPrefix, i), aisle.TypePickFound, sp, t0)})
+		if announced(changes, sp, 50*time.Millisecond) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no change of %v announced within 5s", sp)
+		}
+	}
+}
+
+// announced reads changes until sp comes (true) or d has passed (false).
+func announced(changes <-chan aisle.StoreProduct, sp aisle.StoreProduct, d time.Duration) bool {
+	timeout := time.After(d)
+	for {
+		select {
+		case got := <-changes:
+			if got == sp {
+				return true
+			}
+		case <-timeout:
+			return false
+		}
 	}
 }
 
@@ -359,11 +382,4 @@ func TestOpenFailsClearlyWithoutRedis(t *testing.T) {
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Open timed out instead of failing fast: %v", err)
 	}
-}
-
-func redisURL() string {
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		return u
-	}
-	return featurestest.DefaultRedisURL
 }

@@ -1,6 +1,8 @@
 // Package features is Aisle's online feature store in Redis: one hash per
 // entity, written atomically by Lua scripts that also record deduplication and
 // Kafka offset watermarks, read with pipelines, and announced on pub/sub.
+// The announcements carry the new state, which keeps a near cache of
+// availability in each API process coherent (see nearCache).
 // It is the only package that imports go-redis.
 package features
 
@@ -23,6 +25,14 @@ const RedisStartCommand = `redis-server --daemonize yes --bind 127.0.0.1 -::1 --
 const (
 	DefaultTTL     = 30 * 24 * time.Hour // entity hashes, refreshed on every write
 	DefaultSeenTTL = 7 * 24 * time.Hour  // dedup keys: longer than any redelivery window
+
+	// DefaultNearCacheEntries bounds the availability near cache: about 230
+	// bytes an entry with its key, so some 45 MB when full.
+	DefaultNearCacheEntries = 200_000
+	// DefaultNearCacheMaxAge is how long a cached availability state is
+	// served without hearing from Redis. Changes are announced, so this only
+	// bounds what is not: a hash deleted or expired in Redis.
+	DefaultNearCacheMaxAge = 30 * time.Second
 )
 
 // Store is the online feature store. It is safe for concurrent use.
@@ -32,6 +42,7 @@ type Store struct {
 	model   models.AvailabilityModel
 	ttl     time.Duration
 	seenTTL time.Duration
+	near    *nearCache // availability states, used while WatchAvailability runs
 }
 
 // Option configures Open.
@@ -42,6 +53,14 @@ func WithTTL(d time.Duration) Option { return func(s *Store) { s.ttl = d } }
 
 // WithSeenTTL sets how long an event id is remembered for deduplication.
 func WithSeenTTL(d time.Duration) Option { return func(s *Store) { s.seenTTL = d } }
+
+// WithNearCache sizes the in-process cache of availability states that
+// Availability serves from while WatchAvailability keeps it coherent:
+// at most maxEntries states (0 turns the cache off), each served for at most
+// maxAge after it was last read from or announced by Redis.
+func WithNearCache(maxEntries int, maxAge time.Duration) Option {
+	return func(s *Store) { s.near = newNearCache(maxEntries, maxAge) }
+}
 
 // Open connects to Redis at redisURL (redis://host:port/db), checks that it
 // answers and loads the Lua scripts. Every key the store uses starts with
@@ -60,6 +79,7 @@ func Open(ctx context.Context, redisURL, keyPrefix string, model models.Availabi
 		model:   model,
 		ttl:     DefaultTTL,
 		seenTTL: DefaultSeenTTL,
+		near:    newNearCache(DefaultNearCacheEntries, DefaultNearCacheMaxAge),
 	}
 	for _, o := range opts {
 		o(s)
@@ -67,6 +87,10 @@ func Open(ctx context.Context, redisURL, keyPrefix string, model models.Availabi
 	if s.ttl < time.Millisecond || s.seenTTL < time.Millisecond {
 		s.rdb.Close()
 		return nil, fmt.Errorf("open feature store: TTLs must be at least 1ms (ttl %s, seen ttl %s)", s.ttl, s.seenTTL)
+	}
+	if s.near.maxEntries < 0 || s.near.maxAge <= 0 {
+		s.rdb.Close()
+		return nil, fmt.Errorf("open feature store: near cache needs entries >= 0 and a positive max age (entries %d, max age %s)", s.near.maxEntries, s.near.maxAge)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

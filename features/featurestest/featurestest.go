@@ -16,21 +16,35 @@ import (
 // DefaultRedisURL is used when REDIS_URL is not set.
 const DefaultRedisURL = "redis://localhost:6379/0"
 
-// MustOpen opens a store with the default availability model under a fresh
-// key prefix ("aisle-test-<random>:"), so parallel tests never see each
-// other's keys. The keys are deleted when the test ends. A missing Redis
-// fails the test with the command that starts it.
-func MustOpen(tb testing.TB, opts ...features.Option) *features.Store {
-	tb.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = DefaultRedisURL
+// URL returns REDIS_URL, or DefaultRedisURL when it is not set.
+func URL() string {
+	if url := os.Getenv("REDIS_URL"); url != "" {
+		return url
 	}
+	return DefaultRedisURL
+}
+
+// NewPrefix returns a fresh key prefix, "aisle-test-<random>:".
+func NewPrefix() string {
 	var b [8]byte
 	rand.Read(b[:])
-	prefix := "aisle-test-" + hex.EncodeToString(b[:]) + ":"
+	return "aisle-test-" + hex.EncodeToString(b[:]) + ":"
+}
 
-	s, err := features.Open(context.Background(), url, prefix, models.DefaultAvailabilityModel(), opts...)
+// MustOpen opens a store with the default availability model on URL() under
+// a fresh key prefix, so parallel tests never see each other's keys. The keys
+// are deleted when the test ends. A missing Redis fails the test with the
+// command that starts it.
+func MustOpen(tb testing.TB, opts ...features.Option) *features.Store {
+	tb.Helper()
+	return MustOpenAt(tb, URL(), NewPrefix(), opts...)
+}
+
+// MustOpenAt is MustOpen with the Redis URL and key prefix given, e.g. for a
+// second store on the same keys.
+func MustOpenAt(tb testing.TB, redisURL, prefix string, opts ...features.Option) *features.Store {
+	tb.Helper()
+	s, err := features.Open(context.Background(), redisURL, prefix, models.DefaultAvailabilityModel(), opts...)
 	if err != nil {
 		tb.Fatalf("featurestest: %v", err)
 	}
