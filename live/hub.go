@@ -12,6 +12,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -87,21 +88,35 @@ func (h *Hub[V]) Notify(key Key) {
 	}
 }
 
+// retryDelay is how long the hub waits before loading again after a failed
+// load; the failed keys stay pending, so their newest value still arrives.
+const retryDelay = 200 * time.Millisecond
+
 // Run loads and delivers changed values until ctx is done, then closes every
 // subscription.
 func (h *Hub[V]) Run(ctx context.Context) {
 	defer h.close()
+	retry := time.NewTimer(retryDelay)
+	retry.Stop()
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-h.wake:
-			h.deliverChanged(ctx)
+		case <-retry.C:
+		}
+		if err := h.deliverChanged(ctx); err != nil && ctx.Err() == nil {
+			loadErrors.WithLabelValues(h.name).Inc()
+			h.log.Error("live: load changed values; retrying", "hub", h.name, "retry_in", retryDelay, "err", err)
+			retry.Reset(retryDelay)
 		}
 	}
 }
 
-func (h *Hub[V]) deliverChanged(ctx context.Context) {
+// deliverChanged loads the pending keys and offers their values to the
+// subscribers. After a failed load the keys are pending again.
+func (h *Hub[V]) deliverChanged(ctx context.Context) error {
 	h.mu.Lock()
 	keys := make([]Key, 0, len(h.changed))
 	for k := range h.changed {
@@ -110,21 +125,25 @@ func (h *Hub[V]) deliverChanged(ctx context.Context) {
 	clear(h.changed)
 	h.mu.Unlock()
 	if len(keys) == 0 {
-		return
+		return nil
 	}
 	values, err := h.load(ctx, keys)
-	if err != nil {
-		loadErrors.WithLabelValues(h.name).Inc()
-		h.log.Error("live: load changed values", "hub", h.name, "keys", len(keys), "err", err)
-		return
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if err != nil {
+		for _, k := range keys {
+			if _, watched := h.topics[k.Topic]; watched {
+				h.changed[k] = struct{}{}
+			}
+		}
+		return err
+	}
 	for i, k := range keys {
 		for sub := range h.topics[k.Topic] {
 			sub.offer(k.Item, values[i])
 		}
 	}
+	return nil
 }
 
 // Subscribe watches topic, narrowed to items when items is not empty. The

@@ -110,3 +110,26 @@ func TestShutdownClosesSubscriptions(t *testing.T) {
 		t.Fatal("a subscription made after shutdown delivered a value")
 	}
 }
+
+func TestFailedLoadIsRetried(t *testing.T) {
+	t.Parallel()
+	var loads atomic.Int64
+	healthy := counterLoader(&loads)
+	var failures atomic.Int64
+	h, _ := startHub(t, func(ctx context.Context, keys []Key) ([]string, error) {
+		if failures.Add(1) <= 2 {
+			return nil, fmt.Errorf("redis: connection refused")
+		}
+		return healthy(ctx, keys)
+	})
+	sub := h.Subscribe("s-1", nil)
+	defer sub.Close()
+
+	h.Notify(Key{"s-1", "p-1"})
+	if got := next(t, sub); len(got) != 1 || got[0] != "s-1:p-1#1" {
+		t.Fatalf("after two failed loads got %v, want the value of the third, successful one", got)
+	}
+	if n := failures.Load(); n != 3 {
+		t.Fatalf("loads attempted = %d, want 3", n)
+	}
+}
