@@ -29,5 +29,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:" >&2; gofmt -l $$(git ls-files '*.go') >&2; exit 1; }
 	$(GO) vet ./...
 
+# The figures of BENCHMARKS.md.
 bench: web services
-	$(GO) run ./cmd/aisle-bench
+	$(GO) test -run '^$$' -bench . -benchtime 10000x .
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./streaming/
