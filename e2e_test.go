@@ -204,9 +204,17 @@ func TestSubscriptionGetsOnlyRequestedProducts(t *testing.T) {
 	}
 	ws.subscribe("1", `subscription($s: ID!, $p: [ID!]) { availabilityChanged(storeId: $s, productIds: $p) { productId probability updatedAt } }`,
 		map[string]any{"s": store.ID, "p": []string{watched}})
-	// The subscription is registered once the server has read the message;
-	// a query on the same server after it orders the events after it.
-	time.Sleep(200 * time.Millisecond)
+	// The server registers the subscription asynchronously: publish picks
+	// of the watched product until one comes through, then drain.
+	eventually(t, 10*time.Second, func() string {
+		ts.reportPick(key, store.ID, watched, "FOUND")
+		if _, err := ws.next(500 * time.Millisecond); err != nil {
+			return "the subscription delivers nothing: " + err.Error()
+		}
+		return ""
+	})
+	for ws.drain(300 * time.Millisecond) {
+	}
 
 	ts.reportPick(key, store.ID, other, "NOT_FOUND")
 	sent := time.Now()

@@ -233,9 +233,11 @@ func (ts *testServer) store(n int) (testStore, []string) {
 
 // wsClient speaks graphql-transport-ws.
 type wsClient struct {
-	t    testing.TB
-	conn *websocket.Conn
-	ctx  context.Context
+	t        testing.TB
+	conn     *websocket.Conn
+	ctx      context.Context
+	messages chan wsMessage // every message but ping and pong, until the connection ends
+	readErr  error          // why the connection ended, once messages is closed
 }
 
 func (ts *testServer) dialWS(initPayload map[string]any) (*wsClient, error) {
@@ -260,7 +262,30 @@ func (ts *testServer) dialWS(initPayload map[string]any) (*wsClient, error) {
 	if ack["type"] != "connection_ack" {
 		return nil, fmt.Errorf("want connection_ack, got %v", ack)
 	}
+	c.messages = make(chan wsMessage, 1024)
+	go c.read()
 	return c, nil
+}
+
+// read answers pings and queues the other messages, until the connection
+// ends. Reading in one goroutine lets next wait with a timeout without
+// cancelling a read, which would close the connection.
+func (c *wsClient) read() {
+	defer close(c.messages)
+	for {
+		var msg wsMessage
+		if err := wsjson.Read(context.Background(), c.conn, &msg); err != nil {
+			c.readErr = err
+			return
+		}
+		switch msg.Type {
+		case "ping":
+			_ = wsjson.Write(context.Background(), c.conn, map[string]any{"type": "pong"})
+		case "pong":
+		default:
+			c.messages <- msg
+		}
+	}
 }
 
 func (c *wsClient) subscribe(id, query string, vars map[string]any) {
@@ -279,23 +304,27 @@ type wsMessage struct {
 	Payload json.RawMessage `json:"payload"`
 }
 
-// next reads the next message that is not a ping/pong, within timeout.
+// next returns the next message that is not a ping or pong, waiting at
+// most timeout; the connection stays open when it times out.
 func (c *wsClient) next(timeout time.Duration) (wsMessage, error) {
-	ctx, cancel := context.WithTimeout(c.ctx, timeout)
-	defer cancel()
-	for {
-		var msg wsMessage
-		if err := wsjson.Read(ctx, c.conn, &msg); err != nil {
-			return msg, err
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case msg, ok := <-c.messages:
+		if !ok {
+			return msg, fmt.Errorf("connection closed: %w", c.readErr)
 		}
-		if msg.Type == "ping" {
-			_ = wsjson.Write(ctx, c.conn, map[string]any{"type": "pong"})
-			continue
-		}
-		if msg.Type != "pong" {
-			return msg, nil
-		}
+		return msg, nil
+	case <-timer.C:
+		return wsMessage{}, fmt.Errorf("no message within %s", timeout)
 	}
+}
+
+// drain discards one message if one arrives within timeout and reports
+// whether it did.
+func (c *wsClient) drain(timeout time.Duration) bool {
+	_, err := c.next(timeout)
+	return err == nil
 }
 
 // syncBuffer collects the server's logs from several goroutines.
