@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog/catalogtest"
+	"github.com/aisle/aisle/features/featurestest"
 )
 
 // testServer is a whole Aisle process run in-process on loopback: its own
@@ -35,11 +35,15 @@ type testServer struct {
 func startServer(t testing.TB, extraArgs ...string) *testServer {
 	t.Helper()
 	dbURL := catalogtest.NewDatabaseURL(t)
+	prefix := featurestest.NewPrefix()
+	// Opened before the server so that its cleanup, which deletes the
+	// prefix's keys, runs after the server has stopped.
+	featurestest.MustOpenAt(t, featurestest.URL(), prefix)
 	args := append([]string{
 		"--http-addr", "127.0.0.1:0",
 		"--database-url", dbURL,
-		"--redis-url", redisURL(),
-		"--redis-prefix", fmt.Sprintf("aisle-test-%d-%s:", time.Now().UnixNano(), strings.ReplaceAll(t.Name(), "/", "-")),
+		"--redis-url", featurestest.URL(),
+		"--redis-prefix", prefix,
 		"--embedded-kafka-addr", "127.0.0.1:0",
 		"--data-dir", t.TempDir(),
 		"--partitions", "2",
@@ -82,13 +86,6 @@ func (ts *testServer) stop() error {
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("Run did not return within 30s of cancellation")
 	}
-}
-
-func redisURL() string {
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://localhost:6379/0"
 }
 
 type gqlError struct {
