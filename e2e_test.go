@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/catalog/catalogtest"
 )
 
 const availabilityQuery = `query($s: ID!, $p: [ID!]!) {
@@ -333,5 +335,24 @@ func TestBadDocumentsGetClearErrors(t *testing.T) {
 	_, resp := ts.post("", huge, nil)
 	if resp.code(t) != aisle.EINVALID || !strings.Contains(resp.Errors[0].Message, "too large") || string(resp.Data) != "null" && resp.Data != nil {
 		t.Errorf("a 2 MiB request got %+v, want BAD_USER_INPUT saying it is too large", resp)
+	}
+}
+
+func TestServeFailsClearlyWithoutRedis(t *testing.T) {
+	t.Parallel()
+	m := NewMain(io.Discard)
+	err := m.ParseFlags([]string{
+		"--http-addr", "127.0.0.1:0",
+		"--database-url", catalogtest.NewDatabaseURL(t),
+		"--redis-url", "redis://127.0.0.1:1/0",
+		"--embedded-kafka-addr", "127.0.0.1:0",
+		"--data-dir", t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "redis-server") {
+		t.Fatalf("Run without Redis = %v, want an error naming the command that starts Redis", err)
 	}
 }

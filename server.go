@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/auth"
 	"github.com/aisle/aisle/availability"
@@ -197,7 +199,7 @@ func (m *Main) runsStream() bool { return m.Config.Role != "api" }
 // Run starts everything in dependency order, serves until ctx is done, then
 // drains: stop taking work, finish in-flight writes, commit offsets, close
 // subscriptions, and release resources in reverse order.
-func (m *Main) Run(ctx context.Context) (err error) {
+func (m *Main) Run(ctx context.Context) error {
 	c, log := m.Config, m.Log
 	var cleanups []func()
 	defer func() {
@@ -242,20 +244,25 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	cleanups = append(cleanups, producer.Close)
 
-	// Workers stop when work is cancelled; the HTTP server is shut down first
-	// so no new work arrives while they drain.
+	// Long-lived work runs in one group; the first failure stops the rest.
+	// Its context outlives ctx so that on SIGTERM the HTTP server stops
+	// taking requests before the workers drain. drain stops and waits for the
+	// group, bounded, before the cleanups close what the workers use, on
+	// every return path.
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWork()
-	var workers sync.WaitGroup
-	errs := make(chan error, 4)
+	group, groupCtx := errgroup.WithContext(work)
+	drain := sync.OnceValue(func() error {
+		stopWork()
+		return waitAtMost(group.Wait, c.DrainTimeout)
+	})
+	defer drain()
 	goWork := func(name string, fn func(context.Context) error) {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			if err := fn(work); err != nil {
-				errs <- fmt.Errorf("%s: %w", name, err)
+		group.Go(func() error {
+			if err := fn(groupCtx); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
 			}
-		}()
+			return nil
+		})
 	}
 
 	if m.runsStream() {
@@ -314,8 +321,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Handler:           h,
 			ReadHeaderTimeout: 5 * time.Second,
 			IdleTimeout:       2 * time.Minute,
-			// Websocket connections live in work so that draining closes them.
-			BaseContext: func(net.Listener) context.Context { return work },
+			// Websocket connections live in the group so that draining closes them.
+			BaseContext: func(net.Listener) context.Context { return groupCtx },
 		}
 		goWork("http server", func(context.Context) error {
 			if err := httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -336,32 +343,33 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: draining in-flight work")
-	case err = <-errs:
-		log.Error("shutting down after a failure", "err", err)
+	case <-groupCtx.Done():
+		log.Error("shutting down after a failure")
 	}
-	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.DrainTimeout)
-	defer cancel()
 	if httpServer != nil {
-		if shutdownErr := httpServer.Shutdown(drainCtx); shutdownErr != nil {
-			log.Warn("http shutdown", "err", shutdownErr)
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.DrainTimeout)
+		defer cancel()
+		if err := httpServer.Shutdown(shutdownCtx); err != nil {
+			log.Warn("http shutdown", "err", err)
 		}
 	}
-	stopWork()
-	drained := make(chan struct{})
-	go func() { workers.Wait(); close(drained) }()
+	if err := drain(); err != nil {
+		return err
+	}
+	log.Info("drained cleanly")
+	return nil
+}
+
+// waitAtMost returns what wait returns, or an error once d has passed.
+func waitAtMost(wait func() error, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- wait() }()
 	select {
-	case <-drained:
-	case <-drainCtx.Done():
-		return fmt.Errorf("drain timed out after %s", c.DrainTimeout)
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("drain timed out after %s", d)
 	}
-	close(errs)
-	for workErr := range errs {
-		err = errors.Join(err, workErr)
-	}
-	if err == nil {
-		log.Info("drained cleanly")
-	}
-	return err
 }
 
 // Started is closed once Run is serving; tests wait on it before dialling.
