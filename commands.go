@@ -111,6 +111,7 @@ func runSimulate(ctx context.Context, args []string, stderr io.Writer) error {
 	rate := fs.Float64("rate", 100, "events per second")
 	seed := fs.Int64("seed", 1, "random seed: the same seed publishes the same sequence")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
+	perStore := fs.Int("products-per-store", demoProductsPerStore, "simulate this many products of each store's assortment (0: all)")
 	if err := parseCommand(fs, args); err != nil {
 		return err
 	}
@@ -133,12 +134,17 @@ func runSimulate(ctx context.Context, args []string, stderr io.Writer) error {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	return runSimulator(ctx, db, producer, *rate, *seed, log)
+	return runSimulator(ctx, db, producer, *rate, *seed, *perStore, log)
 }
+
+// demoProductsPerStore is how much of each store's assortment the simulator
+// animates by default: at tens of events per second every store then moves
+// within seconds.
+const demoProductsPerStore = 50
 
 // runSimulator publishes the simulated marketplace over the real catalog
 // until ctx is done.
-func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Producer, rate float64, seed int64, log *slog.Logger) error {
+func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Producer, rate float64, seed int64, perStore int, log *slog.Logger) error {
 	sc, err := db.SimulationCatalog(ctx)
 	if err != nil {
 		return err
@@ -147,8 +153,8 @@ func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Produ
 	for _, s := range sc.Stores {
 		cat.Stores = append(cat.Stores, simulate.Store{ID: s.StoreID, Products: s.ProductIDs})
 	}
-	log.Info("simulator publishing", "rate", rate, "seed", seed, "stores", len(cat.Stores))
-	return simulate.Run(ctx, simulate.RunConfig{Catalog: cat, Seed: seed, Rate: rate}, func(ctx context.Context, ev aisle.Event) error {
+	log.Info("simulator publishing", "rate", rate, "seed", seed, "stores", len(cat.Stores), "products_per_store", perStore)
+	return simulate.Run(ctx, simulate.RunConfig{Catalog: cat.Sample(perStore), Seed: seed, Rate: rate}, func(ctx context.Context, ev aisle.Event) error {
 		_, err := producer.Publish(ctx, ev, "") // keyed by the event's store-product
 		return err
 	})

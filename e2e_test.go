@@ -356,3 +356,19 @@ func TestServeFailsClearlyWithoutRedis(t *testing.T) {
 		t.Fatalf("Run without Redis = %v, want an error naming the command that starts Redis", err)
 	}
 }
+
+// The README's promise: with AISLE_DEMO=1, GraphiQL's default subscription
+// to store s-1 shows changes within seconds.
+func TestDemoModeMovesAStoreWithinSeconds(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "--demo")
+	ws, err := ts.dialWS(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.subscribe("1", `subscription { availabilityChanged(storeId: "s-1") { productId status } }`, nil)
+	msg, err := ws.next(10 * time.Second)
+	if err != nil || msg.Type != "next" || !strings.Contains(string(msg.Payload), `"productId"`) {
+		t.Fatalf("no change for s-1 within 10 s of demo mode: %+v %v", msg, err)
+	}
+}

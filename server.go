@@ -335,7 +335,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	if c.Demo {
 		goWork("simulator", func(ctx context.Context) error {
-			return runSimulator(ctx, db, producer, c.DemoRate, 1, log)
+			return runSimulator(ctx, db, producer, c.DemoRate, 1, demoProductsPerStore, log)
 		})
 	}
 	close(m.started)

@@ -14,6 +14,22 @@ type Catalog struct {
 	Categories map[string]string // product id → category
 }
 
+// Sample returns the catalog with at most perStore products per store (the
+// first ones of each assortment; all of them when perStore ≤ 0). A live
+// demo over the whole catalog would spend its event budget on feed
+// snapshots of thousands of items per store; a sample keeps every store's
+// picks and feeds coming at a pace a viewer can follow.
+func (c Catalog) Sample(perStore int) Catalog {
+	if perStore <= 0 {
+		return c
+	}
+	out := Catalog{Categories: c.Categories, Stores: make([]Store, len(c.Stores))}
+	for i, st := range c.Stores {
+		out.Stores[i] = Store{ID: st.ID, Products: st.Products[:min(perStore, len(st.Products))]}
+	}
+	return out
+}
+
 // Store is one store and the products it carries.
 type Store struct {
 	ID       string

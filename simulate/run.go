@@ -20,7 +20,14 @@ type RunConfig struct {
 	// seed is not dropped as a redelivery of the first; empty means the
 	// start time.
 	RunID string
+	// Start is the simulated time of the first hour; zero means the first
+	// day at 07:00, an hour before opening, so that a live viewer sees
+	// shoppers' picks within seconds rather than a night of feeds.
+	Start time.Time
 }
+
+// liveStart is the default simulated start of a live run.
+var liveStart = defaultStart.Add(7 * time.Hour)
 
 // maxLag bounds how far a slow publisher may fall behind the schedule before
 // pacing forgets the backlog instead of bursting to catch up.
@@ -40,7 +47,11 @@ func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle
 	if now == nil {
 		now = time.Now
 	}
-	sim, err := New(cfg.Catalog, Config{Seed: cfg.Seed})
+	start := cfg.Start
+	if start.IsZero() {
+		start = liveStart
+	}
+	sim, err := New(cfg.Catalog, Config{Seed: cfg.Seed, Start: start})
 	if err != nil {
 		return err
 	}

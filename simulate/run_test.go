@@ -32,7 +32,7 @@ func TestRunPacesDeterministicEvents(t *testing.T) {
 	if elapsed := time.Since(start); elapsed < 90*time.Millisecond {
 		t.Errorf("200 events at 2000/s took %v: not paced", elapsed)
 	}
-	sim, err := New(cat, Config{Seed: 5})
+	sim, err := New(cat, Config{Seed: 5, Start: liveStart})
 	if err != nil {
 		t.Fatal(err)
 	}
