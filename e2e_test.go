@@ -372,3 +372,20 @@ func TestDemoModeMovesAStoreWithinSeconds(t *testing.T) {
 		t.Fatalf("no change for s-1 within 10 s of demo mode: %+v %v", msg, err)
 	}
 }
+
+func TestAPIRunsWithoutGraphiQLAssets(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "--web-dir", t.TempDir())
+	res, err := http.Get(ts.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "npm ci") {
+		t.Errorf("GET / without assets: HTTP %d %q, want 503 saying how to install them", res.StatusCode, body)
+	}
+	if store, _ := ts.store(1); store.ID == "" {
+		t.Error("GraphQL does not answer without GraphiQL assets")
+	}
+}

@@ -302,16 +302,13 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		h, err := httpapi.New(httpapi.Config{
+		h := httpapi.New(httpapi.Config{
 			Resolver: resolver,
 			Keys:     keys,
 			WebDir:   c.WebDir,
 			Ready:    readiness(db, fs),
 			Log:      log,
 		})
-		if err != nil {
-			return err
-		}
 		ln, err := net.Listen("tcp", c.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", c.HTTPAddr, err)

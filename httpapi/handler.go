@@ -52,17 +52,19 @@ type Config struct {
 }
 
 // New returns the HTTP handler of the API.
-func New(cfg Config) (http.Handler, error) {
-	assets, err := graphiqlAssets(cfg.WebDir)
-	if err != nil {
-		return nil, err
-	}
+func New(cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", auth.Middleware(cfg.Keys, withOperationTimeout(http.MaxBytesHandler(graphqlHandler(cfg), maxRequestBytes))))
-	mux.Handle("GET /{$}", assets["/"])
-	for path, h := range assets {
-		if path != "/" {
-			mux.Handle("GET "+path, h)
+	if assets, err := graphiqlAssets(cfg.WebDir); err != nil {
+		// The API works without its explorer (say, in a slim production
+		// image); the page says what is missing.
+		cfg.Log.Warn("GraphiQL is not available", "err", err)
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "GraphiQL is not available: "+err.Error()+"\nGraphQL is served at /graphql.", http.StatusServiceUnavailable)
+		})
+	} else {
+		for path, h := range assets {
+			mux.Handle("GET "+pathPattern(path), h)
 		}
 	}
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
@@ -81,7 +83,7 @@ func New(cfg Config) (http.Handler, error) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.Handler())
-	return mux, nil
+	return mux
 }
 
 func graphqlHandler(cfg Config) http.Handler {
@@ -138,6 +140,14 @@ func withOperationTimeout(next http.Handler) http.Handler {
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// pathPattern makes "/" match only itself, not every path below it.
+func pathPattern(path string) string {
+	if path == "/" {
+		return "/{$}"
+	}
+	return path
 }
 
 // graphiqlAssets maps URL paths to the GraphiQL page and the pinned npm
