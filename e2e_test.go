@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog/catalogtest"
 )
@@ -388,4 +391,61 @@ func TestAPIRunsWithoutGraphiQLAssets(t *testing.T) {
 	if store, _ := ts.store(1); store.ID == "" {
 		t.Error("GraphQL does not answer without GraphiQL assets")
 	}
+}
+
+// DESIGN.md names the legacy graphql-ws protocol too: Apollo-era clients
+// subscribe with "start" and get "data" messages.
+func TestLegacyGraphQLWSProtocol(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	store, products := ts.store(1)
+	key := ts.createKey(aisle.RoleService, "", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, strings.Replace(ts.url, "http", "ws", 1)+"/graphql", &websocket.DialOptions{
+		Subprotocols: []string{"graphql-ws"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	if conn.Subprotocol() != "graphql-ws" {
+		t.Fatalf("negotiated %q, want graphql-ws", conn.Subprotocol())
+	}
+	write := func(msg map[string]any) {
+		if err := wsjson.Write(ctx, conn, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + key}})
+	write(map[string]any{"id": "1", "type": "start", "payload": map[string]any{
+		"query":     `subscription($s: ID!, $p: [ID!]) { availabilityChanged(storeId: $s, productIds: $p) { productId } }`,
+		"variables": map[string]any{"s": store.ID, "p": products},
+	}})
+	got := make(chan string, 1)
+	go func() {
+		for {
+			var msg wsMessage
+			if err := wsjson.Read(ctx, conn, &msg); err != nil {
+				close(got)
+				return
+			}
+			if msg.Type == "data" {
+				got <- string(msg.Payload)
+				return
+			}
+		}
+	}()
+	eventually(t, 10*time.Second, func() string {
+		ts.reportPick(key, store.ID, products[0], "FOUND")
+		select {
+		case payload, ok := <-got:
+			if !ok || !strings.Contains(payload, products[0]) {
+				t.Fatalf("legacy subscription ended or sent %q", payload)
+			}
+			return ""
+		case <-time.After(500 * time.Millisecond):
+			return "no data message on the legacy protocol"
+		}
+	})
 }
