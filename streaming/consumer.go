@@ -354,10 +354,10 @@ func (w *worker) process(b batch) bool {
 					rejects = append(rejects, reject{from[i], rejectUnknownEntity, reason})
 					continue
 				}
-				updates[kept], from[kept] = u, from[i]
+				updates[kept] = u
 				kept++
 			}
-			updates, from = updates[:kept], from[:kept]
+			updates = updates[:kept]
 		}
 	}
 
