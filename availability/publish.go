@@ -77,11 +77,11 @@ func (s *Service) UpdateInventory(ctx context.Context, storeID, productID string
 	if err != nil {
 		return aisle.Receipt{}, err
 	}
-	store, err := s.catalog.Store(ctx, storeID)
+	retailerID, err := s.catalog.StoreRetailer(ctx, storeID)
 	if err != nil {
 		return aisle.Receipt{}, err
 	}
-	if !p.CanPushInventory(store.RetailerID) {
+	if !p.CanPushInventory(retailerID) {
 		return aisle.Receipt{}, aisle.Errorf(aisle.EFORBIDDEN, "store %s belongs to another retailer", storeID)
 	}
 	return s.publish(ctx, ev)

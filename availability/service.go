@@ -104,7 +104,7 @@ func (s *Service) CheckSubscription(ctx context.Context, storeID string, product
 		if err := aisle.ValidateID("storeId", storeID); err != nil {
 			return err
 		}
-		_, err := s.catalog.Store(ctx, storeID)
+		_, err := s.catalog.StoreRetailer(ctx, storeID)
 		return err
 	}
 	_, err := s.checkStoreProducts(ctx, storeID, productIDs)

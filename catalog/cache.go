@@ -21,12 +21,12 @@ import (
 // catalog.
 type idCache struct {
 	mu         sync.RWMutex
-	stores     map[string]struct{}
+	stores     map[string]string // store ID → its retailer's ID; presence means the store exists
 	categories map[string]string // product ID → category name; presence means the product exists
 }
 
 func newIDCache() *idCache {
-	return &idCache{stores: map[string]struct{}{}, categories: map[string]string{}}
+	return &idCache{stores: map[string]string{}, categories: map[string]string{}}
 }
 
 // unknown returns the store and product IDs of sps that the cache does not
@@ -103,37 +103,44 @@ func (db *DB) ProductCategories(ctx context.Context, productIDs []string) (map[s
 	return categories, nil
 }
 
-// checkStore returns ENOTFOUND unless the store exists.
-func (db *DB) checkStore(ctx context.Context, id string) error {
-	if db.ids.hasStore(id) {
-		return nil
+// StoreRetailer returns the ID of the retailer that owns a store, ENOTFOUND
+// for an unknown store. Served from memory once seen (a store never changes
+// owner through this API), so authorizing a retailer's inventory push costs
+// no database round trip.
+func (db *DB) StoreRetailer(ctx context.Context, id string) (string, error) {
+	if retailerID, ok := db.ids.storeRetailer(id); ok {
+		return retailerID, nil
 	}
 	if err := db.loadIDs(ctx, []string{id}, nil); err != nil {
-		return err
+		return "", err
 	}
-	if !db.ids.hasStore(id) {
-		return aisle.Errorf(aisle.ENOTFOUND, "store %q not found", id)
+	retailerID, ok := db.ids.storeRetailer(id)
+	if !ok {
+		return "", aisle.Errorf(aisle.ENOTFOUND, "store %q not found", id)
 	}
-	return nil
+	return retailerID, nil
 }
 
-func (c *idCache) hasStore(id string) bool {
+func (c *idCache) storeRetailer(id string) (string, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	_, ok := c.stores[id]
-	return ok
+	retailerID, ok := c.stores[id]
+	return retailerID, ok
 }
 
 // loadIDs looks the given store and product IDs up in one round trip and
 // caches those that exist.
 func (db *DB) loadIDs(ctx context.Context, storeIDs, productIDs []string) error {
-	var stores []string
+	stores := map[string]string{}
 	categories := map[string]string{}
 	batch := &pgx.Batch{}
 	if len(storeIDs) > 0 {
-		batch.Queue(`SELECT id FROM stores WHERE id = ANY($1)`, storeIDs).Query(func(rows pgx.Rows) error {
-			var err error
-			stores, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		batch.Queue(`SELECT id, retailer_id FROM stores WHERE id = ANY($1)`, storeIDs).Query(func(rows pgx.Rows) error {
+			var id, retailerID string
+			_, err := pgx.ForEachRow(rows, []any{&id, &retailerID}, func() error {
+				stores[id] = retailerID
+				return nil
+			})
 			return err
 		})
 	}
@@ -154,8 +161,8 @@ func (db *DB) loadIDs(ctx context.Context, storeIDs, productIDs []string) error 
 
 	db.ids.mu.Lock()
 	defer db.ids.mu.Unlock()
-	for _, id := range stores {
-		db.ids.stores[id] = struct{}{}
+	for id, retailerID := range stores {
+		db.ids.stores[id] = retailerID
 	}
 	for id, c := range categories {
 		db.ids.categories[id] = c

@@ -586,6 +586,10 @@ func TestMissingStoreProducts_CacheAndLateAdditions(t *testing.T) {
 	if cats, err := db.ProductCategories(ctx, []string{"p-late"}); err != nil || cats["p-late"] != "Fresh Fruit" {
 		t.Fatalf("cached category: %v, %v", cats, err)
 	}
+	// s-1 belongs to r-1 in the demo catalog (TestSeededCatalog pins it).
+	if retailer, err := db.StoreRetailer(ctx, "s-1"); err != nil || retailer != "r-1" {
+		t.Fatalf("cached store owner: %q, %v; want r-1", retailer, err)
+	}
 	// An unseen ID needs the database, which is closed: an error, not a guess.
 	if _, err := db.MissingStoreProducts(ctx, []aisle.StoreProduct{{StoreID: "s-1", ProductID: "p-unseen"}}); err == nil {
 		t.Fatal("unseen ID with the database closed: no error")

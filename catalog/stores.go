@@ -89,7 +89,7 @@ func (db *DB) StoreProducts(ctx context.Context, storeID string, first *int, aft
 	if err != nil {
 		return Page[Product]{}, err
 	}
-	if err := db.checkStore(ctx, storeID); err != nil {
+	if _, err := db.StoreRetailer(ctx, storeID); err != nil {
 		return Page[Product]{}, err
 	}
 
