@@ -267,12 +267,15 @@ func (m *Main) Run(ctx context.Context) error {
 
 	if m.runsStream() {
 		consumer, err := streaming.NewConsumer(streaming.ConsumerConfig{
-			Brokers:  brokers,
-			Group:    c.ConsumerGroup,
-			Catalog:  db,
-			Features: fs,
-			DLQ:      producer,
-			Log:      log,
+			Brokers: brokers,
+			Group:   c.ConsumerGroup,
+			Appliers: map[string][]streaming.Apply{
+				aisle.TopicInventory: {fs.ApplyAvailability},
+				aisle.TopicPicking:   {fs.ApplyAvailability},
+			},
+			Catalog: db,
+			DLQ:     producer,
+			Log:     log,
 		})
 		if err != nil {
 			return err

@@ -12,8 +12,14 @@ import (
 const (
 	TopicInventory = "aisle.inventory"
 	TopicPicking   = "aisle.picking"
+	TopicSessions  = "aisle.sessions"
+	TopicOrders    = "aisle.orders"
+	TopicLabels    = "aisle.labels"
 	TopicDLQ       = "aisle.dlq"
 )
+
+// EventTopics are the topics the stream workers consume.
+var EventTopics = []string{TopicInventory, TopicPicking, TopicSessions, TopicOrders, TopicLabels}
 
 // Event types.
 const (
@@ -21,6 +27,16 @@ const (
 	TypePickFound      = "pick.found"
 	TypePickNotFound   = "pick.not_found"
 	TypePickReplaced   = "pick.replaced"
+
+	TypeSessionView           = "session.view"
+	TypeSessionSearch         = "session.search"
+	TypeSessionAddToCart      = "session.add_to_cart"
+	TypeSessionRemoveFromCart = "session.remove_from_cart"
+	TypeSessionCheckout       = "session.checkout"
+
+	TypeOrderPlaced   = "order.placed"
+	TypePaymentFailed = "payment.failed"
+	TypeOrderLabeled  = "order.labeled"
 )
 
 // MaxEventBytes bounds one record value; larger records are rejected.
@@ -66,6 +82,12 @@ func TopicFor(eventType string) (string, error) {
 		return TopicInventory, nil
 	case TypePickFound, TypePickNotFound, TypePickReplaced:
 		return TopicPicking, nil
+	case TypeSessionView, TypeSessionSearch, TypeSessionAddToCart, TypeSessionRemoveFromCart, TypeSessionCheckout:
+		return TopicSessions, nil
+	case TypeOrderPlaced, TypePaymentFailed:
+		return TopicOrders, nil
+	case TypeOrderLabeled:
+		return TopicLabels, nil
 	}
 	return "", Errorf(EINVALID, "unknown event type %q", eventType)
 }
@@ -79,11 +101,16 @@ type StoreProduct struct {
 
 func (sp StoreProduct) String() string { return sp.StoreID + ":" + sp.ProductID }
 
-// Decoded is an event whose envelope and data have been validated.
+// Decoded is an event whose envelope and data have been validated. Exactly
+// one of the data pointers is set, by type.
 type Decoded struct {
 	Event
-	Inventory *InventoryLevel // set for inventory.level
-	Pick      *Pick           // set for pick.*
+	Inventory     *InventoryLevel // inventory.level
+	Pick          *Pick           // pick.*
+	Session       *SessionEvent   // session.*
+	Order         *OrderPlaced    // order.placed
+	PaymentFailed *PaymentFailed  // payment.failed
+	Label         *OrderLabeled   // order.labeled
 }
 
 // StoreProduct returns the store-product an inventory or picking event is about.
@@ -92,6 +119,43 @@ func (d *Decoded) StoreProduct() StoreProduct {
 		return StoreProduct{d.Inventory.StoreID, d.Inventory.ProductID}
 	}
 	return StoreProduct{d.Pick.StoreID, d.Pick.ProductID}
+}
+
+// Key is the record key of the event: the entity it is about, so that one
+// entity's events stay ordered in one partition (DESIGN.md "Event envelope").
+func (d *Decoded) Key() string {
+	switch {
+	case d.Session != nil:
+		return d.Session.SessionID
+	case d.Order != nil:
+		return d.Order.UserID
+	case d.PaymentFailed != nil:
+		return d.PaymentFailed.UserID
+	case d.Label != nil:
+		return d.Label.OrderID
+	}
+	return d.StoreProduct().String()
+}
+
+// References returns the stores and products the event names, which must
+// exist in the catalog for the event to be applied.
+func (d *Decoded) References() (storeIDs, productIDs []string) {
+	switch {
+	case d.Inventory != nil, d.Pick != nil:
+		sp := d.StoreProduct()
+		return []string{sp.StoreID}, []string{sp.ProductID}
+	case d.Session != nil:
+		if d.Session.ProductID != "" {
+			productIDs = []string{d.Session.ProductID}
+		}
+		return []string{d.Session.StoreID}, productIDs
+	case d.Order != nil:
+		for _, it := range d.Order.Items {
+			productIDs = append(productIDs, it.ProductID)
+		}
+		return []string{d.Order.StoreID}, productIDs
+	}
+	return nil, nil
 }
 
 // DecodeEvent parses and validates one record value. It checks the envelope,
@@ -126,27 +190,39 @@ func DecodeEvent(value []byte, topic string, now time.Time) (*Decoded, error) {
 		return nil, Errorf(EINVALID, "missing data")
 	}
 	d := &Decoded{Event: ev}
-	switch ev.Type {
-	case TypeInventoryLevel:
+	var data interface{ validate(eventType string) error }
+	switch wantTopic {
+	case TopicInventory:
 		d.Inventory = new(InventoryLevel)
-		if err := decodeStrict(ev.Data, d.Inventory); err != nil {
-			return nil, Errorf(EINVALID, "bad %s data: %s", ev.Type, err)
-		}
-		err = d.Inventory.validate()
-	default:
+		data = d.Inventory
+	case TopicPicking:
 		d.Pick = new(Pick)
-		if err := decodeStrict(ev.Data, d.Pick); err != nil {
-			return nil, Errorf(EINVALID, "bad %s data: %s", ev.Type, err)
+		data = d.Pick
+	case TopicSessions:
+		d.Session = new(SessionEvent)
+		data = d.Session
+	case TopicLabels:
+		d.Label = new(OrderLabeled)
+		data = d.Label
+	default:
+		if ev.Type == TypeOrderPlaced {
+			d.Order = new(OrderPlaced)
+			data = d.Order
+		} else {
+			d.PaymentFailed = new(PaymentFailed)
+			data = d.PaymentFailed
 		}
-		err = d.Pick.validate(ev.Type)
 	}
-	if err != nil {
+	if err := decodeStrict(ev.Data, data); err != nil {
+		return nil, Errorf(EINVALID, "bad %s data: %s", ev.Type, err)
+	}
+	if err := data.validate(ev.Type); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
-func (l *InventoryLevel) validate() error {
+func (l *InventoryLevel) validate(string) error {
 	if err := validateIDs("store_id", l.StoreID, "product_id", l.ProductID); err != nil {
 		return err
 	}

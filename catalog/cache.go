@@ -29,46 +29,73 @@ func newIDCache() *idCache {
 	return &idCache{stores: map[string]string{}, categories: map[string]string{}}
 }
 
-// unknown returns the store and product IDs of sps that the cache does not
-// know (possibly repeated). Both are nil when everything is known.
-func (c *idCache) unknown(sps []aisle.StoreProduct) (stores, products []string) {
+// unknown returns the store and product IDs that the cache does not know
+// (possibly repeated). Both are nil when everything is known.
+func (c *idCache) unknown(storeIDs, productIDs []string) (stores, products []string) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	for _, sp := range sps {
-		if _, ok := c.stores[sp.StoreID]; !ok {
-			stores = append(stores, sp.StoreID)
+	for _, id := range storeIDs {
+		if _, ok := c.stores[id]; !ok {
+			stores = append(stores, id)
 		}
-		if _, ok := c.categories[sp.ProductID]; !ok {
-			products = append(products, sp.ProductID)
+	}
+	for _, id := range productIDs {
+		if _, ok := c.categories[id]; !ok {
+			products = append(products, id)
 		}
 	}
 	return stores, products
 }
 
+// UnknownIDs returns the store and product IDs that do not exist (nil maps
+// when all do). Known IDs are served from memory, so a batch of known IDs
+// costs no database round trip; unknown ones are looked up in one round
+// trip. IDs are unquoted in callers' messages: validate them with
+// aisle.ValidateID first.
+func (db *DB) UnknownIDs(ctx context.Context, storeIDs, productIDs []string) (stores, products map[string]bool, err error) {
+	storeIDs, productIDs = db.ids.unknown(storeIDs, productIDs)
+	if storeIDs == nil && productIDs == nil {
+		return nil, nil, nil
+	}
+	if err := db.loadIDs(ctx, storeIDs, productIDs); err != nil {
+		return nil, nil, err
+	}
+	// What is still unknown after the lookup does not exist.
+	storeIDs, productIDs = db.ids.unknown(storeIDs, productIDs)
+	return setOf(storeIDs), setOf(productIDs), nil
+}
+
+func setOf(ids []string) map[string]bool {
+	if len(ids) == 0 {
+		return nil
+	}
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set
+}
+
 // MissingStoreProducts returns, for each store-product whose store or product
-// does not exist, why: "unknown store s-x" or "unknown product p-y" (IDs
-// are unquoted: callers validate them with aisle.ValidateID first).
-// The map is empty when all exist. Known IDs are served from memory, so a
-// batch of known IDs costs no database round trip; unknown ones are looked
-// up in one round trip. It does not check that the store carries the
+// does not exist, why: "unknown store s-x" or "unknown product p-y". The map
+// is empty when all exist. It does not check that the store carries the
 // product: events and queries about products outside a store's assortment
 // are allowed (a retailer feed may list them before the catalog does).
 func (db *DB) MissingStoreProducts(ctx context.Context, sps []aisle.StoreProduct) (map[aisle.StoreProduct]string, error) {
-	stores, products := db.ids.unknown(sps)
-	if stores == nil && products == nil {
-		return nil, nil
+	storeIDs := make([]string, len(sps))
+	productIDs := make([]string, len(sps))
+	for i, sp := range sps {
+		storeIDs[i], productIDs[i] = sp.StoreID, sp.ProductID
 	}
-	if err := db.loadIDs(ctx, stores, products); err != nil {
+	stores, products, err := db.UnknownIDs(ctx, storeIDs, productIDs)
+	if err != nil || (stores == nil && products == nil) {
 		return nil, err
 	}
-
 	missing := map[aisle.StoreProduct]string{}
-	db.ids.mu.RLock()
-	defer db.ids.mu.RUnlock()
 	for _, sp := range sps {
-		if _, ok := db.ids.stores[sp.StoreID]; !ok {
+		if stores[sp.StoreID] {
 			missing[sp] = "unknown store " + sp.StoreID
-		} else if _, ok := db.ids.categories[sp.ProductID]; !ok {
+		} else if products[sp.ProductID] {
 			missing[sp] = "unknown product " + sp.ProductID
 		}
 	}

@@ -71,12 +71,6 @@ func (o Origin) field() string {
 	return f
 }
 
-// AvailabilityUpdate is one inventory or picking event to apply.
-type AvailabilityUpdate struct {
-	Event  *aisle.Decoded
-	Origin Origin
-}
-
 // ApplyAvailability applies inventory.level and pick.* events in one
 // pipelined round trip. Each event is applied atomically together with its
 // dedup key and offset watermark, so applying the same event again (same id,
@@ -85,7 +79,7 @@ type AvailabilityUpdate struct {
 // be given in offset order. applied[i] reports whether updates[i] was new.
 // On error nothing is reported and the caller may retry the whole slice:
 // what was already applied is skipped.
-func (s *Store) ApplyAvailability(ctx context.Context, updates []AvailabilityUpdate) (applied []bool, err error) {
+func (s *Store) ApplyAvailability(ctx context.Context, updates []Update) (applied []bool, err error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}
@@ -99,47 +93,20 @@ func (s *Store) ApplyAvailability(ctx context.Context, updates []AvailabilityUpd
 		}
 	}
 
+	results, err := s.evalEach(ctx, applyAvailabilityScript, keys, args)
+	if err != nil {
+		return nil, fmt.Errorf("apply availability events: %w", err)
+	}
 	applied = make([]bool, len(updates))
-	pending := make([]int, len(updates))
-	for i := range pending {
-		pending[i] = i
+	for i, r := range results {
+		applied[i] = r == int64(1)
 	}
-	// A second pass is needed only when Redis lost its script cache (a
-	// restart) between two batches: reload and rerun the calls that failed.
-	for pass := 0; pass < 2; pass++ {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(pending))
-		for j, i := range pending {
-			cmds[j] = applyAvailabilityScript.EvalSha(ctx, pipe, keys[i], args[i]...)
-		}
-		_, _ = pipe.Exec(ctx) // errors are per command, read below
-
-		var noScript []int
-		for j, i := range pending {
-			n, err := cmds[j].Int64()
-			switch {
-			case err == nil:
-				applied[i] = n == 1
-			case redis.HasErrorPrefix(err, "NOSCRIPT"):
-				noScript = append(noScript, i)
-			default:
-				return nil, fmt.Errorf("apply availability events: %w", err)
-			}
-		}
-		if len(noScript) == 0 {
-			return applied, nil
-		}
-		if err := applyAvailabilityScript.Load(ctx, s.rdb).Err(); err != nil {
-			return nil, fmt.Errorf("reload availability script: %w", err)
-		}
-		pending = noScript
-	}
-	return nil, errors.New("apply availability events: redis keeps forgetting the script")
+	return applied, nil
 }
 
 // availabilityCall builds the keys and arguments of the Lua call for u,
 // applied at about now.
-func (s *Store) availabilityCall(u AvailabilityUpdate, now time.Time) ([]string, []any, error) {
+func (s *Store) availabilityCall(u Update, now time.Time) ([]string, []any, error) {
 	ev := u.Event
 	if ev == nil || (ev.Inventory == nil && ev.Pick == nil) {
 		return nil, nil, errors.New("apply availability: not an inventory or picking event")

@@ -32,7 +32,7 @@ func feed(id string, sp aisle.StoreProduct, qty int64, at time.Time) *aisle.Deco
 	}
 }
 
-func apply(t *testing.T, s *features.Store, updates ...features.AvailabilityUpdate) []bool {
+func apply(t *testing.T, s *features.Store, updates ...features.Update) []bool {
 	t.Helper()
 	applied, err := s.ApplyAvailability(context.Background(), updates)
 	if err != nil {
@@ -78,7 +78,7 @@ func TestApplyAvailabilityMatchesModel(t *testing.T) {
 	for i, st := range steps {
 		at := t0.Add(st.at).Truncate(time.Millisecond) // the store keeps milliseconds
 		want = m.ObservePick(want, st.typ == aisle.TypePickFound, at)
-		if got := apply(t, s, features.AvailabilityUpdate{Event: pick(fmt.Sprint("e-", i), st.typ, sp, at)}); !got[0] {
+		if got := apply(t, s, features.Update{Event: pick(fmt.Sprint("e-", i), st.typ, sp, at)}); !got[0] {
 			t.Fatalf("step %d: not applied", i)
 		}
 		got := read(t, s, sp)[0]
@@ -113,7 +113,7 @@ func TestApplyAvailabilityFeedLastWriterWins(t *testing.T) {
 	var want models.AvailabilityEvidence
 	for i, st := range steps {
 		want = m.ObserveFeed(want, st.qty, st.at)
-		apply(t, s, features.AvailabilityUpdate{Event: feed(fmt.Sprint("f-", i), sp, st.qty, st.at)})
+		apply(t, s, features.Update{Event: feed(fmt.Sprint("f-", i), sp, st.qty, st.at)})
 		got := read(t, s, sp)[0]
 		if got.FeedQuantity != want.FeedQuantity || !got.FeedAt.Equal(want.FeedAt) {
 			t.Fatalf("step %d: redis qty=%d at=%s, model qty=%d at=%s", i, got.FeedQuantity, got.FeedAt, want.FeedQuantity, want.FeedAt)
@@ -143,7 +143,7 @@ func TestApplyAvailabilityConcurrentDuplicatesCountOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			applied, err := s.ApplyAvailability(context.Background(), []features.AvailabilityUpdate{{Event: ev}})
+			applied, err := s.ApplyAvailability(context.Background(), []features.Update{{Event: ev}})
 			if err != nil {
 				t.Errorf("ApplyAvailability: %v", err)
 				return
@@ -181,10 +181,10 @@ func TestApplyAvailabilitySkipsOffsetsAtOrBelowWatermark(t *testing.T) {
 		t.Fatalf("watermark before any event: ok=%v err=%v", ok, err)
 	}
 	got := apply(t, s,
-		features.AvailabilityUpdate{Event: pick("e-10", aisle.TypePickFound, sp, t0), Origin: at(10)},
-		features.AvailabilityUpdate{Event: pick("e-5", aisle.TypePickFound, sp, t0), Origin: at(5)},    // stale offset, new id
-		features.AvailabilityUpdate{Event: pick("e-10b", aisle.TypePickFound, sp, t0), Origin: at(10)}, // same offset
-		features.AvailabilityUpdate{Event: pick("e-11", aisle.TypePickNotFound, sp, t0), Origin: at(11)},
+		features.Update{Event: pick("e-10", aisle.TypePickFound, sp, t0), Origin: at(10)},
+		features.Update{Event: pick("e-5", aisle.TypePickFound, sp, t0), Origin: at(5)},    // stale offset, new id
+		features.Update{Event: pick("e-10b", aisle.TypePickFound, sp, t0), Origin: at(10)}, // same offset
+		features.Update{Event: pick("e-11", aisle.TypePickNotFound, sp, t0), Origin: at(11)},
 	)
 	if want := []bool{true, false, false, true}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("applied = %v, want %v", got, want)
@@ -200,10 +200,10 @@ func TestApplyAvailabilitySkipsOffsetsAtOrBelowWatermark(t *testing.T) {
 	other := at(2)
 	other.Partition = 4
 	got = apply(t, s,
-		features.AvailabilityUpdate{Event: pick("e-r0", aisle.TypePickFound, sp, t0), Origin: recreated},
-		features.AvailabilityUpdate{Event: pick("e-p4", aisle.TypePickFound, sp, t0), Origin: other},
-		features.AvailabilityUpdate{Event: pick("e-api", aisle.TypePickFound, sp, t0)},
-		features.AvailabilityUpdate{Event: pick("e-api", aisle.TypePickFound, sp, t0)},
+		features.Update{Event: pick("e-r0", aisle.TypePickFound, sp, t0), Origin: recreated},
+		features.Update{Event: pick("e-p4", aisle.TypePickFound, sp, t0), Origin: other},
+		features.Update{Event: pick("e-api", aisle.TypePickFound, sp, t0)},
+		features.Update{Event: pick("e-api", aisle.TypePickFound, sp, t0)},
 	)
 	if want := []bool{true, true, true, false}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("applied = %v, want %v", got, want)
@@ -229,12 +229,12 @@ func TestAvailabilityManyKeys(t *testing.T) {
 	t.Parallel()
 	s := featurestest.MustOpen(t)
 	var sps []aisle.StoreProduct
-	var updates []features.AvailabilityUpdate
+	var updates []features.Update
 	for i := range 100 {
 		sp := aisle.StoreProduct{StoreID: fmt.Sprint("s-", i%7), ProductID: fmt.Sprint("p-", i)}
 		sps = append(sps, sp)
 		if i%2 == 0 { // every other key stays missing
-			updates = append(updates, features.AvailabilityUpdate{Event: feed(fmt.Sprint("f-", i), sp, int64(i), t0.Add(time.Duration(i)*time.Second))})
+			updates = append(updates, features.Update{Event: feed(fmt.Sprint("f-", i), sp, int64(i), t0.Add(time.Duration(i)*time.Second))})
 		}
 	}
 	apply(t, s, updates...)
@@ -264,8 +264,8 @@ func TestApplyAvailabilityReloadsScriptAfterRedisForgetsIt(t *testing.T) {
 		t.Fatalf("SCRIPT FLUSH: %v", err)
 	}
 	got := apply(t, s,
-		features.AvailabilityUpdate{Event: pick("e-1", aisle.TypePickFound, sp, t0)},
-		features.AvailabilityUpdate{Event: pick("e-1", aisle.TypePickFound, sp, t0)},
+		features.Update{Event: pick("e-1", aisle.TypePickFound, sp, t0)},
+		features.Update{Event: pick("e-1", aisle.TypePickFound, sp, t0)},
 	)
 	if !got[0] || got[1] {
 		t.Fatalf("applied = %v, want [true false]", got)
@@ -278,7 +278,7 @@ func TestApplyAvailabilityReloadsScriptAfterRedisForgetsIt(t *testing.T) {
 func TestApplyAvailabilityRejectsOtherEvents(t *testing.T) {
 	t.Parallel()
 	s := featurestest.MustOpen(t)
-	_, err := s.ApplyAvailability(context.Background(), []features.AvailabilityUpdate{{Event: &aisle.Decoded{Event: aisle.Event{ID: "x"}}}})
+	_, err := s.ApplyAvailability(context.Background(), []features.Update{{Event: &aisle.Decoded{Event: aisle.Event{ID: "x"}}}})
 	if err == nil {
 		t.Fatal("an event without inventory or pick data was accepted")
 	}
@@ -293,9 +293,9 @@ func TestWatchAvailability(t *testing.T) {
 	// announced: after sp2's first level the next change is sp3's pick.
 	sp2 := aisle.StoreProduct{StoreID: "s-2", ProductID: "p-6"}
 	sp3 := aisle.StoreProduct{StoreID: "s-3", ProductID: "p-6"}
-	apply(t, s, features.AvailabilityUpdate{Event: feed("f-new", sp2, 3, t0.Add(time.Hour))})
-	apply(t, s, features.AvailabilityUpdate{Event: feed("f-old", sp2, 8, t0)})
-	apply(t, s, features.AvailabilityUpdate{Event: pick("e-last", aisle.TypePickNotFound, sp3, t0)})
+	apply(t, s, features.Update{Event: feed("f-new", sp2, 3, t0.Add(time.Hour))})
+	apply(t, s, features.Update{Event: feed("f-old", sp2, 8, t0)})
+	apply(t, s, features.Update{Event: pick("e-last", aisle.TypePickNotFound, sp3, t0)})
 	var got []aisle.StoreProduct
 	for len(got) < 2 {
 		select {
@@ -348,7 +348,7 @@ func announce(t *testing.T, s *features.Store, changes <-chan aisle.StoreProduct
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for i := 0; ; i++ {
-		apply(t, s, features.AvailabilityUpdate{Event: pick(fmt.Sprint(idPrefix, i), aisle.TypePickFound, sp, t0)})
+		apply(t, s, features.Update{Event: pick(fmt.Sprint(idPrefix, i), aisle.TypePickFound, sp, t0)})
 		if announced(changes, sp, 50*time.Millisecond) {
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"syscall"
 	"time"
 
@@ -27,7 +28,7 @@ const DefaultBrokerAddr = "127.0.0.1:9092"
 
 // Topics returns the topics Aisle reads and writes; EnsureTopics creates them.
 func Topics() []string {
-	return []string{aisle.TopicInventory, aisle.TopicPicking, aisle.TopicDLQ}
+	return append(slices.Clone(aisle.EventTopics), aisle.TopicDLQ)
 }
 
 // Broker is an in-process Kafka-protocol broker (franz-go's kfake), a single

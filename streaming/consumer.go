@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -40,20 +41,28 @@ const (
 	batchesPerWorker = 2
 )
 
-// Catalog tells which store-products exist. *catalog.DB implements it.
+// Catalog tells which stores and products exist. *catalog.DB implements it.
 type Catalog interface {
-	// MissingStoreProducts returns a reason (e.g. "unknown store s-9") for
-	// each store-product that is not in the catalog.
-	MissingStoreProducts(ctx context.Context, sps []aisle.StoreProduct) (map[aisle.StoreProduct]string, error)
+	// UnknownIDs returns the store and product IDs that do not exist.
+	UnknownIDs(ctx context.Context, storeIDs, productIDs []string) (stores, products map[string]bool, err error)
 }
+
+// Apply applies a batch of one topic's events, in order and effectively
+// once: updates that were applied before (a redelivery) change nothing, and
+// applied[i] says whether updates[i] was new. After an error the worker
+// retries the whole batch, so Apply must be idempotent.
+type Apply func(ctx context.Context, updates []features.Update) (applied []bool, err error)
 
 // ConsumerConfig configures NewConsumer.
 type ConsumerConfig struct {
-	Brokers  []string
-	Group    string   // DefaultGroup when empty
-	Topics   []string // aisle.TopicInventory and aisle.TopicPicking when empty
+	Brokers []string
+	Group   string // DefaultGroup when empty
+	// Appliers are what each consumed topic's events are applied with, in
+	// order; the consumer reads exactly these topics. A topic's events go
+	// to Redis through at most one applier, whose dedup and watermark are
+	// per topic (see features.Update).
+	Appliers map[string][]Apply
 	Catalog  Catalog
-	Features *features.Store
 	DLQ      *Producer // writes rejected records to aisle.TopicDLQ
 	Log      *slog.Logger
 	Now      func() time.Time // the clock that judges "time in the future"; time.Now when nil
@@ -66,8 +75,8 @@ type ConsumerConfig struct {
 	CommitInterval time.Duration
 }
 
-// Consumer is the stream worker: a consumer-group member that turns
-// inventory and picking events into availability features.
+// Consumer is the stream worker: a consumer-group member that validates
+// events, dead-letters the bad ones and applies the rest to the features.
 type Consumer struct {
 	cfg ConsumerConfig
 }
@@ -79,16 +88,13 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		return nil, errors.New("stream consumer: no Kafka brokers")
 	case cfg.Catalog == nil:
 		return nil, errors.New("stream consumer: no catalog")
-	case cfg.Features == nil:
-		return nil, errors.New("stream consumer: no feature store")
+	case len(cfg.Appliers) == 0:
+		return nil, errors.New("stream consumer: no appliers, so no topics to consume")
 	case cfg.DLQ == nil:
 		return nil, errors.New("stream consumer: no dead-letter producer")
 	}
 	if cfg.Group == "" {
 		cfg.Group = DefaultGroup
-	}
-	if len(cfg.Topics) == 0 {
-		cfg.Topics = []string{aisle.TopicInventory, aisle.TopicPicking}
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -120,7 +126,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.cfg.Brokers...),
 		kgo.ConsumerGroup(c.cfg.Group),
-		kgo.ConsumeTopics(c.cfg.Topics...),
+		kgo.ConsumeTopics(slices.Collect(maps.Keys(c.cfg.Appliers))...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // a new group replays everything
 		kgo.BlockRebalanceOnPoll(),
 		kgo.AutoCommitMarks(),
@@ -315,7 +321,7 @@ func (w *worker) process(b batch) bool {
 	start := time.Now()
 	now := w.cfg.Now()
 	var (
-		updates []features.AvailabilityUpdate
+		updates []features.Update
 		from    []*kgo.Record // from[i] is the record of updates[i]
 		rejects []reject
 	)
@@ -331,7 +337,7 @@ func (w *worker) process(b batch) bool {
 			continue
 		}
 		eventsConsumed.WithLabelValues(r.Topic, d.Type).Inc()
-		updates = append(updates, features.AvailabilityUpdate{
+		updates = append(updates, features.Update{
 			Event:  d,
 			Origin: features.Origin{Topic: r.Topic, TopicID: b.topicID, Partition: r.Partition, Offset: r.Offset},
 		})
@@ -339,18 +345,19 @@ func (w *worker) process(b batch) bool {
 	}
 
 	if len(updates) > 0 {
-		var missing map[aisle.StoreProduct]string
+		storeIDs, productIDs := references(updates)
+		var stores, products map[string]bool
 		ok := w.retry("catalog", func(ctx context.Context) (err error) {
-			missing, err = w.cfg.Catalog.MissingStoreProducts(ctx, uniqueStoreProducts(updates))
+			stores, products, err = w.cfg.Catalog.UnknownIDs(ctx, storeIDs, productIDs)
 			return err
 		})
 		if !ok {
 			return false
 		}
-		if len(missing) > 0 {
+		if stores != nil || products != nil {
 			kept := 0
 			for i, u := range updates {
-				if reason, unknown := missing[u.Event.StoreProduct()]; unknown {
+				if reason := unknownReference(u.Event, stores, products); reason != "" {
 					rejects = append(rejects, reject{from[i], rejectUnknownEntity, reason})
 					continue
 				}
@@ -361,10 +368,13 @@ func (w *worker) process(b batch) bool {
 		}
 	}
 
-	if len(updates) > 0 {
+	for _, apply := range w.cfg.Appliers[w.tp.topic] {
+		if len(updates) == 0 {
+			break
+		}
 		var applied []bool
 		ok := w.retry("features", func(ctx context.Context) (err error) {
-			applied, err = w.cfg.Features.ApplyAvailability(ctx, updates)
+			applied, err = apply(ctx, updates)
 			return err
 		})
 		if !ok {
@@ -376,8 +386,8 @@ func (w *worker) process(b batch) bool {
 				n++
 			}
 		}
-		eventsApplied.WithLabelValues("applied").Add(float64(n))
-		eventsApplied.WithLabelValues("duplicate").Add(float64(len(applied) - n))
+		eventsApplied.WithLabelValues(w.tp.topic, "applied").Add(float64(n))
+		eventsApplied.WithLabelValues(w.tp.topic, "duplicate").Add(float64(len(applied) - n))
 	}
 
 	if len(rejects) > 0 {
@@ -432,16 +442,40 @@ func (w *worker) retry(step string, f func(context.Context) error) bool {
 	}
 }
 
-func uniqueStoreProducts(updates []features.AvailabilityUpdate) []aisle.StoreProduct {
-	seen := make(map[aisle.StoreProduct]bool, len(updates))
-	var sps []aisle.StoreProduct
-	for _, u := range updates {
-		if sp := u.Event.StoreProduct(); !seen[sp] {
-			seen[sp] = true
-			sps = append(sps, sp)
+// references returns the distinct stores and products the updates name.
+func references(updates []features.Update) (storeIDs, productIDs []string) {
+	seen := map[string]bool{}
+	add := func(ids []string, kind string, to *[]string) {
+		for _, id := range ids {
+			if !seen[kind+id] {
+				seen[kind+id] = true
+				*to = append(*to, id)
+			}
 		}
 	}
-	return sps
+	for _, u := range updates {
+		stores, products := u.Event.References()
+		add(stores, "s", &storeIDs)
+		add(products, "p", &productIDs)
+	}
+	return storeIDs, productIDs
+}
+
+// unknownReference says which of the event's stores or products does not
+// exist, "" when all do.
+func unknownReference(d *aisle.Decoded, unknownStores, unknownProducts map[string]bool) string {
+	stores, products := d.References()
+	for _, id := range stores {
+		if unknownStores[id] {
+			return "unknown store " + id
+		}
+	}
+	for _, id := range products {
+		if unknownProducts[id] {
+			return "unknown product " + id
+		}
+	}
+	return ""
 }
 
 // deadLetter builds the dead-letter record of a rejected one.

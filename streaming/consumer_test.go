@@ -34,10 +34,13 @@ func mustProducer(t testing.TB, brokers []string) *streaming.Producer {
 
 func consumerConfig(t testing.TB, brokers []string, fs *features.Store, group string) streaming.ConsumerConfig {
 	return streaming.ConsumerConfig{
-		Brokers:        brokers,
-		Group:          group,
+		Brokers: brokers,
+		Group:   group,
+		Appliers: map[string][]streaming.Apply{
+			aisle.TopicInventory: {fs.ApplyAvailability},
+			aisle.TopicPicking:   {fs.ApplyAvailability},
+		},
 		Catalog:        newFixedCatalog(5, 50),
-		Features:       fs,
 		DLQ:            mustProducer(t, brokers),
 		Log:            testLogger(t),
 		Now:            func() time.Time { return now },
@@ -235,12 +238,12 @@ type flakyCatalog struct {
 	failures chan struct{} // one token per call still to fail
 }
 
-func (c flakyCatalog) MissingStoreProducts(ctx context.Context, sps []aisle.StoreProduct) (map[aisle.StoreProduct]string, error) {
+func (c flakyCatalog) UnknownIDs(ctx context.Context, storeIDs, productIDs []string) (stores, products map[string]bool, err error) {
 	select {
 	case <-c.failures:
-		return nil, errors.New("catalog unavailable")
+		return nil, nil, errors.New("catalog unavailable")
 	default:
-		return c.Catalog.MissingStoreProducts(ctx, sps)
+		return c.Catalog.UnknownIDs(ctx, storeIDs, productIDs)
 	}
 }
 

@@ -34,16 +34,19 @@ func newFixedCatalog(stores, products int) fixedCatalog {
 	return c
 }
 
-func (c fixedCatalog) MissingStoreProducts(_ context.Context, sps []aisle.StoreProduct) (map[aisle.StoreProduct]string, error) {
-	missing := map[aisle.StoreProduct]string{}
-	for _, sp := range sps {
-		if !c.stores[sp.StoreID] {
-			missing[sp] = "unknown store " + sp.StoreID
-		} else if !c.products[sp.ProductID] {
-			missing[sp] = "unknown product " + sp.ProductID
+func (c fixedCatalog) UnknownIDs(_ context.Context, storeIDs, productIDs []string) (stores, products map[string]bool, err error) {
+	stores, products = map[string]bool{}, map[string]bool{}
+	for _, id := range storeIDs {
+		if !c.stores[id] {
+			stores[id] = true
 		}
 	}
-	return missing, nil
+	for _, id := range productIDs {
+		if !c.products[id] {
+			products[id] = true
+		}
+	}
+	return stores, products, nil
 }
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -23,8 +23,8 @@ var (
 	}, []string{"reason"})
 	eventsApplied = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "aisle_stream_events_applied_total",
-		Help: "Valid events written to the feature store (result=applied) or skipped as already applied (result=duplicate).",
-	}, []string{"result"})
+		Help: "Valid events applied by each of a topic's appliers (result=applied) or skipped as already applied (result=duplicate).",
+	}, []string{"topic", "result"})
 	batchSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "aisle_stream_batch_duration_seconds",
 		Help:    "Time to process one partition batch, from decoding to marking its offsets.",

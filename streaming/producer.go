@@ -44,8 +44,8 @@ func NewProducer(brokers []string, log *slog.Logger) (*Producer, error) {
 
 // Publish validates ev as the stream workers will (EINVALID when it would be
 // rejected), writes it to its topic (aisle.TopicFor) and waits until the
-// broker has it. key is the record key; when empty, inventory and picking
-// events are keyed by their store:product. A broker that does not
+// broker has it. key is the record key; when empty, the event's entity
+// (aisle.Decoded.Key) is. A broker that does not
 // acknowledge within PublishTimeout gives EUNAVAILABLE.
 func (p *Producer) Publish(ctx context.Context, ev aisle.Event, key string) (aisle.Receipt, error) {
 	value, err := json.Marshal(ev)
@@ -60,8 +60,8 @@ func (p *Producer) Publish(ctx context.Context, ev aisle.Event, key string) (ais
 	if err != nil {
 		return aisle.Receipt{}, err
 	}
-	if key == "" && (d.Inventory != nil || d.Pick != nil) {
-		key = d.StoreProduct().String()
+	if key == "" {
+		key = d.Key()
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
