@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -355,4 +357,93 @@ func membersWithPartitions(t testing.TB, brokers []string, group string) int {
 		}
 	}
 	return n
+}
+
+// recordingApplier remembers the ids of the events it was given, per topic.
+type recordingApplier struct {
+	mu  sync.Mutex
+	ids map[string][]string
+}
+
+func (r *recordingApplier) apply(_ context.Context, updates []features.Update) ([]bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	applied := make([]bool, len(updates))
+	for i, u := range updates {
+		r.ids[u.Origin.Topic] = append(r.ids[u.Origin.Topic], u.Event.ID)
+		applied[i] = true
+	}
+	return applied, nil
+}
+
+func (r *recordingApplier) seen(topic string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.ids[topic])
+}
+
+// Each topic's valid events reach every applier configured for it, in
+// order; events naming unknown stores or products are dead-lettered; topics
+// without appliers are not consumed.
+func TestConsumerRoutesTopicsToTheirAppliers(t *testing.T) {
+	t.Parallel()
+	b := streamingtest.MustStartBroker(t, 1)
+	brokers := b.Addrs()
+	view := func(id, product string) aisle.Event {
+		return event(id, aisle.TypeSessionView, now, aisle.SessionEvent{SessionID: "se-1", UserID: "u-1", StoreID: "s-1", ProductID: product})
+	}
+	amount := int64(1200)
+	order := func(id, store string) aisle.Event {
+		return event(id, aisle.TypeOrderPlaced, now, aisle.OrderPlaced{
+			OrderID: "o-" + id, UserID: "u-1", StoreID: store, AmountCents: &amount,
+			CardFingerprint: "c-1", DeviceID: "d-1", IP: "192.0.2.1", AddressHash: "a-1",
+			Items: []aisle.OrderItem{{ProductID: "p-1", Quantity: 1}, {ProductID: "p-2", Quantity: 3}},
+		})
+	}
+	publish(t, mustProducer(t, brokers),
+		view("v-1", "p-1"), view("v-2", "p-77"), view("v-3", "p-2"),
+		order("1", "s-1"), order("2", "s-9"),
+		pickEvent("e-1", aisle.TypePickFound, "s-1", "p-1", now),
+	)
+
+	first, second := &recordingApplier{ids: map[string][]string{}}, &recordingApplier{ids: map[string][]string{}}
+	cfg := consumerConfig(t, brokers, nil, "g-route")
+	cfg.Appliers = map[string][]streaming.Apply{
+		aisle.TopicSessions: {first.apply},
+		aisle.TopicOrders:   {first.apply, second.apply},
+	}
+	stop := startConsumer(t, cfg)
+	waitFor(t, "sessions and orders to be committed", func() bool {
+		return lagZero(t, brokers, "g-route", aisle.TopicSessions, aisle.TopicOrders)
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		got  []string
+		want []string
+	}{
+		{"sessions", first.seen(aisle.TopicSessions), []string{"v-1", "v-3"}},
+		{"orders, first applier", first.seen(aisle.TopicOrders), []string{"1"}},
+		{"orders, second applier", second.seen(aisle.TopicOrders), []string{"1"}},
+		{"second applier's sessions", second.seen(aisle.TopicSessions), nil},
+		{"picking (no applier)", first.seen(aisle.TopicPicking), nil},
+	} {
+		if !slices.Equal(tc.got, tc.want) {
+			t.Errorf("%s: applied %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+	reasons := map[string]bool{}
+	for _, r := range consumeAll(t, brokers, aisle.TopicDLQ, 2) {
+		reasons[headers(r)[streaming.HeaderError]] = true
+	}
+	if !reasons["unknown product p-77"] || !reasons["unknown store s-9"] {
+		t.Errorf("DLQ reasons %v, want unknown product p-77 and unknown store s-9", reasons)
+	}
+	committed, _ := offsets(t, brokers, "g-route", aisle.TopicPicking)
+	if c, ok := committed.Lookup(aisle.TopicPicking, 0); ok {
+		t.Errorf("the group committed offset %d of aisle.picking, which it has no applier for", c.At)
+	}
 }
