@@ -1,0 +1,110 @@
+-- Applies one order.placed or payment.failed event atomically (see
+-- features.ApplyVelocity): the velocity operations of models.OrderOps /
+-- models.FailedPaymentOps on each entity hash, and for an order its record
+-- and the join with a label that arrived first.
+--
+-- KEYS[1] dedup key {prefix}seen:{eventID}
+-- KEYS[2] offsets watermark hash {prefix}offsets
+-- KEYS[3] order record hash {prefix}fo:{orderID}
+-- KEYS[4] label hash {prefix}fl:{orderID}
+-- KEYS[5..] entity hashes {prefix}fv:{kind}:{id}
+-- ARGV[1] watermark field "topic/partition", "" when the event has no Kafka origin
+-- ARGV[2] record offset (with ARGV[1])
+-- ARGV[3] dedup key TTL, ms
+-- ARGV[4] entity, order and label hash TTL, ms
+-- ARGV[5] 1 for order.placed, 0 for payment.failed
+-- ARGV[6..9] prune cutoffs: minute, hour, label hour, last-seen ms (models.PruneCutoffs)
+-- ARGV[10] the order record's label signature "card device address store" (order.placed)
+-- ARGV[11] L, then L entity positions (1 = KEYS[5]) whose label risk a label updates
+-- then per entity: n, then n triples op, field, value (op '+' add, '>' max, '<' min)
+-- Returns 1 when applied, 0 when skipped as already seen, 2 when the order
+-- was already recorded under another event id (also skipped).
+--
+-- Every operation commutes, so events applied in any order give the same
+-- hashes. Pruning only drops buckets outside every window (see
+-- models.PruneCutoffs); a late event may recreate one, and reads ignore it.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local field = ARGV[1]
+local offset = tonumber(ARGV[2])
+if field ~= '' then
+  local mark = redis.call('HGET', KEYS[2], field)
+  if mark and offset <= tonumber(mark) then
+    return 0
+  end
+end
+local ttl = ARGV[4]
+local function done(result)
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+  if field ~= '' then
+    redis.call('HSET', KEYS[2], field, ARGV[2])
+  end
+  return result
+end
+
+local isOrder = ARGV[5] == '1'
+if isOrder then
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    return done(2)
+  end
+  redis.call('HSET', KEYS[3], 'sig', ARGV[10])
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+
+local minuteCut, hourCut, labelCut, seenCut = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local cutoffs = {['c:m:'] = minuteCut, ['s:m:'] = minuteCut, ['f:m:'] = minuteCut,
+                 ['c:h:'] = hourCut, ['s:h:'] = hourCut, ['f:h:'] = hourCut,
+                 ['lc:h:'] = labelCut, ['lf:h:'] = labelCut}
+local pruneAbove = 256 -- fields; below this a hash is left alone
+
+local nLabel = tonumber(ARGV[11])
+local labelEntities = {}
+for i = 1, nLabel do
+  labelEntities[i] = tonumber(ARGV[11 + i])
+end
+local a = 12 + nLabel
+for e = 5, #KEYS do
+  local key = KEYS[e]
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  for _ = 1, n do
+    local op, f, v = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+    a = a + 3
+    if op == '+' then
+      redis.call('HINCRBY', key, f, v)
+    else
+      local cur = tonumber(redis.call('HGET', key, f))
+      local n = tonumber(v)
+      if cur == nil or (op == '>' and n > cur) or (op == '<' and n < cur) then
+        redis.call('HSET', key, f, v)
+      end
+    end
+  end
+  if redis.call('HLEN', key) > pruneAbove then
+    local all = redis.call('HGETALL', key)
+    for i = 1, #all, 2 do
+      local f, v = all[i], all[i + 1]
+      local prefix, idx = string.match(f, '^(%a+:%a:)(%-?%d+)$')
+      if prefix and cutoffs[prefix] and tonumber(idx) < cutoffs[prefix] then
+        redis.call('HDEL', key, f)
+      elseif string.sub(f, 1, 2) == 'x:' and tonumber(v) < seenCut then
+        redis.call('HDEL', key, f)
+      end
+    end
+  end
+  redis.call('PEXPIRE', key, ttl)
+end
+
+-- A label that arrived before its order is counted now, once.
+if isOrder and redis.call('EXISTS', KEYS[4]) == 1 and redis.call('HGET', KEYS[4], 'joined') ~= '1' then
+  local label = redis.call('HMGET', KEYS[4], 'lt', 'f')
+  local hour = string.format('%.0f', math.floor(tonumber(label[1]) / 3600000))
+  for _, pos in ipairs(labelEntities) do
+    local key = KEYS[4 + pos]
+    redis.call('HINCRBY', key, 'lc:h:' .. hour, 1)
+    redis.call('HINCRBY', key, 'lf:h:' .. hour, tonumber(label[2]))
+  end
+  redis.call('HSET', KEYS[4], 'joined', '1')
+end
+return done(1)

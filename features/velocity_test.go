@@ -1,0 +1,228 @@
+package features_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/features"
+	"github.com/aisle/aisle/features/featurestest"
+	"github.com/aisle/aisle/models"
+)
+
+var fraudT0 = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+
+func orderEvent(t testing.TB, id, orderID, user, card, device string, amount int64, at time.Time) *aisle.Decoded {
+	t.Helper()
+	return decodeFraudEvent(t, id, aisle.TypeOrderPlaced, at, aisle.OrderPlaced{
+		OrderID: orderID, UserID: user, StoreID: "s-1", AmountCents: &amount,
+		CardFingerprint: card, DeviceID: device, IP: "10.0.0.1", AddressHash: "addr-1",
+		Items: []aisle.OrderItem{{ProductID: "p-1", Quantity: 1}},
+	})
+}
+
+func failedEvent(t testing.TB, id, user, card, device string, at time.Time) *aisle.Decoded {
+	t.Helper()
+	return decodeFraudEvent(t, id, aisle.TypePaymentFailed, at, aisle.PaymentFailed{
+		OrderID: "o-" + id, UserID: user, CardFingerprint: card, DeviceID: device, IP: "10.0.0.1",
+	})
+}
+
+func labelEvent(t testing.TB, id, orderID string, fraud bool, at time.Time) *aisle.Decoded {
+	t.Helper()
+	return decodeFraudEvent(t, id, aisle.TypeOrderLabeled, at, aisle.OrderLabeled{OrderID: orderID, Fraud: &fraud})
+}
+
+func decodeFraudEvent(t testing.TB, id, typ string, at time.Time, data any) *aisle.Decoded {
+	t.Helper()
+	raw, err := json.Marshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := json.Marshal(aisle.Event{ID: id, Type: typ, Time: at, Source: "test", Data: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := aisle.DecodeEvent(value, "", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func applyOne(t *testing.T, apply func(context.Context, []features.Update) ([]bool, error), d *aisle.Decoded, origin features.Origin) bool {
+	t.Helper()
+	applied, err := apply(context.Background(), []features.Update{{Event: d, Origin: origin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return applied[0]
+}
+
+// featuresAt reads the features of a probe order at "at" by name.
+func featuresAt(t *testing.T, fs *features.Store, o models.FraudOrder) map[string]float64 {
+	t.Helper()
+	snap, err := fs.FraudSnapshot(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for i, v := range models.ComputeFraudFeatures(o, snap) {
+		out[models.FraudFeatures[i].Name] = v
+	}
+	return out
+}
+
+func probe(at time.Time) models.FraudOrder {
+	return models.FraudOrder{OrderID: "o-probe", UserID: "u-1", StoreID: "s-1", Card: "card-1", Device: "dev-1",
+		IP: "10.0.0.1", Address: "addr-1", AmountCents: 1000, At: at}
+}
+
+func TestVelocityRedeliveryDoesNotInflateWindows(t *testing.T) {
+	t.Parallel()
+	fs := featurestest.MustOpen(t)
+	at := fraudT0
+	order := orderEvent(t, "e-o1", "o-1", "u-1", "card-1", "dev-1", 2500, at)
+	fail := failedEvent(t, "e-f1", "u-1", "card-1", "dev-1", at)
+	origin := features.Origin{Topic: aisle.TopicOrders, Partition: 0, Offset: 7}
+	if !applyOne(t, fs.ApplyVelocity, order, origin) {
+		t.Fatal("first delivery not applied")
+	}
+	failOrigin := origin
+	failOrigin.Offset = 8
+	if !applyOne(t, fs.ApplyVelocity, fail, failOrigin) {
+		t.Fatal("failed payment not applied")
+	}
+	// Redelivery: same event id; same offset with the id forgotten is
+	// covered by the watermark (an event id not seen, offset at the mark).
+	if applyOne(t, fs.ApplyVelocity, order, origin) || applyOne(t, fs.ApplyVelocity, fail, failOrigin) {
+		t.Fatal("a redelivered event was applied again")
+	}
+	replay := orderEvent(t, "e-o1-replayed", "o-9", "u-1", "card-1", "dev-1", 2500, at)
+	if applyOne(t, fs.ApplyVelocity, replay, origin) {
+		t.Fatal("a record at the partition's watermark was applied")
+	}
+	// The same order again under another event id (a second producer).
+	if applyOne(t, fs.ApplyVelocity, orderEvent(t, "e-o1-again", "o-1", "u-1", "card-1", "dev-1", 2500, at), features.Origin{}) {
+		t.Fatal("a second order.placed for the same order was applied")
+	}
+	got := featuresAt(t, fs, probe(at.Add(time.Minute)))
+	for name, want := range map[string]float64{
+		"user_orders_1h": 1, "card_orders_1h": 1, "card_failed_payments_10m": 1,
+		"user_failed_payments_1h": 1, "device_cards_24h": 1, "first_order": 0, "new_device": 0,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+}
+
+// The Redis scripts and the in-memory mirror (models.EntityState.Apply) give
+// the same features, whatever order the events arrive in.
+func TestVelocityIsOrderInsensitiveAndMatchesTheModel(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var events []*aisle.Decoded
+	for i := range 60 {
+		at := fraudT0.Add(-time.Duration(rng.IntN(3*24*60)) * time.Minute)
+		card, device := fmt.Sprint("card-", rng.IntN(3)), fmt.Sprint("dev-", rng.IntN(3))
+		if i%3 == 0 {
+			events = append(events, failedEvent(t, fmt.Sprint("e-f", i), "u-1", card, device, at))
+		} else {
+			events = append(events, orderEvent(t, fmt.Sprint("e-o", i), fmt.Sprint("o-", i), fmt.Sprint("u-", rng.IntN(2)), card, device, int64(1000+rng.IntN(9000)), at))
+		}
+	}
+	memory := map[models.Entity]models.EntityState{}
+	for _, d := range events {
+		var ops []models.EntityOps
+		if d.Order != nil {
+			ops = models.OrderOps(features.FraudOrder(d))
+		} else {
+			ops = models.FailedPaymentOps(features.FraudFailedPayment(d))
+		}
+		for _, e := range ops {
+			if memory[e.Entity] == nil {
+				memory[e.Entity] = models.EntityState{}
+			}
+			memory[e.Entity].Apply(e.Ops)
+		}
+	}
+	o := probe(fraudT0)
+	want := models.ComputeFraudFeatures(o, models.FraudSnapshot{
+		User: memory[models.Entity{Kind: models.EntityUser, ID: o.UserID}], Card: memory[models.Entity{Kind: models.EntityCard, ID: o.Card}],
+		Device: memory[models.Entity{Kind: models.EntityDevice, ID: o.Device}], IP: memory[models.Entity{Kind: models.EntityIP, ID: o.IP}],
+		Address: memory[models.Entity{Kind: models.EntityAddress, ID: o.Address}], Store: memory[models.Entity{Kind: models.EntityStore, ID: o.StoreID}],
+	})
+	for run, perm := range [][]int{rng.Perm(len(events)), rng.Perm(len(events))} {
+		fs := featurestest.MustOpen(t)
+		var updates []features.Update
+		for _, i := range perm {
+			updates = append(updates, features.Update{Event: events[i]})
+		}
+		if _, err := fs.ApplyVelocity(context.Background(), updates); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := fs.FraudSnapshot(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := models.ComputeFraudFeatures(o, snap); !reflect.DeepEqual(got, want) {
+			t.Errorf("order %d: features from Redis %v, want (in memory) %v", run, got, want)
+		}
+	}
+	if want[4] == 0 && want[5] == 0 {
+		t.Fatalf("degenerate test: no orders in the windows: %v", want)
+	}
+}
+
+func TestLabelChangesDelayedRiskOnlyOnceKnown(t *testing.T) {
+	t.Parallel()
+	for _, labelFirst := range []bool{false, true} {
+		t.Run(fmt.Sprint("label first ", labelFirst), func(t *testing.T) {
+			t.Parallel()
+			fs := featurestest.MustOpen(t)
+			orderAt := fraudT0.Add(-3 * 24 * time.Hour)
+			labelAt := fraudT0.Add(-10 * time.Minute)
+			order := orderEvent(t, "e-o", "o-1", "u-1", "card-1", "dev-1", 5000, orderAt)
+			label := labelEvent(t, "e-l", "o-1", true, labelAt)
+			if labelFirst {
+				applyOne(t, fs.ApplyLabels, label, features.Origin{})
+				applyOne(t, fs.ApplyVelocity, order, features.Origin{})
+			} else {
+				applyOne(t, fs.ApplyVelocity, order, features.Origin{})
+				applyOne(t, fs.ApplyLabels, label, features.Origin{})
+			}
+			// Redelivered and second labels change nothing.
+			if applyOne(t, fs.ApplyLabels, label, features.Origin{}) {
+				t.Error("redelivered label applied")
+			}
+			if applyOne(t, fs.ApplyLabels, labelEvent(t, "e-l2", "o-1", false, labelAt), features.Origin{}) {
+				t.Error("second label of an order applied")
+			}
+			const prior = 0.02 / 2 // no labels: the shrunk prior
+			const oneFraud = 1.02 / 3
+			for _, tc := range []struct {
+				at   time.Time
+				want float64
+			}{
+				{labelAt.Add(-time.Hour), prior}, // before the label
+				{labelAt, prior},                 // its hour is not over
+				{labelAt.Truncate(time.Hour).Add(time.Hour), oneFraud},
+				{labelAt.Add(24 * time.Hour), oneFraud},
+				{labelAt.Add(31 * 24 * time.Hour), prior}, // out of the window
+			} {
+				got := featuresAt(t, fs, probe(tc.at))
+				for _, name := range []string{"device_risk", "card_risk", "address_risk", "store_risk"} {
+					if diff := got[name] - tc.want; diff > 1e-12 || diff < -1e-12 {
+						t.Errorf("%s at %s = %v, want %v", name, tc.at, got[name], tc.want)
+					}
+				}
+			}
+		})
+	}
+}
