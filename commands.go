@@ -43,6 +43,8 @@ var flagEnv = map[string]string{
 	"demo":            "AISLE_DEMO",
 	"in-stock-above":  "AISLE_IN_STOCK_ABOVE",
 	"low-stock-above": "AISLE_LOW_STOCK_ABOVE",
+	"fraud-review-at": "AISLE_FRAUD_REVIEW_AT",
+	"fraud-block-at":  "AISLE_FRAUD_BLOCK_AT",
 }
 
 // parseCommand applies the environment, then parses args and refuses

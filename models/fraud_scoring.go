@@ -65,10 +65,10 @@ func NewFraudScorer(m FraudModel) (*FraudScorer, error) {
 
 // Contribution is one feature's push on the log-odds of an assessment.
 type Contribution struct {
-	Feature      string
-	Value        float64 // the raw value
-	Contribution float64 // weight × standardised transformed value
-	Description  string
+	Feature      string  `json:"feature"`
+	Value        float64 `json:"value"`        // the raw value
+	Contribution float64 `json:"contribution"` // weight × standardised transformed value
+	Description  string  `json:"description"`
 }
 
 // Score returns the fraud probability of raw (FraudFeatures order) and every
