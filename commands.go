@@ -163,8 +163,11 @@ func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Produ
 }
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "fraud" {
+		return runEvalFraud(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "availability" {
-		return fmt.Errorf("usage: aisle eval availability [--seed N] [--json]")
+		return fmt.Errorf("usage: aisle eval availability|fraud [--seed N] [--json]")
 	}
 	fs := flag.NewFlagSet("eval availability", flag.ContinueOnError)
 	fs.SetOutput(stderr)

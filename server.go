@@ -61,6 +61,13 @@ commands:
               inventory and picking topics (default 720h)
   eval availability [--seed N] [--json]
               evaluate the availability model on simulated data
+  eval fraud [--seed N] [--json]
+              evaluate the fraud model prequentially on simulated data
+  train fraud [--since D] [--activate]
+              fit a fraud model version from the last D of the orders and
+              labels topics (default 720h) and store it in PostgreSQL
+  models list | models activate VERSION
+              list fraud model versions; make one the serving version
 
 Run "aisle COMMAND -h" for a command's flags.`
 
@@ -88,6 +95,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBatch(ctx, args, stdout, stderr)
 	case "eval":
 		return runEval(ctx, args, stdout, stderr)
+	case "train":
+		return runTrain(ctx, args, stdout, stderr)
+	case "models":
+		return runModels(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -48,10 +48,10 @@ if sig then
   if sig ~= ARGV[7] or #KEYS < 8 then
     return -1
   end
-  local hour = string.format('%.0f', math.floor(tonumber(ARGV[5]) / 3600000))
+  local day = string.format('%.0f', math.floor(tonumber(ARGV[5]) / 86400000))
   for i = 5, 8 do
-    redis.call('HINCRBY', KEYS[i], 'lc:h:' .. hour, 1)
-    redis.call('HINCRBY', KEYS[i], 'lf:h:' .. hour, ARGV[6])
+    redis.call('HINCRBY', KEYS[i], 'lc:d:' .. day, 1)
+    redis.call('HINCRBY', KEYS[i], 'lf:d:' .. day, ARGV[6])
     redis.call('PEXPIRE', KEYS[i], ARGV[4])
   end
   joined = '1'

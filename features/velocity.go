@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -101,13 +102,15 @@ func (s *Store) velocityCall(u Update) ([]string, []any, error) {
 	case ev != nil && ev.Order != nil:
 		o := FraudOrder(ev)
 		entities, orderID, isOrder, sig, at = models.OrderOps(o), o.OrderID, "1", labelSignature(o), o.At
+		// The entities a label updates, some of which (the store) the
+		// order itself does not touch.
 		for _, le := range models.LabelEntities(o) {
-			for j, e := range entities {
-				if e.Entity == le {
-					labelPos = append(labelPos, j+1)
-					break
-				}
+			j := slices.IndexFunc(entities, func(e models.EntityOps) bool { return e.Entity == le })
+			if j < 0 {
+				j = len(entities)
+				entities = append(entities, models.EntityOps{Entity: le})
 			}
+			labelPos = append(labelPos, j+1)
 		}
 	case ev != nil && ev.PaymentFailed != nil:
 		p := FraudFailedPayment(ev)
@@ -120,9 +123,9 @@ func (s *Store) velocityCall(u Update) ([]string, []any, error) {
 	if u.Origin.Topic != "" {
 		field = u.Origin.field()
 	}
-	minute, hour, labelHour, lastSeen := models.PruneCutoffs(at)
+	minute, hour, day, lastSeen := models.PruneCutoffs(at)
 	args := []any{field, u.Origin.Offset, s.seenTTL.Milliseconds(), s.ttl.Milliseconds(), isOrder,
-		minute, hour, labelHour, lastSeen, sig, len(labelPos)}
+		minute, hour, day, lastSeen, sig, len(labelPos)}
 	for _, p := range labelPos {
 		args = append(args, p)
 	}
@@ -133,6 +136,7 @@ func (s *Store) velocityCall(u Update) ([]string, []any, error) {
 			args = append(args, string(rune(op.Kind)), op.Field, op.Value)
 		}
 	}
+	args = append(args, models.PruneAbove)
 	return keys, args, nil
 }
 

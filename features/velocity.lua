@@ -13,7 +13,8 @@
 -- ARGV[3] dedup key TTL, ms
 -- ARGV[4] entity, order and label hash TTL, ms
 -- ARGV[5] 1 for order.placed, 0 for payment.failed
--- ARGV[6..9] prune cutoffs: minute, hour, label hour, last-seen ms (models.PruneCutoffs)
+-- ARGV[6..9] prune cutoffs: minute, hour, day, last-seen ms (models.PruneCutoffs)
+-- ARGV[10]... see below; ARGV[last] is models.PruneAbove
 -- ARGV[10] the order record's label signature "card device address store" (order.placed)
 -- ARGV[11] L, then L entity positions (1 = KEYS[5]) whose label risk a label updates
 -- then per entity: n, then n triples op, field, value (op '+' add, '>' max, '<' min)
@@ -52,11 +53,10 @@ if isOrder then
   redis.call('PEXPIRE', KEYS[3], ttl)
 end
 
-local minuteCut, hourCut, labelCut, seenCut = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local cutoffs = {['c:m:'] = minuteCut, ['s:m:'] = minuteCut, ['f:m:'] = minuteCut,
-                 ['c:h:'] = hourCut, ['s:h:'] = hourCut, ['f:h:'] = hourCut,
-                 ['lc:h:'] = labelCut, ['lf:h:'] = labelCut}
-local pruneAbove = 256 -- fields; below this a hash is left alone
+local minuteCut, hourCut, dayCut, seenCut = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local cutoffs = {['c:m:'] = minuteCut, ['f:m:'] = minuteCut, ['c:h:'] = hourCut, ['f:h:'] = hourCut,
+                 ['c:d:'] = dayCut, ['s:d:'] = dayCut, ['lc:d:'] = dayCut, ['lf:d:'] = dayCut}
+local pruneAbove = tonumber(ARGV[#ARGV])
 
 local nLabel = tonumber(ARGV[11])
 local labelEntities = {}
@@ -99,11 +99,12 @@ end
 -- A label that arrived before its order is counted now, once.
 if isOrder and redis.call('EXISTS', KEYS[4]) == 1 and redis.call('HGET', KEYS[4], 'joined') ~= '1' then
   local label = redis.call('HMGET', KEYS[4], 'lt', 'f')
-  local hour = string.format('%.0f', math.floor(tonumber(label[1]) / 3600000))
+  local day = string.format('%.0f', math.floor(tonumber(label[1]) / 86400000))
   for _, pos in ipairs(labelEntities) do
     local key = KEYS[4 + pos]
-    redis.call('HINCRBY', key, 'lc:h:' .. hour, 1)
-    redis.call('HINCRBY', key, 'lf:h:' .. hour, tonumber(label[2]))
+    redis.call('HINCRBY', key, 'lc:d:' .. day, 1)
+    redis.call('HINCRBY', key, 'lf:d:' .. day, label[2])
+    redis.call('PEXPIRE', key, ttl)
   end
   redis.call('HSET', KEYS[4], 'joined', '1')
 end

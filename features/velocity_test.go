@@ -180,14 +180,14 @@ func TestVelocityIsOrderInsensitiveAndMatchesTheModel(t *testing.T) {
 	}
 }
 
-func TestLabelChangesDelayedRiskOnlyOnceKnown(t *testing.T) {
+func TestLabelChangesDelayedRiskOnlyAfterTheDelay(t *testing.T) {
 	t.Parallel()
 	for _, labelFirst := range []bool{false, true} {
 		t.Run(fmt.Sprint("label first ", labelFirst), func(t *testing.T) {
 			t.Parallel()
 			fs := featurestest.MustOpen(t)
 			orderAt := fraudT0.Add(-3 * 24 * time.Hour)
-			labelAt := fraudT0.Add(-10 * time.Minute)
+			labelAt := fraudT0.Add(-10 * time.Minute) // 11:50 UTC
 			order := orderEvent(t, "e-o", "o-1", "u-1", "card-1", "dev-1", 5000, orderAt)
 			label := labelEvent(t, "e-l", "o-1", true, labelAt)
 			if labelFirst {
@@ -211,10 +211,11 @@ func TestLabelChangesDelayedRiskOnlyOnceKnown(t *testing.T) {
 				want float64
 			}{
 				{labelAt.Add(-time.Hour), prior}, // before the label
-				{labelAt, prior},                 // its hour is not over
-				{labelAt.Truncate(time.Hour).Add(time.Hour), oneFraud},
-				{labelAt.Add(24 * time.Hour), oneFraud},
-				{labelAt.Add(31 * 24 * time.Hour), prior}, // out of the window
+				{labelAt, prior},                 // its day is not over
+				{labelAt.Truncate(24 * time.Hour).Add(24*time.Hour - time.Millisecond), prior},
+				{labelAt.Truncate(24 * time.Hour).Add(24 * time.Hour), oneFraud}, // known for a whole day
+				{labelAt.Add(20 * 24 * time.Hour), oneFraud},
+				{labelAt.Add(32 * 24 * time.Hour), prior}, // out of the 30-day window
 			} {
 				got := featuresAt(t, fs, probe(tc.at))
 				for _, name := range []string{"device_risk", "card_risk", "address_risk", "store_risk"} {

@@ -92,6 +92,7 @@ type EntityOps struct {
 const (
 	minuteMS = int64(time.Minute / time.Millisecond)
 	hourMS   = int64(time.Hour / time.Millisecond)
+	dayMS    = 24 * hourMS
 
 	// CounterpartRetention is how long a counterpart (a card seen on a
 	// device, …) is remembered: "new device for this account" means not
@@ -105,25 +106,63 @@ const (
 // divided by the bucket size); counterpart fields in the counterpart's id.
 const (
 	fieldOrdersMinute = "c:m:"
-	fieldAmountMinute = "s:m:"
 	fieldFailedMinute = "f:m:"
 	fieldOrdersHour   = "c:h:"
-	fieldAmountHour   = "s:h:"
 	fieldFailedHour   = "f:h:"
-	fieldLabelled     = "lc:h:" // labels that became known in the hour
-	fieldFraud        = "lf:h:" // of which fraud
+	fieldOrdersDay    = "c:d:" // for the account's usual amount
+	fieldAmountDay    = "s:d:"
+	fieldLabelled     = "lc:d:" // labels that became known in the day (UTC)
+	fieldFraud        = "lf:d:" // of which fraud
 	fieldCounterpart  = "x:"    // x:<kind>:<id> = last seen, unix ms
 	fieldFirstSeen    = "first" // first order, unix ms (users)
 )
 
 // PruneCutoffs are the oldest bucket indexes and last-seen time worth keeping
 // after an event at t: anything older is outside every window at t or later.
-// (velocity.lua prunes with them when a hash grows large.)
-func PruneCutoffs(t time.Time) (minute, hour, labelHour, lastSeenMS int64) {
+// velocity.lua and VelocityMemory prune with them once a state has more
+// than PruneAbove fields.
+func PruneCutoffs(t time.Time) (minute, hour, day, lastSeenMS int64) {
 	ms := t.UnixMilli()
-	return ms/minuteMS - 61, ms/hourMS - 7*24 - 1, (ms - LabelRetention.Milliseconds()) / hourMS, ms - CounterpartRetention.Milliseconds() - hourMS
+	return ms/minuteMS - 61, ms/hourMS - 25, ms/dayMS - 31, ms - CounterpartRetention.Milliseconds() - hourMS
 }
 
+// PruneAbove is the size from which a state is pruned (see PruneCutoffs).
+const PruneAbove = 256
+
+// Prune deletes the fields of s that PruneCutoffs(t) says no window needs,
+// as velocity.lua does.
+func (s EntityState) Prune(t time.Time) {
+	minute, hour, day, lastSeen := PruneCutoffs(t)
+	for field, v := range s {
+		if strings.HasPrefix(field, fieldCounterpart) {
+			if v < lastSeen {
+				delete(s, field)
+			}
+			continue
+		}
+		i := strings.LastIndexByte(field, ':')
+		idx, err := strconv.ParseInt(field[i+1:], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch field[:i+1] {
+		case fieldOrdersMinute, fieldFailedMinute:
+			if idx < minute {
+				delete(s, field)
+			}
+		case fieldOrdersHour, fieldFailedHour:
+			if idx < hour {
+				delete(s, field)
+			}
+		case fieldOrdersDay, fieldAmountDay, fieldLabelled, fieldFraud:
+			if idx < day {
+				delete(s, field)
+			}
+		}
+	}
+}
+
+// bucketOps add value to the minute and hour buckets of ms.
 func bucketOps(prefixMinute, prefixHour string, ms, value int64) []VelocityOp {
 	return []VelocityOp{
 		{prefixMinute + strconv.FormatInt(ms/minuteMS, 10), OpAdd, value},
@@ -138,8 +177,9 @@ func counterpartOp(kind EntityKind, id string, ms int64) VelocityOp {
 // OrderOps are the velocity updates of a placed order.
 func OrderOps(o FraudOrder) []EntityOps {
 	ms := o.At.UnixMilli()
+	day := strconv.FormatInt(ms/dayMS, 10)
 	activity := append(bucketOps(fieldOrdersMinute, fieldOrdersHour, ms, 1),
-		bucketOps(fieldAmountMinute, fieldAmountHour, ms, o.AmountCents)...)
+		VelocityOp{fieldOrdersDay + day, OpAdd, 1}, VelocityOp{fieldAmountDay + day, OpAdd, o.AmountCents})
 	with := func(e Entity, counterparts ...Entity) EntityOps {
 		ops := append([]VelocityOp(nil), activity...)
 		for _, c := range counterparts {
@@ -157,7 +197,6 @@ func OrderOps(o FraudOrder) []EntityOps {
 		with(device, user, card),
 		with(ip, user),
 		with(address, user, card),
-		with(Entity{EntityStore, o.StoreID}),
 	}
 }
 
@@ -190,7 +229,7 @@ func LabelEntities(o FraudOrder) []Entity {
 
 // LabelOps count a label that became known at labelAt.
 func LabelOps(labelAt time.Time, fraud bool) []VelocityOp {
-	h := strconv.FormatInt(labelAt.UnixMilli()/hourMS, 10)
+	h := strconv.FormatInt(labelAt.UnixMilli()/dayMS, 10)
 	var f int64
 	if fraud {
 		f = 1
@@ -221,8 +260,8 @@ type FraudSnapshot struct {
 
 // windows is what one pass over an entity's state finds, relative to t.
 type windows struct {
-	orders1h, orders24h, orders7d  int64
-	amount7d                       int64
+	orders1h, orders24h            int64
+	orders30d, amount30d           int64
 	failed10m, failed1h, failed24h int64
 	labelled, fraud                int64
 	firstMS                        int64 // 0: none
@@ -233,8 +272,8 @@ type windows struct {
 // anything after ms (point in time).
 func scan(s EntityState, ms int64) windows {
 	w := windows{seen7d: map[EntityKind]int64{}, seen24h: map[EntityKind]int64{}}
-	minute, hour := ms/minuteMS, ms/hourMS
-	labelFrom := (ms - LabelRetention.Milliseconds()) / hourMS
+	minute, hour, day := ms/minuteMS, ms/hourMS, ms/dayMS
+	labelFrom := (ms - LabelRetention.Milliseconds()) / dayMS
 	for field, v := range s {
 		if field == fieldFirstSeen {
 			if v <= ms {
@@ -274,21 +313,23 @@ func scan(s EntityState, ms int64) windows {
 			if idx <= hour && idx > hour-24 {
 				w.orders24h += v
 			}
-			if idx <= hour && idx > hour-7*24 {
-				w.orders7d += v
+		case fieldOrdersDay:
+			if idx <= day && idx > day-30 {
+				w.orders30d += v
 			}
-		case fieldAmountHour:
-			if idx <= hour && idx > hour-7*24 {
-				w.amount7d += v
+		case fieldAmountDay:
+			if idx <= day && idx > day-30 {
+				w.amount30d += v
 			}
 		case fieldFailedHour:
 			if idx <= hour && idx > hour-24 {
 				w.failed24h += v
 			}
 		case fieldLabelled, fieldFraud:
-			// A label counts once its whole hour is over: never before it
-			// was known, whatever the order of events.
-			if (idx+1)*hourMS <= ms && idx >= labelFrom {
+			// A label counts once its whole day (UTC) is over: never
+			// before it was known, whatever the order of events, and the
+			// same answer all day.
+			if (idx+1)*dayMS <= ms && idx >= labelFrom {
 				if field[:i+1] == fieldLabelled {
 					w.labelled += v
 				} else {
@@ -334,16 +375,16 @@ type Transform int
 // Transforms.
 const (
 	Identity Transform = iota
-	Log1p              // log(1 + v): counts and amounts
-	LogRatio           // log(v), v clamped to [1/20, 20]: ratios
+	Log1p              // log(1 + v): counts, whose first few matter most
+	Capped             // v clamped to [0, 20]: ratios, whose tail matters most
 )
 
 func (t Transform) apply(v float64) float64 {
 	switch t {
 	case Log1p:
 		return math.Log1p(max(v, 0))
-	case LogRatio:
-		return math.Log(min(max(v, 1.0/20), 20))
+	case Capped:
+		return min(max(v, 0), 20)
 	}
 	return v
 }
@@ -387,8 +428,8 @@ func age(v float64) string {
 
 // FraudFeatures is the feature schema ComputeFraudFeatures fills, in order.
 var FraudFeatures = []FraudFeature{
-	{"amount", Log1p, func(v float64) string { return fmt.Sprintf("order amount %.2f", v) }},
-	{"amount_vs_usual", LogRatio, func(v float64) string { return fmt.Sprintf("amount %.1f× the account's usual (7-day mean)", v) }},
+	{"amount", Identity, func(v float64) string { return fmt.Sprintf("order amount %.2f", v) }},
+	{"amount_vs_usual", Capped, func(v float64) string { return fmt.Sprintf("amount %.1f× the account's usual (30-day mean)", v) }},
 	{"first_order", Identity, flag("first order of this account", "returning account")},
 	{"account_age_days", Log1p, age},
 	{"user_orders_1h", Log1p, count("%d orders by this account in the last hour")},
@@ -429,8 +470,8 @@ func ComputeFraudFeatures(o FraudOrder, snap FraudSnapshot) []float64 {
 
 	amount := float64(o.AmountCents) / 100
 	ratio := 1.0
-	if u.orders7d > 0 && u.amount7d > 0 {
-		ratio = float64(o.AmountCents) / (float64(u.amount7d) / float64(u.orders7d))
+	if u.orders30d > 0 && u.amount30d > 0 {
+		ratio = float64(o.AmountCents) / (float64(u.amount30d) / float64(u.orders30d))
 	}
 	first := u.firstMS == 0
 	ageDays := 0.0

@@ -31,9 +31,13 @@ func (m *VelocityMemory) state(e Entity) EntityState {
 	return s
 }
 
-func (m *VelocityMemory) apply(entities []EntityOps) {
+func (m *VelocityMemory) apply(entities []EntityOps, at time.Time) {
 	for _, e := range entities {
-		m.state(e.Entity).Apply(e.Ops)
+		s := m.state(e.Entity)
+		s.Apply(e.Ops)
+		if len(s) > PruneAbove {
+			s.Prune(at)
+		}
 	}
 }
 
@@ -53,7 +57,7 @@ func (m *VelocityMemory) Order(o FraudOrder) bool {
 		return false
 	}
 	m.orders[o.OrderID] = o
-	m.apply(OrderOps(o))
+	m.apply(OrderOps(o), o.At)
 	if l, ok := m.labels[o.OrderID]; ok && !l.joined {
 		m.join(o, l)
 	}
@@ -61,7 +65,7 @@ func (m *VelocityMemory) Order(o FraudOrder) bool {
 }
 
 // FailedPayment applies a declined payment.
-func (m *VelocityMemory) FailedPayment(p FraudFailedPayment) { m.apply(FailedPaymentOps(p)) }
+func (m *VelocityMemory) FailedPayment(p FraudFailedPayment) { m.apply(FailedPaymentOps(p), p.At) }
 
 // Label applies the first label of an order, known at "at"; it returns false
 // for later ones.

@@ -100,6 +100,25 @@ func TrainLogistic(X [][]float64, y []bool, opt LogisticOptions) (LogisticModel,
 	base := float64(positives) / float64(n)
 	beta := make([]float64, d+1)
 	beta[0] = math.Log(base / (1 - base))
+	// objective is the penalised negative log-likelihood that Newton's
+	// method minimises; a step that does not lower it is halved, which
+	// keeps nearly separable data from sending the weights to infinity.
+	objective := func(beta []float64) float64 {
+		var obj float64
+		for i, z := range Z {
+			var eta float64
+			for j, v := range z {
+				eta += beta[j] * v
+			}
+			// log(1+e^η) − y·η, computed without overflow.
+			obj += math.Max(eta, 0) + math.Log1p(math.Exp(-math.Abs(eta))) - boolFloat(y[i])*eta
+		}
+		for j := 1; j <= d; j++ {
+			obj += opt.L2 / 2 * beta[j] * beta[j]
+		}
+		return obj
+	}
+	current := objective(beta)
 	for range opt.MaxIterations {
 		grad := make([]float64, d+1)
 		hess := make([][]float64, d+1)
@@ -135,12 +154,22 @@ func TrainLogistic(X [][]float64, y []bool, opt LogisticOptions) (LogisticModel,
 		if err != nil {
 			return LogisticModel{}, fmt.Errorf("train logistic: %w", err)
 		}
+		next := make([]float64, d+1)
+		for t := 1.0; ; t /= 2 {
+			for j := range beta {
+				next[j] = beta[j] - t*step[j]
+			}
+			if obj := objective(next); obj <= current || t < 1e-6 {
+				current = obj
+				break
+			}
+		}
 		var largest float64
 		for j := range beta {
-			beta[j] -= step[j]
-			largest = max(largest, math.Abs(step[j]))
+			largest = max(largest, math.Abs(next[j]-beta[j]))
 		}
-		if largest < 1e-8 {
+		beta = next
+		if largest < 1e-7 {
 			break
 		}
 	}
