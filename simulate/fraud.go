@@ -31,8 +31,9 @@ import (
 // Marketplace scenarios come on top:
 //
 //   - card_testing: a new account on a new device tries stolen cards, a
-//     burst of declined payments within minutes, then orders with the cards
-//     that went through;
+//     burst of declined payments within minutes (several on the cards whose
+//     expiry and security code it guesses), then orders with the cards that
+//     went through;
 //   - account_takeover: an established account orders from a new device,
 //     IP and delivery address, at two to four times its usual amount;
 //   - promo_ring: a ring of fresh accounts sharing a device or two and one
@@ -300,7 +301,9 @@ func (s *fraudSim) cardTesting(day int) {
 		card := s.nextID("card")
 		fails := 1 + r.IntN(3)
 		if i%4 == 3 {
-			fails = 0 // this one goes through
+			// This one goes through once the expiry date and security
+			// code have been guessed.
+			fails = 2 + r.IntN(5)
 			worked = append(worked, card)
 		}
 		for range fails {
