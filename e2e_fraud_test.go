@@ -169,9 +169,11 @@ func TestAssessOrderWithoutModelIsUnavailable(t *testing.T) {
 	}
 }
 
-// fraudHistory simulates `days` days of the fraud world over the server's
-// demo stores, ending now, and publishes every event that has happened by
-// now (orders, declines, and the labels known by now) to its broker.
+// publishFraudHistory simulates `days` days of the fraud world over the
+// server's demo stores, ending now, and publishes every event that has
+// happened by now (orders, declines, and the labels known by now) to its
+// broker. The world is small but keeps the full daily number of fraud
+// scenarios, so a model trained on it has seen plenty of each.
 func (ts *testServer) publishFraudHistory(days, customers int) {
 	ts.t.Helper()
 	var stores []simulate.Store

@@ -269,7 +269,9 @@ type windows struct {
 }
 
 // scan sums the buckets of s inside each window ending at ms, ignoring
-// anything after ms (point in time).
+// buckets after the one holding ms (point in time, to the bucket: events
+// later within ms's own bucket cannot be told apart, and neither serving
+// nor a replay in event-time order has them).
 func scan(s EntityState, ms int64) windows {
 	w := windows{seen7d: map[EntityKind]int64{}, seen24h: map[EntityKind]int64{}}
 	minute, hour, day := ms/minuteMS, ms/hourMS, ms/dayMS

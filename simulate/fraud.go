@@ -66,7 +66,11 @@ type FraudWorld struct {
 	Customers       int     // at the start; more join every day
 	OrdersPerDay    float64 // a customer's mean, the mean over customers
 	HighAmountCents int64
-	Stores          []Store // where customers shop; orders name one to five of a store's products
+	// ScenarioScale multiplies the daily number of card-testing bursts,
+	// account takeovers and promo rings (3, 4 and 0.6 at scale 1, which
+	// suits 10,000 customers).
+	ScenarioScale float64
+	Stores        []Store // where customers shop; orders name one to five of a store's products
 }
 
 // DefaultFraudWorld is the world of `aisle eval fraud`: five weeks of 10,000
@@ -79,6 +83,7 @@ func DefaultFraudWorld(seed int64, stores []Store) FraudWorld {
 		Customers:       10_000,
 		OrdersPerDay:    0.4,
 		HighAmountCents: 30_000,
+		ScenarioScale:   1,
 		Stores:          stores,
 	}
 }
@@ -138,8 +143,8 @@ type fraudSim struct {
 // GenerateFraud simulates w and returns its events in event-time order
 // (orders, declined payments and labels). Same world, same records.
 func GenerateFraud(w FraudWorld) ([]FraudRecord, error) {
-	if len(w.Stores) == 0 || w.Days <= 0 || w.Customers <= 0 || !(w.OrdersPerDay > 0) {
-		return nil, aisle.Errorf(aisle.EINVALID, "fraud world needs stores, days, customers and orders per day")
+	if len(w.Stores) == 0 || w.Days <= 0 || w.Customers <= 0 || !(w.OrdersPerDay > 0) || w.ScenarioScale < 0 {
+		return nil, aisle.Errorf(aisle.EINVALID, "fraud world needs stores, days, customers, orders per day and a scenario scale >= 0")
 	}
 	for _, s := range w.Stores {
 		if err := aisle.ValidateID("store id", s.ID); err != nil {
@@ -249,15 +254,16 @@ func (s *fraudSim) simulateDay(day int) {
 			s.customerOrder(c, day)
 		}
 	}
-	for range s.poisson(3) {
+	scale := s.w.ScenarioScale
+	for range s.poisson(3 * scale) {
 		s.cardTesting(day)
 	}
 	if day >= 7 {
-		for range s.poisson(4) {
+		for range s.poisson(4 * scale) {
 			s.accountTakeover(day)
 		}
 	}
-	for range s.poisson(0.6) {
+	for range s.poisson(0.6 * scale) {
 		s.promoRing(day)
 	}
 }
