@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
@@ -156,10 +158,20 @@ func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Produ
 		cat.Stores = append(cat.Stores, simulate.Store{ID: s.StoreID, Products: s.ProductIDs})
 	}
 	log.Info("simulator publishing", "rate", rate, "seed", seed, "stores", len(cat.Stores), "products_per_store", perStore)
-	return simulate.Run(ctx, simulate.RunConfig{Catalog: cat.Sample(perStore), Seed: seed, Rate: rate}, func(ctx context.Context, ev aisle.Event) error {
-		_, err := producer.Publish(ctx, ev, "") // keyed by the event's store-product
+	publish := func(ctx context.Context, ev aisle.Event) error {
+		_, err := producer.Publish(ctx, ev, "") // keyed by the event's entity
 		return err
+	}
+	// The shoppers' world and, at a fifth of the rate, the checkout's
+	// (orders, declines and labels for fraud risk).
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return simulate.Run(ctx, simulate.RunConfig{Catalog: cat.Sample(perStore), Seed: seed, Rate: rate}, publish)
 	})
+	g.Go(func() error {
+		return simulate.RunFraud(ctx, simulate.FraudRunConfig{Stores: cat.Sample(perStore).Stores, Seed: seed, Rate: rate / 5}, publish)
+	})
+	return g.Wait()
 }
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,9 +1,14 @@
 package simulate
 
 import (
+	"context"
+	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aisle/aisle/aisle"
 )
 
 func smallFraudWorld(seed int64) FraudWorld {
@@ -70,5 +75,43 @@ func TestGenerateFraudIsDeterministicAndRealistic(t *testing.T) {
 	}
 	if declines < orders/100 {
 		t.Errorf("%d declined payments for %d orders", declines, orders)
+	}
+}
+
+func TestRunFraudPublishesValidEventsAtTheRate(t *testing.T) {
+	t.Parallel()
+	cat := SyntheticCatalog(1, CatalogSize{Stores: 10, Products: 30, Categories: 3, ProductsPerStore: 10})
+	var events []aisle.Event
+	start := time.Now()
+	err := RunFraud(context.Background(), FraudRunConfig{Stores: cat.Stores, Seed: 1, Rate: 2000, Limit: 400, RunID: "r1"},
+		func(_ context.Context, ev aisle.Event) error {
+			value, err := json.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			if _, err := aisle.DecodeEvent(value, "", time.Now()); err != nil {
+				return err
+			}
+			events = append(events, ev)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 400 {
+		t.Fatalf("published %d events, want 400", len(events))
+	}
+	if elapsed := time.Since(start); elapsed < 150*time.Millisecond {
+		t.Errorf("400 events at 2000/s took %s", elapsed)
+	}
+	types := map[string]int{}
+	for _, ev := range events {
+		types[ev.Type]++
+		if !strings.HasSuffix(ev.ID, "-r1") || !strings.Contains(string(ev.Data), `-r1"`) {
+			t.Fatalf("event %s (%s) does not carry the run id in its event and order ids", ev.ID, ev.Data)
+		}
+	}
+	if types[aisle.TypeOrderPlaced] == 0 {
+		t.Errorf("no orders among %v", types)
 	}
 }
