@@ -195,7 +195,7 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 		Reasons:      models.Reasons(contributions, maxReasons),
 		Features:     values,
 		ModelVersion: m.version,
-		AssessedAt:   s.Now().UTC(),
+		AssessedAt:   s.Now().UTC().Truncate(time.Microsecond), // as Postgres keeps it
 	}
 	stored, created, err := s.catalog.SaveFraudAssessment(ctx, a)
 	if err != nil {

@@ -162,41 +162,30 @@ func (s EntityState) Prune(t time.Time) {
 	}
 }
 
-// bucketOps add value to the minute and hour buckets of ms.
-func bucketOps(prefixMinute, prefixHour string, ms, value int64) []VelocityOp {
-	return []VelocityOp{
-		{prefixMinute + strconv.FormatInt(ms/minuteMS, 10), OpAdd, value},
-		{prefixHour + strconv.FormatInt(ms/hourMS, 10), OpAdd, value},
-	}
+func bucketOp(prefix string, ms, size, value int64) VelocityOp {
+	return VelocityOp{prefix + strconv.FormatInt(ms/size, 10), OpAdd, value}
 }
 
 func counterpartOp(kind EntityKind, id string, ms int64) VelocityOp {
 	return VelocityOp{fieldCounterpart + string(kind) + ":" + id, OpMax, ms}
 }
 
-// OrderOps are the velocity updates of a placed order.
+// OrderOps are the velocity updates of a placed order: for each entity only
+// the buckets and counterparts some feature reads, since every operation is
+// work in Redis on the ingest path.
 func OrderOps(o FraudOrder) []EntityOps {
 	ms := o.At.UnixMilli()
-	day := strconv.FormatInt(ms/dayMS, 10)
-	activity := append(bucketOps(fieldOrdersMinute, fieldOrdersHour, ms, 1),
-		VelocityOp{fieldOrdersDay + day, OpAdd, 1}, VelocityOp{fieldAmountDay + day, OpAdd, o.AmountCents})
-	with := func(e Entity, counterparts ...Entity) EntityOps {
-		ops := append([]VelocityOp(nil), activity...)
-		for _, c := range counterparts {
-			ops = append(ops, counterpartOp(c.Kind, c.ID, ms))
-		}
-		return EntityOps{Entity: e, Ops: ops}
-	}
-	user, card, device := Entity{EntityUser, o.UserID}, Entity{EntityCard, o.Card}, Entity{EntityDevice, o.Device}
-	ip, address := Entity{EntityIP, o.IP}, Entity{EntityAddress, o.Address}
-	userOps := with(user, card, device, address, ip)
-	userOps.Ops = append(userOps.Ops, VelocityOp{fieldFirstSeen, OpMin, ms})
+	minute, hour := bucketOp(fieldOrdersMinute, ms, minuteMS, 1), bucketOp(fieldOrdersHour, ms, hourMS, 1)
+	seen := func(kind EntityKind, id string) VelocityOp { return counterpartOp(kind, id, ms) }
 	return []EntityOps{
-		userOps,
-		with(card, user, device, address),
-		with(device, user, card),
-		with(ip, user),
-		with(address, user, card),
+		{Entity{EntityUser, o.UserID}, []VelocityOp{minute, hour,
+			bucketOp(fieldOrdersDay, ms, dayMS, 1), bucketOp(fieldAmountDay, ms, dayMS, o.AmountCents),
+			seen(EntityCard, o.Card), seen(EntityDevice, o.Device), seen(EntityAddress, o.Address),
+			{fieldFirstSeen, OpMin, ms}}},
+		{Entity{EntityCard, o.Card}, []VelocityOp{minute, hour, seen(EntityUser, o.UserID), seen(EntityAddress, o.Address)}},
+		{Entity{EntityDevice, o.Device}, []VelocityOp{minute, seen(EntityUser, o.UserID), seen(EntityCard, o.Card)}},
+		{Entity{EntityIP, o.IP}, []VelocityOp{minute, seen(EntityUser, o.UserID)}},
+		{Entity{EntityAddress, o.Address}, []VelocityOp{seen(EntityUser, o.UserID), seen(EntityCard, o.Card)}},
 	}
 }
 
@@ -204,20 +193,12 @@ func OrderOps(o FraudOrder) []EntityOps {
 // is remembered on the device, so card testing shows as many cards per device.
 func FailedPaymentOps(p FraudFailedPayment) []EntityOps {
 	ms := p.At.UnixMilli()
-	failed := bucketOps(fieldFailedMinute, fieldFailedHour, ms, 1)
-	with := func(e Entity, counterparts ...Entity) EntityOps {
-		ops := append([]VelocityOp(nil), failed...)
-		for _, c := range counterparts {
-			ops = append(ops, counterpartOp(c.Kind, c.ID, ms))
-		}
-		return EntityOps{Entity: e, Ops: ops}
-	}
-	user, card, device := Entity{EntityUser, p.UserID}, Entity{EntityCard, p.Card}, Entity{EntityDevice, p.Device}
+	minute := bucketOp(fieldFailedMinute, ms, minuteMS, 1)
 	return []EntityOps{
-		with(user),
-		with(card, user, device),
-		with(device, user, card),
-		with(Entity{EntityIP, p.IP}, user),
+		{Entity{EntityUser, p.UserID}, []VelocityOp{minute}},
+		{Entity{EntityCard, p.Card}, []VelocityOp{minute, bucketOp(fieldFailedHour, ms, hourMS, 1)}},
+		{Entity{EntityDevice, p.Device}, []VelocityOp{minute, counterpartOp(EntityUser, p.UserID, ms), counterpartOp(EntityCard, p.Card, ms)}},
+		{Entity{EntityIP, p.IP}, []VelocityOp{minute, counterpartOp(EntityUser, p.UserID, ms)}},
 	}
 }
 
