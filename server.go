@@ -332,7 +332,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		goWork("fraud model reload", func(ctx context.Context) error { fraudService.RunModelReload(ctx, c.FraudModelPoll); return nil })
-		goWork("fraud alerts", fraudService.WatchAlerts)
+		goWork("fraud alerts", fraudService.RunAlerts)
 		resolver, err := resolvers.NewResolver(db, avail, hub, fraudService)
 		if err != nil {
 			return err

@@ -22,6 +22,10 @@ var (
 		Name: "aisle_fraud_alert_subscribers_dropped_total",
 		Help: "riskAlerts subscriptions closed because they fell more than the buffer behind.",
 	})
+	alertsUnsent = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "aisle_fraud_alerts_unsent_total",
+		Help: "Assessments not announced to riskAlerts subscribers (outbox full or Redis publish failed).",
+	})
 )
 
 // AlertHub fans assessments out to riskAlerts subscribers. Alerts are events,

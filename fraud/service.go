@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/features"
@@ -31,6 +33,10 @@ const DefaultModelPollInterval = 2 * time.Second
 
 // maxReasons is how many reasons an assessment names at most.
 const maxReasons = 3
+
+// outboxSize bounds the assessments waiting to be announced to riskAlerts
+// subscribers; beyond it alerts are dropped (and counted), never waited for.
+const outboxSize = 4096
 
 // Publisher writes an event to the log (Kafka) and says where it landed.
 type Publisher interface {
@@ -51,6 +57,7 @@ type Service struct {
 	thresholds models.FraudThresholds
 	model      atomic.Pointer[activeModel] // nil until a version is active
 	alerts     *AlertHub
+	outbox     chan catalog.FraudAssessment // new assessments for RunAlerts to announce
 	log        *slog.Logger
 	Now        func() time.Time
 }
@@ -63,7 +70,10 @@ func NewService(ctx context.Context, db *catalog.DB, fs *features.Store, pub Pub
 	if err := thresholds.Validate(); err != nil {
 		return nil, fmt.Errorf("fraud: %w", err)
 	}
-	s := &Service{catalog: db, features: fs, publisher: pub, thresholds: thresholds, alerts: NewAlertHub(), log: log, Now: time.Now}
+	s := &Service{
+		catalog: db, features: fs, publisher: pub, thresholds: thresholds, log: log, Now: time.Now,
+		alerts: NewAlertHub(), outbox: make(chan catalog.FraudAssessment, outboxSize),
+	}
 	if err := s.reloadModel(ctx); err != nil {
 		return nil, err
 	}
@@ -142,12 +152,12 @@ type Order struct {
 }
 
 // Assess scores an order synchronously from its current velocity features,
-// stores the assessment, announces it to riskAlerts subscribers and
-// publishes order.placed (service keys only). An order is assessed once:
-// assessing it again returns the stored assessment (and publishes the
-// order again under the same event id, which the stream deduplicates, so a
-// retry after a failed publish completes it). EUNAVAILABLE when no model
-// version is active yet.
+// stores the assessment, publishes order.placed and queues the assessment
+// for riskAlerts subscribers (service keys only). An order is assessed once:
+// assessing it again returns the stored assessment (and publishes the order
+// again under the same event id, which the stream deduplicates, so a retry
+// after a failed publish completes it). EUNAVAILABLE when no model version
+// is active yet.
 func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment, error) {
 	p := aisle.PrincipalFromContext(ctx)
 	if err := requireFraudAccess(p); err != nil {
@@ -160,15 +170,6 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 	if err != nil {
 		return catalog.FraudAssessment{}, err
 	}
-	stored, err := s.catalog.FraudAssessment(ctx, in.OrderID)
-	switch aisle.ErrorCode(err) {
-	case "":
-		return stored, s.publish(ctx, ev)
-	case aisle.ENOTFOUND:
-	default:
-		return catalog.FraudAssessment{}, err
-	}
-
 	m := s.model.Load()
 	if m == nil {
 		return catalog.FraudAssessment{}, aisle.Errorf(aisle.EUNAVAILABLE, "no active fraud model yet: run `aisle train fraud --activate`")
@@ -197,6 +198,8 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 		ModelVersion: m.version,
 		AssessedAt:   s.Now().UTC().Truncate(time.Microsecond), // as Postgres keeps it
 	}
+	// An order assessed before keeps its first assessment (the insert
+	// returns it); publishing again is harmless, see above.
 	stored, created, err := s.catalog.SaveFraudAssessment(ctx, a)
 	if err != nil {
 		return catalog.FraudAssessment{}, err
@@ -205,7 +208,11 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 		return catalog.FraudAssessment{}, err
 	}
 	if created {
-		s.announce(ctx, stored)
+		select {
+		case s.outbox <- stored:
+		default:
+			alertsUnsent.Inc()
+		}
 	}
 	return stored, nil
 }
@@ -260,31 +267,42 @@ func (s *Service) publish(ctx context.Context, ev *aisle.Decoded) error {
 	return nil
 }
 
-// announce sends an assessment to every API process's riskAlerts
-// subscribers (through Redis pub/sub). A failure only costs the alert: the
-// assessment is stored.
-func (s *Service) announce(ctx context.Context, a catalog.FraudAssessment) {
-	payload, err := json.Marshal(a)
-	if err == nil {
-		err = s.features.PublishFraudAlert(ctx, payload)
-	}
-	if err != nil {
-		s.log.Warn("fraud: alert not sent", "order_id", a.OrderID, "err", err)
-	}
-}
-
-// WatchAlerts feeds assessments announced by any API process to this
-// process's riskAlerts subscribers until ctx is done, then closes them.
-func (s *Service) WatchAlerts(ctx context.Context) error {
+// RunAlerts carries alerts until ctx is done, then closes this process's
+// riskAlerts subscriptions. It announces this process's new assessments to
+// every API process through Redis pub/sub, off the request path (a failure
+// only costs the alert: the assessment is stored), and feeds the
+// assessments any process announces to the local subscribers.
+func (s *Service) RunAlerts(ctx context.Context) error {
 	defer s.alerts.Close()
-	return s.features.WatchFraudAlerts(ctx, func(payload []byte) {
-		var a catalog.FraudAssessment
-		if err := json.Unmarshal(payload, &a); err != nil {
-			s.log.Warn("fraud: bad alert message", "err", err)
-			return
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case a := <-s.outbox:
+				payload, err := json.Marshal(a)
+				if err == nil {
+					err = s.features.PublishFraudAlert(ctx, payload)
+				}
+				if err != nil && ctx.Err() == nil {
+					alertsUnsent.Inc()
+					s.log.Warn("fraud: alert not sent", "order_id", a.OrderID, "err", err)
+				}
+			}
 		}
-		s.alerts.Publish(a)
 	})
+	g.Go(func() error {
+		return s.features.WatchFraudAlerts(ctx, func(payload []byte) {
+			var a catalog.FraudAssessment
+			if err := json.Unmarshal(payload, &a); err != nil {
+				s.log.Warn("fraud: bad alert message", "err", err)
+				return
+			}
+			s.alerts.Publish(a)
+		})
+	})
+	return g.Wait()
 }
 
 // OrderRisk returns the stored assessment of an order, and false when the
