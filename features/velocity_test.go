@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -122,61 +123,84 @@ func TestVelocityRedeliveryDoesNotInflateWindows(t *testing.T) {
 	}
 }
 
-// The Redis scripts and the in-memory mirror (models.EntityState.Apply) give
-// the same features, whatever order the events arrive in.
+// The Redis scripts give the same features as the in-memory replay of
+// training and evaluation (models.VelocityMemory, in event-time order),
+// whatever order the events arrive in: orders, declines and labels, with
+// labels before or after their orders, and hashes large enough to be pruned.
 func TestVelocityIsOrderInsensitiveAndMatchesTheModel(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	var events []*aisle.Decoded
-	for i := range 60 {
+	for i := range 900 {
 		at := fraudT0.Add(-time.Duration(rng.IntN(3*24*60)) * time.Minute)
 		card, device := fmt.Sprint("card-", rng.IntN(3)), fmt.Sprint("dev-", rng.IntN(3))
-		if i%3 == 0 {
-			events = append(events, failedEvent(t, fmt.Sprint("e-f", i), "u-1", card, device, at))
-		} else {
-			events = append(events, orderEvent(t, fmt.Sprint("e-o", i), fmt.Sprint("o-", i), fmt.Sprint("u-", rng.IntN(2)), card, device, int64(1000+rng.IntN(9000)), at))
-		}
-	}
-	memory := map[models.Entity]models.EntityState{}
-	for _, d := range events {
-		var ops []models.EntityOps
-		if d.Order != nil {
-			ops = models.OrderOps(features.FraudOrder(d))
-		} else {
-			ops = models.FailedPaymentOps(features.FraudFailedPayment(d))
-		}
-		for _, e := range ops {
-			if memory[e.Entity] == nil {
-				memory[e.Entity] = models.EntityState{}
+		switch {
+		case i%3 == 0:
+			events = append(events, failedEvent(t, fmt.Sprint("e-f", i), "u-1", fmt.Sprint("card-x", i), device, at))
+		default:
+			orderID := fmt.Sprint("o-", i)
+			events = append(events, orderEvent(t, fmt.Sprint("e-o", i), orderID, fmt.Sprint("u-", rng.IntN(2)), card, device, int64(1000+rng.IntN(9000)), at))
+			if i%2 == 0 {
+				labelAt := at.Add(time.Duration(rng.IntN(48*60)) * time.Minute)
+				events = append(events, labelEvent(t, fmt.Sprint("e-l", i), orderID, rng.IntN(4) == 0, labelAt))
 			}
-			memory[e.Entity].Apply(e.Ops)
 		}
 	}
-	o := probe(fraudT0)
-	want := models.ComputeFraudFeatures(o, models.FraudSnapshot{
-		User: memory[models.Entity{Kind: models.EntityUser, ID: o.UserID}], Card: memory[models.Entity{Kind: models.EntityCard, ID: o.Card}],
-		Device: memory[models.Entity{Kind: models.EntityDevice, ID: o.Device}], IP: memory[models.Entity{Kind: models.EntityIP, ID: o.IP}],
-		Address: memory[models.Entity{Kind: models.EntityAddress, ID: o.Address}], Store: memory[models.Entity{Kind: models.EntityStore, ID: o.StoreID}],
-	})
-	for run, perm := range [][]int{rng.Perm(len(events)), rng.Perm(len(events))} {
+	mem := models.NewVelocityMemory()
+	inTime := slices.Clone(events)
+	slices.SortStableFunc(inTime, func(a, b *aisle.Decoded) int { return a.Time.Compare(b.Time) })
+	for _, d := range inTime {
+		switch {
+		case d.Order != nil:
+			mem.Order(features.FraudOrder(d))
+		case d.PaymentFailed != nil:
+			mem.FailedPayment(features.FraudFailedPayment(d))
+		default:
+			mem.Label(d.Label.OrderID, *d.Label.Fraud, d.Time)
+		}
+	}
+	probes := []models.FraudOrder{probe(fraudT0), probe(fraudT0.Add(2 * 24 * time.Hour))}
+	for i := range probes {
+		probes[i].Card, probes[i].Device = "card-0", "dev-0"
+	}
+	for run := range 2 {
 		fs := featurestest.MustOpen(t)
-		var updates []features.Update
-		for _, i := range perm {
-			updates = append(updates, features.Update{Event: events[i]})
+		perm := rng.Perm(len(events))
+		for from := 0; from < len(perm); from += 50 {
+			var orders, labels []features.Update
+			for _, i := range perm[from:min(from+50, len(perm))] {
+				if events[i].Label != nil {
+					labels = append(labels, features.Update{Event: events[i]})
+				} else {
+					orders = append(orders, features.Update{Event: events[i]})
+				}
+			}
+			if _, err := fs.ApplyVelocity(context.Background(), orders); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fs.ApplyLabels(context.Background(), labels); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if _, err := fs.ApplyVelocity(context.Background(), updates); err != nil {
-			t.Fatal(err)
+		for _, p := range probes {
+			want := models.ComputeFraudFeatures(p, mem.Snapshot(p))
+			snap, err := fs.FraudSnapshot(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := models.ComputeFraudFeatures(p, snap); !reflect.DeepEqual(got, want) {
+				t.Errorf("run %d at %s: features from Redis\n%v\nwant (in memory)\n%v", run, p.At, got, want)
+			}
+			if run == 0 && p.At.Equal(fraudT0) {
+				// Not a degenerate test: activity, declines and risk show.
+				if want[5] == 0 || want[17] < 10 || want[26] == models.ComputeFraudFeatures(p, models.FraudSnapshot{})[26] {
+					t.Errorf("degenerate features %v", want)
+				}
+				if len(snap.Device) < models.PruneAbove/2 {
+					t.Errorf("device hash has %d fields; want a large one", len(snap.Device))
+				}
+			}
 		}
-		snap, err := fs.FraudSnapshot(context.Background(), o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := models.ComputeFraudFeatures(o, snap); !reflect.DeepEqual(got, want) {
-			t.Errorf("order %d: features from Redis %v, want (in memory) %v", run, got, want)
-		}
-	}
-	if want[4] == 0 && want[5] == 0 {
-		t.Fatalf("degenerate test: no orders in the windows: %v", want)
 	}
 }
 
