@@ -23,7 +23,8 @@ import (
 // the alert PUBLISH), at 1 and 32 requests in flight. The model is trained
 // first from 12 simulated days published to the server's broker; the stream
 // workers keep applying the benchmark's own orders meanwhile. Every request
-// is a new order of one of 2,000 customers, so velocity hashes are warm.
+// is a new order of one of 2,000 customers (each with its own card, device,
+// address and IP), so velocity hashes are warm.
 func BenchmarkAssessOrder(b *testing.B) {
 	ts := startServer(b, "--fraud-model-poll", "100ms")
 	store, products := ts.store(1)
@@ -38,6 +39,7 @@ func BenchmarkAssessOrder(b *testing.B) {
 		n := seq.Add(1)
 		user := fmt.Sprint("u-bench-", n%2000)
 		in := orderInput(fmt.Sprint("o-bench-", n), user, store.ID, products[0], "card-"+user, "dev-"+user, 1000+int(n%9000))
+		in["ip"] = fmt.Sprintf("10.0.%d.%d", n%2000/250, n%250+1) // a home IP per customer
 		return postAssessOrder(ctx, client, url, service, in)
 	}
 	deadline := time.Now().Add(30 * time.Second)

@@ -136,7 +136,7 @@ func (s *Store) velocityCall(u Update) ([]string, []any, error) {
 			args = append(args, string(rune(op.Kind)), op.Field, op.Value)
 		}
 	}
-	args = append(args, models.PruneAbove)
+	args = append(args, models.PruneAbove, models.MaxCounterparts)
 	return keys, args, nil
 }
 

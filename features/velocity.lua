@@ -14,10 +14,11 @@
 -- ARGV[4] entity, order and label hash TTL, ms
 -- ARGV[5] 1 for order.placed, 0 for payment.failed
 -- ARGV[6..9] prune cutoffs: minute, hour, day, last-seen ms (models.PruneCutoffs)
--- ARGV[10]... see below; ARGV[last] is models.PruneAbove
 -- ARGV[10] the order record's label signature "card device address store" (order.placed)
 -- ARGV[11] L, then L entity positions (1 = KEYS[5]) whose label risk a label updates
 -- then per entity: n, then n triples op, field, value (op '+' add, '>' max, '<' min)
+-- ARGV[#ARGV-1] the size from which a hash is pruned (models.PruneAbove)
+-- ARGV[#ARGV] how many counterparts a hash keeps at most (models.MaxCounterparts)
 -- Returns 1 when applied, 0 when skipped as already seen, 2 when the order
 -- was already recorded under another event id (also skipped).
 --
@@ -56,7 +57,8 @@ end
 local minuteCut, hourCut, dayCut, seenCut = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local cutoffs = {['c:m:'] = minuteCut, ['f:m:'] = minuteCut, ['c:h:'] = hourCut, ['f:h:'] = hourCut,
                  ['c:d:'] = dayCut, ['s:d:'] = dayCut, ['lc:d:'] = dayCut, ['lf:d:'] = dayCut}
-local pruneAbove = tonumber(ARGV[#ARGV])
+local pruneAbove = tonumber(ARGV[#ARGV - 1])
+local maxCounterparts = tonumber(ARGV[#ARGV])
 
 local nLabel = tonumber(ARGV[11])
 local labelEntities = {}
@@ -83,13 +85,29 @@ for e = 5, #KEYS do
   end
   if redis.call('HLEN', key) > pruneAbove then
     local all = redis.call('HGETALL', key)
+    local kept = {} -- counterparts still inside the retention
     for i = 1, #all, 2 do
       local f, v = all[i], all[i + 1]
       local prefix, idx = string.match(f, '^(%a+:%a:)(%-?%d+)$')
       if prefix and cutoffs[prefix] and tonumber(idx) < cutoffs[prefix] then
         redis.call('HDEL', key, f)
-      elseif string.sub(f, 1, 2) == 'x:' and tonumber(v) < seenCut then
-        redis.call('HDEL', key, f)
+      elseif string.sub(f, 1, 2) == 'x:' then
+        if tonumber(v) < seenCut then
+          redis.call('HDEL', key, f)
+        else
+          kept[#kept + 1] = {f, tonumber(v)}
+        end
+      end
+    end
+    -- A hot entity (a shared IP) forgets its oldest counterparts beyond
+    -- the cap, so that reads stay small (models.MaxCounterparts).
+    if #kept > maxCounterparts then
+      table.sort(kept, function(x, y)
+        if x[2] ~= y[2] then return x[2] < y[2] end
+        return x[1] < y[1]
+      end)
+      for i = 1, #kept - maxCounterparts do
+        redis.call('HDEL', key, kept[i][1])
       end
     end
   end

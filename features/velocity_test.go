@@ -251,3 +251,39 @@ func TestLabelChangesDelayedRiskOnlyAfterTheDelay(t *testing.T) {
 		})
 	}
 }
+
+// A hot entity (an IP shared by hundreds of accounts) keeps at most
+// MaxCounterparts of them, so its reads stay small; applied in time order,
+// Redis and the in-memory replay still agree.
+func TestVelocityBoundsHotEntities(t *testing.T) {
+	t.Parallel()
+	fs := featurestest.MustOpen(t)
+	mem := models.NewVelocityMemory()
+	var updates []features.Update
+	for i := range 4 * models.MaxCounterparts {
+		at := fraudT0.Add(-time.Duration(4*models.MaxCounterparts-i) * time.Second)
+		d := orderEvent(t, fmt.Sprint("e-hot-", i), fmt.Sprint("o-hot-", i), fmt.Sprint("u-", i), fmt.Sprint("card-", i), fmt.Sprint("dev-", i), 1000, at)
+		updates = append(updates, features.Update{Event: d})
+		mem.Order(features.FraudOrder(d))
+	}
+	if _, err := fs.ApplyVelocity(context.Background(), updates); err != nil {
+		t.Fatal(err)
+	}
+	o := probe(fraudT0) // on 10.0.0.1, the hot IP
+	snap, err := fs.FraudSnapshot(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.IP) > models.PruneAbove+1 {
+		t.Errorf("the hot IP's hash has %d fields, want at most %d", len(snap.IP), models.PruneAbove+1)
+	}
+	got, want := models.ComputeFraudFeatures(o, snap), models.ComputeFraudFeatures(o, mem.Snapshot(o))
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("features from Redis\n%v\nwant (in memory)\n%v", got, want)
+	}
+	const ipAccounts = 21 // models.FraudFeatures
+	if got[ipAccounts] < models.MaxCounterparts || got[ipAccounts] > models.PruneAbove {
+		t.Errorf("%s = %v of %d accounts, want it between %d and %d", models.FraudFeatures[ipAccounts].Name, got[ipAccounts],
+			4*models.MaxCounterparts, models.MaxCounterparts, models.PruneAbove)
+	}
+}

@@ -1,8 +1,10 @@
 package models
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -126,17 +128,35 @@ func PruneCutoffs(t time.Time) (minute, hour, day, lastSeenMS int64) {
 	return ms/minuteMS - 61, ms/hourMS - 25, ms/dayMS - 31, ms - CounterpartRetention.Milliseconds() - hourMS
 }
 
-// PruneAbove is the size from which a state is pruned (see PruneCutoffs).
-const PruneAbove = 256
+// PruneAbove is the size from which a state is pruned (see PruneCutoffs):
+// well above what pruning leaves of a hot entity (MaxCounterparts plus the
+// buckets of the last hour and days), so that pruning, which reads the
+// whole hash, runs once in many writes.
+const PruneAbove = 512
+
+// MaxCounterparts bounds the counterparts a state remembers: pruning a hot
+// entity (an IP shared by thousands of accounts) forgets the ones seen
+// longest ago beyond it, so that every read stays small. Distinct counts
+// then saturate between it and PruneAbove; which ones are forgotten can depend on the order
+// events arrived in, the one place where order matters, and only for
+// entities this busy.
+const MaxCounterparts = 200
 
 // Prune deletes the fields of s that PruneCutoffs(t) says no window needs,
-// as velocity.lua does.
+// then the oldest counterparts beyond MaxCounterparts, as velocity.lua does.
 func (s EntityState) Prune(t time.Time) {
 	minute, hour, day, lastSeen := PruneCutoffs(t)
+	type counterpart struct {
+		field    string
+		lastSeen int64
+	}
+	var kept []counterpart
 	for field, v := range s {
 		if strings.HasPrefix(field, fieldCounterpart) {
 			if v < lastSeen {
 				delete(s, field)
+			} else {
+				kept = append(kept, counterpart{field, v})
 			}
 			continue
 		}
@@ -158,6 +178,17 @@ func (s EntityState) Prune(t time.Time) {
 			if idx < day {
 				delete(s, field)
 			}
+		}
+	}
+	if len(kept) > MaxCounterparts {
+		slices.SortFunc(kept, func(a, b counterpart) int {
+			if c := cmp.Compare(a.lastSeen, b.lastSeen); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.field, b.field)
+		})
+		for _, c := range kept[:len(kept)-MaxCounterparts] {
+			delete(s, c.field)
 		}
 	}
 }
