@@ -80,16 +80,6 @@ func NewService(ctx context.Context, db *catalog.DB, fs *features.Store, pub Pub
 	return s, nil
 }
 
-// ModelVersion returns the version serving scores with, and false when no
-// version is active.
-func (s *Service) ModelVersion() (int64, bool) {
-	m := s.model.Load()
-	if m == nil {
-		return 0, false
-	}
-	return m.version, true
-}
-
 // RunModelReload polls the registry every interval until ctx is done and
 // swaps to a newly activated version atomically: assessments in flight
 // finish with the model they started with.
