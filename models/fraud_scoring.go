@@ -91,7 +91,7 @@ func (s *FraudScorer) Score(raw []float64) (float64, []Contribution) {
 // Reasons are the top contributions worth showing an analyst: at most n
 // that raise the log-odds by at least minReasonContribution.
 func Reasons(contributions []Contribution, n int) []Contribution {
-	var out []Contribution
+	out := []Contribution{}           // none is an empty list, not a missing one
 	for _, c := range contributions { // sorted, largest first
 		if len(out) == n || c.Contribution < minReasonContribution {
 			break

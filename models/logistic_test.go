@@ -110,6 +110,13 @@ func TestFraudScorerReasons(t *testing.T) {
 		t.Errorf("description %q, want %q", reasons[0].Description, want)
 	}
 
+	if none := Reasons(contributions, 0); none == nil || len(none) != 0 {
+		t.Errorf("no reasons = %#v, want an empty list", none)
+	}
+	if calm := Reasons(contributions[2:], 3); calm == nil || len(calm) != 0 {
+		t.Errorf("reasons below the minimum = %#v, want an empty list", calm)
+	}
+
 	m.Features = append([]string{"shoe_size"}, names[1:]...)
 	if _, err := NewFraudScorer(m); err == nil || !strings.Contains(err.Error(), "shoe_size") {
 		t.Errorf("a model with an unknown feature: %v", err)
