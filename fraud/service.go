@@ -8,6 +8,7 @@ package fraud
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -211,7 +212,7 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 // workers will: fields, and that its store and products exist. Its id
 // derives from the order id, so publishing an order twice is one event.
 func (s *Service) orderEvent(ctx context.Context, in Order) (*aisle.Decoded, error) {
-	ev, err := s.event("e-order-"+in.OrderID, aisle.TypeOrderPlaced, in.Time, in.OrderPlaced)
+	ev, err := s.event(orderEventID(in.OrderID), aisle.TypeOrderPlaced, in.Time, in.OrderPlaced)
 	if err != nil {
 		return nil, err
 	}
@@ -338,6 +339,17 @@ func (s *Service) SubscribeAlerts(ctx context.Context, minScore float64) (*Alert
 		return nil, aisle.Errorf(aisle.EINVALID, "minScore must be between 0 and 1, got %v", minScore)
 	}
 	return s.alerts.Subscribe(minScore), nil
+}
+
+// orderEventID is the event id of an order's order.placed: the order id,
+// or its hash when the id would be too long for an event id.
+func orderEventID(orderID string) string {
+	const prefix, maxEventID = "e-order-", 128 // aisle.ValidateID's bound
+	if len(prefix)+len(orderID) <= maxEventID {
+		return prefix + orderID
+	}
+	sum := sha256.Sum256([]byte(orderID))
+	return prefix + hex.EncodeToString(sum[:])
 }
 
 // newEventID returns a random, unique event id.
