@@ -116,8 +116,12 @@ func runSimulate(ctx context.Context, args []string, stderr io.Writer) error {
 	seed := fs.Int64("seed", 1, "random seed: the same seed publishes the same sequence")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	perStore := fs.Int("products-per-store", demoProductsPerStore, "simulate this many products of each store's assortment (0: all)")
+	fraudHistory := fs.Int("fraud-history", 0, "first publish this many days of simulated checkout history ending now, for `aisle train fraud`")
 	if err := parseCommand(fs, args); err != nil {
 		return err
+	}
+	if *fraudHistory < 0 {
+		return fmt.Errorf("--fraud-history must be 0 or more days, got %d", *fraudHistory)
 	}
 	if len(c.KafkaBrokers) == 0 {
 		c.KafkaBrokers = []string{c.EmbeddedKafka}
@@ -133,6 +137,11 @@ func runSimulate(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer producer.Close()
+	if *fraudHistory > 0 {
+		if err := publishFraudHistory(ctx, db, producer, *seed, *fraudHistory, log); err != nil {
+			return err
+		}
+	}
 	if *duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *duration)

@@ -11,10 +11,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/eval"
 	"github.com/aisle/aisle/fraud"
+	"github.com/aisle/aisle/simulate"
 	"github.com/aisle/aisle/streaming"
 )
 
@@ -159,4 +162,31 @@ func runEvalFraud(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = io.WriteString(stdout, report.String())
 	return err
+}
+
+// publishFraudHistory publishes days of the simulated checkout (10,000
+// customers over the catalog's stores) ending now, 64 events at a time.
+func publishFraudHistory(ctx context.Context, db *catalog.DB, producer *streaming.Producer, seed int64, days int, log *slog.Logger) error {
+	sc, err := db.SimulationCatalog(ctx)
+	if err != nil {
+		return err
+	}
+	var stores []simulate.Store
+	for _, s := range sc.Stores {
+		stores = append(stores, simulate.Store{ID: s.StoreID, Products: s.ProductIDs})
+	}
+	events, err := simulate.FraudHistory(simulate.DefaultFraudWorld(seed, stores), days, time.Now())
+	if err != nil {
+		return err
+	}
+	log.Info("publishing simulated checkout history", "days", days, "events", len(events))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(64)
+	for _, ev := range events {
+		g.Go(func() error {
+			_, err := producer.Publish(ctx, ev, "")
+			return err
+		})
+	}
+	return g.Wait()
 }

@@ -169,34 +169,22 @@ func TestAssessOrderWithoutModelIsUnavailable(t *testing.T) {
 	}
 }
 
-// publishFraudHistory simulates `days` days of the fraud world over the
-// server's demo stores, ending now, and publishes every event that has
-// happened by now (orders, declines, and the labels known by now) to its
-// broker. The world is small but keeps the full daily number of fraud
-// scenarios, so a model trained on it has seen plenty of each.
+// publishFraudHistory simulates the fraud world over the server's demo
+// stores for the last `days` days and publishes what has happened by now
+// (orders, declines, the labels known by now) to its broker. The world is
+// small but keeps the full daily number of fraud scenarios, so a model
+// trained on it has seen plenty of each.
 func (ts *testServer) publishFraudHistory(days, customers int) {
 	ts.t.Helper()
 	var stores []simulate.Store
 	for _, s := range ts.stores(24, 20) {
 		stores = append(stores, simulate.Store{ID: s.ID, Products: s.Products})
 	}
-	now := time.Now().UTC()
 	w := simulate.DefaultFraudWorld(7, stores)
-	w.Start, w.Days, w.Customers = now.Truncate(24*time.Hour).AddDate(0, 0, -days), days, customers
-	records, err := simulate.GenerateFraud(w)
+	w.Customers = customers
+	events, err := simulate.FraudHistory(w, days, time.Now())
 	if err != nil {
 		ts.t.Fatal(err)
-	}
-	var events []aisle.Event
-	for _, r := range records {
-		if r.Event.Time.After(now) {
-			break // sorted by time: the rest has not happened yet
-		}
-		ev, err := r.Envelope()
-		if err != nil {
-			ts.t.Fatal(err)
-		}
-		events = append(events, ev)
 	}
 	ts.publish(events...)
 }

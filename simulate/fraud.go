@@ -21,8 +21,8 @@ import (
 // The handbook's three fraud scenarios become:
 //
 //   - high_amount: every order above FraudWorld.HighAmountCents is fraud;
-//   - compromised_store: every ten days or so a store is compromised for
-//     28 days, and half of its orders are fraud (the handbook's compromised
+//   - compromised_store: a store is compromised (one chance in 3,000 a
+//     day) for 28 days, and half of its orders are fraud (the handbook's compromised
 //     terminals, where all are; a store serves more customers than a
 //     terminal);
 //   - compromised_account: an account's credentials leak; for 14 days a
@@ -236,7 +236,9 @@ func (s *fraudSim) ip(c *customer) string {
 func (s *fraudSim) simulateDay(day int) {
 	r := s.rng
 	// Scenario switches of the day.
-	if r.Float64() < 0.1 {
+	// Each store has a one-in-3,000 chance a day of being compromised, so
+	// the share of such fraud does not depend on how many stores there are.
+	for range s.poisson(float64(len(s.w.Stores)) / 3000) {
 		s.compromised[r.IntN(len(s.w.Stores))] = day + 28
 	}
 	if day > 0 {

@@ -84,3 +84,30 @@ func renameOrder(d *aisle.Decoded, runID string) {
 		d.Label.OrderID += "-" + runID
 	}
 }
+
+// FraudHistory simulates the fraud world w over the days before now (its
+// Start and Days are set from days) and returns, in time order, the events
+// that have happened by now with their simulated times: orders, declines and
+// the labels known by now. Publishing them gives `aisle train fraud` a
+// history to learn from at once, with velocity windows as real time spaces
+// them (a live run compresses time).
+func FraudHistory(w FraudWorld, days int, now time.Time) ([]aisle.Event, error) {
+	now = now.UTC()
+	w.Start, w.Days = now.Truncate(24*time.Hour).AddDate(0, 0, -days), days+1
+	records, err := GenerateFraud(w)
+	if err != nil {
+		return nil, err
+	}
+	var events []aisle.Event
+	for _, r := range records {
+		if r.Event.Time.After(now) {
+			break // in time order: the rest has not happened yet
+		}
+		ev, err := r.Envelope()
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, ev)
+	}
+	return events, nil
+}
