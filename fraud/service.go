@@ -122,6 +122,7 @@ func (s *Service) reloadModel(ctx context.Context) error {
 		return fmt.Errorf("fraud model version %d: %w", version, err)
 	}
 	s.model.Store(&activeModel{version: version, scorer: scorer})
+	servingModel.Set(float64(version))
 	s.log.Info("fraud: serving model", "version", version)
 	return nil
 }
@@ -199,6 +200,7 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 		return catalog.FraudAssessment{}, err
 	}
 	if created {
+		assessments.WithLabelValues(string(stored.Decision)).Inc()
 		select {
 		case s.outbox <- stored:
 		default:
