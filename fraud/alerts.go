@@ -3,38 +3,12 @@ package fraud
 import (
 	"sync"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
-
 	"github.com/aisle/aisle/catalog"
 )
 
 // alertBuffer is how many alerts a subscriber may have unread; one more
 // disconnects it, so a slow client never holds up the others.
 const alertBuffer = 64
-
-var (
-	alertSubscribers = promauto.NewGauge(prometheus.GaugeOpts{
-		Name: "aisle_fraud_alert_subscribers",
-		Help: "Active riskAlerts subscriptions in this process.",
-	})
-	alertsDropped = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "aisle_fraud_alert_subscribers_dropped_total",
-		Help: "riskAlerts subscriptions closed because they fell more than the buffer behind.",
-	})
-	assessments = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "aisle_fraud_assessments_total",
-		Help: "New fraud assessments by decision.",
-	}, []string{"decision"})
-	servingModel = promauto.NewGauge(prometheus.GaugeOpts{
-		Name: "aisle_fraud_model_version",
-		Help: "The fraud model version this process scores with (0: none active).",
-	})
-	alertsUnsent = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "aisle_fraud_alerts_unsent_total",
-		Help: "Assessments not announced to riskAlerts subscribers (outbox full or Redis publish failed).",
-	})
-)
 
 // AlertHub fans assessments out to riskAlerts subscribers. Alerts are events,
 // not state: each subscriber gets every alert at or above its minimum score,
