@@ -357,6 +357,29 @@ func TestFraudEndToEnd(t *testing.T) {
 		return ""
 	})
 
+	// The label reached the device's delayed risk through the broker, but it
+	// counts only from the end of the day it became known.
+	const deviceRisk = 26 // models.FraudFeatures
+	if models.FraudFeatures[deviceRisk].Name != "device_risk" {
+		t.Fatalf("feature %d is %s", deviceRisk, models.FraudFeatures[deviceRisk].Name)
+	}
+	prior := models.ComputeFraudFeatures(probe, models.FraudSnapshot{})[deviceRisk]
+	tomorrow := probe
+	tomorrow.At = time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	eventually(t, 10*time.Second, func() string {
+		snap, err := fs.FraudSnapshot(context.Background(), probe)
+		if err != nil {
+			return err.Error()
+		}
+		if today := models.ComputeFraudFeatures(probe, snap)[deviceRisk]; today != prior {
+			return fmt.Sprintf("device risk today %v, want the prior %v until the day is over", today, prior)
+		}
+		if later := models.ComputeFraudFeatures(tomorrow, snap)[deviceRisk]; later <= prior {
+			return fmt.Sprintf("device risk tomorrow %v, want above the prior %v", later, prior)
+		}
+		return ""
+	})
+
 	// Hot swap: train version 2 without activating it, then activate it.
 	if out := ts.command("train", "fraud"); !strings.Contains(out, "fraud model version 2 saved (inactive") {
 		t.Fatalf("train fraud printed %q", out)
