@@ -33,3 +33,4 @@ vet:
 bench: web services
 	$(GO) test -run '^$$' -bench . -benchtime 10000x .
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./streaming/
+	$(GO) test -run '^$$' -bench ApplyVelocity -benchtime 50000x ./features/

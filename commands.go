@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
@@ -43,6 +45,8 @@ var flagEnv = map[string]string{
 	"demo":            "AISLE_DEMO",
 	"in-stock-above":  "AISLE_IN_STOCK_ABOVE",
 	"low-stock-above": "AISLE_LOW_STOCK_ABOVE",
+	"fraud-review-at": "AISLE_FRAUD_REVIEW_AT",
+	"fraud-block-at":  "AISLE_FRAUD_BLOCK_AT",
 }
 
 // parseCommand applies the environment, then parses args and refuses
@@ -112,8 +116,12 @@ func runSimulate(ctx context.Context, args []string, stderr io.Writer) error {
 	seed := fs.Int64("seed", 1, "random seed: the same seed publishes the same sequence")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	perStore := fs.Int("products-per-store", demoProductsPerStore, "simulate this many products of each store's assortment (0: all)")
+	fraudHistory := fs.Int("fraud-history", 0, "first publish this many days of simulated checkout history ending now, for `aisle train fraud`")
 	if err := parseCommand(fs, args); err != nil {
 		return err
+	}
+	if *fraudHistory < 0 {
+		return fmt.Errorf("--fraud-history must be 0 or more days, got %d", *fraudHistory)
 	}
 	if len(c.KafkaBrokers) == 0 {
 		c.KafkaBrokers = []string{c.EmbeddedKafka}
@@ -129,6 +137,11 @@ func runSimulate(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer producer.Close()
+	if *fraudHistory > 0 {
+		if err := publishFraudHistory(ctx, db, producer, *seed, *fraudHistory, log); err != nil {
+			return err
+		}
+	}
 	if *duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *duration)
@@ -154,15 +167,28 @@ func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Produ
 		cat.Stores = append(cat.Stores, simulate.Store{ID: s.StoreID, Products: s.ProductIDs})
 	}
 	log.Info("simulator publishing", "rate", rate, "seed", seed, "stores", len(cat.Stores), "products_per_store", perStore)
-	return simulate.Run(ctx, simulate.RunConfig{Catalog: cat.Sample(perStore), Seed: seed, Rate: rate}, func(ctx context.Context, ev aisle.Event) error {
-		_, err := producer.Publish(ctx, ev, "") // keyed by the event's store-product
+	publish := func(ctx context.Context, ev aisle.Event) error {
+		_, err := producer.Publish(ctx, ev, "") // keyed by the event's entity
 		return err
+	}
+	// The shoppers' world and, at a fifth of the rate, the checkout's
+	// (orders, declines and labels for fraud risk).
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return simulate.Run(ctx, simulate.RunConfig{Catalog: cat.Sample(perStore), Seed: seed, Rate: rate}, publish)
 	})
+	g.Go(func() error {
+		return simulate.RunFraud(ctx, simulate.FraudRunConfig{Stores: cat.Sample(perStore).Stores, Seed: seed, Rate: rate / 5}, publish)
+	})
+	return g.Wait()
 }
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "fraud" {
+		return runEvalFraud(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "availability" {
-		return fmt.Errorf("usage: aisle eval availability [--seed N] [--json]")
+		return fmt.Errorf("usage: aisle eval availability|fraud [--seed N] [--json]")
 	}
 	fs := flag.NewFlagSet("eval availability", flag.ContinueOnError)
 	fs.SetOutput(stderr)

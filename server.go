@@ -29,6 +29,7 @@ import (
 	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/features"
+	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/httpapi"
 	"github.com/aisle/aisle/live"
 	"github.com/aisle/aisle/models"
@@ -60,6 +61,13 @@ commands:
               inventory and picking topics (default 720h)
   eval availability [--seed N] [--json]
               evaluate the availability model on simulated data
+  eval fraud [--seed N] [--json]
+              evaluate the fraud model prequentially on simulated data
+  train fraud [--since D] [--activate]
+              fit a fraud model version from the last D of the orders and
+              labels topics (default 720h) and store it in PostgreSQL
+  models list | models activate VERSION
+              list fraud model versions; make one the serving version
 
 Run "aisle COMMAND -h" for a command's flags.`
 
@@ -87,6 +95,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBatch(ctx, args, stdout, stderr)
 	case "eval":
 		return runEval(ctx, args, stdout, stderr)
+	case "train":
+		return runTrain(ctx, args, stdout, stderr)
+	case "models":
+		return runModels(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -114,6 +126,9 @@ type Config struct {
 	ConsumerGroup string
 	FeatureTTL    time.Duration
 	Availability  models.AvailabilityModel // status thresholds are configurable
+
+	FraudThresholds models.FraudThresholds // APPROVE / REVIEW / BLOCK
+	FraudModelPoll  time.Duration          // how often serving checks the active model version
 }
 
 // commonFlags registers the connection flags every command shares.
@@ -176,6 +191,13 @@ func (m *Main) ParseFlags(args []string) error {
 		"probability above which an item is IN_STOCK (AISLE_IN_STOCK_ABOVE)")
 	fs.Float64Var(&c.Availability.LowStockAbove, "low-stock-above", c.Availability.LowStockAbove,
 		"probability above which an item is LOW_STOCK, else OUT_OF_STOCK (AISLE_LOW_STOCK_ABOVE)")
+	c.FraudThresholds = models.DefaultFraudThresholds()
+	fs.Float64Var(&c.FraudThresholds.ReviewAt, "fraud-review-at", c.FraudThresholds.ReviewAt,
+		"fraud score from which an order goes to REVIEW (AISLE_FRAUD_REVIEW_AT)")
+	fs.Float64Var(&c.FraudThresholds.BlockAt, "fraud-block-at", c.FraudThresholds.BlockAt,
+		"fraud score from which an order is BLOCKed (AISLE_FRAUD_BLOCK_AT)")
+	fs.DurationVar(&c.FraudModelPoll, "fraud-model-poll", fraud.DefaultModelPollInterval,
+		"how often serving checks which fraud model version is active")
 	fs.BoolVar(&c.Demo, "demo", false, "also run the simulator (AISLE_DEMO=1)")
 	fs.Float64Var(&c.DemoRate, "demo-rate", 50, "simulator events per second in demo mode")
 	if err := parseCommand(fs, args); err != nil {
@@ -188,6 +210,12 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if a := c.Availability; !(0 < a.LowStockAbove && a.LowStockAbove < a.InStockAbove && a.InStockAbove < 1) {
 		return fmt.Errorf("want 0 < --low-stock-above (%v) < --in-stock-above (%v) < 1", a.LowStockAbove, a.InStockAbove)
+	}
+	if err := c.FraudThresholds.Validate(); err != nil {
+		return fmt.Errorf("--fraud-review-at, --fraud-block-at: %w", err)
+	}
+	if c.FraudModelPoll <= 0 {
+		return fmt.Errorf("--fraud-model-poll must be positive, got %s", c.FraudModelPoll)
 	}
 	m.Log = slog.New(slog.NewJSONHandler(m.logOut, &slog.HandlerOptions{Level: c.LogLevel}))
 	return nil
@@ -272,6 +300,8 @@ func (m *Main) Run(ctx context.Context) error {
 			Appliers: map[string][]streaming.Apply{
 				aisle.TopicInventory: {fs.ApplyAvailability},
 				aisle.TopicPicking:   {fs.ApplyAvailability},
+				aisle.TopicOrders:    {fs.ApplyVelocity},
+				aisle.TopicLabels:    {fs.ApplyLabels, fraud.RecordLabels(db)},
 			},
 			Catalog: db,
 			DLQ:     producer,
@@ -297,7 +327,13 @@ func (m *Main) Run(ctx context.Context) error {
 				hub.Notify(live.Key{Topic: sp.StoreID, Item: sp.ProductID})
 			})
 		})
-		resolver, err := resolvers.NewResolver(db, avail, hub)
+		fraudService, err := fraud.NewService(ctx, db, fs, producer, c.FraudThresholds, log)
+		if err != nil {
+			return err
+		}
+		goWork("fraud model reload", func(ctx context.Context) error { fraudService.RunModelReload(ctx, c.FraudModelPoll); return nil })
+		goWork("fraud alerts", fraudService.RunAlerts)
+		resolver, err := resolvers.NewResolver(db, avail, hub, fraudService)
 		if err != nil {
 			return err
 		}

@@ -68,3 +68,10 @@ func (p *Principal) CanPushInventory(retailerID string) bool {
 
 // Authenticated reports whether p presented a valid key.
 func (p *Principal) Authenticated() bool { return p.Role != RoleAnonymous }
+
+// CanSeeFraud reports whether p may read fraud assessments and alerts and
+// label orders: fraud data is never visible to customers, shoppers or
+// retailers (DESIGN.md "Access").
+func (p *Principal) CanSeeFraud() bool {
+	return p.Role == RoleOps || p.Role == RoleService
+}

@@ -47,6 +47,16 @@ type ComplexityRoot struct {
 		Topic     func(childComplexity int) int
 	}
 
+	FraudAssessment struct {
+		AssessedAt   func(childComplexity int) int
+		Decision     func(childComplexity int) int
+		Fraud        func(childComplexity int) int
+		ModelVersion func(childComplexity int) int
+		OrderID      func(childComplexity int) int
+		Reasons      func(childComplexity int) int
+		Score        func(childComplexity int) int
+	}
+
 	ItemAvailability struct {
 		Probability func(childComplexity int) int
 		ProductID   func(childComplexity int) int
@@ -56,6 +66,8 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		AssessOrder     func(childComplexity int, input AssessOrderInput) int
+		LabelOrder      func(childComplexity int, orderID string, fraud bool) int
 		ReportPick      func(childComplexity int, input ReportPickInput) int
 		UpdateInventory func(childComplexity int, input UpdateInventoryInput) int
 	}
@@ -85,6 +97,7 @@ type ComplexityRoot struct {
 
 	Query struct {
 		Availability func(childComplexity int, storeID string, productIds []string) int
+		OrderRisk    func(childComplexity int, orderID string) int
 		Store        func(childComplexity int, id string) int
 		Stores       func(childComplexity int, first *int, after *string) int
 	}
@@ -92,6 +105,13 @@ type ComplexityRoot struct {
 	Retailer struct {
 		ID   func(childComplexity int) int
 		Name func(childComplexity int) int
+	}
+
+	RiskReason struct {
+		Contribution func(childComplexity int) int
+		Description  func(childComplexity int) int
+		Feature      func(childComplexity int) int
+		Value        func(childComplexity int) int
 	}
 
 	Store struct {
@@ -113,6 +133,7 @@ type ComplexityRoot struct {
 
 	Subscription struct {
 		AvailabilityChanged func(childComplexity int, storeID string, productIds []string) int
+		RiskAlerts          func(childComplexity int, minScore *float64) int
 	}
 }
 
@@ -123,11 +144,14 @@ type ComplexityRoot struct {
 type MutationResolver interface {
 	ReportPick(ctx context.Context, input ReportPickInput) (*EventReceipt, error)
 	UpdateInventory(ctx context.Context, input UpdateInventoryInput) (*EventReceipt, error)
+	AssessOrder(ctx context.Context, input AssessOrderInput) (*FraudAssessment, error)
+	LabelOrder(ctx context.Context, orderID string, fraud bool) (*EventReceipt, error)
 }
 type QueryResolver interface {
 	Stores(ctx context.Context, first *int, after *string) (*StoreConnection, error)
 	Store(ctx context.Context, id string) (*catalog.Store, error)
 	Availability(ctx context.Context, storeID string, productIds []string) ([]*ItemAvailability, error)
+	OrderRisk(ctx context.Context, orderID string) (*FraudAssessment, error)
 }
 type StoreResolver interface {
 	Retailer(ctx context.Context, obj *catalog.Store) (*catalog.Retailer, error)
@@ -135,6 +159,7 @@ type StoreResolver interface {
 }
 type SubscriptionResolver interface {
 	AvailabilityChanged(ctx context.Context, storeID string, productIds []string) (<-chan *ItemAvailability, error)
+	RiskAlerts(ctx context.Context, minScore *float64) (<-chan *FraudAssessment, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -180,6 +205,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.EventReceipt.Topic(childComplexity), true
 
+	case "FraudAssessment.assessedAt":
+		if e.ComplexityRoot.FraudAssessment.AssessedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FraudAssessment.AssessedAt(childComplexity), true
+	case "FraudAssessment.decision":
+		if e.ComplexityRoot.FraudAssessment.Decision == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FraudAssessment.Decision(childComplexity), true
+	case "FraudAssessment.fraud":
+		if e.ComplexityRoot.FraudAssessment.Fraud == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FraudAssessment.Fraud(childComplexity), true
+	case "FraudAssessment.modelVersion":
+		if e.ComplexityRoot.FraudAssessment.ModelVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FraudAssessment.ModelVersion(childComplexity), true
+	case "FraudAssessment.orderId":
+		if e.ComplexityRoot.FraudAssessment.OrderID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FraudAssessment.OrderID(childComplexity), true
+	case "FraudAssessment.reasons":
+		if e.ComplexityRoot.FraudAssessment.Reasons == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FraudAssessment.Reasons(childComplexity), true
+	case "FraudAssessment.score":
+		if e.ComplexityRoot.FraudAssessment.Score == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FraudAssessment.Score(childComplexity), true
+
 	case "ItemAvailability.probability":
 		if e.ComplexityRoot.ItemAvailability.Probability == nil {
 			break
@@ -211,6 +279,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ItemAvailability.UpdatedAt(childComplexity), true
 
+	case "Mutation.assessOrder":
+		if e.ComplexityRoot.Mutation.AssessOrder == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_assessOrder_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AssessOrder(childComplexity, args["input"].(AssessOrderInput)), true
+	case "Mutation.labelOrder":
+		if e.ComplexityRoot.Mutation.LabelOrder == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_labelOrder_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.LabelOrder(childComplexity, args["orderId"].(string), args["fraud"].(bool)), true
 	case "Mutation.reportPick":
 		if e.ComplexityRoot.Mutation.ReportPick == nil {
 			break
@@ -316,6 +406,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Availability(childComplexity, args["storeId"].(string), args["productIds"].([]string)), true
 
+	case "Query.orderRisk":
+		if e.ComplexityRoot.Query.OrderRisk == nil {
+			break
+		}
+
+		args, err := ec.field_Query_orderRisk_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.OrderRisk(childComplexity, args["orderId"].(string)), true
 	case "Query.store":
 		if e.ComplexityRoot.Query.Store == nil {
 			break
@@ -351,6 +452,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Retailer.Name(childComplexity), true
+
+	case "RiskReason.contribution":
+		if e.ComplexityRoot.RiskReason.Contribution == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskReason.Contribution(childComplexity), true
+	case "RiskReason.description":
+		if e.ComplexityRoot.RiskReason.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskReason.Description(childComplexity), true
+	case "RiskReason.feature":
+		if e.ComplexityRoot.RiskReason.Feature == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskReason.Feature(childComplexity), true
+	case "RiskReason.value":
+		if e.ComplexityRoot.RiskReason.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RiskReason.Value(childComplexity), true
 
 	case "Store.id":
 		if e.ComplexityRoot.Store.ID == nil {
@@ -419,6 +545,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.AvailabilityChanged(childComplexity, args["storeId"].(string), args["productIds"].([]string)), true
+	case "Subscription.riskAlerts":
+		if e.ComplexityRoot.Subscription.RiskAlerts == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_riskAlerts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.RiskAlerts(childComplexity, args["minScore"].(*float64)), true
 
 	}
 	return 0, false
@@ -428,6 +565,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputAssessOrderInput,
+		ec.unmarshalInputOrderItemInput,
 		ec.unmarshalInputReportPickInput,
 		ec.unmarshalInputUpdateInventoryInput,
 	)
@@ -521,7 +660,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "availability.graphqls" "catalog.graphqls"
+//go:embed "availability.graphqls" "catalog.graphqls" "fraud.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -535,6 +674,7 @@ func sourceData(filename string) string {
 var sources = []*ast.Source{
 	{Name: "availability.graphqls", Input: sourceData("availability.graphqls"), BuiltIn: false},
 	{Name: "catalog.graphqls", Input: sourceData("catalog.graphqls"), BuiltIn: false},
+	{Name: "fraud.graphqls", Input: sourceData("fraud.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -554,6 +694,26 @@ func (ec *executionContext) childFields_EventReceipt(ctx context.Context, field 
 		return ec.fieldContext_EventReceipt_offset(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EventReceipt", field.Name)
+}
+
+func (ec *executionContext) childFields_FraudAssessment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "orderId":
+		return ec.fieldContext_FraudAssessment_orderId(ctx, field)
+	case "score":
+		return ec.fieldContext_FraudAssessment_score(ctx, field)
+	case "decision":
+		return ec.fieldContext_FraudAssessment_decision(ctx, field)
+	case "reasons":
+		return ec.fieldContext_FraudAssessment_reasons(ctx, field)
+	case "modelVersion":
+		return ec.fieldContext_FraudAssessment_modelVersion(ctx, field)
+	case "assessedAt":
+		return ec.fieldContext_FraudAssessment_assessedAt(ctx, field)
+	case "fraud":
+		return ec.fieldContext_FraudAssessment_fraud(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FraudAssessment", field.Name)
 }
 
 func (ec *executionContext) childFields_ItemAvailability(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -626,6 +786,20 @@ func (ec *executionContext) childFields_Retailer(ctx context.Context, field grap
 		return ec.fieldContext_Retailer_name(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Retailer", field.Name)
+}
+
+func (ec *executionContext) childFields_RiskReason(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "feature":
+		return ec.fieldContext_RiskReason_feature(ctx, field)
+	case "description":
+		return ec.fieldContext_RiskReason_description(ctx, field)
+	case "value":
+		return ec.fieldContext_RiskReason_value(ctx, field)
+	case "contribution":
+		return ec.fieldContext_RiskReason_contribution(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RiskReason", field.Name)
 }
 
 func (ec *executionContext) childFields_Store(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -778,6 +952,42 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_Mutation_assessOrder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (AssessOrderInput, error) {
+			return ec.unmarshalNAssessOrderInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐAssessOrderInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_labelOrder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "orderId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "fraud",
+		func(ctx context.Context, v any) (bool, error) {
+			return ec.unmarshalNBoolean2bool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["fraud"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_reportPick_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -839,6 +1049,20 @@ func (ec *executionContext) field_Query_availability_args(ctx context.Context, r
 		return nil, err
 	}
 	args["productIds"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_orderRisk_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "orderId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderId"] = arg0
 	return args, nil
 }
 
@@ -927,6 +1151,20 @@ func (ec *executionContext) field_Subscription_availabilityChanged_args(ctx cont
 		return nil, err
 	}
 	args["productIds"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_riskAlerts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "minScore",
+		func(ctx context.Context, v any) (*float64, error) {
+			return ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["minScore"] = arg0
 	return args, nil
 }
 
@@ -1080,6 +1318,176 @@ func (ec *executionContext) _EventReceipt_offset(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_EventReceipt_offset(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("EventReceipt", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _FraudAssessment_orderId(ctx context.Context, field graphql.CollectedField, obj *FraudAssessment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FraudAssessment_orderId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OrderID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FraudAssessment_orderId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FraudAssessment", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _FraudAssessment_score(ctx context.Context, field graphql.CollectedField, obj *FraudAssessment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FraudAssessment_score(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Score, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FraudAssessment_score(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FraudAssessment", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _FraudAssessment_decision(ctx context.Context, field graphql.CollectedField, obj *FraudAssessment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FraudAssessment_decision(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Decision, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v FraudDecision) graphql.Marshaler {
+			return ec.marshalNFraudDecision2githubᚗcomᚋaisleᚋaisleᚋgraphᚐFraudDecision(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FraudAssessment_decision(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FraudAssessment", field, false, false, errors.New("field of type FraudDecision does not have child fields"))
+}
+
+func (ec *executionContext) _FraudAssessment_reasons(ctx context.Context, field graphql.CollectedField, obj *FraudAssessment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FraudAssessment_reasons(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reasons, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*RiskReason) graphql.Marshaler {
+			return ec.marshalNRiskReason2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐRiskReasonᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FraudAssessment_reasons(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FraudAssessment",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RiskReason(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FraudAssessment_modelVersion(ctx context.Context, field graphql.CollectedField, obj *FraudAssessment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FraudAssessment_modelVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ModelVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FraudAssessment_modelVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FraudAssessment", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _FraudAssessment_assessedAt(ctx context.Context, field graphql.CollectedField, obj *FraudAssessment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FraudAssessment_assessedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AssessedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FraudAssessment_assessedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FraudAssessment", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _FraudAssessment_fraud(ctx context.Context, field graphql.CollectedField, obj *FraudAssessment) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FraudAssessment_fraud(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fraud, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
+			return ec.marshalOBoolean2ᚖbool(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_FraudAssessment_fraud(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FraudAssessment", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
 func (ec *executionContext) _ItemAvailability_storeId(ctx context.Context, field graphql.CollectedField, obj *ItemAvailability) (ret graphql.Marshaler) {
@@ -1279,6 +1687,94 @@ func (ec *executionContext) fieldContext_Mutation_updateInventory(ctx context.Co
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_updateInventory_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_assessOrder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_assessOrder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AssessOrder(ctx, fc.Args["input"].(AssessOrderInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *FraudAssessment) graphql.Marshaler {
+			return ec.marshalNFraudAssessment2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐFraudAssessment(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_assessOrder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FraudAssessment(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_assessOrder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_labelOrder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_labelOrder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().LabelOrder(ctx, fc.Args["orderId"].(string), fc.Args["fraud"].(bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *EventReceipt) graphql.Marshaler {
+			return ec.marshalNEventReceipt2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐEventReceipt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_labelOrder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EventReceipt(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_labelOrder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -1697,6 +2193,50 @@ func (ec *executionContext) fieldContext_Query_availability(ctx context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_orderRisk(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_orderRisk(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().OrderRisk(ctx, fc.Args["orderId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *FraudAssessment) graphql.Marshaler {
+			return ec.marshalOFraudAssessment2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐFraudAssessment(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_orderRisk(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FraudAssessment(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_orderRisk_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1817,6 +2357,98 @@ func (ec *executionContext) _Retailer_name(ctx context.Context, field graphql.Co
 }
 func (ec *executionContext) fieldContext_Retailer_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Retailer", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RiskReason_feature(ctx context.Context, field graphql.CollectedField, obj *RiskReason) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskReason_feature(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Feature, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskReason_feature(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskReason", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RiskReason_description(ctx context.Context, field graphql.CollectedField, obj *RiskReason) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskReason_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskReason_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskReason", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RiskReason_value(ctx context.Context, field graphql.CollectedField, obj *RiskReason) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskReason_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskReason_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskReason", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _RiskReason_contribution(ctx context.Context, field graphql.CollectedField, obj *RiskReason) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RiskReason_contribution(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contribution, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RiskReason_contribution(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RiskReason", field, false, false, errors.New("field of type Float does not have child fields"))
 }
 
 func (ec *executionContext) _Store_id(ctx context.Context, field graphql.CollectedField, obj *catalog.Store) (ret graphql.Marshaler) {
@@ -2098,6 +2730,50 @@ func (ec *executionContext) fieldContext_Subscription_availabilityChanged(ctx co
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_availabilityChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_riskAlerts(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_riskAlerts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().RiskAlerts(ctx, fc.Args["minScore"].(*float64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *FraudAssessment) graphql.Marshaler {
+			return ec.marshalNFraudAssessment2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐFraudAssessment(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_riskAlerts(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FraudAssessment(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_riskAlerts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -3163,6 +3839,136 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputAssessOrderInput(ctx context.Context, obj any) (AssessOrderInput, error) {
+	var it AssessOrderInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"orderId", "userId", "storeId", "amountCents", "cardFingerprint", "deviceId", "ip", "addressHash", "items", "time"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "orderId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderID = data
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "storeId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("storeId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StoreID = data
+		case "amountCents":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("amountCents"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AmountCents = data
+		case "cardFingerprint":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cardFingerprint"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CardFingerprint = data
+		case "deviceId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deviceId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeviceID = data
+		case "ip":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ip"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IP = data
+		case "addressHash":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("addressHash"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AddressHash = data
+		case "items":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("items"))
+			data, err := ec.unmarshalNOrderItemInput2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐOrderItemInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Items = data
+		case "time":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("time"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Time = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputOrderItemInput(ctx context.Context, obj any) (OrderItemInput, error) {
+	var it OrderItemInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"productId", "quantity"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "quantity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quantity"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quantity = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputReportPickInput(ctx context.Context, obj any) (ReportPickInput, error) {
 	var it ReportPickInput
 	if obj == nil {
@@ -3347,6 +4153,74 @@ func (ec *executionContext) _EventReceipt(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var fraudAssessmentImplementors = []string{"FraudAssessment"}
+
+func (ec *executionContext) _FraudAssessment(ctx context.Context, sel ast.SelectionSet, obj *FraudAssessment) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, fraudAssessmentImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FraudAssessment")
+		case "orderId":
+			out.Values[i] = ec._FraudAssessment_orderId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "score":
+			out.Values[i] = ec._FraudAssessment_score(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "decision":
+			out.Values[i] = ec._FraudAssessment_decision(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reasons":
+			out.Values[i] = ec._FraudAssessment_reasons(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "modelVersion":
+			out.Values[i] = ec._FraudAssessment_modelVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "assessedAt":
+			out.Values[i] = ec._FraudAssessment_assessedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fraud":
+			out.Values[i] = ec._FraudAssessment_fraud(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var itemAvailabilityImplementors = []string{"ItemAvailability"}
 
 func (ec *executionContext) _ItemAvailability(ctx context.Context, sel ast.SelectionSet, obj *ItemAvailability) graphql.Marshaler {
@@ -3435,6 +4309,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "updateInventory":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateInventory(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "assessOrder":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_assessOrder(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "labelOrder":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_labelOrder(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -3733,6 +4621,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "orderRisk":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_orderRisk(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -3787,6 +4697,59 @@ func (ec *executionContext) _Retailer(ctx context.Context, sel ast.SelectionSet,
 			}
 		case "name":
 			out.Values[i] = ec._Retailer_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var riskReasonImplementors = []string{"RiskReason"}
+
+func (ec *executionContext) _RiskReason(ctx context.Context, sel ast.SelectionSet, obj *RiskReason) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, riskReasonImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RiskReason")
+		case "feature":
+			out.Values[i] = ec._RiskReason_feature(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "description":
+			out.Values[i] = ec._RiskReason_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "value":
+			out.Values[i] = ec._RiskReason_value(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "contribution":
+			out.Values[i] = ec._RiskReason_contribution(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -4031,6 +4994,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	switch fields[0].Name {
 	case "availabilityChanged":
 		return ec._Subscription_availabilityChanged(ctx, fields[0])
+	case "riskAlerts":
+		return ec._Subscription_riskAlerts(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -4428,6 +5393,11 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) unmarshalNAssessOrderInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐAssessOrderInput(ctx context.Context, v any) (AssessOrderInput, error) {
+	res, err := ec.unmarshalInputAssessOrderInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNAvailabilityStatus2githubᚗcomᚋaisleᚋaisleᚋgraphᚐAvailabilityStatus(ctx context.Context, v any) (AvailabilityStatus, error) {
 	var res AvailabilityStatus
 	err := res.UnmarshalGQL(v)
@@ -4478,6 +5448,26 @@ func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.S
 		}
 	}
 	return graphql.WrapContextMarshaler(ctx, res)
+}
+
+func (ec *executionContext) marshalNFraudAssessment2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐFraudAssessment(ctx context.Context, sel ast.SelectionSet, v *FraudAssessment) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._FraudAssessment(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNFraudDecision2githubᚗcomᚋaisleᚋaisleᚋgraphᚐFraudDecision(ctx context.Context, v any) (FraudDecision, error) {
+	var res FraudDecision
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFraudDecision2githubᚗcomᚋaisleᚋaisleᚋgraphᚐFraudDecision(ctx context.Context, sel ast.SelectionSet, v FraudDecision) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
@@ -4567,6 +5557,25 @@ func (ec *executionContext) marshalNItemAvailability2ᚖgithubᚗcomᚋaisleᚋa
 	return ec._ItemAvailability(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNOrderItemInput2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐOrderItemInputᚄ(ctx context.Context, v any) ([]*OrderItemInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*OrderItemInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNOrderItemInput2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐOrderItemInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNOrderItemInput2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐOrderItemInput(ctx context.Context, v any) (*OrderItemInput, error) {
+	res, err := ec.unmarshalInputOrderItemInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *PageInfo) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -4648,6 +5657,32 @@ func (ec *executionContext) marshalNRetailer2ᚖgithubᚗcomᚋaisleᚋaisleᚋc
 	return ec._Retailer(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNRiskReason2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐRiskReasonᚄ(ctx context.Context, sel ast.SelectionSet, v []*RiskReason) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRiskReason2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐRiskReason(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNRiskReason2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐRiskReason(ctx context.Context, sel ast.SelectionSet, v *RiskReason) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._RiskReason(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNStore2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐStore(ctx context.Context, sel ast.SelectionSet, v *catalog.Store) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -4702,6 +5737,22 @@ func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) 
 func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
 	_ = sel
 	res := graphql.MarshalString(v)
+	if res == graphql.Null {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
+	res, err := graphql.UnmarshalTime(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel ast.SelectionSet, v time.Time) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalTime(v)
 	if res == graphql.Null {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
 			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
@@ -4883,6 +5934,30 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
+}
+
+func (ec *executionContext) marshalOFraudAssessment2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐFraudAssessment(ctx context.Context, sel ast.SelectionSet, v *FraudAssessment) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._FraudAssessment(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

@@ -12,6 +12,21 @@ import (
 	"github.com/aisle/aisle/catalog"
 )
 
+// The data of order.placed.
+type AssessOrderInput struct {
+	OrderID         string            `json:"orderId"`
+	UserID          string            `json:"userId"`
+	StoreID         string            `json:"storeId"`
+	AmountCents     int               `json:"amountCents"`
+	CardFingerprint string            `json:"cardFingerprint"`
+	DeviceID        string            `json:"deviceId"`
+	IP              string            `json:"ip"`
+	AddressHash     string            `json:"addressHash"`
+	Items           []*OrderItemInput `json:"items"`
+	// Event time; defaults to now. At most 5 minutes in the future.
+	Time *time.Time `json:"time,omitempty"`
+}
+
 // Where a published event was written in Kafka.
 type EventReceipt struct {
 	EventID   string `json:"eventId"`
@@ -19,6 +34,21 @@ type EventReceipt struct {
 	Partition int    `json:"partition"`
 	// The record's offset, as a string because Kafka offsets are 64-bit.
 	Offset string `json:"offset"`
+}
+
+// How risky an order is, what to do about it and why.
+type FraudAssessment struct {
+	OrderID string `json:"orderId"`
+	// Probability that the order is fraud, in [0, 1].
+	Score    float64       `json:"score"`
+	Decision FraudDecision `json:"decision"`
+	// The features that raised the score most, largest first (at most 3).
+	Reasons []*RiskReason `json:"reasons"`
+	// The model version that scored the order.
+	ModelVersion int       `json:"modelVersion"`
+	AssessedAt   time.Time `json:"assessedAt"`
+	// The label, once known: true for fraud, false for legitimate.
+	Fraud *bool `json:"fraud,omitempty"`
 }
 
 type ItemAvailability struct {
@@ -32,6 +62,11 @@ type ItemAvailability struct {
 }
 
 type Mutation struct {
+}
+
+type OrderItemInput struct {
+	ProductID string `json:"productId"`
+	Quantity  int    `json:"quantity"`
 }
 
 // Relay cursor-connection page information.
@@ -68,6 +103,18 @@ type ReportPickInput struct {
 	ShopperID *string `json:"shopperId,omitempty"`
 	// Event time; defaults to now. At most 5 minutes in the future.
 	Time *time.Time `json:"time,omitempty"`
+}
+
+// One feature's push toward fraud, in words a fraud analyst reads.
+type RiskReason struct {
+	// The feature's name in the model's schema, e.g. card_failed_payments_10m.
+	Feature string `json:"feature"`
+	// e.g. "7 failed payments on this card in the last 10 minutes".
+	Description string `json:"description"`
+	// The feature's value at scoring time.
+	Value float64 `json:"value"`
+	// Its contribution to the log-odds of fraud (weight × standardised value).
+	Contribution float64 `json:"contribution"`
 }
 
 type StoreConnection struct {
@@ -143,6 +190,63 @@ func (e *AvailabilityStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e AvailabilityStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type FraudDecision string
+
+const (
+	FraudDecisionApprove FraudDecision = "APPROVE"
+	FraudDecisionReview  FraudDecision = "REVIEW"
+	FraudDecisionBlock   FraudDecision = "BLOCK"
+)
+
+var AllFraudDecision = []FraudDecision{
+	FraudDecisionApprove,
+	FraudDecisionReview,
+	FraudDecisionBlock,
+}
+
+func (e FraudDecision) IsValid() bool {
+	switch e {
+	case FraudDecisionApprove, FraudDecisionReview, FraudDecisionBlock:
+		return true
+	}
+	return false
+}
+
+func (e FraudDecision) String() string {
+	return string(e)
+}
+
+func (e *FraudDecision) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = FraudDecision(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid FraudDecision", str)
+	}
+	return nil
+}
+
+func (e FraudDecision) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *FraudDecision) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e FraudDecision) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

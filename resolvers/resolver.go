@@ -13,6 +13,7 @@ import (
 
 	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/live"
 )
 
@@ -21,14 +22,15 @@ type Resolver struct {
 	Catalog             *catalog.DB
 	AvailabilityService *availability.Service
 	AvailabilityHub     *live.Hub[availability.Item]
+	FraudService        *fraud.Service
 }
 
 // NewResolver checks that no dependency is missing.
-func NewResolver(db *catalog.DB, avail *availability.Service, hub *live.Hub[availability.Item]) (*Resolver, error) {
-	if db == nil || avail == nil || hub == nil {
+func NewResolver(db *catalog.DB, avail *availability.Service, hub *live.Hub[availability.Item], fraudService *fraud.Service) (*Resolver, error) {
+	if db == nil || avail == nil || hub == nil || fraudService == nil {
 		return nil, fmt.Errorf("resolvers: nil dependency")
 	}
-	return &Resolver{Catalog: db, AvailabilityService: avail, AvailabilityHub: hub}, nil
+	return &Resolver{Catalog: db, AvailabilityService: avail, AvailabilityHub: hub, FraudService: fraudService}, nil
 }
 
 // loaders batch the lookups that nested fields make, per operation.

@@ -59,12 +59,19 @@ func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle
 	if runID == "" {
 		runID = strconv.FormatInt(time.Now().UnixMilli(), 36)
 	}
-	interval := time.Duration(float64(time.Second) / cfg.Rate)
+	return publishPaced(ctx, cfg.Rate, cfg.Limit, runID, now, func() aisle.Event { return sim.Next().Event }, publish)
+}
+
+// publishPaced publishes the events next returns, spaced at rate per second,
+// each stamped with now() and its id suffixed with runID, until ctx is done
+// or limit events (0: no limit) are out. It returns the first publish error.
+func publishPaced(ctx context.Context, rate float64, limit int, runID string, now func() time.Time, next func() aisle.Event, publish func(context.Context, aisle.Event) error) error {
+	interval := time.Duration(float64(time.Second) / rate)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	next := time.Now()
-	for sent := 0; cfg.Limit == 0 || sent < cfg.Limit; sent++ {
-		timer.Reset(time.Until(next))
+	due := time.Now()
+	for sent := 0; limit == 0 || sent < limit; sent++ {
+		timer.Reset(time.Until(due))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -73,7 +80,7 @@ func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle
 				return nil
 			}
 		}
-		ev := sim.Next().Event
+		ev := next()
 		ev.ID += "-" + runID
 		ev.Time = now().UTC()
 		if err := publish(ctx, ev); err != nil {
@@ -82,9 +89,9 @@ func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle
 			}
 			return fmt.Errorf("publish simulated event %s: %w", ev.ID, err)
 		}
-		next = next.Add(interval)
-		if lag := time.Since(next); lag > maxLag {
-			next = time.Now()
+		due = due.Add(interval)
+		if lag := time.Since(due); lag > maxLag {
+			due = time.Now()
 		}
 	}
 	return nil

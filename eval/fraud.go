@@ -1,0 +1,200 @@
+package eval
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/simulate"
+)
+
+// The fraud experiment (the handbook's prequential validation): simulate
+// five weeks; for each of the last seven days, train on the fourteen days
+// that ended a week before it (the feedback delay) with the labels known by
+// that day, and score that day. The first week warms the velocity features.
+var fraudCatalog = simulate.CatalogSize{Stores: 300, Products: 300, Categories: 12, ProductsPerStore: 60}
+
+const (
+	fraudTrainDays = 14
+	fraudDelayDays = 7
+	fraudTestDays  = 7
+)
+
+// Fraud baselines in the report.
+const (
+	BaselineRandom = "random" // a uniform random score
+	BaselineRules  = "rules"  // the hand-written rules of rulesScore
+)
+
+// FraudReport is the outcome of `aisle eval fraud`: the contract's
+// {"seed", "model", "baselines"} (means over the test days) plus the days.
+type FraudReport struct {
+	Seed      int64                   `json:"seed"`
+	Model     FraudMetrics            `json:"model"`
+	Baselines map[string]FraudMetrics `json:"baselines"`
+	Days      []FraudDay              `json:"days"`
+	Data      FraudData               `json:"data"`
+}
+
+// FraudDay is one prequential test day.
+type FraudDay struct {
+	Date      string                  `json:"date"`
+	Orders    int                     `json:"orders"`
+	Frauds    int                     `json:"frauds"`
+	TrainRows int                     `json:"train_rows"`
+	Model     FraudMetrics            `json:"model"`
+	Baselines map[string]FraudMetrics `json:"baselines"`
+}
+
+// FraudData describes the simulated data.
+type FraudData struct {
+	Days      int            `json:"days"`
+	Orders    int            `json:"orders"`
+	Frauds    int            `json:"frauds"`
+	FraudRate float64        `json:"fraud_rate"`
+	Declines  int            `json:"declined_payments"`
+	Scenarios map[string]int `json:"scenarios"`
+}
+
+// Fraud runs the fraud experiment for seed. Same seed, same report.
+func Fraud(seed int64) (FraudReport, error) {
+	cat := simulate.SyntheticCatalog(seed, fraudCatalog)
+	world := simulate.DefaultFraudWorld(seed, cat.Stores)
+	records, err := simulate.GenerateFraud(world)
+	if err != nil {
+		return FraudReport{}, fmt.Errorf("simulate fraud: %w", err)
+	}
+	report := FraudReport{Seed: seed, Data: FraudData{Days: world.Days, Scenarios: map[string]int{}}}
+	events := make([]*aisle.Decoded, len(records))
+	truth := map[string]bool{}
+	for i, r := range records {
+		events[i] = r.Event
+		switch {
+		case r.Event.Order != nil:
+			truth[r.Event.Order.OrderID] = r.Fraud
+			report.Data.Orders++
+			if r.Fraud {
+				report.Data.Frauds++
+				report.Data.Scenarios[r.Scenario]++
+			}
+		case r.Event.PaymentFailed != nil:
+			report.Data.Declines++
+		}
+	}
+	report.Data.FraudRate = float64(report.Data.Frauds) / float64(report.Data.Orders)
+	examples := FraudDataset(events)
+
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
+	rulesAt := rulesScorer()
+	var modelDays []FraudMetrics
+	baselineDays := map[string][]FraudMetrics{}
+	for d := world.Days - fraudTestDays; d < world.Days; d++ {
+		dayStart := world.Start.AddDate(0, 0, d)
+		trainFrom := dayStart.AddDate(0, 0, -fraudDelayDays-fraudTrainDays)
+		trainTo := dayStart.AddDate(0, 0, -fraudDelayDays)
+		var X [][]float64
+		var y []bool
+		var test []FraudExample
+		for _, ex := range examples {
+			at := ex.Order.At
+			switch {
+			case !at.Before(trainFrom) && at.Before(trainTo) && ex.Labeled && !ex.LabelAt.After(dayStart):
+				X = append(X, ex.Features)
+				y = append(y, ex.Fraud)
+			case !at.Before(dayStart) && at.Before(dayStart.AddDate(0, 0, 1)):
+				test = append(test, ex)
+			}
+		}
+		model, err := models.TrainFraudModel(X, y, models.DefaultLogisticOptions())
+		if err != nil {
+			return FraudReport{}, fmt.Errorf("train for %s: %w", dayStart.Format(time.DateOnly), err)
+		}
+		scorer, err := models.NewFraudScorer(model)
+		if err != nil {
+			return FraudReport{}, err
+		}
+		scored := map[string][]scoredOrder{}
+		day := FraudDay{Date: dayStart.Format(time.DateOnly), Orders: len(test), TrainRows: len(X), Baselines: map[string]FraudMetrics{}}
+		for _, ex := range test {
+			isFraud := truth[ex.Order.OrderID]
+			if isFraud {
+				day.Frauds++
+			}
+			p, _ := scorer.Score(ex.Features)
+
+			card := ex.Order.Card
+			scored["model"] = append(scored["model"], scoredOrder{p, isFraud, card})
+			scored[BaselineRandom] = append(scored[BaselineRandom], scoredOrder{rng.Float64(), isFraud, card})
+			scored[BaselineRules] = append(scored[BaselineRules], scoredOrder{rulesAt(ex.Features), isFraud, card})
+		}
+		day.Model = fraudMetrics(scored["model"])
+		modelDays = append(modelDays, day.Model)
+		for _, name := range []string{BaselineRandom, BaselineRules} {
+			m := fraudMetrics(scored[name])
+			day.Baselines[name] = m
+			baselineDays[name] = append(baselineDays[name], m)
+		}
+		report.Days = append(report.Days, day)
+	}
+	report.Model = meanFraudMetrics(modelDays)
+	report.Baselines = map[string]FraudMetrics{}
+	for name, days := range baselineDays {
+		report.Baselines[name] = meanFraudMetrics(days)
+	}
+	return report, nil
+}
+
+// rulesScorer returns the hand-written rules an analyst would start with,
+// scoring an order by how many fire: velocity of declines and cards, an
+// unusual amount on a new device, crowded devices and addresses on fresh
+// accounts, and entities already known for fraud.
+func rulesScorer() func(raw []float64) float64 {
+	pos := map[string]int{}
+	for i, f := range models.FraudFeatures {
+		pos[f.Name] = i
+	}
+	return func(raw []float64) float64 {
+		v := func(name string) float64 { return raw[pos[name]] }
+		rules := []bool{
+			v("card_failed_payments_10m") >= 3,
+			v("device_cards_24h") >= 3,
+			v("new_device") == 1 && v("amount_vs_usual") >= 2,
+			v("amount_vs_usual") >= 4,
+			v("amount") >= 250,
+			v("first_order") == 1 && (v("device_accounts_7d") >= 3 || v("address_accounts_7d") >= 3),
+			v("device_risk") >= 0.2 || v("address_risk") >= 0.2 || v("card_risk") >= 0.2,
+		}
+		var n float64
+		for _, fired := range rules {
+			if fired {
+				n++
+			}
+		}
+		return n
+	}
+}
+
+// String renders the report as a table.
+func (r FraudReport) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "fraud evaluation, seed %d: %d days, %d orders, %d fraud (%.2f%%), %d declined payments\n",
+		r.Seed, r.Data.Days, r.Data.Orders, r.Data.Frauds, 100*r.Data.FraudRate, r.Data.Declines)
+	fmt.Fprintf(&b, "prequential: train %d days, delay %d days, test 1 day, %d test days\n\n", fraudTrainDays, fraudDelayDays, fraudTestDays)
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "day\torders\tfraud\tmodel AUC\tAP\tCP@100\trules AUC\tAP\tCP@100\trandom AUC\tAP\tCP@100\t")
+	row := func(label string, orders, frauds string, m, rules, random FraudMetrics) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%.3f\t%.3f\t%.2f\t%.3f\t%.3f\t%.2f\t%.3f\t%.3f\t%.2f\t\n", label, orders, frauds,
+			m.AUC, m.AveragePrecision, m.CardPrecisionAt100, rules.AUC, rules.AveragePrecision, rules.CardPrecisionAt100,
+			random.AUC, random.AveragePrecision, random.CardPrecisionAt100)
+	}
+	for _, d := range r.Days {
+		row(d.Date, fmt.Sprint(d.Orders), fmt.Sprint(d.Frauds), d.Model, d.Baselines[BaselineRules], d.Baselines[BaselineRandom])
+	}
+	row("mean", "", "", r.Model, r.Baselines[BaselineRules], r.Baselines[BaselineRandom])
+	w.Flush()
+	return b.String()
+}

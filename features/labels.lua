@@ -1,0 +1,61 @@
+-- Applies one order.labeled event atomically (see features.ApplyLabels):
+-- records the label and, when the order is known, counts it in the
+-- delayed-label risk of the order's card, device, address and store
+-- (models.LabelOps). A label that arrives first waits in its hash until
+-- velocity.lua records the order and counts it then; exactly one of the two
+-- scripts does the count. The first label of an order wins.
+--
+-- KEYS[1] dedup key {prefix}seen:{eventID}
+-- KEYS[2] offsets watermark hash {prefix}offsets
+-- KEYS[3] label hash {prefix}fl:{orderID}
+-- KEYS[4] order record hash {prefix}fo:{orderID}
+-- KEYS[5..8] the order's card, device, address and store hashes, as the
+--            caller read them from the order record (absent when it read none)
+-- ARGV[1] watermark field, "" when the event has no Kafka origin
+-- ARGV[2] record offset (with ARGV[1])
+-- ARGV[3] dedup key TTL, ms
+-- ARGV[4] label and entity hash TTL, ms
+-- ARGV[5] label time, unix ms
+-- ARGV[6] 1 when fraud, else 0
+-- ARGV[7] the order record's signature the caller read, "" when none
+-- Returns 1 when applied, 0 when skipped as already seen, 2 when the order
+-- already had a label (skipped), -1 when the order record changed since the
+-- caller read it (nothing written: read again and retry).
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local field = ARGV[1]
+if field ~= '' then
+  local mark = redis.call('HGET', KEYS[2], field)
+  if mark and tonumber(ARGV[2]) <= tonumber(mark) then
+    return 0
+  end
+end
+local function done(result)
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+  if field ~= '' then
+    redis.call('HSET', KEYS[2], field, ARGV[2])
+  end
+  return result
+end
+
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return done(2)
+end
+local sig = redis.call('HGET', KEYS[4], 'sig')
+local joined = '0'
+if sig then
+  if sig ~= ARGV[7] or #KEYS < 8 then
+    return -1
+  end
+  local day = string.format('%.0f', math.floor(tonumber(ARGV[5]) / 86400000))
+  for i = 5, 8 do
+    redis.call('HINCRBY', KEYS[i], 'lc:d:' .. day, 1)
+    redis.call('HINCRBY', KEYS[i], 'lf:d:' .. day, ARGV[6])
+    redis.call('PEXPIRE', KEYS[i], ARGV[4])
+  end
+  joined = '1'
+end
+redis.call('HSET', KEYS[3], 'lt', ARGV[5], 'f', ARGV[6], 'joined', joined)
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return done(1)

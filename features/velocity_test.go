@@ -1,0 +1,289 @@
+package features_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/features"
+	"github.com/aisle/aisle/features/featurestest"
+	"github.com/aisle/aisle/models"
+)
+
+var fraudT0 = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+
+func orderEvent(t testing.TB, id, orderID, user, card, device string, amount int64, at time.Time) *aisle.Decoded {
+	t.Helper()
+	return decodeFraudEvent(t, id, aisle.TypeOrderPlaced, at, aisle.OrderPlaced{
+		OrderID: orderID, UserID: user, StoreID: "s-1", AmountCents: &amount,
+		CardFingerprint: card, DeviceID: device, IP: "10.0.0.1", AddressHash: "addr-1",
+		Items: []aisle.OrderItem{{ProductID: "p-1", Quantity: 1}},
+	})
+}
+
+func failedEvent(t testing.TB, id, user, card, device string, at time.Time) *aisle.Decoded {
+	t.Helper()
+	return decodeFraudEvent(t, id, aisle.TypePaymentFailed, at, aisle.PaymentFailed{
+		OrderID: "o-" + id, UserID: user, CardFingerprint: card, DeviceID: device, IP: "10.0.0.1",
+	})
+}
+
+func labelEvent(t testing.TB, id, orderID string, fraud bool, at time.Time) *aisle.Decoded {
+	t.Helper()
+	return decodeFraudEvent(t, id, aisle.TypeOrderLabeled, at, aisle.OrderLabeled{OrderID: orderID, Fraud: &fraud})
+}
+
+func decodeFraudEvent(t testing.TB, id, typ string, at time.Time, data any) *aisle.Decoded {
+	t.Helper()
+	raw, err := json.Marshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := json.Marshal(aisle.Event{ID: id, Type: typ, Time: at, Source: "test", Data: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := aisle.DecodeEvent(value, "", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func applyOne(t *testing.T, apply func(context.Context, []features.Update) ([]bool, error), d *aisle.Decoded, origin features.Origin) bool {
+	t.Helper()
+	applied, err := apply(context.Background(), []features.Update{{Event: d, Origin: origin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return applied[0]
+}
+
+// featuresAt reads the features of a probe order at "at" by name.
+func featuresAt(t *testing.T, fs *features.Store, o models.FraudOrder) map[string]float64 {
+	t.Helper()
+	snap, err := fs.FraudSnapshot(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for i, v := range models.ComputeFraudFeatures(o, snap) {
+		out[models.FraudFeatures[i].Name] = v
+	}
+	return out
+}
+
+func probe(at time.Time) models.FraudOrder {
+	return models.FraudOrder{OrderID: "o-probe", UserID: "u-1", StoreID: "s-1", Card: "card-1", Device: "dev-1",
+		IP: "10.0.0.1", Address: "addr-1", AmountCents: 1000, At: at}
+}
+
+func TestVelocityRedeliveryDoesNotInflateWindows(t *testing.T) {
+	t.Parallel()
+	fs := featurestest.MustOpen(t)
+	at := fraudT0
+	order := orderEvent(t, "e-o1", "o-1", "u-1", "card-1", "dev-1", 2500, at)
+	fail := failedEvent(t, "e-f1", "u-1", "card-1", "dev-1", at)
+	origin := features.Origin{Topic: aisle.TopicOrders, Partition: 0, Offset: 7}
+	if !applyOne(t, fs.ApplyVelocity, order, origin) {
+		t.Fatal("first delivery not applied")
+	}
+	failOrigin := origin
+	failOrigin.Offset = 8
+	if !applyOne(t, fs.ApplyVelocity, fail, failOrigin) {
+		t.Fatal("failed payment not applied")
+	}
+	// Redelivery: same event id; same offset with the id forgotten is
+	// covered by the watermark (an event id not seen, offset at the mark).
+	if applyOne(t, fs.ApplyVelocity, order, origin) || applyOne(t, fs.ApplyVelocity, fail, failOrigin) {
+		t.Fatal("a redelivered event was applied again")
+	}
+	replay := orderEvent(t, "e-o1-replayed", "o-9", "u-1", "card-1", "dev-1", 2500, at)
+	if applyOne(t, fs.ApplyVelocity, replay, origin) {
+		t.Fatal("a record at the partition's watermark was applied")
+	}
+	// The same order again under another event id (a second producer).
+	if applyOne(t, fs.ApplyVelocity, orderEvent(t, "e-o1-again", "o-1", "u-1", "card-1", "dev-1", 2500, at), features.Origin{}) {
+		t.Fatal("a second order.placed for the same order was applied")
+	}
+	got := featuresAt(t, fs, probe(at.Add(time.Minute)))
+	for name, want := range map[string]float64{
+		"user_orders_1h": 1, "card_orders_1h": 1, "card_failed_payments_10m": 1,
+		"user_failed_payments_1h": 1, "device_cards_24h": 1, "first_order": 0, "new_device": 0,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+}
+
+// The Redis scripts give the same features as the in-memory replay of
+// training and evaluation (models.VelocityMemory, in event-time order),
+// whatever order the events arrive in: orders, declines and labels, with
+// labels before or after their orders, and hashes large enough to be pruned.
+func TestVelocityIsOrderInsensitiveAndMatchesTheModel(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var events []*aisle.Decoded
+	for i := range 900 {
+		at := fraudT0.Add(-time.Duration(rng.IntN(3*24*60)) * time.Minute)
+		card, device := fmt.Sprint("card-", rng.IntN(3)), fmt.Sprint("dev-", rng.IntN(3))
+		switch {
+		case i%3 == 0:
+			events = append(events, failedEvent(t, fmt.Sprint("e-f", i), "u-1", fmt.Sprint("card-x", i), device, at))
+		default:
+			orderID := fmt.Sprint("o-", i)
+			events = append(events, orderEvent(t, fmt.Sprint("e-o", i), orderID, fmt.Sprint("u-", rng.IntN(2)), card, device, int64(1000+rng.IntN(9000)), at))
+			if i%2 == 0 {
+				labelAt := at.Add(time.Duration(rng.IntN(48*60)) * time.Minute)
+				events = append(events, labelEvent(t, fmt.Sprint("e-l", i), orderID, rng.IntN(4) == 0, labelAt))
+			}
+		}
+	}
+	mem := models.NewVelocityMemory()
+	inTime := slices.Clone(events)
+	slices.SortStableFunc(inTime, func(a, b *aisle.Decoded) int { return a.Time.Compare(b.Time) })
+	for _, d := range inTime {
+		switch {
+		case d.Order != nil:
+			mem.Order(features.FraudOrder(d))
+		case d.PaymentFailed != nil:
+			mem.FailedPayment(features.FraudFailedPayment(d))
+		default:
+			mem.Label(d.Label.OrderID, *d.Label.Fraud, d.Time)
+		}
+	}
+	probes := []models.FraudOrder{probe(fraudT0), probe(fraudT0.Add(2 * 24 * time.Hour))}
+	for i := range probes {
+		probes[i].Card, probes[i].Device = "card-0", "dev-0"
+	}
+	for run := range 2 {
+		fs := featurestest.MustOpen(t)
+		perm := rng.Perm(len(events))
+		for from := 0; from < len(perm); from += 50 {
+			var orders, labels []features.Update
+			for _, i := range perm[from:min(from+50, len(perm))] {
+				if events[i].Label != nil {
+					labels = append(labels, features.Update{Event: events[i]})
+				} else {
+					orders = append(orders, features.Update{Event: events[i]})
+				}
+			}
+			if _, err := fs.ApplyVelocity(context.Background(), orders); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fs.ApplyLabels(context.Background(), labels); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, p := range probes {
+			want := models.ComputeFraudFeatures(p, mem.Snapshot(p))
+			snap, err := fs.FraudSnapshot(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := models.ComputeFraudFeatures(p, snap); !reflect.DeepEqual(got, want) {
+				t.Errorf("run %d at %s: features from Redis\n%v\nwant (in memory)\n%v", run, p.At, got, want)
+			}
+			if run == 0 && p.At.Equal(fraudT0) {
+				// Not a degenerate test: activity, declines and risk show.
+				if want[5] == 0 || want[17] < 10 || want[26] == models.ComputeFraudFeatures(p, models.FraudSnapshot{})[26] {
+					t.Errorf("degenerate features %v", want)
+				}
+				if len(snap.Device) < models.PruneAbove/2 {
+					t.Errorf("device hash has %d fields; want a large one", len(snap.Device))
+				}
+			}
+		}
+	}
+}
+
+func TestLabelChangesDelayedRiskOnlyAfterTheDelay(t *testing.T) {
+	t.Parallel()
+	for _, labelFirst := range []bool{false, true} {
+		t.Run(fmt.Sprint("label first ", labelFirst), func(t *testing.T) {
+			t.Parallel()
+			fs := featurestest.MustOpen(t)
+			orderAt := fraudT0.Add(-3 * 24 * time.Hour)
+			labelAt := fraudT0.Add(-10 * time.Minute) // 11:50 UTC
+			order := orderEvent(t, "e-o", "o-1", "u-1", "card-1", "dev-1", 5000, orderAt)
+			label := labelEvent(t, "e-l", "o-1", true, labelAt)
+			if labelFirst {
+				applyOne(t, fs.ApplyLabels, label, features.Origin{})
+				applyOne(t, fs.ApplyVelocity, order, features.Origin{})
+			} else {
+				applyOne(t, fs.ApplyVelocity, order, features.Origin{})
+				applyOne(t, fs.ApplyLabels, label, features.Origin{})
+			}
+			// Redelivered and second labels change nothing.
+			if applyOne(t, fs.ApplyLabels, label, features.Origin{}) {
+				t.Error("redelivered label applied")
+			}
+			if applyOne(t, fs.ApplyLabels, labelEvent(t, "e-l2", "o-1", false, labelAt), features.Origin{}) {
+				t.Error("second label of an order applied")
+			}
+			const prior = 0.02 / 2 // no labels: the shrunk prior
+			const oneFraud = 1.02 / 3
+			for _, tc := range []struct {
+				at   time.Time
+				want float64
+			}{
+				{labelAt.Add(-time.Hour), prior}, // before the label
+				{labelAt, prior},                 // its day is not over
+				{labelAt.Truncate(24 * time.Hour).Add(24*time.Hour - time.Millisecond), prior},
+				{labelAt.Truncate(24 * time.Hour).Add(24 * time.Hour), oneFraud}, // known for a whole day
+				{labelAt.Add(20 * 24 * time.Hour), oneFraud},
+				{labelAt.Add(32 * 24 * time.Hour), prior}, // out of the 30-day window
+			} {
+				got := featuresAt(t, fs, probe(tc.at))
+				for _, name := range []string{"device_risk", "card_risk", "address_risk", "store_risk"} {
+					if diff := got[name] - tc.want; diff > 1e-12 || diff < -1e-12 {
+						t.Errorf("%s at %s = %v, want %v", name, tc.at, got[name], tc.want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// A hot entity (an IP shared by hundreds of accounts) keeps at most
+// MaxCounterparts of them, so its reads stay small; applied in time order,
+// Redis and the in-memory replay still agree.
+func TestVelocityBoundsHotEntities(t *testing.T) {
+	t.Parallel()
+	fs := featurestest.MustOpen(t)
+	mem := models.NewVelocityMemory()
+	var updates []features.Update
+	for i := range 4 * models.MaxCounterparts {
+		at := fraudT0.Add(-time.Duration(4*models.MaxCounterparts-i) * time.Second)
+		d := orderEvent(t, fmt.Sprint("e-hot-", i), fmt.Sprint("o-hot-", i), fmt.Sprint("u-", i), fmt.Sprint("card-", i), fmt.Sprint("dev-", i), 1000, at)
+		updates = append(updates, features.Update{Event: d})
+		mem.Order(features.FraudOrder(d))
+	}
+	if _, err := fs.ApplyVelocity(context.Background(), updates); err != nil {
+		t.Fatal(err)
+	}
+	o := probe(fraudT0) // on 10.0.0.1, the hot IP
+	snap, err := fs.FraudSnapshot(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.IP) > models.PruneAbove+1 {
+		t.Errorf("the hot IP's hash has %d fields, want at most %d", len(snap.IP), models.PruneAbove+1)
+	}
+	got, want := models.ComputeFraudFeatures(o, snap), models.ComputeFraudFeatures(o, mem.Snapshot(o))
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("features from Redis\n%v\nwant (in memory)\n%v", got, want)
+	}
+	const ipAccounts = 21 // models.FraudFeatures
+	if got[ipAccounts] < models.MaxCounterparts || got[ipAccounts] > models.PruneAbove {
+		t.Errorf("%s = %v of %d accounts, want it between %d and %d", models.FraudFeatures[ipAccounts].Name, got[ipAccounts],
+			4*models.MaxCounterparts, models.MaxCounterparts, models.PruneAbove)
+	}
+}

@@ -1,0 +1,97 @@
+package fraud
+
+import (
+	"slices"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/eval"
+	"github.com/aisle/aisle/models"
+)
+
+// Training needs this much labelled history: fewer orders or frauds fit
+// noise, not fraud.
+const (
+	MinTrainingOrders = 200
+	MinTrainingFrauds = 10
+)
+
+// holdoutShare is the newest share of the labelled orders that a first fit
+// is scored on, for the version's metrics; the stored model is then fitted
+// on all of them.
+const holdoutShare = 0.2
+
+// Train fits a model version to an event history (order.placed,
+// payment.failed and order.labeled, in any order): every labelled order
+// with its features as serving computed them when it was placed
+// (eval.FraudDataset replays the same velocity code). The version's metrics
+// are those of a fit on the older 80 % scored on the newest 20 %, so they
+// say how the model does on orders it has not seen. EINVALID when the
+// history has too few labelled orders or frauds.
+func Train(events []*aisle.Decoded) (catalog.FraudModelVersion, error) {
+	var rows []eval.FraudExample
+	frauds := 0
+	for _, ex := range eval.FraudDataset(events) {
+		if ex.Labeled {
+			rows = append(rows, ex)
+			if ex.Fraud {
+				frauds++
+			}
+		}
+	}
+	if len(rows) < MinTrainingOrders || frauds < MinTrainingFrauds {
+		return catalog.FraudModelVersion{}, aisle.Errorf(aisle.EINVALID,
+			"not enough labelled history: %d labelled orders of which %d fraud; training needs at least %d and %d",
+			len(rows), frauds, MinTrainingOrders, MinTrainingFrauds)
+	}
+	slices.SortStableFunc(rows, func(a, b eval.FraudExample) int { return a.Order.At.Compare(b.Order.At) })
+	split := int(float64(len(rows)) * (1 - holdoutShare))
+	metrics := map[string]float64{
+		"rows":         float64(len(rows)),
+		"frauds":       float64(frauds),
+		"holdout_rows": float64(len(rows) - split),
+	}
+	if train, test := rows[:split], rows[split:]; hasBothOutcomes(train) && hasBothOutcomes(test) {
+		m, err := fit(train)
+		if err != nil {
+			return catalog.FraudModelVersion{}, err
+		}
+		scorer, err := models.NewFraudScorer(m)
+		if err != nil {
+			return catalog.FraudModelVersion{}, err
+		}
+		scores := make([]float64, len(test))
+		labels := make([]bool, len(test))
+		for i, ex := range test {
+			scores[i], _ = scorer.Score(ex.Features)
+			labels[i] = ex.Fraud
+		}
+		metrics["holdout_auc"], metrics["holdout_average_precision"] = eval.FraudRanking(scores, labels)
+	}
+	m, err := fit(rows)
+	if err != nil {
+		return catalog.FraudModelVersion{}, err
+	}
+	first := slices.MinFunc(rows, func(a, b eval.FraudExample) int { return a.Order.At.Compare(b.Order.At) })
+	last := slices.MaxFunc(rows, func(a, b eval.FraudExample) int { return a.Order.At.Compare(b.Order.At) })
+	return catalog.FraudModelVersion{
+		WindowStart: first.Order.At.UTC(),
+		WindowEnd:   last.Order.At.UTC(),
+		Model:       m,
+		Metrics:     metrics,
+	}, nil
+}
+
+func fit(rows []eval.FraudExample) (models.FraudModel, error) {
+	X := make([][]float64, len(rows))
+	y := make([]bool, len(rows))
+	for i, ex := range rows {
+		X[i], y[i] = ex.Features, ex.Fraud
+	}
+	return models.TrainFraudModel(X, y, models.DefaultLogisticOptions())
+}
+
+func hasBothOutcomes(rows []eval.FraudExample) bool {
+	return slices.ContainsFunc(rows, func(ex eval.FraudExample) bool { return ex.Fraud }) &&
+		slices.ContainsFunc(rows, func(ex eval.FraudExample) bool { return !ex.Fraud })
+}
