@@ -42,7 +42,10 @@ type Store struct {
 	model   models.AvailabilityModel
 	ttl     time.Duration
 	seenTTL time.Duration
-	near    *nearCache // availability states, used while WatchAvailability runs
+	// sessionTTL is how long an untouched session and product session
+	// index live (see session.go).
+	sessionTTL time.Duration
+	near       *nearCache // availability states, used while WatchAvailability runs
 }
 
 // Option configures Open.
@@ -50,6 +53,9 @@ type Option func(*Store)
 
 // WithTTL sets how long an entity hash lives after its last write.
 func WithTTL(d time.Duration) Option { return func(s *Store) { s.ttl = d } }
+
+// WithSessionTTL sets how long an untouched session lives.
+func WithSessionTTL(d time.Duration) Option { return func(s *Store) { s.sessionTTL = d } }
 
 // WithSeenTTL sets how long an event id is remembered for deduplication.
 func WithSeenTTL(d time.Duration) Option { return func(s *Store) { s.seenTTL = d } }
@@ -74,19 +80,20 @@ func Open(ctx context.Context, redisURL, keyPrefix string, model models.Availabi
 		return nil, fmt.Errorf("open feature store: parse REDIS_URL: %w", err)
 	}
 	s := &Store{
-		rdb:     redis.NewClient(ropts),
-		prefix:  keyPrefix,
-		model:   model,
-		ttl:     DefaultTTL,
-		seenTTL: DefaultSeenTTL,
-		near:    newNearCache(DefaultNearCacheEntries, DefaultNearCacheMaxAge),
+		rdb:        redis.NewClient(ropts),
+		prefix:     keyPrefix,
+		model:      model,
+		ttl:        DefaultTTL,
+		seenTTL:    DefaultSeenTTL,
+		sessionTTL: DefaultSessionTTL,
+		near:       newNearCache(DefaultNearCacheEntries, DefaultNearCacheMaxAge),
 	}
 	for _, o := range opts {
 		o(s)
 	}
-	if s.ttl < time.Millisecond || s.seenTTL < time.Millisecond {
+	if s.ttl < time.Millisecond || s.seenTTL < time.Millisecond || s.sessionTTL < time.Millisecond {
 		s.rdb.Close()
-		return nil, fmt.Errorf("open feature store: TTLs must be at least 1ms (ttl %s, seen ttl %s)", s.ttl, s.seenTTL)
+		return nil, fmt.Errorf("open feature store: TTLs must be at least 1ms (ttl %s, seen ttl %s, session ttl %s)", s.ttl, s.seenTTL, s.sessionTTL)
 	}
 	if s.near.maxEntries < 0 || s.near.maxAge <= 0 {
 		s.rdb.Close()
