@@ -184,8 +184,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "copurchase" {
+		return runBatchCoPurchase(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "priors" {
-		return fmt.Errorf("usage: aisle batch priors [--since DURATION]")
+		return fmt.Errorf("usage: aisle batch priors|copurchase [flags]")
 	}
 	fs, c := newCommand("batch priors", stderr)
 	since := fs.Duration("since", 30*24*time.Hour, "fit the picks of this long before now (720h = 30 days)")

@@ -32,6 +32,7 @@ import (
 	"github.com/aisle/aisle/httpapi"
 	"github.com/aisle/aisle/live"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/recommend"
 	"github.com/aisle/aisle/resolvers"
 	"github.com/aisle/aisle/streaming"
 )
@@ -58,8 +59,11 @@ commands:
   batch priors [--since D]
               fit availability found-rate priors from the last D of the
               inventory and picking topics (default 720h)
-  eval availability [--seed N] [--json]
-              evaluate the availability model on simulated data
+  batch copurchase [--since D] [--k N] [--min-support N]
+              fit co-purchase neighbours and popularity from the order
+              history of the last D (default 2160h)
+  eval availability|recommendations [--seed N] [--json]
+              evaluate a model on simulated data
 
 Run "aisle COMMAND -h" for a command's flags.`
 
@@ -114,6 +118,8 @@ type Config struct {
 	ConsumerGroup string
 	FeatureTTL    time.Duration
 	Availability  models.AvailabilityModel // status thresholds are configurable
+	// RecommendRefresh is how often serving reloads the co-purchase fit.
+	RecommendRefresh time.Duration
 }
 
 // commonFlags registers the connection flags every command shares.
@@ -176,6 +182,7 @@ func (m *Main) ParseFlags(args []string) error {
 		"probability above which an item is IN_STOCK (AISLE_IN_STOCK_ABOVE)")
 	fs.Float64Var(&c.Availability.LowStockAbove, "low-stock-above", c.Availability.LowStockAbove,
 		"probability above which an item is LOW_STOCK, else OUT_OF_STOCK (AISLE_LOW_STOCK_ABOVE)")
+	fs.DurationVar(&c.RecommendRefresh, "recommend-refresh", recommend.DefaultRefresh, "how often serving reloads the fit of aisle batch copurchase")
 	fs.BoolVar(&c.Demo, "demo", false, "also run the simulator (AISLE_DEMO=1)")
 	fs.Float64Var(&c.DemoRate, "demo-rate", 50, "simulator events per second in demo mode")
 	if err := parseCommand(fs, args); err != nil {
@@ -185,6 +192,9 @@ func (m *Main) ParseFlags(args []string) error {
 	case "all", "api", "stream":
 	default:
 		return fmt.Errorf("--role must be all, api or stream, got %q", c.Role)
+	}
+	if c.RecommendRefresh <= 0 {
+		return fmt.Errorf("--recommend-refresh must be positive, got %s", c.RecommendRefresh)
 	}
 	if a := c.Availability; !(0 < a.LowStockAbove && a.LowStockAbove < a.InStockAbove && a.InStockAbove < 1) {
 		return fmt.Errorf("want 0 < --low-stock-above (%v) < --in-stock-above (%v) < 1", a.LowStockAbove, a.InStockAbove)
@@ -272,6 +282,8 @@ func (m *Main) Run(ctx context.Context) error {
 			Appliers: map[string][]streaming.Apply{
 				aisle.TopicInventory: {fs.ApplyAvailability},
 				aisle.TopicPicking:   {fs.ApplyAvailability},
+				aisle.TopicSessions:  {fs.ApplySessions},
+				aisle.TopicOrders:    {recommend.OrderHistory(db)},
 			},
 			Catalog: db,
 			DLQ:     producer,
@@ -297,7 +309,19 @@ func (m *Main) Run(ctx context.Context) error {
 				hub.Notify(live.Key{Topic: sp.StoreID, Item: sp.ProductID})
 			})
 		})
-		resolver, err := resolvers.NewResolver(db, avail, hub)
+
+		reco, err := recommend.NewService(ctx, db, fs, avail, producer, models.DefaultRecommendModel(), log)
+		if err != nil {
+			return err
+		}
+		goWork("recommendations refresh", func(ctx context.Context) error { reco.Run(ctx, c.RecommendRefresh); return nil })
+		recoHub := live.NewHub("recommendations", recommend.Changed, log)
+		goWork("recommendations hub", func(ctx context.Context) error { recoHub.Run(ctx); return nil })
+		goWork("sessions watch", func(ctx context.Context) error {
+			return fs.WatchSessions(ctx, func(sessionID string) { recoHub.Notify(live.Key{Topic: sessionID}) })
+		})
+
+		resolver, err := resolvers.NewResolver(db, avail, hub, reco, recoHub)
 		if err != nil {
 			return err
 		}

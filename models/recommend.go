@@ -15,6 +15,10 @@ type RecommendModel struct {
 	// QueryItems is how many of the session's most recent distinct items
 	// describe it; older ones no longer say what the customer wants now.
 	QueryItems int
+	// SessionsPerItem and SampleSessions choose the neighbour candidates:
+	// the most recent SessionsPerItem sessions of each query item, of which
+	// the SampleSessions most recent are compared (V-SKNN's recent sample).
+	SessionsPerItem, SampleSessions int
 	// Neighbours is how many of the most similar sessions vote (k).
 	Neighbours int
 	// Blend weights of the three signals, each first scaled to [0, 1].
@@ -37,6 +41,8 @@ func DefaultRecommendModel() RecommendModel {
 	a := DefaultAvailabilityModel()
 	return RecommendModel{
 		QueryItems:       10,
+		SessionsPerItem:  100,
+		SampleSessions:   300,
 		Neighbours:       100,
 		SessionWeight:    1,
 		CoPurchaseWeight: 0.6,

@@ -14,6 +14,7 @@ import (
 	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/live"
+	"github.com/aisle/aisle/recommend"
 )
 
 // Resolver holds the dependencies every resolver shares; server.go fills it.
@@ -21,14 +22,17 @@ type Resolver struct {
 	Catalog             *catalog.DB
 	AvailabilityService *availability.Service
 	AvailabilityHub     *live.Hub[availability.Item]
+	RecommendService    *recommend.Service
+	RecommendHub        *live.Hub[struct{}] // which sessions changed
 }
 
 // NewResolver checks that no dependency is missing.
-func NewResolver(db *catalog.DB, avail *availability.Service, hub *live.Hub[availability.Item]) (*Resolver, error) {
-	if db == nil || avail == nil || hub == nil {
+func NewResolver(db *catalog.DB, avail *availability.Service, hub *live.Hub[availability.Item],
+	reco *recommend.Service, recoHub *live.Hub[struct{}]) (*Resolver, error) {
+	if db == nil || avail == nil || hub == nil || reco == nil || recoHub == nil {
 		return nil, fmt.Errorf("resolvers: nil dependency")
 	}
-	return &Resolver{Catalog: db, AvailabilityService: avail, AvailabilityHub: hub}, nil
+	return &Resolver{Catalog: db, AvailabilityService: avail, AvailabilityHub: hub, RecommendService: reco, RecommendHub: recoHub}, nil
 }
 
 // loaders batch the lookups that nested fields make, per operation.
