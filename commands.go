@@ -161,8 +161,11 @@ func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Produ
 }
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "recommendations" {
+		return runEvalRecommendations(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "availability" {
-		return fmt.Errorf("usage: aisle eval availability [--seed N] [--json]")
+		return fmt.Errorf("usage: aisle eval availability|recommendations [--seed N] [--json]")
 	}
 	fs := flag.NewFlagSet("eval availability", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -1,12 +1,10 @@
 package features
 
 import (
-	"cmp"
 	"context"
 	_ "embed"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -147,8 +145,8 @@ func parseSessionItems(encoded string) ([]models.SessionItem, error) {
 // NeighbourSessions returns up to sample recent sessions that touched any
 // of productIDs, other than sessionID, most recent first, each with its
 // distinct items. It reads the perItem most recent sessions of each
-// product's index, keeps the sample most recent, and reads their items: two
-// pipelined round trips.
+// product's index, keeps the sample most recent (models.SampleNeighbours),
+// and reads their items: two pipelined round trips.
 func (s *Store) NeighbourSessions(ctx context.Context, sessionID string, productIDs []string, perItem, sample int) ([]models.NeighbourSession, error) {
 	if len(productIDs) == 0 {
 		return nil, nil
@@ -161,26 +159,14 @@ func (s *Store) NeighbourSessions(ctx context.Context, sessionID string, product
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read session indexes: %w", err)
 	}
-	latest := make(map[string]float64)
-	for _, r := range ranges {
+	lists := make([][]models.SessionTime, len(ranges))
+	for i, r := range ranges {
 		for _, z := range r.Val() {
 			id, _ := z.Member.(string)
-			if id != sessionID && z.Score > latest[id] {
-				latest[id] = z.Score
-			}
+			lists[i] = append(lists[i], models.SessionTime{ID: id, AtMillis: int64(z.Score)})
 		}
 	}
-	ids := make([]string, 0, len(latest))
-	for id := range latest {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b string) int {
-		if c := cmp.Compare(latest[b], latest[a]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
-	})
-	ids = ids[:min(len(ids), sample)]
+	ids := models.SampleNeighbours(lists, sessionID, sample)
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -202,27 +188,9 @@ func (s *Store) NeighbourSessions(ctx context.Context, sessionID string, product
 		if len(items) == 0 {
 			continue
 		}
-		out = append(out, models.NeighbourSession{ID: ids[i], Items: distinctProducts(items)})
+		out = append(out, models.NeighbourSession{ID: ids[i], Items: models.NeighbourItems(items)})
 	}
 	return out, nil
-}
-
-// distinctProducts lists the products of items once each, in first-seen
-// order, leaving out those last removed from the cart.
-func distinctProducts(items []models.SessionItem) []string {
-	removed := make(map[string]bool)
-	for _, it := range items {
-		removed[it.ProductID] = it.Action == models.ActionRemoveFromCart
-	}
-	out := make([]string, 0, len(items))
-	seen := make(map[string]bool, len(items))
-	for _, it := range items {
-		if !seen[it.ProductID] && !removed[it.ProductID] {
-			seen[it.ProductID] = true
-			out = append(out, it.ProductID)
-		}
-	}
-	return out
 }
 
 // WatchSessions calls fn with the id of every session that changes, until

@@ -173,33 +173,41 @@ type RecommendInput struct {
 func (m RecommendModel) Candidates(in RecommendInput, n int) []Recommendation {
 	query := m.Query(in.Session)
 	excluded := in.Session.Excluded()
-	type signal struct {
-		score  float64
-		anchor string
-		best   float64 // the anchor's contribution
+	const (
+		session = iota
+		copurchase
+		popular
+		signals
+	)
+	// candidate is a product's evidence from each signal: the summed votes
+	// and the anchor behind the largest vote. A nil candidate is a product
+	// never to recommend (in the cart, or not carried by the store).
+	type candidate struct {
+		score  [signals]float64
+		best   [signals]float64
+		anchor [signals]string
 	}
-	add := func(to map[string]*signal, product, anchor string, v float64) {
-		if excluded[product] || !in.Allowed(product) || v <= 0 {
+	cands := make(map[string]*candidate)
+	add := func(k int, product, anchor string, v float64) {
+		c, seen := cands[product]
+		if !seen {
+			if !excluded[product] && in.Allowed(product) {
+				c = &candidate{}
+			}
+			cands[product] = c
+		}
+		if c == nil || v <= 0 {
 			return
 		}
-		s := to[product]
-		if s == nil {
-			s = &signal{}
-			to[product] = s
-		}
-		s.score += v
-		if v > s.best || (v == s.best && anchor < s.anchor) {
-			s.best, s.anchor = v, anchor
+		c.score[k] += v
+		if v > c.best[k] || (v == c.best[k] && anchor < c.anchor[k]) {
+			c.best[k], c.anchor[k] = v, anchor
 		}
 	}
 
 	// V-SKNN: similarity of a neighbour is the weighted overlap with the
 	// query, normalised like a cosine by the neighbour's length; the k most
 	// similar neighbours vote for their items with their similarity.
-	weight := make(map[string]float64, len(query))
-	for _, q := range query {
-		weight[q.ProductID] = q.Score
-	}
 	type neighbour struct {
 		sim    float64
 		anchor string
@@ -210,10 +218,13 @@ func (m RecommendModel) Candidates(in RecommendInput, n int) []Recommendation {
 		var overlap, best float64
 		anchor := ""
 		for _, it := range ns.Items {
-			if w := weight[it]; w > 0 {
-				overlap += w
-				if w > best {
-					best, anchor = w, it
+			for _, q := range query {
+				if q.ProductID == it {
+					overlap += q.Score
+					if q.Score > best {
+						best, anchor = q.Score, it
+					}
+					break
 				}
 			}
 		}
@@ -222,15 +233,11 @@ func (m RecommendModel) Candidates(in RecommendInput, n int) []Recommendation {
 		}
 	}
 	slices.SortStableFunc(near, func(a, b neighbour) int { return cmp.Compare(b.sim, a.sim) })
-	near = near[:min(len(near), m.Neighbours)]
-	session := make(map[string]*signal)
-	for _, nb := range near {
+	for _, nb := range near[:min(len(near), m.Neighbours)] {
 		for _, it := range nb.items {
 			add(session, it, nb.anchor, nb.sim)
 		}
 	}
-
-	copurchase := make(map[string]*signal)
 	if in.CoPurchase != nil {
 		for _, q := range query {
 			for _, nb := range in.CoPurchase(q.ProductID) {
@@ -238,44 +245,42 @@ func (m RecommendModel) Candidates(in RecommendInput, n int) []Recommendation {
 			}
 		}
 	}
-	popular := make(map[string]*signal)
 	for _, p := range in.Popular {
 		add(popular, p.ProductID, "", p.Score)
 	}
 
 	// Scale each signal to [0, 1] by its best item so the weights compare
 	// like with like, then blend; the largest weighted part is the reason.
-	scored := make(map[string]*Recommendation)
-	reasonPart := make(map[string]float64) // the part behind each item's reason
-	blend := func(sig map[string]*signal, w float64, kind ReasonKind) {
-		top := 0.0
-		for _, s := range sig {
-			top = max(top, s.score)
-		}
-		if top == 0 || w == 0 {
-			return
-		}
-		for p, s := range sig {
-			part := w * s.score / top
-			r := scored[p]
-			if r == nil {
-				r = &Recommendation{ProductID: p}
-				scored[p] = r
-			}
-			r.Score += part
-			if part > reasonPart[p] {
-				r.Reason, r.Anchor = kind, s.anchor
-				reasonPart[p] = part
+	weights := [signals]float64{m.SessionWeight, m.CoPurchaseWeight, m.PopularityWeight}
+	kinds := [signals]ReasonKind{ReasonSession, ReasonCoPurchase, ReasonPopular}
+	var top [signals]float64
+	for _, c := range cands {
+		if c != nil {
+			for k := range signals {
+				top[k] = max(top[k], c.score[k])
 			}
 		}
 	}
-	blend(session, m.SessionWeight, ReasonSession)
-	blend(copurchase, m.CoPurchaseWeight, ReasonCoPurchase)
-	blend(popular, m.PopularityWeight, ReasonPopular)
-
-	out := make([]Recommendation, 0, len(scored))
-	for _, r := range scored {
-		out = append(out, *r)
+	out := make([]Recommendation, 0, len(cands))
+	for p, c := range cands {
+		if c == nil {
+			continue
+		}
+		r := Recommendation{ProductID: p}
+		reasonPart := 0.0
+		for k := range signals {
+			if top[k] == 0 {
+				continue
+			}
+			part := weights[k] * c.score[k] / top[k]
+			r.Score += part
+			if part > reasonPart {
+				reasonPart, r.Reason, r.Anchor = part, kinds[k], c.anchor[k]
+			}
+		}
+		if r.Score > 0 {
+			out = append(out, r)
+		}
 	}
 	sortRecommendations(out)
 	return out[:min(len(out), n)]
@@ -308,4 +313,65 @@ func sortRecommendations(rs []Recommendation) {
 		}
 		return cmp.Compare(a.ProductID, b.ProductID)
 	})
+}
+
+// SessionTime is a session in a product's index of recent sessions, with the
+// time it last touched the product.
+type SessionTime struct {
+	ID       string
+	AtMillis int64
+}
+
+// SampleNeighbours picks V-SKNN's sample of candidate neighbours from the
+// recent-session lists of the query items: the n sessions that touched any of
+// them most recently (ties by id), never self.
+func SampleNeighbours(lists [][]SessionTime, self string, n int) []string {
+	at := make(map[string]int) // session → index in latest
+	var latest []SessionTime
+	for _, l := range lists {
+		for _, st := range l {
+			if st.ID == self {
+				continue
+			}
+			if i, ok := at[st.ID]; ok {
+				latest[i].AtMillis = max(latest[i].AtMillis, st.AtMillis)
+				continue
+			}
+			at[st.ID] = len(latest)
+			latest = append(latest, st)
+		}
+	}
+	slices.SortFunc(latest, func(a, b SessionTime) int {
+		if c := cmp.Compare(b.AtMillis, a.AtMillis); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	ids := make([]string, min(len(latest), n))
+	for i := range ids {
+		ids[i] = latest[i].ID
+	}
+	return ids
+}
+
+// NeighbourItems is what a session offers as a neighbour: its products once
+// each, in first-seen order, leaving out those last taken out of the cart.
+func NeighbourItems(items []SessionItem) []string {
+	// Sessions hold a few dozen items: scanning beats maps here.
+	out := make([]string, 0, len(items))
+	for i, it := range items {
+		if slices.Contains(out, it.ProductID) {
+			continue
+		}
+		last := it.Action
+		for _, later := range items[i+1:] {
+			if later.ProductID == it.ProductID {
+				last = later.Action
+			}
+		}
+		if last != ActionRemoveFromCart {
+			out = append(out, it.ProductID)
+		}
+	}
+	return out
 }
