@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
@@ -108,7 +110,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 func runSimulate(ctx context.Context, args []string, stderr io.Writer) error {
 	fs, c := newCommand("simulate", stderr)
-	rate := fs.Float64("rate", 100, "events per second")
+	rate := fs.Float64("rate", 100, "events per second of each simulated world (shelves, shoppers)")
 	seed := fs.Int64("seed", 1, "random seed: the same seed publishes the same sequence")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	perStore := fs.Int("products-per-store", demoProductsPerStore, "simulate this many products of each store's assortment (0: all)")
@@ -154,10 +156,20 @@ func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Produ
 		cat.Stores = append(cat.Stores, simulate.Store{ID: s.StoreID, Products: s.ProductIDs})
 	}
 	log.Info("simulator publishing", "rate", rate, "seed", seed, "stores", len(cat.Stores), "products_per_store", perStore)
-	return simulate.Run(ctx, simulate.RunConfig{Catalog: cat.Sample(perStore), Seed: seed, Rate: rate}, func(ctx context.Context, ev aisle.Event) error {
-		_, err := producer.Publish(ctx, ev, "") // keyed by the event's store-product
+	publish := func(ctx context.Context, ev aisle.Event) error {
+		_, err := producer.Publish(ctx, ev, "") // keyed by the event's entity
 		return err
+	}
+	// Shoppers' sessions and orders run beside the shelves, at the same
+	// rate, over every store's whole assortment.
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return simulate.Run(ctx, simulate.RunConfig{Catalog: cat.Sample(perStore), Seed: seed, Rate: rate}, publish)
 	})
+	g.Go(func() error {
+		return simulate.RunShopping(ctx, simulate.RunConfig{Catalog: cat, Seed: seed, Rate: rate}, simulate.DefaultShoppingConfig(seed), publish)
+	})
+	return g.Wait()
 }
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -40,13 +40,6 @@ const maxLag = time.Second
 // only on the catalog and seed. Run returns nil when ctx is done or Limit is
 // reached, and the first publish error otherwise.
 func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle.Event) error) error {
-	if !(cfg.Rate > 0) {
-		return aisle.Errorf(aisle.EINVALID, "simulation rate must be positive, got %g events/s", cfg.Rate)
-	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
 	start := cfg.Start
 	if start.IsZero() {
 		start = liveStart
@@ -55,6 +48,20 @@ func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle
 	if err != nil {
 		return err
 	}
+	return pace(ctx, cfg, func() aisle.Event { return sim.Next().Event }, publish)
+}
+
+// pace publishes next's events at cfg.Rate per second, each stamped with
+// cfg.Now and its id suffixed with the run id, until ctx is done or
+// cfg.Limit events were published.
+func pace(ctx context.Context, cfg RunConfig, next func() aisle.Event, publish func(context.Context, aisle.Event) error) error {
+	if !(cfg.Rate > 0) {
+		return aisle.Errorf(aisle.EINVALID, "simulation rate must be positive, got %g events/s", cfg.Rate)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	runID := cfg.RunID
 	if runID == "" {
 		runID = strconv.FormatInt(time.Now().UnixMilli(), 36)
@@ -62,9 +69,9 @@ func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	next := time.Now()
+	due := time.Now()
 	for sent := 0; cfg.Limit == 0 || sent < cfg.Limit; sent++ {
-		timer.Reset(time.Until(next))
+		timer.Reset(time.Until(due))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -73,7 +80,7 @@ func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle
 				return nil
 			}
 		}
-		ev := sim.Next().Event
+		ev := next()
 		ev.ID += "-" + runID
 		ev.Time = now().UTC()
 		if err := publish(ctx, ev); err != nil {
@@ -82,9 +89,9 @@ func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle
 			}
 			return fmt.Errorf("publish simulated event %s: %w", ev.ID, err)
 		}
-		next = next.Add(interval)
-		if lag := time.Since(next); lag > maxLag {
-			next = time.Now()
+		due = due.Add(interval)
+		if lag := time.Since(due); lag > maxLag {
+			due = time.Now()
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"container/heap"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -310,4 +311,17 @@ func (w *Shopping) placeOrder(c *customer, storeID, orderID string, cart []strin
 	}
 	o.AmountCents = &amount
 	emit(aisle.TypeOrderPlaced, o)
+}
+
+// RunShopping publishes the shopping world live, like Run: events in the
+// simulator's order at cfg.Rate per second, stamped with the current time,
+// so each session's events keep their order and its cart its contents.
+// cfg.Start is ignored: shopping days start at midnight.
+func RunShopping(ctx context.Context, cfg RunConfig, world ShoppingConfig, publish func(context.Context, aisle.Event) error) error {
+	world.Seed = cfg.Seed
+	w, err := NewShopping(cfg.Catalog, world)
+	if err != nil {
+		return err
+	}
+	return pace(ctx, cfg, w.Next, publish)
 }

@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -70,5 +71,32 @@ func TestShoppingEventsAreValidAndDeterministic(t *testing.T) {
 	}
 	if types[aisle.TypeOrderPlaced] != types[aisle.TypeSessionCheckout] || types[aisle.TypeOrderPlaced] < 100 {
 		t.Errorf("%d orders for %d checkouts, want the same and at least 100", types[aisle.TypeOrderPlaced], types[aisle.TypeSessionCheckout])
+	}
+}
+
+func TestRunShoppingPublishesTheWorldInOrder(t *testing.T) {
+	t.Parallel()
+	cat := SyntheticCatalog(5, testSize)
+	stamp := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	world := ShoppingConfig{Customers: 50, Missions: 10, SessionsPerDay: 1}
+	var got []aisle.Event
+	cfg := RunConfig{Catalog: cat, Seed: 5, Rate: 5000, Limit: 100, Now: func() time.Time { return stamp }, RunID: "r1"}
+	err := RunShopping(t.Context(), cfg, world, func(_ context.Context, ev aisle.Event) error {
+		got = append(got, ev)
+		return nil
+	})
+	if err != nil || len(got) != 100 {
+		t.Fatalf("RunShopping = %v with %d events, want the limit 100", err, len(got))
+	}
+	world.Seed = 5
+	w, err := NewShopping(cat, world)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range got {
+		want := w.Next()
+		if ev.ID != want.ID+"-r1" || ev.Type != want.Type || string(ev.Data) != string(want.Data) || !ev.Time.Equal(stamp) {
+			t.Fatalf("event %d = %+v, want the world's %+v at %v", i, ev, want, stamp)
+		}
 	}
 }
