@@ -202,8 +202,16 @@ func topScores(first, fill []models.ItemScore, allowed func(string) bool) []stri
 type sequentialRules map[string][]models.ItemScore
 
 func fitSequentialRules(sequences map[string][]string) sequentialRules {
+	// Sessions in id order: float sums depend on the order of addition,
+	// and the report must not depend on map iteration.
+	ids := make([]string, 0, len(sequences))
+	for id := range sequences {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
 	weights := make(map[string]map[string]float64)
-	for _, seq := range sequences {
+	for _, id := range ids {
+		seq := sequences[id]
 		for i, a := range seq {
 			for j := i + 1; j < len(seq) && j-i <= rulesWindow; j++ {
 				if weights[a] == nil {

@@ -45,7 +45,8 @@ type Store struct {
 	// sessionTTL is how long an untouched session and product session
 	// index live (see session.go).
 	sessionTTL time.Duration
-	near       *nearCache // availability states, used while WatchAvailability runs
+	near       *nearCache      // availability states, used while WatchAvailability runs
+	neighbours *neighbourCache // neighbour sessions, used while WatchSessions runs
 }
 
 // Option configures Open.
@@ -87,6 +88,7 @@ func Open(ctx context.Context, redisURL, keyPrefix string, model models.Availabi
 		seenTTL:    DefaultSeenTTL,
 		sessionTTL: DefaultSessionTTL,
 		near:       newNearCache(DefaultNearCacheEntries, DefaultNearCacheMaxAge),
+		neighbours: newNeighbourCache(),
 	}
 	for _, o := range opts {
 		o(s)

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -171,34 +172,46 @@ func (s *Store) NeighbourSessions(ctx context.Context, sessionID string, product
 		return nil, nil
 	}
 
-	pipe = s.rdb.Pipeline()
-	gets := make([]*redis.StringCmd, len(ids))
-	for i, id := range ids {
-		gets[i] = pipe.HGet(ctx, s.sessionKey(id), "items")
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read neighbour sessions: %w", err)
-	}
-	out := make([]models.NeighbourSession, 0, len(ids))
-	for i, g := range gets {
-		items, err := parseSessionItems(g.Val()) // an expired session reads as none
-		if err != nil {
-			return nil, fmt.Errorf("read neighbour session %s: %w", ids[i], err)
+	out := make([]models.NeighbourSession, len(ids))
+	missing := s.neighbours.lookup(ids, out)
+	if len(missing) > 0 {
+		pipe = s.rdb.Pipeline()
+		gets := make([]*redis.StringCmd, len(missing))
+		for j, i := range missing {
+			gets[j] = pipe.HGet(ctx, s.sessionKey(ids[i]), "items")
 		}
-		if len(items) == 0 {
-			continue
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("read neighbour sessions: %w", err)
 		}
-		out = append(out, models.NeighbourSession{ID: ids[i], Items: models.NeighbourItems(items)})
+		for j, i := range missing {
+			items, err := parseSessionItems(gets[j].Val()) // an expired session reads as none
+			if err != nil {
+				return nil, fmt.Errorf("read neighbour session %s: %w", ids[i], err)
+			}
+			out[i] = models.NeighbourSession{ID: ids[i], Items: models.NeighbourItems(items)}
+			s.neighbours.store(out[i])
+		}
 	}
-	return out, nil
+	return slices.DeleteFunc(out, func(ns models.NeighbourSession) bool { return len(ns.Items) == 0 }), nil
 }
 
 // WatchSessions calls fn with the id of every session that changes, until
 // ctx is done; then it returns nil. Like WatchAvailability it holds one
 // pub/sub connection, subscribes again after an outage (changes during the
 // outage are not announced) and fails only when the first subscription does.
+//
+// While its subscription is confirmed, NeighbourSessions serves neighbour
+// sessions from an in-process cache that every announced change keeps
+// coherent (see neighbourCache).
 func (s *Store) WatchSessions(ctx context.Context, fn func(sessionID string)) error {
-	return s.watchLoop(ctx, s.sessionChannel(), watcher{message: fn})
+	return s.watchLoop(ctx, s.sessionChannel(), watcher{
+		subscribed: func(bool) { s.neighbours.use() },
+		message: func(sessionID string) {
+			s.neighbours.forget(sessionID)
+			fn(sessionID)
+		},
+		left: s.neighbours.stop,
+	})
 }
 
 func (s *Store) sessionKey(id string) string { return s.prefix + "sess:" + id }

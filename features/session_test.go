@@ -149,3 +149,53 @@ func TestWatchSessions(t *testing.T) {
 		}
 	}
 }
+
+// While WatchSessions runs, neighbour sessions come from the cache, and a
+// change of a neighbour session reaches the next read.
+func TestNeighbourSessionsStayCoherentWhileWatched(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := make(chan string, 100)
+	go func() { _ = s.WatchSessions(ctx, func(id string) { changed <- id }) }()
+	waitFor := func(id string) {
+		t.Helper()
+		for {
+			select {
+			case got := <-changed:
+				if got == id {
+					return
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("no change of %s announced", id)
+			}
+		}
+	}
+	// Events until one is announced: the subscription is confirmed.
+	for i := 0; ; i++ {
+		applySessions(t, s, sessionEvent("n"+string(rune('a'+i)), aisle.TypeSessionView, "nb", "u-1", "eggs", t0))
+		select {
+		case <-changed:
+		case <-time.After(50 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	read := func() []string {
+		t.Helper()
+		got, err := s.NeighbourSessions(ctx, "me", []string{"eggs"}, 10, 10)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("NeighbourSessions = %+v, %v; want the one session nb", got, err)
+		}
+		return got[0].Items
+	}
+	if got := read(); !reflect.DeepEqual(got, []string{"eggs"}) {
+		t.Fatalf("items %v, want [eggs]", got)
+	}
+	applySessions(t, s, sessionEvent("n-bacon", aisle.TypeSessionAddToCart, "nb", "u-1", "bacon", t0.Add(time.Second)))
+	waitFor("nb")
+	if got := read(); !reflect.DeepEqual(got, []string{"eggs", "bacon"}) {
+		t.Fatalf("after a change, items %v, want [eggs bacon]", got)
+	}
+}

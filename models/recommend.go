@@ -41,8 +41,8 @@ func DefaultRecommendModel() RecommendModel {
 	a := DefaultAvailabilityModel()
 	return RecommendModel{
 		QueryItems:       10,
-		SessionsPerItem:  100,
-		SampleSessions:   300,
+		SessionsPerItem:  50,
+		SampleSessions:   150,
 		Neighbours:       100,
 		SessionWeight:    1,
 		CoPurchaseWeight: 0.6,

@@ -94,16 +94,19 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// refresh loads the catalog, and the newest fit when it changed.
+// refresh loads the newest fit, with the catalog, when a new fit was saved:
+// checking costs one query, loading reads the whole catalog. Products added
+// to the catalog in between are recommended from the next fit on.
 func (s *Service) refresh(ctx context.Context) error {
 	fitID, err := s.catalog.LatestCoPurchaseFit(ctx)
 	if err != nil {
 		return err
 	}
-	next := &snapshot{fitID: fitID}
 	if prev := s.state.Load(); prev != nil && prev.fitID == fitID {
-		next.fit = prev.fit
-	} else if next.fit, err = s.catalog.LoadCoPurchase(ctx, fitID); err != nil {
+		return nil
+	}
+	next := &snapshot{fitID: fitID}
+	if next.fit, err = s.catalog.LoadCoPurchase(ctx, fitID); err != nil {
 		return err
 	}
 	products, err := s.catalog.AllProducts(ctx)
