@@ -317,7 +317,7 @@ func (x *sessionIndex) apply(d *aisle.Decoded) {
 // neighbours mirrors features.Store.NeighbourSessions at now: sessions
 // untouched for longer than the session TTL have expired.
 func (x *sessionIndex) neighbours(self string, productIDs []string, m models.RecommendModel, now time.Time) []models.NeighbourSession {
-	expired := now.Add(-features.DefaultSessionTTL).UnixMilli()
+	expired := now.Add(-features.SessionTTL).UnixMilli()
 	lists := make([][]models.SessionTime, len(productIDs))
 	for i, p := range productIDs {
 		l := slices.Clone(x.items[p])

@@ -37,14 +37,11 @@ const (
 
 // Store is the online feature store. It is safe for concurrent use.
 type Store struct {
-	rdb     *redis.Client
-	prefix  string
-	model   models.AvailabilityModel
-	ttl     time.Duration
-	seenTTL time.Duration
-	// sessionTTL is how long an untouched session and product session
-	// index live (see session.go).
-	sessionTTL time.Duration
+	rdb        *redis.Client
+	prefix     string
+	model      models.AvailabilityModel
+	ttl        time.Duration
+	seenTTL    time.Duration
 	near       *nearCache      // availability states, used while WatchAvailability runs
 	neighbours *neighbourCache // neighbour sessions, used while WatchSessions runs
 }
@@ -54,9 +51,6 @@ type Option func(*Store)
 
 // WithTTL sets how long an entity hash lives after its last write.
 func WithTTL(d time.Duration) Option { return func(s *Store) { s.ttl = d } }
-
-// WithSessionTTL sets how long an untouched session lives.
-func WithSessionTTL(d time.Duration) Option { return func(s *Store) { s.sessionTTL = d } }
 
 // WithSeenTTL sets how long an event id is remembered for deduplication.
 func WithSeenTTL(d time.Duration) Option { return func(s *Store) { s.seenTTL = d } }
@@ -86,16 +80,15 @@ func Open(ctx context.Context, redisURL, keyPrefix string, model models.Availabi
 		model:      model,
 		ttl:        DefaultTTL,
 		seenTTL:    DefaultSeenTTL,
-		sessionTTL: DefaultSessionTTL,
 		near:       newNearCache(DefaultNearCacheEntries, DefaultNearCacheMaxAge),
 		neighbours: newNeighbourCache(),
 	}
 	for _, o := range opts {
 		o(s)
 	}
-	if s.ttl < time.Millisecond || s.seenTTL < time.Millisecond || s.sessionTTL < time.Millisecond {
+	if s.ttl < time.Millisecond || s.seenTTL < time.Millisecond {
 		s.rdb.Close()
-		return nil, fmt.Errorf("open feature store: TTLs must be at least 1ms (ttl %s, seen ttl %s, session ttl %s)", s.ttl, s.seenTTL, s.sessionTTL)
+		return nil, fmt.Errorf("open feature store: TTLs must be at least 1ms (ttl %s, seen ttl %s)", s.ttl, s.seenTTL)
 	}
 	if s.near.maxEntries < 0 || s.near.maxAge <= 0 {
 		s.rdb.Close()

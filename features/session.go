@@ -29,9 +29,9 @@ const (
 	// ItemSessions is how many of the most recent sessions a product's
 	// index keeps for neighbour search.
 	ItemSessions = 200
-	// DefaultSessionTTL is how long an untouched session, and an untouched
+	// SessionTTL is how long an untouched session, and an untouched
 	// product's session index, lives: a week of sessions are neighbours.
-	DefaultSessionTTL = 7 * 24 * time.Hour
+	SessionTTL = 7 * 24 * time.Hour
 )
 
 // sessionActions maps session event types to the script's action names.
@@ -52,9 +52,8 @@ var itemActions = map[string]models.SessionAction{
 
 // SessionState is a session as the online store keeps it.
 type SessionState struct {
-	Owner     string // the user of its first event; "" when the session is unknown
-	Session   models.Session
-	UpdatedAt time.Time // newest event time; zero when unknown
+	Owner   string // the user of its first event; "" when the session is unknown
+	Session models.Session
 }
 
 // ApplySessions applies session.* events in one pipelined round trip, each
@@ -84,7 +83,7 @@ func (s *Store) ApplySessions(ctx context.Context, updates []Update) (applied []
 		}
 		args[i] = []any{
 			sessionActions[ev.Type], se.UserID, se.ProductID, ev.Time.UnixMilli(),
-			s.sessionTTL.Milliseconds(), s.seenTTL.Milliseconds(), field, u.Origin.Offset,
+			SessionTTL.Milliseconds(), s.seenTTL.Milliseconds(), field, u.Origin.Offset,
 			s.sessionChannel(), se.SessionID, SessionItems, ItemSessions,
 		}
 	}
@@ -102,7 +101,7 @@ func (s *Store) ApplySessions(ctx context.Context, updates []Update) (applied []
 // Session reads a session's state; an unknown (or expired) session is the
 // zero state.
 func (s *Store) Session(ctx context.Context, sessionID string) (SessionState, error) {
-	vals, err := s.rdb.HMGet(ctx, s.sessionKey(sessionID), "user", "at_ms", "items", "cart").Result()
+	vals, err := s.rdb.HMGet(ctx, s.sessionKey(sessionID), "user", "items", "cart").Result()
 	if err != nil {
 		return SessionState{}, fmt.Errorf("read session %s: %w", sessionID, err)
 	}
@@ -111,16 +110,11 @@ func (s *Store) Session(ctx context.Context, sessionID string) (SessionState, er
 		return st, nil
 	}
 	st.Owner, _ = vals[0].(string)
-	at, err := parseInt("at_ms", vals[1])
-	if err != nil {
-		return SessionState{}, fmt.Errorf("read session %s: %w", sessionID, err)
-	}
-	st.UpdatedAt = time.UnixMilli(at).UTC()
-	items, _ := vals[2].(string)
+	items, _ := vals[1].(string)
 	if st.Session.Items, err = parseSessionItems(items); err != nil {
 		return SessionState{}, fmt.Errorf("read session %s: %w", sessionID, err)
 	}
-	cart, _ := vals[3].(string)
+	cart, _ := vals[2].(string)
 	st.Session.Cart = strings.Fields(cart)
 	return st, nil
 }

@@ -21,7 +21,7 @@
 -- because the session belongs to another user (recorded as seen).
 --
 -- The hash holds: user (the owner: the user of the first event, never
--- changed), at_ms (newest event time), items (item events "action:product:ms"
+-- changed), items (item events "action:product:ms"
 -- separated by spaces, in event-time order, the newest ARGV[11]) and cart
 -- (product ids separated by spaces). Ids never contain ":" or spaces.
 -- An applied event publishes the session id on the change channel.
@@ -42,14 +42,13 @@ if owner and owner ~= ARGV[2] then
   result = 2
 else
   local action, product, t = ARGV[1], ARGV[3], tonumber(ARGV[4])
-  local cur = redis.call('HMGET', KEYS[1], 'at_ms', 'items', 'cart')
-  local at = math.max(tonumber(cur[1]) or t, t)
-  local fields = {'user', ARGV[2], 'at_ms', string.format('%.0f', at)}
+  local cur = redis.call('HMGET', KEYS[1], 'items', 'cart')
+  local fields = {'user', ARGV[2]}
   if product ~= '' then
     -- Insert by event time, after entries at the same time, so a late event
     -- takes its place in the sequence; then keep the newest.
     local items = {}
-    for e in string.gmatch(cur[2] or '', '%S+') do
+    for e in string.gmatch(cur[1] or '', '%S+') do
       items[#items + 1] = e
     end
     local pos = #items + 1
@@ -70,7 +69,7 @@ else
     -- key, so they arrive in the order they were produced.
     if action == 'add' or action == 'remove' then
       local cart = {}
-      for p in string.gmatch(cur[3] or '', '%S+') do
+      for p in string.gmatch(cur[2] or '', '%S+') do
         if p ~= product then
           cart[#cart + 1] = p
         end

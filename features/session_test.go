@@ -71,7 +71,6 @@ func TestApplySessions(t *testing.T) {
 			},
 			Cart: []string{"eggs"},
 		},
-		UpdatedAt: sec(7),
 	}
 	if got := readSession(t, s, "ss-1"); !reflect.DeepEqual(got, want) {
 		t.Fatalf("session = %+v\nwant      %+v", got, want)

@@ -11,12 +11,11 @@ import (
 
 // CoPurchaseFit is what a batch run fitted and saved.
 type CoPurchaseFit struct {
-	FitID      int64
-	Orders     int
-	Products   int // products with co-purchase neighbours
-	Pairs      int // neighbour entries kept
-	Since      time.Time
-	FittedFrom models.CoPurchaseConfig
+	FitID    int64
+	Orders   int
+	Products int // products with co-purchase neighbours
+	Pairs    int // neighbour entries kept
+	Since    time.Time
 }
 
 // FitCoPurchase fits co-purchase neighbours and popularity from the orders
@@ -36,7 +35,7 @@ func FitCoPurchase(ctx context.Context, db *catalog.DB, since time.Time, cfg mod
 	if err != nil {
 		return CoPurchaseFit{}, err
 	}
-	out := CoPurchaseFit{FitID: id, Orders: fit.Orders, Products: len(fit.Neighbours), Since: since, FittedFrom: cfg}
+	out := CoPurchaseFit{FitID: id, Orders: fit.Orders, Products: len(fit.Neighbours), Since: since}
 	for _, nbs := range fit.Neighbours {
 		out.Pairs += len(nbs)
 	}

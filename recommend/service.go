@@ -228,13 +228,6 @@ func reason(r models.Recommendation, products map[string]*catalog.Product) strin
 	return text
 }
 
-// CheckSubscription authorizes a subscription to a session's
-// recommendations the way Recommend authorizes a query.
-func (s *Service) CheckSubscription(ctx context.Context, sessionID, storeID string, first int) error {
-	_, err := s.Recommend(ctx, sessionID, storeID, first)
-	return err
-}
-
 // Changed is the live hub's loader: a session's recommendations depend on
 // each subscription's store and length, so the hub only says which sessions
 // changed and each subscription computes its own list.
