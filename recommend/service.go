@@ -200,7 +200,7 @@ func (s *Service) Recommend(ctx context.Context, sessionID, storeID string, firs
 	for _, r := range ranked {
 		product := snap.products[r.ProductID]
 		if product == nil {
-			continue // added to an assortment after the last refresh
+			continue // added to the catalog between the snapshot's two reads
 		}
 		out = append(out, Recommendation{Product: product, Score: r.Score, Reason: reason(r, snap.products)})
 	}
