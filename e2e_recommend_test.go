@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/features"
+	"github.com/aisle/aisle/models"
 	"github.com/aisle/aisle/streaming"
 )
 
@@ -235,10 +237,24 @@ func TestRecommendationsUpdatedOnSessionChange(t *testing.T) {
 	alice := ts.createKey(aisle.RoleCustomer, "", "u-alice")
 	bob := ts.createKey(aisle.RoleCustomer, "", "u-bob")
 	service := ts.createKey(aisle.RoleService, "", "")
-	// A neighbour session links p[0] to p[1] and p[2].
+	// A neighbour session links p[0] to p[1] and p[2]. Its changes do not
+	// notify alice's subscription, so wait until the stream workers have
+	// applied them all.
 	for _, product := range p {
 		ts.sessionEvent(service, "ss-other", store.ID, "ADD_TO_CART", product, "u-other")
 	}
+	fs, err := features.Open(context.Background(), ts.main.Config.RedisURL, ts.main.Config.RedisPrefix, models.DefaultAvailabilityModel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	eventually(t, 10*time.Second, func() string {
+		st, err := fs.Session(context.Background(), "ss-other")
+		if err != nil || len(st.Session.Cart) != len(p) {
+			return fmt.Sprintf("ss-other = %+v, %v; want %d items in its cart", st, err, len(p))
+		}
+		return ""
+	})
 
 	ws, err := ts.dialWS(map[string]any{"Authorization": "Bearer " + alice})
 	if err != nil {

@@ -144,15 +144,16 @@ func (m RecommendModel) Query(s Session) []ItemScore {
 	return out
 }
 
-// Excluded returns the products never to recommend for the session: what is
-// in the cart, and what was taken out of it.
+// Excluded returns the products never to recommend for the session: what
+// is in the cart, and what the session put in or took out of it before (the
+// cart of a checked-out session is empty, but what it bought is no news).
 func (s Session) Excluded() map[string]bool {
 	ex := make(map[string]bool, len(s.Cart))
 	for _, p := range s.Cart {
 		ex[p] = true
 	}
 	for _, it := range s.Items {
-		if it.Action == ActionRemoveFromCart {
+		if it.Action != ActionView {
 			ex[it.ProductID] = true
 		}
 	}
