@@ -18,11 +18,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/features/featurestest"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/recommend"
 	"github.com/aisle/aisle/simulate"
 	"github.com/aisle/aisle/streaming"
 	"github.com/aisle/aisle/streaming/streamingtest"
@@ -75,7 +77,8 @@ func benchShopping(b *testing.B, db *catalog.DB, sessions int) []aisle.Event {
 // 32 requests in flight. The sessions are the shopping simulator's over the
 // demo catalog, written to Redis by the stream applier's Lua script; the
 // co-purchase fit is trained on their orders. Each request asks for a random
-// one of the last 10,000 sessions, as a service key.
+// one of the last 10,000 sessions, as a service key. Each HTTP run follows a
+// baseline run of recommend.Service.Recommend in this process (p50_x_service).
 func BenchmarkRecommendations(b *testing.B) {
 	ts := startServer(b, "--recommend-refresh", "100ms")
 	ctx := context.Background()
@@ -131,12 +134,44 @@ func BenchmarkRecommendations(b *testing.B) {
 	recent = recent[max(0, len(recent)-10_000):]
 	b.Logf("%d events of %d sessions applied, %d orders fitted", len(updates), benchSessions, len(baskets))
 
+	// The baseline: the same answers from a recommend.Service in this
+	// process, on the same Redis and database, with its neighbour and
+	// availability caches kept by their own change subscriptions, as the
+	// server's are: no HTTP, no gqlgen.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan error, 2)
+	go func() { watched <- fs.WatchSessions(watchCtx, func(string) {}) }()
+	go func() { watched <- fs.WatchAvailability(watchCtx, func(aisle.StoreProduct) {}) }()
+	b.Cleanup(func() { stopWatch(); <-watched; <-watched })
+	log := slog.New(slog.DiscardHandler)
+	avail, err := availability.NewService(ctx, db, fs, newBenchProducer(b, ts), models.DefaultAvailabilityModel(), log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reco, err := recommend.NewService(ctx, db, fs, avail, newBenchProducer(b, ts), models.DefaultRecommendModel(), log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	asService := aisle.NewContextWithPrincipal(ctx, &aisle.Principal{Role: aisle.RoleService, Name: "bench"})
+
 	service := ts.createKey(aisle.RoleService, "", "")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * benchConcurrency}}
 	b.Cleanup(client.CloseIdleConnections)
 	for _, concurrency := range []int{1, benchConcurrency} {
+		var serviceP50 time.Duration
+		b.Run(fmt.Sprintf("Service/c=%d", concurrency), func(b *testing.B) {
+			lat := measureConcurrent(b, concurrency, func(context.Context) error {
+				t := recent[rand.IntN(len(recent))]
+				recs, err := reco.Recommend(asService, t.session, t.store, 10)
+				if err == nil && len(recs) != 10 {
+					err = fmt.Errorf("got %d recommendations, want 10", len(recs))
+				}
+				return err
+			})
+			serviceP50 = lat.p50
+		})
 		b.Run(fmt.Sprintf("HTTP/c=%d", concurrency), func(b *testing.B) {
-			measureConcurrent(b, concurrency, func(ctx context.Context) error {
+			lat := measureConcurrent(b, concurrency, func(ctx context.Context) error {
 				t := recent[rand.IntN(len(recent))]
 				body, err := json.Marshal(map[string]any{"query": recommendationsQuery, "variables": map[string]any{"session": t.session, "store": t.store, "first": 10}})
 				if err != nil {
@@ -144,6 +179,9 @@ func BenchmarkRecommendations(b *testing.B) {
 				}
 				return postRecommendations(ctx, client, ts.url+"/graphql", service, body)
 			})
+			if serviceP50 > 0 {
+				b.ReportMetric(float64(lat.p50)/float64(serviceP50), "p50_x_service")
+			}
 		})
 	}
 }

@@ -181,25 +181,31 @@ func (m RecommendModel) Candidates(in RecommendInput, n int) []Recommendation {
 		signals
 	)
 	// candidate is a product's evidence from each signal: the summed votes
-	// and the anchor behind the largest vote. A nil candidate is a product
-	// never to recommend (in the cart, or not carried by the store).
+	// and the anchor behind the largest vote. Candidates live in one slice
+	// (a request scores hundreds to thousands) indexed by product; index -1
+	// is a product never to recommend (in the cart, or not carried).
 	type candidate struct {
-		score  [signals]float64
-		best   [signals]float64
-		anchor [signals]string
+		product string
+		score   [signals]float64
+		best    [signals]float64
+		anchor  [signals]string
 	}
-	cands := make(map[string]*candidate)
+	var pool []candidate
+	index := make(map[string]int, 1024)
 	add := func(k int, product, anchor string, v float64) {
-		c, seen := cands[product]
+		i, seen := index[product]
 		if !seen {
+			i = -1
 			if !excluded[product] && in.Allowed(product) {
-				c = &candidate{}
+				i = len(pool)
+				pool = append(pool, candidate{product: product})
 			}
-			cands[product] = c
+			index[product] = i
 		}
-		if c == nil || v <= 0 {
+		if i < 0 || v <= 0 {
 			return
 		}
+		c := &pool[i]
 		c.score[k] += v
 		if v > c.best[k] || (v == c.best[k] && anchor < c.anchor[k]) {
 			c.best[k], c.anchor[k] = v, anchor
@@ -255,19 +261,15 @@ func (m RecommendModel) Candidates(in RecommendInput, n int) []Recommendation {
 	weights := [signals]float64{m.SessionWeight, m.CoPurchaseWeight, m.PopularityWeight}
 	kinds := [signals]ReasonKind{ReasonSession, ReasonCoPurchase, ReasonPopular}
 	var top [signals]float64
-	for _, c := range cands {
-		if c != nil {
-			for k := range signals {
-				top[k] = max(top[k], c.score[k])
-			}
+	for i := range pool {
+		for k := range signals {
+			top[k] = max(top[k], pool[i].score[k])
 		}
 	}
-	out := make([]Recommendation, 0, len(cands))
-	for p, c := range cands {
-		if c == nil {
-			continue
-		}
-		r := Recommendation{ProductID: p}
+	out := make([]Recommendation, 0, n)
+	for i := range pool {
+		c := &pool[i]
+		r := Recommendation{ProductID: c.product}
 		reasonPart := 0.0
 		for k := range signals {
 			if top[k] == 0 {
@@ -280,11 +282,24 @@ func (m RecommendModel) Candidates(in RecommendInput, n int) []Recommendation {
 			}
 		}
 		if r.Score > 0 {
-			out = append(out, r)
+			out = keepBest(out, r, n)
 		}
 	}
-	sortRecommendations(out)
-	return out[:min(len(out), n)]
+	return out
+}
+
+// keepBest inserts r into best, sorted best first, if it is among the n
+// best: a partial sort, since a request scores far more candidates than it
+// keeps.
+func keepBest(best []Recommendation, r Recommendation, n int) []Recommendation {
+	if n <= 0 || (len(best) == n && compareRecommendations(r, best[n-1]) >= 0) {
+		return best
+	}
+	i, _ := slices.BinarySearchFunc(best, r, compareRecommendations)
+	if len(best) == n {
+		best = best[:n-1]
+	}
+	return slices.Insert(best, i, r)
 }
 
 // Rank applies availability to candidates: probability[i] is candidates[i]'s
@@ -307,14 +322,15 @@ func (m RecommendModel) Rank(candidates []Recommendation, probability []float64,
 	return out[:min(len(out), first)]
 }
 
-func sortRecommendations(rs []Recommendation) {
-	slices.SortFunc(rs, func(a, b Recommendation) int {
-		if c := cmp.Compare(b.Score, a.Score); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ProductID, b.ProductID)
-	})
+// compareRecommendations orders best first: higher score, then product id.
+func compareRecommendations(a, b Recommendation) int {
+	if c := cmp.Compare(b.Score, a.Score); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ProductID, b.ProductID)
 }
+
+func sortRecommendations(rs []Recommendation) { slices.SortFunc(rs, compareRecommendations) }
 
 // SessionTime is a session in a product's index of recent sessions, with the
 // time it last touched the product.

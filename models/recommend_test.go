@@ -1,7 +1,9 @@
 package models
 
 import (
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 )
@@ -123,5 +125,22 @@ func TestFitCoPurchase(t *testing.T) {
 	}
 	if fit.Orders != 7 {
 		t.Errorf("Orders = %d, want 7", fit.Orders)
+	}
+}
+
+// keepBest is a partial sort: it keeps what a full sort would put first.
+func TestKeepBestMatchesSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 3, 20} {
+		var all, best []Recommendation
+		for i := range 200 {
+			r := Recommendation{ProductID: fmt.Sprintf("p-%03d", i), Score: float64(rng.IntN(30))} // many ties
+			all = append(all, r)
+			best = keepBest(best, r, n)
+		}
+		sortRecommendations(all)
+		if want := all[:n]; !reflect.DeepEqual(best, want) && !(n == 0 && len(best) == 0) {
+			t.Errorf("n=%d: keepBest = %v, want %v", n, ids(best), ids(want))
+		}
 	}
 }
