@@ -31,6 +31,8 @@ vet:
 
 # The figures of BENCHMARKS.md.
 bench: web services
-	$(GO) test -run '^$$' -bench . -benchtime 10000x .
+	$(GO) test -run '^$$' -bench 'Availability|Freshness' -benchtime 10000x .
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./streaming/
 	$(GO) test -run '^$$' -bench ApplyVelocity -benchtime 50000x ./features/
+	$(GO) test -run '^$$' -bench Recommendations -benchtime 5000x -timeout 40m .
+	$(GO) test -run '^$$' -bench SessionIngest -benchtime 3x -timeout 20m .

@@ -112,7 +112,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 func runSimulate(ctx context.Context, args []string, stderr io.Writer) error {
 	fs, c := newCommand("simulate", stderr)
-	rate := fs.Float64("rate", 100, "events per second")
+	rate := fs.Float64("rate", 100, "events per second of each simulated world (shelves, shoppers)")
 	seed := fs.Int64("seed", 1, "random seed: the same seed publishes the same sequence")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	perStore := fs.Int("products-per-store", demoProductsPerStore, "simulate this many products of each store's assortment (0: all)")
@@ -171,11 +171,15 @@ func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Produ
 		_, err := producer.Publish(ctx, ev, "") // keyed by the event's entity
 		return err
 	}
-	// The shoppers' world and, at a fifth of the rate, the checkout's
-	// (orders, declines and labels for fraud risk).
+	// Beside the shelves: the shoppers' sessions and orders at the same
+	// rate over every store's whole assortment, and at a fifth of the rate
+	// the checkout's world (orders, declines and labels for fraud risk).
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return simulate.Run(ctx, simulate.RunConfig{Catalog: cat.Sample(perStore), Seed: seed, Rate: rate}, publish)
+	})
+	g.Go(func() error {
+		return simulate.RunShopping(ctx, simulate.RunConfig{Catalog: cat, Seed: seed, Rate: rate}, simulate.DefaultShoppingConfig(seed), publish)
 	})
 	g.Go(func() error {
 		return simulate.RunFraud(ctx, simulate.FraudRunConfig{Stores: cat.Sample(perStore).Stores, Seed: seed, Rate: rate / 5}, publish)
@@ -184,11 +188,13 @@ func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Produ
 }
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "fraud" {
+	switch {
+	case len(args) > 0 && args[0] == "recommendations":
+		return runEvalRecommendations(args[1:], stdout, stderr)
+	case len(args) > 0 && args[0] == "fraud":
 		return runEvalFraud(args[1:], stdout, stderr)
-	}
-	if len(args) == 0 || args[0] != "availability" {
-		return fmt.Errorf("usage: aisle eval availability|fraud [--seed N] [--json]")
+	case len(args) == 0 || args[0] != "availability":
+		return fmt.Errorf("usage: aisle eval availability|recommendations|fraud [--seed N] [--json]")
 	}
 	fs := flag.NewFlagSet("eval availability", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -210,8 +216,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "copurchase" {
+		return runBatchCoPurchase(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "priors" {
-		return fmt.Errorf("usage: aisle batch priors [--since DURATION]")
+		return fmt.Errorf("usage: aisle batch priors|copurchase [flags]")
 	}
 	fs, c := newCommand("batch priors", stderr)
 	since := fs.Duration("since", 30*24*time.Hour, "fit the picks of this long before now (720h = 30 days)")

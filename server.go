@@ -33,6 +33,7 @@ import (
 	"github.com/aisle/aisle/httpapi"
 	"github.com/aisle/aisle/live"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/recommend"
 	"github.com/aisle/aisle/resolvers"
 	"github.com/aisle/aisle/streaming"
 )
@@ -59,10 +60,11 @@ commands:
   batch priors [--since D]
               fit availability found-rate priors from the last D of the
               inventory and picking topics (default 720h)
-  eval availability [--seed N] [--json]
-              evaluate the availability model on simulated data
-  eval fraud [--seed N] [--json]
-              evaluate the fraud model prequentially on simulated data
+  batch copurchase [--since D] [--k N] [--min-support N]
+              fit co-purchase neighbours and popularity from the order
+              history of the last D (default 2160h)
+  eval availability|recommendations|fraud [--seed N] [--json]
+              evaluate a model on simulated data
   train fraud [--since D] [--activate]
               fit a fraud model version from the last D of the orders and
               labels topics (default 720h) and store it in PostgreSQL
@@ -129,6 +131,8 @@ type Config struct {
 
 	FraudThresholds models.FraudThresholds // APPROVE / REVIEW / BLOCK
 	FraudModelPoll  time.Duration          // how often serving checks the active model version
+	// RecommendRefresh is how often serving reloads the co-purchase fit.
+	RecommendRefresh time.Duration
 }
 
 // commonFlags registers the connection flags every command shares.
@@ -198,6 +202,7 @@ func (m *Main) ParseFlags(args []string) error {
 		"fraud score from which an order is BLOCKed (AISLE_FRAUD_BLOCK_AT)")
 	fs.DurationVar(&c.FraudModelPoll, "fraud-model-poll", fraud.DefaultModelPollInterval,
 		"how often serving checks which fraud model version is active")
+	fs.DurationVar(&c.RecommendRefresh, "recommend-refresh", recommend.DefaultRefresh, "how often serving reloads the fit of aisle batch copurchase")
 	fs.BoolVar(&c.Demo, "demo", false, "also run the simulator (AISLE_DEMO=1)")
 	fs.Float64Var(&c.DemoRate, "demo-rate", 50, "simulator events per second in demo mode")
 	if err := parseCommand(fs, args); err != nil {
@@ -207,6 +212,9 @@ func (m *Main) ParseFlags(args []string) error {
 	case "all", "api", "stream":
 	default:
 		return fmt.Errorf("--role must be all, api or stream, got %q", c.Role)
+	}
+	if c.RecommendRefresh <= 0 {
+		return fmt.Errorf("--recommend-refresh must be positive, got %s", c.RecommendRefresh)
 	}
 	if a := c.Availability; !(0 < a.LowStockAbove && a.LowStockAbove < a.InStockAbove && a.InStockAbove < 1) {
 		return fmt.Errorf("want 0 < --low-stock-above (%v) < --in-stock-above (%v) < 1", a.LowStockAbove, a.InStockAbove)
@@ -300,7 +308,8 @@ func (m *Main) Run(ctx context.Context) error {
 			Appliers: map[string][]streaming.Apply{
 				aisle.TopicInventory: {fs.ApplyAvailability},
 				aisle.TopicPicking:   {fs.ApplyAvailability},
-				aisle.TopicOrders:    {fs.ApplyVelocity},
+				aisle.TopicSessions:  {fs.ApplySessions},
+				aisle.TopicOrders:    {fs.ApplyVelocity, recommend.OrderHistory(db)},
 				aisle.TopicLabels:    {fs.ApplyLabels, fraud.RecordLabels(db)},
 			},
 			Catalog: db,
@@ -327,13 +336,26 @@ func (m *Main) Run(ctx context.Context) error {
 				hub.Notify(live.Key{Topic: sp.StoreID, Item: sp.ProductID})
 			})
 		})
+
+		reco, err := recommend.NewService(ctx, db, fs, avail, producer, models.DefaultRecommendModel(), log)
+		if err != nil {
+			return err
+		}
+		goWork("recommendations refresh", func(ctx context.Context) error { reco.Run(ctx, c.RecommendRefresh); return nil })
+		recoHub := live.NewHub("recommendations", recommend.Changed, log)
+		goWork("recommendations hub", func(ctx context.Context) error { recoHub.Run(ctx); return nil })
+		goWork("sessions watch", func(ctx context.Context) error {
+			return fs.WatchSessions(ctx, func(sessionID string) { recoHub.Notify(live.Key{Topic: sessionID}) })
+		})
+
 		fraudService, err := fraud.NewService(ctx, db, fs, producer, c.FraudThresholds, log)
 		if err != nil {
 			return err
 		}
 		goWork("fraud model reload", func(ctx context.Context) error { fraudService.RunModelReload(ctx, c.FraudModelPoll); return nil })
 		goWork("fraud alerts", fraudService.RunAlerts)
-		resolver, err := resolvers.NewResolver(db, avail, hub, fraudService)
+
+		resolver, err := resolvers.NewResolver(db, avail, hub, reco, recoHub, fraudService)
 		if err != nil {
 			return err
 		}

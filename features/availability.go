@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -283,80 +282,29 @@ func parseFloat(field string, v any) (float64, error) {
 // It returns an error only when the first subscription fails, so that a
 // Redis outage at start is reported.
 func (s *Store) WatchAvailability(ctx context.Context, fn func(aisle.StoreProduct)) error {
-	delay := resubscribeMinDelay
-	for first := true; ; first = false {
-		confirmed, err := s.watchChanges(ctx, fn)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case first && !confirmed:
-			return fmt.Errorf("subscribe to availability changes: %w", err)
-		case confirmed:
-			delay = resubscribeMinDelay
-		default:
-			delay = min(2*delay, resubscribeMaxDelay)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(delay):
-		}
-	}
-}
-
-// watchChanges runs one subscription to the change channel until it fails
-// or ctx is done, and says whether Redis confirmed it.
-func (s *Store) watchChanges(ctx context.Context, fn func(aisle.StoreProduct)) (confirmed bool, err error) {
-	ps := s.rdb.Subscribe(ctx, s.changesChannel())
-	defer ps.Close()
-	// A blocked receive does not watch ctx; closing the connection ends it.
-	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
-	defer stop()
-	defer func() {
-		if confirmed {
-			s.near.leave()
-		}
-	}()
-	pinged := false
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, changesPingAfter)
-		var netErr net.Error
-		switch {
-		case err == nil:
-			pinged = false
-		case !errors.As(err, &netErr) || !netErr.Timeout():
-			return confirmed, err
-		case pinged:
-			return confirmed, fmt.Errorf("no answer to a ping within %s: %w", changesPingAfter, err)
-		default:
-			if err := ps.Ping(ctx); err != nil {
-				return confirmed, fmt.Errorf("ping: %w", err)
-			}
-			pinged = true
-			continue
-		}
-		switch msg := msg.(type) {
-		case *redis.Subscription:
+	return s.watchLoop(ctx, s.changesChannel(), watcher{
+		subscribed: func(again bool) {
 			// Changes made before this confirmation (say, while go-redis
 			// reconnected) may never be announced.
-			if confirmed {
+			if again {
 				s.near.reset(resetSubscribed)
 			} else {
 				s.near.join()
-				confirmed = true
 			}
-		case *redis.Message:
-			sp, st, err := parseChange(msg.Payload)
+		},
+		message: func(payload string) {
+			sp, st, err := parseChange(payload)
 			if err != nil {
 				// Only availability.lua publishes here; a message it did not
 				// write (another version's?) hides a change we cannot apply.
 				s.near.reset(resetBadMessage)
-				continue
+				return
 			}
 			s.near.notify(sp, st)
 			fn(sp)
-		}
-	}
+		},
+		left: s.near.leave,
+	})
 }
 
 func (s *Store) availabilityKey(sp aisle.StoreProduct) string {

@@ -37,12 +37,13 @@ const (
 
 // Store is the online feature store. It is safe for concurrent use.
 type Store struct {
-	rdb     *redis.Client
-	prefix  string
-	model   models.AvailabilityModel
-	ttl     time.Duration
-	seenTTL time.Duration
-	near    *nearCache // availability states, used while WatchAvailability runs
+	rdb        *redis.Client
+	prefix     string
+	model      models.AvailabilityModel
+	ttl        time.Duration
+	seenTTL    time.Duration
+	near       *nearCache      // availability states, used while WatchAvailability runs
+	neighbours *neighbourCache // neighbour sessions, used while WatchSessions runs
 }
 
 // Option configures Open.
@@ -74,12 +75,13 @@ func Open(ctx context.Context, redisURL, keyPrefix string, model models.Availabi
 		return nil, fmt.Errorf("open feature store: parse REDIS_URL: %w", err)
 	}
 	s := &Store{
-		rdb:     redis.NewClient(ropts),
-		prefix:  keyPrefix,
-		model:   model,
-		ttl:     DefaultTTL,
-		seenTTL: DefaultSeenTTL,
-		near:    newNearCache(DefaultNearCacheEntries, DefaultNearCacheMaxAge),
+		rdb:        redis.NewClient(ropts),
+		prefix:     keyPrefix,
+		model:      model,
+		ttl:        DefaultTTL,
+		seenTTL:    DefaultSeenTTL,
+		near:       newNearCache(DefaultNearCacheEntries, DefaultNearCacheMaxAge),
+		neighbours: newNeighbourCache(),
 	}
 	for _, o := range opts {
 		o(s)

@@ -66,10 +66,11 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AssessOrder     func(childComplexity int, input AssessOrderInput) int
-		LabelOrder      func(childComplexity int, orderID string, fraud bool) int
-		ReportPick      func(childComplexity int, input ReportPickInput) int
-		UpdateInventory func(childComplexity int, input UpdateInventoryInput) int
+		AssessOrder        func(childComplexity int, input AssessOrderInput) int
+		LabelOrder         func(childComplexity int, orderID string, fraud bool) int
+		RecordSessionEvent func(childComplexity int, input SessionEventInput) int
+		ReportPick         func(childComplexity int, input ReportPickInput) int
+		UpdateInventory    func(childComplexity int, input UpdateInventoryInput) int
 	}
 
 	PageInfo struct {
@@ -96,10 +97,17 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Availability func(childComplexity int, storeID string, productIds []string) int
-		OrderRisk    func(childComplexity int, orderID string) int
-		Store        func(childComplexity int, id string) int
-		Stores       func(childComplexity int, first *int, after *string) int
+		Availability    func(childComplexity int, storeID string, productIds []string) int
+		OrderRisk       func(childComplexity int, orderID string) int
+		Recommendations func(childComplexity int, sessionID string, storeID string, first *int) int
+		Store           func(childComplexity int, id string) int
+		Stores          func(childComplexity int, first *int, after *string) int
+	}
+
+	Recommendation struct {
+		Product func(childComplexity int) int
+		Reason  func(childComplexity int) int
+		Score   func(childComplexity int) int
 	}
 
 	Retailer struct {
@@ -132,8 +140,9 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		AvailabilityChanged func(childComplexity int, storeID string, productIds []string) int
-		RiskAlerts          func(childComplexity int, minScore *float64) int
+		AvailabilityChanged    func(childComplexity int, storeID string, productIds []string) int
+		RecommendationsUpdated func(childComplexity int, sessionID string, storeID string, first *int) int
+		RiskAlerts             func(childComplexity int, minScore *float64) int
 	}
 }
 
@@ -146,12 +155,14 @@ type MutationResolver interface {
 	UpdateInventory(ctx context.Context, input UpdateInventoryInput) (*EventReceipt, error)
 	AssessOrder(ctx context.Context, input AssessOrderInput) (*FraudAssessment, error)
 	LabelOrder(ctx context.Context, orderID string, fraud bool) (*EventReceipt, error)
+	RecordSessionEvent(ctx context.Context, input SessionEventInput) (*EventReceipt, error)
 }
 type QueryResolver interface {
 	Stores(ctx context.Context, first *int, after *string) (*StoreConnection, error)
 	Store(ctx context.Context, id string) (*catalog.Store, error)
 	Availability(ctx context.Context, storeID string, productIds []string) ([]*ItemAvailability, error)
 	OrderRisk(ctx context.Context, orderID string) (*FraudAssessment, error)
+	Recommendations(ctx context.Context, sessionID string, storeID string, first *int) ([]*Recommendation, error)
 }
 type StoreResolver interface {
 	Retailer(ctx context.Context, obj *catalog.Store) (*catalog.Retailer, error)
@@ -160,6 +171,7 @@ type StoreResolver interface {
 type SubscriptionResolver interface {
 	AvailabilityChanged(ctx context.Context, storeID string, productIds []string) (<-chan *ItemAvailability, error)
 	RiskAlerts(ctx context.Context, minScore *float64) (<-chan *FraudAssessment, error)
+	RecommendationsUpdated(ctx context.Context, sessionID string, storeID string, first *int) (<-chan []*Recommendation, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -301,6 +313,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.LabelOrder(childComplexity, args["orderId"].(string), args["fraud"].(bool)), true
+	case "Mutation.recordSessionEvent":
+		if e.ComplexityRoot.Mutation.RecordSessionEvent == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_recordSessionEvent_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RecordSessionEvent(childComplexity, args["input"].(SessionEventInput)), true
 	case "Mutation.reportPick":
 		if e.ComplexityRoot.Mutation.ReportPick == nil {
 			break
@@ -417,6 +440,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.OrderRisk(childComplexity, args["orderId"].(string)), true
+	case "Query.recommendations":
+		if e.ComplexityRoot.Query.Recommendations == nil {
+			break
+		}
+
+		args, err := ec.field_Query_recommendations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Recommendations(childComplexity, args["sessionId"].(string), args["storeId"].(string), args["first"].(*int)), true
 	case "Query.store":
 		if e.ComplexityRoot.Query.Store == nil {
 			break
@@ -439,6 +473,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Stores(childComplexity, args["first"].(*int), args["after"].(*string)), true
+
+	case "Recommendation.product":
+		if e.ComplexityRoot.Recommendation.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Recommendation.Product(childComplexity), true
+	case "Recommendation.reason":
+		if e.ComplexityRoot.Recommendation.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Recommendation.Reason(childComplexity), true
+	case "Recommendation.score":
+		if e.ComplexityRoot.Recommendation.Score == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Recommendation.Score(childComplexity), true
 
 	case "Retailer.id":
 		if e.ComplexityRoot.Retailer.ID == nil {
@@ -545,6 +598,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.AvailabilityChanged(childComplexity, args["storeId"].(string), args["productIds"].([]string)), true
+	case "Subscription.recommendationsUpdated":
+		if e.ComplexityRoot.Subscription.RecommendationsUpdated == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_recommendationsUpdated_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.RecommendationsUpdated(childComplexity, args["sessionId"].(string), args["storeId"].(string), args["first"].(*int)), true
 	case "Subscription.riskAlerts":
 		if e.ComplexityRoot.Subscription.RiskAlerts == nil {
 			break
@@ -568,6 +632,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputAssessOrderInput,
 		ec.unmarshalInputOrderItemInput,
 		ec.unmarshalInputReportPickInput,
+		ec.unmarshalInputSessionEventInput,
 		ec.unmarshalInputUpdateInventoryInput,
 	)
 	first := true
@@ -660,7 +725,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "availability.graphqls" "catalog.graphqls" "fraud.graphqls"
+//go:embed "availability.graphqls" "catalog.graphqls" "fraud.graphqls" "recommendations.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -675,6 +740,7 @@ var sources = []*ast.Source{
 	{Name: "availability.graphqls", Input: sourceData("availability.graphqls"), BuiltIn: false},
 	{Name: "catalog.graphqls", Input: sourceData("catalog.graphqls"), BuiltIn: false},
 	{Name: "fraud.graphqls", Input: sourceData("fraud.graphqls"), BuiltIn: false},
+	{Name: "recommendations.graphqls", Input: sourceData("recommendations.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -776,6 +842,18 @@ func (ec *executionContext) childFields_ProductEdge(ctx context.Context, field g
 		return ec.fieldContext_ProductEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ProductEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Recommendation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "product":
+		return ec.fieldContext_Recommendation_product(ctx, field)
+	case "score":
+		return ec.fieldContext_Recommendation_score(ctx, field)
+	case "reason":
+		return ec.fieldContext_Recommendation_reason(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Recommendation", field.Name)
 }
 
 func (ec *executionContext) childFields_Retailer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -988,6 +1066,20 @@ func (ec *executionContext) field_Mutation_labelOrder_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_recordSessionEvent_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (SessionEventInput, error) {
+			return ec.unmarshalNSessionEventInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐSessionEventInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_reportPick_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1063,6 +1155,36 @@ func (ec *executionContext) field_Query_orderRisk_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["orderId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_recommendations_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "sessionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["sessionId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "storeId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["storeId"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
 	return args, nil
 }
 
@@ -1151,6 +1273,36 @@ func (ec *executionContext) field_Subscription_availabilityChanged_args(ctx cont
 		return nil, err
 	}
 	args["productIds"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_recommendationsUpdated_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "sessionId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["sessionId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "storeId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["storeId"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
 	return args, nil
 }
 
@@ -1781,6 +1933,50 @@ func (ec *executionContext) fieldContext_Mutation_labelOrder(ctx context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_recordSessionEvent(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_recordSessionEvent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RecordSessionEvent(ctx, fc.Args["input"].(SessionEventInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *EventReceipt) graphql.Marshaler {
+			return ec.marshalNEventReceipt2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐEventReceipt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_recordSessionEvent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EventReceipt(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_recordSessionEvent_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2237,6 +2433,50 @@ func (ec *executionContext) fieldContext_Query_orderRisk(ctx context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_recommendations(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_recommendations(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Recommendations(ctx, fc.Args["sessionId"].(string), fc.Args["storeId"].(string), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Recommendation) graphql.Marshaler {
+			return ec.marshalNRecommendation2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐRecommendationᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_recommendations(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Recommendation(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_recommendations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2311,6 +2551,84 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Recommendation_product(ctx context.Context, field graphql.CollectedField, obj *Recommendation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Recommendation_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Product, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *catalog.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐProduct(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Recommendation_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Recommendation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Recommendation_score(ctx context.Context, field graphql.CollectedField, obj *Recommendation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Recommendation_score(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Score, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Recommendation_score(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Recommendation", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _Recommendation_reason(ctx context.Context, field graphql.CollectedField, obj *Recommendation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Recommendation_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Recommendation_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Recommendation", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Retailer_id(ctx context.Context, field graphql.CollectedField, obj *catalog.Retailer) (ret graphql.Marshaler) {
@@ -2774,6 +3092,50 @@ func (ec *executionContext) fieldContext_Subscription_riskAlerts(ctx context.Con
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_riskAlerts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_recommendationsUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_recommendationsUpdated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().RecommendationsUpdated(ctx, fc.Args["sessionId"].(string), fc.Args["storeId"].(string), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*Recommendation) graphql.Marshaler {
+			return ec.marshalNRecommendation2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐRecommendationᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_recommendationsUpdated(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Recommendation(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_recommendationsUpdated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4041,6 +4403,85 @@ func (ec *executionContext) unmarshalInputReportPickInput(ctx context.Context, o
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputSessionEventInput(ctx context.Context, obj any) (SessionEventInput, error) {
+	var it SessionEventInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"sessionId", "storeId", "type", "productId", "query", "orderId", "userId", "time"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "sessionId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sessionId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SessionID = data
+		case "storeId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("storeId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StoreID = data
+		case "type":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
+			data, err := ec.unmarshalNSessionEventType2githubᚗcomᚋaisleᚋaisleᚋgraphᚐSessionEventType(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Type = data
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "query":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("query"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Query = data
+		case "orderId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderID = data
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "time":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("time"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Time = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputUpdateInventoryInput(ctx context.Context, obj any) (UpdateInventoryInput, error) {
 	var it UpdateInventoryInput
 	if obj == nil {
@@ -4323,6 +4764,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "labelOrder":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_labelOrder(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "recordSessionEvent":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_recordSessionEvent(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -4643,6 +5091,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "recommendations":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_recommendations(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -4656,6 +5126,54 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var recommendationImplementors = []string{"Recommendation"}
+
+func (ec *executionContext) _Recommendation(ctx context.Context, sel ast.SelectionSet, obj *Recommendation) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, recommendationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Recommendation")
+		case "product":
+			out.Values[i] = ec._Recommendation_product(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "score":
+			out.Values[i] = ec._Recommendation_score(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._Recommendation_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -4996,6 +5514,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_availabilityChanged(ctx, fields[0])
 	case "riskAlerts":
 		return ec._Subscription_riskAlerts(ctx, fields[0])
+	case "recommendationsUpdated":
+		return ec._Subscription_recommendationsUpdated(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -5642,6 +6162,32 @@ func (ec *executionContext) marshalNProductEdge2ᚖgithubᚗcomᚋaisleᚋaisle�
 	return ec._ProductEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNRecommendation2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐRecommendationᚄ(ctx context.Context, sel ast.SelectionSet, v []*Recommendation) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRecommendation2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐRecommendation(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNRecommendation2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐRecommendation(ctx context.Context, sel ast.SelectionSet, v *Recommendation) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Recommendation(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNReportPickInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐReportPickInput(ctx context.Context, v any) (ReportPickInput, error) {
 	res, err := ec.unmarshalInputReportPickInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -5681,6 +6227,21 @@ func (ec *executionContext) marshalNRiskReason2ᚖgithubᚗcomᚋaisleᚋaisle�
 		return graphql.Null
 	}
 	return ec._RiskReason(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSessionEventInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐSessionEventInput(ctx context.Context, v any) (SessionEventInput, error) {
+	res, err := ec.unmarshalInputSessionEventInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNSessionEventType2githubᚗcomᚋaisleᚋaisleᚋgraphᚐSessionEventType(ctx context.Context, v any) (SessionEventType, error) {
+	var res SessionEventType
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSessionEventType2githubᚗcomᚋaisleᚋaisleᚋgraphᚐSessionEventType(ctx context.Context, sel ast.SelectionSet, v SessionEventType) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNStore2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐStore(ctx context.Context, sel ast.SelectionSet, v *catalog.Store) graphql.Marshaler {

@@ -92,6 +92,14 @@ type ProductEdge struct {
 type Query struct {
 }
 
+type Recommendation struct {
+	Product *catalog.Product `json:"product"`
+	// Relative strength; comparable within one list only.
+	Score float64 `json:"score"`
+	// A short explanation, e.g. "often bought with Pancake Mix".
+	Reason string `json:"reason"`
+}
+
 type ReportPickInput struct {
 	StoreID   string      `json:"storeId"`
 	ProductID string      `json:"productId"`
@@ -115,6 +123,22 @@ type RiskReason struct {
 	Value float64 `json:"value"`
 	// Its contribution to the log-odds of fraud (weight × standardised value).
 	Contribution float64 `json:"contribution"`
+}
+
+type SessionEventInput struct {
+	SessionID string           `json:"sessionId"`
+	StoreID   string           `json:"storeId"`
+	Type      SessionEventType `json:"type"`
+	// Required for VIEW, ADD_TO_CART and REMOVE_FROM_CART.
+	ProductID *string `json:"productId,omitempty"`
+	// Required for SEARCH.
+	Query *string `json:"query,omitempty"`
+	// Required for CHECKOUT.
+	OrderID *string `json:"orderId,omitempty"`
+	// The customer; defaults to the user bound to the API key (required for service keys).
+	UserID *string `json:"userId,omitempty"`
+	// Event time; defaults to now. At most 5 minutes in the future.
+	Time *time.Time `json:"time,omitempty"`
 }
 
 type StoreConnection struct {
@@ -304,6 +328,67 @@ func (e *PickOutcome) UnmarshalJSON(b []byte) error {
 }
 
 func (e PickOutcome) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type SessionEventType string
+
+const (
+	SessionEventTypeView           SessionEventType = "VIEW"
+	SessionEventTypeSearch         SessionEventType = "SEARCH"
+	SessionEventTypeAddToCart      SessionEventType = "ADD_TO_CART"
+	SessionEventTypeRemoveFromCart SessionEventType = "REMOVE_FROM_CART"
+	SessionEventTypeCheckout       SessionEventType = "CHECKOUT"
+)
+
+var AllSessionEventType = []SessionEventType{
+	SessionEventTypeView,
+	SessionEventTypeSearch,
+	SessionEventTypeAddToCart,
+	SessionEventTypeRemoveFromCart,
+	SessionEventTypeCheckout,
+}
+
+func (e SessionEventType) IsValid() bool {
+	switch e {
+	case SessionEventTypeView, SessionEventTypeSearch, SessionEventTypeAddToCart, SessionEventTypeRemoveFromCart, SessionEventTypeCheckout:
+		return true
+	}
+	return false
+}
+
+func (e SessionEventType) String() string {
+	return string(e)
+}
+
+func (e *SessionEventType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SessionEventType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SessionEventType", str)
+	}
+	return nil
+}
+
+func (e SessionEventType) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SessionEventType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SessionEventType) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -15,6 +15,7 @@ import (
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/live"
+	"github.com/aisle/aisle/recommend"
 )
 
 // Resolver holds the dependencies every resolver shares; server.go fills it.
@@ -22,15 +23,19 @@ type Resolver struct {
 	Catalog             *catalog.DB
 	AvailabilityService *availability.Service
 	AvailabilityHub     *live.Hub[availability.Item]
+	RecommendService    *recommend.Service
+	RecommendHub        *live.Hub[struct{}] // which sessions changed
 	FraudService        *fraud.Service
 }
 
 // NewResolver checks that no dependency is missing.
-func NewResolver(db *catalog.DB, avail *availability.Service, hub *live.Hub[availability.Item], fraudService *fraud.Service) (*Resolver, error) {
-	if db == nil || avail == nil || hub == nil || fraudService == nil {
+func NewResolver(db *catalog.DB, avail *availability.Service, hub *live.Hub[availability.Item],
+	reco *recommend.Service, recoHub *live.Hub[struct{}], fraudService *fraud.Service) (*Resolver, error) {
+	if db == nil || avail == nil || hub == nil || reco == nil || recoHub == nil || fraudService == nil {
 		return nil, fmt.Errorf("resolvers: nil dependency")
 	}
-	return &Resolver{Catalog: db, AvailabilityService: avail, AvailabilityHub: hub, FraudService: fraudService}, nil
+	return &Resolver{Catalog: db, AvailabilityService: avail, AvailabilityHub: hub,
+		RecommendService: reco, RecommendHub: recoHub, FraudService: fraudService}, nil
 }
 
 // loaders batch the lookups that nested fields make, per operation.

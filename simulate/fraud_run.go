@@ -34,9 +34,6 @@ func liveFraudWorld(seed int64, stores []Store) FraudWorld {
 // passes in whatever wall time the rate gives it. When a week is out the
 // next one (the next seed) follows.
 func RunFraud(ctx context.Context, cfg FraudRunConfig, publish func(context.Context, aisle.Event) error) error {
-	if !(cfg.Rate > 0) {
-		return aisle.Errorf(aisle.EINVALID, "simulation rate must be positive, got %g events/s", cfg.Rate)
-	}
 	runID := cfg.RunID
 	if runID == "" {
 		runID = strconv.FormatInt(time.Now().UnixMilli(), 36)
@@ -64,13 +61,13 @@ func RunFraud(ctx context.Context, cfg FraudRunConfig, publish func(context.Cont
 		}
 		return ev
 	}
-	err = publishPaced(ctx, cfg.Rate, cfg.Limit, runID, time.Now, next, func(ctx context.Context, ev aisle.Event) error {
+	paced := RunConfig{Rate: cfg.Rate, Limit: cfg.Limit, RunID: runID}
+	return pace(ctx, paced, next, func(ctx context.Context, ev aisle.Event) error {
 		if nextErr != nil {
 			return nextErr
 		}
 		return publish(ctx, ev)
 	})
-	return err
 }
 
 // renameOrder suffixes the order id an event names with runID.

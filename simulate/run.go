@@ -40,13 +40,6 @@ const maxLag = time.Second
 // only on the catalog and seed. Run returns nil when ctx is done or Limit is
 // reached, and the first publish error otherwise.
 func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle.Event) error) error {
-	if !(cfg.Rate > 0) {
-		return aisle.Errorf(aisle.EINVALID, "simulation rate must be positive, got %g events/s", cfg.Rate)
-	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
 	start := cfg.Start
 	if start.IsZero() {
 		start = liveStart
@@ -55,22 +48,29 @@ func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle
 	if err != nil {
 		return err
 	}
+	return pace(ctx, cfg, func() aisle.Event { return sim.Next().Event }, publish)
+}
+
+// pace publishes next's events at cfg.Rate per second, each stamped with
+// cfg.Now and its id suffixed with the run id, until ctx is done or
+// cfg.Limit events were published.
+func pace(ctx context.Context, cfg RunConfig, next func() aisle.Event, publish func(context.Context, aisle.Event) error) error {
+	if !(cfg.Rate > 0) {
+		return aisle.Errorf(aisle.EINVALID, "simulation rate must be positive, got %g events/s", cfg.Rate)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	runID := cfg.RunID
 	if runID == "" {
 		runID = strconv.FormatInt(time.Now().UnixMilli(), 36)
 	}
-	return publishPaced(ctx, cfg.Rate, cfg.Limit, runID, now, func() aisle.Event { return sim.Next().Event }, publish)
-}
-
-// publishPaced publishes the events next returns, spaced at rate per second,
-// each stamped with now() and its id suffixed with runID, until ctx is done
-// or limit events (0: no limit) are out. It returns the first publish error.
-func publishPaced(ctx context.Context, rate float64, limit int, runID string, now func() time.Time, next func() aisle.Event, publish func(context.Context, aisle.Event) error) error {
-	interval := time.Duration(float64(time.Second) / rate)
+	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	due := time.Now()
-	for sent := 0; limit == 0 || sent < limit; sent++ {
+	for sent := 0; cfg.Limit == 0 || sent < cfg.Limit; sent++ {
 		timer.Reset(time.Until(due))
 		select {
 		case <-ctx.Done():

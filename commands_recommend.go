@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/eval"
+	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/recommend"
+)
+
+// runBatchCoPurchase is `aisle batch copurchase`.
+func runBatchCoPurchase(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c := newCommand("batch copurchase", stderr)
+	cfg := models.DefaultCoPurchaseConfig()
+	since := fs.Duration("since", 90*24*time.Hour, "fit the orders placed in this long before now (2160h = 90 days)")
+	fs.IntVar(&cfg.K, "k", cfg.K, "co-purchase neighbours kept per product")
+	fs.IntVar(&cfg.MinSupport, "min-support", cfg.MinSupport, "orders a pair of products must share to count")
+	fs.IntVar(&cfg.Popular, "popular", cfg.Popular, "most popular products kept per store")
+	if err := parseCommand(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case *since <= 0:
+		return fmt.Errorf("--since must be positive, got %s", *since)
+	case cfg.K < 1 || cfg.MinSupport < 1 || cfg.Popular < 1:
+		return fmt.Errorf("--k, --min-support and --popular must be at least 1")
+	}
+	db, err := catalog.Open(ctx, c.DatabaseURL, commandLogger(c, stderr))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	fit, err := recommend.FitCoPurchase(ctx, db, time.Now().Add(-*since), cfg)
+	if err != nil {
+		return fmt.Errorf("batch copurchase: %w", err)
+	}
+	_, err = fmt.Fprintf(stdout, "co-purchase fit %d saved: %d orders since %s, %d products with %d neighbours (k %d, min support %d); serving loads it within a minute\n",
+		fit.FitID, fit.Orders, fit.Since.UTC().Format(time.RFC3339), fit.Products, fit.Pairs, cfg.K, cfg.MinSupport)
+	return err
+}
+
+// runEvalRecommendations is `aisle eval recommendations`: offline, in memory,
+// the same numbers for the same seed.
+func runEvalRecommendations(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("eval recommendations", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	seed := fs.Int64("seed", 1, "simulation seed: the same seed gives the same numbers")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
+	if err := parseCommand(fs, args); err != nil {
+		return err
+	}
+	report, err := eval.Recommendations(*seed)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(report)
+	}
+	_, err = io.WriteString(stdout, report.String())
+	return err
+}

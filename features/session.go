@@ -1,0 +1,215 @@
+package features
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/models"
+)
+
+//go:embed session.lua
+var applySessionSource string
+
+var applySessionScript = redis.NewScript(applySessionSource)
+
+// Bounds of the session state (see session.lua).
+const (
+	// SessionItems is how many item events a session keeps: enough for the
+	// model's query (models.RecommendModel.QueryItems) and then some.
+	SessionItems = 30
+	// ItemSessions is how many of the most recent sessions a product's
+	// index keeps for neighbour search.
+	ItemSessions = 200
+	// SessionTTL is how long an untouched session, and an untouched
+	// product's session index, lives: a week of sessions are neighbours.
+	SessionTTL = 7 * 24 * time.Hour
+)
+
+// sessionActions maps session event types to the script's action names.
+var sessionActions = map[string]string{
+	aisle.TypeSessionView:           "view",
+	aisle.TypeSessionAddToCart:      "add",
+	aisle.TypeSessionRemoveFromCart: "remove",
+	aisle.TypeSessionSearch:         "search",
+	aisle.TypeSessionCheckout:       "checkout",
+}
+
+// itemActions maps the script's item actions back to the model's.
+var itemActions = map[string]models.SessionAction{
+	"view":   models.ActionView,
+	"add":    models.ActionAddToCart,
+	"remove": models.ActionRemoveFromCart,
+}
+
+// SessionState is a session as the online store keeps it.
+type SessionState struct {
+	Owner   string // the user of its first event; "" when the session is unknown
+	Session models.Session
+}
+
+// ApplySessions applies session.* events in one pipelined round trip, each
+// atomically with its dedup key and offset watermark, like
+// ApplyAvailability. A session belongs to the user of its first event: a
+// later event of another user is skipped (applied false), so no one can
+// take over or pollute someone else's session by reusing its id.
+func (s *Store) ApplySessions(ctx context.Context, updates []Update) (applied []bool, err error) {
+	if len(updates) == 0 {
+		return nil, nil
+	}
+	keys := make([][]string, len(updates))
+	args := make([][]any, len(updates))
+	for i, u := range updates {
+		ev := u.Event
+		if ev == nil || ev.Session == nil {
+			return nil, errors.New("apply sessions: not a session event")
+		}
+		se := ev.Session
+		keys[i] = []string{s.sessionKey(se.SessionID), s.seenKey(ev.ID), s.offsetsKey()}
+		if se.ProductID != "" {
+			keys[i] = append(keys[i], s.itemSessionsKey(se.ProductID))
+		}
+		field := ""
+		if u.Origin.Topic != "" {
+			field = u.Origin.field()
+		}
+		args[i] = []any{
+			sessionActions[ev.Type], se.UserID, se.ProductID, ev.Time.UnixMilli(),
+			SessionTTL.Milliseconds(), s.seenTTL.Milliseconds(), field, u.Origin.Offset,
+			s.sessionChannel(), se.SessionID, SessionItems, ItemSessions,
+		}
+	}
+	results, err := s.evalEach(ctx, applySessionScript, keys, args)
+	if err != nil {
+		return nil, fmt.Errorf("apply session events: %w", err)
+	}
+	applied = make([]bool, len(updates))
+	for i, r := range results {
+		applied[i] = r == int64(1)
+	}
+	return applied, nil
+}
+
+// Session reads a session's state; an unknown (or expired) session is the
+// zero state.
+func (s *Store) Session(ctx context.Context, sessionID string) (SessionState, error) {
+	vals, err := s.rdb.HMGet(ctx, s.sessionKey(sessionID), "user", "items", "cart").Result()
+	if err != nil {
+		return SessionState{}, fmt.Errorf("read session %s: %w", sessionID, err)
+	}
+	var st SessionState
+	if vals[0] == nil {
+		return st, nil
+	}
+	st.Owner, _ = vals[0].(string)
+	items, _ := vals[1].(string)
+	if st.Session.Items, err = parseSessionItems(items); err != nil {
+		return SessionState{}, fmt.Errorf("read session %s: %w", sessionID, err)
+	}
+	cart, _ := vals[2].(string)
+	st.Session.Cart = strings.Fields(cart)
+	return st, nil
+}
+
+// parseSessionItems decodes session.lua's "action:product:ms" entries.
+func parseSessionItems(encoded string) ([]models.SessionItem, error) {
+	entries := strings.Fields(encoded)
+	out := make([]models.SessionItem, len(entries))
+	for i, e := range entries {
+		parts := strings.Split(e, ":")
+		if len(parts) != 3 || itemActions[parts[0]] == 0 {
+			return nil, fmt.Errorf("bad session item %q", e)
+		}
+		ms, err := strconv.ParseInt(parts[2], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("bad session item %q: %w", e, err)
+		}
+		out[i] = models.SessionItem{ProductID: parts[1], Action: itemActions[parts[0]], AtMillis: ms}
+	}
+	return out, nil
+}
+
+// NeighbourSessions returns up to sample recent sessions that touched any
+// of productIDs, other than sessionID, most recent first, each with its
+// distinct items. It reads the perItem most recent sessions of each
+// product's index, keeps the sample most recent (models.SampleNeighbours),
+// and reads their items: two pipelined round trips.
+func (s *Store) NeighbourSessions(ctx context.Context, sessionID string, productIDs []string, perItem, sample int) ([]models.NeighbourSession, error) {
+	if len(productIDs) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	ranges := make([]*redis.ZSliceCmd, len(productIDs))
+	for i, p := range productIDs {
+		ranges[i] = pipe.ZRevRangeWithScores(ctx, s.itemSessionsKey(p), 0, int64(perItem-1))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read session indexes: %w", err)
+	}
+	lists := make([][]models.SessionTime, len(ranges))
+	for i, r := range ranges {
+		for _, z := range r.Val() {
+			id, _ := z.Member.(string)
+			lists[i] = append(lists[i], models.SessionTime{ID: id, AtMillis: int64(z.Score)})
+		}
+	}
+	ids := models.SampleNeighbours(lists, sessionID, sample)
+	if len(ids) == 0 {
+		return nil, nil
+	}
+
+	out := make([]models.NeighbourSession, len(ids))
+	missing := s.neighbours.lookup(ids, out)
+	if len(missing) > 0 {
+		pipe = s.rdb.Pipeline()
+		gets := make([]*redis.StringCmd, len(missing))
+		for j, i := range missing {
+			gets[j] = pipe.HGet(ctx, s.sessionKey(ids[i]), "items")
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("read neighbour sessions: %w", err)
+		}
+		for j, i := range missing {
+			items, err := parseSessionItems(gets[j].Val()) // an expired session reads as none
+			if err != nil {
+				return nil, fmt.Errorf("read neighbour session %s: %w", ids[i], err)
+			}
+			out[i] = models.NeighbourSession{ID: ids[i], Items: models.NeighbourItems(items)}
+			s.neighbours.store(out[i])
+		}
+	}
+	return slices.DeleteFunc(out, func(ns models.NeighbourSession) bool { return len(ns.Items) == 0 }), nil
+}
+
+// WatchSessions calls fn with the id of every session that changes, until
+// ctx is done; then it returns nil. Like WatchAvailability it holds one
+// pub/sub connection, subscribes again after an outage (changes during the
+// outage are not announced) and fails only when the first subscription does.
+//
+// While its subscription is confirmed, NeighbourSessions serves neighbour
+// sessions from an in-process cache that every announced change keeps
+// coherent (see neighbourCache).
+func (s *Store) WatchSessions(ctx context.Context, fn func(sessionID string)) error {
+	return s.watchLoop(ctx, s.sessionChannel(), watcher{
+		subscribed: func(bool) { s.neighbours.use() },
+		message: func(sessionID string) {
+			s.neighbours.forget(sessionID)
+			fn(sessionID)
+		},
+		left: s.neighbours.stop,
+	})
+}
+
+func (s *Store) sessionKey(id string) string { return s.prefix + "sess:" + id }
+
+func (s *Store) itemSessionsKey(productID string) string { return s.prefix + "item:" + productID }
+
+func (s *Store) sessionChannel() string { return s.prefix + "changes:sessions" }

@@ -1,0 +1,200 @@
+package features_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/features"
+	"github.com/aisle/aisle/features/featurestest"
+	"github.com/aisle/aisle/models"
+)
+
+func sessionEvent(id, eventType, session, user, product string, at time.Time) features.Update {
+	se := &aisle.SessionEvent{SessionID: session, UserID: user, StoreID: "s-1", ProductID: product}
+	switch eventType {
+	case aisle.TypeSessionSearch:
+		se.ProductID, se.Query = "", "eggs"
+	case aisle.TypeSessionCheckout:
+		se.ProductID, se.OrderID = "", "o-"+id
+	}
+	return features.Update{Event: &aisle.Decoded{Event: aisle.Event{ID: id, Type: eventType, Time: at}, Session: se}}
+}
+
+func applySessions(t *testing.T, s *features.Store, updates ...features.Update) []bool {
+	t.Helper()
+	applied, err := s.ApplySessions(context.Background(), updates)
+	if err != nil {
+		t.Fatalf("ApplySessions: %v", err)
+	}
+	return applied
+}
+
+func readSession(t *testing.T, s *features.Store, id string) features.SessionState {
+	t.Helper()
+	st, err := s.Session(context.Background(), id)
+	if err != nil {
+		t.Fatalf("Session: %v", err)
+	}
+	return st
+}
+
+func TestApplySessions(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+	applied := applySessions(t, s,
+		sessionEvent("e1", aisle.TypeSessionView, "ss-1", "u-1", "pancake", sec(1)),
+		sessionEvent("e2", aisle.TypeSessionAddToCart, "ss-1", "u-1", "pancake", sec(2)),
+		sessionEvent("e3", aisle.TypeSessionSearch, "ss-1", "u-1", "", sec(3)),
+		sessionEvent("e4", aisle.TypeSessionAddToCart, "ss-1", "u-1", "eggs", sec(5)),
+		sessionEvent("e5", aisle.TypeSessionView, "ss-1", "u-1", "syrup", sec(4)),        // late: sorted in by event time
+		sessionEvent("e2", aisle.TypeSessionAddToCart, "ss-1", "u-1", "pancake", sec(2)), // redelivery
+		sessionEvent("e6", aisle.TypeSessionAddToCart, "ss-1", "u-2", "bacon", sec(6)),   // another user
+		sessionEvent("e7", aisle.TypeSessionRemoveFromCart, "ss-1", "u-1", "pancake", sec(7)),
+	)
+	if want := []bool{true, true, true, true, true, false, false, true}; !reflect.DeepEqual(applied, want) {
+		t.Fatalf("applied = %v, want %v", applied, want)
+	}
+	ms := func(n int) int64 { return sec(n).UnixMilli() }
+	want := features.SessionState{
+		Owner: "u-1",
+		Session: models.Session{
+			Items: []models.SessionItem{
+				{ProductID: "pancake", Action: models.ActionView, AtMillis: ms(1)},
+				{ProductID: "pancake", Action: models.ActionAddToCart, AtMillis: ms(2)},
+				{ProductID: "syrup", Action: models.ActionView, AtMillis: ms(4)},
+				{ProductID: "eggs", Action: models.ActionAddToCart, AtMillis: ms(5)},
+				{ProductID: "pancake", Action: models.ActionRemoveFromCart, AtMillis: ms(7)},
+			},
+			Cart: []string{"eggs"},
+		},
+	}
+	if got := readSession(t, s, "ss-1"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("session = %+v\nwant      %+v", got, want)
+	}
+
+	applySessions(t, s, sessionEvent("e8", aisle.TypeSessionCheckout, "ss-1", "u-1", "", sec(8)))
+	if got := readSession(t, s, "ss-1"); len(got.Session.Cart) != 0 || len(got.Session.Items) != 5 {
+		t.Errorf("after checkout: %+v, want an empty cart and the items kept", got)
+	}
+	if got := readSession(t, s, "ss-404"); !reflect.DeepEqual(got, features.SessionState{}) {
+		t.Errorf("unknown session = %+v, want the zero state", got)
+	}
+
+	// Only the newest SessionItems item events are kept.
+	var many []features.Update
+	for i := range features.SessionItems + 5 {
+		many = append(many, sessionEvent("m"+string(rune('a'+i)), aisle.TypeSessionView, "ss-2", "u-1", "p", sec(i)))
+	}
+	applySessions(t, s, many...)
+	if got := readSession(t, s, "ss-2").Session.Items; len(got) != features.SessionItems || got[0].AtMillis != ms(5) {
+		t.Errorf("kept %d items from %v, want %d from the 6th", len(got), got[0], features.SessionItems)
+	}
+}
+
+func TestNeighbourSessions(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	ctx := context.Background()
+	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+	applySessions(t, s,
+		sessionEvent("a1", aisle.TypeSessionAddToCart, "old", "u-1", "eggs", sec(1)),
+		sessionEvent("a2", aisle.TypeSessionAddToCart, "old", "u-1", "bacon", sec(2)),
+		sessionEvent("b1", aisle.TypeSessionView, "new", "u-2", "flour", sec(3)),
+		sessionEvent("b2", aisle.TypeSessionAddToCart, "new", "u-2", "eggs", sec(4)),
+		sessionEvent("b3", aisle.TypeSessionAddToCart, "new", "u-2", "flour", sec(5)),
+		sessionEvent("c1", aisle.TypeSessionAddToCart, "me", "u-3", "eggs", sec(6)),
+		sessionEvent("d1", aisle.TypeSessionView, "other", "u-4", "charcoal", sec(7)),
+	)
+	got, err := s.NeighbourSessions(ctx, "me", []string{"eggs", "milk"}, 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []models.NeighbourSession{{ID: "new", Items: []string{"flour", "eggs"}}, {ID: "old", Items: []string{"eggs", "bacon"}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("neighbours = %+v, want %+v", got, want)
+	}
+	if got, _ := s.NeighbourSessions(ctx, "me", []string{"eggs"}, 10, 1); len(got) != 1 || got[0].ID != "new" {
+		t.Errorf("a sample of 1 = %+v, want the most recent session", got)
+	}
+}
+
+func TestWatchSessions(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	changed := make(chan string, 10)
+	done := make(chan error, 1)
+	go func() { done <- s.WatchSessions(ctx, func(id string) { changed <- id }) }()
+	deadline := time.After(5 * time.Second)
+	for i := 0; ; i++ {
+		applySessions(t, s, sessionEvent("w"+string(rune('a'+i)), aisle.TypeSessionView, "ss-w", "u-1", "p", t0))
+		select {
+		case id := <-changed:
+			if id != "ss-w" {
+				t.Fatalf("changed %q, want ss-w", id)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("WatchSessions = %v", err)
+			}
+			return
+		case <-time.After(50 * time.Millisecond): // not subscribed yet
+		case <-deadline:
+			t.Fatal("no change announced within 5s")
+		}
+	}
+}
+
+// While WatchSessions runs, neighbour sessions come from the cache, and a
+// change of a neighbour session reaches the next read.
+func TestNeighbourSessionsStayCoherentWhileWatched(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := make(chan string, 100)
+	go func() { _ = s.WatchSessions(ctx, func(id string) { changed <- id }) }()
+	waitFor := func(id string) {
+		t.Helper()
+		for {
+			select {
+			case got := <-changed:
+				if got == id {
+					return
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("no change of %s announced", id)
+			}
+		}
+	}
+	// Events until one is announced: the subscription is confirmed.
+	for i := 0; ; i++ {
+		applySessions(t, s, sessionEvent("n"+string(rune('a'+i)), aisle.TypeSessionView, "nb", "u-1", "eggs", t0))
+		select {
+		case <-changed:
+		case <-time.After(50 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	read := func() []string {
+		t.Helper()
+		got, err := s.NeighbourSessions(ctx, "me", []string{"eggs"}, 10, 10)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("NeighbourSessions = %+v, %v; want the one session nb", got, err)
+		}
+		return got[0].Items
+	}
+	if got := read(); !reflect.DeepEqual(got, []string{"eggs"}) {
+		t.Fatalf("items %v, want [eggs]", got)
+	}
+	applySessions(t, s, sessionEvent("n-bacon", aisle.TypeSessionAddToCart, "nb", "u-1", "bacon", t0.Add(time.Second)))
+	waitFor("nb")
+	if got := read(); !reflect.DeepEqual(got, []string{"eggs", "bacon"}) {
+		t.Fatalf("after a change, items %v, want [eggs bacon]", got)
+	}
+}

@@ -1,0 +1,43 @@
+package recommend
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/models"
+)
+
+// CoPurchaseFit is what a batch run fitted and saved.
+type CoPurchaseFit struct {
+	FitID    int64
+	Orders   int
+	Products int // products with co-purchase neighbours
+	Pairs    int // neighbour entries kept
+	Since    time.Time
+}
+
+// FitCoPurchase fits co-purchase neighbours and popularity from the orders
+// placed since since and saves them as the newest fit, which serving picks
+// up within a minute. Running it again over the same orders saves the same
+// neighbours again: it is safe to re-run and to schedule.
+func FitCoPurchase(ctx context.Context, db *catalog.DB, since time.Time, cfg models.CoPurchaseConfig) (CoPurchaseFit, error) {
+	baskets, err := db.Baskets(ctx, since)
+	if err != nil {
+		return CoPurchaseFit{}, err
+	}
+	if len(baskets) == 0 {
+		return CoPurchaseFit{}, fmt.Errorf("no orders placed since %s: nothing to fit", since.Format(time.RFC3339))
+	}
+	fit := models.FitCoPurchase(baskets, cfg)
+	id, err := db.SaveCoPurchase(ctx, fit, since)
+	if err != nil {
+		return CoPurchaseFit{}, err
+	}
+	out := CoPurchaseFit{FitID: id, Orders: fit.Orders, Products: len(fit.Neighbours), Since: since}
+	for _, nbs := range fit.Neighbours {
+		out.Pairs += len(nbs)
+	}
+	return out, nil
+}

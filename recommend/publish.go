@@ -1,0 +1,118 @@
+package recommend
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+// eventSource names the API as the producer in the envelope.
+const eventSource = "aisle-api"
+
+// SessionEventInput is a frontend's report of one session event.
+type SessionEventInput struct {
+	Type      string // aisle.TypeSessionView … TypeSessionCheckout
+	SessionID string
+	StoreID   string
+	ProductID string // view and cart events
+	Query     string // search
+	OrderID   string // checkout
+	UserID    string // required for service keys; a customer key's own user otherwise
+	Time      time.Time
+}
+
+// RecordSessionEvent publishes a session event to Kafka. A customer records
+// events of its own sessions only: the user is the key's, and a session that
+// another user started is FORBIDDEN. A service records for any user, who
+// must be named. A session belongs to the user of its first event (the
+// stream applier enforces it, so two users racing for a new session id
+// cannot share it).
+func (s *Service) RecordSessionEvent(ctx context.Context, in SessionEventInput) (aisle.Receipt, error) {
+	p := aisle.PrincipalFromContext(ctx)
+	if err := canReadSessions(p); err != nil {
+		return aisle.Receipt{}, err
+	}
+	userID := in.UserID
+	if p.Role == aisle.RoleCustomer {
+		if userID != "" && userID != p.UserID {
+			return aisle.Receipt{}, aisle.Errorf(aisle.EFORBIDDEN, "this key records sessions of user %s only", p.UserID)
+		}
+		userID = p.UserID
+	}
+	if userID == "" {
+		return aisle.Receipt{}, aisle.Errorf(aisle.EINVALID, "userId is required for keys not bound to a user")
+	}
+	data := aisle.SessionEvent{
+		SessionID: in.SessionID,
+		UserID:    userID,
+		StoreID:   in.StoreID,
+		ProductID: in.ProductID,
+		Query:     in.Query,
+		OrderID:   in.OrderID,
+	}
+	ev, err := s.validEvent(ctx, in.Type, in.Time, data)
+	if err != nil {
+		return aisle.Receipt{}, err
+	}
+	st, err := s.features.Session(ctx, in.SessionID)
+	if err != nil {
+		return aisle.Receipt{}, err
+	}
+	if st.Owner != "" && st.Owner != userID {
+		return aisle.Receipt{}, aisle.Errorf(aisle.EFORBIDDEN, "this session belongs to another user")
+	}
+	receipt, err := s.publisher.Publish(ctx, ev.Event, "")
+	if err != nil {
+		return aisle.Receipt{}, fmt.Errorf("publish %s: %w", ev.Type, err)
+	}
+	return receipt, nil
+}
+
+// validEvent builds the envelope and runs it through the decoder and the
+// catalog check the stream workers use, so the API never publishes an event
+// the pipeline would reject.
+func (s *Service) validEvent(ctx context.Context, eventType string, at time.Time, data aisle.SessionEvent) (*aisle.Decoded, error) {
+	if topic, err := aisle.TopicFor(eventType); err != nil || topic != aisle.TopicSessions {
+		return nil, aisle.Errorf(aisle.EINVALID, "%q is not a session event type", eventType)
+	}
+	now := s.Now()
+	if at.IsZero() {
+		at = now
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s data: %w", eventType, err)
+	}
+	value, err := json.Marshal(aisle.Event{ID: newEventID(), Type: eventType, Time: at.UTC(), Source: eventSource, Data: raw})
+	if err != nil {
+		return nil, fmt.Errorf("encode %s event: %w", eventType, err)
+	}
+	decoded, err := aisle.DecodeEvent(value, aisle.TopicSessions, now)
+	if err != nil {
+		return nil, err
+	}
+	storeIDs, productIDs := decoded.References()
+	stores, products, err := s.catalog.UnknownIDs(ctx, storeIDs, productIDs)
+	if err != nil {
+		return nil, fmt.Errorf("check session event references: %w", err)
+	}
+	switch {
+	case stores[data.StoreID]:
+		return nil, aisle.Errorf(aisle.ENOTFOUND, "unknown store %s", data.StoreID)
+	case products[data.ProductID]:
+		return nil, aisle.Errorf(aisle.ENOTFOUND, "unknown product %s", data.ProductID)
+	}
+	return decoded, nil
+}
+
+// newEventID returns a random, unique event id.
+func newEventID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return "e-" + hex.EncodeToString(b[:])
+}
