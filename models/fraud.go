@@ -391,6 +391,7 @@ const (
 	Identity Transform = iota
 	Log1p              // log(1 + v): counts, whose first few matter most
 	Capped             // v clamped to [0, 20]: ratios, whose tail matters most
+	Binary             // 0 or 1, as is: a yes/no whose description names the answer
 )
 
 func (t Transform) apply(v float64) float64 {
@@ -444,14 +445,14 @@ func age(v float64) string {
 var FraudFeatures = []FraudFeature{
 	{"amount", Identity, func(v float64) string { return fmt.Sprintf("order amount %.2f", v) }},
 	{"amount_vs_usual", Capped, func(v float64) string { return fmt.Sprintf("amount %.1f× the account's usual (30-day mean)", v) }},
-	{"first_order", Identity, flag("first order of this account", "returning account")},
+	{"first_order", Binary, flag("first order of this account", "returning account")},
 	{"account_age_days", Log1p, age},
 	{"user_orders_1h", Log1p, count("%d orders by this account in the last hour")},
 	{"user_orders_24h", Log1p, count("%d orders by this account in the last 24 hours")},
 	{"user_failed_payments_1h", Log1p, count("%d failed payments by this account in the last hour")},
-	{"new_device", Identity, flag("new device for this account", "known device for this account")},
-	{"new_address", Identity, flag("new delivery address for this account", "known delivery address")},
-	{"new_card", Identity, flag("new card for this account", "known card for this account")},
+	{"new_device", Binary, flag("new device for this account", "known device for this account")},
+	{"new_address", Binary, flag("new delivery address for this account", "known delivery address")},
+	{"new_card", Binary, flag("new card for this account", "known card for this account")},
 	{"card_orders_1h", Log1p, count("%d orders on this card in the last hour")},
 	{"card_orders_24h", Log1p, count("%d orders on this card in the last 24 hours")},
 	{"card_failed_payments_10m", Log1p, count("%d failed payments on this card in the last 10 minutes")},

@@ -82,7 +82,15 @@ func (s *FraudScorer) Score(raw []float64) (float64, []Contribution) {
 	out := make([]Contribution, len(contrib))
 	for j, c := range contrib {
 		f := FraudFeatures[s.index[j]]
-		out[j] = Contribution{Feature: f.Name, Value: raw[s.index[j]], Contribution: c, Description: f.Describe(raw[s.index[j]])}
+		v := raw[s.index[j]]
+		description := f.Describe(v)
+		if c > 0 && f.Transform != Binary && x[j] < s.model.Logistic.Means[j] {
+			// The model learned that less of this is riskier; "2 orders
+			// in the last 24 hours" alone would read as a reason for
+			// comfort.
+			description += " (fewer than usual, which raises the risk)"
+		}
+		out[j] = Contribution{Feature: f.Name, Value: v, Contribution: c, Description: description}
 	}
 	slices.SortStableFunc(out, func(a, b Contribution) int { return cmp.Compare(b.Contribution, a.Contribution) })
 	return p, out

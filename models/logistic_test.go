@@ -110,6 +110,18 @@ func TestFraudScorerReasons(t *testing.T) {
 		t.Errorf("description %q, want %q", reasons[0].Description, want)
 	}
 
+	// A count that raises the risk by being below the training mean says so.
+	m.Logistic.Means[idx[0]] = math.Log1p(20)
+	m.Logistic.Weights[idx[0]] = -1
+	s, err = NewFraudScorer(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, low := s.Score(raw)
+	if want := "7 failed payments on this card in the last 10 minutes (fewer than usual, which raises the risk)"; low[0].Feature != "card_failed_payments_10m" || low[0].Description != want {
+		t.Errorf("top contribution %+v, want %q", low[0], want)
+	}
+
 	if none := Reasons(contributions, 0); none == nil || len(none) != 0 {
 		t.Errorf("no reasons = %#v, want an empty list", none)
 	}
