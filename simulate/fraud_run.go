@@ -2,7 +2,6 @@ package simulate
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/aisle/aisle/aisle"
@@ -34,10 +33,7 @@ func liveFraudWorld(seed int64, stores []Store) FraudWorld {
 // passes in whatever wall time the rate gives it. When a week is out the
 // next one (the next seed) follows.
 func RunFraud(ctx context.Context, cfg FraudRunConfig, publish func(context.Context, aisle.Event) error) error {
-	runID := cfg.RunID
-	if runID == "" {
-		runID = strconv.FormatInt(time.Now().UnixMilli(), 36)
-	}
+	runID := runIDOr(cfg.RunID)
 	seed := cfg.Seed
 	records, err := GenerateFraud(liveFraudWorld(seed, cfg.Stores))
 	if err != nil {

@@ -51,6 +51,14 @@ func Run(ctx context.Context, cfg RunConfig, publish func(context.Context, aisle
 	return pace(ctx, cfg, func() aisle.Event { return sim.Next().Event }, publish)
 }
 
+// runIDOr returns id, or when it is empty a run id made of the start time.
+func runIDOr(id string) string {
+	if id == "" {
+		return strconv.FormatInt(time.Now().UnixMilli(), 36)
+	}
+	return id
+}
+
 // pace publishes next's events at cfg.Rate per second, each stamped with
 // cfg.Now and its id suffixed with the run id, until ctx is done or
 // cfg.Limit events were published.
@@ -62,10 +70,7 @@ func pace(ctx context.Context, cfg RunConfig, next func() aisle.Event, publish f
 	if now == nil {
 		now = time.Now
 	}
-	runID := cfg.RunID
-	if runID == "" {
-		runID = strconv.FormatInt(time.Now().UnixMilli(), 36)
-	}
+	runID := runIDOr(cfg.RunID)
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	timer := time.NewTimer(0)
 	defer timer.Stop()

@@ -26,6 +26,10 @@ type ShoppingConfig struct {
 	Missions int // > 0
 	// SessionsPerDay is each customer's mean number of sessions a day.
 	SessionsPerDay float64
+	// IDSuffix is appended to every session and order id, so that a second
+	// live run of the same seed starts new sessions and places new orders
+	// instead of repeating ids that the stream would drop as duplicates.
+	IDSuffix string
 }
 
 // DefaultShoppingConfig is the world of `aisle simulate` and the evaluation.
@@ -209,7 +213,7 @@ func poisson(rng *rand.Rand, mean float64) int {
 // session schedules one session's events from at.
 func (w *Shopping) session(c *shoppingCustomer, at time.Time) {
 	w.sessions++
-	sessionID := fmt.Sprintf("ss-%d-%d", w.cfg.Seed, w.sessions)
+	sessionID := fmt.Sprintf("ss-%d-%d%s", w.cfg.Seed, w.sessions, w.cfg.IDSuffix)
 	store := w.stores[c.store]
 	carried := w.carried[c.store]
 
@@ -283,7 +287,8 @@ func (w *Shopping) session(c *shoppingCustomer, at time.Time) {
 	if len(cart) == 0 || w.rng.Float64() < 0.15 {
 		return // abandoned
 	}
-	orderID := fmt.Sprintf("o-%d-%d", w.cfg.Seed, w.sessions)
+	// "shop" keeps these ids apart from the fraud world's orders.
+	orderID := fmt.Sprintf("o-shop%d-%d%s", w.cfg.Seed, w.sessions, w.cfg.IDSuffix)
 	d := data
 	d.OrderID = orderID
 	emit(aisle.TypeSessionCheckout, d)
@@ -318,7 +323,8 @@ func (w *Shopping) placeOrder(c *shoppingCustomer, storeID, orderID string, cart
 // so each session's events keep their order and its cart its contents.
 // cfg.Start is ignored: shopping days start at midnight.
 func RunShopping(ctx context.Context, cfg RunConfig, world ShoppingConfig, publish func(context.Context, aisle.Event) error) error {
-	world.Seed = cfg.Seed
+	cfg.RunID = runIDOr(cfg.RunID)
+	world.Seed, world.IDSuffix = cfg.Seed, "-"+cfg.RunID
 	w, err := NewShopping(cfg.Catalog, world)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,7 +89,8 @@ func TestRunShoppingPublishesTheWorldInOrder(t *testing.T) {
 	if err != nil || len(got) != 100 {
 		t.Fatalf("RunShopping = %v with %d events, want the limit 100", err, len(got))
 	}
-	world.Seed = 5
+	// The live run is the world whose sessions and orders carry the run id.
+	world.Seed, world.IDSuffix = 5, "-r1"
 	w, err := NewShopping(cat, world)
 	if err != nil {
 		t.Fatal(err)
@@ -98,5 +100,9 @@ func TestRunShoppingPublishesTheWorldInOrder(t *testing.T) {
 		if ev.ID != want.ID+"-r1" || ev.Type != want.Type || string(ev.Data) != string(want.Data) || !ev.Time.Equal(stamp) {
 			t.Fatalf("event %d = %+v, want the world's %+v at %v", i, ev, want, stamp)
 		}
+	}
+	var first aisle.SessionEvent
+	if err := json.Unmarshal(got[0].Data, &first); err != nil || !strings.HasSuffix(first.SessionID, "-r1") {
+		t.Errorf("first session event %s: session id without the run id (%v)", got[0].Data, err)
 	}
 }
