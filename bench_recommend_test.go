@@ -260,7 +260,7 @@ func BenchmarkSessionIngest(b *testing.B) {
 		consumer, err := streaming.NewConsumer(streaming.ConsumerConfig{
 			Brokers:  broker.Addrs(),
 			Group:    fmt.Sprint("g-sessions-", i),
-			Appliers: map[string][]streaming.Apply{aisle.TopicSessions: {fs.ApplySessions}},
+			Appliers: map[string][]streaming.Applier{aisle.TopicSessions: {{Name: "sessions", Apply: fs.ApplySessions}}},
 			Catalog:  db,
 			DLQ:      dlq,
 			Log:      slog.New(slog.DiscardHandler),

@@ -305,12 +305,18 @@ func (m *Main) Run(ctx context.Context) error {
 		consumer, err := streaming.NewConsumer(streaming.ConsumerConfig{
 			Brokers: brokers,
 			Group:   c.ConsumerGroup,
-			Appliers: map[string][]streaming.Apply{
-				aisle.TopicInventory: {fs.ApplyAvailability},
-				aisle.TopicPicking:   {fs.ApplyAvailability},
-				aisle.TopicSessions:  {fs.ApplySessions},
-				aisle.TopicOrders:    {fs.ApplyVelocity, recommend.OrderHistory(db)},
-				aisle.TopicLabels:    {fs.ApplyLabels, fraud.RecordLabels(db)},
+			Appliers: map[string][]streaming.Applier{
+				aisle.TopicInventory: {{Name: "availability", Apply: fs.ApplyAvailability}},
+				aisle.TopicPicking:   {{Name: "availability", Apply: fs.ApplyAvailability}},
+				aisle.TopicSessions:  {{Name: "sessions", Apply: fs.ApplySessions}},
+				aisle.TopicOrders: {
+					{Name: "velocity", Apply: fs.ApplyVelocity},
+					{Name: "order_history", Apply: recommend.OrderHistory(db)},
+				},
+				aisle.TopicLabels: {
+					{Name: "label_risk", Apply: fs.ApplyLabels},
+					{Name: "assessment_labels", Apply: fraud.RecordLabels(db)},
+				},
 			},
 			Catalog: db,
 			DLQ:     producer,

@@ -47,11 +47,14 @@ type Catalog interface {
 	UnknownIDs(ctx context.Context, storeIDs, productIDs []string) (stores, products map[string]bool, err error)
 }
 
-// Apply applies a batch of one topic's events, in order and effectively
+// Applier applies a batch of one topic's events, in order and effectively
 // once: updates that were applied before (a redelivery) change nothing, and
 // applied[i] says whether updates[i] was new. After an error the worker
 // retries the whole batch, so Apply must be idempotent.
-type Apply func(ctx context.Context, updates []features.Update) (applied []bool, err error)
+type Applier struct {
+	Name  string // labels its metrics, e.g. "availability"
+	Apply func(ctx context.Context, updates []features.Update) (applied []bool, err error)
+}
 
 // ConsumerConfig configures NewConsumer.
 type ConsumerConfig struct {
@@ -61,7 +64,7 @@ type ConsumerConfig struct {
 	// order; the consumer reads exactly these topics. A topic's events go
 	// to Redis through at most one applier, whose dedup and watermark are
 	// per topic (see features.Update).
-	Appliers map[string][]Apply
+	Appliers map[string][]Applier
 	Catalog  Catalog
 	DLQ      *Producer // writes rejected records to aisle.TopicDLQ
 	Log      *slog.Logger
@@ -368,13 +371,13 @@ func (w *worker) process(b batch) bool {
 		}
 	}
 
-	for _, apply := range w.cfg.Appliers[w.tp.topic] {
+	for _, a := range w.cfg.Appliers[w.tp.topic] {
 		if len(updates) == 0 {
 			break
 		}
 		var applied []bool
-		ok := w.retry("features", func(ctx context.Context) (err error) {
-			applied, err = apply(ctx, updates)
+		ok := w.retry(a.Name, func(ctx context.Context) (err error) {
+			applied, err = a.Apply(ctx, updates)
 			return err
 		})
 		if !ok {
@@ -386,8 +389,8 @@ func (w *worker) process(b batch) bool {
 				n++
 			}
 		}
-		eventsApplied.WithLabelValues(w.tp.topic, "applied").Add(float64(n))
-		eventsApplied.WithLabelValues(w.tp.topic, "duplicate").Add(float64(len(applied) - n))
+		eventsApplied.WithLabelValues(w.tp.topic, a.Name, "applied").Add(float64(n))
+		eventsApplied.WithLabelValues(w.tp.topic, a.Name, "duplicate").Add(float64(len(applied) - n))
 	}
 
 	if len(rejects) > 0 {

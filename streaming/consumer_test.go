@@ -38,9 +38,9 @@ func consumerConfig(t testing.TB, brokers []string, fs *features.Store, group st
 	return streaming.ConsumerConfig{
 		Brokers: brokers,
 		Group:   group,
-		Appliers: map[string][]streaming.Apply{
-			aisle.TopicInventory: {fs.ApplyAvailability},
-			aisle.TopicPicking:   {fs.ApplyAvailability},
+		Appliers: map[string][]streaming.Applier{
+			aisle.TopicInventory: {{Name: "availability", Apply: fs.ApplyAvailability}},
+			aisle.TopicPicking:   {{Name: "availability", Apply: fs.ApplyAvailability}},
 		},
 		Catalog:        newFixedCatalog(5, 50),
 		DLQ:            mustProducer(t, brokers),
@@ -408,9 +408,9 @@ func TestConsumerRoutesTopicsToTheirAppliers(t *testing.T) {
 
 	first, second := &recordingApplier{ids: map[string][]string{}}, &recordingApplier{ids: map[string][]string{}}
 	cfg := consumerConfig(t, brokers, nil, "g-route")
-	cfg.Appliers = map[string][]streaming.Apply{
-		aisle.TopicSessions: {first.apply},
-		aisle.TopicOrders:   {first.apply, second.apply},
+	cfg.Appliers = map[string][]streaming.Applier{
+		aisle.TopicSessions: {{Name: "first", Apply: first.apply}},
+		aisle.TopicOrders:   {{Name: "first", Apply: first.apply}, {Name: "second", Apply: second.apply}},
 	}
 	stop := startConsumer(t, cfg)
 	waitFor(t, "sessions and orders to be committed", func() bool {

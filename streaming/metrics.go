@@ -23,8 +23,8 @@ var (
 	}, []string{"reason"})
 	eventsApplied = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "aisle_stream_events_applied_total",
-		Help: "Valid events applied by each of a topic's appliers (result=applied) or skipped as already applied (result=duplicate).",
-	}, []string{"topic", "result"})
+		Help: "Valid events applied by each of a topic's appliers (result=applied) or skipped by it as already applied or not its business (result=duplicate).",
+	}, []string{"topic", "applier", "result"})
 	batchSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "aisle_stream_batch_duration_seconds",
 		Help:    "Time to process one partition batch, from decoding to marking its offsets.",
@@ -36,7 +36,7 @@ var (
 	})
 	stepRetries = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "aisle_stream_retries_total",
-		Help: "Failed attempts of a batch step that was retried, by step (catalog, features, dlq).",
+		Help: "Failed attempts of a batch step that was retried, by step (catalog, dlq, or the applier's name).",
 	}, []string{"step"})
 	eventsPublished = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "aisle_events_published_total",
