@@ -36,3 +36,4 @@ bench: web services
 	$(GO) test -run '^$$' -bench ApplyVelocity -benchtime 50000x ./features/
 	$(GO) test -run '^$$' -bench Recommendations -benchtime 5000x -timeout 40m .
 	$(GO) test -run '^$$' -bench SessionIngest -benchtime 3x -timeout 20m .
+	$(GO) test -run '^$$' -bench AssessOrder -benchtime 5000x .
