@@ -187,29 +187,33 @@ func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Produ
 	return g.Wait()
 }
 
-func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	switch {
-	case len(args) > 0 && args[0] == "recommendations":
-		return runEvalRecommendations(args[1:], stdout, stderr)
-	case len(args) > 0 && args[0] == "fraud":
-		return runEvalFraud(args[1:], stdout, stderr)
-	case len(args) == 0 || args[0] != "availability":
+// evaluations are the models `aisle eval` knows. Each simulates, trains
+// where needed and evaluates on held-out data: the same seed gives the same
+// numbers.
+var evaluations = map[string]func(seed int64) (fmt.Stringer, error){
+	"availability":    func(seed int64) (fmt.Stringer, error) { return eval.Availability(seed) },
+	"recommendations": func(seed int64) (fmt.Stringer, error) { return eval.Recommendations(seed) },
+	"fraud":           func(seed int64) (fmt.Stringer, error) { return eval.Fraud(seed) },
+}
+
+// runEval is `aisle eval availability|recommendations|fraud [--seed N] [--json]`.
+func runEval(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || evaluations[args[0]] == nil {
 		return fmt.Errorf("usage: aisle eval availability|recommendations|fraud [--seed N] [--json]")
 	}
-	fs := flag.NewFlagSet("eval availability", flag.ContinueOnError)
+	fs := flag.NewFlagSet("eval "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	seed := fs.Int64("seed", 1, "simulation seed: the same seed gives the same numbers")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
 	if err := parseCommand(fs, args[1:]); err != nil {
 		return err
 	}
-	report, err := eval.Availability(*seed)
+	report, err := evaluations[args[0]](*seed)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		return enc.Encode(report)
+		return json.NewEncoder(stdout).Encode(report)
 	}
 	_, err = io.WriteString(stdout, report.String())
 	return err

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/eval"
 	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/simulate"
 	"github.com/aisle/aisle/streaming"
@@ -142,26 +139,6 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			v.Metrics["rows"], v.Metrics["frauds"], v.Metrics["holdout_auc"], v.Metrics["holdout_average_precision"])
 	}
 	return w.Flush()
-}
-
-// runEvalFraud is `aisle eval fraud [--seed N] [--json]`.
-func runEvalFraud(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval fraud", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	seed := fs.Int64("seed", 1, "simulation seed: the same seed gives the same numbers")
-	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
-	if err := parseCommand(fs, args); err != nil {
-		return err
-	}
-	report, err := eval.Fraud(*seed)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return json.NewEncoder(stdout).Encode(report)
-	}
-	_, err = io.WriteString(stdout, report.String())
-	return err
 }
 
 // publishFraudHistory publishes days of the simulated checkout (10,000

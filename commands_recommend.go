@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/eval"
 	"github.com/aisle/aisle/models"
 	"github.com/aisle/aisle/recommend"
 )
@@ -42,26 +39,5 @@ func runBatchCoPurchase(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	_, err = fmt.Fprintf(stdout, "co-purchase fit %d saved: %d orders since %s, %d products with %d neighbours (k %d, min support %d); serving loads it within a minute\n",
 		fit.FitID, fit.Orders, fit.Since.UTC().Format(time.RFC3339), fit.Products, fit.Pairs, cfg.K, cfg.MinSupport)
-	return err
-}
-
-// runEvalRecommendations is `aisle eval recommendations`: offline, in memory,
-// the same numbers for the same seed.
-func runEvalRecommendations(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval recommendations", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	seed := fs.Int64("seed", 1, "simulation seed: the same seed gives the same numbers")
-	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
-	if err := parseCommand(fs, args); err != nil {
-		return err
-	}
-	report, err := eval.Recommendations(*seed)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return json.NewEncoder(stdout).Encode(report)
-	}
-	_, err = io.WriteString(stdout, report.String())
 	return err
 }

@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "batch":
 		return runBatch(ctx, args, stdout, stderr)
 	case "eval":
-		return runEval(ctx, args, stdout, stderr)
+		return runEval(args, stdout, stderr)
 	case "train":
 		return runTrain(ctx, args, stdout, stderr)
 	case "models":
