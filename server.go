@@ -334,7 +334,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		goWork("availability priors", func(ctx context.Context) error { avail.Run(ctx); return nil })
+		goWork("availability priors", every(availability.PriorsRefreshInterval, "refresh availability priors", log, avail.RefreshPriors))
 		hub := live.NewHub("availability", avail.Changed, log)
 		goWork("availability hub", func(ctx context.Context) error { hub.Run(ctx); return nil })
 		goWork("availability watch", func(ctx context.Context) error {
@@ -347,7 +347,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		goWork("recommendations refresh", func(ctx context.Context) error { reco.Run(ctx, c.RecommendRefresh); return nil })
+		goWork("recommendations refresh", every(c.RecommendRefresh, "refresh the co-purchase fit", log, reco.Refresh))
 		recoHub := live.NewHub("recommendations", recommend.Changed, log)
 		goWork("recommendations hub", func(ctx context.Context) error { recoHub.Run(ctx); return nil })
 		goWork("sessions watch", func(ctx context.Context) error {
@@ -358,7 +358,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		goWork("fraud model reload", func(ctx context.Context) error { fraudService.RunModelReload(ctx, c.FraudModelPoll); return nil })
+		goWork("fraud model reload", every(c.FraudModelPoll, "reload the fraud model", log, fraudService.ReloadModel))
 		goWork("fraud alerts", fraudService.RunAlerts)
 
 		resolver, err := resolvers.NewResolver(db, avail, hub, reco, recoHub, fraudService)
@@ -475,4 +475,23 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// every returns long-lived work that calls refresh every interval until ctx
+// is done. A failed refresh keeps what was loaded before and is logged.
+func every(interval time.Duration, what string, log *slog.Logger, refresh func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ticker := time.NewTicker(interval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-ticker.C:
+				if err := refresh(ctx); err != nil && ctx.Err() == nil {
+					log.Warn(what+"; keeping what was loaded", "err", err)
+				}
+			}
+		}
+	}
 }

@@ -85,7 +85,7 @@ type PriorsFit struct {
 // RefitPriors replays h in event-time order, as the stream would have
 // applied it, fits found-rate priors from every pick with the evidence
 // serving had just before it, and saves them; serving picks them up within
-// a minute (Service.Run). Events are ordered by (time, id) and counted once
+// a minute (Service.RefreshPriors). Events are ordered by (time, id) and counted once
 // per id, like the stream's dedup. Events about stores or products not in
 // the catalog count as invalid. With fewer than MinPriorPicks picks it saves
 // nothing and returns an error wrapping ErrNotEnoughHistory. It reorders h.

@@ -21,8 +21,9 @@ import (
 // MaxProducts bounds the product ids of one availability request or subscription.
 const MaxProducts = 500
 
-// priorsRefreshInterval is how often serving picks up priors written by `aisle batch priors`.
-const priorsRefreshInterval = time.Minute
+// PriorsRefreshInterval is how often serving picks up priors written by
+// `aisle batch priors` (server.go calls RefreshPriors).
+const PriorsRefreshInterval = time.Minute
 
 // Item is the availability of one product at one store.
 type Item struct {
@@ -56,30 +57,15 @@ func NewService(ctx context.Context, db *catalog.DB, fs *features.Store, pub Pub
 		return nil, fmt.Errorf("availability: nil dependency")
 	}
 	s := &Service{catalog: db, features: fs, publisher: pub, model: model, log: log, Now: time.Now}
-	if err := s.refreshPriors(ctx); err != nil {
+	if err := s.RefreshPriors(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// Run refreshes the priors periodically until ctx is done, so a batch job's new
-// priors are served without a restart.
-func (s *Service) Run(ctx context.Context) {
-	ticker := time.NewTicker(priorsRefreshInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			if err := s.refreshPriors(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("availability: refresh priors; keeping the previous ones", "err", err)
-			}
-		}
-	}
-}
-
-func (s *Service) refreshPriors(ctx context.Context) error {
+// RefreshPriors loads the newest priors, so that a batch job's new priors
+// are served without a restart.
+func (s *Service) RefreshPriors(ctx context.Context) error {
 	priors, err := s.catalog.LoadAvailabilityPriors(ctx)
 	if err != nil {
 		return fmt.Errorf("load availability priors: %w", err)

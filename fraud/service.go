@@ -75,31 +75,16 @@ func NewService(ctx context.Context, db *catalog.DB, fs *features.Store, pub Pub
 		catalog: db, features: fs, publisher: pub, thresholds: thresholds, log: log, Now: time.Now,
 		alerts: NewAlertHub(), outbox: make(chan catalog.FraudAssessment, outboxSize),
 	}
-	if err := s.reloadModel(ctx); err != nil {
+	if err := s.ReloadModel(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// RunModelReload polls the registry every interval until ctx is done and
-// swaps to a newly activated version atomically: assessments in flight
-// finish with the model they started with.
-func (s *Service) RunModelReload(ctx context.Context, interval time.Duration) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			if err := s.reloadModel(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("fraud: reload model; keeping the current one", "err", err)
-			}
-		}
-	}
-}
-
-func (s *Service) reloadModel(ctx context.Context) error {
+// ReloadModel swaps to the active model version when it changed, so that
+// `aisle models activate` takes effect without a restart; assessments in
+// flight finish with the model they started with.
+func (s *Service) ReloadModel(ctx context.Context) error {
 	version, ok, err := s.catalog.ActiveFraudModelVersion(ctx)
 	if err != nil {
 		return err

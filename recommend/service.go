@@ -71,33 +71,16 @@ func NewService(ctx context.Context, db *catalog.DB, fs *features.Store, avail *
 		return nil, fmt.Errorf("recommend: nil dependency")
 	}
 	s := &Service{catalog: db, features: fs, avail: avail, publisher: pub, model: model, log: log, Now: time.Now}
-	if err := s.refresh(ctx); err != nil {
+	if err := s.Refresh(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// Run refreshes the in-memory fit and catalog every interval until ctx is
-// done, so a batch job's new fit is served without a restart.
-func (s *Service) Run(ctx context.Context, every time.Duration) {
-	ticker := time.NewTicker(every)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			if err := s.refresh(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("recommend: refresh; keeping the previous fit", "err", err)
-			}
-		}
-	}
-}
-
-// refresh loads the newest fit, with the catalog, when a new fit was saved:
+// Refresh loads the newest fit, with the catalog, when a new fit was saved:
 // checking costs one query, loading reads the whole catalog. Products added
 // to the catalog in between are recommended from the next fit on.
-func (s *Service) refresh(ctx context.Context) error {
+func (s *Service) Refresh(ctx context.Context) error {
 	fitID, err := s.catalog.LatestCoPurchaseFit(ctx)
 	if err != nil {
 		return err
