@@ -4,7 +4,6 @@ package main
 // from startServer; see BENCHMARKS.md. They run only with -bench.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -56,34 +55,20 @@ func BenchmarkAssessOrder(b *testing.B) {
 	}
 }
 
-// postAssessOrder sends one assessOrder and checks the answer as a client would.
+// postAssessOrder sends one assessOrder and checks the answer.
 func postAssessOrder(ctx context.Context, client *http.Client, url, key string, in map[string]any) error {
 	body, err := json.Marshal(map[string]any{"query": assessOrderMutation, "variables": map[string]any{"in": in}})
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
+	var data struct {
+		AssessOrder *fraudAssessment `json:"assessOrder"`
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+key)
-	res, err := client.Do(req)
-	if err != nil {
-		return err
+	if err := postGraphQL(ctx, client, url, key, body, &data); err != nil {
+		return fmt.Errorf("assessOrder: %w", err)
 	}
-	defer res.Body.Close()
-	var out struct {
-		Data struct {
-			AssessOrder *fraudAssessment `json:"assessOrder"`
-		} `json:"data"`
-		Errors []gqlError `json:"errors"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
-		return err
-	}
-	if len(out.Errors) > 0 || out.Data.AssessOrder == nil || out.Data.AssessOrder.ModelVersion == 0 {
-		return fmt.Errorf("assessOrder: HTTP %d, errors %+v", res.StatusCode, out.Errors)
+	if data.AssessOrder == nil || data.AssessOrder.ModelVersion == 0 {
+		return fmt.Errorf("assessOrder: no model version in %+v", data.AssessOrder)
 	}
 	return nil
 }

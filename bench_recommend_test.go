@@ -4,7 +4,6 @@ package main
 // results). They run only with -bench; `go test ./...` skips them.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -186,33 +185,16 @@ func BenchmarkRecommendations(b *testing.B) {
 	}
 }
 
-// postRecommendations sends one recommendations request and checks the
-// answer, as a client would.
+// postRecommendations sends one recommendations request and checks the answer.
 func postRecommendations(ctx context.Context, client *http.Client, url, key string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
+	var data struct {
+		Recommendations []recommendation `json:"recommendations"`
+	}
+	if err := postGraphQL(ctx, client, url, key, body, &data); err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+key)
-	res, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	var out struct {
-		Data struct {
-			Recommendations []recommendation `json:"recommendations"`
-		} `json:"data"`
-		Errors []gqlError `json:"errors"`
-	}
-	switch err := json.NewDecoder(res.Body).Decode(&out); {
-	case err != nil:
-		return fmt.Errorf("HTTP %d: decode: %w", res.StatusCode, err)
-	case res.StatusCode != http.StatusOK || len(out.Errors) > 0:
-		return fmt.Errorf("HTTP %d: %+v", res.StatusCode, out.Errors)
-	case len(out.Data.Recommendations) != 10:
-		return fmt.Errorf("got %d recommendations, want 10", len(out.Data.Recommendations))
+	if len(data.Recommendations) != 10 {
+		return fmt.Errorf("got %d recommendations, want 10", len(data.Recommendations))
 	}
 	return nil
 }

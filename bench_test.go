@@ -125,25 +125,27 @@ func seedAvailability(b *testing.B, producer *streaming.Producer, fs *features.S
 	}
 }
 
-// postAvailability sends one availability request and decodes and checks
-// the answer, as a client would.
-func postAvailability(ctx context.Context, client *http.Client, url string, body []byte) error {
+// postGraphQL sends one GraphQL request as a client would (with key
+// unless it is empty), decodes the answer's data into data and fails on
+// any error.
+func postGraphQL(ctx context.Context, client *http.Client, url, key string, body []byte, data any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	res, err := client.Do(req)
 	if err != nil {
 		return err
 	}
 	defer res.Body.Close()
-	var out struct {
-		Data struct {
-			Availability []itemAvailability `json:"availability"`
-		} `json:"data"`
+	out := struct {
+		Data   any        `json:"data"` // holds the caller's pointer: decoded in place
 		Errors []gqlError `json:"errors"`
-	}
+	}{Data: data}
 	err = json.NewDecoder(res.Body).Decode(&out)
 	_, _ = io.Copy(io.Discard, res.Body) // let the connection be reused
 	switch {
@@ -151,10 +153,23 @@ func postAvailability(ctx context.Context, client *http.Client, url string, body
 		return fmt.Errorf("HTTP %d: decode: %w", res.StatusCode, err)
 	case res.StatusCode != http.StatusOK || len(out.Errors) > 0:
 		return fmt.Errorf("HTTP %d: %+v", res.StatusCode, out.Errors)
-	case len(out.Data.Availability) != benchProducts:
-		return fmt.Errorf("got %d items, want %d", len(out.Data.Availability), benchProducts)
-	case out.Data.Availability[0].UpdatedAt == nil:
-		return fmt.Errorf("item %+v has no updatedAt: the seed events are not visible", out.Data.Availability[0])
+	}
+	return nil
+}
+
+// postAvailability sends one availability request and checks the answer.
+func postAvailability(ctx context.Context, client *http.Client, url string, body []byte) error {
+	var data struct {
+		Availability []itemAvailability `json:"availability"`
+	}
+	if err := postGraphQL(ctx, client, url, "", body, &data); err != nil {
+		return err
+	}
+	switch {
+	case len(data.Availability) != benchProducts:
+		return fmt.Errorf("got %d items, want %d", len(data.Availability), benchProducts)
+	case data.Availability[0].UpdatedAt == nil:
+		return fmt.Errorf("item %+v has no updatedAt: the seed events are not visible", data.Availability[0])
 	}
 	return nil
 }
