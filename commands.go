@@ -231,19 +231,30 @@ func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseCommand(fs, args[1:]); err != nil {
 		return err
 	}
-	if *since <= 0 {
-		return fmt.Errorf("--since must be positive, got %s", *since)
-	}
-	if len(c.KafkaBrokers) == 0 {
-		c.KafkaBrokers = []string{c.EmbeddedKafka} // the running `aisle serve`'s broker
-	}
-	log := commandLogger(c, stderr)
-	db, err := catalog.Open(ctx, c.DatabaseURL, log)
+	db, log, err := openBatchJob(ctx, c, *since, stderr)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	return batchPriors(ctx, db, c.KafkaBrokers, time.Now(), *since, stdout, log)
+}
+
+// openBatchJob does what every batch and training command does after
+// parsing its flags: check the --since window, point at the running `aisle
+// serve`'s embedded broker unless a cluster is named, and open the catalog.
+func openBatchJob(ctx context.Context, c *Config, since time.Duration, stderr io.Writer) (*catalog.DB, *slog.Logger, error) {
+	if since <= 0 {
+		return nil, nil, fmt.Errorf("--since must be positive, got %s", since)
+	}
+	if len(c.KafkaBrokers) == 0 {
+		c.KafkaBrokers = []string{c.EmbeddedKafka}
+	}
+	log := commandLogger(c, stderr)
+	db, err := catalog.Open(ctx, c.DatabaseURL, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return db, log, nil
 }
 
 // batchPriors refits the availability priors from the inventory and picking

@@ -29,14 +29,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseCommand(fs, args[1:]); err != nil {
 		return err
 	}
-	if *since <= 0 {
-		return fmt.Errorf("--since must be positive, got %s", *since)
-	}
-	if len(c.KafkaBrokers) == 0 {
-		c.KafkaBrokers = []string{c.EmbeddedKafka} // the running `aisle serve`'s broker
-	}
-	log := commandLogger(c, stderr)
-	db, err := catalog.Open(ctx, c.DatabaseURL, log)
+	db, log, err := openBatchJob(ctx, c, *since, stderr)
 	if err != nil {
 		return err
 	}

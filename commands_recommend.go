@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/models"
 	"github.com/aisle/aisle/recommend"
 )
@@ -22,13 +21,10 @@ func runBatchCoPurchase(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err := parseCommand(fs, args); err != nil {
 		return err
 	}
-	switch {
-	case *since <= 0:
-		return fmt.Errorf("--since must be positive, got %s", *since)
-	case cfg.K < 1 || cfg.MinSupport < 1 || cfg.Popular < 1:
+	if cfg.K < 1 || cfg.MinSupport < 1 || cfg.Popular < 1 {
 		return fmt.Errorf("--k, --min-support and --popular must be at least 1")
 	}
-	db, err := catalog.Open(ctx, c.DatabaseURL, commandLogger(c, stderr))
+	db, _, err := openBatchJob(ctx, c, *since, stderr)
 	if err != nil {
 		return err
 	}
