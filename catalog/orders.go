@@ -20,39 +20,50 @@ type Order struct {
 	Lines    map[string]int64 // product id → quantity
 }
 
-// RecordOrders stores orders that are not stored yet, in one transaction,
-// and reports which were new. An order id seen before is left as it was, so
-// a redelivered order.placed changes nothing.
+// RecordOrders stores orders that are not stored yet and reports which were
+// new, in one statement (one round trip, atomic) however many orders a
+// stream batch holds. An order id seen before, in an earlier call or earlier
+// in orders, is left as it was, so a redelivered order.placed changes
+// nothing.
 func (db *DB) RecordOrders(ctx context.Context, orders []Order) (recorded []bool, err error) {
-	tx, err := db.pool.Begin(ctx)
+	var ids, users, stores, lineOrders, lineProducts []string
+	var placed []time.Time
+	var lineQuantities []int64
+	first := make(map[string]int, len(orders)) // order id → its first index in orders
+	for i, o := range orders {
+		if _, dup := first[o.ID]; dup {
+			continue
+		}
+		first[o.ID] = i
+		ids, users, stores, placed = append(ids, o.ID), append(users, o.UserID), append(stores, o.StoreID), append(placed, o.PlacedAt)
+		for p, q := range o.Lines {
+			lineOrders, lineProducts, lineQuantities = append(lineOrders, o.ID), append(lineProducts, p), append(lineQuantities, q)
+		}
+	}
+	rows, err := db.pool.Query(ctx, `
+		WITH new_orders AS (
+			INSERT INTO orders (id, user_id, store_id, placed_at)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+			ON CONFLICT (id) DO NOTHING
+			RETURNING id
+		), new_lines AS (
+			INSERT INTO order_lines (order_id, product_id, quantity)
+			SELECT l.order_id, l.product_id, l.quantity
+			FROM unnest($5::text[], $6::text[], $7::bigint[]) AS l (order_id, product_id, quantity)
+			JOIN new_orders n ON n.id = l.order_id
+		)
+		SELECT id FROM new_orders`,
+		ids, users, stores, placed, lineOrders, lineProducts, lineQuantities)
 	if err != nil {
 		return nil, fmt.Errorf("record orders: %w", err)
 	}
-	defer tx.Rollback(ctx) // no-op after Commit
-	recorded = make([]bool, len(orders))
-	for i, o := range orders {
-		tag, err := tx.Exec(ctx, `INSERT INTO orders (id, user_id, store_id, placed_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (id) DO NOTHING`, o.ID, o.UserID, o.StoreID, o.PlacedAt)
-		if err != nil {
-			return nil, fmt.Errorf("record order %s: %w", o.ID, err)
-		}
-		if tag.RowsAffected() == 0 {
-			continue
-		}
-		recorded[i] = true
-		products := make([]string, 0, len(o.Lines))
-		quantities := make([]int64, 0, len(o.Lines))
-		for p, q := range o.Lines {
-			products = append(products, p)
-			quantities = append(quantities, q)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO order_lines (order_id, product_id, quantity)
-			SELECT $1, * FROM unnest($2::text[], $3::bigint[])`, o.ID, products, quantities); err != nil {
-			return nil, fmt.Errorf("record lines of order %s: %w", o.ID, err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
+	newIDs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		return nil, fmt.Errorf("record orders: %w", err)
+	}
+	recorded = make([]bool, len(orders))
+	for _, id := range newIDs {
+		recorded[first[id]] = true
 	}
 	return recorded, nil
 }
