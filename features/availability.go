@@ -61,8 +61,12 @@ type Origin struct {
 	Offset    int64
 }
 
-// field is the watermark's field in the offsets hash.
+// field is the watermark's field in the offsets hash; "" for an event that
+// did not come from Kafka, which the scripts then deduplicate by id only.
 func (o Origin) field() string {
+	if o.Topic == "" {
+		return ""
+	}
 	f := o.Topic + "/" + strconv.FormatInt(int64(o.Partition), 10)
 	if o.TopicID != "" {
 		f += "/" + o.TopicID
@@ -79,28 +83,10 @@ func (o Origin) field() string {
 // On error nothing is reported and the caller may retry the whole slice:
 // what was already applied is skipped.
 func (s *Store) ApplyAvailability(ctx context.Context, updates []Update) (applied []bool, err error) {
-	if len(updates) == 0 {
-		return nil, nil
-	}
-	args := make([][]any, len(updates))
-	keys := make([][]string, len(updates))
 	now := time.Now()
-	for i, u := range updates {
-		keys[i], args[i], err = s.availabilityCall(u, now)
-		if err != nil {
-			return nil, err
-		}
-	}
-
-	results, err := s.evalEach(ctx, applyAvailabilityScript, keys, args)
-	if err != nil {
-		return nil, fmt.Errorf("apply availability events: %w", err)
-	}
-	applied = make([]bool, len(updates))
-	for i, r := range results {
-		applied[i] = r == int64(1)
-	}
-	return applied, nil
+	return s.applyEach(ctx, "availability", applyAvailabilityScript, updates, func(u Update) ([]string, []any, error) {
+		return s.availabilityCall(u, now)
+	})
 }
 
 // availabilityCall builds the keys and arguments of the Lua call for u,
@@ -121,10 +107,6 @@ func (s *Store) availabilityCall(u Update, now time.Time) ([]string, []any, erro
 		kind = "not_found"
 	}
 	sp := ev.StoreProduct()
-	field := ""
-	if u.Origin.Topic != "" {
-		field = u.Origin.field()
-	}
 	keys := []string{s.availabilityKey(sp), s.seenKey(ev.ID), s.offsetsKey()}
 	args := []any{
 		kind,
@@ -133,7 +115,7 @@ func (s *Store) availabilityCall(u Update, now time.Time) ([]string, []any, erro
 		s.model.PickDecayPerSecond(),
 		s.ttl.Milliseconds(),
 		s.seenTTL.Milliseconds(),
-		field,
+		u.Origin.field(),
 		u.Origin.Offset,
 		s.changesChannel(),
 		sp.String(),

@@ -3,6 +3,7 @@ package features
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/redis/go-redis/v9"
 
@@ -58,4 +59,29 @@ func (s *Store) evalEach(ctx context.Context, script *redis.Script, keys [][]str
 		pending = noScript
 	}
 	return nil, errors.New("redis keeps forgetting the script")
+}
+
+// applyEach applies each update with one call of script (built by call) in
+// one pipelined round trip; applied[i] reports whether updates[i] changed
+// the features, which the scripts say by returning 1.
+func (s *Store) applyEach(ctx context.Context, what string, script *redis.Script, updates []Update, call func(Update) ([]string, []any, error)) (applied []bool, err error) {
+	if len(updates) == 0 {
+		return nil, nil
+	}
+	keys := make([][]string, len(updates))
+	args := make([][]any, len(updates))
+	for i, u := range updates {
+		if keys[i], args[i], err = call(u); err != nil {
+			return nil, err
+		}
+	}
+	results, err := s.evalEach(ctx, script, keys, args)
+	if err != nil {
+		return nil, fmt.Errorf("apply %s events: %w", what, err)
+	}
+	applied = make([]bool, len(updates))
+	for i, r := range results {
+		applied[i] = r == int64(1)
+	}
+	return applied, nil
 }

@@ -62,40 +62,26 @@ type SessionState struct {
 // later event of another user is skipped (applied false), so no one can
 // take over or pollute someone else's session by reusing its id.
 func (s *Store) ApplySessions(ctx context.Context, updates []Update) (applied []bool, err error) {
-	if len(updates) == 0 {
-		return nil, nil
+	return s.applyEach(ctx, "session", applySessionScript, updates, s.sessionCall)
+}
+
+// sessionCall builds the keys and arguments of the Lua call for u.
+func (s *Store) sessionCall(u Update) ([]string, []any, error) {
+	ev := u.Event
+	if ev == nil || ev.Session == nil {
+		return nil, nil, errors.New("apply sessions: not a session event")
 	}
-	keys := make([][]string, len(updates))
-	args := make([][]any, len(updates))
-	for i, u := range updates {
-		ev := u.Event
-		if ev == nil || ev.Session == nil {
-			return nil, errors.New("apply sessions: not a session event")
-		}
-		se := ev.Session
-		keys[i] = []string{s.sessionKey(se.SessionID), s.seenKey(ev.ID), s.offsetsKey()}
-		if se.ProductID != "" {
-			keys[i] = append(keys[i], s.itemSessionsKey(se.ProductID))
-		}
-		field := ""
-		if u.Origin.Topic != "" {
-			field = u.Origin.field()
-		}
-		args[i] = []any{
-			sessionActions[ev.Type], se.UserID, se.ProductID, ev.Time.UnixMilli(),
-			SessionTTL.Milliseconds(), s.seenTTL.Milliseconds(), field, u.Origin.Offset,
-			s.sessionChannel(), se.SessionID, SessionItems, ItemSessions,
-		}
+	se := ev.Session
+	keys := []string{s.sessionKey(se.SessionID), s.seenKey(ev.ID), s.offsetsKey()}
+	if se.ProductID != "" {
+		keys = append(keys, s.itemSessionsKey(se.ProductID))
 	}
-	results, err := s.evalEach(ctx, applySessionScript, keys, args)
-	if err != nil {
-		return nil, fmt.Errorf("apply session events: %w", err)
+	args := []any{
+		sessionActions[ev.Type], se.UserID, se.ProductID, ev.Time.UnixMilli(),
+		SessionTTL.Milliseconds(), s.seenTTL.Milliseconds(), u.Origin.field(), u.Origin.Offset,
+		s.sessionChannel(), se.SessionID, SessionItems, ItemSessions,
 	}
-	applied = make([]bool, len(updates))
-	for i, r := range results {
-		applied[i] = r == int64(1)
-	}
-	return applied, nil
+	return keys, args, nil
 }
 
 // Session reads a session's state; an unknown (or expired) session is the

@@ -67,25 +67,7 @@ func labelSignature(o models.FraudOrder) string {
 // an order id already recorded is skipped too. applied[i] reports whether
 // updates[i] changed the features.
 func (s *Store) ApplyVelocity(ctx context.Context, updates []Update) (applied []bool, err error) {
-	if len(updates) == 0 {
-		return nil, nil
-	}
-	keys := make([][]string, len(updates))
-	args := make([][]any, len(updates))
-	for i, u := range updates {
-		if keys[i], args[i], err = s.velocityCall(u); err != nil {
-			return nil, err
-		}
-	}
-	results, err := s.evalEach(ctx, applyVelocityScript, keys, args)
-	if err != nil {
-		return nil, fmt.Errorf("apply velocity events: %w", err)
-	}
-	applied = make([]bool, len(updates))
-	for i, r := range results {
-		applied[i] = r == int64(1)
-	}
-	return applied, nil
+	return s.applyEach(ctx, "velocity", applyVelocityScript, updates, s.velocityCall)
 }
 
 func (s *Store) velocityCall(u Update) ([]string, []any, error) {
@@ -119,12 +101,8 @@ func (s *Store) velocityCall(u Update) ([]string, []any, error) {
 		return nil, nil, errors.New("apply velocity: not an order.placed or payment.failed event")
 	}
 	keys := []string{s.seenKey(ev.ID), s.offsetsKey(), s.orderKey(orderID), s.labelKey(orderID)}
-	field := ""
-	if u.Origin.Topic != "" {
-		field = u.Origin.field()
-	}
 	minute, hour, day, lastSeen := models.PruneCutoffs(at)
-	args := []any{field, u.Origin.Offset, s.seenTTL.Milliseconds(), s.ttl.Milliseconds(), isOrder,
+	args := []any{u.Origin.field(), u.Origin.Offset, s.seenTTL.Milliseconds(), s.ttl.Milliseconds(), isOrder,
 		minute, hour, day, lastSeen, sig, len(labelPos)}
 	for _, p := range labelPos {
 		args = append(args, p)
@@ -178,15 +156,11 @@ func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bo
 					keys[j] = append(keys[j], s.entityKey(models.Entity{Kind: kind, ID: ids[k]}))
 				}
 			}
-			field := ""
-			if u.Origin.Topic != "" {
-				field = u.Origin.field()
-			}
 			fraud := 0
 			if *l.Fraud {
 				fraud = 1
 			}
-			args[j] = []any{field, u.Origin.Offset, s.seenTTL.Milliseconds(), s.ttl.Milliseconds(), u.Event.Time.UnixMilli(), fraud, sigs[j]}
+			args[j] = []any{u.Origin.field(), u.Origin.Offset, s.seenTTL.Milliseconds(), s.ttl.Milliseconds(), u.Event.Time.UnixMilli(), fraud, sigs[j]}
 		}
 		results, err := s.evalEach(ctx, applyLabelScript, keys, args)
 		if err != nil {
@@ -283,44 +257,9 @@ func (s *Store) PublishFraudAlert(ctx context.Context, payload []byte) error {
 // published meanwhile are missed: they stay in the assessments audit). It
 // returns an error only when the first subscription fails.
 func (s *Store) WatchFraudAlerts(ctx context.Context, fn func(payload []byte)) error {
-	delay := resubscribeMinDelay
-	for first := true; ; first = false {
-		confirmed, err := s.watchAlerts(ctx, fn)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case first && !confirmed:
-			return fmt.Errorf("subscribe to fraud alerts: %w", err)
-		case confirmed:
-			delay = resubscribeMinDelay
-		default:
-			delay = min(2*delay, resubscribeMaxDelay)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(delay):
-		}
-	}
-}
-
-func (s *Store) watchAlerts(ctx context.Context, fn func([]byte)) (confirmed bool, err error) {
-	ps := s.rdb.Subscribe(ctx, s.alertsChannel())
-	defer ps.Close()
-	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
-	defer stop()
-	for {
-		msg, err := ps.Receive(ctx)
-		if err != nil {
-			return confirmed, err
-		}
-		switch msg := msg.(type) {
-		case *redis.Subscription:
-			confirmed = true
-		case *redis.Message:
-			fn([]byte(msg.Payload))
-		}
-	}
+	return s.watchLoop(ctx, s.alertsChannel(), watcher{
+		message: func(payload string) { fn([]byte(payload)) },
+	})
 }
 
 func (s *Store) alertsChannel() string { return s.prefix + "alerts:fraud" }
