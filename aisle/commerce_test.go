@@ -25,6 +25,7 @@ func TestDecodeEventAcceptsCommerceEvents(t *testing.T) {
 		{"order placed", envelope(TypeOrderPlaced, okTime, goodOrder), TopicOrders, "u-1", []string{"s-1"}, []string{"p-1", "p-2"}},
 		{"payment failed", envelope(TypePaymentFailed, okTime, goodFailed), TopicOrders, "u-1", nil, nil},
 		{"label", envelope(TypeOrderLabeled, okTime, `{"order_id":"o-1","fraud":false}`), TopicLabels, "o-1", nil, nil},
+		{"replaced pick", envelope(TypePickReplaced, okTime, `{"store_id":"s-1","product_id":"p-1","shopper_id":"sh-1","order_id":"o-1","replacement_product_id":"p-2"}`), TopicPicking, "s-1:p-1", []string{"s-1"}, []string{"p-1", "p-2"}},
 	} {
 		d, err := DecodeEvent([]byte(tc.value), tc.topic, now)
 		if err != nil {

@@ -141,9 +141,14 @@ func (d *Decoded) Key() string {
 // exist in the catalog for the event to be applied.
 func (d *Decoded) References() (storeIDs, productIDs []string) {
 	switch {
-	case d.Inventory != nil, d.Pick != nil:
-		sp := d.StoreProduct()
-		return []string{sp.StoreID}, []string{sp.ProductID}
+	case d.Inventory != nil:
+		return []string{d.Inventory.StoreID}, []string{d.Inventory.ProductID}
+	case d.Pick != nil:
+		productIDs = []string{d.Pick.ProductID}
+		if d.Pick.ReplacementProductID != "" {
+			productIDs = append(productIDs, d.Pick.ReplacementProductID)
+		}
+		return []string{d.Pick.StoreID}, productIDs
 	case d.Session != nil:
 		if d.Session.ProductID != "" {
 			productIDs = []string{d.Session.ProductID}

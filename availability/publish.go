@@ -2,17 +2,11 @@ package availability
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/aisle/aisle/aisle"
 )
-
-// eventSource names the API as the producer in the envelope.
-const eventSource = "aisle-api"
 
 // PickReport is a shopper's report of one pick.
 type PickReport struct {
@@ -55,12 +49,6 @@ func (s *Service) ReportPick(ctx context.Context, r PickReport) (aisle.Receipt, 
 	if err != nil {
 		return aisle.Receipt{}, err
 	}
-	if r.ReplacementProductID != "" {
-		replacement := aisle.StoreProduct{StoreID: r.StoreID, ProductID: r.ReplacementProductID}
-		if err := s.requireKnown(ctx, replacement); err != nil {
-			return aisle.Receipt{}, err
-		}
-	}
 	return s.publish(ctx, ev)
 }
 
@@ -94,42 +82,17 @@ func requireAuthenticated(p *aisle.Principal) error {
 	return nil
 }
 
-// validEvent builds the envelope and runs it through the same decoder and
-// catalog check the stream workers use, so the API never publishes an event
-// that the pipeline would reject.
+// validEvent builds the event and checks it as the stream workers will:
+// its fields, and that its store and product exist.
 func (s *Service) validEvent(ctx context.Context, eventType string, at time.Time, data any) (*aisle.Decoded, error) {
-	now := s.Now()
-	if at.IsZero() {
-		at = now
-	}
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s data: %w", eventType, err)
-	}
-	ev := aisle.Event{ID: newEventID(), Type: eventType, Time: at.UTC(), Source: eventSource, Data: raw}
-	value, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s event: %w", eventType, err)
-	}
-	decoded, err := aisle.DecodeEvent(value, "", now)
+	decoded, err := aisle.BuildEvent(aisle.NewEventID(), eventType, at, s.Now(), data)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.requireKnown(ctx, decoded.StoreProduct()); err != nil {
+	if err := s.catalog.RequireReferences(ctx, decoded); err != nil {
 		return nil, err
 	}
 	return decoded, nil
-}
-
-func (s *Service) requireKnown(ctx context.Context, sp aisle.StoreProduct) error {
-	missing, err := s.catalog.MissingStoreProducts(ctx, []aisle.StoreProduct{sp})
-	if err != nil {
-		return fmt.Errorf("check store product: %w", err)
-	}
-	if reason, ok := missing[sp]; ok {
-		return aisle.Errorf(aisle.ENOTFOUND, "%s", reason)
-	}
-	return nil
 }
 
 func (s *Service) publish(ctx context.Context, ev *aisle.Decoded) (aisle.Receipt, error) {
@@ -138,11 +101,4 @@ func (s *Service) publish(ctx context.Context, ev *aisle.Decoded) (aisle.Receipt
 		return aisle.Receipt{}, fmt.Errorf("publish %s: %w", ev.Type, err)
 	}
 	return receipt, nil
-}
-
-// newEventID returns a random, unique event id.
-func newEventID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return "e-" + hex.EncodeToString(b[:])
 }

@@ -76,6 +76,20 @@ func setOf(ids []string) map[string]bool {
 	return set
 }
 
+// RequireReferences checks that every store and product the event names
+// exists: ENOTFOUND ("unknown store s-9") otherwise.
+func (db *DB) RequireReferences(ctx context.Context, d *aisle.Decoded) error {
+	storeIDs, productIDs := d.References()
+	stores, products, err := db.UnknownIDs(ctx, storeIDs, productIDs)
+	if err != nil {
+		return fmt.Errorf("check %s references: %w", d.Type, err)
+	}
+	if reason := d.UnknownReference(stores, products); reason != "" {
+		return aisle.Errorf(aisle.ENOTFOUND, "%s", reason)
+	}
+	return nil
+}
+
 // MissingStoreProducts returns, for each store-product whose store or product
 // does not exist, why: "unknown store s-x" or "unknown product p-y". The map
 // is empty when all exist. It does not check that the store carries the

@@ -7,7 +7,6 @@ package fraud
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -24,9 +23,6 @@ import (
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/models"
 )
-
-// eventSource names the API as the producer in the envelope.
-const eventSource = "aisle-api"
 
 // DefaultModelPollInterval is how often serving checks which model version is
 // active, so `aisle models activate` takes effect without a restart.
@@ -199,43 +195,14 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 // workers will: fields, and that its store and products exist. Its id
 // derives from the order id, so publishing an order twice is one event.
 func (s *Service) orderEvent(ctx context.Context, in Order) (*aisle.Decoded, error) {
-	ev, err := s.event(orderEventID(in.OrderID), aisle.TypeOrderPlaced, in.Time, in.OrderPlaced)
+	ev, err := aisle.BuildEvent(orderEventID(in.OrderID), aisle.TypeOrderPlaced, in.Time, s.Now(), in.OrderPlaced)
 	if err != nil {
 		return nil, err
 	}
-	stores, products := ev.References()
-	unknownStores, unknownProducts, err := s.catalog.UnknownIDs(ctx, stores, products)
-	if err != nil {
-		return nil, fmt.Errorf("check order references: %w", err)
-	}
-	for _, id := range stores {
-		if unknownStores[id] {
-			return nil, aisle.Errorf(aisle.ENOTFOUND, "store %s not found", id)
-		}
-	}
-	for _, id := range products {
-		if unknownProducts[id] {
-			return nil, aisle.Errorf(aisle.ENOTFOUND, "product %s not found", id)
-		}
+	if err := s.catalog.RequireReferences(ctx, ev); err != nil {
+		return nil, err
 	}
 	return ev, nil
-}
-
-// event builds an envelope and runs it through the stream workers' decoder.
-func (s *Service) event(id, eventType string, at time.Time, data any) (*aisle.Decoded, error) {
-	now := s.Now()
-	if at.IsZero() {
-		at = now
-	}
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s data: %w", eventType, err)
-	}
-	value, err := json.Marshal(aisle.Event{ID: id, Type: eventType, Time: at.UTC(), Source: eventSource, Data: raw})
-	if err != nil {
-		return nil, fmt.Errorf("encode %s event: %w", eventType, err)
-	}
-	return aisle.DecodeEvent(value, "", now)
 }
 
 func (s *Service) publish(ctx context.Context, ev *aisle.Decoded) error {
@@ -305,7 +272,7 @@ func (s *Service) Label(ctx context.Context, orderID string, fraud bool) (aisle.
 	if err := requireFraudAccess(aisle.PrincipalFromContext(ctx)); err != nil {
 		return aisle.Receipt{}, err
 	}
-	ev, err := s.event(newEventID(), aisle.TypeOrderLabeled, time.Time{}, aisle.OrderLabeled{OrderID: orderID, Fraud: &fraud})
+	ev, err := aisle.BuildEvent(aisle.NewEventID(), aisle.TypeOrderLabeled, time.Time{}, s.Now(), aisle.OrderLabeled{OrderID: orderID, Fraud: &fraud})
 	if err != nil {
 		return aisle.Receipt{}, err
 	}
@@ -337,11 +304,4 @@ func orderEventID(orderID string) string {
 	}
 	sum := sha256.Sum256([]byte(orderID))
 	return prefix + hex.EncodeToString(sum[:])
-}
-
-// newEventID returns a random, unique event id.
-func newEventID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return "e-" + hex.EncodeToString(b[:])
 }

@@ -2,17 +2,11 @@ package recommend
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/aisle/aisle/aisle"
 )
-
-// eventSource names the API as the producer in the envelope.
-const eventSource = "aisle-api"
 
 // SessionEventInput is a frontend's report of one session event.
 type SessionEventInput struct {
@@ -73,46 +67,18 @@ func (s *Service) RecordSessionEvent(ctx context.Context, in SessionEventInput) 
 	return receipt, nil
 }
 
-// validEvent builds the envelope and runs it through the decoder and the
-// catalog check the stream workers use, so the API never publishes an event
-// the pipeline would reject.
+// validEvent builds the event and checks it as the stream workers will:
+// its fields, and that its store and product exist.
 func (s *Service) validEvent(ctx context.Context, eventType string, at time.Time, data aisle.SessionEvent) (*aisle.Decoded, error) {
 	if topic, err := aisle.TopicFor(eventType); err != nil || topic != aisle.TopicSessions {
 		return nil, aisle.Errorf(aisle.EINVALID, "%q is not a session event type", eventType)
 	}
-	now := s.Now()
-	if at.IsZero() {
-		at = now
-	}
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s data: %w", eventType, err)
-	}
-	value, err := json.Marshal(aisle.Event{ID: newEventID(), Type: eventType, Time: at.UTC(), Source: eventSource, Data: raw})
-	if err != nil {
-		return nil, fmt.Errorf("encode %s event: %w", eventType, err)
-	}
-	decoded, err := aisle.DecodeEvent(value, aisle.TopicSessions, now)
+	decoded, err := aisle.BuildEvent(aisle.NewEventID(), eventType, at, s.Now(), data)
 	if err != nil {
 		return nil, err
 	}
-	storeIDs, productIDs := decoded.References()
-	stores, products, err := s.catalog.UnknownIDs(ctx, storeIDs, productIDs)
-	if err != nil {
-		return nil, fmt.Errorf("check session event references: %w", err)
-	}
-	switch {
-	case stores[data.StoreID]:
-		return nil, aisle.Errorf(aisle.ENOTFOUND, "unknown store %s", data.StoreID)
-	case products[data.ProductID]:
-		return nil, aisle.Errorf(aisle.ENOTFOUND, "unknown product %s", data.ProductID)
+	if err := s.catalog.RequireReferences(ctx, decoded); err != nil {
+		return nil, err
 	}
 	return decoded, nil
-}
-
-// newEventID returns a random, unique event id.
-func newEventID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return "e-" + hex.EncodeToString(b[:])
 }

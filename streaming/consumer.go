@@ -360,7 +360,7 @@ func (w *worker) process(b batch) bool {
 		if stores != nil || products != nil {
 			kept := 0
 			for i, u := range updates {
-				if reason := unknownReference(u.Event, stores, products); reason != "" {
+				if reason := u.Event.UnknownReference(stores, products); reason != "" {
 					rejects = append(rejects, reject{from[i], rejectUnknownEntity, reason})
 					continue
 				}
@@ -462,23 +462,6 @@ func references(updates []features.Update) (storeIDs, productIDs []string) {
 		add(products, "p", &productIDs)
 	}
 	return storeIDs, productIDs
-}
-
-// unknownReference says which of the event's stores or products does not
-// exist, "" when all do.
-func unknownReference(d *aisle.Decoded, unknownStores, unknownProducts map[string]bool) string {
-	stores, products := d.References()
-	for _, id := range stores {
-		if unknownStores[id] {
-			return "unknown store " + id
-		}
-	}
-	for _, id := range products {
-		if unknownProducts[id] {
-			return "unknown product " + id
-		}
-	}
-	return ""
 }
 
 // deadLetter builds the dead-letter record of a rejected one.
