@@ -66,6 +66,23 @@ func (p *Principal) CanPushInventory(retailerID string) bool {
 	return false
 }
 
+// ActingUser returns the user an action is taken for: the user the key is
+// bound to, when it is (requested must then be empty or the same user, else
+// EFORBIDDEN), or else requested, which is then required (field names it in
+// the error).
+func (p *Principal) ActingUser(requested, field string) (string, error) {
+	if p.UserID != "" {
+		if requested != "" && requested != p.UserID {
+			return "", Errorf(EFORBIDDEN, "this key acts for user %s only", p.UserID)
+		}
+		return p.UserID, nil
+	}
+	if requested == "" {
+		return "", Errorf(EINVALID, "%s is required for keys not bound to a user", field)
+	}
+	return requested, nil
+}
+
 // Authenticated reports whether p presented a valid key.
 func (p *Principal) Authenticated() bool { return p.Role != RoleAnonymous }
 

@@ -28,15 +28,9 @@ func (s *Service) ReportPick(ctx context.Context, r PickReport) (aisle.Receipt, 
 	if !p.CanReportPicks() {
 		return aisle.Receipt{}, aisle.Errorf(aisle.EFORBIDDEN, "only shopper and service keys may report picks")
 	}
-	shopperID := r.ShopperID
-	if p.UserID != "" {
-		if shopperID != "" && shopperID != p.UserID {
-			return aisle.Receipt{}, aisle.Errorf(aisle.EFORBIDDEN, "this key reports picks for shopper %s only", p.UserID)
-		}
-		shopperID = p.UserID
-	}
-	if shopperID == "" {
-		return aisle.Receipt{}, aisle.Errorf(aisle.EINVALID, "shopperId is required for keys not bound to a shopper")
+	shopperID, err := p.ActingUser(r.ShopperID, "shopperId")
+	if err != nil {
+		return aisle.Receipt{}, err
 	}
 	data := aisle.Pick{
 		StoreID:              r.StoreID,

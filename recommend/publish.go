@@ -31,15 +31,9 @@ func (s *Service) RecordSessionEvent(ctx context.Context, in SessionEventInput) 
 	if err := canReadSessions(p); err != nil {
 		return aisle.Receipt{}, err
 	}
-	userID := in.UserID
-	if p.Role == aisle.RoleCustomer {
-		if userID != "" && userID != p.UserID {
-			return aisle.Receipt{}, aisle.Errorf(aisle.EFORBIDDEN, "this key records sessions of user %s only", p.UserID)
-		}
-		userID = p.UserID
-	}
-	if userID == "" {
-		return aisle.Receipt{}, aisle.Errorf(aisle.EINVALID, "userId is required for keys not bound to a user")
+	userID, err := p.ActingUser(in.UserID, "userId")
+	if err != nil {
+		return aisle.Receipt{}, err
 	}
 	data := aisle.SessionEvent{
 		SessionID: in.SessionID,
