@@ -18,8 +18,8 @@ import (
 //go:embed availability.lua
 var applyAvailabilitySource string
 
-// applyAvailabilityScript is immutable: go-redis only derives its SHA1.
-var applyAvailabilityScript = redis.NewScript(applyAvailabilitySource)
+// applyAvailabilityScript applies one availability event (see availability.lua).
+var applyAvailabilityScript = newApplierScript(applyAvailabilitySource)
 
 // Fields of an availability hash.
 const (

@@ -21,16 +21,8 @@
 -- state: ver|found|not_found|at_ms|feed_qty|feed_at_ms|store:product (the
 -- order of features.stateFields; absent fields empty). An event that changes
 -- nothing (an older feed level) is not published.
-if redis.call('EXISTS', KEYS[2]) == 1 then
+if already_applied(KEYS[2], KEYS[3], ARGV[7], ARGV[8]) then
   return 0
-end
-local field = ARGV[7]
-local offset = tonumber(ARGV[8])
-if field ~= '' then
-  local mark = redis.call('HGET', KEYS[3], field)
-  if mark and offset <= tonumber(mark) then
-    return 0
-  end
 end
 
 local t = tonumber(ARGV[2])
@@ -83,11 +75,7 @@ if changed then
 end
 
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[6])
-if field ~= '' then
-  -- Only reached when offset is above the stored watermark.
-  redis.call('HSET', KEYS[3], field, ARGV[8])
-end
+mark_applied(KEYS[2], KEYS[3], ARGV[7], ARGV[8], ARGV[6])
 if changed then
   for i = 1, 6 do
     cur[i] = cur[i] or ''

@@ -21,21 +21,11 @@
 -- Returns 1 when applied, 0 when skipped as already seen, 2 when the order
 -- already had a label (skipped), -1 when the order record changed since the
 -- caller read it (nothing written: read again and retry).
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if already_applied(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then
   return 0
 end
-local field = ARGV[1]
-if field ~= '' then
-  local mark = redis.call('HGET', KEYS[2], field)
-  if mark and tonumber(ARGV[2]) <= tonumber(mark) then
-    return 0
-  end
-end
 local function done(result)
-  redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
-  if field ~= '' then
-    redis.call('HSET', KEYS[2], field, ARGV[2])
-  end
+  mark_applied(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
   return result
 end
 

@@ -2,6 +2,7 @@ package features
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 
@@ -9,6 +10,16 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 )
+
+//go:embed applied.lua
+var appliedPrelude string
+
+// newApplierScript returns an applier's script with the effectively-once
+// helpers of applied.lua (already_applied, mark_applied) in front of it.
+// Scripts are immutable: go-redis only derives their SHA1.
+func newApplierScript(source string) *redis.Script {
+	return redis.NewScript(appliedPrelude + source)
+}
 
 // Update is one decoded event to apply, with where it was read. Each topic's
 // events are applied to Redis by one script, whose dedup key (by event id)

@@ -19,7 +19,7 @@ import (
 //go:embed session.lua
 var applySessionSource string
 
-var applySessionScript = redis.NewScript(applySessionSource)
+var applySessionScript = newApplierScript(applySessionSource)
 
 // Bounds of the session state (see session.lua).
 const (

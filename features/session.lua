@@ -25,15 +25,8 @@
 -- separated by spaces, in event-time order, the newest ARGV[11]) and cart
 -- (product ids separated by spaces). Ids never contain ":" or spaces.
 -- An applied event publishes the session id on the change channel.
-if redis.call('EXISTS', KEYS[2]) == 1 then
+if already_applied(KEYS[2], KEYS[3], ARGV[7], ARGV[8]) then
   return 0
-end
-local field = ARGV[7]
-if field ~= '' then
-  local mark = redis.call('HGET', KEYS[3], field)
-  if mark and tonumber(ARGV[8]) <= tonumber(mark) then
-    return 0
-  end
 end
 
 local result = 1
@@ -93,10 +86,7 @@ else
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
 end
 
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[6])
-if field ~= '' then
-  redis.call('HSET', KEYS[3], field, ARGV[8])
-end
+mark_applied(KEYS[2], KEYS[3], ARGV[7], ARGV[8], ARGV[6])
 if result == 1 then
   redis.call('PUBLISH', ARGV[9], ARGV[10])
 end

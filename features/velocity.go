@@ -30,8 +30,8 @@ var applyVelocitySource string
 var applyLabelSource string
 
 var (
-	applyVelocityScript = redis.NewScript(applyVelocitySource)
-	applyLabelScript    = redis.NewScript(applyLabelSource)
+	applyVelocityScript = newApplierScript(applyVelocitySource)
+	applyLabelScript    = newApplierScript(applyLabelSource)
 )
 
 // FraudOrder converts an order.placed event for the models.

@@ -25,23 +25,12 @@
 -- Every operation commutes, so events applied in any order give the same
 -- hashes. Pruning only drops buckets outside every window (see
 -- models.PruneCutoffs); a late event may recreate one, and reads ignore it.
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if already_applied(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then
   return 0
-end
-local field = ARGV[1]
-local offset = tonumber(ARGV[2])
-if field ~= '' then
-  local mark = redis.call('HGET', KEYS[2], field)
-  if mark and offset <= tonumber(mark) then
-    return 0
-  end
 end
 local ttl = ARGV[4]
 local function done(result)
-  redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
-  if field ~= '' then
-    redis.call('HSET', KEYS[2], field, ARGV[2])
-  end
+  mark_applied(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
   return result
 end
 
