@@ -16,6 +16,7 @@ const (
 	EINVALID         = "BAD_USER_INPUT"
 	ECONFLICT        = "CONFLICT"
 	EUNAVAILABLE     = "UNAVAILABLE"
+	ERATELIMITED     = "RATE_LIMITED" // the caller sent too much; retry after a pause
 	EINTERNAL        = "INTERNAL"
 )
 
