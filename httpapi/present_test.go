@@ -46,3 +46,23 @@ func TestPanicsDoNotLeak(t *testing.T) {
 		t.Errorf("the log lacks the panic and its stack:\n%s", logs.String())
 	}
 }
+
+// TestMalformedArgumentsAreTheCallersInput: a Time argument that does not
+// parse is the caller's mistake, told as such, not an internal error.
+func TestMalformedArgumentsAreTheCallersInput(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	h := New(Config{Resolver: &resolvers.Resolver{}, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	for _, body := range []string{
+		`{"query": "mutation { updateInventory(input: {storeId: \"s-1\", productId: \"p-1\", quantity: 1, time: \"yesterday\"}) { eventId } }"}`,
+		`{"query": "mutation($t: Time) { updateInventory(input: {storeId: \"s-1\", productId: \"p-1\", quantity: 1, time: $t}) { eventId } }", "variables": {"t": "yesterday"}}`,
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if !strings.Contains(rec.Body.String(), `"code":"BAD_USER_INPUT"`) || !strings.Contains(rec.Body.String(), "RFC3339") {
+			t.Errorf("%s: got %s, want BAD_USER_INPUT saying what a Time looks like", body, rec.Body)
+		}
+	}
+}
