@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,9 +15,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/catalog/catalogtest"
 )
 
 // wantLimit checks that a response refuses the request for limit.
@@ -301,18 +300,7 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := strings.TrimPrefix(u.Path, "/")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	admin := *u
-	admin.Path = "/postgres"
-	conn, err := pgx.Connect(ctx, admin.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-		t.Fatal(err)
-	}
+	catalogtest.DropDatabase(t, ts.main.Config.DatabaseURL)
 
 	resp := ts.query("", `{ store(id: "s-gone") { id name } }`, nil)
 	if len(resp.Errors) != 1 {
