@@ -40,7 +40,7 @@ func limitRequests(limiter RateLimiter, maxBody int64, next http.Handler) http.H
 			next.ServeHTTP(w, r)
 			return
 		}
-		if limiter != nil {
+		if limiter != nil && r.Method != http.MethodOptions { // a CORS preflight is not an operation
 			if ok, retryAfter := limiter.Allow(ctx, rateKey(ctx)); !ok {
 				e := rateLimitError(retryAfter)
 				w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(retryAfter)))
