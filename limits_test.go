@@ -147,13 +147,18 @@ func TestProductionSwitchesOffDeveloperAids(t *testing.T) {
 		t.Errorf("production __typename, which clients need: %+v", resp.Errors)
 	}
 
-	const typo = `{ store(id: "s-1") { nam } }`
-	if resp := dev.query("", typo, nil); len(resp.Errors) == 0 || !strings.Contains(resp.Errors[0].Message, `Did you mean "name"`) {
-		t.Errorf("development typo: %+v, want a suggestion", resp.Errors)
-	}
-	resp := prod.query("", typo, nil)
-	if len(resp.Errors) == 0 || strings.Contains(resp.Errors[0].Message, "Did you mean") || !strings.Contains(resp.Errors[0].Message, "nam") {
-		t.Errorf("production typo: %+v, want an error naming the field without suggestions", resp.Errors)
+	for _, typo := range []string{
+		`{ store(id: "s-1") { nam } }`,   // a field
+		`{ store(idd: "s-1") { name } }`, // an argument
+		`mutation { reportPick(input: {storeId: "s-1", productId: "p-1", orderId: "o-1", outcome: FOUDN}) { eventId } }`, // an enum value
+	} {
+		if resp := dev.query("", typo, nil); len(resp.Errors) == 0 || !strings.Contains(resp.Errors[0].Message, "Did you mean") {
+			t.Errorf("development %s: %+v, want a suggestion", typo, resp.Errors)
+		}
+		resp := prod.query("", typo, nil)
+		if len(resp.Errors) == 0 || strings.Contains(resp.Errors[0].Message, "Did you mean") || resp.Errors[0].Extensions["code"] != "GRAPHQL_VALIDATION_FAILED" {
+			t.Errorf("production %s: %+v, want a validation error without suggestions", typo, resp.Errors)
+		}
 	}
 }
 

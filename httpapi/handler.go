@@ -122,7 +122,7 @@ func graphqlHandler(cfg Config) http.Handler {
 	if cfg.PersistedOperations != nil {
 		srv.Use(cfg.PersistedOperations) // before the limits: it may supply the document
 	}
-	srv.Use(operationLimits{maxDepth: maxDepth, maxAliases: maxAliases, maxComplexity: maxComplexity, noIntrospection: cfg.Production})
+	srv.Use(operationLimits{maxDepth: maxDepth, maxAliases: maxAliases, maxComplexity: maxComplexity, production: cfg.Production})
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		cfg.Log.ErrorContext(ctx, "graphql: panic in resolver", "panic", p, "stack", string(debug.Stack()))

@@ -84,10 +84,11 @@ func limitError(limit string, max int, format string, args ...any) *gqlerror.Err
 // FixedComplexityLimit, which counts a list of 100 like a single object.
 type operationLimits struct {
 	maxDepth, maxAliases, maxComplexity int
-	// noIntrospection refuses __schema and __type with a clear error. gqlgen's
-	// own switch (extension.Introspection left out) fails them with a plain
-	// error that the presenter must, and does, hide as INTERNAL.
-	noIntrospection bool
+	// production refuses __schema and __type with a clear error (gqlgen's
+	// own switch, extension.Introspection left out, fails them with a plain
+	// error that the presenter must, and does, hide as INTERNAL), and
+	// strips the suggestions that SetDisableSuggestion leaves in.
+	production bool
 }
 
 var (
@@ -104,16 +105,25 @@ func (l operationLimits) MutateOperationContext(ctx context.Context, opCtx *grap
 	return err
 }
 
-// InterceptResponse gives the parser's token-limit error the code and
-// extensions of every other limit. The parser reports it as a plain parse
+// InterceptResponse rewrites the errors of a refused document, which pass
+// here (DispatchError). The parser reports its token limit as a plain parse
 // error ("exceeded token limit of N"), which a client cannot tell from a
-// typo; the response of a refused document passes here (DispatchError).
-func (operationLimits) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+// typo: it gets the code and extensions of every other limit. In
+// production, validation errors lose their "Did you mean …?" suggestions:
+// SetDisableSuggestion removes them for fields only, and those for
+// arguments, enum values and types would name the schema that
+// introspection hides.
+func (l operationLimits) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	resp := next(ctx)
 	if resp == nil {
 		return nil
 	}
 	for _, e := range resp.Errors {
+		if l.production && e.Extensions["code"] == errcode.ValidationFailed {
+			if i := strings.Index(e.Message, " Did you mean "); i >= 0 {
+				e.Message = e.Message[:i]
+			}
+		}
 		if e.Extensions["code"] == errcode.ParseFailed && strings.HasPrefix(e.Message, "exceeded token limit") {
 			limitRejections.WithLabelValues(limitTokens).Inc()
 			e.Message = fmt.Sprintf("the document has more than %d tokens; send a smaller operation", maxParserTokens)
@@ -177,7 +187,7 @@ func (m *measurer) fieldCost(f *ast.Field, depth int) int {
 		m.err = limitError(limitDepth, l.maxDepth, "the operation is nested more than %d fields deep (at %s)", l.maxDepth, f.Alias)
 		return 0
 	}
-	if l.noIntrospection && (f.Name == "__schema" || f.Name == "__type") {
+	if l.production && (f.Name == "__schema" || f.Name == "__type") {
 		m.err = &gqlerror.Error{
 			Message:    "introspection is off in production (AISLE_ENV=production); the schema is in the API's documentation",
 			Extensions: map[string]any{"code": aisle.EFORBIDDEN},
