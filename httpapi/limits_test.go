@@ -209,3 +209,25 @@ func TestAsIntReadsEveryEncoding(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMeasure prices the walk that every operation pays on top of
+// gqlgen's own validation.
+func BenchmarkMeasure(b *testing.B) {
+	schema := graph.NewExecutableSchema(graph.Config{}).Schema()
+	for _, bc := range []struct{ name, query string }{
+		{"introspection", introspection.Query},
+		{"stores-with-products", `{ stores(first: 20) { edges { node { id name retailer { id name } products(first: 20) { edges { node { id name category } } } } } } }`},
+	} {
+		doc, errs := gqlparser.LoadQuery(schema, bc.query)
+		if len(errs) > 0 {
+			b.Fatal(errs)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := defaultLimits.measure(doc.Operations[0], nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
