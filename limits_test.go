@@ -231,6 +231,9 @@ func TestRateLimitIsSharedAcrossReplicas(t *testing.T) {
 	if !refusedBy["a"] || !refusedBy["b"] {
 		t.Errorf("refused by %v, want both replicas to refuse once the shared allowance is spent", refusedBy)
 	}
+	if !strings.Contains(get(t, b.url+"/metrics"), `aisle_graphql_limit_rejections_total{limit="rate"}`) {
+		t.Error("/metrics does not count rate-limit rejections")
+	}
 
 	// The upgrade is free; each subscribe counts.
 	c, err := a.dialWS(nil)
@@ -292,6 +295,9 @@ func TestPersistedOperationsAllowlist(t *testing.T) {
 		if code := resp.code(t); code != tc.code {
 			t.Errorf("%s: code %s (%s), want %s", tc.reason, code, resp.Errors[0].Message, tc.code)
 		}
+	}
+	if !strings.Contains(get(t, ts.url+"/metrics"), `aisle_graphql_limit_rejections_total{limit="persisted_operations"}`) {
+		t.Error("/metrics does not count allowlist rejections")
 	}
 }
 
