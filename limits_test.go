@@ -91,13 +91,24 @@ func TestGraphQLLimits(t *testing.T) {
 }
 
 // TestWebsocketMessageLimit: a websocket message over the read limit ends
-// the connection; the websocket helpers own which close code it gets.
+// the connection (which close code it gets is websocket.go's business).
 func TestWebsocketMessageLimit(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
 	c, err := ts.dialWS(nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The operation limits hold over websockets too: an error for the
+	// operation, and the connection stays open.
+	var aliased strings.Builder
+	for i := range 21 {
+		fmt.Fprintf(&aliased, " s%d: score", i)
+	}
+	c.subscribe("aliased", `subscription { recommendationsUpdated(sessionId: "x", storeId: "s-1") {`+aliased.String()+` } }`, nil)
+	msg, err := c.next(10 * time.Second)
+	if err != nil || msg.ID != "aliased" || msg.Type != "error" || !strings.Contains(string(msg.Payload), `"limit":"aliases"`) {
+		t.Fatalf("21 aliases over a websocket: %+v %v, want an error for the operation", msg, err)
 	}
 	c.subscribe("small", `subscription { recommendationsUpdated(sessionId: "x", storeId: "s-1") { score } }`, nil)
 	if _, err := c.next(10 * time.Second); err != nil {
