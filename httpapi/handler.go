@@ -30,7 +30,8 @@ import (
 )
 
 // Limits that keep one client from taking the server down. Each is enforced by
-// gqlgen or net/http and answered with a clear error.
+// gqlgen, net/http or limits*.go (which also has the limits on an
+// operation's shape) and answered with a clear error.
 const (
 	maxRequestBytes    = 1 << 20          // HTTP request body
 	maxWebsocketBytes  = 64 << 10         // one websocket message
