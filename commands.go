@@ -47,6 +47,9 @@ var flagEnv = map[string]string{
 	"low-stock-above": "AISLE_LOW_STOCK_ABOVE",
 	"fraud-review-at": "AISLE_FRAUD_REVIEW_AT",
 	"fraud-block-at":  "AISLE_FRAUD_BLOCK_AT",
+	"env":             "AISLE_ENV",
+	"rate-limit":      "AISLE_RATE_LIMIT",
+	"rate-burst":      "AISLE_RATE_BURST",
 }
 
 // parseCommand applies the environment, then parses args and refuses

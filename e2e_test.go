@@ -336,8 +336,8 @@ func TestBadDocumentsGetClearErrors(t *testing.T) {
 
 	huge := strings.Repeat(" ", 2<<20) + "{ stores { edges { cursor } } }"
 	_, resp := ts.post("", huge, nil)
-	if resp.code(t) != aisle.EINVALID || !strings.Contains(resp.Errors[0].Message, "too large") || string(resp.Data) != "null" && resp.Data != nil {
-		t.Errorf("a 2 MiB request got %+v, want BAD_USER_INPUT saying it is too large", resp)
+	if resp.code(t) != "LIMIT_EXCEEDED" || !strings.Contains(resp.Errors[0].Message, "too large") || string(resp.Data) != "null" && resp.Data != nil {
+		t.Errorf("a 2 MiB request got %+v, want LIMIT_EXCEEDED saying it is too large", resp)
 	}
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/aisle/aisle/httpapi"
 	"github.com/aisle/aisle/live"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/ratelimit"
 	"github.com/aisle/aisle/recommend"
 	"github.com/aisle/aisle/resolvers"
 	"github.com/aisle/aisle/streaming"
@@ -133,6 +134,11 @@ type Config struct {
 	FraudModelPoll  time.Duration          // how often serving checks the active model version
 	// RecommendRefresh is how often serving reloads the co-purchase fit.
 	RecommendRefresh time.Duration
+
+	Production          bool   // --env production: no GraphiQL, introspection or field suggestions
+	RateLimit           int    // operations per second per API key (per IP for anonymous callers); 0 = off
+	RateBurst           int    // operations a caller may send at once
+	PersistedOperations string // allowlist file; empty = any operation
 }
 
 // commonFlags registers the connection flags every command shares.
@@ -172,6 +178,8 @@ type Main struct {
 	HTTPListener net.Listener
 	KafkaBrokers []string // Config.KafkaBrokers, or the embedded broker's address
 	started      chan struct{}
+
+	persisted *httpapi.PersistedOperations // loaded by ParseFlags, so a bad file stops start-up at once
 }
 
 // NewMain returns a Main logging JSON to logOut.
@@ -205,8 +213,29 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.RecommendRefresh, "recommend-refresh", recommend.DefaultRefresh, "how often serving reloads the fit of aisle batch copurchase")
 	fs.BoolVar(&c.Demo, "demo", false, "also run the simulator (AISLE_DEMO=1)")
 	fs.Float64Var(&c.DemoRate, "demo-rate", 50, "simulator events per second in demo mode")
+	fs.Func("env", "development or production: production turns off GraphiQL, introspection and field suggestions (AISLE_ENV)", func(s string) error {
+		return parseEnv(c, s)
+	})
+	fs.IntVar(&c.RateLimit, "rate-limit", 0,
+		"operations per second per API key, anonymous callers per client IP, shared by replicas through Redis; 0 = no limit (AISLE_RATE_LIMIT)")
+	fs.IntVar(&c.RateBurst, "rate-burst", 0,
+		"operations a caller may send at once; 0 = twice --rate-limit (AISLE_RATE_BURST)")
+	fs.StringVar(&c.PersistedOperations, "persisted-operations", env("AISLE_PERSISTED_OPERATIONS", ""),
+		"JSON file of sha256 hex → GraphQL document; when set, only those documents run (AISLE_PERSISTED_OPERATIONS)")
 	if err := parseCommand(fs, args); err != nil {
 		return err
+	}
+	if c.RateLimit < 0 || c.RateBurst < 0 {
+		return fmt.Errorf("--rate-limit (%d) and --rate-burst (%d) must not be negative", c.RateLimit, c.RateBurst)
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = 2 * c.RateLimit // absorbs a client's page load without letting it sustain more
+	}
+	if c.PersistedOperations != "" {
+		var err error
+		if m.persisted, err = httpapi.LoadPersistedOperations(c.PersistedOperations); err != nil {
+			return fmt.Errorf("--persisted-operations: %w", err)
+		}
 	}
 	switch c.Role {
 	case "all", "api", "stream":
@@ -369,13 +398,25 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		h := httpapi.New(httpapi.Config{
-			Resolver: resolver,
-			Keys:     keys,
-			WebDir:   c.WebDir,
-			Ready:    readiness(db, fs),
-			Log:      log,
-		})
+		apiConfig := httpapi.Config{
+			Resolver:   resolver,
+			Keys:       keys,
+			WebDir:     c.WebDir,
+			Ready:      readiness(db, fs),
+			Log:        log,
+			Production: c.Production,
+
+			PersistedOperations: m.persisted,
+		}
+		if c.RateLimit > 0 {
+			limiter, err := ratelimit.Open(ctx, c.RedisURL, c.RedisPrefix, c.RateLimit, c.RateBurst, log)
+			if err != nil {
+				return err
+			}
+			cleanups = append(cleanups, func() { _ = limiter.Close() })
+			apiConfig.RateLimiter = limiter
+		}
+		h := httpapi.New(apiConfig)
 		ln, err := net.Listen("tcp", c.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", c.HTTPAddr, err)
@@ -458,6 +499,19 @@ func displayAddr(a net.Addr) string {
 		return "localhost:" + port
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// parseEnv sets Production from --env / AISLE_ENV.
+func parseEnv(c *Config, s string) error {
+	switch s {
+	case "development", "":
+		c.Production = false
+	case "production":
+		c.Production = true
+	default:
+		return fmt.Errorf("--env (AISLE_ENV) must be development or production, got %q", s)
+	}
+	return nil
 }
 
 func env(name, fallback string) string {

@@ -121,11 +121,19 @@ func (ts *testServer) query(key, query string, vars map[string]any) gqlResponse 
 
 func (ts *testServer) post(key, query string, vars map[string]any) (int, gqlResponse) {
 	ts.t.Helper()
-	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
+	res, out := ts.send(key, map[string]any{"query": query, "variables": vars})
+	return res.StatusCode, out
+}
+
+// send posts body, encoded as JSON, to /graphql; the response's body is
+// already read and decoded.
+func (ts *testServer) send(key string, body any) (*http.Response, gqlResponse) {
+	ts.t.Helper()
+	raw, err := json.Marshal(body)
 	if err != nil {
 		ts.t.Fatal(err)
 	}
-	req, err := http.NewRequest(http.MethodPost, ts.url+"/graphql", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, ts.url+"/graphql", bytes.NewReader(raw))
 	if err != nil {
 		ts.t.Fatal(err)
 	}
@@ -138,7 +146,7 @@ func (ts *testServer) post(key, query string, vars map[string]any) (int, gqlResp
 		ts.t.Fatalf("POST /graphql: %v", err)
 	}
 	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
+	raw, err = io.ReadAll(res.Body)
 	if err != nil {
 		ts.t.Fatal(err)
 	}
@@ -146,7 +154,7 @@ func (ts *testServer) post(key, query string, vars map[string]any) (int, gqlResp
 	if err := json.Unmarshal(raw, &out); err != nil {
 		ts.t.Fatalf("HTTP %d, body is not GraphQL JSON: %v: %s", res.StatusCode, err, raw)
 	}
-	return res.StatusCode, out
+	return res, out
 }
 
 // mustData runs a query that must succeed and decodes its data into v.

@@ -30,9 +30,9 @@ import (
 )
 
 // Limits that keep one client from taking the server down. Each is enforced by
-// gqlgen or net/http and answered with a clear error.
+// gqlgen, net/http or limits*.go (which also has the limits on an
+// operation's shape) and answered with a clear error.
 const (
-	maxComplexity      = 1000             // fields × list sizes per operation
 	maxRequestBytes    = 1 << 20          // HTTP request body
 	maxWebsocketBytes  = 64 << 10         // one websocket message
 	queryCacheSize     = 1000             // parsed documents kept
@@ -49,13 +49,25 @@ type Config struct {
 	WebDir   string                          // holds index.html, aisle-graphiql.js and node_modules/
 	Ready    func(ctx context.Context) error // nil error when the server can take traffic
 	Log      *slog.Logger
+
+	// Production turns off GraphiQL, introspection and field suggestions,
+	// which help developers and attackers alike (AISLE_ENV=production).
+	Production bool
+	// RateLimiter, when set, limits operations per caller (limits_http.go).
+	RateLimiter RateLimiter
+	// PersistedOperations, when set, is the only operations the server runs.
+	PersistedOperations *PersistedOperations
 }
 
 // New returns the HTTP handler of the API.
 func New(cfg Config) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", auth.Middleware(cfg.Keys, withOperationTimeout(http.MaxBytesHandler(graphqlHandler(cfg), maxRequestBytes))))
-	if assets, err := graphiqlAssets(cfg.WebDir); err != nil {
+	mux.Handle("/graphql", auth.Middleware(cfg.Keys, limitRequests(cfg.RateLimiter, maxRequestBytes, withOperationTimeout(graphqlHandler(cfg)))))
+	if cfg.Production {
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "GraphiQL is off in production (AISLE_ENV=production).\nGraphQL is served at /graphql.", http.StatusNotFound)
+		})
+	} else if assets, err := graphiqlAssets(cfg.WebDir); err != nil {
 		// The API works without its explorer (say, in a slim production
 		// image); the page says what is missing.
 		cfg.Log.Warn("GraphiQL is not available", "err", err)
@@ -103,8 +115,15 @@ func graphqlHandler(cfg Config) http.Handler {
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
-	srv.Use(extension.Introspection{})
-	srv.Use(extension.FixedComplexityLimit(maxComplexity))
+	if !cfg.Production {
+		srv.Use(extension.Introspection{})
+	}
+	srv.SetDisableSuggestion(cfg.Production)
+	srv.SetParserTokenLimit(maxParserTokens)
+	if cfg.PersistedOperations != nil {
+		srv.Use(cfg.PersistedOperations) // before the limits: it may supply the document
+	}
+	srv.Use(operationLimits{maxDepth: maxDepth, maxAliases: maxAliases, maxComplexity: maxComplexity, production: cfg.Production})
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		cfg.Log.ErrorContext(ctx, "graphql: panic in resolver", "panic", p, "stack", string(debug.Stack()))
@@ -118,6 +137,11 @@ func graphqlHandler(cfg Config) http.Handler {
 				Message:    "subscriptions are served over a websocket: connect to /graphql with graphql-transport-ws",
 				Extensions: map[string]any{"code": aisle.EINVALID},
 			}}})
+		}
+		if ctx.Value(websocketKey{}) != nil { // HTTP requests were counted by limitRequests
+			if limited := limitWebsocketOperation(ctx, cfg.RateLimiter); limited != nil {
+				return limited
+			}
 		}
 		return next(cfg.Resolver.WithLoaders(ctx))
 	})

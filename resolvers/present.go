@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/aisle/aisle/aisle"
@@ -30,6 +31,10 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			if _, ok := gqlErr.Extensions["code"]; !ok {
 				setCode(gqlErr, aisle.EINVALID)
 			}
+		case isArgumentError(ctx, gqlErr):
+			// Coercing the caller's arguments failed (a malformed Time, say):
+			// the message describes their input, as validation's do.
+			setCode(gqlErr, aisle.EINVALID)
 		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 			gqlErr.Message = "the request was cancelled or timed out"
 			setCode(gqlErr, aisle.EUNAVAILABLE)
@@ -40,6 +45,22 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		return gqlErr
 	}
+}
+
+// isArgumentError reports whether e arose from coercing the arguments of
+// the field in ctx. gqlgen puts such an error on a path below the field,
+// through one of its arguments; a resolver's own errors sit at the field.
+func isArgumentError(ctx context.Context, e *gqlerror.Error) bool {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil || fc.Field.Field == nil || fc.Field.Definition == nil {
+		return false
+	}
+	fieldPath := fc.Path()
+	if len(e.Path) <= len(fieldPath) {
+		return false
+	}
+	name, ok := e.Path[len(fieldPath)].(ast.PathName)
+	return ok && fc.Field.Definition.Arguments.ForName(string(name)) != nil
 }
 
 func setCode(e *gqlerror.Error, code string) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +88,18 @@ func mustReach(tb testing.TB, server *url.URL) {
 			server.Redacted(), err, StartCommand)
 	}
 	conn.Close(ctx)
+}
+
+// DropDatabase drops the database of databaseURL (one of NewDatabaseURL's)
+// at once, disconnecting its users: for tests of what clients see when a
+// server's database is gone.
+func DropDatabase(tb testing.TB, databaseURL string) {
+	tb.Helper()
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		tb.Fatalf("catalogtest: %v", err)
+	}
+	dropDatabase(tb, u, strings.TrimPrefix(u.Path, "/"))
 }
 
 // dropDatabase removes a test database, disconnecting anyone still on it.

@@ -1,0 +1,346 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/catalog/catalogtest"
+)
+
+// wantLimit checks that a response refuses the request for limit.
+func wantLimit(t *testing.T, status int, resp gqlResponse, wantStatus int, limit string) {
+	t.Helper()
+	if status != wantStatus {
+		t.Errorf("%s: HTTP %d, want %d", limit, status, wantStatus)
+	}
+	if code := resp.code(t); code != "LIMIT_EXCEEDED" || resp.Errors[0].Extensions["limit"] != limit {
+		t.Errorf("%s: got %+v, want code LIMIT_EXCEEDED and extensions.limit %q", limit, resp.Errors[0], limit)
+	}
+}
+
+func getStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, string(body)
+}
+
+// TestGraphQLLimits sends one operation over each limit of the shape of a
+// request, and checks that honest operations near them still run.
+func TestGraphQLLimits(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+
+	// A page of 20 stores with 20 products each is the largest listing the
+	// limits promise to serve (complexity 1,321).
+	if stores := ts.stores(20, 20); len(stores) == 0 {
+		t.Fatal("no stores")
+	}
+
+	status, resp := ts.post("", "{ "+strings.Repeat("__typename ", 6000)+"}", nil)
+	wantLimit(t, status, resp, http.StatusUnprocessableEntity, "tokens")
+	if msg := resp.Errors[0].Message; !strings.Contains(msg, "5000 tokens") {
+		t.Errorf("tokens: message %q does not say the limit", msg)
+	}
+
+	deep := "{ __schema { types { " + strings.Repeat("ofType { ", 18) + "name" + strings.Repeat(" }", 18) + " } } }"
+	status, resp = ts.post("", deep, nil)
+	wantLimit(t, status, resp, http.StatusUnprocessableEntity, "depth")
+
+	var aliased strings.Builder
+	aliased.WriteString("{")
+	for i := range 21 {
+		fmt.Fprintf(&aliased, " s%d: store(id: \"s-%d\") { id }", i, i)
+	}
+	status, resp = ts.post("", aliased.String()+" }", nil)
+	wantLimit(t, status, resp, http.StatusUnprocessableEntity, "aliases")
+
+	status, resp = ts.post("", `query($n: Int!) { stores(first: $n) { edges { node { id products(first: $n) { edges { node { id } } } } } } }`,
+		map[string]any{"n": 100})
+	wantLimit(t, status, resp, http.StatusUnprocessableEntity, "complexity")
+
+	res, resp := ts.send("", map[string]any{"query": "{ __typename }", "variables": map[string]any{"pad": strings.Repeat("x", 2<<20)}})
+	wantLimit(t, res.StatusCode, resp, http.StatusRequestEntityTooLarge, "request_bytes")
+
+	metrics := get(t, ts.url+"/metrics")
+	for _, limit := range []string{"tokens", "depth", "aliases", "complexity", "request_bytes"} {
+		if !strings.Contains(metrics, `aisle_graphql_limit_rejections_total{limit="`+limit+`"}`) {
+			t.Errorf("/metrics does not count rejections by the %s limit", limit)
+		}
+	}
+}
+
+// TestWebsocketMessageLimit: a websocket message over the read limit ends
+// the connection (which close code it gets is websocket.go's business).
+func TestWebsocketMessageLimit(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	c, err := ts.dialWS(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The operation limits hold over websockets too: an error for the
+	// operation, and the connection stays open.
+	var aliased strings.Builder
+	for i := range 21 {
+		fmt.Fprintf(&aliased, " s%d: score", i)
+	}
+	c.subscribe("aliased", `subscription { recommendationsUpdated(sessionId: "x", storeId: "s-1") {`+aliased.String()+` } }`, nil)
+	msg, err := c.next(10 * time.Second)
+	if err != nil || msg.ID != "aliased" || msg.Type != "error" || !strings.Contains(string(msg.Payload), `"limit":"aliases"`) {
+		t.Fatalf("21 aliases over a websocket: %+v %v, want an error for the operation", msg, err)
+	}
+	c.subscribe("small", `subscription { recommendationsUpdated(sessionId: "x", storeId: "s-1") { score } }`, nil)
+	if _, err := c.next(10 * time.Second); err != nil {
+		t.Fatalf("a small message was not answered: %v", err)
+	}
+	c.subscribe("big", `subscription($p: [ID!]) { availabilityChanged(storeId: "s-1", productIds: $p) { status } }`,
+		map[string]any{"p": []string{strings.Repeat("p", 100<<10)}})
+	for {
+		msg, err := c.next(10 * time.Second)
+		if err != nil {
+			if !strings.Contains(err.Error(), "connection closed") {
+				t.Fatalf("want the connection closed after a message over the limit, got %v", err)
+			}
+			t.Logf("closed with status %d", websocket.CloseStatus(c.readErr))
+			return
+		}
+		if msg.ID == "big" {
+			t.Fatalf("a message over the limit was answered: %+v", msg)
+		}
+	}
+}
+
+// TestProductionSwitchesOffDeveloperAids compares the same requests in
+// development and in production.
+func TestProductionSwitchesOffDeveloperAids(t *testing.T) {
+	t.Parallel()
+	dev := startServer(t)
+	prod := startServer(t, "--env", "production")
+
+	if status, body := getStatus(t, prod.url+"/"); status != http.StatusNotFound || !strings.Contains(body, "off in production") {
+		t.Errorf("production GET /: HTTP %d %q, want 404 saying GraphiQL is off", status, body)
+	}
+	if status, _ := getStatus(t, dev.url+"/"); status == http.StatusNotFound {
+		t.Error("development GET /: 404, want GraphiQL (or a page saying what it lacks)")
+	}
+
+	const introspect = `{ __schema { queryType { name } } }`
+	if resp := dev.query("", introspect, nil); len(resp.Errors) > 0 {
+		t.Errorf("development introspection: %+v", resp.Errors)
+	}
+	for _, q := range []string{introspect, `{ ...F } fragment F on Query { t: __type(name: "Store") { name } }`} {
+		if resp := prod.query("", q, nil); resp.code(t) != aisle.EFORBIDDEN || !strings.Contains(resp.Errors[0].Message, "introspection is off") {
+			t.Errorf("production introspection %s: got data %s errors %+v, want it refused", q, resp.Data, resp.Errors)
+		}
+	}
+	if resp := prod.query("", `{ __typename }`, nil); len(resp.Errors) > 0 {
+		t.Errorf("production __typename, which clients need: %+v", resp.Errors)
+	}
+
+	for _, typo := range []string{
+		`{ store(id: "s-1") { nam } }`,   // a field
+		`{ store(idd: "s-1") { name } }`, // an argument
+		`mutation { reportPick(input: {storeId: "s-1", productId: "p-1", orderId: "o-1", outcome: FOUDN}) { eventId } }`, // an enum value
+	} {
+		if resp := dev.query("", typo, nil); len(resp.Errors) == 0 || !strings.Contains(resp.Errors[0].Message, "Did you mean") {
+			t.Errorf("development %s: %+v, want a suggestion", typo, resp.Errors)
+		}
+		resp := prod.query("", typo, nil)
+		if len(resp.Errors) == 0 || strings.Contains(resp.Errors[0].Message, "Did you mean") || resp.Errors[0].Extensions["code"] != "GRAPHQL_VALIDATION_FAILED" {
+			t.Errorf("production %s: %+v, want a validation error without suggestions", typo, resp.Errors)
+		}
+	}
+}
+
+func TestLimitFlagsAreValidated(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--env", "prod"}, "must be development or production"},
+		{[]string{"--rate-limit", "-1"}, "must not be negative"},
+		{[]string{"--persisted-operations", filepath.Join(dir, "missing.json")}, "no such file"},
+		{[]string{"--persisted-operations", write("bad.json", `["{ __typename }"]`)}, "want a JSON object"},
+		{[]string{"--persisted-operations", write("empty.json", `{}`)}, "empty"},
+		{[]string{"--persisted-operations", write("stale.json", `{"`+sha256Hex("{ a }")+`": "{ b }"}`)}, "hashes to"},
+	} {
+		err := NewMain(io.Discard).ParseFlags(tc.args)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// TestRateLimitIsSharedAcrossReplicas runs two API replicas on one Redis
+// prefix: the calls of one client to either spend one allowance, over HTTP
+// and over websockets.
+func TestRateLimitIsSharedAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	limits := []string{"--rate-limit", "1", "--rate-burst", "3"}
+	a := startServer(t, limits...)
+	b := startServer(t, append(limits, "--redis-prefix", a.main.Config.RedisPrefix)...)
+
+	start := time.Now()
+	allowed := 0
+	refusedBy := map[string]bool{}
+	for i := range 8 {
+		ts, name := a, "a"
+		if i%2 == 1 {
+			ts, name = b, "b"
+		}
+		res, resp := ts.send("", map[string]any{"query": "{ __typename }"})
+		if res.StatusCode == http.StatusOK && len(resp.Errors) == 0 {
+			allowed++
+			continue
+		}
+		refusedBy[name] = true
+		if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" || resp.code(t) != aisle.ERATELIMITED {
+			t.Fatalf("replica %s: HTTP %d Retry-After %q %+v, want 429 with Retry-After and %s",
+				name, res.StatusCode, res.Header.Get("Retry-After"), resp.Errors, aisle.ERATELIMITED)
+		}
+	}
+	// The burst, plus one per second that passed; two replicas with their
+	// own allowances would have let all 8 through.
+	if most := 3 + int(time.Since(start).Seconds()); allowed < 3 || allowed > most {
+		t.Fatalf("allowed %d of 8 across two replicas, want 3..%d", allowed, most)
+	}
+	if elapsed := time.Since(start); elapsed < time.Second && (!refusedBy["a"] || !refusedBy["b"]) {
+		t.Errorf("refused by %v, want both replicas to refuse once the shared allowance is spent", refusedBy)
+	}
+	if !strings.Contains(get(t, b.url+"/metrics"), `aisle_graphql_limit_rejections_total{limit="rate"}`) {
+		t.Error("/metrics does not count rate-limit rejections")
+	}
+
+	// The upgrade is free; each subscribe counts.
+	c, err := a.dialWS(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if i == 10 {
+			t.Fatal("10 subscribes in a row were all let through")
+		}
+		c.subscribe(fmt.Sprint(i), `subscription { recommendationsUpdated(sessionId: "x", storeId: "s-1") { score } }`, nil)
+		msg, err := c.next(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var payload gqlResponse
+		_ = json.Unmarshal(msg.Payload, &payload)
+		if len(payload.Errors) > 0 && payload.Errors[0].Extensions["code"] == aisle.ERATELIMITED {
+			return
+		}
+	}
+}
+
+// TestPersistedOperationsAllowlist runs a server that runs one document.
+func TestPersistedOperationsAllowlist(t *testing.T) {
+	t.Parallel()
+	const listed = `query First($n: Int!) { stores(first: $n) { edges { node { id } } } }`
+	hash := sha256Hex(listed)
+	file := filepath.Join(t.TempDir(), "operations.json")
+	raw, _ := json.Marshal(map[string]string{hash: listed})
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, "--persisted-operations", file)
+	persisted := func(hash string) map[string]any {
+		return map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hash}}
+	}
+	vars := map[string]any{"n": 1}
+
+	for _, tc := range []struct {
+		reason string
+		body   map[string]any
+		code   string // "" when it runs
+	}{
+		{"the hash alone runs the listed document", map[string]any{"extensions": persisted(hash), "variables": vars}, ""},
+		{"the listed document runs", map[string]any{"query": listed, "variables": vars}, ""},
+		{"the listed document with its hash runs", map[string]any{"query": listed, "extensions": persisted(hash), "variables": vars}, ""},
+		{"another document is refused", map[string]any{"query": `{ stores(first: 1) { edges { node { id } } } }`}, aisle.EFORBIDDEN},
+		{"an unknown hash is not found", map[string]any{"extensions": persisted(sha256Hex("{ __typename }"))}, "PERSISTED_QUERY_NOT_FOUND"},
+		{"a hash that is not the document's is refused", map[string]any{"query": listed, "extensions": persisted(sha256Hex("x")), "variables": vars}, aisle.EINVALID},
+	} {
+		_, resp := ts.send("", tc.body)
+		if tc.code == "" {
+			if len(resp.Errors) > 0 || !strings.Contains(string(resp.Data), `"edges"`) {
+				t.Errorf("%s: data %s errors %+v", tc.reason, resp.Data, resp.Errors)
+			}
+			continue
+		}
+		if code := resp.code(t); code != tc.code {
+			t.Errorf("%s: code %s (%s), want %s", tc.reason, code, resp.Errors[0].Message, tc.code)
+		}
+	}
+	if !strings.Contains(get(t, ts.url+"/metrics"), `aisle_graphql_limit_rejections_total{limit="persisted_operations"}`) {
+		t.Error("/metrics does not count allowlist rejections")
+	}
+}
+
+// TestInternalErrorsDoNotLeak drops the server's database under it: the
+// client is told no more than that something failed, the log has the detail.
+func TestInternalErrorsDoNotLeak(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	u, err := url.Parse(ts.main.Config.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	catalogtest.DropDatabase(t, ts.main.Config.DatabaseURL)
+
+	resp := ts.query("", `{ store(id: "s-gone") { id name } }`, nil)
+	if len(resp.Errors) != 1 {
+		t.Fatalf("want one error, got %+v", resp.Errors)
+	}
+	e := resp.Errors[0]
+	shown, _ := json.Marshal(e)
+	// A clear "the catalog is unavailable" may come one day; the database's
+	// name, the driver's words and addresses must never.
+	for _, secret := range []string{name, "SQLSTATE", "pgx", "failed to connect", "127.0.0.1", "goroutine"} {
+		if strings.Contains(string(shown), secret) {
+			t.Errorf("the client sees %q: %s", secret, shown)
+		}
+	}
+	if code := e.Extensions["code"]; code != aisle.EINTERNAL && code != aisle.EUNAVAILABLE {
+		t.Errorf("code %v, want %s or %s", code, aisle.EINTERNAL, aisle.EUNAVAILABLE)
+	}
+	if !strings.Contains(ts.logs.String(), name) {
+		t.Errorf("the log lacks the failure's detail (database %s):\n%s", name, ts.logs.String())
+	}
+}
