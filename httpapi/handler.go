@@ -106,6 +106,7 @@ func graphqlHandler(cfg Config) http.Handler {
 	srv.Use(extension.Introspection{})
 	srv.Use(extension.FixedComplexityLimit(maxComplexity))
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(cfg.Log))
+	srv.Use(newOperationMetrics()) // before AroundOperations, so it also counts the errors answered there
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		cfg.Log.ErrorContext(ctx, "graphql: panic in resolver", "panic", p, "stack", string(debug.Stack()))
 		return fmt.Errorf("panic in resolver: %v", p)
