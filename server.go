@@ -225,7 +225,8 @@ func (m *Main) ParseFlags(args []string) error {
 	if c.FraudModelPoll <= 0 {
 		return fmt.Errorf("--fraud-model-poll must be positive, got %s", c.FraudModelPoll)
 	}
-	m.Log = slog.New(slog.NewJSONHandler(m.logOut, &slog.HandlerOptions{Level: c.LogLevel}))
+	// Lines logged with a request's context carry its request_id.
+	m.Log = slog.New(httpapi.LogHandler(slog.NewJSONHandler(m.logOut, &slog.HandlerOptions{Level: c.LogLevel})))
 	return nil
 }
 

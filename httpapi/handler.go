@@ -83,7 +83,7 @@ func New(cfg Config) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.Handler())
-	return mux
+	return withRequestID(mux)
 }
 
 func graphqlHandler(cfg Config) http.Handler {
