@@ -235,7 +235,6 @@ func (s *session) start(cl *kgo.Client, tp topicPartition) *worker {
 		ctx:     s.ctx,
 		cl:      cl,
 		tp:      tp,
-		lag:     consumerLag.WithLabelValues(tp.topic, strconv.Itoa(int(tp.partition))),
 		latency: processingSeconds.WithLabelValues(tp.topic),
 		batches: make(chan batch, batchesPerWorker),
 		quit:    make(chan struct{}),
@@ -316,7 +315,7 @@ type worker struct {
 	ctx     context.Context
 	cl      *kgo.Client
 	tp      topicPartition
-	lag     prometheus.Gauge    // consumerLag of tp
+	lag     prometheus.Gauge    // consumerLag of tp; nil until the first batch: the lag is unknown until then, not 0
 	latency prometheus.Observer // processingSeconds of tp's topic
 	batches chan batch
 	quit    chan struct{} // closed on revoke: finish the current step, stop retrying
@@ -451,6 +450,9 @@ func (w *worker) process(b batch) bool {
 
 	last := b.records[len(b.records)-1]
 	w.cl.MarkCommitRecords(last)
+	if w.lag == nil {
+		w.lag = consumerLag.WithLabelValues(w.tp.topic, strconv.Itoa(int(w.tp.partition)))
+	}
 	w.lag.Set(float64(max(b.highWatermark-(last.Offset+1), 0)))
 	batchSeconds.Observe(time.Since(start).Seconds())
 	return true
