@@ -218,13 +218,28 @@ func TestRequestIDs(t *testing.T) {
 		t.Error("two requests got the same generated id")
 	}
 
-	// Make API key lookups fail, so that the request logs an error.
-	conn, err := pgx.Connect(context.Background(), ts.main.Config.DatabaseURL)
+	// A websocket connection gets its id from the upgrade request.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, res, err := websocket.Dial(ctx, strings.Replace(ts.url, "http", "ws", 1)+"/graphql", &websocket.DialOptions{
+		Subprotocols: []string{"graphql-transport-ws"},
+		HTTPHeader:   http.Header{httpapi.RequestIDHeader: {"ws-conn-1"}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), "ALTER TABLE api_keys RENAME TO api_keys_gone"); err != nil {
+	conn.CloseNow()
+	if got := res.Header.Get(httpapi.RequestIDHeader); got != "ws-conn-1" {
+		t.Errorf("websocket upgrade answered request id %q, want ws-conn-1", got)
+	}
+
+	// Make API key lookups fail, so that the request logs an error.
+	pg, err := pgx.Connect(ctx, ts.main.Config.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close(context.Background())
+	if _, err := pg.Exec(ctx, "ALTER TABLE api_keys RENAME TO api_keys_gone"); err != nil {
 		t.Fatal(err)
 	}
 	body, _ := json.Marshal(map[string]any{"query": "query ObsLogged { stores(first: 1) { edges { cursor } } }"})
@@ -232,7 +247,7 @@ func TestRequestIDs(t *testing.T) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer aisle_"+strings.Repeat("a", 52)) // well formed, so it is looked up
 	req.Header.Set(httpapi.RequestIDHeader, "obs-log-1")
-	res, err := http.DefaultClient.Do(req)
+	res, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
