@@ -138,7 +138,8 @@ func TestGraphQLMetricsByOperation(t *testing.T) {
 }
 
 // The active subscriptions gauge comes back down however a subscription
-// ends: completed by the client, or its connection dropped.
+// ends: completed by the client, its connection closed or dropped, or the
+// server draining.
 func TestActiveSubscriptionsGauge(t *testing.T) {
 	ts := startServer(t)
 	store, products := ts.store(1)
@@ -183,6 +184,21 @@ func TestActiveSubscriptionsGauge(t *testing.T) {
 	waitActive(1)
 	c.conn.CloseNow() // no close handshake: a peer that vanished
 	waitActive(0)
+
+	// The server ending subscriptions as it drains; the server is gone
+	// after, so read the in-process registry.
+	c, err = ts.dialWS(map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.subscribe("1", sub, vars)
+	waitActive(1)
+	if err := ts.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if got, _ := promtest.Gather(t).Value("aisle_graphql_active_subscriptions", field); got != base {
+		t.Errorf("after the drain %v subscriptions are still counted as active", got-base)
+	}
 }
 
 // A well-formed X-Request-Id comes back as sent, anything else is replaced
