@@ -92,8 +92,7 @@ func (m operationMetrics) InterceptOperation(ctx context.Context, next graphql.O
 		active := activeSubscriptions.WithLabelValues(field)
 		active.Inc()
 		// The websocket transport cancels a subscription's context however
-		// it ends (complete, error, resolver done, connection closed,
-		// panic), and net/http cancels a request's when it returns.
+		// it ends: complete, error, resolver done, connection closed, panic.
 		context.AfterFunc(ctx, active.Dec)
 	}
 	handle := next(context.WithValue(ctx, measuredKey{}, true))
@@ -120,9 +119,9 @@ func (m operationMetrics) InterceptResponse(ctx context.Context, next graphql.Re
 		op = graphql.GetOperationContext(ctx)
 	}
 	label, typ := m.labels.of(op)
-	if start := graphql.GetStartTime(ctx); !start.IsZero() {
-		operationSeconds.WithLabelValues(label, typ).Observe(time.Since(start).Seconds())
-	}
+	// handler.Server sets the start time of every request, and the
+	// websocket transport of every operation.
+	operationSeconds.WithLabelValues(label, typ).Observe(time.Since(graphql.GetStartTime(ctx)).Seconds())
 	countErrors(label, resp.Errors)
 	return resp
 }
