@@ -31,20 +31,6 @@ func wantLimit(t *testing.T, status int, resp gqlResponse, wantStatus int, limit
 	}
 }
 
-func getStatus(t *testing.T, url string) (int, string) {
-	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, string(body)
-}
-
 // TestGraphQLLimits sends one operation over each limit of the shape of a
 // request, and checks that honest operations near them still run.
 func TestGraphQLLimits(t *testing.T) {
@@ -138,10 +124,10 @@ func TestProductionSwitchesOffDeveloperAids(t *testing.T) {
 	dev := startServer(t)
 	prod := startServer(t, "--env", "production")
 
-	if status, body := getStatus(t, prod.url+"/"); status != http.StatusNotFound || !strings.Contains(body, "off in production") {
+	if status, body := getStatus(t, prod.url+"/", nil); status != http.StatusNotFound || !strings.Contains(body, "off in production") {
 		t.Errorf("production GET /: HTTP %d %q, want 404 saying GraphiQL is off", status, body)
 	}
-	if status, _ := getStatus(t, dev.url+"/"); status == http.StatusNotFound {
+	if status, _ := getStatus(t, dev.url+"/", nil); status == http.StatusNotFound {
 		t.Error("development GET /: 404, want GraphiQL (or a page saying what it lacks)")
 	}
 

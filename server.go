@@ -254,7 +254,8 @@ func (m *Main) ParseFlags(args []string) error {
 	if c.FraudModelPoll <= 0 {
 		return fmt.Errorf("--fraud-model-poll must be positive, got %s", c.FraudModelPoll)
 	}
-	m.Log = slog.New(slog.NewJSONHandler(m.logOut, &slog.HandlerOptions{Level: c.LogLevel}))
+	// Lines logged with a request's context carry its request_id.
+	m.Log = slog.New(httpapi.LogHandler(slog.NewJSONHandler(m.logOut, &slog.HandlerOptions{Level: c.LogLevel})))
 	return nil
 }
 
@@ -330,8 +331,9 @@ func (m *Main) Run(ctx context.Context) error {
 		})
 	}
 
+	var consumer *streaming.Consumer // nil unless this process runs the stream workers
 	if m.runsStream() {
-		consumer, err := streaming.NewConsumer(streaming.ConsumerConfig{
+		consumer, err = streaming.NewConsumer(streaming.ConsumerConfig{
 			Brokers: brokers,
 			Group:   c.ConsumerGroup,
 			Appliers: map[string][]streaming.Applier{
@@ -357,7 +359,8 @@ func (m *Main) Run(ctx context.Context) error {
 		goWork("stream consumer", consumer.Run)
 	}
 
-	var httpServer *http.Server
+	ready := readiness(db, fs, producer, consumer)
+	var handler http.Handler
 	if m.runsAPI() {
 		avail, err := availability.NewService(ctx, db, fs, producer, model, log)
 		if err != nil {
@@ -402,7 +405,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Resolver:   resolver,
 			Keys:       keys,
 			WebDir:     c.WebDir,
-			Ready:      readiness(db, fs),
+			Ready:      ready,
 			Log:        log,
 			Production: c.Production,
 
@@ -416,26 +419,33 @@ func (m *Main) Run(ctx context.Context) error {
 			cleanups = append(cleanups, func() { _ = limiter.Close() })
 			apiConfig.RateLimiter = limiter
 		}
-		h := httpapi.New(apiConfig)
-		ln, err := net.Listen("tcp", c.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("listen on %s: %w", c.HTTPAddr, err)
+		handler = httpapi.New(apiConfig)
+	} else {
+		// A stream worker serves its probes and metrics only.
+		handler = httpapi.Ops(ready)
+	}
+	ln, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.HTTPAddr, err)
+	}
+	m.HTTPListener = ln
+	httpServer := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// Websocket connections live in the group so that draining closes them.
+		BaseContext: func(net.Listener) context.Context { return groupCtx },
+	}
+	goWork("http server", func(context.Context) error {
+		if err := httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
 		}
-		m.HTTPListener = ln
-		httpServer = &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: 5 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			// Websocket connections live in the group so that draining closes them.
-			BaseContext: func(net.Listener) context.Context { return groupCtx },
-		}
-		goWork("http server", func(context.Context) error {
-			if err := httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
+		return nil
+	})
+	if m.runsAPI() {
 		log.Info("serving GraphQL", "addr", ln.Addr().String(), "graphiql", "http://"+displayAddr(ln.Addr())+"/")
+	} else {
+		log.Info("serving /healthz, /readyz and /metrics", "addr", ln.Addr().String())
 	}
 
 	if c.Demo {
@@ -451,12 +461,10 @@ func (m *Main) Run(ctx context.Context) error {
 	case <-groupCtx.Done():
 		log.Error("shutting down after a failure")
 	}
-	if httpServer != nil {
-		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.DrainTimeout)
-		defer cancel()
-		if err := httpServer.Shutdown(shutdownCtx); err != nil {
-			log.Warn("http shutdown", "err", err)
-		}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.DrainTimeout)
+	defer cancel()
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
 	}
 	if err := drain(); err != nil {
 		return err
@@ -480,16 +488,33 @@ func waitAtMost(wait func() error, d time.Duration) error {
 // Started is closed once Run is serving; tests wait on it before dialling.
 func (m *Main) Started() <-chan struct{} { return m.started }
 
-// readiness reports whether the server's dependencies answer.
-func readiness(db *catalog.DB, fs *features.Store) func(context.Context) error {
+// readiness reports whether this process can give correct answers now:
+// PostgreSQL (catalog, keys, the stream's entity checks), Redis (features)
+// and Kafka (mutations, dead letters) answer, and, when it runs the stream
+// workers (consumer not nil), the consumer is a member of its group. The
+// checks run at once, so one hanging dependency does not hide the others,
+// and every failure is named.
+func readiness(db *catalog.DB, fs *features.Store, producer *streaming.Producer, consumer *streaming.Consumer) func(context.Context) error {
+	type check struct {
+		name string
+		run  func(context.Context) error
+	}
+	checks := []check{{"postgres", db.Ping}, {"redis", fs.Ping}, {"kafka", producer.Ping}}
+	if consumer != nil {
+		checks = append(checks, check{"stream", func(context.Context) error { return consumer.Ready() }})
+	}
 	return func(ctx context.Context) error {
-		if err := db.Ping(ctx); err != nil {
-			return fmt.Errorf("postgres: %w", err)
+		errs := make([]error, len(checks))
+		var wg sync.WaitGroup
+		for i, c := range checks {
+			wg.Go(func() {
+				if err := c.run(ctx); err != nil {
+					errs[i] = fmt.Errorf("%s: %w", c.name, err)
+				}
+			})
 		}
-		if err := fs.Ping(ctx); err != nil {
-			return fmt.Errorf("redis: %w", err)
-		}
-		return nil
+		wg.Wait()
+		return errors.Join(errs...)
 	}
 }
 

@@ -52,11 +52,15 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*DB, error
 		pool.Close()
 		return nil, fmt.Errorf("ping database %q: %w", cfg.ConnConfig.Database, err)
 	}
+	poolStats.Add(pool)
 	return &DB{pool: pool, log: log, ids: newIDCache(), Now: time.Now}, nil
 }
 
 // Close closes every connection. It is safe to call more than once.
-func (db *DB) Close() { db.pool.Close() }
+func (db *DB) Close() {
+	poolStats.Remove(db.pool)
+	db.pool.Close()
+}
 
 // Ping checks that the database answers; for readiness probes.
 func (db *DB) Ping(ctx context.Context) error {

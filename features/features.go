@@ -105,11 +105,15 @@ func Open(ctx context.Context, redisURL, keyPrefix string, model models.Availabi
 		s.rdb.Close()
 		return nil, fmt.Errorf("open feature store: load availability script: %w", err)
 	}
+	poolStats.Add(s.rdb)
 	return s, nil
 }
 
 // Close closes the connections to Redis.
-func (s *Store) Close() error { return s.rdb.Close() }
+func (s *Store) Close() error {
+	poolStats.Remove(s.rdb)
+	return s.rdb.Close()
+}
 
 // Ping checks that Redis answers (for readiness probes).
 func (s *Store) Ping(ctx context.Context) error {

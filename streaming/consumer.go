@@ -10,8 +10,10 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aisle/aisle/aisle"
@@ -82,6 +84,7 @@ type ConsumerConfig struct {
 // events, dead-letters the bad ones and applies the rest to the features.
 type Consumer struct {
 	cfg ConsumerConfig
+	cl  atomic.Pointer[kgo.Client] // set while Run runs; Ready reads it
 }
 
 // NewConsumer checks cfg and fills in its defaults.
@@ -145,6 +148,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stream consumer: %w", err)
 	}
+	c.cl.Store(cl)
+	defer c.cl.Store(nil)
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = cl.Ping(pingCtx)
 	cancel()
@@ -170,6 +175,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 	cl.CloseAllowingRebalance()
 	s.stopAll()
 	c.cfg.Log.Info("stream consumer stopped", "group", c.cfg.Group)
+	return nil
+}
+
+// Ready reports whether Run is consuming as a member of its group, for
+// readiness probes: a worker that has not joined (still starting, or the
+// group coordinator is unreachable) processes nothing.
+func (c *Consumer) Ready() error {
+	cl := c.cl.Load()
+	if cl == nil {
+		return errors.New("stream consumer is not running")
+	}
+	// Generations start at 1 once the coordinator accepts the member; -1 is
+	// "not in the group" and 0 "joining" (KIP-848).
+	if _, generation := cl.GroupMetadata(); generation < 1 {
+		return fmt.Errorf("stream consumer has not joined group %q", c.cfg.Group)
+	}
 	return nil
 }
 
@@ -214,6 +235,7 @@ func (s *session) start(cl *kgo.Client, tp topicPartition) *worker {
 		ctx:     s.ctx,
 		cl:      cl,
 		tp:      tp,
+		latency: processingSeconds.WithLabelValues(tp.topic),
 		batches: make(chan batch, batchesPerWorker),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -238,6 +260,8 @@ func (s *session) stop(partitions map[string][]int32) {
 	}
 	for _, w := range stopping {
 		<-w.done
+		// The partition's lag is its next owner's to report.
+		consumerLag.DeleteLabelValues(w.tp.topic, strconv.Itoa(int(w.tp.partition)))
 	}
 }
 
@@ -270,7 +294,7 @@ func (s *session) dispatch(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 				w = s.start(cl, tp)
 			}
 			select {
-			case w.batches <- batch{topicID: topicID, records: p.Records}:
+			case w.batches <- batch{topicID: topicID, records: p.Records, highWatermark: p.HighWatermark}:
 			case <-ctx.Done():
 				return
 			}
@@ -280,8 +304,9 @@ func (s *session) dispatch(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 
 // batch is one poll's records of one partition, in offset order.
 type batch struct {
-	topicID string
-	records []*kgo.Record
+	topicID       string
+	records       []*kgo.Record
+	highWatermark int64 // of the partition when the batch was fetched
 }
 
 // worker processes one partition's batches in order.
@@ -290,6 +315,8 @@ type worker struct {
 	ctx     context.Context
 	cl      *kgo.Client
 	tp      topicPartition
+	lag     prometheus.Gauge    // consumerLag of tp; nil until the first batch: the lag is unknown until then, not 0
+	latency prometheus.Observer // processingSeconds of tp's topic
 	batches chan batch
 	quit    chan struct{} // closed on revoke: finish the current step, stop retrying
 	done    chan struct{} // closed when run returns
@@ -313,6 +340,7 @@ func (w *worker) run() {
 type reject struct {
 	rec    *kgo.Record
 	kind   string // rejectDecode, rejectInvalid or rejectUnknownEntity
+	typ    string // the event type, "invalid" when it did not decode
 	reason string
 }
 
@@ -336,7 +364,7 @@ func (w *worker) process(b batch) bool {
 			if !json.Valid(r.Value) {
 				kind = rejectDecode
 			}
-			rejects = append(rejects, reject{r, kind, aisle.ErrorMessage(err)})
+			rejects = append(rejects, reject{r, kind, "invalid", aisle.ErrorMessage(err)})
 			continue
 		}
 		eventsConsumed.WithLabelValues(r.Topic, d.Type).Inc()
@@ -361,13 +389,13 @@ func (w *worker) process(b batch) bool {
 			kept := 0
 			for i, u := range updates {
 				if reason := u.Event.UnknownReference(stores, products); reason != "" {
-					rejects = append(rejects, reject{from[i], rejectUnknownEntity, reason})
+					rejects = append(rejects, reject{from[i], rejectUnknownEntity, u.Event.Type, reason})
 					continue
 				}
-				updates[kept] = u
+				updates[kept], from[kept] = u, from[i]
 				kept++
 			}
-			updates = updates[:kept]
+			updates, from = updates[:kept], from[:kept]
 		}
 	}
 
@@ -391,6 +419,13 @@ func (w *worker) process(b batch) bool {
 		}
 		eventsApplied.WithLabelValues(w.tp.topic, a.Name, "applied").Add(float64(n))
 		eventsApplied.WithLabelValues(w.tp.topic, a.Name, "duplicate").Add(float64(len(applied) - n))
+		observeFreshness(a.Name, updates, applied)
+	}
+	if len(updates) > 0 {
+		written := time.Now()
+		for _, r := range from {
+			w.latency.Observe(written.Sub(r.Timestamp).Seconds())
+		}
 	}
 
 	if len(rejects) > 0 {
@@ -405,7 +440,7 @@ func (w *worker) process(b batch) bool {
 			return false
 		}
 		for _, rj := range rejects {
-			eventsRejected.WithLabelValues(rj.kind).Inc()
+			eventsRejected.WithLabelValues(rj.rec.Topic, rj.kind, rj.typ).Inc()
 		}
 		first := rejects[0]
 		w.cfg.Log.Warn("rejected events sent to the dead-letter queue",
@@ -413,9 +448,26 @@ func (w *worker) process(b batch) bool {
 			"first_offset", first.rec.Offset, "first_reason", first.reason)
 	}
 
-	w.cl.MarkCommitRecords(b.records[len(b.records)-1])
+	last := b.records[len(b.records)-1]
+	w.cl.MarkCommitRecords(last)
+	if w.lag == nil {
+		w.lag = consumerLag.WithLabelValues(w.tp.topic, strconv.Itoa(int(w.tp.partition)))
+	}
+	w.lag.Set(float64(max(b.highWatermark-(last.Offset+1), 0)))
 	batchSeconds.Observe(time.Since(start).Seconds())
 	return true
+}
+
+// observeFreshness records, for each update an applier wrote (not the
+// duplicates it skipped), how long after its event time it reached Redis.
+func observeFreshness(applier string, updates []features.Update, applied []bool) {
+	fresh := freshnessSeconds.WithLabelValues(applier)
+	written := time.Now()
+	for i, ok := range applied {
+		if ok {
+			fresh.Observe(written.Sub(updates[i].Event.Time).Seconds())
+		}
+	}
 }
 
 // retry runs one step until it succeeds, backing off between attempts. It

@@ -19,8 +19,8 @@ var (
 	}, []string{"topic", "type"})
 	eventsRejected = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "aisle_stream_events_rejected_total",
-		Help: "Records sent to the dead-letter queue, by reason kind (decode, invalid, unknown_entity).",
-	}, []string{"reason"})
+		Help: "Records sent to the dead-letter queue, by topic, reason kind (decode, invalid, unknown_entity) and event type (\"invalid\" when the record did not decode, so a producer cannot mint label values).",
+	}, []string{"topic", "reason", "type"})
 	eventsApplied = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "aisle_stream_events_applied_total",
 		Help: "Valid events applied by each of a topic's appliers (result=applied) or skipped by it as already applied or not its business (result=duplicate).",
@@ -30,6 +30,24 @@ var (
 		Help:    "Time to process one partition batch, from decoding to marking its offsets.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 	})
+	// consumerLag is set per assigned partition after each batch and deleted
+	// when the partition is revoked or lost, so a scrape shows only what
+	// this worker owns; the sum over workers is the group's backlog.
+	consumerLag = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "aisle_stream_consumer_lag_records",
+		Help: "Records of a partition still to process: the high watermark of the last fetch minus the next offset to process, set after each batch (from the first fetch of a newly assigned partition).",
+	}, []string{"topic", "partition"})
+	processingSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "aisle_stream_processing_latency_seconds",
+		Help:    "Time from a record's Kafka timestamp to the end of its topic's applier writes: what the pipeline adds, broker included.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1ms .. 33s
+	}, []string{"topic"})
+	freshnessSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "aisle_feature_freshness_seconds",
+		Help: "Feature freshness: time of a successful applier write minus the event's own time, per applier. Includes the producer's delay before Kafka; replays of old events land in the top buckets.",
+		// 1ms .. about 70 minutes.
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
+	}, []string{"applier"})
 	fetchErrors = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "aisle_stream_fetch_errors_total",
 		Help: "Errors returned by Kafka fetches.",

@@ -3,6 +3,7 @@ package streaming
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -74,6 +75,15 @@ func (p *Producer) Publish(ctx context.Context, ev aisle.Event, key string) (ais
 	}
 	eventsPublished.WithLabelValues(topic, "ok").Inc()
 	return aisle.Receipt{EventID: ev.ID, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, nil
+}
+
+// Ping checks that a broker answers, for readiness probes: without one,
+// Publish can only fail.
+func (p *Producer) Ping(ctx context.Context) error {
+	if err := p.cl.Ping(ctx); err != nil {
+		return fmt.Errorf("ping kafka: %w", err)
+	}
+	return nil
 }
 
 // produce writes raw records (the dead-letter queue) and waits for all.
