@@ -56,6 +56,9 @@ commands:
   migrate     apply database migrations
   keys create --role ROLE [--retailer ID] [--user ID] --name N
               create an API key; the key is printed alone on the last line
+  keys revoke KEY_ID | --name N
+              revoke a key, or every live key with a name; servers refuse
+              it within --key-cache-ttl and close its websockets within 2×
   simulate    publish a synthetic marketplace's events to Kafka
   batch priors [--since D]
               fit availability found-rate priors from the last D of the
