@@ -47,6 +47,12 @@ var flagEnv = map[string]string{
 	"low-stock-above": "AISLE_LOW_STOCK_ABOVE",
 	"fraud-review-at": "AISLE_FRAUD_REVIEW_AT",
 	"fraud-block-at":  "AISLE_FRAUD_BLOCK_AT",
+
+	"max-subscriptions-per-connection": "AISLE_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+	"max-connections-per-key":          "AISLE_MAX_CONNECTIONS_PER_KEY",
+	"ws-ping-interval":                 "AISLE_WS_PING_INTERVAL",
+	"ws-init-timeout":                  "AISLE_WS_INIT_TIMEOUT",
+	"key-cache-ttl":                    "AISLE_KEY_CACHE_TTL",
 }
 
 // parseCommand applies the environment, then parses args and refuses

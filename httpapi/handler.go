@@ -32,14 +32,12 @@ import (
 // Limits that keep one client from taking the server down. Each is enforced by
 // gqlgen or net/http and answered with a clear error.
 const (
-	maxComplexity      = 1000             // fields × list sizes per operation
-	maxRequestBytes    = 1 << 20          // HTTP request body
-	maxWebsocketBytes  = 64 << 10         // one websocket message
-	queryCacheSize     = 1000             // parsed documents kept
-	wsKeepAlive        = 10 * time.Second // graphql-ws keep-alive
-	wsPingPongInterval = 15 * time.Second // graphql-transport-ws ping; a peer silent for 2× is dropped
-	wsInitTimeout      = 10 * time.Second
-	operationTimeout   = 15 * time.Second // one query or mutation over HTTP
+	maxComplexity     = 1000             // fields × list sizes per operation
+	maxRequestBytes   = 1 << 20          // HTTP request body
+	maxWebsocketBytes = 64 << 10         // one websocket message
+	queryCacheSize    = 1000             // parsed documents kept
+	wsKeepAlive       = 10 * time.Second // graphql-ws keep-alive
+	operationTimeout  = 15 * time.Second // one query or mutation over HTTP
 )
 
 // Config is what the HTTP surface needs.
@@ -49,6 +47,14 @@ type Config struct {
 	WebDir   string                          // holds index.html, aisle-graphiql.js and node_modules/
 	Ready    func(ctx context.Context) error // nil error when the server can take traffic
 	Log      *slog.Logger
+
+	// Websockets (websocket.go); zero values take the defaults there.
+	AllowedOrigins                []string      // Origin patterns besides same-origin; nil: DefaultAllowedOrigins
+	MaxSubscriptionsPerConnection int           // operations open at once on one websocket
+	MaxConnectionsPerKey          int           // open websockets per API key, or per client IP when anonymous; per replica
+	WebsocketPingInterval         time.Duration // graphql-transport-ws ping period; silent peers are dropped after 2–3
+	WebsocketInitTimeout          time.Duration // time a client has to send connection_init
+	KeyRecheckInterval            time.Duration // how often an open websocket's key is re-checked for revocation
 }
 
 // New returns the HTTP handler of the API.
@@ -88,17 +94,12 @@ func New(cfg Config) http.Handler {
 
 func graphqlHandler(cfg Config) http.Handler {
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: cfg.Resolver}))
-	readLimit := int64(maxWebsocketBytes)
 	authenticate := auth.WebsocketInit(cfg.Keys)
-	srv.AddTransport(transport.Websocket{
-		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-			return authenticate(context.WithValue(ctx, websocketKey{}, true), payload)
-		},
-		InitTimeout:           wsInitTimeout,
-		KeepAlivePingInterval: wsKeepAlive,
-		PingPongInterval:      wsPingPongInterval,
-		PayloadReadLimit:      &readLimit,
-	})
+	// websocket.go configures gqlgen's transport and enforces the
+	// protocol's close codes, origins, caps and key revocation around it.
+	srv.AddTransport(newWebsockets(cfg).transport(cfg, func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		return authenticate(context.WithValue(ctx, websocketKey{}, true), payload)
+	}))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})

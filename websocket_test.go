@@ -1,0 +1,409 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+// openWS upgrades to /graphql with a subprotocol and request headers, and
+// sends nothing: the test speaks the protocol itself.
+func (ts *testServer) openWS(subprotocol string, header http.Header) (*websocket.Conn, *http.Response, error) {
+	ts.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, res, err := websocket.Dial(ctx, strings.Replace(ts.url, "http", "ws", 1)+"/graphql", &websocket.DialOptions{
+		Subprotocols: []string{subprotocol},
+		HTTPHeader:   header,
+	})
+	if err == nil {
+		ts.t.Cleanup(func() { conn.CloseNow() })
+	}
+	return conn, res, err
+}
+
+// serverClose reads conn until it ends and returns the close frame the
+// server sent (code -1 when it cut the connection without one), failing
+// when the connection is still open after wait.
+func serverClose(t *testing.T, conn *websocket.Conn, wait time.Duration) websocket.CloseError {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for {
+		_, _, err := conn.Read(ctx)
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the connection is still open after %s", wait)
+		}
+		return closeErrorOf(err)
+	}
+}
+
+// closeErrorOf returns the close frame behind a read error, or code -1.
+func closeErrorOf(err error) websocket.CloseError {
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) {
+		return websocket.CloseError{Code: -1, Reason: fmt.Sprint(err)}
+	}
+	return ce
+}
+
+// closedWith waits for a wsClient's connection to end and returns why.
+func (c *wsClient) closedWith(wait time.Duration) (websocket.CloseError, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		if _, err := c.next(time.Until(deadline)); err != nil {
+			if c.readErr == nil {
+				return websocket.CloseError{}, err
+			}
+			return closeErrorOf(c.readErr), nil
+		}
+	}
+}
+
+const watchStore = `subscription($s: ID!) { availabilityChanged(storeId: $s) { productId } }`
+
+func TestWebsocketCloseCodes(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "--ws-init-timeout", "500ms")
+	store, _ := ts.store(1)
+	key := ts.createKey(aisle.RoleService, "", "")
+
+	init := map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + key}}
+	subscribe := func(id string) map[string]any {
+		return map[string]any{"id": id, "type": "subscribe", "payload": map[string]any{"query": watchStore, "variables": map[string]any{"s": store.ID}}}
+	}
+	for _, tc := range []struct {
+		name     string
+		protocol string
+		send     []any // a string is sent as is, anything else as JSON
+		code     websocket.StatusCode
+		reason   string
+	}{
+		{"bad JSON", "graphql-transport-ws", []any{`{"type":`}, 4400, "Invalid message"},
+		{"unknown type", "graphql-transport-ws", []any{init, map[string]any{"type": "hello"}}, 4400, `unexpected type "hello"`},
+		{"a server message from the client", "graphql-transport-ws", []any{init, map[string]any{"id": "1", "type": "next"}}, 4400, `unexpected type "next"`},
+		{"subscribe without id", "graphql-transport-ws", []any{init, map[string]any{"type": "subscribe", "payload": map[string]any{"query": "{ __typename }"}}}, 4400, "needs an id"},
+		{"subscribe payload not an object", "graphql-transport-ws", []any{init, map[string]any{"id": "1", "type": "subscribe", "payload": "{ __typename }"}}, 4400, "must be an object"},
+		{"query not a string", "graphql-transport-ws", []any{init, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": 1}}}, 4400, "query must be a string"},
+		{"init payload not an object", "graphql-transport-ws", []any{map[string]any{"type": "connection_init", "payload": "x"}}, 4400, "must be an object"},
+		{"legacy init payload not an object", "graphql-ws", []any{map[string]any{"type": "connection_init", "payload": "x"}}, 4400, "must be an object"},
+		{"subscribe before connection_ack", "graphql-transport-ws", []any{subscribe("1")}, 4401, "Unauthorized"},
+		{"unknown key", "graphql-transport-ws", []any{map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer aisle_not-a-key"}}}, 4403, "malformed API key"},
+		{"no connection_init", "graphql-transport-ws", nil, 4408, "Connection initialisation timeout"},
+		{"legacy no connection_init", "graphql-ws", nil, 4408, "Connection initialisation timeout"},
+		{"subscriber id in use", "graphql-transport-ws", []any{init, subscribe("1"), subscribe("1")}, 4409, "Subscriber for 1 already exists"},
+		{"second connection_init", "graphql-transport-ws", []any{init, init}, 4429, "Too many initialisation requests"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			conn, _, err := ts.openWS(tc.protocol, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			for _, msg := range tc.send {
+				if s, ok := msg.(string); ok {
+					err = conn.Write(ctx, websocket.MessageText, []byte(s))
+				} else {
+					err = wsjson.Write(ctx, conn, msg)
+				}
+				if err != nil {
+					t.Fatalf("send %v: %v", msg, err)
+				}
+			}
+			got := serverClose(t, conn, 5*time.Second)
+			if got.Code != tc.code || !strings.Contains(got.Reason, tc.reason) {
+				t.Errorf("closed with %d %q, want %d mentioning %q", got.Code, got.Reason, tc.code, tc.reason)
+			}
+		})
+	}
+
+	// The protocol allows a ping before connection_init; gqlgen alone
+	// closed the connection for it.
+	t.Run("ping before connection_init", func(t *testing.T) {
+		t.Parallel()
+		conn, _, err := ts.openWS("graphql-transport-ws", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var pong wsMessage
+		if err := wsjson.Write(ctx, conn, map[string]any{"type": "ping"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := wsjson.Read(ctx, conn, &pong); err != nil || pong.Type != "pong" {
+			t.Fatalf("got %+v, %v; want a pong", pong, err)
+		}
+	})
+}
+
+// A peer that stops reading never answers the server's pings: the server
+// drops it within 3 ping intervals and frees its connection slot and
+// subscriptions. A peer that answers stays.
+func TestWebsocketDropsDeadPeers(t *testing.T) {
+	t.Parallel()
+	const interval = 300 * time.Millisecond
+	ts := startServer(t, "--ws-ping-interval", interval.String(), "--max-connections-per-key", "1")
+	store, _ := ts.store(1)
+	deadKey := ts.createKey(aisle.RoleService, "", "")
+	liveKey := ts.createKey(aisle.RoleOps, "", "")
+
+	live, err := ts.dialWS(map[string]any{"Authorization": "Bearer " + liveKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.subscribe("1", watchStore, map[string]any{"s": store.ID})
+
+	dead, _, err := ts.openWS("graphql-transport-ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var ack wsMessage
+	if err := wsjson.Write(ctx, dead, map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + deadKey}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wsjson.Read(ctx, dead, &ack); err != nil || ack.Type != "connection_ack" {
+		t.Fatalf("no ack: %+v %v", ack, err)
+	}
+	if err := wsjson.Write(ctx, dead, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": watchStore, "variables": map[string]any{"s": store.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	silent := time.Now()
+
+	// Not reading for 4 intervals: the server must have cut the
+	// connection by then. Reading afterwards drains its pings, then
+	// finds the connection gone rather than waiting.
+	time.Sleep(4 * interval)
+	pings := 0
+	for {
+		var msg wsMessage
+		readCtx, cancel := context.WithTimeout(context.Background(), interval)
+		err := wsjson.Read(readCtx, dead, &msg)
+		timedOut := readCtx.Err() != nil
+		cancel()
+		if err == nil {
+			if msg.Type == "ping" {
+				pings++
+			}
+			continue
+		}
+		if timedOut {
+			t.Fatalf("a peer silent for %s is still connected (%d pings unanswered)", time.Since(silent).Round(time.Millisecond), pings)
+		}
+		break
+	}
+	if pings == 0 {
+		t.Error("the server never pinged the silent peer")
+	}
+
+	// The slot of the one connection the key may have is free again.
+	eventually(t, 5*time.Second, func() string {
+		c, err := ts.dialWS(map[string]any{"Authorization": "Bearer " + deadKey})
+		if err != nil {
+			return "the dropped peer's connection slot is still taken: " + err.Error()
+		}
+		c.conn.CloseNow()
+		return ""
+	})
+	select {
+	case msg, ok := <-live.messages:
+		if !ok {
+			t.Fatalf("a peer answering pings was dropped: %v", live.readErr)
+		}
+		t.Fatalf("unexpected message %+v", msg)
+	default:
+	}
+}
+
+func TestWebsocketOrigins(t *testing.T) {
+	t.Parallel()
+	custom := startServer(t, "--allowed-origins", "app.example.com, https://*.example.org")
+	defaults := startServer(t)
+	for _, tc := range []struct {
+		ts     *testServer
+		origin string
+		ok     bool
+	}{
+		{defaults, "", true}, // not a browser
+		{defaults, defaults.url, true},
+		{defaults, "http://localhost:5173", true},
+		{defaults, "http://127.0.0.1:3000", true},
+		{defaults, "https://evil.example", false},
+		{defaults, "null", false},
+		{custom, "", true},
+		{custom, custom.url, true},
+		{custom, "https://app.example.com", true},
+		{custom, "https://shop.example.org", true},
+		{custom, "http://shop.example.org", false},
+		{custom, "http://localhost:5173", false},
+		{custom, "https://app.example.com.evil.example", false},
+	} {
+		header := http.Header{}
+		if tc.origin != "" {
+			header.Set("Origin", tc.origin)
+		}
+		conn, res, err := tc.ts.openWS("graphql-transport-ws", header)
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("Origin %q (allowed %v) refused: %v", tc.origin, tc.ts == defaults, err)
+		case !tc.ok && (err == nil || res == nil || res.StatusCode != http.StatusForbidden):
+			t.Errorf("Origin %q: got %v %v, want 403", tc.origin, res, err)
+		case !tc.ok:
+			body, _ := io.ReadAll(res.Body)
+			if !bytes.Contains(body, []byte("--allowed-origins")) {
+				t.Errorf("Origin %q: 403 body %q does not say what to change", tc.origin, body)
+			}
+		default:
+			conn.CloseNow()
+		}
+	}
+}
+
+// After `aisle keys revoke`, HTTP refuses the key within the key cache TTL
+// and its open websockets close with 4403 within twice that; other keys'
+// connections stay.
+func TestRevokedKeyLosesAccess(t *testing.T) {
+	t.Parallel()
+	const ttl = 500 * time.Millisecond
+	ts := startServer(t, "--key-cache-ttl", ttl.String())
+	store, _ := ts.store(1)
+	revoked := ts.createKey(aisle.RoleService, "", "")
+	kept := ts.createKey(aisle.RoleOps, "", "")
+	const query = `{ stores(first: 1) { edges { cursor } } }`
+
+	doomed, err := ts.dialWS(map[string]any{"Authorization": "Bearer " + revoked})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doomed.subscribe("1", watchStore, map[string]any{"s": store.ID})
+	other, err := ts.dialWS(map[string]any{"Authorization": "Bearer " + kept})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.subscribe("1", watchStore, map[string]any{"s": store.ID})
+	if status, resp := ts.post(revoked, query, nil); status != http.StatusOK || len(resp.Errors) > 0 {
+		t.Fatalf("before revocation: HTTP %d %+v", status, resp.Errors)
+	}
+
+	var out bytes.Buffer
+	if err := runKeys(context.Background(), []string{"revoke", "--database-url", ts.main.Config.DatabaseURL, "--name", "test service"}, &out, io.Discard); err != nil {
+		t.Fatalf("keys revoke: %v", err)
+	}
+	revokedAt := time.Now()
+	if !strings.HasPrefix(out.String(), "revoked k-") {
+		t.Errorf("keys revoke printed %q", out.String())
+	}
+
+	for {
+		status, _ := ts.post(revoked, query, nil)
+		if status == http.StatusUnauthorized {
+			break
+		}
+		if time.Since(revokedAt) > ttl+200*time.Millisecond {
+			t.Fatalf("HTTP still answers %d to a key revoked %s ago (key cache TTL %s)", status, time.Since(revokedAt), ttl)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	got, err := doomed.closedWith(2*ttl + time.Second)
+	if err != nil {
+		t.Fatalf("the revoked key's websocket is open %s after revocation: %v", time.Since(revokedAt), err)
+	}
+	if elapsed := time.Since(revokedAt); got.Code != 4403 || elapsed > 2*ttl+300*time.Millisecond {
+		t.Errorf("closed with %d %q after %s; want 4403 within %s", got.Code, got.Reason, elapsed, 2*ttl)
+	}
+	if _, err := other.closedWith(ttl); err == nil {
+		t.Errorf("another key's websocket was closed: %v", other.readErr)
+	}
+	if _, err := ts.dialWS(map[string]any{"Authorization": "Bearer " + revoked}); closeErrorOf(err).Code != 4403 {
+		t.Errorf("a new websocket with the revoked key: %v, want closed 4403", err)
+	}
+}
+
+func TestWebsocketCaps(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "--max-subscriptions-per-connection", "2", "--max-connections-per-key", "2")
+	store, _ := ts.store(1)
+	auth := map[string]any{"Authorization": "Bearer " + ts.createKey(aisle.RoleService, "", "")}
+	vars := map[string]any{"s": store.ID}
+
+	t.Run("subscriptions per connection", func(t *testing.T) {
+		// A key of its own, so this connection takes none of the slots
+		// the next subtest counts.
+		ws, err := ts.dialWS(map[string]any{"Authorization": "Bearer " + ts.createKey(aisle.RoleOps, "", "")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws.subscribe("a", watchStore, vars)
+		ws.subscribe("b", watchStore, vars)
+		ws.subscribe("c", watchStore, vars)
+		msg, err := ws.next(5 * time.Second)
+		var errs []gqlError
+		if err != nil || msg.Type != "error" || msg.ID != "c" || json.Unmarshal(msg.Payload, &errs) != nil || len(errs) != 1 {
+			t.Fatalf("third subscription got %+v %v, want an error message", msg, err)
+		}
+		if errs[0].Extensions["code"] != aisle.ERATELIMITED || !strings.Contains(errs[0].Message, "at most 2") {
+			t.Errorf("third subscription: %+v, want %s saying the cap", errs[0], aisle.ERATELIMITED)
+		}
+		// Completing one frees its place; the connection stayed usable.
+		if err := wsjson.Write(ws.ctx, ws.conn, map[string]any{"id": "a", "type": "complete"}); err != nil {
+			t.Fatal(err)
+		}
+		if msg, err := ws.next(5 * time.Second); err != nil || msg.Type != "complete" || msg.ID != "a" {
+			t.Fatalf("after completing a: %+v %v", msg, err)
+		}
+		ws.subscribe("d", `{ stores(first: 1) { edges { cursor } } }`, nil)
+		if msg, err := ws.next(5 * time.Second); err != nil || msg.Type != "next" || msg.ID != "d" {
+			t.Fatalf("an operation after completing one got %+v %v, want its result", msg, err)
+		}
+	})
+
+	t.Run("connections per key and per anonymous client", func(t *testing.T) {
+		for _, payload := range []map[string]any{auth, nil} {
+			var open []*wsClient
+			for range 2 {
+				c, err := ts.dialWS(payload)
+				if err != nil {
+					t.Fatalf("connection within the cap: %v", err)
+				}
+				open = append(open, c)
+			}
+			_, err := ts.dialWS(payload)
+			if ce := closeErrorOf(err); ce.Code != 4429 || !strings.Contains(ce.Reason, "at most 2") {
+				t.Fatalf("third connection (key %v): %v, want closed 4429 saying the cap", payload != nil, err)
+			}
+			// Closing one frees its slot.
+			open[0].conn.Close(websocket.StatusNormalClosure, "")
+			eventually(t, 5*time.Second, func() string {
+				c, err := ts.dialWS(payload)
+				if err != nil {
+					return "no slot after closing a connection: " + err.Error()
+				}
+				c.conn.CloseNow()
+				return ""
+			})
+			for _, c := range open {
+				c.conn.CloseNow()
+			}
+		}
+	})
+}
