@@ -95,6 +95,7 @@ func TestWebsocketCloseCodes(t *testing.T) {
 		reason   string
 	}{
 		{"bad JSON", "graphql-transport-ws", []any{`{"type":`}, 4400, "Invalid message"},
+		{"bad JSON after connection_ack", "graphql-transport-ws", []any{init, `{"type":`}, 4400, "Invalid message"},
 		{"unknown type", "graphql-transport-ws", []any{init, map[string]any{"type": "hello"}}, 4400, `unexpected type "hello"`},
 		{"a server message from the client", "graphql-transport-ws", []any{init, map[string]any{"id": "1", "type": "next"}}, 4400, `unexpected type "next"`},
 		{"subscribe without id", "graphql-transport-ws", []any{init, map[string]any{"type": "subscribe", "payload": map[string]any{"query": "{ __typename }"}}}, 4400, "needs an id"},
@@ -375,6 +376,38 @@ func TestWebsocketCaps(t *testing.T) {
 		if msg, err := ws.next(5 * time.Second); err != nil || msg.Type != "next" || msg.ID != "d" {
 			t.Fatalf("an operation after completing one got %+v %v, want its result", msg, err)
 		}
+	})
+
+	// Legacy graphql-ws clients meet the same cap, with the same error.
+	t.Run("legacy subscriptions per connection", func(t *testing.T) {
+		conn, _, err := ts.openWS("graphql-ws", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		send := []map[string]any{{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + ts.createKey(aisle.RoleOps, "", "")}}}
+		for _, id := range []string{"a", "b", "c"} {
+			send = append(send, map[string]any{"id": id, "type": "start", "payload": map[string]any{"query": watchStore, "variables": vars}})
+		}
+		for _, msg := range send {
+			if err := wsjson.Write(ctx, conn, msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for {
+			var msg wsMessage
+			if err := wsjson.Read(ctx, conn, &msg); err != nil {
+				t.Fatalf("no error for the third legacy subscription: %v", err)
+			}
+			if msg.Type == "error" {
+				if msg.ID != "c" || !strings.Contains(string(msg.Payload), aisle.ERATELIMITED) {
+					t.Fatalf("got %+v, want a %s error for c", msg, aisle.ERATELIMITED)
+				}
+				break
+			}
+		}
+		conn.CloseNow()
 	})
 
 	t.Run("connections per key and per anonymous client", func(t *testing.T) {

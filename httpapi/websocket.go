@@ -78,6 +78,8 @@ type websockets struct {
 	maxConns      int
 	initTimeout   time.Duration
 	recheckPeriod time.Duration
+	pingInterval  time.Duration
+	writeTimeout  time.Duration // a peer that reads nothing for this long is cut off
 
 	mu    sync.Mutex
 	conns map[string]int // open connections by owner (connOwner); per replica
@@ -92,6 +94,7 @@ func newWebsockets(cfg Config) *websockets {
 		maxConns:      cfg.MaxConnectionsPerKey,
 		initTimeout:   cfg.WebsocketInitTimeout,
 		recheckPeriod: cfg.KeyRecheckInterval,
+		pingInterval:  cfg.WebsocketPingInterval,
 		conns:         map[string]int{},
 	}
 	if ws.origins == nil {
@@ -109,16 +112,19 @@ func newWebsockets(cfg Config) *websockets {
 	if ws.recheckPeriod == 0 {
 		ws.recheckPeriod = auth.DefaultTTL
 	}
+	if ws.pingInterval == 0 {
+		ws.pingInterval = DefaultWebsocketPingInterval
+	}
+	// gqlgen's pong deadline is only re-armed after its next ping is
+	// written: a peer that stops reading while results fill its socket
+	// buffers would block that write, and the connection, forever.
+	ws.writeTimeout = 2 * ws.pingInterval
 	return ws
 }
 
 // transport returns gqlgen's websocket transport, configured by cfg and
 // wrapped by ws. authenticate is the InitFunc that sets the principal.
 func (ws *websockets) transport(cfg Config, authenticate transport.WebsocketInitFunc) graphql.Transport {
-	ping := cfg.WebsocketPingInterval
-	if ping == 0 {
-		ping = DefaultWebsocketPingInterval
-	}
 	readLimit := int64(maxWebsocketBytes)
 	return websocketTransport{ws: ws, Websocket: transport.Websocket{
 		Implementation: websocketImplementation{},
@@ -138,7 +144,7 @@ func (ws *websockets) transport(cfg Config, authenticate transport.WebsocketInit
 		// Every interval the server pings; a graphql-transport-ws peer
 		// that sends no pong is cut off 2 intervals after the last ping
 		// it answered (gqlgen's read deadline), freeing its subscriptions.
-		PingPongInterval: ping,
+		PingPongInterval: ws.pingInterval,
 		PayloadReadLimit: &readLimit,
 	}}
 }
@@ -430,7 +436,7 @@ func (c *wsConn) screen(data []byte) (forward bool, err error) {
 	case msg.Type == "ping" && !initSeen:
 		// The protocol allows pings at any time; gqlgen answers only
 		// after the ack.
-		return false, c.inner.WriteJSON(map[string]string{"type": "pong"})
+		return false, c.write(map[string]string{"type": "pong"})
 	case msg.Type == "pong":
 		return initSeen, nil
 	case msg.Type == "ping":
@@ -470,7 +476,7 @@ func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
 	default:
 		return true, nil
 	}
-	return false, c.inner.WriteJSON(map[string]any{"id": id, "type": "error", "payload": []any{map[string]any{
+	return false, c.write(map[string]any{"id": id, "type": "error", "payload": []any{map[string]any{
 		"message": refusal, "extensions": map[string]string{"code": aisle.ERATELIMITED},
 	}}})
 }
@@ -526,7 +532,15 @@ func (c *wsConn) WriteJSON(v any) error {
 			c.mu.Unlock()
 		}
 	}
-	return c.inner.WriteJSON(json.RawMessage(data))
+	return c.write(json.RawMessage(data))
+}
+
+// write sends v, cutting the connection off if the peer does not take it
+// within writeTimeout.
+func (c *wsConn) write(v any) error {
+	stuck := time.AfterFunc(c.ws.writeTimeout, func() { _ = c.inner.Close() })
+	defer stuck.Stop()
+	return c.inner.WriteJSON(v)
 }
 
 func (c *wsConn) WriteClose(code int, reason string) error { return c.inner.WriteClose(code, reason) }
