@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket/wsjson"
 
 	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/catalog/catalogtest"
 )
 
 // openWS upgrades to /graphql with a subprotocol and request headers, and
@@ -439,4 +440,72 @@ func TestWebsocketCaps(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Bad websocket settings stop the server at start-up with an error naming
+// the flag or variable.
+func TestWebsocketFlagsAreValidated(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--max-subscriptions-per-connection", "0"}, nil, "--max-subscriptions-per-connection"},
+		{[]string{"--max-connections-per-key", "-1"}, nil, "--max-connections-per-key"},
+		{nil, map[string]string{"AISLE_MAX_CONNECTIONS_PER_KEY": "many"}, "AISLE_MAX_CONNECTIONS_PER_KEY"},
+		{[]string{"--allowed-origins", "app.example.com,[::1"}, nil, "--allowed-origins"},
+		{nil, map[string]string{"AISLE_ALLOWED_ORIGINS": "a[b"}, "--allowed-origins"},
+		{[]string{"--ws-ping-interval", "0s"}, nil, "--ws-ping-interval"},
+		{[]string{"--ws-init-timeout", "-1s"}, nil, "--ws-init-timeout"},
+		{nil, map[string]string{"AISLE_KEY_CACHE_TTL": "soon"}, "AISLE_KEY_CACHE_TTL"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			err := NewMain(io.Discard).ParseFlags(tc.args)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseFlags(%q) with %v = %v, want an error naming %s", tc.args, tc.env, err, tc.want)
+			}
+		})
+	}
+	m := NewMain(io.Discard)
+	t.Setenv("AISLE_MAX_SUBSCRIPTIONS_PER_CONNECTION", "7")
+	t.Setenv("AISLE_ALLOWED_ORIGINS", "a.example, b.example")
+	if err := m.ParseFlags(nil); err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Config; c.MaxSubscriptionsPerConnection != 7 || len(c.AllowedOrigins) != 2 || c.MaxConnectionsPerKey != 200 {
+		t.Errorf("from the environment: %d subscriptions, origins %q, %d connections", c.MaxSubscriptionsPerConnection, c.AllowedOrigins, c.MaxConnectionsPerKey)
+	}
+}
+
+// keys revoke takes an ID or a name, not both, and says when nothing matched.
+func TestKeysRevokeArguments(t *testing.T) {
+	t.Parallel()
+	dbURL := catalogtest.NewDatabaseURL(t) // keys create makes and migrates it
+	revoke := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := runKeys(context.Background(), append([]string{"revoke", "--database-url", dbURL}, args...), &out, io.Discard)
+		return out.String(), err
+	}
+	var created bytes.Buffer
+	if err := runKeys(context.Background(), []string{"create", "--database-url", dbURL, "--role", "ops", "--name", "ci"}, &created, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := revoke(); err == nil {
+		t.Error("revoke with neither ID nor --name succeeded")
+	}
+	if _, err := revoke("--name", "ci", "k-1"); err == nil {
+		t.Error("revoke with both ID and --name succeeded")
+	}
+	if _, err := revoke("k-999"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("revoke of an unknown ID: %v, want not found", err)
+	}
+	if out, err := revoke("--name", "ci"); err != nil || !strings.HasPrefix(out, "revoked k-") {
+		t.Fatalf("revoke --name ci: %q %v", out, err)
+	}
+	if _, err := revoke("--name", "ci"); err == nil || !strings.Contains(err.Error(), "no live API key") {
+		t.Errorf("second revoke --name ci: %v, want no live key", err)
+	}
 }
