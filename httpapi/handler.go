@@ -32,12 +32,14 @@ import (
 // Limits that keep one client from taking the server down. Each is enforced by
 // gqlgen or net/http and answered with a clear error.
 const (
-	maxComplexity     = 1000             // fields × list sizes per operation
-	maxRequestBytes   = 1 << 20          // HTTP request body
-	maxWebsocketBytes = 64 << 10         // one websocket message
-	queryCacheSize    = 1000             // parsed documents kept
-	wsKeepAlive       = 10 * time.Second // graphql-ws keep-alive
-	operationTimeout  = 15 * time.Second // one query or mutation over HTTP
+	maxComplexity      = 1000             // fields × list sizes per operation
+	maxRequestBytes    = 1 << 20          // HTTP request body
+	maxWebsocketBytes  = 64 << 10         // one websocket message
+	queryCacheSize     = 1000             // parsed documents kept
+	wsKeepAlive        = 10 * time.Second // graphql-ws keep-alive
+	wsPingPongInterval = 15 * time.Second // graphql-transport-ws ping; a peer silent for 2× is dropped
+	wsInitTimeout      = 10 * time.Second
+	operationTimeout   = 15 * time.Second // one query or mutation over HTTP
 )
 
 // Config is what the HTTP surface needs.
@@ -97,7 +99,7 @@ func graphqlHandler(cfg Config) http.Handler {
 	authenticate := auth.WebsocketInit(cfg.Keys)
 	// websocket.go configures gqlgen's transport and enforces the
 	// protocol's close codes, origins, caps and key revocation around it.
-	srv.AddTransport(newWebsockets(cfg).transport(cfg, func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	srv.AddTransport(newWebsockets(cfg).transport(func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 		return authenticate(context.WithValue(ctx, websocketKey{}, true), payload)
 	}))
 	srv.AddTransport(transport.Options{})

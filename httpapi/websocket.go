@@ -28,8 +28,8 @@ import (
 const (
 	DefaultMaxSubscriptionsPerConnection = 100
 	DefaultMaxConnectionsPerKey          = 200
-	DefaultWebsocketPingInterval         = 15 * time.Second // a peer silent for 2–3 intervals is dropped
-	DefaultWebsocketInitTimeout          = 10 * time.Second
+	DefaultWebsocketPingInterval         = wsPingPongInterval
+	DefaultWebsocketInitTimeout          = wsInitTimeout
 )
 
 // DefaultAllowedOrigins are the Origin patterns accepted besides the
@@ -122,9 +122,9 @@ func newWebsockets(cfg Config) *websockets {
 	return ws
 }
 
-// transport returns gqlgen's websocket transport, configured by cfg and
-// wrapped by ws. authenticate is the InitFunc that sets the principal.
-func (ws *websockets) transport(cfg Config, authenticate transport.WebsocketInitFunc) graphql.Transport {
+// transport returns gqlgen's websocket transport, configured and wrapped
+// by ws. authenticate is the InitFunc that sets the principal.
+func (ws *websockets) transport(authenticate transport.WebsocketInitFunc) graphql.Transport {
 	readLimit := int64(maxWebsocketBytes)
 	return websocketTransport{ws: ws, Websocket: transport.Websocket{
 		Implementation: websocketImplementation{},
