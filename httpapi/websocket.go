@@ -315,6 +315,7 @@ func (c *wsConn) recheckKey(ctx context.Context) {
 	err := auth.Recheck(checkCtx, c.ws.keys)
 	cancel()
 	if aisle.ErrorCode(err) == aisle.EUNAUTHENTICATED {
+		c.ws.log.InfoContext(ctx, "websocket: closing the connection of a revoked API key", "key_id", aisle.PrincipalFromContext(ctx).KeyID)
 		c.closeWith(closeForbidden, "Forbidden: "+aisle.ErrorMessage(err))
 		return
 	}
