@@ -82,7 +82,7 @@ type websockets struct {
 	writeTimeout  time.Duration // a peer that reads nothing for this long is cut off
 
 	mu    sync.Mutex
-	conns map[string]int // open connections by owner (connOwner); per replica
+	conns map[string]int // open connections by owner: key ID or anonymous client IP (admit); per replica
 }
 
 func newWebsockets(cfg Config) *websockets {
@@ -142,8 +142,9 @@ func (ws *websockets) transport(authenticate transport.WebsocketInitFunc) graphq
 		// with 4408 rather than gqlgen's 1002.
 		KeepAlivePingInterval: wsKeepAlive,
 		// Every interval the server pings; a graphql-transport-ws peer
-		// that sends no pong is cut off 2 intervals after the last ping
-		// it answered (gqlgen's read deadline), freeing its subscriptions.
+		// is cut off 2 intervals after the first ping it leaves
+		// unanswered, at most 3 after its last pong (gqlgen's read
+		// deadline), which ends its subscriptions.
 		PingPongInterval: ws.pingInterval,
 		PayloadReadLimit: &readLimit,
 	}}
