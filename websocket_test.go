@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,14 +159,15 @@ func TestWebsocketCloseCodes(t *testing.T) {
 
 // A peer that stops reading never answers the server's pings: the server
 // drops it within 3 ping intervals and frees its connection slot and
-// subscriptions. A peer that answers stays.
+// subscriptions. A peer that answers stays. Not parallel: it counts the
+// process's live subscriptions.
 func TestWebsocketDropsDeadPeers(t *testing.T) {
-	t.Parallel()
 	const interval, slack = 500 * time.Millisecond, time.Second
 	ts := startServer(t, "--ws-ping-interval", interval.String(), "--max-connections-per-key", "1")
 	store, _ := ts.store(1)
 	deadKey := ts.createKey(aisle.RoleService, "", "")
 	liveKey := ts.createKey(aisle.RoleOps, "", "")
+	base := liveSubscriptions(t, ts)
 
 	live, err := ts.dialWS(map[string]any{"Authorization": "Bearer " + liveKey})
 	if err != nil {
@@ -190,6 +192,12 @@ func TestWebsocketDropsDeadPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	silent := time.Now()
+	eventually(t, 5*time.Second, func() string {
+		if n := liveSubscriptions(t, ts); n != base+2 {
+			return fmt.Sprintf("%v live subscriptions, want %v", n, base+2)
+		}
+		return ""
+	})
 
 	// Not reading for 4 intervals, then reading its pings without
 	// answering: the server must cut the connection 3 intervals after
@@ -217,6 +225,12 @@ func TestWebsocketDropsDeadPeers(t *testing.T) {
 		t.Error("the server never pinged the silent peer")
 	}
 
+	eventually(t, 5*time.Second, func() string {
+		if n := liveSubscriptions(t, ts); n != base+1 {
+			return fmt.Sprintf("the dropped peer's subscription lives on: %v live subscriptions, want %v", n, base+1)
+		}
+		return ""
+	})
 	// The slot of the one connection the key may have is free again.
 	eventually(t, 5*time.Second, func() string {
 		c, err := ts.dialWS(map[string]any{"Authorization": "Bearer " + deadKey})
@@ -234,6 +248,23 @@ func TestWebsocketDropsDeadPeers(t *testing.T) {
 		t.Fatalf("unexpected message %+v", msg)
 	default:
 	}
+}
+
+// liveSubscriptions sums aisle_live_subscriptions over the hubs.
+func liveSubscriptions(t *testing.T, ts *testServer) float64 {
+	t.Helper()
+	var sum float64
+	for _, line := range strings.Split(get(t, ts.url+"/metrics"), "\n") {
+		if rest, ok := strings.CutPrefix(line, "aisle_live_subscriptions{"); ok {
+			_, value, _ := strings.Cut(rest, "} ")
+			n, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				t.Fatalf("metrics line %q: %v", line, err)
+			}
+			sum += n
+		}
+	}
+	return sum
 }
 
 func TestWebsocketOrigins(t *testing.T) {
