@@ -40,37 +40,52 @@ func commandLogger(c *Config, stderr io.Writer) *slog.Logger {
 // parsing; a malformed variable is reported like a malformed flag. (Text
 // flags take their variable as their default where they are registered.)
 var flagEnv = map[string]string{
-	"partitions":      "AISLE_PARTITIONS",
-	"log-level":       "AISLE_LOG_LEVEL",
-	"demo":            "AISLE_DEMO",
-	"in-stock-above":  "AISLE_IN_STOCK_ABOVE",
-	"low-stock-above": "AISLE_LOW_STOCK_ABOVE",
-	"fraud-review-at": "AISLE_FRAUD_REVIEW_AT",
-	"fraud-block-at":  "AISLE_FRAUD_BLOCK_AT",
-	"env":             "AISLE_ENV",
-	"rate-limit":      "AISLE_RATE_LIMIT",
-	"rate-burst":      "AISLE_RATE_BURST",
+	"partitions":                       "AISLE_PARTITIONS",
+	"log-level":                        "AISLE_LOG_LEVEL",
+	"demo":                             "AISLE_DEMO",
+	"in-stock-above":                   "AISLE_IN_STOCK_ABOVE",
+	"low-stock-above":                  "AISLE_LOW_STOCK_ABOVE",
+	"fraud-review-at":                  "AISLE_FRAUD_REVIEW_AT",
+	"fraud-block-at":                   "AISLE_FRAUD_BLOCK_AT",
+	"env":                              "AISLE_ENV",
+	"rate-limit":                       "AISLE_RATE_LIMIT",
+	"rate-burst":                       "AISLE_RATE_BURST",
+	"max-subscriptions-per-connection": "AISLE_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+	"max-connections-per-key":          "AISLE_MAX_CONNECTIONS_PER_KEY",
+	"ws-ping-interval":                 "AISLE_WS_PING_INTERVAL",
+	"ws-init-timeout":                  "AISLE_WS_INIT_TIMEOUT",
+	"key-cache-ttl":                    "AISLE_KEY_CACHE_TTL",
 }
 
 // parseCommand applies the environment, then parses args and refuses
 // positional leftovers.
 func parseCommand(fs *flag.FlagSet, args []string) error {
+	rest, err := parseCommandArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("%s: unexpected arguments %q", fs.Name(), rest)
+	}
+	return nil
+}
+
+// parseCommandArgs is parseCommand for commands that take positional
+// arguments, which it returns.
+func parseCommandArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	for flagName, envName := range flagEnv {
 		v := os.Getenv(envName)
 		if v == "" || fs.Lookup(flagName) == nil {
 			continue
 		}
 		if err := fs.Set(flagName, v); err != nil {
-			return fmt.Errorf("%s=%q: %w", envName, v, err)
+			return nil, fmt.Errorf("%s=%q: %w", envName, v, err)
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected arguments %q", fs.Name(), fs.Args())
-	}
-	return nil
+	return fs.Args(), nil
 }
 
 func runMigrate(ctx context.Context, args []string, stderr io.Writer) error {
@@ -81,9 +96,14 @@ func runMigrate(ctx context.Context, args []string, stderr io.Writer) error {
 	return catalog.Migrate(ctx, c.DatabaseURL, commandLogger(c, stderr))
 }
 
+const keysUsage = "usage: aisle keys create --role ROLE [--retailer ID] [--user ID] --name N\n       aisle keys revoke KEY_ID | --name N"
+
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "revoke" {
+		return revokeKeys(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "create" {
-		return fmt.Errorf("usage: aisle keys create --role ROLE [--retailer ID] [--user ID] --name N")
+		return fmt.Errorf("%s", keysUsage)
 	}
 	fs, c := newCommand("keys create", stderr)
 	role := fs.String("role", "", "customer, shopper, retailer, ops or service")
@@ -110,6 +130,47 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("create key: %s", aisle.ErrorMessage(err))
 	}
 	fmt.Fprintf(stdout, "created %s key %q; store it now, it is not shown again:\n%s\n", r, *name, key)
+	return nil
+}
+
+// revokeKeys revokes one key by ID or every live key with a name. Servers
+// refuse the key over HTTP within their key cache TTL and close its open
+// websockets (4403) within twice that (--key-cache-ttl).
+func revokeKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c := newCommand("keys revoke", stderr)
+	name := fs.String("name", "", "revoke every live key with this name")
+	rest, err := parseCommandArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	var id string
+	if len(rest) > 0 { // the ID, possibly followed by more flags
+		id = rest[0]
+		if err := fs.Parse(rest[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("keys revoke: unexpected arguments %q", fs.Args())
+		}
+	}
+	if (id == "") == (*name == "") {
+		return fmt.Errorf("keys revoke: give a key ID or --name, not both\n%s", keysUsage)
+	}
+	db, err := catalog.Open(ctx, c.DatabaseURL, commandLogger(c, stderr))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ids := []string{id}
+	if id != "" {
+		err = db.RevokeKey(ctx, id)
+	} else {
+		ids, err = db.RevokeKeysByName(ctx, *name)
+	}
+	if err != nil {
+		return fmt.Errorf("revoke key: %s", aisle.ErrorMessage(err))
+	}
+	fmt.Fprintf(stdout, "revoked %s\n", strings.Join(ids, " "))
 	return nil
 }
 

@@ -57,6 +57,9 @@ commands:
   migrate     apply database migrations
   keys create --role ROLE [--retailer ID] [--user ID] --name N
               create an API key; the key is printed alone on the last line
+  keys revoke KEY_ID | --name N
+              revoke a key, or every live key with a name; servers refuse
+              it within --key-cache-ttl and close its websockets within 2×
   simulate    publish a synthetic marketplace's events to Kafka
   batch priors [--since D]
               fit availability found-rate priors from the last D of the
@@ -139,6 +142,13 @@ type Config struct {
 	RateLimit           int    // operations per second per API key (per IP for anonymous callers); 0 = off
 	RateBurst           int    // operations a caller may send at once
 	PersistedOperations string // allowlist file; empty = any operation
+	// Websockets and keys (httpapi/websocket.go).
+	AllowedOrigins                []string // nil: httpapi.DefaultAllowedOrigins
+	MaxSubscriptionsPerConnection int
+	MaxConnectionsPerKey          int
+	WebsocketPingInterval         time.Duration
+	WebsocketInitTimeout          time.Duration
+	KeyCacheTTL                   time.Duration // also how often open websockets re-check their key
 }
 
 // commonFlags registers the connection flags every command shares.
@@ -211,6 +221,21 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.FraudModelPoll, "fraud-model-poll", fraud.DefaultModelPollInterval,
 		"how often serving checks which fraud model version is active")
 	fs.DurationVar(&c.RecommendRefresh, "recommend-refresh", recommend.DefaultRefresh, "how often serving reloads the fit of aisle batch copurchase")
+	c.AllowedOrigins = splitList(os.Getenv("AISLE_ALLOWED_ORIGINS"))
+	fs.Func("allowed-origins", "comma-separated Origin patterns (path.Match, host or scheme://host) allowed to open websockets besides the server's own; default localhost (AISLE_ALLOWED_ORIGINS)", func(s string) error {
+		c.AllowedOrigins = splitList(s)
+		return nil
+	})
+	fs.IntVar(&c.MaxSubscriptionsPerConnection, "max-subscriptions-per-connection", httpapi.DefaultMaxSubscriptionsPerConnection,
+		"operations open at once on one websocket (AISLE_MAX_SUBSCRIPTIONS_PER_CONNECTION)")
+	fs.IntVar(&c.MaxConnectionsPerKey, "max-connections-per-key", httpapi.DefaultMaxConnectionsPerKey,
+		"open websockets per API key, or per client IP when anonymous, on each replica (AISLE_MAX_CONNECTIONS_PER_KEY)")
+	fs.DurationVar(&c.WebsocketPingInterval, "ws-ping-interval", httpapi.DefaultWebsocketPingInterval,
+		"graphql-transport-ws ping period; a peer that stops answering is dropped within 3 periods (AISLE_WS_PING_INTERVAL)")
+	fs.DurationVar(&c.WebsocketInitTimeout, "ws-init-timeout", httpapi.DefaultWebsocketInitTimeout,
+		"time a websocket client has to send connection_init (AISLE_WS_INIT_TIMEOUT)")
+	fs.DurationVar(&c.KeyCacheTTL, "key-cache-ttl", auth.DefaultTTL,
+		"how long a valid API key is trusted without a database lookup; a revoked key is refused over HTTP within this, and its websockets are closed within twice this (AISLE_KEY_CACHE_TTL)")
 	fs.BoolVar(&c.Demo, "demo", false, "also run the simulator (AISLE_DEMO=1)")
 	fs.Float64Var(&c.DemoRate, "demo-rate", 50, "simulator events per second in demo mode")
 	fs.Func("env", "development or production: production turns off GraphiQL, introspection and field suggestions (AISLE_ENV)", func(s string) error {
@@ -253,6 +278,18 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if c.FraudModelPoll <= 0 {
 		return fmt.Errorf("--fraud-model-poll must be positive, got %s", c.FraudModelPoll)
+	}
+	if err := httpapi.ValidateOriginPatterns(c.AllowedOrigins); err != nil {
+		return fmt.Errorf("--allowed-origins: %w", err)
+	}
+	if c.MaxSubscriptionsPerConnection < 1 || c.MaxConnectionsPerKey < 1 {
+		return fmt.Errorf("--max-subscriptions-per-connection (%d) and --max-connections-per-key (%d) must be at least 1",
+			c.MaxSubscriptionsPerConnection, c.MaxConnectionsPerKey)
+	}
+	for name, d := range map[string]time.Duration{"ws-ping-interval": c.WebsocketPingInterval, "ws-init-timeout": c.WebsocketInitTimeout, "key-cache-ttl": c.KeyCacheTTL} {
+		if d <= 0 {
+			return fmt.Errorf("--%s must be positive, got %s", name, d)
+		}
 	}
 	// Lines logged with a request's context carry its request_id.
 	m.Log = slog.New(httpapi.LogHandler(slog.NewJSONHandler(m.logOut, &slog.HandlerOptions{Level: c.LogLevel})))
@@ -401,6 +438,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		keys.TTL = c.KeyCacheTTL
 		apiConfig := httpapi.Config{
 			Resolver:   resolver,
 			Keys:       keys,
@@ -410,6 +448,13 @@ func (m *Main) Run(ctx context.Context) error {
 			Production: c.Production,
 
 			PersistedOperations: m.persisted,
+
+			AllowedOrigins:                c.AllowedOrigins,
+			MaxSubscriptionsPerConnection: c.MaxSubscriptionsPerConnection,
+			MaxConnectionsPerKey:          c.MaxConnectionsPerKey,
+			WebsocketPingInterval:         c.WebsocketPingInterval,
+			WebsocketInitTimeout:          c.WebsocketInitTimeout,
+			KeyRecheckInterval:            c.KeyCacheTTL,
 		}
 		if c.RateLimit > 0 {
 			limiter, err := ratelimit.Open(ctx, c.RedisURL, c.RedisPrefix, c.RateLimit, c.RateBurst, log)

@@ -28,18 +28,36 @@ type KeyLookup interface {
 // EUNAUTHENTICATED when the value is malformed or the key unknown or
 // revoked; EUNAVAILABLE when keys could not be checked (Cache logs why).
 func Authenticate(ctx context.Context, keys KeyLookup, authorization string) (*aisle.Principal, error) {
+	p, _, err := authenticate(ctx, keys, authorization)
+	return p, err
+}
+
+// authenticate is Authenticate that also returns the key's hash (nil for
+// anonymous), which withPrincipal keeps for Recheck.
+func authenticate(ctx context.Context, keys KeyLookup, authorization string) (*aisle.Principal, []byte, error) {
 	if authorization == "" {
-		return aisle.Anonymous, nil
+		return aisle.Anonymous, nil, nil
 	}
 	scheme, key, _ := strings.Cut(strings.TrimSpace(authorization), " ")
 	key = strings.TrimSpace(key)
 	if !strings.EqualFold(scheme, "Bearer") || key == "" {
-		return nil, aisle.Errorf(aisle.EUNAUTHENTICATED, "malformed Authorization: want \"Bearer KEY\"")
+		return nil, nil, aisle.Errorf(aisle.EUNAUTHENTICATED, "malformed Authorization: want \"Bearer KEY\"")
 	}
 	if !wellFormed(key) {
-		return nil, aisle.Errorf(aisle.EUNAUTHENTICATED, "malformed API key")
+		return nil, nil, aisle.Errorf(aisle.EUNAUTHENTICATED, "malformed API key")
 	}
-	p, err := keys.PrincipalByKeyHash(ctx, HashKey(key))
+	hash := HashKey(key)
+	p, err := lookup(ctx, keys, hash)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, hash, nil
+}
+
+// lookup asks keys for the principal of hash, hiding why keys could not be
+// checked (Cache logs it).
+func lookup(ctx context.Context, keys KeyLookup, hash []byte) (*aisle.Principal, error) {
+	p, err := keys.PrincipalByKeyHash(ctx, hash)
 	if err != nil {
 		if aisle.ErrorCode(err) == aisle.EUNAUTHENTICATED {
 			return nil, err
@@ -47,6 +65,30 @@ func Authenticate(ctx context.Context, keys KeyLookup, authorization string) (*a
 		return nil, aisle.Errorf(aisle.EUNAVAILABLE, "cannot check API keys right now; retry later")
 	}
 	return p, nil
+}
+
+// keyHashKey is the context key of the hash of the key a principal came
+// from, so a long-lived connection can be re-checked after a revocation.
+type keyHashKey struct{}
+
+// withPrincipal returns ctx carrying p and the hash of its key.
+func withPrincipal(ctx context.Context, p *aisle.Principal, hash []byte) context.Context {
+	return context.WithValue(aisle.NewContextWithPrincipal(ctx, p), keyHashKey{}, hash)
+}
+
+// Recheck reports whether the key behind ctx's principal (set by Middleware
+// or WebsocketInit) is still live: nil for a live key and for anonymous
+// callers, EUNAUTHENTICATED once the key is revoked, EUNAVAILABLE when keys
+// cannot be checked. Through a Cache it costs a map lookup until the key's
+// entry expires, so a revocation is seen at most one TTL after the entry
+// was last refreshed.
+func Recheck(ctx context.Context, keys KeyLookup) error {
+	hash, _ := ctx.Value(keyHashKey{}).([]byte)
+	if hash == nil {
+		return nil
+	}
+	_, err := lookup(ctx, keys, hash)
+	return err
 }
 
 // Middleware puts the caller's principal in each request's context
@@ -57,17 +99,18 @@ func Middleware(keys KeyLookup, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		values := r.Header.Values("Authorization")
 		var p *aisle.Principal
+		var hash []byte
 		var err error
 		if len(values) > 1 {
 			err = aisle.Errorf(aisle.EUNAUTHENTICATED, "more than one Authorization header")
 		} else {
-			p, err = Authenticate(r.Context(), keys, r.Header.Get("Authorization"))
+			p, hash, err = authenticate(r.Context(), keys, r.Header.Get("Authorization"))
 		}
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(aisle.NewContextWithPrincipal(r.Context(), p)))
+		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p, hash)))
 	})
 }
 
@@ -106,8 +149,9 @@ func WebsocketInit(keys KeyLookup) transport.WebsocketInitFunc {
 		authorization, found, err := payloadAuthorization(payload)
 		if err == nil && found {
 			var p *aisle.Principal
-			if p, err = Authenticate(ctx, keys, authorization); err == nil {
-				ctx = aisle.NewContextWithPrincipal(ctx, p)
+			var hash []byte
+			if p, hash, err = authenticate(ctx, keys, authorization); err == nil {
+				ctx = withPrincipal(ctx, p, hash)
 			}
 		}
 		if err != nil {

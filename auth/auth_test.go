@@ -227,3 +227,45 @@ func TestCache_RevocationWithinTTL(t *testing.T) {
 		t.Fatalf("one TTL after revocation: status %d, body %+v; want 401", status, body)
 	}
 }
+
+// Recheck sees a revocation once the key's cache entry expires, whichever
+// credential path (header or connection_init) gave the principal.
+func TestRecheck(t *testing.T) {
+	t.Parallel()
+	db := catalogtest.MustOpenSeededDB(t)
+	fromHeader := createKey(t, db, aisle.RoleShopper, "", "")
+	fromInit := createKey(t, db, aisle.RoleOps, "", "")
+	cache := newCache(t, db)
+	now := time.Now()
+	cache.Now = func() time.Time { return now }
+
+	var headerCtx context.Context
+	h := auth.Middleware(cache, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { headerCtx = r.Context() }))
+	req := httptest.NewRequest(http.MethodGet, "/graphql", nil)
+	req.Header.Set("Authorization", "Bearer "+fromHeader.Key)
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	initCtx, _, err := auth.WebsocketInit(cache)(context.Background(), transport.InitPayload{"Authorization": "Bearer " + fromInit.Key})
+	if err != nil || headerCtx == nil {
+		t.Fatalf("authenticate: %v (header context %v)", err, headerCtx)
+	}
+	for name, ctx := range map[string]context.Context{"header": headerCtx, "connection_init": initCtx, "anonymous": context.Background()} {
+		if err := auth.Recheck(ctx, cache); err != nil {
+			t.Errorf("%s: live key rechecked as %v", name, err)
+		}
+	}
+
+	for _, k := range []testKey{fromHeader, fromInit} {
+		if err := db.RevokeKey(context.Background(), k.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(auth.DefaultTTL)
+	for name, ctx := range map[string]context.Context{"header": headerCtx, "connection_init": initCtx} {
+		if err := auth.Recheck(ctx, cache); aisle.ErrorCode(err) != aisle.EUNAUTHENTICATED {
+			t.Errorf("%s: revoked key rechecked as %v, want %s", name, err, aisle.EUNAUTHENTICATED)
+		}
+	}
+	if err := auth.Recheck(context.Background(), cache); err != nil {
+		t.Errorf("anonymous: %v", err)
+	}
+}

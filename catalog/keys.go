@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/auth"
 )
@@ -113,4 +115,23 @@ func (db *DB) RevokeKey(ctx context.Context, keyID string) error {
 		return aisle.Errorf(aisle.ENOTFOUND, "API key %q not found", keyID)
 	}
 	return nil
+}
+
+// RevokeKeysByName revokes every live key named name and returns their IDs:
+// names are not unique, and an operator revoking "ci" means all of them.
+// Errors: ENOTFOUND when no live key has that name.
+func (db *DB) RevokeKeysByName(ctx context.Context, name string) ([]string, error) {
+	rows, err := db.pool.Query(ctx, `UPDATE api_keys SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL RETURNING id`,
+		name, db.Now())
+	if err != nil {
+		return nil, fmt.Errorf("revoke API keys named %q: %w", name, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("revoke API keys named %q: %w", name, err)
+	}
+	if len(ids) == 0 {
+		return nil, aisle.Errorf(aisle.ENOTFOUND, "no live API key is named %q", name)
+	}
+	return ids, nil
 }

@@ -56,6 +56,13 @@ type Config struct {
 	RateLimiter RateLimiter
 	// PersistedOperations, when set, is the only operations the server runs.
 	PersistedOperations *PersistedOperations
+	// Websockets (websocket.go); zero values take the defaults there.
+	AllowedOrigins                []string      // Origin patterns besides same-origin; nil: DefaultAllowedOrigins
+	MaxSubscriptionsPerConnection int           // operations open at once on one websocket
+	MaxConnectionsPerKey          int           // open websockets per API key, or per client IP when anonymous; per replica
+	WebsocketPingInterval         time.Duration // graphql-transport-ws ping period; silent peers are dropped after 2–3
+	WebsocketInitTimeout          time.Duration // time a client has to send connection_init
+	KeyRecheckInterval            time.Duration // how often an open websocket's key is re-checked for revocation
 }
 
 // New returns the HTTP handler of the API.
@@ -87,17 +94,12 @@ func New(cfg Config) http.Handler {
 
 func graphqlHandler(cfg Config) http.Handler {
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: cfg.Resolver}))
-	readLimit := int64(maxWebsocketBytes)
 	authenticate := auth.WebsocketInit(cfg.Keys)
-	srv.AddTransport(transport.Websocket{
-		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-			return authenticate(context.WithValue(ctx, websocketKey{}, true), payload)
-		},
-		InitTimeout:           wsInitTimeout,
-		KeepAlivePingInterval: wsKeepAlive,
-		PingPongInterval:      wsPingPongInterval,
-		PayloadReadLimit:      &readLimit,
-	})
+	// websocket.go configures gqlgen's transport and enforces the
+	// protocol's close codes, origins, caps and key revocation around it.
+	srv.AddTransport(newWebsockets(cfg).transport(func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		return authenticate(context.WithValue(ctx, websocketKey{}, true), payload)
+	}))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
