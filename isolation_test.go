@@ -1,0 +1,697 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/graph"
+	"github.com/aisle/aisle/models"
+)
+
+// The principals of the tenant-isolation matrix. Each tenant has a twin of
+// the same role (customers A and B, retailers R1 and R2), so that every
+// scoped operation is tried by its owner and by a peer who must not reach it.
+const (
+	pAnonymous = "anonymous"
+	pBadKey    = "unknown key"
+	pCustomerA = "customer A"
+	pCustomerB = "customer B"
+	pShopper   = "shopper"
+	pRetailer1 = "retailer R1"
+	pRetailer2 = "retailer R2"
+	pOps       = "ops"
+	pService   = "service"
+)
+
+var isolationPrincipals = []string{pAnonymous, pBadKey, pCustomerA, pCustomerB, pShopper, pRetailer1, pRetailer2, pOps, pService}
+
+// Identifiers of the tenants' private data. A principal's answers must never
+// carry another tenant's: not in data, not in an error message.
+const (
+	userA       = "u-iso-alice"
+	userB       = "u-iso-bob"
+	shopperUser = "sh-iso"
+	sessionA    = "ss-iso-alice"
+	sessionB    = "ss-iso-bob"
+	victimOrder = "o-iso-victim"
+	victimUser  = "u-iso-victim"
+	victimCard  = "card-iso-victim"
+	victimDev   = "dev-iso-victim"
+)
+
+// allowed is a rule's outcome for a principal that gets data.
+const allowed = ""
+
+// rule maps every principal to allowed or the extensions.code it must get.
+type rule map[string]string
+
+// public is the rule of storefront data: anyone, with a valid key or none.
+func public() rule {
+	r := rule{}
+	for _, p := range isolationPrincipals {
+		r[p] = allowed
+	}
+	r[pBadKey] = aisle.EUNAUTHENTICATED // a key that is sent must be valid
+	return r
+}
+
+// only allows the listed principals; callers without a key must
+// authenticate, everyone else is FORBIDDEN.
+func only(ps ...string) rule {
+	r := rule{}
+	for _, p := range isolationPrincipals {
+		r[p] = aisle.EFORBIDDEN
+	}
+	r[pAnonymous], r[pBadKey] = aisle.EUNAUTHENTICATED, aisle.EUNAUTHENTICATED
+	for _, p := range ps {
+		r[p] = allowed
+	}
+	return r
+}
+
+// but changes one principal's outcome, for a principal that passes the
+// access check and is then refused for its input (e.g. a service key must
+// name the user it acts for).
+func (r rule) but(p, code string) rule {
+	r[p] = code
+	return r
+}
+
+// isolationCase is one operation of the matrix.
+type isolationCase struct {
+	name     string
+	doc      string
+	vars     map[string]any
+	siblings []string // response keys of public fields beside the guarded ones: answered even when those are refused
+	rule     rule
+}
+
+// isolationWorld is the server and the tenants the matrix runs against.
+type isolationWorld struct {
+	ts             *testServer
+	keys           map[string]string // principal → API key; "" for anonymous
+	store1, store2 testStore         // of retailers R1 and R2
+	sessionProduct string            // a product of store1
+	privateIDs     []string          // every tenant's private identifiers
+	ownIDs         map[string][]string
+	retailerIDs    map[string]string // retailer principal → its retailer id
+}
+
+// TestTenantIsolation runs every root field (and the nested fields that reach
+// other data) as every principal over HTTP and the websocket, and checks each
+// answer against the field's access rule: data for those allowed, the
+// rule's code and no data for the others, and never another tenant's
+// identifiers. It fails when the schema has a field no case selects, so that
+// a new field cannot ship without an access rule.
+func TestTenantIsolation(t *testing.T) {
+	t.Parallel()
+	w := newIsolationWorld(t)
+	httpCases, wsCases := isolationCases(w)
+
+	t.Run("every field has a rule", func(t *testing.T) {
+		checkIsolationCoverage(t, append(slices.Clone(httpCases), wsCases...))
+	})
+	t.Run("http", func(t *testing.T) {
+		for _, c := range httpCases {
+			for _, p := range isolationPrincipals {
+				t.Run(c.name+"/"+p, func(t *testing.T) {
+					t.Parallel()
+					w.checkHTTP(t, c, p)
+				})
+			}
+		}
+	})
+	t.Run("websocket", func(t *testing.T) { w.checkSubscriptions(t, wsCases) })
+	t.Run("session claimed under a peer's subscription", w.checkClaimedSession)
+}
+
+func newIsolationWorld(t *testing.T) *isolationWorld {
+	t.Helper()
+	ts := startServer(t, "--fraud-model-poll", "100ms")
+	w := &isolationWorld{ts: ts}
+	stores := ts.stores(100, 2)
+	w.store1 = stores[0]
+	for _, s := range stores {
+		if s.RetailerID != w.store1.RetailerID {
+			w.store2 = s
+			break
+		}
+	}
+	if w.store2.ID == "" {
+		t.Fatal("the demo catalog has a single retailer")
+	}
+	w.sessionProduct = w.store1.Products[0]
+	w.keys = map[string]string{
+		pAnonymous: "",
+		pBadKey:    "aisle_not-a-real-key",
+		pCustomerA: ts.createKey(aisle.RoleCustomer, "", userA),
+		pCustomerB: ts.createKey(aisle.RoleCustomer, "", userB),
+		pShopper:   ts.createKey(aisle.RoleShopper, "", shopperUser),
+		pRetailer1: ts.createKey(aisle.RoleRetailer, w.store1.RetailerID, ""),
+		pRetailer2: ts.createKey(aisle.RoleRetailer, w.store2.RetailerID, ""),
+		pOps:       ts.createKey(aisle.RoleOps, "", ""),
+		pService:   ts.createKey(aisle.RoleService, "", ""),
+	}
+	w.privateIDs = []string{userA, userB, shopperUser, victimUser, victimCard, victimDev}
+	w.ownIDs = map[string][]string{
+		pCustomerA: {userA},
+		pCustomerB: {userB},
+		pShopper:   {shopperUser},
+		pService:   w.privateIDs, // backend services act for everyone
+	}
+	w.retailerIDs = map[string]string{pRetailer1: w.store1.RetailerID, pRetailer2: w.store2.RetailerID}
+
+	// Each customer owns a session; wait until the stream workers have
+	// applied both, so that the peer is refused rather than served an
+	// unclaimed session.
+	ts.sessionEvent(w.keys[pCustomerA], sessionA, w.store1.ID, "VIEW", w.sessionProduct, "")
+	ts.sessionEvent(w.keys[pCustomerB], sessionB, w.store1.ID, "VIEW", w.sessionProduct, "")
+	fs := ts.serverFeatures()
+	eventually(t, 15*time.Second, func() string {
+		for session, owner := range map[string]string{sessionA: userA, sessionB: userB} {
+			if st, err := fs.Session(context.Background(), session); err != nil || st.Owner != owner {
+				return fmt.Sprintf("session %s: owner %q, %v; want %s", session, st.Owner, err, owner)
+			}
+		}
+		return ""
+	})
+
+	// A fraud model, so that assessOrder, orderRisk and riskAlerts answer
+	// with data for those allowed; then one assessed order to read.
+	activateIsolationFraudModel(t, ts)
+	victim := orderInput(victimOrder, victimUser, w.store1.ID, w.sessionProduct, victimCard, victimDev, 4321)
+	eventually(t, 15*time.Second, func() string {
+		resp := ts.query(w.keys[pService], assessOrderMutation, map[string]any{"in": victim})
+		if len(resp.Errors) > 0 {
+			return fmt.Sprintf("assessOrder: %+v (the model is not serving yet?)", resp.Errors)
+		}
+		return ""
+	})
+	return w
+}
+
+// activateIsolationFraudModel stores and activates a one-feature model: the
+// matrix needs assessments to exist, not good ones.
+func activateIsolationFraudModel(t *testing.T, ts *testServer) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := catalog.Open(ctx, ts.main.Config.DatabaseURL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Now()
+	model := models.FraudModel{Features: []string{"amount"}, Logistic: models.LogisticModel{Means: []float64{40}, Stds: []float64{20}, Weights: []float64{0.5}, Bias: -1}}
+	version, err := db.SaveFraudModel(ctx, catalog.FraudModelVersion{WindowStart: now.Add(-time.Hour), WindowEnd: now, Model: model, Metrics: map[string]float64{"rows": 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ActivateFraudModel(ctx, version); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const (
+	isoStoreFields = `id name retailer { id name }
+	  products(first: 2) { edges { cursor node { id name category } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } }`
+	isoAvailabilityFields = `storeId productId probability status updatedAt`
+	isoRecommendation     = `product { id name category } score reason`
+	isoAssessmentFields   = `orderId score decision modelVersion assessedAt fraud reasons { feature description value contribution }`
+	isoReceiptFields      = `eventId topic partition offset`
+)
+
+// isolationCases is the matrix: HTTP operations, then subscriptions.
+func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
+	s1, s2, p := w.store1.ID, w.store2.ID, w.sessionProduct
+	sessionVars := func(session string) map[string]any { return map[string]any{"session": session, "store": s1} }
+	const recordEvent = `mutation($session: ID!, $store: ID!, $product: ID, $user: ID) {
+	  recordSessionEvent(input: {sessionId: $session, storeId: $store, type: VIEW, productId: $product, userId: $user}) { ` + isoReceiptFields + ` } }`
+	const inventory = `mutation($s: ID!, $p: ID!) { updateInventory(input: {storeId: $s, productId: $p, quantity: 7}) { ` + isoReceiptFields + ` } }`
+	const pick = `mutation($s: ID!, $p: ID!, $shopper: ID) {
+	  reportPick(input: {storeId: $s, productId: $p, orderId: "o-iso-pick", outcome: FOUND, shopperId: $shopper}) { ` + isoReceiptFields + ` } }`
+	const recommendations = `query($session: ID!, $store: ID!) { recommendations(sessionId: $session, storeId: $store) { ` + isoRecommendation + ` } }`
+
+	httpCases = []isolationCase{
+		{name: "stores with retailers and products",
+			doc:  `{ stores(first: 100) { edges { cursor node { ` + isoStoreFields + ` } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }`,
+			rule: public()},
+		{name: "store of R1", doc: `query($id: ID!) { store(id: $id) { ` + isoStoreFields + ` } }`, vars: map[string]any{"id": s1}, rule: public()},
+		{name: "store of R2", doc: `query($id: ID!) { store(id: $id) { ` + isoStoreFields + ` } }`, vars: map[string]any{"id": s2}, rule: public()},
+		{name: "availability at R1's store", doc: `query($s: ID!, $p: [ID!]!) { availability(storeId: $s, productIds: $p) { ` + isoAvailabilityFields + ` } }`,
+			vars: map[string]any{"s": s1, "p": w.store1.Products}, rule: public()},
+		{name: "availability at R2's store", doc: `query($s: ID!, $p: [ID!]!) { availability(storeId: $s, productIds: $p) { ` + isoAvailabilityFields + ` } }`,
+			vars: map[string]any{"s": s2, "p": w.store2.Products}, rule: public()},
+
+		{name: "recommendations of A's session", doc: recommendations, vars: sessionVars(sessionA), rule: only(pCustomerA, pService)},
+		{name: "recommendations of B's session", doc: recommendations, vars: sessionVars(sessionB), rule: only(pCustomerB, pService)},
+		{name: "recommendations of A's and B's sessions at once",
+			doc: `query($a: ID!, $b: ID!, $store: ID!) {
+			  a: recommendations(sessionId: $a, storeId: $store) { product { id } }
+			  b: recommendations(sessionId: $b, storeId: $store) { product { id } } }`,
+			vars: map[string]any{"a": sessionA, "b": sessionB, "store": s1}, rule: only(pService)},
+
+		{name: "orderRisk", doc: `query($o: ID!) { orderRisk(orderId: $o) { ` + isoAssessmentFields + ` } }`,
+			vars: map[string]any{"o": victimOrder}, rule: only(pOps, pService)},
+		{name: "orderRisk selecting only __typename", doc: `query($o: ID!) { orderRisk(orderId: $o) { __typename } }`,
+			vars: map[string]any{"o": victimOrder}, rule: only(pOps, pService)},
+		{name: "orderRisk reasons beside public stores",
+			doc:      `query($o: ID!) { stores(first: 1) { edges { node { id } } } r: orderRisk(orderId: $o) { reasons { description value } } }`,
+			vars:     map[string]any{"o": victimOrder},
+			siblings: []string{"stores"}, rule: only(pOps, pService)},
+
+		{name: "updateInventory at R1's store", doc: inventory, vars: map[string]any{"s": s1, "p": w.store1.Products[1]}, rule: only(pRetailer1, pService)},
+		{name: "updateInventory at R2's store", doc: inventory, vars: map[string]any{"s": s2, "p": w.store2.Products[1]}, rule: only(pRetailer2, pService)},
+		{name: "reportPick as the key's shopper", doc: pick, vars: map[string]any{"s": s1, "p": p, "shopper": shopperUser}, rule: only(pShopper, pService)},
+		{name: "reportPick as another shopper", doc: pick, vars: map[string]any{"s": s1, "p": p, "shopper": "sh-iso-other"}, rule: only(pService)},
+		{name: "reportPick naming no shopper", doc: pick, vars: map[string]any{"s": s1, "p": p},
+			rule: only(pShopper, pService).but(pService, aisle.EINVALID)},
+		{name: "recordSessionEvent in A's session", doc: recordEvent, vars: map[string]any{"session": sessionA, "store": s1, "product": p},
+			rule: only(pCustomerA, pService).but(pService, aisle.EINVALID)},
+		{name: "recordSessionEvent in B's session", doc: recordEvent, vars: map[string]any{"session": sessionB, "store": s1, "product": p},
+			rule: only(pCustomerB, pService).but(pService, aisle.EINVALID)},
+		{name: "recordSessionEvent in A's session naming A", doc: recordEvent, vars: map[string]any{"session": sessionA, "store": s1, "product": p, "user": userA},
+			rule: only(pCustomerA, pService)},
+		{name: "labelOrder", doc: `mutation($o: ID!) { labelOrder(orderId: $o, fraud: true) { ` + isoReceiptFields + ` } }`,
+			vars: map[string]any{"o": victimOrder}, rule: only(pOps, pService)},
+		{name: "assessOrder", doc: `mutation($in: AssessOrderInput!) { assessOrder(input: $in) { ` + isoAssessmentFields + ` } }`,
+			vars: map[string]any{"in": orderInput("o-iso-assess", victimUser, s1, p, victimCard, victimDev, 1200)}, rule: only(pService)},
+	}
+
+	const recommendationsUpdated = `subscription($session: ID!, $store: ID!) { recommendationsUpdated(sessionId: $session, storeId: $store) { ` + isoRecommendation + ` } }`
+	wsCases = []isolationCase{
+		{name: "availabilityChanged at R1's store", doc: `subscription($s: ID!, $p: [ID!]) { availabilityChanged(storeId: $s, productIds: $p) { ` + isoAvailabilityFields + ` } }`,
+			vars: map[string]any{"s": s1, "p": []string{p}}, rule: public()},
+		{name: "recommendationsUpdated of A's session", doc: recommendationsUpdated, vars: sessionVars(sessionA), rule: only(pCustomerA, pService)},
+		{name: "recommendationsUpdated of B's session", doc: recommendationsUpdated, vars: sessionVars(sessionB), rule: only(pCustomerB, pService)},
+		{name: "riskAlerts", doc: `subscription { riskAlerts(minScore: 0) { ` + isoAssessmentFields + ` } }`, rule: only(pOps, pService)},
+	}
+	return httpCases, wsCases
+}
+
+// checkIsolationCoverage fails for every field of the served schema's object
+// types (root fields and nested ones alike) that no case selects, and for a
+// case whose rule leaves a principal out.
+func checkIsolationCoverage(t *testing.T, cases []isolationCase) {
+	schema := graph.NewExecutableSchema(graph.Config{}).Schema()
+	selected := map[string]bool{}
+	for _, c := range cases {
+		doc, errs := gqlparser.LoadQuery(schema, c.doc)
+		if len(errs) > 0 {
+			t.Errorf("case %q: invalid document: %v", c.name, errs)
+			continue
+		}
+		for _, op := range doc.Operations {
+			markSelected(op.SelectionSet, doc.Fragments, selected)
+		}
+		for _, p := range isolationPrincipals {
+			if _, ok := c.rule[p]; !ok {
+				t.Errorf("case %q has no outcome for %s", c.name, p)
+			}
+		}
+	}
+	var missing []string
+	for name, def := range schema.Types {
+		if def.Kind != ast.Object || strings.HasPrefix(name, "__") {
+			continue
+		}
+		for _, f := range def.Fields {
+			if !strings.HasPrefix(f.Name, "__") && !selected[name+"."+f.Name] {
+				missing = append(missing, name+"."+f.Name)
+			}
+		}
+	}
+	sort.Strings(missing)
+	for _, m := range missing {
+		t.Errorf("no isolation case selects %s: add one to isolationCases with its access rule", m)
+	}
+}
+
+func markSelected(set ast.SelectionSet, fragments ast.FragmentDefinitionList, selected map[string]bool) {
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.ObjectDefinition != nil {
+				selected[s.ObjectDefinition.Name+"."+s.Name] = true
+			}
+			markSelected(s.SelectionSet, fragments, selected)
+		case *ast.InlineFragment:
+			markSelected(s.SelectionSet, fragments, selected)
+		case *ast.FragmentSpread:
+			if f := fragments.ForName(s.Name); f != nil {
+				markSelected(f.SelectionSet, fragments, selected)
+			}
+		}
+	}
+}
+
+// forT is ts reporting to t, so that a subtest's failures are its own.
+func (ts *testServer) forT(t testing.TB) *testServer {
+	c := *ts
+	c.t = t
+	return &c
+}
+
+// checkHTTP runs one case as one principal over HTTP.
+func (w *isolationWorld) checkHTTP(t *testing.T, c isolationCase, p string) {
+	want := c.rule[p]
+	status, resp := w.ts.forT(t).post(w.keys[p], c.doc, c.vars)
+	w.checkNoLeak(t, c, p, resp)
+	if p == pBadKey {
+		// The whole request is refused before execution: HTTP 401, no data at all.
+		if status != http.StatusUnauthorized || resp.Data != nil || len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != want {
+			t.Errorf("HTTP %d %+v (data %s), want 401, one %s error and no data", status, resp.Errors, resp.Data, want)
+		}
+		return
+	}
+	if status != http.StatusOK {
+		t.Errorf("HTTP %d, want 200", status)
+	}
+	var data map[string]json.RawMessage
+	if len(resp.Data) > 0 && string(resp.Data) != "null" {
+		if err := json.Unmarshal(resp.Data, &data); err != nil {
+			t.Fatalf("data %s: %v", resp.Data, err)
+		}
+	}
+	guarded := responseKeys(t, c.doc)
+	guarded = slices.DeleteFunc(guarded, func(k string) bool { return slices.Contains(c.siblings, k) })
+	for _, k := range c.siblings {
+		if v, ok := data[k]; !ok || string(v) == "null" {
+			t.Errorf("public sibling %s = %s, want it answered (errors %+v)", k, v, resp.Errors)
+		}
+	}
+	if want == allowed {
+		if len(resp.Errors) > 0 {
+			t.Errorf("errors %+v, want data", resp.Errors)
+		}
+		for _, k := range guarded {
+			if v, ok := data[k]; !ok || string(v) == "null" {
+				t.Errorf("data.%s = %s, want data", k, v)
+			}
+		}
+		return
+	}
+	if len(resp.Errors) == 0 {
+		t.Errorf("no error (data %s), want %s", resp.Data, want)
+	}
+	for _, e := range resp.Errors {
+		if e.Extensions["code"] != want {
+			t.Errorf("error %q code %v, want %s", e.Message, e.Extensions["code"], want)
+		}
+		if len(e.Path) == 0 || !slices.Contains(guarded, fmt.Sprint(e.Path[0])) {
+			t.Errorf("error %q at path %v, want it at a guarded field %v", e.Message, e.Path, guarded)
+		}
+	}
+	for _, k := range guarded {
+		if v, ok := data[k]; ok && string(v) != "null" {
+			t.Errorf("refused, yet data.%s = %s", k, v)
+		}
+	}
+}
+
+// responseKeys returns the response keys (aliases or names) of the
+// operation's top-level fields.
+func responseKeys(t *testing.T, doc string) []string {
+	t.Helper()
+	parsed, err := gqlparser.LoadQuery(graph.NewExecutableSchema(graph.Config{}).Schema(), doc)
+	if err != nil {
+		t.Fatalf("parse %q: %v", doc, err)
+	}
+	var keys []string
+	for _, sel := range parsed.Operations[0].SelectionSet {
+		if f, ok := sel.(*ast.Field); ok {
+			keys = append(keys, f.Alias)
+		}
+	}
+	return keys
+}
+
+// checkNoLeak fails when an answer carries an identifier of another tenant:
+// private identifiers anywhere in it, and in error messages also the other
+// retailers' ids. An identifier the caller sent itself is no leak.
+func (w *isolationWorld) checkNoLeak(t *testing.T, c isolationCase, p string, resp gqlResponse) {
+	t.Helper()
+	sent, err := json.Marshal(c.vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	request := c.doc + string(sent)
+	body, err := json.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range w.privateIDs {
+		if !slices.Contains(w.ownIDs[p], id) && !strings.Contains(request, id) && strings.Contains(string(body), id) {
+			t.Errorf("the answer names %s, private to another tenant: %s", id, body)
+		}
+	}
+	for _, e := range resp.Errors {
+		for owner, id := range w.retailerIDs {
+			if owner != p && p != pService && !strings.Contains(request, id) && strings.Contains(e.Message, id) {
+				t.Errorf("error %q names %s's retailer %s", e.Message, owner, id)
+			}
+		}
+	}
+}
+
+// wsMatrix is one websocket connection per principal and the messages each
+// has received, by subscription id.
+type wsMatrix struct {
+	conns  map[string]*wsClient
+	got    map[string]map[string][]wsMessage
+	closed map[string]error
+}
+
+func (w *isolationWorld) dialAll(t *testing.T, principals []string) *wsMatrix {
+	t.Helper()
+	m := &wsMatrix{conns: map[string]*wsClient{}, got: map[string]map[string][]wsMessage{}, closed: map[string]error{}}
+	for _, p := range principals {
+		init := map[string]any{}
+		if key := w.keys[p]; key != "" {
+			init["Authorization"] = "Bearer " + key
+		}
+		c, err := w.ts.forT(t).dialWS(init)
+		if p == pBadKey {
+			if err == nil {
+				t.Errorf("%s: connection_init was acknowledged, want it refused", p)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: dial: %v", p, err)
+		}
+		m.conns[p] = c
+		m.got[p] = map[string][]wsMessage{}
+	}
+	return m
+}
+
+// gather files the messages that have arrived until done reports true or
+// within has passed; it reports whether done did.
+func (m *wsMatrix) gather(within time.Duration, done func() bool) bool {
+	deadline := time.Now().Add(within)
+	for {
+		for p, c := range m.conns {
+			if m.closed[p] != nil {
+				continue
+			}
+		drain:
+			for {
+				select {
+				case msg, ok := <-c.messages:
+					if !ok {
+						m.closed[p] = fmt.Errorf("connection closed: %w", c.readErr)
+						break drain
+					}
+					m.got[p][msg.ID] = append(m.got[p][msg.ID], msg)
+				default:
+					break drain
+				}
+			}
+		}
+		if done() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// wsResult decodes a subscription message into its data and errors: a next
+// message carries a result, an error message a list of errors.
+func wsResult(msg wsMessage) (data json.RawMessage, errs []gqlError, ok bool) {
+	switch msg.Type {
+	case "next":
+		var r gqlResponse
+		if json.Unmarshal(msg.Payload, &r) != nil {
+			return nil, nil, false
+		}
+		return r.Data, r.Errors, true
+	case "error":
+		if json.Unmarshal(msg.Payload, &errs) != nil {
+			return nil, nil, false
+		}
+		return nil, errs, true
+	}
+	return nil, nil, false
+}
+
+// delivered reports whether msgs hold a result with data and no errors.
+func delivered(msgs []wsMessage) bool {
+	for _, msg := range msgs {
+		if data, errs, ok := wsResult(msg); ok && len(errs) == 0 && len(data) > 0 && string(data) != "null" {
+			return true
+		}
+	}
+	return false
+}
+
+// checkSubscriptions subscribes every principal to every subscription case,
+// then makes each subscription's source change. Those allowed must deliver;
+// the others must get one error with their rule's code, then at most a
+// complete, and nothing from the events that follow.
+func (w *isolationWorld) checkSubscriptions(t *testing.T, cases []isolationCase) {
+	m := w.dialAll(t, isolationPrincipals)
+	id := func(i int) string { return fmt.Sprint("sub-", i) }
+	for _, conn := range m.conns {
+		for i, c := range cases {
+			conn.subscribe(id(i), c.doc, c.vars)
+		}
+	}
+	refusedAnswered := func() bool {
+		for p := range m.conns {
+			for i, c := range cases {
+				if c.rule[p] != allowed && len(m.got[p][id(i)]) == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !m.gather(15*time.Second, refusedAnswered) {
+		t.Errorf("not every refused subscription was answered within 15s")
+	}
+
+	// Change every subscription's source: availability at store1, both
+	// sessions, and a new assessment for riskAlerts.
+	ts := w.ts.forT(t)
+	ts.mustData(w.keys[pService], `mutation($s: ID!, $p: ID!) { updateInventory(input: {storeId: $s, productId: $p, quantity: 0}) { eventId } }`,
+		map[string]any{"s": w.store1.ID, "p": w.sessionProduct}, &struct{}{})
+	ts.sessionEvent(w.keys[pCustomerA], sessionA, w.store1.ID, "ADD_TO_CART", w.sessionProduct, "")
+	ts.sessionEvent(w.keys[pCustomerB], sessionB, w.store1.ID, "ADD_TO_CART", w.sessionProduct, "")
+	ts.assess(w.keys[pService], orderInput("o-iso-alert", victimUser, w.store1.ID, w.sessionProduct, victimCard, victimDev, 9900))
+
+	allowedDelivered := func() bool {
+		for p := range m.conns {
+			for i, c := range cases {
+				if c.rule[p] == allowed && !delivered(m.got[p][id(i)]) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !m.gather(20*time.Second, allowedDelivered) {
+		t.Errorf("not every allowed subscription delivered within 20s")
+	}
+	// Every allowed subscriber has seen the events by now; give the refused
+	// ones a moment more in which anything sent to them would arrive.
+	m.gather(500*time.Millisecond, func() bool { return false })
+
+	for _, p := range isolationPrincipals {
+		if err := m.closed[p]; err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+		if m.conns[p] == nil {
+			continue // the unknown key: its connection was refused (dialAll checked)
+		}
+		for i, c := range cases {
+			msgs := m.got[p][id(i)]
+			t.Run(c.name+"/"+p, func(t *testing.T) {
+				body, err := json.Marshal(msgs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w.checkNoLeak(t, c, p, gqlResponse{Data: body})
+				if want := c.rule[p]; want != allowed {
+					checkRefusedSubscription(t, msgs, want)
+				} else if !delivered(msgs) {
+					t.Errorf("nothing delivered: %+v", msgs)
+				}
+			})
+		}
+	}
+}
+
+// checkRefusedSubscription wants the subscription ended by its refusal:
+// either an error message, or one result with errors of code want and no
+// data followed by a complete; nothing else, whatever the events since.
+func checkRefusedSubscription(t *testing.T, msgs []wsMessage, want string) {
+	if len(msgs) == 0 {
+		t.Fatalf("no answer, want a %s error", want)
+	}
+	data, errs, ok := wsResult(msgs[0])
+	if !ok || len(errs) == 0 || (len(data) > 0 && string(data) != "null") {
+		t.Errorf("first message %s %s, want a %s error and no data", msgs[0].Type, msgs[0].Payload, want)
+	}
+	for _, e := range errs {
+		if e.Extensions["code"] != want {
+			t.Errorf("error %q code %v, want %s", e.Message, e.Extensions["code"], want)
+		}
+	}
+	rest := msgs[1:]
+	if msgs[0].Type == "next" {
+		if len(rest) == 0 || rest[0].Type != "complete" {
+			t.Errorf("the refusal did not end the subscription: %+v", msgs)
+			return
+		}
+		rest = rest[1:]
+	}
+	for _, msg := range rest {
+		t.Errorf("after the refusal ended the subscription: %s %s", msg.Type, msg.Payload)
+	}
+}
+
+// checkClaimedSession: customer B may watch a session nobody has used yet
+// (it is nobody's), but once customer A claims it with its first event, B's
+// subscription must not deliver A's recommendations.
+func (w *isolationWorld) checkClaimedSession(t *testing.T) {
+	const session = "ss-iso-unclaimed"
+	m := w.dialAll(t, []string{pCustomerB, pService})
+	const doc = `subscription($session: ID!, $store: ID!) { recommendationsUpdated(sessionId: $session, storeId: $store) { product { id } } }`
+	for _, conn := range m.conns {
+		conn.subscribe("claimed", doc, map[string]any{"session": session, "store": w.store1.ID})
+	}
+	if !m.gather(15*time.Second, func() bool { return delivered(m.got[pCustomerB]["claimed"]) && delivered(m.got[pService]["claimed"]) }) {
+		t.Fatalf("an unclaimed session's first list did not arrive: %+v", m.got)
+	}
+	ts := w.ts.forT(t)
+	ts.sessionEvent(w.keys[pCustomerA], session, w.store1.ID, "VIEW", w.sessionProduct, "")
+	if !m.gather(20*time.Second, func() bool { return len(m.got[pService]["claimed"]) >= 2 }) {
+		t.Fatalf("the service's subscription saw no change of the session within 20s: %+v", m.got[pService])
+	}
+	m.gather(500*time.Millisecond, func() bool { return false })
+	for _, msg := range m.got[pCustomerB]["claimed"][1:] {
+		if msg.Type != "complete" {
+			t.Errorf("B's subscription after A claimed the session: %s %s, want nothing but complete", msg.Type, msg.Payload)
+		}
+	}
+	resp := ts.query(w.keys[pCustomerB], recommendationsQuery, map[string]any{"session": session, "store": w.store1.ID})
+	if len(resp.Errors) == 0 || resp.Errors[0].Extensions["code"] != aisle.EFORBIDDEN || string(resp.Data) != "null" {
+		t.Errorf("B reads the session A claimed: %+v %s, want FORBIDDEN and no data", resp.Errors, resp.Data)
+	}
+}
