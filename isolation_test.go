@@ -30,13 +30,14 @@ const (
 	pCustomerA = "customer A"
 	pCustomerB = "customer B"
 	pShopper   = "shopper"
+	pAnyPicker = "shopper key bound to no shopper"
 	pRetailer1 = "retailer R1"
 	pRetailer2 = "retailer R2"
 	pOps       = "ops"
 	pService   = "service"
 )
 
-var isolationPrincipals = []string{pAnonymous, pBadKey, pCustomerA, pCustomerB, pShopper, pRetailer1, pRetailer2, pOps, pService}
+var isolationPrincipals = []string{pAnonymous, pBadKey, pCustomerA, pCustomerB, pShopper, pAnyPicker, pRetailer1, pRetailer2, pOps, pService}
 
 // Identifiers of the tenants' private data. A principal's answers must never
 // carry another tenant's: not in data, not in an error message.
@@ -160,6 +161,7 @@ func newIsolationWorld(t *testing.T) *isolationWorld {
 		pCustomerA: ts.createKey(aisle.RoleCustomer, "", userA),
 		pCustomerB: ts.createKey(aisle.RoleCustomer, "", userB),
 		pShopper:   ts.createKey(aisle.RoleShopper, "", shopperUser),
+		pAnyPicker: ts.createKey(aisle.RoleShopper, "", ""),
 		pRetailer1: ts.createKey(aisle.RoleRetailer, w.store1.RetailerID, ""),
 		pRetailer2: ts.createKey(aisle.RoleRetailer, w.store2.RetailerID, ""),
 		pOps:       ts.createKey(aisle.RoleOps, "", ""),
@@ -274,10 +276,10 @@ func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
 
 		{name: "updateInventory at R1's store", doc: inventory, vars: map[string]any{"s": s1, "p": w.store1.Products[1]}, rule: only(pRetailer1, pService)},
 		{name: "updateInventory at R2's store", doc: inventory, vars: map[string]any{"s": s2, "p": w.store2.Products[1]}, rule: only(pRetailer2, pService)},
-		{name: "reportPick as the key's shopper", doc: pick, vars: map[string]any{"s": s1, "p": p, "shopper": shopperUser}, rule: only(pShopper, pService)},
-		{name: "reportPick as another shopper", doc: pick, vars: map[string]any{"s": s1, "p": p, "shopper": "sh-iso-other"}, rule: only(pService)},
+		{name: "reportPick as the key's shopper", doc: pick, vars: map[string]any{"s": s1, "p": p, "shopper": shopperUser}, rule: only(pShopper, pAnyPicker, pService)},
+		{name: "reportPick as another shopper", doc: pick, vars: map[string]any{"s": s1, "p": p, "shopper": "sh-iso-other"}, rule: only(pAnyPicker, pService)},
 		{name: "reportPick naming no shopper", doc: pick, vars: map[string]any{"s": s1, "p": p},
-			rule: only(pShopper, pService).but(pService, aisle.EINVALID)},
+			rule: only(pShopper).but(pAnyPicker, aisle.EINVALID).but(pService, aisle.EINVALID)},
 		{name: "recordSessionEvent in A's session", doc: recordEvent, vars: map[string]any{"session": sessionA, "store": s1, "product": p},
 			rule: only(pCustomerA, pService).but(pService, aisle.EINVALID)},
 		{name: "recordSessionEvent in B's session", doc: recordEvent, vars: map[string]any{"session": sessionB, "store": s1, "product": p},
