@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -125,17 +126,20 @@ func TestTenantIsolation(t *testing.T) {
 	t.Run("every field has a rule", func(t *testing.T) {
 		checkIsolationCoverage(t, append(slices.Clone(httpCases), wsCases...))
 	})
-	t.Run("http", func(t *testing.T) {
-		for _, c := range httpCases {
-			for _, p := range isolationPrincipals {
-				t.Run(c.name+"/"+p, func(t *testing.T) {
-					t.Parallel()
-					w.checkHTTP(t, c, p)
-				})
+	for _, transport := range []string{http.MethodPost, http.MethodGet} {
+		t.Run(transport, func(t *testing.T) {
+			for _, c := range httpCases {
+				for _, p := range isolationPrincipals {
+					t.Run(c.name+"/"+p, func(t *testing.T) {
+						t.Parallel()
+						w.checkHTTP(t, transport, c, p)
+					})
+				}
 			}
-		}
-	})
-	t.Run("websocket", func(t *testing.T) { w.checkSubscriptions(t, wsCases) })
+		})
+	}
+	t.Run("websocket operations", func(t *testing.T) { w.checkWebsocketOperations(t, httpCases) })
+	t.Run("websocket subscriptions", func(t *testing.T) { w.checkSubscriptions(t, wsCases) })
 	t.Run("session claimed under a peer's subscription", w.checkClaimedSession)
 }
 
@@ -366,21 +370,120 @@ func (ts *testServer) forT(t testing.TB) *testServer {
 	return &c
 }
 
-// checkHTTP runs one case as one principal over HTTP.
-func (w *isolationWorld) checkHTTP(t *testing.T, c isolationCase, p string) {
-	want := c.rule[p]
-	status, resp := w.ts.forT(t).post(w.keys[p], c.doc, c.vars)
+// checkHTTP runs one case as one principal over HTTP POST or GET. GET
+// runs queries only: a mutation must not run, whoever sends it.
+func (w *isolationWorld) checkHTTP(t *testing.T, method string, c isolationCase, p string) {
+	ts := w.ts.forT(t)
+	var status int
+	var resp gqlResponse
+	if method == http.MethodGet {
+		status, resp = w.get(t, w.keys[p], c.doc, c.vars)
+	} else {
+		status, resp = ts.post(w.keys[p], c.doc, c.vars)
+	}
 	w.checkNoLeak(t, c, p, resp)
 	if p == pBadKey {
 		// The whole request is refused before execution: HTTP 401, no data at all.
-		if status != http.StatusUnauthorized || resp.Data != nil || len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != want {
-			t.Errorf("HTTP %d %+v (data %s), want 401, one %s error and no data", status, resp.Errors, resp.Data, want)
+		if status != http.StatusUnauthorized || resp.Data != nil || len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != aisle.EUNAUTHENTICATED {
+			t.Errorf("HTTP %d %+v (data %s), want 401, one UNAUTHENTICATED error and no data", status, resp.Errors, resp.Data)
+		}
+		return
+	}
+	if method == http.MethodGet && strings.HasPrefix(strings.TrimSpace(c.doc), "mutation") {
+		if status != http.StatusNotAcceptable || (resp.Data != nil && string(resp.Data) != "null") || len(resp.Errors) == 0 {
+			t.Errorf("a mutation over GET: HTTP %d %+v (data %s), want 406, an error and no data", status, resp.Errors, resp.Data)
 		}
 		return
 	}
 	if status != http.StatusOK {
 		t.Errorf("HTTP %d, want 200", status)
 	}
+	checkAnswer(t, c, c.rule[p], resp)
+}
+
+// get sends a GraphQL query as GET /graphql?query=…&variables=….
+func (w *isolationWorld) get(t *testing.T, key, doc string, vars map[string]any) (int, gqlResponse) {
+	t.Helper()
+	params := url.Values{"query": {doc}}
+	if vars != nil {
+		v, err := json.Marshal(vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		params.Set("variables", string(v))
+	}
+	req, err := http.NewRequest(http.MethodGet, w.ts.url+"/graphql?"+params.Encode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /graphql: %v", err)
+	}
+	defer res.Body.Close()
+	var out gqlResponse
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		t.Fatalf("HTTP %d, body is not GraphQL JSON: %v", res.StatusCode, err)
+	}
+	return res.StatusCode, out
+}
+
+// checkWebsocketOperations runs every query and mutation case over one
+// websocket per principal: the connection's principal comes from
+// connection_init rather than a header, and must meet the same rules.
+func (w *isolationWorld) checkWebsocketOperations(t *testing.T, cases []isolationCase) {
+	m := w.dialAll(t, isolationPrincipals)
+	id := func(i int) string { return fmt.Sprint("op-", i) }
+	for _, conn := range m.conns {
+		for i, c := range cases {
+			conn.subscribe(id(i), c.doc, c.vars)
+		}
+	}
+	ended := func() bool {
+		for p := range m.conns {
+			for i := range cases {
+				msgs := m.got[p][id(i)]
+				if len(msgs) == 0 || (msgs[len(msgs)-1].Type != "complete" && msgs[len(msgs)-1].Type != "error") {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !m.gather(20*time.Second, ended) {
+		t.Errorf("not every operation ended within 20s")
+	}
+	for _, p := range isolationPrincipals {
+		if m.conns[p] == nil {
+			continue // the unknown key: its connection was refused (dialAll checked)
+		}
+		for i, c := range cases {
+			msgs := m.got[p][id(i)]
+			t.Run(c.name+"/"+p, func(t *testing.T) {
+				if len(msgs) == 0 {
+					t.Fatal("no answer")
+				}
+				data, errs, ok := wsResult(msgs[0])
+				if !ok {
+					t.Fatalf("first message %s %s, want a result", msgs[0].Type, msgs[0].Payload)
+				}
+				resp := gqlResponse{Data: data, Errors: errs}
+				w.checkNoLeak(t, c, p, resp)
+				checkAnswer(t, c, c.rule[p], resp)
+			})
+		}
+	}
+}
+
+// checkAnswer checks an executed operation's response against want:
+// allowed wants data in every guarded field and no errors; a code wants
+// errors of that code only, at guarded fields, with those fields null, and
+// public siblings answered all the same.
+func checkAnswer(t *testing.T, c isolationCase, want string, resp gqlResponse) {
+	t.Helper()
 	var data map[string]json.RawMessage
 	if len(resp.Data) > 0 && string(resp.Data) != "null" {
 		if err := json.Unmarshal(resp.Data, &data); err != nil {
