@@ -263,6 +263,10 @@ func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
 
 		{name: "recommendations of A's session", doc: recommendations, vars: sessionVars(sessionA), rule: only(pCustomerA, pService)},
 		{name: "recommendations of B's session", doc: recommendations, vars: sessionVars(sessionB), rule: only(pCustomerB, pService)},
+		{name: "recommendations of a session nobody has used", doc: recommendations, vars: sessionVars("ss-iso-nobodys"),
+			rule: only(pCustomerA, pCustomerB, pService)},
+		// recommendations is non-null, so refusing either list nulls the
+		// whole answer: a customer loses its own list too.
 		{name: "recommendations of A's and B's sessions at once",
 			doc: `query($a: ID!, $b: ID!, $store: ID!) {
 			  a: recommendations(sessionId: $a, storeId: $store) { product { id } }
@@ -290,6 +294,8 @@ func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
 			rule: only(pCustomerB, pService).but(pService, aisle.EINVALID)},
 		{name: "recordSessionEvent in A's session naming A", doc: recordEvent, vars: map[string]any{"session": sessionA, "store": s1, "product": p, "user": userA},
 			rule: only(pCustomerA, pService)},
+		{name: "recordSessionEvent naming B in a new session", doc: recordEvent, vars: map[string]any{"session": "ss-iso-named-bob", "store": s1, "product": p, "user": userB},
+			rule: only(pCustomerB, pService)},
 		{name: "labelOrder", doc: `mutation($o: ID!) { labelOrder(orderId: $o, fraud: true) { ` + isoReceiptFields + ` } }`,
 			vars: map[string]any{"o": victimOrder}, rule: only(pOps, pService)},
 		{name: "assessOrder", doc: `mutation($in: AssessOrderInput!) { assessOrder(input: $in) { ` + isoAssessmentFields + ` } }`,
