@@ -113,11 +113,12 @@ type isolationWorld struct {
 }
 
 // TestTenantIsolation runs every root field (and the nested fields that reach
-// other data) as every principal over HTTP and the websocket, and checks each
-// answer against the field's access rule: data for those allowed, the
-// rule's code and no data for the others, and never another tenant's
-// identifiers. It fails when the schema has a field no case selects, so that
-// a new field cannot ship without an access rule.
+// other data) as every principal, over HTTP POST and GET and over the
+// websocket, and checks each answer against the case's access rule: data
+// for those allowed, the rule's code and no data for the others, and never
+// another tenant's identifiers. Refused subscriptions must end and stay
+// silent while their source changes. It fails when the schema has a field
+// no case selects, so that a new field cannot ship without an access rule.
 func TestTenantIsolation(t *testing.T) {
 	t.Parallel()
 	w := newIsolationWorld(t)
@@ -745,7 +746,12 @@ func (w *isolationWorld) checkSubscriptions(t *testing.T, cases []isolationCase)
 				if err != nil {
 					t.Fatal(err)
 				}
-				w.checkNoLeak(t, c, p, gqlResponse{Data: body})
+				all := gqlResponse{Data: body}
+				for _, msg := range msgs {
+					_, errs, _ := wsResult(msg)
+					all.Errors = append(all.Errors, errs...)
+				}
+				w.checkNoLeak(t, c, p, all)
 				if want := c.rule[p]; want != allowed {
 					checkRefusedSubscription(t, msgs, want)
 				} else if !delivered(msgs) {
