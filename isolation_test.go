@@ -43,43 +43,43 @@ var isolationPrincipals = []string{pAnonymous, pBadKey, pCustomerA, pCustomerB, 
 // Identifiers of the tenants' private data. A principal's answers must never
 // carry another tenant's: not in data, not in an error message.
 const (
-	userA       = "u-iso-alice"
-	userB       = "u-iso-bob"
-	shopperUser = "sh-iso"
-	sessionA    = "ss-iso-alice"
-	sessionB    = "ss-iso-bob"
-	victimOrder = "o-iso-victim"
-	victimUser  = "u-iso-victim"
-	victimCard  = "card-iso-victim"
-	victimDev   = "dev-iso-victim"
+	isoUserA       = "u-iso-alice"
+	isoUserB       = "u-iso-bob"
+	isoShopperUser = "sh-iso"
+	isoSessionA    = "ss-iso-alice"
+	isoSessionB    = "ss-iso-bob"
+	isoVictimOrder = "o-iso-victim"
+	isoVictimUser  = "u-iso-victim"
+	isoVictimCard  = "card-iso-victim"
+	isoVictimDev   = "dev-iso-victim"
 )
 
-// allowed is a rule's outcome for a principal that gets data.
-const allowed = ""
+// isoAllowed is a rule's outcome for a principal that gets data.
+const isoAllowed = ""
 
-// rule maps every principal to allowed or the extensions.code it must get.
-type rule map[string]string
+// isoRule maps every principal to isoAllowed or the extensions.code it must get.
+type isoRule map[string]string
 
-// public is the rule of storefront data: anyone, with a valid key or none.
-func public() rule {
-	r := rule{}
+// isoPublic is the rule of storefront data: anyone, with a valid key or none.
+func isoPublic() isoRule {
+	r := isoRule{}
 	for _, p := range isolationPrincipals {
-		r[p] = allowed
+		r[p] = isoAllowed
 	}
 	r[pBadKey] = aisle.EUNAUTHENTICATED // a key that is sent must be valid
 	return r
 }
 
-// only allows the listed principals; callers without a key must
+// isoOnly allows the listed principals; callers without a key must
 // authenticate, everyone else is FORBIDDEN.
-func only(ps ...string) rule {
-	r := rule{}
+func isoOnly(ps ...string) isoRule {
+	r := isoRule{}
 	for _, p := range isolationPrincipals {
 		r[p] = aisle.EFORBIDDEN
 	}
 	r[pAnonymous], r[pBadKey] = aisle.EUNAUTHENTICATED, aisle.EUNAUTHENTICATED
 	for _, p := range ps {
-		r[p] = allowed
+		r[p] = isoAllowed
 	}
 	return r
 }
@@ -87,7 +87,7 @@ func only(ps ...string) rule {
 // but changes one principal's outcome, for a principal that passes the
 // access check and is then refused for its input (e.g. a service key must
 // name the user it acts for).
-func (r rule) but(p, code string) rule {
+func (r isoRule) but(p, code string) isoRule {
 	r[p] = code
 	return r
 }
@@ -98,7 +98,7 @@ type isolationCase struct {
 	doc      string
 	vars     map[string]any
 	siblings []string // response keys of public fields beside the guarded ones: answered even when those are refused
-	rule     rule
+	rule     isoRule
 }
 
 // isolationWorld is the server and the tenants the matrix runs against.
@@ -163,20 +163,20 @@ func newIsolationWorld(t *testing.T) *isolationWorld {
 	w.keys = map[string]string{
 		pAnonymous: "",
 		pBadKey:    "aisle_not-a-real-key",
-		pCustomerA: ts.createKey(aisle.RoleCustomer, "", userA),
-		pCustomerB: ts.createKey(aisle.RoleCustomer, "", userB),
-		pShopper:   ts.createKey(aisle.RoleShopper, "", shopperUser),
+		pCustomerA: ts.createKey(aisle.RoleCustomer, "", isoUserA),
+		pCustomerB: ts.createKey(aisle.RoleCustomer, "", isoUserB),
+		pShopper:   ts.createKey(aisle.RoleShopper, "", isoShopperUser),
 		pAnyPicker: ts.createKey(aisle.RoleShopper, "", ""),
 		pRetailer1: ts.createKey(aisle.RoleRetailer, w.store1.RetailerID, ""),
 		pRetailer2: ts.createKey(aisle.RoleRetailer, w.store2.RetailerID, ""),
 		pOps:       ts.createKey(aisle.RoleOps, "", ""),
 		pService:   ts.createKey(aisle.RoleService, "", ""),
 	}
-	w.privateIDs = []string{userA, userB, shopperUser, victimUser, victimCard, victimDev}
+	w.privateIDs = []string{isoUserA, isoUserB, isoShopperUser, isoVictimUser, isoVictimCard, isoVictimDev}
 	w.ownIDs = map[string][]string{
-		pCustomerA: {userA},
-		pCustomerB: {userB},
-		pShopper:   {shopperUser},
+		pCustomerA: {isoUserA},
+		pCustomerB: {isoUserB},
+		pShopper:   {isoShopperUser},
 		pService:   w.privateIDs, // backend services act for everyone
 	}
 	w.retailerIDs = map[string]string{pRetailer1: w.store1.RetailerID, pRetailer2: w.store2.RetailerID}
@@ -184,11 +184,11 @@ func newIsolationWorld(t *testing.T) *isolationWorld {
 	// Each customer owns a session; wait until the stream workers have
 	// applied both, so that the peer is refused rather than served an
 	// unclaimed session.
-	ts.sessionEvent(w.keys[pCustomerA], sessionA, w.store1.ID, "VIEW", w.sessionProduct, "")
-	ts.sessionEvent(w.keys[pCustomerB], sessionB, w.store1.ID, "VIEW", w.sessionProduct, "")
+	ts.sessionEvent(w.keys[pCustomerA], isoSessionA, w.store1.ID, "VIEW", w.sessionProduct, "")
+	ts.sessionEvent(w.keys[pCustomerB], isoSessionB, w.store1.ID, "VIEW", w.sessionProduct, "")
 	fs := ts.serverFeatures()
 	eventually(t, 15*time.Second, func() string {
-		for session, owner := range map[string]string{sessionA: userA, sessionB: userB} {
+		for session, owner := range map[string]string{isoSessionA: isoUserA, isoSessionB: isoUserB} {
 			if st, err := fs.Session(context.Background(), session); err != nil || st.Owner != owner {
 				return fmt.Sprintf("session %s: owner %q, %v; want %s", session, st.Owner, err, owner)
 			}
@@ -199,7 +199,7 @@ func newIsolationWorld(t *testing.T) *isolationWorld {
 	// A fraud model, so that assessOrder, orderRisk and riskAlerts answer
 	// with data for those allowed; then one assessed order to read.
 	activateIsolationFraudModel(t, ts)
-	victim := orderInput(victimOrder, victimUser, w.store1.ID, w.sessionProduct, victimCard, victimDev, 4321)
+	victim := orderInput(isoVictimOrder, isoVictimUser, w.store1.ID, w.sessionProduct, isoVictimCard, isoVictimDev, 4321)
 	eventually(t, 15*time.Second, func() string {
 		resp := ts.query(w.keys[pService], assessOrderMutation, map[string]any{"in": victim})
 		if len(resp.Errors) > 0 {
@@ -254,62 +254,62 @@ func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
 	httpCases = []isolationCase{
 		{name: "stores with retailers and products",
 			doc:  `{ stores(first: 3) { edges { cursor node { ` + isoStoreFields + ` } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }`,
-			rule: public()},
-		{name: "store of R1", doc: `query($id: ID!) { store(id: $id) { ` + isoStoreFields + ` } }`, vars: map[string]any{"id": s1}, rule: public()},
-		{name: "store of R2", doc: `query($id: ID!) { store(id: $id) { ` + isoStoreFields + ` } }`, vars: map[string]any{"id": s2}, rule: public()},
+			rule: isoPublic()},
+		{name: "store of R1", doc: `query($id: ID!) { store(id: $id) { ` + isoStoreFields + ` } }`, vars: map[string]any{"id": s1}, rule: isoPublic()},
+		{name: "store of R2", doc: `query($id: ID!) { store(id: $id) { ` + isoStoreFields + ` } }`, vars: map[string]any{"id": s2}, rule: isoPublic()},
 		{name: "availability at R1's store", doc: `query($s: ID!, $p: [ID!]!) { availability(storeId: $s, productIds: $p) { ` + isoAvailabilityFields + ` } }`,
-			vars: map[string]any{"s": s1, "p": w.store1.Products}, rule: public()},
+			vars: map[string]any{"s": s1, "p": w.store1.Products}, rule: isoPublic()},
 		{name: "availability at R2's store", doc: `query($s: ID!, $p: [ID!]!) { availability(storeId: $s, productIds: $p) { ` + isoAvailabilityFields + ` } }`,
-			vars: map[string]any{"s": s2, "p": w.store2.Products}, rule: public()},
+			vars: map[string]any{"s": s2, "p": w.store2.Products}, rule: isoPublic()},
 
-		{name: "recommendations of A's session", doc: recommendations, vars: sessionVars(sessionA), rule: only(pCustomerA, pService)},
-		{name: "recommendations of B's session", doc: recommendations, vars: sessionVars(sessionB), rule: only(pCustomerB, pService)},
+		{name: "recommendations of A's session", doc: recommendations, vars: sessionVars(isoSessionA), rule: isoOnly(pCustomerA, pService)},
+		{name: "recommendations of B's session", doc: recommendations, vars: sessionVars(isoSessionB), rule: isoOnly(pCustomerB, pService)},
 		{name: "recommendations of a session nobody has used", doc: recommendations, vars: sessionVars("ss-iso-nobodys"),
-			rule: only(pCustomerA, pCustomerB, pService)},
+			rule: isoOnly(pCustomerA, pCustomerB, pService)},
 		// recommendations is non-null, so refusing either list nulls the
 		// whole answer: a customer loses its own list too.
 		{name: "recommendations of A's and B's sessions at once",
 			doc: `query($a: ID!, $b: ID!, $store: ID!) {
 			  a: recommendations(sessionId: $a, storeId: $store) { product { id } }
 			  b: recommendations(sessionId: $b, storeId: $store) { product { id } } }`,
-			vars: map[string]any{"a": sessionA, "b": sessionB, "store": s1}, rule: only(pService)},
+			vars: map[string]any{"a": isoSessionA, "b": isoSessionB, "store": s1}, rule: isoOnly(pService)},
 
 		{name: "orderRisk", doc: `query($o: ID!) { orderRisk(orderId: $o) { ` + isoAssessmentFields + ` } }`,
-			vars: map[string]any{"o": victimOrder}, rule: only(pOps, pService)},
+			vars: map[string]any{"o": isoVictimOrder}, rule: isoOnly(pOps, pService)},
 		{name: "orderRisk selecting only __typename", doc: `query($o: ID!) { orderRisk(orderId: $o) { __typename } }`,
-			vars: map[string]any{"o": victimOrder}, rule: only(pOps, pService)},
+			vars: map[string]any{"o": isoVictimOrder}, rule: isoOnly(pOps, pService)},
 		{name: "orderRisk reasons beside public stores",
 			doc:      `query($o: ID!) { stores(first: 1) { edges { node { id } } } r: orderRisk(orderId: $o) { reasons { description value } } }`,
-			vars:     map[string]any{"o": victimOrder},
-			siblings: []string{"stores"}, rule: only(pOps, pService)},
+			vars:     map[string]any{"o": isoVictimOrder},
+			siblings: []string{"stores"}, rule: isoOnly(pOps, pService)},
 
-		{name: "updateInventory at R1's store", doc: inventory, vars: map[string]any{"s": s1, "p": w.store1.Products[1]}, rule: only(pRetailer1, pService)},
-		{name: "updateInventory at R2's store", doc: inventory, vars: map[string]any{"s": s2, "p": w.store2.Products[1]}, rule: only(pRetailer2, pService)},
-		{name: "reportPick as the key's shopper", doc: pick, vars: map[string]any{"s": s1, "p": p, "shopper": shopperUser}, rule: only(pShopper, pAnyPicker, pService)},
-		{name: "reportPick as another shopper", doc: pick, vars: map[string]any{"s": s1, "p": p, "shopper": "sh-iso-other"}, rule: only(pAnyPicker, pService)},
+		{name: "updateInventory at R1's store", doc: inventory, vars: map[string]any{"s": s1, "p": w.store1.Products[1]}, rule: isoOnly(pRetailer1, pService)},
+		{name: "updateInventory at R2's store", doc: inventory, vars: map[string]any{"s": s2, "p": w.store2.Products[1]}, rule: isoOnly(pRetailer2, pService)},
+		{name: "reportPick as the key's shopper", doc: pick, vars: map[string]any{"s": s1, "p": p, "shopper": isoShopperUser}, rule: isoOnly(pShopper, pAnyPicker, pService)},
+		{name: "reportPick as another shopper", doc: pick, vars: map[string]any{"s": s1, "p": p, "shopper": "sh-iso-other"}, rule: isoOnly(pAnyPicker, pService)},
 		{name: "reportPick naming no shopper", doc: pick, vars: map[string]any{"s": s1, "p": p},
-			rule: only(pShopper).but(pAnyPicker, aisle.EINVALID).but(pService, aisle.EINVALID)},
-		{name: "recordSessionEvent in A's session", doc: recordEvent, vars: map[string]any{"session": sessionA, "store": s1, "product": p},
-			rule: only(pCustomerA, pService).but(pService, aisle.EINVALID)},
-		{name: "recordSessionEvent in B's session", doc: recordEvent, vars: map[string]any{"session": sessionB, "store": s1, "product": p},
-			rule: only(pCustomerB, pService).but(pService, aisle.EINVALID)},
-		{name: "recordSessionEvent in A's session naming A", doc: recordEvent, vars: map[string]any{"session": sessionA, "store": s1, "product": p, "user": userA},
-			rule: only(pCustomerA, pService)},
-		{name: "recordSessionEvent naming B in a new session", doc: recordEvent, vars: map[string]any{"session": "ss-iso-named-bob", "store": s1, "product": p, "user": userB},
-			rule: only(pCustomerB, pService)},
+			rule: isoOnly(pShopper).but(pAnyPicker, aisle.EINVALID).but(pService, aisle.EINVALID)},
+		{name: "recordSessionEvent in A's session", doc: recordEvent, vars: map[string]any{"session": isoSessionA, "store": s1, "product": p},
+			rule: isoOnly(pCustomerA, pService).but(pService, aisle.EINVALID)},
+		{name: "recordSessionEvent in B's session", doc: recordEvent, vars: map[string]any{"session": isoSessionB, "store": s1, "product": p},
+			rule: isoOnly(pCustomerB, pService).but(pService, aisle.EINVALID)},
+		{name: "recordSessionEvent in A's session naming A", doc: recordEvent, vars: map[string]any{"session": isoSessionA, "store": s1, "product": p, "user": isoUserA},
+			rule: isoOnly(pCustomerA, pService)},
+		{name: "recordSessionEvent naming B in a new session", doc: recordEvent, vars: map[string]any{"session": "ss-iso-named-bob", "store": s1, "product": p, "user": isoUserB},
+			rule: isoOnly(pCustomerB, pService)},
 		{name: "labelOrder", doc: `mutation($o: ID!) { labelOrder(orderId: $o, fraud: true) { ` + isoReceiptFields + ` } }`,
-			vars: map[string]any{"o": victimOrder}, rule: only(pOps, pService)},
+			vars: map[string]any{"o": isoVictimOrder}, rule: isoOnly(pOps, pService)},
 		{name: "assessOrder", doc: `mutation($in: AssessOrderInput!) { assessOrder(input: $in) { ` + isoAssessmentFields + ` } }`,
-			vars: map[string]any{"in": orderInput("o-iso-assess", victimUser, s1, p, victimCard, victimDev, 1200)}, rule: only(pService)},
+			vars: map[string]any{"in": orderInput("o-iso-assess", isoVictimUser, s1, p, isoVictimCard, isoVictimDev, 1200)}, rule: isoOnly(pService)},
 	}
 
 	const recommendationsUpdated = `subscription($session: ID!, $store: ID!) { recommendationsUpdated(sessionId: $session, storeId: $store) { ` + isoRecommendation + ` } }`
 	wsCases = []isolationCase{
 		{name: "availabilityChanged at R1's store", doc: `subscription($s: ID!, $p: [ID!]) { availabilityChanged(storeId: $s, productIds: $p) { ` + isoAvailabilityFields + ` } }`,
-			vars: map[string]any{"s": s1, "p": []string{p}}, rule: public()},
-		{name: "recommendationsUpdated of A's session", doc: recommendationsUpdated, vars: sessionVars(sessionA), rule: only(pCustomerA, pService)},
-		{name: "recommendationsUpdated of B's session", doc: recommendationsUpdated, vars: sessionVars(sessionB), rule: only(pCustomerB, pService)},
-		{name: "riskAlerts", doc: `subscription { riskAlerts(minScore: 0) { ` + isoAssessmentFields + ` } }`, rule: only(pOps, pService)},
+			vars: map[string]any{"s": s1, "p": []string{p}}, rule: isoPublic()},
+		{name: "recommendationsUpdated of A's session", doc: recommendationsUpdated, vars: sessionVars(isoSessionA), rule: isoOnly(pCustomerA, pService)},
+		{name: "recommendationsUpdated of B's session", doc: recommendationsUpdated, vars: sessionVars(isoSessionB), rule: isoOnly(pCustomerB, pService)},
+		{name: "riskAlerts", doc: `subscription { riskAlerts(minScore: 0) { ` + isoAssessmentFields + ` } }`, rule: isoOnly(pOps, pService)},
 	}
 	return httpCases, wsCases
 }
@@ -327,7 +327,7 @@ func checkIsolationCoverage(t *testing.T, cases []isolationCase) {
 			continue
 		}
 		for _, op := range doc.Operations {
-			markSelected(op.SelectionSet, doc.Fragments, selected)
+			isoMarkSelected(op.SelectionSet, doc.Fragments, selected)
 		}
 		for _, p := range isolationPrincipals {
 			if _, ok := c.rule[p]; !ok {
@@ -352,27 +352,28 @@ func checkIsolationCoverage(t *testing.T, cases []isolationCase) {
 	}
 }
 
-func markSelected(set ast.SelectionSet, fragments ast.FragmentDefinitionList, selected map[string]bool) {
+func isoMarkSelected(set ast.SelectionSet, fragments ast.FragmentDefinitionList, selected map[string]bool) {
 	for _, sel := range set {
 		switch s := sel.(type) {
 		case *ast.Field:
 			if s.ObjectDefinition != nil {
 				selected[s.ObjectDefinition.Name+"."+s.Name] = true
 			}
-			markSelected(s.SelectionSet, fragments, selected)
+			isoMarkSelected(s.SelectionSet, fragments, selected)
 		case *ast.InlineFragment:
-			markSelected(s.SelectionSet, fragments, selected)
+			isoMarkSelected(s.SelectionSet, fragments, selected)
 		case *ast.FragmentSpread:
 			if f := fragments.ForName(s.Name); f != nil {
-				markSelected(f.SelectionSet, fragments, selected)
+				isoMarkSelected(f.SelectionSet, fragments, selected)
 			}
 		}
 	}
 }
 
-// forT is ts reporting to t, so that a subtest's failures are its own.
-func (ts *testServer) forT(t testing.TB) *testServer {
-	c := *ts
+// server is the world's server reporting to t, so that a subtest's
+// failures are its own.
+func (w *isolationWorld) server(t testing.TB) *testServer {
+	c := *w.ts
 	c.t = t
 	return &c
 }
@@ -380,7 +381,7 @@ func (ts *testServer) forT(t testing.TB) *testServer {
 // checkHTTP runs one case as one principal over HTTP POST or GET. GET
 // runs queries only: a mutation must not run, whoever sends it.
 func (w *isolationWorld) checkHTTP(t *testing.T, method string, c isolationCase, p string) {
-	ts := w.ts.forT(t)
+	ts := w.server(t)
 	var status int
 	var resp gqlResponse
 	if method == http.MethodGet {
@@ -405,7 +406,7 @@ func (w *isolationWorld) checkHTTP(t *testing.T, method string, c isolationCase,
 	if status != http.StatusOK {
 		t.Errorf("HTTP %d, want 200", status)
 	}
-	checkAnswer(t, c, c.rule[p], resp)
+	isoCheckAnswer(t, c, c.rule[p], resp)
 }
 
 // get sends a GraphQL query as GET /graphql?query=…&variables=….
@@ -473,23 +474,23 @@ func (w *isolationWorld) checkWebsocketOperations(t *testing.T, cases []isolatio
 				if len(msgs) == 0 {
 					t.Fatal("no answer")
 				}
-				data, errs, ok := wsResult(msgs[0])
+				data, errs, ok := isoWSResult(msgs[0])
 				if !ok {
 					t.Fatalf("first message %s %s, want a result", msgs[0].Type, msgs[0].Payload)
 				}
 				resp := gqlResponse{Data: data, Errors: errs}
 				w.checkNoLeak(t, c, p, resp)
-				checkAnswer(t, c, c.rule[p], resp)
+				isoCheckAnswer(t, c, c.rule[p], resp)
 			})
 		}
 	}
 }
 
-// checkAnswer checks an executed operation's response against want:
-// allowed wants data in every guarded field and no errors; a code wants
+// isoCheckAnswer checks an executed operation's response against want:
+// isoAllowed wants data in every guarded field and no errors; a code wants
 // errors of that code only, at guarded fields, with those fields null, and
 // public siblings answered all the same.
-func checkAnswer(t *testing.T, c isolationCase, want string, resp gqlResponse) {
+func isoCheckAnswer(t *testing.T, c isolationCase, want string, resp gqlResponse) {
 	t.Helper()
 	var data map[string]json.RawMessage
 	if len(resp.Data) > 0 && string(resp.Data) != "null" {
@@ -497,14 +498,14 @@ func checkAnswer(t *testing.T, c isolationCase, want string, resp gqlResponse) {
 			t.Fatalf("data %s: %v", resp.Data, err)
 		}
 	}
-	guarded := responseKeys(t, c.doc)
+	guarded := isoResponseKeys(t, c.doc)
 	guarded = slices.DeleteFunc(guarded, func(k string) bool { return slices.Contains(c.siblings, k) })
 	for _, k := range c.siblings {
 		if v, ok := data[k]; !ok || string(v) == "null" {
 			t.Errorf("public sibling %s = %s, want it answered (errors %+v)", k, v, resp.Errors)
 		}
 	}
-	if want == allowed {
+	if want == isoAllowed {
 		if len(resp.Errors) > 0 {
 			t.Errorf("errors %+v, want data", resp.Errors)
 		}
@@ -533,9 +534,9 @@ func checkAnswer(t *testing.T, c isolationCase, want string, resp gqlResponse) {
 	}
 }
 
-// responseKeys returns the response keys (aliases or names) of the
+// isoResponseKeys returns the response keys (aliases or names) of the
 // operation's top-level fields.
-func responseKeys(t *testing.T, doc string) []string {
+func isoResponseKeys(t *testing.T, doc string) []string {
 	t.Helper()
 	parsed, err := gqlparser.LoadQuery(graph.NewExecutableSchema(graph.Config{}).Schema(), doc)
 	if err != nil {
@@ -578,23 +579,23 @@ func (w *isolationWorld) checkNoLeak(t *testing.T, c isolationCase, p string, re
 	}
 }
 
-// wsMatrix is one websocket connection per principal and the messages each
+// isoWSMatrix is one websocket connection per principal and the messages each
 // has received, by subscription id.
-type wsMatrix struct {
+type isoWSMatrix struct {
 	conns  map[string]*wsClient
 	got    map[string]map[string][]wsMessage
 	closed map[string]error
 }
 
-func (w *isolationWorld) dialAll(t *testing.T, principals []string) *wsMatrix {
+func (w *isolationWorld) dialAll(t *testing.T, principals []string) *isoWSMatrix {
 	t.Helper()
-	m := &wsMatrix{conns: map[string]*wsClient{}, got: map[string]map[string][]wsMessage{}, closed: map[string]error{}}
+	m := &isoWSMatrix{conns: map[string]*wsClient{}, got: map[string]map[string][]wsMessage{}, closed: map[string]error{}}
 	for _, p := range principals {
 		init := map[string]any{}
 		if key := w.keys[p]; key != "" {
 			init["Authorization"] = "Bearer " + key
 		}
-		c, err := w.ts.forT(t).dialWS(init)
+		c, err := w.server(t).dialWS(init)
 		if p == pBadKey {
 			if err == nil {
 				t.Errorf("%s: connection_init was acknowledged, want it refused", p)
@@ -612,7 +613,7 @@ func (w *isolationWorld) dialAll(t *testing.T, principals []string) *wsMatrix {
 
 // gather files the messages that have arrived until done reports true or
 // within has passed; it reports whether done did.
-func (m *wsMatrix) gather(within time.Duration, done func() bool) bool {
+func (m *isoWSMatrix) gather(within time.Duration, done func() bool) bool {
 	deadline := time.Now().Add(within)
 	for {
 		for p, c := range m.conns {
@@ -643,9 +644,9 @@ func (m *wsMatrix) gather(within time.Duration, done func() bool) bool {
 	}
 }
 
-// wsResult decodes a subscription message into its data and errors: a next
+// isoWSResult decodes a subscription message into its data and errors: a next
 // message carries a result, an error message a list of errors.
-func wsResult(msg wsMessage) (data json.RawMessage, errs []gqlError, ok bool) {
+func isoWSResult(msg wsMessage) (data json.RawMessage, errs []gqlError, ok bool) {
 	switch msg.Type {
 	case "next":
 		var r gqlResponse
@@ -662,10 +663,10 @@ func wsResult(msg wsMessage) (data json.RawMessage, errs []gqlError, ok bool) {
 	return nil, nil, false
 }
 
-// delivered reports whether msgs hold a result with data and no errors.
-func delivered(msgs []wsMessage) bool {
+// isoDelivered reports whether msgs hold a result with data and no errors.
+func isoDelivered(msgs []wsMessage) bool {
 	for _, msg := range msgs {
-		if data, errs, ok := wsResult(msg); ok && len(errs) == 0 && len(data) > 0 && string(data) != "null" {
+		if data, errs, ok := isoWSResult(msg); ok && len(errs) == 0 && len(data) > 0 && string(data) != "null" {
 			return true
 		}
 	}
@@ -687,7 +688,7 @@ func (w *isolationWorld) checkSubscriptions(t *testing.T, cases []isolationCase)
 	refusedAnswered := func() bool {
 		for p := range m.conns {
 			for i, c := range cases {
-				if c.rule[p] != allowed && len(m.got[p][id(i)]) == 0 {
+				if c.rule[p] != isoAllowed && len(m.got[p][id(i)]) == 0 {
 					return false
 				}
 			}
@@ -702,18 +703,18 @@ func (w *isolationWorld) checkSubscriptions(t *testing.T, cases []isolationCase)
 	// sessions, and a new assessment for riskAlerts. A subscription has
 	// no first message to say it is in place, so the changes repeat until
 	// every allowed subscription has delivered.
-	ts := w.ts.forT(t)
+	ts := w.server(t)
 	change := func(round int) {
 		ts.mustData(w.keys[pService], `mutation($s: ID!, $p: ID!, $q: Int!) { updateInventory(input: {storeId: $s, productId: $p, quantity: $q}) { eventId } }`,
 			map[string]any{"s": w.store1.ID, "p": w.sessionProduct, "q": round % 2 * 50}, &struct{}{})
-		ts.sessionEvent(w.keys[pCustomerA], sessionA, w.store1.ID, "ADD_TO_CART", w.sessionProduct, "")
-		ts.sessionEvent(w.keys[pCustomerB], sessionB, w.store1.ID, "ADD_TO_CART", w.sessionProduct, "")
-		ts.assess(w.keys[pService], orderInput(fmt.Sprint("o-iso-alert-", round), victimUser, w.store1.ID, w.sessionProduct, victimCard, victimDev, 9900))
+		ts.sessionEvent(w.keys[pCustomerA], isoSessionA, w.store1.ID, "ADD_TO_CART", w.sessionProduct, "")
+		ts.sessionEvent(w.keys[pCustomerB], isoSessionB, w.store1.ID, "ADD_TO_CART", w.sessionProduct, "")
+		ts.assess(w.keys[pService], orderInput(fmt.Sprint("o-iso-alert-", round), isoVictimUser, w.store1.ID, w.sessionProduct, isoVictimCard, isoVictimDev, 9900))
 	}
 	allowedDelivered := func() bool {
 		for p := range m.conns {
 			for i, c := range cases {
-				if c.rule[p] == allowed && !delivered(m.got[p][id(i)]) {
+				if c.rule[p] == isoAllowed && !isoDelivered(m.got[p][id(i)]) {
 					return false
 				}
 			}
@@ -748,13 +749,13 @@ func (w *isolationWorld) checkSubscriptions(t *testing.T, cases []isolationCase)
 				}
 				all := gqlResponse{Data: body}
 				for _, msg := range msgs {
-					_, errs, _ := wsResult(msg)
+					_, errs, _ := isoWSResult(msg)
 					all.Errors = append(all.Errors, errs...)
 				}
 				w.checkNoLeak(t, c, p, all)
-				if want := c.rule[p]; want != allowed {
-					checkRefusedSubscription(t, msgs, want)
-				} else if !delivered(msgs) {
+				if want := c.rule[p]; want != isoAllowed {
+					isoCheckRefusedSubscription(t, msgs, want)
+				} else if !isoDelivered(msgs) {
 					t.Errorf("nothing delivered: %+v", msgs)
 				}
 			})
@@ -762,14 +763,14 @@ func (w *isolationWorld) checkSubscriptions(t *testing.T, cases []isolationCase)
 	}
 }
 
-// checkRefusedSubscription wants the subscription ended by its refusal:
+// isoCheckRefusedSubscription wants the subscription ended by its refusal:
 // either an error message, or one result with errors of code want and no
 // data followed by a complete; nothing else, whatever the events since.
-func checkRefusedSubscription(t *testing.T, msgs []wsMessage, want string) {
+func isoCheckRefusedSubscription(t *testing.T, msgs []wsMessage, want string) {
 	if len(msgs) == 0 {
 		t.Fatalf("no answer, want a %s error", want)
 	}
-	data, errs, ok := wsResult(msgs[0])
+	data, errs, ok := isoWSResult(msgs[0])
 	if !ok || len(errs) == 0 || (len(data) > 0 && string(data) != "null") {
 		t.Errorf("first message %s %s, want a %s error and no data", msgs[0].Type, msgs[0].Payload, want)
 	}
@@ -801,10 +802,12 @@ func (w *isolationWorld) checkClaimedSession(t *testing.T) {
 	for _, conn := range m.conns {
 		conn.subscribe("claimed", doc, map[string]any{"session": session, "store": w.store1.ID})
 	}
-	if !m.gather(15*time.Second, func() bool { return delivered(m.got[pCustomerB]["claimed"]) && delivered(m.got[pService]["claimed"]) }) {
+	if !m.gather(15*time.Second, func() bool {
+		return isoDelivered(m.got[pCustomerB]["claimed"]) && isoDelivered(m.got[pService]["claimed"])
+	}) {
 		t.Fatalf("an unclaimed session's first list did not arrive: %+v", m.got)
 	}
-	ts := w.ts.forT(t)
+	ts := w.server(t)
 	ts.sessionEvent(w.keys[pCustomerA], session, w.store1.ID, "VIEW", w.sessionProduct, "")
 	if !m.gather(20*time.Second, func() bool { return len(m.got[pService]["claimed"]) >= 2 }) {
 		t.Fatalf("the service's subscription saw no change of the session within 20s: %+v", m.got[pService])
