@@ -139,7 +139,8 @@ func TestTenantIsolation(t *testing.T) {
 			}
 		})
 	}
-	t.Run("websocket operations", func(t *testing.T) { w.checkWebsocketOperations(t, httpCases) })
+	t.Run("websocket operations", func(t *testing.T) { w.checkWebsocketOperations(t, httpCases, false) })
+	t.Run("websocket operations, key on the upgrade", func(t *testing.T) { w.checkWebsocketOperations(t, httpCases, true) })
 	t.Run("websocket subscriptions", func(t *testing.T) { w.checkSubscriptions(t, wsCases) })
 	t.Run("session claimed under a peer's subscription", w.checkClaimedSession)
 }
@@ -441,9 +442,10 @@ func (w *isolationWorld) get(t *testing.T, key, doc string, vars map[string]any)
 
 // checkWebsocketOperations runs every query and mutation case over one
 // websocket per principal: the connection's principal comes from
-// connection_init rather than a header, and must meet the same rules.
-func (w *isolationWorld) checkWebsocketOperations(t *testing.T, cases []isolationCase) {
-	m := w.dialAll(t, isolationPrincipals)
+// connection_init, or from the upgrade request's header when the init
+// names none, and must meet the same rules.
+func (w *isolationWorld) checkWebsocketOperations(t *testing.T, cases []isolationCase, keyOnUpgrade bool) {
+	m := w.dialAll(t, isolationPrincipals, keyOnUpgrade)
 	id := func(i int) string { return fmt.Sprint("op-", i) }
 	// One operation at a time on each connection, so that a cap on
 	// operations per connection does not refuse the later cases.
@@ -587,18 +589,23 @@ type isoWSMatrix struct {
 	closed map[string]error
 }
 
-func (w *isolationWorld) dialAll(t *testing.T, principals []string) *isoWSMatrix {
+// dialAll connects every principal, with its key in connection_init, or
+// on the upgrade request when onUpgrade is set.
+func (w *isolationWorld) dialAll(t *testing.T, principals []string, onUpgrade bool) *isoWSMatrix {
 	t.Helper()
 	m := &isoWSMatrix{conns: map[string]*wsClient{}, got: map[string]map[string][]wsMessage{}, closed: map[string]error{}}
 	for _, p := range principals {
 		init := map[string]any{}
-		if key := w.keys[p]; key != "" {
+		var header http.Header
+		if key := w.keys[p]; key != "" && onUpgrade {
+			header = http.Header{"Authorization": {"Bearer " + key}}
+		} else if key != "" {
 			init["Authorization"] = "Bearer " + key
 		}
-		c, err := w.server(t).dialWS(init)
+		c, err := w.server(t).dialWSWithHeader(header, init)
 		if p == pBadKey {
 			if err == nil {
-				t.Errorf("%s: connection_init was acknowledged, want it refused", p)
+				t.Errorf("%s: the connection was accepted, want it refused", p)
 			}
 			continue
 		}
@@ -678,7 +685,7 @@ func isoDelivered(msgs []wsMessage) bool {
 // the others must get one error with their rule's code, then at most a
 // complete, and nothing from the events that follow.
 func (w *isolationWorld) checkSubscriptions(t *testing.T, cases []isolationCase) {
-	m := w.dialAll(t, isolationPrincipals)
+	m := w.dialAll(t, isolationPrincipals, false)
 	id := func(i int) string { return fmt.Sprint("sub-", i) }
 	for _, conn := range m.conns {
 		for i, c := range cases {
@@ -797,7 +804,7 @@ func isoCheckRefusedSubscription(t *testing.T, msgs []wsMessage, want string) {
 // subscription must not deliver A's recommendations.
 func (w *isolationWorld) checkClaimedSession(t *testing.T) {
 	const session = "ss-iso-unclaimed"
-	m := w.dialAll(t, []string{pCustomerB, pService})
+	m := w.dialAll(t, []string{pCustomerB, pService}, false)
 	const doc = `subscription($session: ID!, $store: ID!) { recommendationsUpdated(sessionId: $session, storeId: $store) { product { id } } }`
 	for _, conn := range m.conns {
 		conn.subscribe("claimed", doc, map[string]any{"session": session, "store": w.store1.ID})
