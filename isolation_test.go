@@ -104,12 +104,12 @@ type isolationCase struct {
 // isolationWorld is the server and the tenants the matrix runs against.
 type isolationWorld struct {
 	ts             *testServer
-	keys           map[string]string // principal → API key; "" for anonymous
-	store1, store2 testStore         // of retailers R1 and R2
-	sessionProduct string            // a product of store1
-	privateIDs     []string          // every tenant's private identifiers
-	ownIDs         map[string][]string
-	retailerIDs    map[string]string // retailer principal → its retailer id
+	keys           map[string]string   // principal → API key; "" for anonymous
+	store1, store2 testStore           // of retailers R1 and R2
+	sessionProduct string              // a product of store1
+	privateIDs     []string            // every tenant's private identifiers
+	ownIDs         map[string][]string // principal → the private identifiers that are its own
+	retailerIDs    map[string]string   // retailer principal → its retailer id
 }
 
 // TestTenantIsolation runs every root field (and the nested fields that reach
