@@ -176,53 +176,28 @@ func TestRecommendationsFollowTheSession(t *testing.T) {
 	})
 }
 
-func TestRecommendationsAccess(t *testing.T) {
+// Bad arguments get clear errors and no data (who may read and record
+// sessions is TestTenantIsolation's).
+func TestRecommendationsRejectBadArguments(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
-	store, p := ts.store(1)
+	store, _ := ts.store(1)
 	alice := ts.createKey(aisle.RoleCustomer, "", "u-alice")
-	bob := ts.createKey(aisle.RoleCustomer, "", "u-bob")
-	shopper := ts.createKey(aisle.RoleShopper, "", "")
-	retailer := ts.createKey(aisle.RoleRetailer, store.RetailerID, "")
-	service := ts.createKey(aisle.RoleService, "", "")
-	ts.sessionEvent(alice, "ss-alice", store.ID, "VIEW", p[0], "")
-	eventually(t, 10*time.Second, func() string {
-		resp := ts.query(bob, recommendationsQuery, map[string]any{"session": "ss-alice", "store": store.ID})
-		if len(resp.Errors) == 0 {
-			return "bob reads alice's session: the session is not applied yet?"
-		}
-		return ""
-	})
-
-	vars := map[string]any{"session": "ss-alice", "store": store.ID, "type": "VIEW", "product": p[0]}
 	cases := []struct {
-		name, key, query, code string
-		vars                   map[string]any
+		name, query, code string
+		vars              map[string]any
 	}{
-		{"anonymous reads", "", recommendationsQuery, aisle.EUNAUTHENTICATED, vars},
-		{"another customer reads", bob, recommendationsQuery, aisle.EFORBIDDEN, vars},
-		{"a shopper reads", shopper, recommendationsQuery, aisle.EFORBIDDEN, vars},
-		{"a retailer reads", retailer, recommendationsQuery, aisle.EFORBIDDEN, vars},
-		{"another customer records", bob, recordSessionEvent, aisle.EFORBIDDEN, vars},
-		{"a customer records as another user", alice, recordSessionEvent, aisle.EFORBIDDEN, map[string]any{"session": "ss-new", "store": store.ID, "type": "VIEW", "product": p[0], "user": "u-bob"}},
-		{"a service records without a user", service, recordSessionEvent, aisle.EINVALID, map[string]any{"session": "ss-new", "store": store.ID, "type": "VIEW", "product": p[0]}},
-		{"a view without a product", alice, recordSessionEvent, aisle.EINVALID, map[string]any{"session": "ss-alice", "store": store.ID, "type": "VIEW"}},
-		{"an unknown store", alice, recommendationsQuery, aisle.ENOTFOUND, map[string]any{"session": "ss-alice", "store": "s-404"}},
-		{"too many", alice, recommendationsQuery, aisle.EINVALID, map[string]any{"session": "ss-alice", "store": store.ID, "first": 51}},
+		{"a view without a product", recordSessionEvent, aisle.EINVALID, map[string]any{"session": "ss-alice", "store": store.ID, "type": "VIEW"}},
+		{"an unknown store", recommendationsQuery, aisle.ENOTFOUND, map[string]any{"session": "ss-alice", "store": "s-404"}},
+		{"too many", recommendationsQuery, aisle.EINVALID, map[string]any{"session": "ss-alice", "store": store.ID, "first": 51}},
 	}
 	for _, tc := range cases {
-		resp := ts.query(tc.key, tc.query, tc.vars)
+		resp := ts.query(alice, tc.query, tc.vars)
 		if code := resp.code(t); code != tc.code {
 			t.Errorf("%s: code %s, want %s (%q)", tc.name, code, tc.code, resp.Errors[0].Message)
 		}
 		if string(resp.Data) != "null" {
 			t.Errorf("%s: data = %s, want none", tc.name, resp.Data)
-		}
-	}
-	// The owner and services read the session.
-	for _, key := range []string{alice, service} {
-		if resp := ts.query(key, recommendationsQuery, map[string]any{"session": "ss-alice", "store": store.ID}); len(resp.Errors) > 0 {
-			t.Errorf("reading alice's session: %+v", resp.Errors)
 		}
 	}
 }
@@ -232,7 +207,6 @@ func TestRecommendationsUpdatedOnSessionChange(t *testing.T) {
 	ts := startServer(t)
 	store, p := ts.store(3)
 	alice := ts.createKey(aisle.RoleCustomer, "", "u-alice")
-	bob := ts.createKey(aisle.RoleCustomer, "", "u-bob")
 	service := ts.createKey(aisle.RoleService, "", "")
 	// A neighbour session links p[0] to p[1] and p[2]. Its changes do not
 	// notify alice's subscription, so wait until the stream workers have
@@ -282,20 +256,5 @@ func TestRecommendationsUpdatedOnSessionChange(t *testing.T) {
 	got := next()
 	if !slices.Contains(got, p[1]) || !slices.Contains(got, p[2]) || slices.Contains(got, p[0]) {
 		t.Fatalf("after adding %s: %v, want %s and %s but not the cart item", p[0], got, p[1], p[2])
-	}
-
-	// Bob may not watch alice's session.
-	wsBob, err := ts.dialWS(map[string]any{"Authorization": "Bearer " + bob})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wsBob.subscribe("1", sub, map[string]any{"session": "ss-alice", "store": store.ID})
-	msg, err := wsBob.next(10 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var refused gqlResponse
-	if msg.Type != "next" || json.Unmarshal(msg.Payload, &refused) != nil || refused.code(t) != aisle.EFORBIDDEN || string(refused.Data) != "null" {
-		t.Fatalf("bob subscribing to alice's session got %s %s, want a FORBIDDEN error and no data", msg.Type, msg.Payload)
 	}
 }

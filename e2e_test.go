@@ -139,63 +139,6 @@ func TestAvailabilityRejectsBadArguments(t *testing.T) {
 	}
 }
 
-func TestAccessRules(t *testing.T) {
-	t.Parallel()
-	ts := startServer(t)
-	store, products := ts.store(1)
-	var foreignStore string
-	for _, other := range ts.stores(100, 1) {
-		if other.RetailerID != store.RetailerID {
-			foreignStore = other.ID
-			break
-		}
-	}
-	if foreignStore == "" {
-		t.Fatal("the demo catalog has a single retailer")
-	}
-	retailer := ts.createKey(aisle.RoleRetailer, store.RetailerID, "")
-	customer := ts.createKey(aisle.RoleCustomer, "", "u-1")
-	shopper := ts.createKey(aisle.RoleShopper, "", "")
-
-	const inventory = `mutation($s: ID!, $p: ID!) { updateInventory(input: {storeId: $s, productId: $p, quantity: 7}) { eventId } }`
-	const pick = `mutation($s: ID!, $p: ID!) { reportPick(input: {storeId: $s, productId: $p, orderId: "o-1", outcome: FOUND, shopperId: "sh-1"}) { eventId } }`
-	cases := []struct {
-		name, key, query, storeID, code string
-	}{
-		{"anonymous pushes inventory", "", inventory, store.ID, aisle.EUNAUTHENTICATED},
-		{"retailer pushes for another retailer's store", retailer, inventory, foreignStore, aisle.EFORBIDDEN},
-		{"customer pushes inventory", customer, inventory, store.ID, aisle.EFORBIDDEN},
-		{"anonymous reports a pick", "", pick, store.ID, aisle.EUNAUTHENTICATED},
-		{"customer reports a pick", customer, pick, store.ID, aisle.EFORBIDDEN},
-		{"retailer reports a pick", retailer, pick, store.ID, aisle.EFORBIDDEN},
-		{"retailer pushes for its own store", retailer, inventory, store.ID, ""},
-		{"shopper reports a pick", shopper, pick, store.ID, ""},
-	}
-	for _, tc := range cases {
-		resp := ts.query(tc.key, tc.query, map[string]any{"s": tc.storeID, "p": products[0]})
-		if tc.code == "" {
-			if len(resp.Errors) > 0 {
-				t.Errorf("%s: unexpected errors %+v", tc.name, resp.Errors)
-			}
-			continue
-		}
-		if code := resp.code(t); code != tc.code {
-			t.Errorf("%s: code %s, want %s (%q)", tc.name, code, tc.code, resp.Errors[0].Message)
-		}
-		if string(resp.Data) != "null" {
-			t.Errorf("%s: data = %s, want none", tc.name, resp.Data)
-		}
-	}
-
-	status, resp := ts.post("aisle_not-a-real-key", `{ stores { edges { cursor } } }`, nil)
-	if status != http.StatusUnauthorized || resp.code(t) != aisle.EUNAUTHENTICATED || resp.Data != nil {
-		t.Errorf("unknown key: HTTP %d %+v, want 401 UNAUTHENTICATED and no data", status, resp)
-	}
-	if _, err := ts.dialWS(map[string]any{"Authorization": "Bearer aisle_not-a-real-key"}); err == nil {
-		t.Error("a websocket with an unknown key in connection_init was accepted")
-	}
-}
-
 func TestSubscriptionGetsOnlyRequestedProducts(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)

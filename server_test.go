@@ -247,10 +247,18 @@ type wsClient struct {
 
 func (ts *testServer) dialWS(initPayload map[string]any) (*wsClient, error) {
 	ts.t.Helper()
+	return ts.dialWSWithHeader(nil, initPayload)
+}
+
+// dialWSWithHeader is dialWS with headers on the upgrade request, where
+// clients other than browsers may send their Authorization.
+func (ts *testServer) dialWSWithHeader(header http.Header, initPayload map[string]any) (*wsClient, error) {
+	ts.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	ts.t.Cleanup(cancel)
 	conn, _, err := websocket.Dial(ctx, strings.Replace(ts.url, "http", "ws", 1)+"/graphql", &websocket.DialOptions{
 		Subprotocols: []string{"graphql-transport-ws"},
+		HTTPHeader:   header,
 	})
 	if err != nil {
 		return nil, err
