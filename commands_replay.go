@@ -78,7 +78,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	})
 	fset.DurationVar(&c.FeatureTTL, "feature-ttl", features.DefaultTTL, "how long an untouched entity's features are kept: serve's --feature-ttl")
-	group := fset.String("group", env("AISLE_CONSUMER_GROUP", streaming.DefaultGroup), "consumer group of the stream workers, which must be stopped for --wipe")
+	group := fset.String("group", env("AISLE_CONSUMER_GROUP", streaming.DefaultGroup), "consumer group of the stream workers, which must be stopped for --wipe (AISLE_CONSUMER_GROUP)")
 	batch := fset.Int("batch", 1000, "records of a partition applied per Redis round trip")
 	if err := parseCommand(fset, args); err != nil {
 		return err
