@@ -74,6 +74,9 @@ commands:
               labels topics (default 720h) and store it in PostgreSQL
   models list | models activate VERSION
               list fraud model versions; make one the serving version
+  replay [--wipe] [--topics T,...]
+              rebuild the Redis features from the event topics; --wipe first
+              deletes the prefix's keys (stop the stream workers first)
 
 Run "aisle COMMAND -h" for a command's flags.`
 
@@ -105,6 +108,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runTrain(ctx, args, stdout, stderr)
 	case "models":
 		return runModels(ctx, args, stdout, stderr)
+	case "replay":
+		return runReplay(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -371,24 +376,12 @@ func (m *Main) Run(ctx context.Context) error {
 	var consumer *streaming.Consumer // nil unless this process runs the stream workers
 	if m.runsStream() {
 		consumer, err = streaming.NewConsumer(streaming.ConsumerConfig{
-			Brokers: brokers,
-			Group:   c.ConsumerGroup,
-			Appliers: map[string][]streaming.Applier{
-				aisle.TopicInventory: {{Name: "availability", Apply: fs.ApplyAvailability}},
-				aisle.TopicPicking:   {{Name: "availability", Apply: fs.ApplyAvailability}},
-				aisle.TopicSessions:  {{Name: "sessions", Apply: fs.ApplySessions}},
-				aisle.TopicOrders: {
-					{Name: "velocity", Apply: fs.ApplyVelocity},
-					{Name: "order_history", Apply: recommend.OrderHistory(db)},
-				},
-				aisle.TopicLabels: {
-					{Name: "label_risk", Apply: fs.ApplyLabels},
-					{Name: "assessment_labels", Apply: fraud.RecordLabels(db)},
-				},
-			},
-			Catalog: db,
-			DLQ:     producer,
-			Log:     log,
+			Brokers:  brokers,
+			Group:    c.ConsumerGroup,
+			Appliers: streamAppliers(fs, db),
+			Catalog:  db,
+			DLQ:      producer,
+			Log:      log,
 		})
 		if err != nil {
 			return err

@@ -2,6 +2,7 @@ package streaming
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,16 @@ import (
 // partition ending in a transaction marker, which Aisle's producers never
 // write, would keep it waiting for a record at end-1 until ctx ends.)
 func ReadTopics(ctx context.Context, brokers, topics []string, log *slog.Logger, fn func(topic string, partition int32, offset int64, value []byte) error) error {
+	return ReadRecords(ctx, brokers, topics, log, func(_ string, r *kgo.Record) error {
+		return fn(r.Topic, r.Partition, r.Offset, r.Value)
+	})
+}
+
+// ReadRecords is ReadTopics for readers that need whole records (their
+// timestamps) and the broker's id of their topic (hex, "" when the broker
+// does not say), which the stream workers put in offset watermarks: replay
+// writes the same watermarks.
+func ReadRecords(ctx context.Context, brokers, topics []string, log *slog.Logger, fn func(topicID string, r *kgo.Record) error) error {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -60,22 +71,25 @@ func ReadTopics(ctx context.Context, brokers, topics []string, log *slog.Logger,
 			return fmt.Errorf("read topics %v: %w", topics, err)
 		}
 		var stop error
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			end, reading := ends[p.Topic][p.Partition]
-			for _, r := range p.Records {
-				if !reading || stop != nil {
-					return
-				}
-				if r.Offset < end {
-					stop = fn(r.Topic, r.Partition, r.Offset, r.Value)
-				}
-				if r.Offset >= end-1 {
-					// Read to the end: stop fetching what producers
-					// write after the call.
-					cl.PauseFetchPartitions(map[string][]int32{p.Topic: {p.Partition}})
-					delete(ends[p.Topic], p.Partition)
-					remaining--
-					reading = false
+		fetches.EachTopic(func(t kgo.FetchTopic) {
+			topicID := topicIDString(t.TopicID)
+			for _, p := range t.Partitions {
+				end, reading := ends[t.Topic][p.Partition]
+				for _, r := range p.Records {
+					if !reading || stop != nil {
+						break
+					}
+					if r.Offset < end {
+						stop = fn(topicID, r)
+					}
+					if r.Offset >= end-1 {
+						// Read to the end: stop fetching what producers
+						// write after the call.
+						cl.PauseFetchPartitions(map[string][]int32{t.Topic: {p.Partition}})
+						delete(ends[t.Topic], p.Partition)
+						remaining--
+						reading = false
+					}
 				}
 			}
 		})
@@ -84,6 +98,15 @@ func ReadTopics(ctx context.Context, brokers, topics []string, log *slog.Logger,
 		}
 	}
 	return nil
+}
+
+// topicIDString is a topic id as the offset watermarks spell it: hex, or ""
+// when the broker did not send one.
+func topicIDString(id [16]byte) string {
+	if id == [16]byte{} {
+		return ""
+	}
+	return hex.EncodeToString(id[:])
 }
 
 // historyBounds lists, per topic and partition, the end offset of each

@@ -1,0 +1,157 @@
+package streaming_test
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/features"
+	"github.com/aisle/aisle/features/featurestest"
+	"github.com/aisle/aisle/streaming"
+	"github.com/aisle/aisle/streaming/streamingtest"
+)
+
+// Replay writes what a stream worker writes, watermarks included (their
+// field carries the broker's topic id, which replay must spell the same),
+// counts what it skips and rejects, and stops when its context ends.
+func TestReplayMatchesTheWorkers(t *testing.T) {
+	t.Parallel()
+	b := streamingtest.MustStartBroker(t, 3)
+	brokers := b.Addrs()
+	var recs []*kgo.Record
+	for i := range 40 {
+		product := fmt.Sprint("p-", i%7)
+		ev := pickEvent(fmt.Sprint("e-", i), aisle.TypePickFound, "s-1", product, now)
+		if i%4 == 0 {
+			ev = inventoryEvent(fmt.Sprint("f-", i), "s-1", product, int64(i), now)
+		}
+		recs = append(recs, record(must(aisle.TopicFor(ev.Type)), "s-1:"+product, mustJSON(ev)))
+	}
+	recs = append(recs,
+		record(aisle.TopicPicking, "k", []byte("not json")),
+		record(aisle.TopicPicking, "s-9:p-1", mustJSON(pickEvent("e-unknown", aisle.TypePickFound, "s-9", "p-1", now))),
+		recs[1], // a redelivery: skipped by its event id
+	)
+	produceRaw(t, brokers, recs...)
+
+	worker := featurestest.MustOpen(t)
+	startConsumer(t, streaming.ConsumerConfig{
+		Brokers: brokers, Group: "replay-test", Catalog: newFixedCatalog(2, 10),
+		Appliers: map[string][]streaming.Applier{
+			aisle.TopicPicking:   {{Name: "availability", Apply: worker.ApplyAvailability}},
+			aisle.TopicInventory: {{Name: "availability", Apply: worker.ApplyAvailability}},
+		},
+		DLQ: mustProducer(t, brokers), Log: testLogger(t), Now: func() time.Time { return now },
+	})
+	waitFor(t, "the worker to commit everything", func() bool {
+		return lagZero(t, brokers, "replay-test", aisle.TopicPicking, aisle.TopicInventory)
+	})
+
+	replayed := featurestest.MustOpen(t)
+	cfg := streaming.ReplayConfig{
+		Brokers: brokers, Catalog: newFixedCatalog(2, 10), Log: testLogger(t), Batch: 3,
+		Appliers: map[string]streaming.Applier{
+			aisle.TopicPicking:   {Name: "availability", Apply: replayed.ApplyAvailability},
+			aisle.TopicInventory: {Name: "availability", Apply: replayed.ApplyAvailability},
+		},
+	}
+	stats, err := streaming.Replay(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]streaming.ReplayStats{
+		aisle.TopicPicking:   {Records: 33, Applied: 30, Skipped: 1, Rejected: 2},
+		aisle.TopicInventory: {Records: 10, Applied: 10},
+	}
+	for topic, w := range want {
+		if got := *stats[topic]; got != w {
+			t.Errorf("%s: replay stats %+v, want %+v", topic, got, w)
+		}
+	}
+
+	ids := topicIDs(t, brokers)
+	for topic, parts := range endOffsetsByPartition(t, brokers) {
+		for p := range parts {
+			o := features.Origin{Topic: topic, TopicID: ids[topic], Partition: p}
+			w, wok, err := worker.Watermark(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, rok, err := replayed.Watermark(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w != r || wok != rok || !wok {
+				t.Errorf("%s/%d: worker watermark %d (%v), replay's %d (%v)", topic, p, w, wok, r, rok)
+			}
+		}
+	}
+	for i := range 7 {
+		sp := aisle.StoreProduct{StoreID: "s-1", ProductID: fmt.Sprint("p-", i)}
+		if w, r := readAvailability(t, worker, sp), readAvailability(t, replayed, sp); w != r {
+			t.Errorf("%s: worker wrote %+v, replay %+v", sp, w, r)
+		}
+	}
+
+	again, err := streaming.Replay(context.Background(), cfg)
+	if err != nil || again[aisle.TopicPicking].Applied+again[aisle.TopicInventory].Applied != 0 {
+		t.Errorf("second replay: %v, applied %+v %+v", err, *again[aisle.TopicPicking], *again[aisle.TopicInventory])
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := streaming.Replay(ctx, cfg); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled replay returned %v, want context.Canceled", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// topicIDs returns each event topic's id as watermarks spell it.
+func topicIDs(t *testing.T, brokers []string) map[string]string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	details, err := kadm.NewClient(cl).ListTopics(context.Background(), aisle.TopicPicking, aisle.TopicInventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for topic, d := range details {
+		if d.ID != (kadm.TopicID{}) {
+			ids[topic] = hex.EncodeToString(d.ID[:])
+		}
+	}
+	return ids
+}
+
+// endOffsetsByPartition lists the partitions of the picking and inventory
+// topics that hold records.
+func endOffsetsByPartition(t *testing.T, brokers []string) map[string]map[int32]bool {
+	t.Helper()
+	out := map[string]map[int32]bool{}
+	endOffsets(t, brokers, aisle.TopicPicking, aisle.TopicInventory).Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			if out[o.Topic] == nil {
+				out[o.Topic] = map[int32]bool{}
+			}
+			out[o.Topic][o.Partition] = true
+		}
+	})
+	return out
+}
