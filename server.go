@@ -70,6 +70,9 @@ commands:
               labels topics (default 720h) and store it in PostgreSQL
   models list | models activate VERSION
               list fraud model versions; make one the serving version
+  load [--url U] [--duration D] [--concurrency N] [--subscriptions N] [--json]
+              run a bounded mixed workload against a running server and
+              report latency, errors, memory per subscription and fan-out
 
 Run "aisle COMMAND -h" for a command's flags.`
 
@@ -101,6 +104,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runTrain(ctx, args, stdout, stderr)
 	case "models":
 		return runModels(ctx, args, stdout, stderr)
+	case "load":
+		return runLoad(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
