@@ -56,11 +56,11 @@ func TestLoadCommand(t *testing.T) {
 	}
 
 	s := rep.Subs
-	if s.Established != 100 || len(s.Failures) > 0 || s.Dropped > 0 || s.Keys != 5 {
+	if s.Connected != 100 || s.Established != 100 || len(s.Failures) > 0 || s.Dropped > 0 || s.Keys != 5 {
 		t.Errorf("subscriptions: %+v", s)
 	}
-	if s.ByKind["availabilityChanged"] != 96 || s.ByKind["recommendationsUpdated"] != 2 || s.ByKind["riskAlerts"] != 2 || len(s.Errors) > 0 {
-		t.Errorf("subscriptions by kind %v, errors %v", s.ByKind, s.Errors)
+	if s.ByKind["availabilityChanged"] != 96 || s.ByKind["recommendationsUpdated"] != 2 || s.ByKind["riskAlerts"] != 2 || len(s.Errors) > 0 || len(s.Completed) > 0 {
+		t.Errorf("subscriptions by kind %v, errors %v, completed %v", s.ByKind, s.Errors, s.Completed)
 	}
 	// recommendationsUpdated sends the current list at once, and riskAlerts
 	// (minScore 0) every assessment of the workload.
@@ -77,20 +77,20 @@ func TestLoadCommand(t *testing.T) {
 	}
 
 	m := rep.Memory
-	if m.With.Subscriptions-m.Before.Subscriptions != 98 {
-		t.Errorf("the server counted %.0f new live subscriptions, want 98", m.With.Subscriptions-m.Before.Subscriptions)
+	if m.Subscribed.Subscriptions-m.Before.Subscriptions != 98 {
+		t.Errorf("the server counted %.0f new live subscriptions, want 98", m.Subscribed.Subscriptions-m.Before.Subscriptions)
 	}
 	// The server runs in this process, so its /metrics count the client's
 	// sockets and the test's garbage too, and 100 sockets are lost in that
 	// noise: only that the figures were read is checked here (BENCHMARKS.md
 	// §6 measures 5,000 against a server process of its own).
-	for name, mem := range map[string]loadtest.Memory{"before": m.Before, "opened": m.Opened, "with": m.With, "after": m.After} {
+	for name, mem := range map[string]loadtest.Memory{"before": m.Before, "connected": m.Connected, "subscribed": m.Subscribed, "with": m.With, "after": m.After} {
 		if mem.Live() <= 0 || mem.RSS <= 0 || mem.GCs == 0 {
 			t.Errorf("memory %s: %+v", name, mem)
 		}
 	}
-	if m.GoroutinesPerSubscription < 1 || m.With.GCs < m.Opened.GCs+2 {
-		t.Errorf("%.1f goroutines per subscription, GCs %v → %v", m.GoroutinesPerSubscription, m.Opened.GCs, m.With.GCs)
+	if m.GoroutinesPerConnection < 1 || m.GoroutinesPerSubscription <= m.GoroutinesPerConnection || m.With.GCs < m.Subscribed.GCs+2 {
+		t.Errorf("goroutines per connection %.1f, per subscription %.1f; GCs %v → %v", m.GoroutinesPerConnection, m.GoroutinesPerSubscription, m.Subscribed.GCs, m.With.GCs)
 	}
 	if len(rep.Notes) > 0 {
 		t.Errorf("notes: %v", rep.Notes)

@@ -27,18 +27,20 @@ type Memory struct {
 // garbage not yet collected included.
 func (m Memory) InUse() float64 { return m.HeapInuse + m.StackInuse }
 
-// Live estimates the live heap the last GC found plus the stacks: the
-// runtime sets its heap goal to live + (live + stacks + globals) × GOGC/100,
-// so live ≈ (goal − stacks × GOGC/100) / (1 + GOGC/100). Leaving the globals
-// out overstates it by a constant, which cancels in a difference of two
-// scrapes of one process. Unlike InUse it holds no garbage, but it is only
-// as recent as the last GC.
+// Live estimates, from above, the live heap the last GC found plus the
+// stacks. The runtime sets its heap goal to live + (live + scanned stacks +
+// globals) × GOGC/100, and /metrics has neither the live heap nor the
+// scanned stack size, so this takes goal / (1 + GOGC/100) as the live heap:
+// that overstates it by (scanned stacks + globals) × GOGC / (100 + GOGC),
+// the globals' part a constant that cancels in a difference of two scrapes
+// of one process, the stacks' part at most half the stacks in use at
+// GOGC=100 (goroutine stacks are mostly unscanned headroom). Unlike InUse it
+// holds no garbage, but it is only as recent as the last GC.
 func (m Memory) Live() float64 {
 	if m.GOGC <= 0 { // GOGC=off: no goal to work back from
 		return m.InUse()
 	}
-	g := m.GOGC / 100
-	return (m.NextGC-g*m.StackInuse)/(1+g) + m.StackInuse
+	return m.NextGC/(1+m.GOGC/100) + m.StackInuse
 }
 
 // ScrapeMemory reads the server's memory figures from httpURL/metrics.

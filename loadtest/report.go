@@ -34,25 +34,29 @@ func (r *Report) Write(out io.Writer) error {
 	fmt.Fprintln(tw)
 
 	s := r.Subs
-	fmt.Fprintf(tw, "subscriptions: %d requested, %d established over %d keys in %.1f s, %d failed, %d dropped by the server\n",
-		s.Requested, s.Established, s.Keys, s.ConnectTime.Seconds(), s.Requested-s.Established, s.Dropped)
+	fmt.Fprintf(tw, "subscriptions: %d requested, %d connections over %d keys in %.1f s, %d subscriptions established, %d failed, %d connections dropped by the server\n",
+		s.Requested, s.Connected, s.Keys, s.ConnectTime.Seconds(), s.Established, s.Requested-s.Established, s.Dropped)
 	for _, reason := range sortedKeys(s.Failures) {
 		fmt.Fprintf(tw, "  failed: %d × %s\n", s.Failures[reason], reason)
 	}
-	fmt.Fprintln(tw, "kind\tsubscriptions\tmessages\terrors\t")
+	fmt.Fprintln(tw, "kind\tsubscriptions\tmessages\terrors\tcompleted by the server\t")
 	for _, kind := range sortedKeys(s.ByKind) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", kind, s.ByKind[kind], s.Messages[kind], s.Errors[kind])
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", kind, s.ByKind[kind], s.Messages[kind], s.Errors[kind], s.Completed[kind])
 	}
 	fmt.Fprintln(tw)
 
 	m := r.Memory
-	fmt.Fprintln(tw, "server memory (/metrics)\tbefore\topened\twith\tafter closing\tper subscription\t")
-	fmt.Fprintf(tw, "live heap + stacks (from the GC goal), MiB\t%s\t%s\t%s\t%s\t%s KiB (closing released %s KiB)\t\n",
-		mb(m.Before.Live()), mb(m.Opened.Live()), mb(m.With.Live()), mb(m.After.Live()), kb(m.LivePerSubscription), kb(m.ReleasedPerSubscription))
-	fmt.Fprintf(tw, "heap in use + stacks, MiB\t%s\t%s\t%s\t%s\t%s KiB (before → opened)\t\n", mb(m.Before.InUse()), mb(m.Opened.InUse()), mb(m.With.InUse()), mb(m.After.InUse()), kb(m.InUsePerSubscription))
-	fmt.Fprintf(tw, "resident set (RSS), MiB\t%s\t%s\t%s\t%s\t%s KiB (before → opened)\t\n", mb(m.Before.RSS), mb(m.Opened.RSS), mb(m.With.RSS), mb(m.After.RSS), kb(m.RSSPerSubscription))
-	fmt.Fprintf(tw, "Go runtime total (sys), MiB\t%s\t%s\t%s\t%s\t\t\n", mb(m.Before.Sys), mb(m.Opened.Sys), mb(m.With.Sys), mb(m.After.Sys))
-	fmt.Fprintf(tw, "goroutines\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t\n", m.Before.Goroutines, m.Opened.Goroutines, m.With.Goroutines, m.After.Goroutines, m.GoroutinesPerSubscription)
+	fmt.Fprintln(tw, "server memory (/metrics)\tbefore\tconnected\tsubscribed\twith\tafter closing\t")
+	row := func(name string, v func(Memory) float64, format func(float64) string) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", name, format(v(m.Before)), format(v(m.Connected)), format(v(m.Subscribed)), format(v(m.With)), format(v(m.After)))
+	}
+	row("live heap + stacks (GC goal), MiB", Memory.Live, mb)
+	row("heap in use + stacks, MiB", Memory.InUse, mb)
+	row("stacks, MiB", func(m Memory) float64 { return m.StackInuse }, mb)
+	row("resident set (RSS), MiB", func(m Memory) float64 { return m.RSS }, mb)
+	row("goroutines", func(m Memory) float64 { return m.Goroutines }, func(v float64) string { return fmt.Sprintf("%.0f", v) })
+	fmt.Fprintf(tw, "per subscription: %s KiB live heap + stacks (of which the bare connection %s KiB; closing released %s KiB), %s KiB heap in use + stacks, %s KiB RSS, %.1f goroutines (connection %.1f)\n",
+		kb(m.LivePerSubscription), kb(m.LivePerConnection), kb(m.ReleasedPerSubscription), kb(m.InUsePerSubscription), kb(m.RSSPerSubscription), m.GoroutinesPerSubscription, m.GoroutinesPerConnection)
 	fmt.Fprintln(tw)
 
 	f := r.Fanout

@@ -128,35 +128,40 @@ func (o OpReport) ErrorCount() int {
 // SubscriptionReport counts the websocket side.
 type SubscriptionReport struct {
 	Requested   int            `json:"requested"`
-	Established int            `json:"established"` // acknowledged and subscribed
+	Connected   int            `json:"connected"`   // sockets acknowledged
+	Established int            `json:"established"` // subscriptions sent on them
 	Keys        int            `json:"keys"`
 	ConnectTime time.Duration  `json:"connect_ns"` // to establish all of them
 	Failures    map[string]int `json:"failures,omitempty"`
 	ByKind      map[string]int `json:"by_kind"`
-	Messages    map[string]int `json:"messages"`         // next messages by kind
-	Errors      map[string]int `json:"errors,omitempty"` // error or complete messages by kind
-	Dropped     int            `json:"dropped"`          // connections the server ended before the run did
+	Messages    map[string]int `json:"messages"`            // next messages by kind
+	Errors      map[string]int `json:"errors,omitempty"`    // error messages by kind
+	Completed   map[string]int `json:"completed,omitempty"` // subscriptions the server completed, by kind
+	Dropped     int            `json:"dropped"`             // connections the server ended before the run did
 }
 
-// MemoryReport is the server's memory at four points of the run, and its
-// growth per established subscription. Before, With and After are each
-// scraped right after the server completed two GCs (see settle); Opened
-// right after the subscriptions were established, GC or not.
+// MemoryReport is the server's memory at five points of the run, each
+// scraped right after the server completed two GCs (see settle), and its
+// growth per connection and per subscription.
 type MemoryReport struct {
-	Before Memory `json:"before"` // warmed up, no subscriptions
-	Opened Memory `json:"opened"` // subscriptions just established
-	With   Memory `json:"with"`   // subscriptions open, after the workload and fan-out
-	After  Memory `json:"after"`  // subscriptions closed
+	Before     Memory `json:"before"`     // warmed up, no sockets
+	Connected  Memory `json:"connected"`  // every socket acknowledged, none subscribed: the baseline of a bare connection
+	Subscribed Memory `json:"subscribed"` // one subscription on every socket
+	With       Memory `json:"with"`       // still subscribed, after the workload and the fan-out
+	After      Memory `json:"after"`      // sockets closed
 	// LivePerSubscription is the growth of the live heap plus stacks
-	// (Memory.Live) from Before to With; ReleasedPerSubscription what
-	// closing gave back (With to After). InUsePerSubscription and
-	// RSSPerSubscription are the growth of heap-in-use plus stacks and of
-	// the resident set from Before to Opened, garbage included. Each is
-	// divided by the subscriptions established.
+	// (Memory.Live) from Before to Subscribed per subscription, the
+	// connection it runs on included; LivePerConnection the part of it a
+	// bare connection costs (Before to Connected); ReleasedPerSubscription
+	// what closing gave back (With to After). InUsePerSubscription and
+	// RSSPerSubscription are the growth from Before to Subscribed of heap in
+	// use plus stacks (garbage included) and of the resident set.
 	LivePerSubscription       float64 `json:"live_bytes_per_subscription"`
+	LivePerConnection         float64 `json:"live_bytes_per_connection"`
 	ReleasedPerSubscription   float64 `json:"released_bytes_per_subscription"`
 	InUsePerSubscription      float64 `json:"inuse_bytes_per_subscription"`
 	RSSPerSubscription        float64 `json:"rss_bytes_per_subscription"`
+	GoroutinesPerConnection   float64 `json:"goroutines_per_connection"`
 	GoroutinesPerSubscription float64 `json:"goroutines_per_subscription"`
 }
 
@@ -216,9 +221,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	subs := newSubscribers(cfg, w)
 	defer subs.close()
-	subs.open(ctx, rep)
+	subs.connect(ctx, rep)
+	if mem.Connected, err = w.settle(ctx, rep, "with the connections open"); err != nil {
+		return nil, err
+	}
+	subs.subscribe(ctx, rep)
 	subs.waitLive(ctx, rep)
-	if mem.Opened, err = ScrapeMemory(ctx, client, cfg.URL); err != nil {
+	if mem.Subscribed, err = w.settle(ctx, rep, "with the subscriptions started"); err != nil {
 		return nil, err
 	}
 
@@ -229,16 +238,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	subs.close()
-	rep.Subs.Messages, rep.Subs.Errors, rep.Subs.Dropped = subs.counts()
+	subs.counts(&rep.Subs)
 	if mem.After, err = w.settle(ctx, rep, "after closing the subscriptions"); err != nil {
 		return nil, err
 	}
 	if n := float64(rep.Subs.Established); n > 0 {
-		mem.LivePerSubscription = (mem.With.Live() - mem.Before.Live()) / n
+		mem.LivePerSubscription = (mem.Subscribed.Live() - mem.Before.Live()) / n
+		mem.LivePerConnection = (mem.Connected.Live() - mem.Before.Live()) / float64(rep.Subs.Connected)
 		mem.ReleasedPerSubscription = (mem.With.Live() - mem.After.Live()) / n
-		mem.InUsePerSubscription = (mem.Opened.InUse() - mem.Before.InUse()) / n
-		mem.RSSPerSubscription = (mem.Opened.RSS - mem.Before.RSS) / n
-		mem.GoroutinesPerSubscription = (mem.Opened.Goroutines - mem.Before.Goroutines) / n
+		mem.InUsePerSubscription = (mem.Subscribed.InUse() - mem.Before.InUse()) / n
+		mem.RSSPerSubscription = (mem.Subscribed.RSS - mem.Before.RSS) / n
+		mem.GoroutinesPerConnection = (mem.Connected.Goroutines - mem.Before.Goroutines) / float64(rep.Subs.Connected)
+		mem.GoroutinesPerSubscription = (mem.Subscribed.Goroutines - mem.Before.Goroutines) / n
 	}
 	for code, msg := range rep.errExamples {
 		cfg.Log.Warn("load: operations failed", "code", code, "example", msg)
@@ -503,12 +514,13 @@ type subscribers struct {
 	cfg Config
 	w   *workload
 
-	mu       sync.Mutex
-	sockets  []*Socket
-	closing  bool
-	messages map[string]int
-	errors   map[string]int
-	dropped  int
+	mu        sync.Mutex
+	sockets   []*socket
+	closing   bool
+	messages  map[string]int
+	errors    map[string]int
+	completed map[string]int
+	dropped   int
 
 	readers   sync.WaitGroup
 	stopRead  context.CancelFunc
@@ -519,9 +531,16 @@ type subscribers struct {
 	round        atomic.Pointer[round] // the fan-out round being measured
 }
 
+// socket is one connection and the subscription it runs.
+type socket struct {
+	*Socket
+	index int // which of the run's sockets: decides its subscription
+	kind  string
+}
+
 func newSubscribers(cfg Config, w *workload) *subscribers {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &subscribers{cfg: cfg, w: w, messages: map[string]int{}, errors: map[string]int{}, readCtx: ctx, stopRead: cancel}
+	return &subscribers{cfg: cfg, w: w, messages: map[string]int{}, errors: map[string]int{}, completed: map[string]int{}, readCtx: ctx, stopRead: cancel}
 }
 
 // fanoutProduct is the product availabilityChanged subscriber j watches.
@@ -529,92 +548,109 @@ func (s *subscribers) fanoutProduct(j int) string {
 	return s.w.product[s.w.stores[0]][j%s.cfg.FanoutProducts]
 }
 
-// open dials the sockets, 32 at a time, and starts one subscription on each.
-func (s *subscribers) open(ctx context.Context, rep *Report) {
+// connect dials the sockets, 32 at a time, and starts a reader on each.
+func (s *subscribers) connect(ctx context.Context, rep *Report) {
 	n := s.cfg.Subscriptions
 	rep.Subs = SubscriptionReport{Requested: n, Failures: map[string]int{}, ByKind: map[string]int{}}
 	rep.Subs.Keys = min(len(s.cfg.Keys), (n+s.cfg.ConnectionsPerKey-1)/s.cfg.ConnectionsPerKey)
-	s.cfg.Log.Info("load: opening subscriptions", "subscriptions", n, "keys", rep.Subs.Keys)
+	s.cfg.Log.Info("load: connecting", "sockets", n, "keys", rep.Subs.Keys)
 	start := time.Now()
 	var g errgroup.Group
 	g.SetLimit(32)
-	var mu sync.Mutex
-	availability := 0
 	for i := range n {
-		kind := subscriptionKind(i)
-		var vars map[string]any
-		query := availabilitySubscription
-		switch kind {
-		case "availabilityChanged":
-			vars = map[string]any{"s": s.w.stores[0], "p": []string{s.fanoutProduct(availability)}}
-			availability++
-		case "recommendationsUpdated":
-			query, vars = recommendationsSubscription, map[string]any{"session": s.w.session(i % sessions), "store": s.w.stores[1]}
-		case "riskAlerts":
-			query = riskAlertsSubscription
-		}
 		key := s.cfg.Keys[(i/s.cfg.ConnectionsPerKey)%len(s.cfg.Keys)]
 		g.Go(func() error {
-			err := s.subscribe(ctx, key, kind, query, vars)
-			mu.Lock()
-			defer mu.Unlock()
+			dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			sock, err := Dial(dialCtx, s.cfg.URL, key)
+			s.mu.Lock()
+			defer s.mu.Unlock()
 			if err != nil {
 				rep.Subs.Failures[shortReason(err)]++
 				return nil
 			}
-			rep.Subs.Established++
-			rep.Subs.ByKind[kind]++
+			if s.closing {
+				sock.conn.CloseNow()
+				return nil
+			}
+			sk := &socket{Socket: sock, index: i, kind: subscriptionKind(i)}
+			s.sockets = append(s.sockets, sk)
+			s.readers.Go(func() { s.read(sk) })
 			return nil
 		})
 	}
 	_ = g.Wait()
 	rep.Subs.ConnectTime = time.Since(start)
-	s.availability = rep.Subs.ByKind["availabilityChanged"]
+	rep.Subs.Connected = len(s.sockets)
 }
 
-// subscribe dials one socket, starts its subscription and its reader.
-func (s *subscribers) subscribe(ctx context.Context, key, kind, query string, vars map[string]any) error {
-	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	sock, err := Dial(dialCtx, s.cfg.URL, key)
-	if err != nil {
-		return err
-	}
-	if err := sock.Subscribe(dialCtx, "1", query, vars); err != nil {
-		sock.conn.CloseNow()
-		return fmt.Errorf("subscribe: %w", err)
-	}
+// read runs one socket's reader until the connection ends.
+func (s *subscribers) read(sk *socket) {
+	err := sk.Read(s.readCtx, func(msg Message, at time.Time) { s.handle(sk.kind, msg, at) })
 	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		sock.conn.CloseNow()
-		return errors.New("run over")
+	defer s.mu.Unlock()
+	if !s.closing {
+		s.dropped++
+		s.cfg.Log.Warn("load: the server ended a connection", "kind", sk.kind, "err", err)
 	}
-	s.sockets = append(s.sockets, sock)
-	s.readers.Add(1)
+}
+
+// subscribe starts one subscription on every connected socket, 32 at a
+// time: in 50, one riskAlerts, one recommendationsUpdated and 48
+// availabilityChanged (see subscriptionKind).
+func (s *subscribers) subscribe(ctx context.Context, rep *Report) {
+	s.mu.Lock()
+	sockets := slices.Clone(s.sockets)
 	s.mu.Unlock()
-	go func() {
-		defer s.readers.Done()
-		err := sock.Read(s.readCtx, func(msg Message, at time.Time) { s.handle(kind, msg, at) })
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if !s.closing {
-			s.dropped++
-			s.cfg.Log.Warn("load: the server ended a subscription's connection", "kind", kind, "err", err)
+	slices.SortFunc(sockets, func(a, b *socket) int { return a.index - b.index })
+	var g errgroup.Group
+	g.SetLimit(32)
+	var mu sync.Mutex
+	availability := 0
+	for _, sk := range sockets {
+		var vars map[string]any
+		query := availabilitySubscription
+		switch sk.kind {
+		case "availabilityChanged":
+			vars = map[string]any{"s": s.w.stores[0], "p": []string{s.fanoutProduct(availability)}}
+			availability++
+		case "recommendationsUpdated":
+			query, vars = recommendationsSubscription, map[string]any{"session": s.w.session(sk.index % sessions), "store": s.w.stores[1]}
+		case "riskAlerts":
+			query = riskAlertsSubscription
 		}
-	}()
-	return nil
+		g.Go(func() error {
+			writeCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			err := sk.Subscribe(writeCtx, "1", query, vars)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				rep.Subs.Failures["subscribe: "+shortReason(err)]++
+				return nil
+			}
+			rep.Subs.Established++
+			rep.Subs.ByKind[sk.kind]++
+			return nil
+		})
+	}
+	_ = g.Wait()
+	s.availability = rep.Subs.ByKind["availabilityChanged"]
 }
 
 // handle counts a message and times fan-out deliveries.
 func (s *subscribers) handle(kind string, msg Message, at time.Time) {
 	s.mu.Lock()
-	if msg.Type == "next" {
+	switch msg.Type {
+	case "next":
 		s.messages[kind]++
-	} else {
+	case "complete":
+		// riskAlerts completes a subscriber that falls 64 alerts behind.
+		s.completed[kind]++
+	default:
 		s.errors[kind]++
-		if len(s.errors) == 1 && s.errors[kind] == 1 {
-			s.cfg.Log.Warn("load: subscription ended", "kind", kind, "type", msg.Type, "payload", string(msg.Payload))
+		if s.errors[kind] == 1 {
+			s.cfg.Log.Warn("load: subscription failed", "kind", kind, "type", msg.Type, "payload", string(msg.Payload))
 		}
 	}
 	s.mu.Unlock()
@@ -766,6 +802,7 @@ func (s *subscribers) close() {
 		s.closing = true
 		sockets := s.sockets
 		s.mu.Unlock()
+		// Sockets still dialling see closing and close themselves.
 		s.cfg.Log.Info("load: closing subscriptions", "sockets", len(sockets))
 		var g errgroup.Group
 		g.SetLimit(64)
@@ -778,10 +815,11 @@ func (s *subscribers) close() {
 	})
 }
 
-func (s *subscribers) counts() (messages, errs map[string]int, dropped int) {
+// counts fills in what the readers counted; call it after close.
+func (s *subscribers) counts(rep *SubscriptionReport) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.messages, s.errors, s.dropped
+	rep.Messages, rep.Errors, rep.Completed, rep.Dropped = s.messages, s.errors, s.completed, s.dropped
 }
 
 // shortReason keeps the last part of an error, so failures group by cause.
