@@ -59,12 +59,19 @@ func TestLoadCommand(t *testing.T) {
 	if s.Connected != 100 || s.Established != 100 || len(s.Failures) > 0 || s.Dropped > 0 || s.Keys != 5 {
 		t.Errorf("subscriptions: %+v", s)
 	}
-	if s.ByKind["availabilityChanged"] != 96 || s.ByKind["recommendationsUpdated"] != 2 || s.ByKind["riskAlerts"] != 2 || len(s.Errors) > 0 || len(s.Completed) > 0 {
+	// riskAlerts completes a subscriber that falls 64 alerts behind, by
+	// design; on a busy machine that can happen even here.
+	if s.ByKind["availabilityChanged"] != 96 || s.ByKind["recommendationsUpdated"] != 2 || s.ByKind["riskAlerts"] != 2 || len(s.Errors) > 0 || len(s.Completed) > s.Completed["riskAlerts"] {
 		t.Errorf("subscriptions by kind %v, errors %v, completed %v", s.ByKind, s.Errors, s.Completed)
 	}
 	// recommendationsUpdated sends the current list at once, and riskAlerts
-	// (minScore 0) every assessment of the workload.
-	if s.Messages["recommendationsUpdated"] < 2 || s.Messages["riskAlerts"] < 2*rep.Operations["assessOrder"].N {
+	// (minScore 0) every assessment of the workload to a subscriber that
+	// keeps up.
+	wantAlerts := 2 * rep.Operations["assessOrder"].N
+	if s.Completed["riskAlerts"] > 0 {
+		wantAlerts = 1
+	}
+	if s.Messages["recommendationsUpdated"] < 2 || s.Messages["riskAlerts"] < wantAlerts {
 		t.Errorf("subscription messages %v for %d assessments", s.Messages, rep.Operations["assessOrder"].N)
 	}
 

@@ -3,6 +3,8 @@ package loadtest
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,7 +20,7 @@ func (r *Report) Write(out io.Writer) error {
 	fmt.Fprintln(tw, "operation\tok\treq/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\terrors\t")
 	line := func(name string, o OpReport) {
 		var errs []string
-		for _, code := range sortedKeys(o.Errors) {
+		for _, code := range slices.Sorted(maps.Keys(o.Errors)) {
 			errs = append(errs, fmt.Sprintf("%s=%d", code, o.Errors[code]))
 		}
 		e := strings.Join(errs, " ")
@@ -27,7 +29,7 @@ func (r *Report) Write(out io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n", name, o.N, o.PerSecond, ms(o.P50), ms(o.P95), ms(o.P99), ms(o.Max), e)
 	}
-	for _, name := range sortedKeys(r.Operations) {
+	for _, name := range slices.Sorted(maps.Keys(r.Operations)) {
 		line(name, *r.Operations[name])
 	}
 	line("all", r.Total)
@@ -36,11 +38,11 @@ func (r *Report) Write(out io.Writer) error {
 	s := r.Subs
 	fmt.Fprintf(tw, "subscriptions: %d requested, %d connections over %d keys in %.1f s, %d subscriptions established, %d failed, %d connections dropped by the server\n",
 		s.Requested, s.Connected, s.Keys, s.ConnectTime.Seconds(), s.Established, s.Requested-s.Established, s.Dropped)
-	for _, reason := range sortedKeys(s.Failures) {
+	for _, reason := range slices.Sorted(maps.Keys(s.Failures)) {
 		fmt.Fprintf(tw, "  failed: %d × %s\n", s.Failures[reason], reason)
 	}
 	fmt.Fprintln(tw, "kind\tsubscriptions\tmessages\terrors\tcompleted by the server\t")
-	for _, kind := range sortedKeys(s.ByKind) {
+	for _, kind := range slices.Sorted(maps.Keys(s.ByKind)) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", kind, s.ByKind[kind], s.Messages[kind], s.Errors[kind], s.Completed[kind])
 	}
 	fmt.Fprintln(tw)
