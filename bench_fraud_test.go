@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/loadtest"
 )
 
 // BenchmarkAssessOrder measures assessOrder through the whole API (HTTP POST
@@ -64,7 +65,7 @@ func postAssessOrder(ctx context.Context, client *http.Client, url, key string, 
 	var data struct {
 		AssessOrder *fraudAssessment `json:"assessOrder"`
 	}
-	if err := postGraphQL(ctx, client, url, key, body, &data); err != nil {
+	if err := loadtest.Post(ctx, client, url, key, body, &data); err != nil {
 		return fmt.Errorf("assessOrder: %w", err)
 	}
 	if data.AssessOrder == nil || data.AssessOrder.ModelVersion == 0 {

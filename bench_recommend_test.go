@@ -22,6 +22,7 @@ import (
 	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/features/featurestest"
+	"github.com/aisle/aisle/loadtest"
 	"github.com/aisle/aisle/models"
 	"github.com/aisle/aisle/recommend"
 	"github.com/aisle/aisle/simulate"
@@ -167,7 +168,7 @@ func BenchmarkRecommendations(b *testing.B) {
 				}
 				return err
 			})
-			serviceP50 = lat.p50
+			serviceP50 = lat.P50
 		})
 		b.Run(fmt.Sprintf("HTTP/c=%d", concurrency), func(b *testing.B) {
 			lat := measureConcurrent(b, concurrency, func(ctx context.Context) error {
@@ -179,7 +180,7 @@ func BenchmarkRecommendations(b *testing.B) {
 				return postRecommendations(ctx, client, ts.url+"/graphql", service, body)
 			})
 			if serviceP50 > 0 {
-				b.ReportMetric(float64(lat.p50)/float64(serviceP50), "p50_x_service")
+				b.ReportMetric(float64(lat.P50)/float64(serviceP50), "p50_x_service")
 			}
 		})
 	}
@@ -190,7 +191,7 @@ func postRecommendations(ctx context.Context, client *http.Client, url, key stri
 	var data struct {
 		Recommendations []recommendation `json:"recommendations"`
 	}
-	if err := postGraphQL(ctx, client, url, key, body, &data); err != nil {
+	if err := loadtest.Post(ctx, client, url, key, body, &data); err != nil {
 		return err
 	}
 	if len(data.Recommendations) != 10 {

@@ -5,13 +5,10 @@ package main
 // -bench; `go test ./...` skips them.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -21,6 +18,7 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/features"
+	"github.com/aisle/aisle/loadtest"
 	"github.com/aisle/aisle/models"
 	"github.com/aisle/aisle/streaming"
 )
@@ -73,14 +71,14 @@ func BenchmarkAvailability(b *testing.B) {
 				}
 				return nil
 			})
-			redisP50 = lat.p50
+			redisP50 = lat.P50
 		})
 		b.Run(fmt.Sprintf("HTTP/c=%d", concurrency), func(b *testing.B) {
 			lat := measureConcurrent(b, concurrency, func(ctx context.Context) error {
 				return postAvailability(ctx, client, ts.url+"/graphql", body)
 			})
 			if redisP50 > 0 {
-				b.ReportMetric(float64(lat.p50)/float64(redisP50), "p50_x_redis")
+				b.ReportMetric(float64(lat.P50)/float64(redisP50), "p50_x_redis")
 			}
 		})
 	}
@@ -125,44 +123,12 @@ func seedAvailability(b *testing.B, producer *streaming.Producer, fs *features.S
 	}
 }
 
-// postGraphQL sends one GraphQL request as a client would (with key
-// unless it is empty), decodes the answer's data into data and fails on
-// any error.
-func postGraphQL(ctx context.Context, client *http.Client, url, key string, body []byte, data any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	out := struct {
-		Data   any        `json:"data"` // holds the caller's pointer: decoded in place
-		Errors []gqlError `json:"errors"`
-	}{Data: data}
-	err = json.NewDecoder(res.Body).Decode(&out)
-	_, _ = io.Copy(io.Discard, res.Body) // let the connection be reused
-	switch {
-	case err != nil:
-		return fmt.Errorf("HTTP %d: decode: %w", res.StatusCode, err)
-	case res.StatusCode != http.StatusOK || len(out.Errors) > 0:
-		return fmt.Errorf("HTTP %d: %+v", res.StatusCode, out.Errors)
-	}
-	return nil
-}
-
 // postAvailability sends one availability request and checks the answer.
 func postAvailability(ctx context.Context, client *http.Client, url string, body []byte) error {
 	var data struct {
 		Availability []itemAvailability `json:"availability"`
 	}
-	if err := postGraphQL(ctx, client, url, "", body, &data); err != nil {
+	if err := loadtest.Post(ctx, client, url, "", body, &data); err != nil {
 		return err
 	}
 	switch {
@@ -174,63 +140,29 @@ func postAvailability(ctx context.Context, client *http.Client, url string, body
 	return nil
 }
 
-// latencies summarises one run's per-operation latencies.
-type latencies struct {
-	p50, p99, max time.Duration
-}
-
-// summarise sorts ds and takes nearest-rank percentiles.
-func summarise(ds []time.Duration) latencies {
-	if len(ds) == 0 {
-		return latencies{}
-	}
-	slices.Sort(ds)
-	rank := func(q float64) time.Duration {
-		return ds[max(0, int(math.Ceil(q*float64(len(ds))))-1)]
-	}
-	return latencies{p50: rank(0.50), p99: rank(0.99), max: ds[len(ds)-1]}
-}
-
-func reportLatencies(b *testing.B, prefix string, l latencies) {
+func reportLatencies(b *testing.B, prefix string, l loadtest.Latencies) {
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	b.ReportMetric(ms(l.p50), prefix+"p50_ms")
-	b.ReportMetric(ms(l.p99), prefix+"p99_ms")
-	b.ReportMetric(ms(l.max), prefix+"max_ms")
+	b.ReportMetric(ms(l.P50), prefix+"p50_ms")
+	b.ReportMetric(ms(l.P99), prefix+"p99_ms")
+	b.ReportMetric(ms(l.Max), prefix+"max_ms")
 }
 
 // measureConcurrent runs op b.N times from concurrency goroutines (a closed
 // loop: each starts its next operation when the previous one returns) and
 // reports the latency percentiles and the throughput.
-func measureConcurrent(b *testing.B, concurrency int, op func(context.Context) error) latencies {
+func measureConcurrent(b *testing.B, concurrency int, op func(context.Context) error) loadtest.Latencies {
 	b.Helper()
-	ctx := context.Background()
-	var next atomic.Int64
-	perWorker := make([][]time.Duration, concurrency)
-	errs := make(chan error, concurrency)
-	var wg sync.WaitGroup
 	b.ResetTimer()
 	start := time.Now()
-	for w := range concurrency {
-		perWorker[w] = make([]time.Duration, 0, b.N/concurrency+1)
-		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
-				t0 := time.Now()
-				if err := op(ctx); err != nil {
-					errs <- err
-					return
-				}
-				perWorker[w] = append(perWorker[w], time.Since(t0))
-			}
-		})
-	}
-	wg.Wait()
+	ds, err := loadtest.ClosedLoop(context.Background(), concurrency, int64(b.N), true, func(ctx context.Context, _ int) error {
+		return op(ctx)
+	})
 	elapsed := time.Since(start)
 	b.StopTimer()
-	close(errs)
-	if err := <-errs; err != nil {
+	if err != nil {
 		b.Fatal(err)
 	}
-	l := summarise(slices.Concat(perWorker...))
+	l := loadtest.Summarise(ds)
 	reportLatencies(b, "", l)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
 	return l
@@ -428,8 +360,8 @@ func measureFreshness(b *testing.B, ts *testServer, producer *streaming.Producer
 	if len(delivered) == 0 || len(applied) != b.N {
 		b.Fatalf("of %d events, %d reached the subscriber and %d were applied (notifications)", b.N, len(delivered), len(applied))
 	}
-	reportLatencies(b, "", summarise(delivered))
-	reportLatencies(b, "applied_", summarise(applied))
+	reportLatencies(b, "", loadtest.Summarise(delivered))
+	reportLatencies(b, "applied_", loadtest.Summarise(applied))
 	b.ReportMetric(100*float64(len(delivered))/float64(b.N), "delivered_%")
 	b.ReportMetric(float64(b.N)/produced.Seconds(), "events/s")
 }

@@ -77,6 +77,9 @@ commands:
   replay [--wipe] [--topics T,...]
               rebuild the Redis features from the event topics; --wipe first
               deletes the prefix's keys (stop the stream workers first)
+  load [--url U] [--duration D] [--concurrency N] [--subscriptions N] [--json]
+              run a bounded mixed workload against a running server and
+              report latency, errors, memory per subscription and fan-out
 
 Run "aisle COMMAND -h" for a command's flags.`
 
@@ -110,6 +113,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runModels(ctx, args, stdout, stderr)
 	case "replay":
 		return runReplay(ctx, args, stdout, stderr)
+	case "load":
+		return runLoad(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/loadtest"
+)
+
+// runLoad is `aisle load`: a bounded mixed workload against a running
+// `aisle serve` (see BENCHMARKS.md §6).
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c := newCommand("load", stderr)
+	cfg := loadtest.Config{}
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "the server's base URL")
+	key := fs.String("key", "", "a service API key to use for everything; empty creates keys in --database-url")
+	fs.IntVar(&cfg.ConnectionsPerKey, "connections-per-key", 100, "websocket connections per created key (keep it within the server's --max-connections-per-key)")
+	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long the mixed workload runs")
+	fs.Int64Var(&cfg.Requests, "requests", 0, "stop the mixed workload after this many operations (0: --duration alone)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 32, "HTTP operations in flight")
+	fs.IntVar(&cfg.Subscriptions, "subscriptions", 5000, "websocket connections, one subscription each, open during the run")
+	fs.IntVar(&cfg.FanoutProducts, "fanout-products", 10, "store-products the availabilityChanged subscribers are spread over")
+	fs.IntVar(&cfg.FanoutRounds, "fanout-rounds", 20, "timed rounds of one pick per fan-out product, after the workload")
+	mix := fs.String("mix", loadtest.DefaultMix, "operation=weight,... of the mixed workload")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of tables")
+	if err := parseCommand(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if cfg.Mix, err = loadtest.ParseMix(*mix); err != nil {
+		return err
+	}
+	if cfg.ConnectionsPerKey < 1 {
+		return fmt.Errorf("--connections-per-key must be at least 1, got %d", cfg.ConnectionsPerKey)
+	}
+	cfg.Log = commandLogger(c, stderr)
+	if *key != "" {
+		cfg.Keys = []string{*key}
+	} else {
+		// One key per connections-per-key sockets, and at least one for HTTP.
+		n := max(1, (cfg.Subscriptions+cfg.ConnectionsPerKey-1)/cfg.ConnectionsPerKey)
+		if cfg.Keys, err = createLoadKeys(ctx, c, n, stderr); err != nil {
+			return err
+		}
+	}
+	report, err := loadtest.Run(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(report)
+	}
+	return report.Write(stdout)
+}
+
+// createLoadKeys creates n service keys in the server's database, as `aisle
+// keys create --role service` would.
+func createLoadKeys(ctx context.Context, c *Config, n int, stderr io.Writer) ([]string, error) {
+	db, err := catalog.Open(ctx, c.DatabaseURL, commandLogger(c, stderr))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	name := "aisle load " + time.Now().UTC().Format(time.RFC3339)
+	keys := make([]string, n)
+	for i := range keys {
+		if keys[i], err = db.CreateKey(ctx, aisle.RoleService, "", "", fmt.Sprintf("%s #%d", name, i+1)); err != nil {
+			return nil, fmt.Errorf("create load key: %s", aisle.ErrorMessage(err))
+		}
+	}
+	return keys, nil
+}
