@@ -47,6 +47,7 @@ var flagEnv = map[string]string{
 	"low-stock-above": "AISLE_LOW_STOCK_ABOVE",
 	"fraud-review-at": "AISLE_FRAUD_REVIEW_AT",
 	"fraud-block-at":  "AISLE_FRAUD_BLOCK_AT",
+	"session-timeout": "AISLE_SESSION_TIMEOUT",
 }
 
 // parseCommand applies the environment, then parses args and refuses
