@@ -72,14 +72,25 @@ func testKillWorkerMidLoad(t *testing.T, bin string) {
 	load.waitSent(t, len(r.events)/2)
 	w1.Kill()
 	sent := load.sent.Load()
-	committed := r.committed(group)
-	marks := r.watermarks(prefix)
+	redelivered := uncommitted(r.watermarks(prefix), r.committed(group))
 	t.Logf("killed worker-1 after %d of %d events were published; %d records applied but not committed, to be redelivered",
-		sent, len(r.events), uncommitted(marks, committed))
+		sent, len(r.events), redelivered)
 
-	r.serve("worker-2", "stream", group, prefix)
+	// Role all rather than stream only so that its /metrics can be read: a
+	// stream-only process serves no HTTP.
+	w2 := r.serve("worker-2", "all", group, prefix)
 	load.wait(t)
 	r.waitCaughtUp(group)
+	// Exactly the records worker-1 wrote but did not commit came again,
+	// and each was skipped.
+	var skipped float64
+	metrics := r.metrics(w2)
+	for _, applier := range redisAppliers {
+		skipped += metrics.Sum("aisle_stream_events_applied_total", map[string]string{"applier": applier, "result": "duplicate"})
+	}
+	if skipped != float64(redelivered) {
+		t.Errorf("worker-2 skipped %v events as already applied, want the %d redelivered", skipped, redelivered)
+	}
 	r.assertSameAsCleanReplay(prefix)
 }
 
