@@ -72,7 +72,7 @@ func testKillWorkerMidLoad(t *testing.T, bin string) {
 	load.waitSent(t, len(r.events)/2)
 	w1.Kill()
 	sent := load.sent.Load()
-	redelivered := uncommitted(r.watermarks(prefix), r.committed(group))
+	redelivered := r.settledUncommitted(group, prefix)
 	t.Logf("killed worker-1 after %d of %d events were published; %d records applied but not committed, to be redelivered",
 		sent, len(r.events), redelivered)
 
@@ -464,7 +464,7 @@ func (r *faultRig) endOffsets() streamingtest.Offsets {
 // snapshot reads every key under prefix.
 func (r *faultRig) snapshot(prefix string) map[string]map[string]string {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a scan of the whole shared Redis
 	defer cancel()
 	snap, err := featurestest.Snapshot(ctx, featurestest.URL(), prefix)
 	if err != nil {
@@ -491,6 +491,26 @@ func (r *faultRig) watermarks(prefix string) streamingtest.Offsets {
 		marks[parts[0]][int32(p)] = off
 	}
 	return marks
+}
+
+// settledUncommitted counts the records a dead worker of group applied to
+// Redis under prefix past its committed offsets, once neither changes any
+// more: Redis and the broker may still be executing what the worker sent
+// just before it died.
+func (r *faultRig) settledUncommitted(group, prefix string) int64 {
+	r.t.Helper()
+	last := int64(-1)
+	for deadline := time.Now().Add(faultWait); ; {
+		n := uncommitted(r.watermarks(prefix), r.committed(group))
+		if n == last {
+			return n
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("records applied but not committed still changing after %s: %d, then %d", faultWait, last, n)
+		}
+		last = n
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // uncommitted counts the records applied to Redis past the committed offsets.
