@@ -477,18 +477,25 @@ func (r *faultRig) snapshot(prefix string) map[string]map[string]string {
 // each partition (the offsets hash, fields "topic/partition[/topic id]").
 func (r *faultRig) watermarks(prefix string) streamingtest.Offsets {
 	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offsets, err := featurestest.Hash(ctx, featurestest.URL(), prefix+"offsets")
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	marks := streamingtest.Offsets{}
-	for field, v := range r.snapshot(prefix)["offsets"] {
-		parts := strings.Split(field, "/")
-		p, err1 := strconv.ParseInt(parts[min(1, len(parts)-1)], 10, 32)
+	for field, v := range offsets {
+		topic, rest, _ := strings.Cut(field, "/")
+		partition, _, _ := strings.Cut(rest, "/")
+		p, err1 := strconv.ParseInt(partition, 10, 32)
 		off, err2 := strconv.ParseInt(v, 10, 64)
-		if len(parts) < 2 || err1 != nil || err2 != nil {
+		if err1 != nil || err2 != nil {
 			r.t.Fatalf("offsets watermark %q = %q is not topic/partition = offset", field, v)
 		}
-		if marks[parts[0]] == nil {
-			marks[parts[0]] = map[int32]int64{}
+		if marks[topic] == nil {
+			marks[topic] = map[int32]int64{}
 		}
-		marks[parts[0]][int32(p)] = off
+		marks[topic][int32(p)] = off
 	}
 	return marks
 }

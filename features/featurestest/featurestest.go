@@ -136,3 +136,19 @@ func Snapshot(ctx context.Context, redisURL, prefix string) (map[string]map[stri
 	}
 	return out, nil
 }
+
+// Hash returns the fields of the hash at key (empty when there is none),
+// e.g. a prefix's "offsets" watermarks, without scanning like Snapshot.
+func Hash(ctx context.Context, redisURL, key string) (map[string]string, error) {
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("featurestest: parse %s: %w", redisURL, err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	h, err := rdb.HGetAll(ctx, key).Result()
+	if err != nil {
+		return nil, fmt.Errorf("featurestest: read %s: %w", key, err)
+	}
+	return h, nil
+}
