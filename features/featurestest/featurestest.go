@@ -82,7 +82,7 @@ func Snapshot(ctx context.Context, redisURL, prefix string) (map[string]map[stri
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	var keys []string
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	iter := rdb.Scan(ctx, 0, prefix+"*", 10_000).Iterator() // large steps: the shared Redis holds many keys
 	for iter.Next(ctx) {
 		keys = append(keys, iter.Val())
 	}
