@@ -543,6 +543,11 @@ func (r *faultRig) assertSameAsCleanReplay(prefix string) string {
 	got, want := r.snapshot(prefix), r.snapshot(replayPrefix)
 	for _, snap := range []map[string]map[string]string{got, want} {
 		for key, fields := range snap {
+			if strings.HasPrefix(key, "labels-round:") {
+				// A guard of features.ApplyLabels' pipelines, left for a
+				// minute only by a worker killed in the middle of one.
+				delete(snap, key)
+			}
 			if strings.HasPrefix(key, "avail:") {
 				// The version orders a hash's states for the API's near
 				// caches: it is the writer's clock when it wrote, not a

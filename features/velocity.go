@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,24 +143,20 @@ func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bo
 		if err != nil {
 			return nil, err
 		}
-		// A label whose order was not recorded when its signature was read
-		// can find it recorded when its script runs (-1: read again and
-		// retry). The labels after it must wait for the retry: applied
-		// first, their offsets would raise the partition's watermark above
-		// the retried label's, which would then be skipped as already
-		// applied, and its count lost. So a round ends with the first such
-		// label; they are rare outside replays, where labels come a week
-		// after their orders.
-		round := len(pending)
-		if j := slices.Index(sigs, ""); j >= 0 {
-			round = j + 1
+		// One round: one pipeline of scripts, each partition's in offset
+		// order (see labels.lua for the guard that keeps it so).
+		round := strconv.FormatUint(rand.Uint64(), 36)
+		last := map[string]int{} // guard key → its last label in pending
+		for j, i := range pending {
+			last[s.labelRoundKey(updates[i].Origin)] = j
 		}
-		keys := make([][]string, round)
-		args := make([][]any, round)
-		for j, i := range pending[:round] {
+		keys := make([][]string, len(pending))
+		args := make([][]any, len(pending))
+		for j, i := range pending {
 			u := updates[i]
 			l := u.Event.Label
-			keys[j] = []string{s.seenKey(u.Event.ID), s.offsetsKey(), s.labelKey(l.OrderID), s.orderKey(l.OrderID)}
+			guard := s.labelRoundKey(u.Origin)
+			keys[j] = []string{s.seenKey(u.Event.ID), s.offsetsKey(), s.labelKey(l.OrderID), s.orderKey(l.OrderID), guard}
 			if sigs[j] != "" {
 				ids := strings.Split(sigs[j], " ")
 				for k, kind := range []models.EntityKind{models.EntityCard, models.EntityDevice, models.EntityAddress, models.EntityStore} {
@@ -170,26 +167,31 @@ func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bo
 			if *l.Fraud {
 				fraud = 1
 			}
-			args[j] = []any{u.Origin.field(), u.Origin.Offset, s.seenTTL.Milliseconds(), s.ttl.Milliseconds(), u.Event.Time.UnixMilli(), fraud, sigs[j]}
+			isLast := "0"
+			if last[guard] == j {
+				isLast = "1"
+			}
+			args[j] = []any{u.Origin.field(), u.Origin.Offset, s.seenTTL.Milliseconds(), s.ttl.Milliseconds(), u.Event.Time.UnixMilli(), fraud, sigs[j], round, isLast}
 		}
 		results, err := s.evalEach(ctx, applyLabelScript, keys, args)
 		if err != nil {
 			return nil, fmt.Errorf("apply labels: %w", err)
 		}
-		retry := false
+		var again []int
 		for j, r := range results {
 			switch r {
-			case int64(-1): // only the last of the round: the one read without an order
-				retry = true
+			case int64(-1), int64(-2):
+				again = append(again, pending[j])
 			case int64(1):
 				applied[pending[j]] = true
 			}
 		}
-		if !retry {
-			pending = pending[round:]
-			continue
+		pending = again
+		if len(pending) == 0 {
+			break
 		}
-		pending = pending[round-1:]
+		// The first label retried is one that returned -1; every round
+		// applies or retries its first label, so only it can stall.
 		if pending[0] != retried {
 			retried, attempts = pending[0], 0
 		}
@@ -262,6 +264,9 @@ func (s *Store) entityKey(e models.Entity) string {
 func (s *Store) orderKey(orderID string) string { return s.prefix + "fo:" + orderID }
 
 func (s *Store) labelKey(orderID string) string { return s.prefix + "fl:" + orderID }
+
+// labelRoundKey is the guard of ApplyLabels' rounds for o's partition.
+func (s *Store) labelRoundKey(o Origin) string { return s.prefix + "labels-round:" + o.field() }
 
 // PublishFraudAlert announces an assessment (encoded by the caller) to every
 // API process watching with WatchFraudAlerts.
