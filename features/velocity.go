@@ -20,7 +20,9 @@ import (
 // Fraud velocity in Redis: one hash per entity ({prefix}fv:{kind}:{id})
 // holding the fields of models.OrderOps and friends, one record per order
 // ({prefix}fo:{orderID}) so that a label can find the order's entities, and
-// one per label ({prefix}fl:{orderID}). The scripts mirror
+// one per label ({prefix}fl:{orderID}), and while ApplyLabels retries a
+// label, a guard per partition ({prefix}labels-round:{topic/partition}).
+// The scripts mirror
 // models.EntityState.Apply; reads return the hashes for
 // models.ComputeFraudFeatures.
 
