@@ -78,7 +78,8 @@ type ConsumerConfig struct {
 	CommitInterval time.Duration
 	// SessionTimeout is how long the group waits for a silent member (a
 	// worker killed or cut off) before giving its partitions to the others;
-	// franz-go's default (45s) when zero. Heartbeats go every third of it.
+	// franz-go's default (45s) when zero. Heartbeats go every 3s (members
+	// learn of rebalances by them), or every third of a shorter timeout.
 	SessionTimeout time.Duration
 }
 
@@ -146,7 +147,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		opts = append(opts, kgo.AutoCommitInterval(c.cfg.CommitInterval))
 	}
 	if c.cfg.SessionTimeout > 0 {
-		opts = append(opts, kgo.SessionTimeout(c.cfg.SessionTimeout), kgo.HeartbeatInterval(c.cfg.SessionTimeout/3))
+		opts = append(opts, kgo.SessionTimeout(c.cfg.SessionTimeout), kgo.HeartbeatInterval(min(3*time.Second, c.cfg.SessionTimeout/3)))
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
