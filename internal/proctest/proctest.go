@@ -32,6 +32,8 @@ import (
 func Build(tb testing.TB, dir string) string {
 	tb.Helper()
 	bin := filepath.Join(tb.TempDir(), "aisle")
+	// go test puts its own toolchain first in the PATH of tests, so this
+	// is the go that runs them.
 	cmd := exec.Command("go", "build", "-o", bin, ".")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
