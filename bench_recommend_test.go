@@ -37,13 +37,9 @@ const benchSessions = 100_000 // recent sessions indexed for BenchmarkRecommenda
 // events in time order.
 func benchShopping(b *testing.B, db *catalog.DB, sessions int) []aisle.Event {
 	b.Helper()
-	sc, err := db.SimulationCatalog(context.Background())
+	cat, err := simulationCatalog(context.Background(), db)
 	if err != nil {
 		b.Fatal(err)
-	}
-	cat := simulate.Catalog{Categories: sc.Categories}
-	for _, s := range sc.Stores {
-		cat.Stores = append(cat.Stores, simulate.Store{ID: s.StoreID, Products: s.ProductIDs})
 	}
 	cfg := simulate.DefaultShoppingConfig(1)
 	cfg.Customers = 50_000 // 12,500 sessions a day

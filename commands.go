@@ -55,6 +55,7 @@ var flagEnv = map[string]string{
 	"ws-ping-interval":                 "AISLE_WS_PING_INTERVAL",
 	"ws-init-timeout":                  "AISLE_WS_INIT_TIMEOUT",
 	"key-cache-ttl":                    "AISLE_KEY_CACHE_TTL",
+	"session-timeout":                  "AISLE_SESSION_TIMEOUT",
 }
 
 // parseCommand applies the environment, then parses args and refuses
@@ -222,13 +223,9 @@ const demoProductsPerStore = 50
 // runSimulator publishes the simulated marketplace over the real catalog
 // until ctx is done.
 func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Producer, rate float64, seed int64, perStore int, log *slog.Logger) error {
-	sc, err := db.SimulationCatalog(ctx)
+	cat, err := simulationCatalog(ctx, db)
 	if err != nil {
 		return err
-	}
-	cat := simulate.Catalog{Categories: sc.Categories}
-	for _, s := range sc.Stores {
-		cat.Stores = append(cat.Stores, simulate.Store{ID: s.StoreID, Products: s.ProductIDs})
 	}
 	log.Info("simulator publishing", "rate", rate, "seed", seed, "stores", len(cat.Stores), "products_per_store", perStore)
 	publish := func(ctx context.Context, ev aisle.Event) error {
@@ -249,6 +246,19 @@ func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Produ
 		return simulate.RunFraud(ctx, simulate.FraudRunConfig{Stores: cat.Sample(perStore).Stores, Seed: seed, Rate: rate / 5}, publish)
 	})
 	return g.Wait()
+}
+
+// simulationCatalog is the database's catalog as the simulator sees it.
+func simulationCatalog(ctx context.Context, db *catalog.DB) (simulate.Catalog, error) {
+	sc, err := db.SimulationCatalog(ctx)
+	if err != nil {
+		return simulate.Catalog{}, err
+	}
+	cat := simulate.Catalog{Categories: sc.Categories}
+	for _, s := range sc.Stores {
+		cat.Stores = append(cat.Stores, simulate.Store{ID: s.StoreID, Products: s.ProductIDs})
+	}
+	return cat, nil
 }
 
 // evaluations are the models `aisle eval` knows. Each simulates, trains

@@ -137,15 +137,11 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // publishFraudHistory publishes days of the simulated checkout (10,000
 // customers over the catalog's stores) ending now, 64 events at a time.
 func publishFraudHistory(ctx context.Context, db *catalog.DB, producer *streaming.Producer, seed int64, days int, log *slog.Logger) error {
-	sc, err := db.SimulationCatalog(ctx)
+	cat, err := simulationCatalog(ctx, db)
 	if err != nil {
 		return err
 	}
-	var stores []simulate.Store
-	for _, s := range sc.Stores {
-		stores = append(stores, simulate.Store{ID: s.StoreID, Products: s.ProductIDs})
-	}
-	events, err := simulate.FraudHistory(simulate.DefaultFraudWorld(seed, stores), days, time.Now())
+	events, err := simulate.FraudHistory(simulate.DefaultFraudWorld(seed, cat.Stores), days, time.Now())
 	if err != nil {
 		return err
 	}

@@ -140,8 +140,11 @@ type Config struct {
 	LogLevel      slog.Level
 	DrainTimeout  time.Duration
 	ConsumerGroup string
-	FeatureTTL    time.Duration
-	Availability  models.AvailabilityModel // status thresholds are configurable
+	// SessionTimeout is how soon a dead stream worker's partitions move to
+	// the live ones (Kafka's session.timeout.ms).
+	SessionTimeout time.Duration
+	FeatureTTL     time.Duration
+	Availability   models.AvailabilityModel // status thresholds are configurable
 
 	FraudThresholds models.FraudThresholds // APPROVE / REVIEW / BLOCK
 	FraudModelPoll  time.Duration          // how often serving checks the active model version
@@ -216,6 +219,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.Role, "role", env("AISLE_ROLE", "all"), "all, api (GraphQL only) or stream (workers only) (AISLE_ROLE)")
 	fs.StringVar(&c.WebDir, "web-dir", env("AISLE_WEB_DIR", "web"), "directory of the GraphiQL page and its npm packages (AISLE_WEB_DIR)")
 	fs.StringVar(&c.ConsumerGroup, "group", env("AISLE_CONSUMER_GROUP", "aisle-stream"), "Kafka consumer group of the stream workers")
+	fs.DurationVar(&c.SessionTimeout, "session-timeout", 45*time.Second, // franz-go's and Kafka's default
+		"how long the consumer group waits for a silent stream worker before moving its partitions to the others; "+
+			"within the broker's group.min/max.session.timeout.ms (Kafka's default minimum is 6s) (AISLE_SESSION_TIMEOUT)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work")
 	fs.DurationVar(&c.FeatureTTL, "feature-ttl", features.DefaultTTL, "how long an untouched store-product's features are kept in Redis")
 	c.Availability = models.DefaultAvailabilityModel()
@@ -276,6 +282,9 @@ func (m *Main) ParseFlags(args []string) error {
 	case "all", "api", "stream":
 	default:
 		return fmt.Errorf("--role must be all, api or stream, got %q", c.Role)
+	}
+	if c.SessionTimeout < time.Second {
+		return fmt.Errorf("--session-timeout must be at least 1s, got %s", c.SessionTimeout)
 	}
 	if c.RecommendRefresh <= 0 {
 		return fmt.Errorf("--recommend-refresh must be positive, got %s", c.RecommendRefresh)
@@ -381,12 +390,13 @@ func (m *Main) Run(ctx context.Context) error {
 	var consumer *streaming.Consumer // nil unless this process runs the stream workers
 	if m.runsStream() {
 		consumer, err = streaming.NewConsumer(streaming.ConsumerConfig{
-			Brokers:  brokers,
-			Group:    c.ConsumerGroup,
-			Appliers: streamAppliers(fs, db),
-			Catalog:  db,
-			DLQ:      producer,
-			Log:      log,
+			Brokers:        brokers,
+			Group:          c.ConsumerGroup,
+			SessionTimeout: c.SessionTimeout,
+			Appliers:       streamAppliers(fs, db),
+			Catalog:        db,
+			DLQ:            producer,
+			Log:            log,
 		})
 		if err != nil {
 			return err

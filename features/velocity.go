@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +20,9 @@ import (
 // Fraud velocity in Redis: one hash per entity ({prefix}fv:{kind}:{id})
 // holding the fields of models.OrderOps and friends, one record per order
 // ({prefix}fo:{orderID}) so that a label can find the order's entities, and
-// one per label ({prefix}fl:{orderID}). The scripts mirror
+// one per label ({prefix}fl:{orderID}), and while ApplyLabels retries a
+// label, a guard per partition ({prefix}labels-round:{topic/partition}).
+// The scripts mirror
 // models.EntityState.Apply; reads return the hashes for
 // models.ComputeFraudFeatures.
 
@@ -118,9 +121,9 @@ func (s *Store) velocityCall(u Update) ([]string, []any, error) {
 	return keys, args, nil
 }
 
-// maxLabelAttempts bounds how often ApplyLabels reads an order record again
-// because it changed between the read and the script (an order recorded in
-// between): the second attempt sees it.
+// maxLabelAttempts bounds how often ApplyLabels reads a label's order record
+// again because it changed between the read and the script (an order
+// recorded in between): the second attempt sees it.
 const maxLabelAttempts = 3
 
 // ApplyLabels applies order.labeled events: each label is counted in the
@@ -136,20 +139,26 @@ func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bo
 		}
 		pending = append(pending, i)
 	}
-	for attempt := 0; len(pending) > 0; attempt++ {
-		if attempt == maxLabelAttempts {
-			return nil, fmt.Errorf("apply labels: %d order records kept changing", len(pending))
-		}
+	retried, attempts := -1, 0 // the label retried last, and how often
+	for len(pending) > 0 {
 		sigs, err := s.orderSignatures(ctx, updates, pending)
 		if err != nil {
 			return nil, err
+		}
+		// One round: one pipeline of scripts, each partition's in offset
+		// order (see labels.lua for the guard that keeps it so).
+		round := strconv.FormatUint(rand.Uint64(), 36)
+		last := map[string]int{} // guard key → its last label in pending
+		for j, i := range pending {
+			last[s.labelRoundKey(updates[i].Origin)] = j
 		}
 		keys := make([][]string, len(pending))
 		args := make([][]any, len(pending))
 		for j, i := range pending {
 			u := updates[i]
 			l := u.Event.Label
-			keys[j] = []string{s.seenKey(u.Event.ID), s.offsetsKey(), s.labelKey(l.OrderID), s.orderKey(l.OrderID)}
+			guard := s.labelRoundKey(u.Origin)
+			keys[j] = []string{s.seenKey(u.Event.ID), s.offsetsKey(), s.labelKey(l.OrderID), s.orderKey(l.OrderID), guard}
 			if sigs[j] != "" {
 				ids := strings.Split(sigs[j], " ")
 				for k, kind := range []models.EntityKind{models.EntityCard, models.EntityDevice, models.EntityAddress, models.EntityStore} {
@@ -160,7 +169,11 @@ func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bo
 			if *l.Fraud {
 				fraud = 1
 			}
-			args[j] = []any{u.Origin.field(), u.Origin.Offset, s.seenTTL.Milliseconds(), s.ttl.Milliseconds(), u.Event.Time.UnixMilli(), fraud, sigs[j]}
+			isLast := "0"
+			if last[guard] == j {
+				isLast = "1"
+			}
+			args[j] = []any{u.Origin.field(), u.Origin.Offset, s.seenTTL.Milliseconds(), s.ttl.Milliseconds(), u.Event.Time.UnixMilli(), fraud, sigs[j], round, isLast}
 		}
 		results, err := s.evalEach(ctx, applyLabelScript, keys, args)
 		if err != nil {
@@ -169,13 +182,24 @@ func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bo
 		var again []int
 		for j, r := range results {
 			switch r {
-			case int64(-1):
+			case int64(-1), int64(-2):
 				again = append(again, pending[j])
 			case int64(1):
 				applied[pending[j]] = true
 			}
 		}
 		pending = again
+		if len(pending) == 0 {
+			break
+		}
+		// The first label retried is one that returned -1; every round
+		// applies or retries its first label, so only it can stall.
+		if pending[0] != retried {
+			retried, attempts = pending[0], 0
+		}
+		if attempts++; attempts == maxLabelAttempts {
+			return nil, fmt.Errorf("apply labels: the order record of %s kept changing", updates[retried].Event.Label.OrderID)
+		}
 	}
 	return applied, nil
 }
@@ -242,6 +266,9 @@ func (s *Store) entityKey(e models.Entity) string {
 func (s *Store) orderKey(orderID string) string { return s.prefix + "fo:" + orderID }
 
 func (s *Store) labelKey(orderID string) string { return s.prefix + "fl:" + orderID }
+
+// labelRoundKey is the guard of ApplyLabels' rounds for o's partition.
+func (s *Store) labelRoundKey(o Origin) string { return s.prefix + "labels-round:" + o.field() }
 
 // PublishFraudAlert announces an assessment (encoded by the caller) to every
 // API process watching with WatchFraudAlerts.

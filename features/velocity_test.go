@@ -287,3 +287,62 @@ func TestVelocityBoundsHotEntities(t *testing.T) {
 			4*models.MaxCounterparts, models.MaxCounterparts, models.PruneAbove)
 	}
 }
+
+// Labels applied while their orders are being recorded, the way a replay
+// reads the orders and labels topics side by side: each label is counted
+// exactly once, whether its script ran before, after or in the middle of
+// its order's, and none is lost to the partition's watermark when one of
+// them has to be retried.
+func TestLabelsRacingTheirOrdersAreEachCountedOnce(t *testing.T) {
+	t.Parallel()
+	fs := featurestest.MustOpen(t)
+	const orders, batch = 2000, 40
+	orderAt := fraudT0.Add(-3 * 24 * time.Hour)
+	labelAt := fraudT0.Add(-time.Hour)
+	var orderUpdates, labelUpdates []features.Update
+	for i := range orders {
+		id := fmt.Sprint(i)
+		orderUpdates = append(orderUpdates, features.Update{
+			Event:  orderEvent(t, "e-o"+id, "o-"+id, "u-"+id, "card-"+id, "dev-"+id, 1000, orderAt),
+			Origin: features.Origin{Topic: aisle.TopicOrders, Offset: int64(i)},
+		})
+		labelUpdates = append(labelUpdates, features.Update{
+			Event:  labelEvent(t, "e-l"+id, "o-"+id, true, labelAt),
+			Origin: features.Origin{Topic: aisle.TopicLabels, Offset: int64(i)},
+		})
+	}
+	applyInBatches := func(apply func(context.Context, []features.Update) ([]bool, error), updates []features.Update) error {
+		for from := 0; from < len(updates); from += batch {
+			applied, err := apply(context.Background(), updates[from:from+batch])
+			if err != nil {
+				return err
+			}
+			if i := slices.Index(applied, false); i >= 0 {
+				return fmt.Errorf("event %s not applied", updates[from+i].Event.ID)
+			}
+		}
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- applyInBatches(fs.ApplyVelocity, orderUpdates) }()
+	if err := applyInBatches(fs.ApplyLabels, labelUpdates); err != nil {
+		t.Error(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	day := labelAt.Truncate(24 * time.Hour)
+	for i := range orders {
+		o := probe(day.Add(24 * time.Hour))
+		o.Card = fmt.Sprint("card-", i)
+		snap, err := fs.FraudSnapshot(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		field := fmt.Sprint("lf:d:", day.UnixMilli()/(24*time.Hour).Milliseconds())
+		if got := snap.Card[field]; got != 1 {
+			t.Fatalf("card-%d counts %d fraud labels (%s), want 1: %v", i, got, field, snap.Card)
+		}
+	}
+}

@@ -78,6 +78,11 @@ type ConsumerConfig struct {
 	// CommitInterval is how often marked offsets are committed besides on
 	// revoke and shutdown; franz-go's default (5s) when zero.
 	CommitInterval time.Duration
+	// SessionTimeout is how long the group waits for a silent member (a
+	// worker killed or cut off) before giving its partitions to the others;
+	// franz-go's default (45s) when zero. Heartbeats go every 3s (members
+	// learn of rebalances by them), or every third of a shorter timeout.
+	SessionTimeout time.Duration
 }
 
 // Consumer is the stream worker: a consumer-group member that validates
@@ -143,6 +148,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	if c.cfg.CommitInterval > 0 {
 		opts = append(opts, kgo.AutoCommitInterval(c.cfg.CommitInterval))
+	}
+	if c.cfg.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(c.cfg.SessionTimeout), kgo.HeartbeatInterval(min(3*time.Second, c.cfg.SessionTimeout/3)))
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

@@ -5,9 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/models"
@@ -49,7 +55,9 @@ func MustOpenAt(tb testing.TB, redisURL, prefix string, opts ...features.Option)
 		tb.Fatalf("featurestest: %v", err)
 	}
 	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// Deleting scans the whole keyspace: slow when the shared Redis
+		// holds many keys of other tests and the machine is busy.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := s.DeleteAll(ctx); err != nil {
 			tb.Errorf("featurestest: delete keys under %s: %v", prefix, err)
@@ -59,4 +67,88 @@ func MustOpenAt(tb testing.TB, redisURL, prefix string, opts ...features.Option)
 		}
 	})
 	return s
+}
+
+// Snapshot returns every key under prefix in the Redis at redisURL, without
+// the prefix, with its content: a hash's fields, a sorted set's members with
+// their scores, a string under the field "". Fault tests compare two
+// snapshots to prove that two ways of consuming the same events wrote the
+// same features.
+func Snapshot(ctx context.Context, redisURL, prefix string) (map[string]map[string]string, error) {
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("featurestest: parse %s: %w", redisURL, err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	var keys []string
+	iter := rdb.Scan(ctx, 0, prefix+"*", 10_000).Iterator() // large steps: the shared Redis holds many keys
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("featurestest: scan %s*: %w", prefix, err)
+	}
+	types := make([]*redis.StatusCmd, len(keys))
+	if _, err := rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, k := range keys {
+			types[i] = pipe.Type(ctx, k)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("featurestest: key types: %w", err)
+	}
+	reads := make([]func() (map[string]string, error), len(keys))
+	if _, err := rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, k := range keys {
+			switch t := types[i].Val(); t {
+			case "hash":
+				cmd := pipe.HGetAll(ctx, k)
+				reads[i] = cmd.Result
+			case "string":
+				cmd := pipe.Get(ctx, k)
+				reads[i] = func() (map[string]string, error) { v, err := cmd.Result(); return map[string]string{"": v}, err }
+			case "zset":
+				cmd := pipe.ZRangeWithScores(ctx, k, 0, -1)
+				reads[i] = func() (map[string]string, error) {
+					zs, err := cmd.Result()
+					out := make(map[string]string, len(zs))
+					for _, z := range zs {
+						out[fmt.Sprint(z.Member)] = strconv.FormatFloat(z.Score, 'g', -1, 64)
+					}
+					return out, err
+				}
+			default: // "none": expired or deleted since the scan
+				reads[i] = func() (map[string]string, error) { return nil, fmt.Errorf("unexpected type %q", t) }
+			}
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("featurestest: read keys: %w", err)
+	}
+	out := make(map[string]map[string]string, len(keys))
+	for i, k := range keys {
+		v, err := reads[i]()
+		if err != nil {
+			return nil, fmt.Errorf("featurestest: read %s: %w", k, err)
+		}
+		out[strings.TrimPrefix(k, prefix)] = v
+	}
+	return out, nil
+}
+
+// Hash returns the fields of the hash at key (empty when there is none),
+// e.g. a prefix's "offsets" watermarks, without scanning like Snapshot.
+func Hash(ctx context.Context, redisURL, key string) (map[string]string, error) {
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("featurestest: parse %s: %w", redisURL, err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	h, err := rdb.HGetAll(ctx, key).Result()
+	if err != nil {
+		return nil, fmt.Errorf("featurestest: read %s: %w", key, err)
+	}
+	return h, nil
 }

@@ -3,9 +3,14 @@ package streamingtest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/streaming"
 )
 
@@ -25,4 +30,125 @@ func MustStartBroker(tb testing.TB, partitions int32) *streaming.Broker {
 		tb.Fatalf("streamingtest: %v", err)
 	}
 	return b
+}
+
+// Offsets are offsets by topic and partition.
+type Offsets map[string]map[int32]int64
+
+// Admin reads a consumer group's progress on a cluster, for tests that
+// wait for workers to catch up or check what they committed.
+type Admin struct {
+	cl  *kgo.Client
+	adm *kadm.Client
+}
+
+// MustAdmin connects to brokers; the client is closed when the test ends.
+func MustAdmin(tb testing.TB, brokers []string) *Admin {
+	tb.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		tb.Fatalf("streamingtest: %v", err)
+	}
+	tb.Cleanup(cl.Close)
+	return &Admin{cl: cl, adm: kadm.NewClient(cl)}
+}
+
+// EndOffsets returns the next offset of every partition of Aisle's event
+// topics: how many records each holds.
+func (a *Admin) EndOffsets(ctx context.Context) (Offsets, error) {
+	listed, err := a.adm.ListEndOffsets(ctx, aisle.EventTopics...)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets: %w", err)
+	}
+	out := Offsets{}
+	var firstErr error
+	listed.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("end offset of %s/%d: %w", o.Topic, o.Partition, o.Err)
+		}
+		out.set(o.Topic, o.Partition, o.Offset)
+	})
+	return out, firstErr
+}
+
+// Committed returns the offsets group committed (partitions it never
+// committed are absent).
+func (a *Admin) Committed(ctx context.Context, group string) (Offsets, error) {
+	resps, err := a.adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return nil, fmt.Errorf("fetch offsets of group %s: %w", group, err)
+	}
+	if err := resps.Error(); err != nil {
+		return nil, fmt.Errorf("fetch offsets of group %s: %w", group, err)
+	}
+	out := Offsets{}
+	resps.Each(func(o kadm.OffsetResponse) {
+		if o.At >= 0 { // -1: nothing committed
+			out.set(o.Topic, o.Partition, o.At)
+		}
+	})
+	return out, nil
+}
+
+// Lag returns how many records of the event topics group has not
+// committed yet.
+func (a *Admin) Lag(ctx context.Context, group string) (int64, error) {
+	end, err := a.EndOffsets(ctx)
+	if err != nil {
+		return 0, err
+	}
+	committed, err := a.Committed(ctx, group)
+	if err != nil {
+		return 0, err
+	}
+	var lag int64
+	for topic, ps := range end {
+		for p, e := range ps {
+			lag += e - committed[topic][p]
+		}
+	}
+	return lag, nil
+}
+
+// Assignment returns, for each member of group, how many partitions it is
+// assigned; empty while the group rebalances or has no members.
+func (a *Admin) Assignment(ctx context.Context, group string) (map[string]int, error) {
+	described, err := a.adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return nil, fmt.Errorf("describe group %s: %w", group, err)
+	}
+	g := described[group]
+	if g.Err != nil {
+		return nil, fmt.Errorf("describe group %s: %w", group, g.Err)
+	}
+	out := map[string]int{}
+	if g.State != "Stable" {
+		return out, nil
+	}
+	for _, m := range g.Members {
+		if c, ok := m.Assigned.AsConsumer(); ok {
+			for _, t := range c.Topics {
+				out[m.MemberID] += len(t.Partitions)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (o Offsets) set(topic string, partition int32, offset int64) {
+	if o[topic] == nil {
+		o[topic] = map[int32]int64{}
+	}
+	o[topic][partition] = offset
+}
+
+// Total is the sum of the offsets.
+func (o Offsets) Total() int64 {
+	var sum int64
+	for _, ps := range o {
+		for _, off := range ps {
+			sum += off
+		}
+	}
+	return sum
 }
