@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/features/featurestest"
+	"github.com/aisle/aisle/internal/proctest"
 )
 
 // testServer is a whole Aisle process run in-process on loopback: its own
@@ -28,7 +28,7 @@ type testServer struct {
 	url     string // http://127.0.0.1:PORT
 	stopped chan error
 	cancel  context.CancelFunc
-	logs    *syncBuffer
+	logs    *proctest.SyncBuffer
 }
 
 // startServer runs Main like `aisle serve` with the given extra flags.
@@ -49,7 +49,7 @@ func startServer(t testing.TB, extraArgs ...string) *testServer {
 		"--partitions", "2",
 		"--web-dir", "web",
 	}, extraArgs...)
-	logs := &syncBuffer{}
+	logs := &proctest.SyncBuffer{}
 	m := NewMain(logs)
 	if err := m.ParseFlags(args); err != nil {
 		t.Fatalf("parse flags: %v", err)
@@ -338,22 +338,4 @@ func (c *wsClient) next(timeout time.Duration) (wsMessage, error) {
 func (c *wsClient) drain(timeout time.Duration) bool {
 	_, err := c.next(timeout)
 	return err == nil
-}
-
-// syncBuffer collects the server's logs from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

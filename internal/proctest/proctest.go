@@ -46,7 +46,7 @@ func Build(tb testing.TB, dir string) string {
 type Proc struct {
 	Name string // names it in failure messages
 	cmd  *exec.Cmd
-	logs *syncBuffer // stdout and stderr: the JSON logs
+	logs *SyncBuffer // stdout and stderr: the JSON logs
 	done chan struct{}
 	err  error // what Wait returned, once done is closed
 }
@@ -55,7 +55,7 @@ type Proc struct {
 // it is still running. When the test fails, the process's logs are printed.
 func Start(tb testing.TB, name, bin string, args ...string) *Proc {
 	tb.Helper()
-	p := &Proc{Name: name, logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proc{Name: name, logs: &SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -222,19 +222,20 @@ func (f Families) Sum(name string, labels map[string]string) float64 {
 	return sum
 }
 
-// syncBuffer collects a process's output from its two pipes.
-type syncBuffer struct {
+// SyncBuffer collects output written from several goroutines: a process's
+// two pipes, or an in-process server's logs.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
