@@ -34,6 +34,16 @@ func NewProducer(brokers []string, log *slog.Logger) (*Producer, error) {
 		// records produced while a request is in flight still batch.
 		kgo.ProducerLinger(0),
 		kgo.RecordDeliveryTimeout(PublishTimeout),
+		// Without this, a record that was written to a connection the broker
+		// then dropped (broker down, network cut) can be neither cancelled
+		// nor timed out until the broker answers again, and Publish hangs
+		// for minutes: idempotency refuses to guess whether it landed. We
+		// give up after PublishTimeout instead. The cost is the usual
+		// at-least-once ambiguity: a record that did land before the cut
+		// is reported as failed, and a caller's retry may add it twice.
+		// Events that carry a stable id (order.placed) are deduplicated by
+		// the stream workers; others may then count twice.
+		kgo.AllowIdempotentProduceCancellation(),
 		kgo.WithLogger(kgoLogger{log}),
 	)
 	if err != nil {

@@ -1,0 +1,210 @@
+package main
+
+// Dependency faults (issue item 4): Kafka unreachable, PostgreSQL down and
+// Redis restarted while a whole Aisle runs in-process. Each dependency is
+// taken away without touching the shared servers other tests use: Kafka and
+// PostgreSQL through a faulttest.Proxy that can cut every connection, Redis
+// by a redis-server of the test's own.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/internal/faulttest"
+	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/streaming"
+)
+
+const (
+	reportPickMutation = `mutation($s: ID!, $p: ID!, $o: ID!, $t: Time) {
+  reportPick(input: {storeId: $s, productId: $p, orderId: $o, outcome: FOUND, shopperId: "sh-1", time: $t}) { eventId }
+}`
+	labelOrderMutation = `mutation($o: ID!) { labelOrder(orderId: $o, fraud: true) { eventId } }`
+)
+
+// faultTimeout bounds every wait for a fault to show or to heal.
+const faultTimeout = 30 * time.Second
+
+// waitUntil polls cond until it holds, failing with the server's logs and
+// cond's last word on why not after faultTimeout.
+func waitUntil(t *testing.T, ts *testServer, what string, cond func() (bool, string)) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		ok, why := cond()
+		if ok {
+			return time.Since(start)
+		}
+		if time.Since(start) > faultTimeout {
+			t.Fatalf("%s: not within %s: %s\nserver logs:\n%s", what, faultTimeout, why, ts.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// readyStatus returns the HTTP status of /readyz.
+func (ts *testServer) readyStatus() int {
+	ts.t.Helper()
+	res, err := http.Get(ts.url + "/readyz")
+	if err != nil {
+		ts.t.Fatalf("GET /readyz: %v", err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// wantUnavailable checks that resp failed with UNAVAILABLE and a message
+// that tells the caller to retry without naming the internals.
+func wantUnavailable(t *testing.T, what string, resp gqlResponse) {
+	t.Helper()
+	if len(resp.Errors) == 0 {
+		t.Errorf("%s: succeeded (%s), want UNAVAILABLE", what, resp.Data)
+		return
+	}
+	e := resp.Errors[0]
+	if code, _ := e.Extensions["code"].(string); code != aisle.EUNAVAILABLE {
+		t.Errorf("%s: code %q (%q), want UNAVAILABLE", what, code, e.Message)
+	}
+	lower := strings.ToLower(e.Message)
+	for _, leak := range []string{"dial", "tcp", "eof", "reset", "sql", "redis", "pgx", "kafka", "127.0.0.1"} {
+		if strings.Contains(lower, leak) {
+			t.Errorf("%s: message %q leaks %q", what, e.Message, leak)
+		}
+	}
+}
+
+// activateFraudModel stores and activates a one-feature fraud model
+// directly in the server's database, so assessOrder works without the
+// history `aisle train fraud` needs; the server picks it up on its next
+// model poll (start it with a short --fraud-model-poll).
+func activateFraudModel(t *testing.T, ts *testServer, dbURL string) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := catalog.Open(ctx, dbURL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	model := models.FraudModel{
+		Features: models.FraudFeatureNames()[:1],
+		Logistic: models.LogisticModel{Means: []float64{0}, Stds: []float64{1}, Weights: []float64{0.1}, Bias: -3},
+	}
+	now := time.Now()
+	version, err := db.SaveFraudModel(ctx, catalog.FraudModelVersion{WindowStart: now.Add(-time.Hour), WindowEnd: now, Model: model, Metrics: map[string]float64{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ActivateFraudModel(ctx, version); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startProxiedBroker runs a Kafka-protocol broker behind a proxy and
+// returns the proxy, whose address is the broker's as clients see it. The
+// broker stops after the test's server, whose cleanup is registered later.
+func startProxiedBroker(t *testing.T) *faulttest.Proxy {
+	t.Helper()
+	ln, proxy := faulttest.NewProxiedListener(t)
+	cluster, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.DefaultNumPartitions(2),
+		kfake.ListenFn(func(string, string) (net.Listener, error) { return ln, nil }),
+	)
+	if err != nil {
+		t.Fatalf("start broker: %v", err)
+	}
+	t.Cleanup(cluster.Close)
+	return proxy
+}
+
+// TestDepKafkaUnreachable cuts the server off its broker: every mutation
+// that publishes fails with UNAVAILABLE within PublishTimeout and a margin,
+// well before the operation timeout; assessOrder leaves no assessment for
+// an order whose event was not published; once the broker is reachable
+// again the same mutations succeed without a restart.
+func TestDepKafkaUnreachable(t *testing.T) {
+	proxy := startProxiedBroker(t)
+	ts := startServer(t, "--kafka-brokers", proxy.Addr(), "--fraud-model-poll", "100ms")
+	activateFraudModel(t, ts, ts.main.Config.DatabaseURL)
+	store, products := ts.store(1)
+	service := ts.createKey(aisle.RoleService, "", "")
+	ops := ts.createKey(aisle.RoleOps, "", "")
+
+	mutations := []struct {
+		name  string
+		query string
+		vars  func(round string) map[string]any
+	}{
+		{"reportPick", reportPickMutation, func(round string) map[string]any {
+			return map[string]any{"s": store.ID, "p": products[0], "o": "o-pick-" + round}
+		}},
+		{"recordSessionEvent", recordSessionEvent, func(round string) map[string]any {
+			return map[string]any{"session": "ss-" + round, "store": store.ID, "type": "VIEW", "product": products[0], "user": "u-1"}
+		}},
+		{"assessOrder", assessOrderMutation, func(round string) map[string]any {
+			return map[string]any{"in": orderInput("o-"+round, "u-1", store.ID, products[0], "card-1", "dev-1", 1200)}
+		}},
+		{"labelOrder", labelOrderMutation, func(round string) map[string]any {
+			return map[string]any{"o": "o-" + round}
+		}},
+	}
+	waitUntil(t, ts, "the fraud model is served", func() (bool, string) {
+		resp := ts.query(service, assessOrderMutation, map[string]any{"in": orderInput("o-warm", "u-1", store.ID, products[0], "card-1", "dev-1", 1200)})
+		return len(resp.Errors) == 0, fmt.Sprint(resp.Errors)
+	})
+	for _, m := range mutations {
+		if resp := ts.query(service, m.query, m.vars("before")); len(resp.Errors) > 0 {
+			t.Fatalf("%s before the cut: %+v", m.name, resp.Errors)
+		}
+	}
+
+	proxy.Cut()
+	cutAt := time.Now()
+	for _, m := range mutations {
+		start := time.Now()
+		resp := ts.query(service, m.query, m.vars("cut"))
+		took := time.Since(start)
+		wantUnavailable(t, m.name+" while Kafka is unreachable", resp)
+		// PublishTimeout plus a margin for the catalog and Redis reads
+		// before it; the operation timeout is 15 s.
+		if limit := streaming.PublishTimeout + 3*time.Second; took > limit {
+			t.Errorf("%s took %s to fail, want at most %s", m.name, took, limit)
+		}
+		t.Logf("%s failed after %s: %s", m.name, took.Round(time.Millisecond), resp.Errors[0].Message)
+	}
+	// The order whose order.placed was not published has no assessment.
+	var risk struct {
+		OrderRisk *fraudAssessment `json:"orderRisk"`
+	}
+	ts.mustData(ops, orderRiskQuery, map[string]any{"o": "o-cut"}, &risk)
+	if risk.OrderRisk != nil {
+		t.Errorf("orderRisk(o-cut) = %+v after its publish failed, want null (no partial state)", *risk.OrderRisk)
+	}
+
+	proxy.Resume()
+	t.Logf("Kafka unreachable for %s", time.Since(cutAt).Round(time.Millisecond))
+	recovered := waitUntil(t, ts, "reportPick succeeds after the broker is back", func() (bool, string) {
+		resp := ts.query(service, reportPickMutation, mutations[0].vars("probe"))
+		return len(resp.Errors) == 0, fmt.Sprint(resp.Errors)
+	})
+	t.Logf("publishing recovered %s after the broker came back", recovered.Round(time.Millisecond))
+	for _, m := range mutations {
+		if resp := ts.query(service, m.query, m.vars("cut")); len(resp.Errors) > 0 {
+			t.Errorf("%s retried after recovery: %+v", m.name, resp.Errors)
+		}
+	}
+	ts.mustData(ops, orderRiskQuery, map[string]any{"o": "o-cut"}, &risk)
+	if risk.OrderRisk == nil || risk.OrderRisk.OrderID != "o-cut" {
+		t.Errorf("orderRisk(o-cut) after a successful retry = %+v, want its assessment", risk.OrderRisk)
+	}
+}
