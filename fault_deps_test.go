@@ -208,3 +208,116 @@ func TestDepKafkaUnreachable(t *testing.T) {
 		t.Errorf("orderRisk(o-cut) after a successful retry = %+v, want its assessment", risk.OrderRisk)
 	}
 }
+
+// deadLetters counts the records in the dead-letter topic of brokers.
+func deadLetters(t *testing.T, brokers []string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n := 0
+	err := streaming.ReadTopics(ctx, brokers, []string{aisle.TopicDLQ}, slog.New(slog.DiscardHandler), func(string, int32, int64, []byte) error {
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read the dead-letter topic: %v", err)
+	}
+	return n
+}
+
+// TestDepRedisRestart kills the server's Redis (SIGKILL) while picks keep
+// being reported, then starts it again on the same data: while it is down,
+// /readyz says not ready and Redis-backed answers say UNAVAILABLE; the
+// stream workers pause on the failing writes and resume once it is back,
+// so every pick is counted exactly once and none is dead-lettered; and the
+// API recovers without a restart. Redis keeps its data through the restart
+// (AOF, as in production); a Redis that comes back empty is rebuilt by
+// `aisle replay` instead, which replay_test.go covers.
+func TestDepRedisRestart(t *testing.T) {
+	redis := faulttest.StartRedis(t)
+	ts := startServer(t, "--redis-url", redis.URL())
+	store, products := ts.store(1)
+	sp := aisle.StoreProduct{StoreID: store.ID, ProductID: products[0]}
+	shopper := ts.createKey(aisle.RoleShopper, "", "sh-1")
+	customer := ts.createKey(aisle.RoleCustomer, "", "u-1")
+	fs := ts.serverFeatures()
+	// Every pick has the same event time, so the decayed found count of the
+	// store-product is exactly the number of picks applied.
+	pickTime := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
+	picks := 0
+	reportPicks := func(n int) {
+		t.Helper()
+		for range n {
+			picks++
+			vars := map[string]any{"s": sp.StoreID, "p": sp.ProductID, "o": fmt.Sprintf("o-%d", picks), "t": pickTime}
+			if resp := ts.query(shopper, reportPickMutation, vars); len(resp.Errors) > 0 {
+				t.Fatalf("reportPick %d: %+v", picks, resp.Errors)
+			}
+		}
+	}
+	foundCount := func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		ev, err := fs.Availability(ctx, []aisle.StoreProduct{sp})
+		if err != nil {
+			return false, err.Error()
+		}
+		return ev[0].Found == float64(picks), fmt.Sprintf("found %v, want %d", ev[0].Found, picks)
+	}
+	availabilityVars := map[string]any{"s": sp.StoreID, "p": []string{sp.ProductID}}
+
+	reportPicks(5)
+	waitUntil(t, ts, "the picks before the restart are applied", foundCount)
+	var before struct{ Availability []itemAvailability }
+	ts.mustData("", availabilityQuery, availabilityVars, &before)
+
+	redis.Kill()
+	downAt := time.Now()
+	waitUntil(t, ts, "/readyz says not ready while Redis is down", func() (bool, string) {
+		code := ts.readyStatus()
+		return code == http.StatusServiceUnavailable, fmt.Sprintf("/readyz answered %d", code)
+	})
+	// The near cache may answer until the change subscription notices the
+	// outage; after that, availability reads Redis and says it cannot.
+	waitUntil(t, ts, "availability says UNAVAILABLE", func() (bool, string) {
+		resp := ts.query("", availabilityQuery, availabilityVars)
+		return len(resp.Errors) > 0, fmt.Sprintf("answered %s", resp.Data)
+	})
+	wantUnavailable(t, "availability while Redis is down", ts.query("", availabilityQuery, availabilityVars))
+	// A session event needs the session's owner, kept in Redis.
+	wantUnavailable(t, "recordSessionEvent while Redis is down", ts.query(customer, recordSessionEvent,
+		map[string]any{"session": "ss-1", "store": sp.StoreID, "type": "VIEW", "product": sp.ProductID}))
+	// Picks only need Kafka: they are accepted, and wait in the stream.
+	reportPicks(5)
+	waitUntil(t, ts, "the stream workers retry the failing Redis writes", func() (bool, string) {
+		return strings.Contains(ts.logs.String(), `"step":"availability"`), "no failed availability step logged"
+	})
+
+	redis.Start()
+	t.Logf("Redis was down for %s", time.Since(downAt).Round(time.Millisecond))
+	ready := waitUntil(t, ts, "/readyz says ready once Redis is back", func() (bool, string) {
+		code := ts.readyStatus()
+		return code == http.StatusOK, fmt.Sprintf("/readyz answered %d", code)
+	})
+	applied := waitUntil(t, ts, "the picks made during the outage are applied, each once", foundCount)
+	served := waitUntil(t, ts, "availability answers again", func() (bool, string) {
+		resp := ts.query("", availabilityQuery, availabilityVars)
+		return len(resp.Errors) == 0, fmt.Sprint(resp.Errors)
+	})
+	t.Logf("after Redis came back: ready in %s, stream caught up %s later, availability served %s later",
+		ready.Round(time.Millisecond), applied.Round(time.Millisecond), served.Round(time.Millisecond))
+	if ok, why := foundCount(); !ok {
+		t.Errorf("after recovery: %s", why)
+	}
+	var after struct{ Availability []itemAvailability }
+	ts.mustData("", availabilityQuery, availabilityVars, &after)
+	if after.Availability[0].UpdatedAt == nil || before.Availability[0].UpdatedAt == nil || *after.Availability[0].UpdatedAt != *before.Availability[0].UpdatedAt {
+		t.Errorf("updatedAt %v after the outage, want the picks' time %v", after.Availability[0].UpdatedAt, before.Availability[0].UpdatedAt)
+	}
+	if n := deadLetters(t, ts.main.KafkaBrokers); n != 0 {
+		t.Errorf("%d events dead-lettered, want none: an outage is not a bad event", n)
+	}
+	if resp := ts.query(customer, recordSessionEvent, map[string]any{"session": "ss-1", "store": sp.StoreID, "type": "VIEW", "product": sp.ProductID}); len(resp.Errors) > 0 {
+		t.Errorf("recordSessionEvent after recovery: %+v", resp.Errors)
+	}
+}
