@@ -8,10 +8,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/internal/faulttest"
 	"github.com/aisle/aisle/models"
 	"github.com/aisle/aisle/streaming"
@@ -319,5 +322,144 @@ func TestDepRedisRestart(t *testing.T) {
 	}
 	if resp := ts.query(customer, recordSessionEvent, map[string]any{"session": "ss-1", "store": sp.StoreID, "type": "VIEW", "product": sp.ProductID}); len(resp.Errors) > 0 {
 		t.Errorf("recordSessionEvent after recovery: %+v", resp.Errors)
+	}
+}
+
+// TestDepPostgresDown cuts the server off PostgreSQL: the catalog it has
+// served is served again from memory, keys it has seen keep working, while
+// what needs the database fails with UNAVAILABLE (a key never seen, an
+// assessment's audit insert) and /readyz says not ready; the stream
+// workers that write PostgreSQL (order history, assessment labels) pause
+// and apply everything once it is back, each order once, none
+// dead-lettered.
+func TestDepPostgresDown(t *testing.T) {
+	realURL := catalogtest.NewDatabaseURL(t)
+	u, err := url.Parse(realURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := faulttest.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	ts := startServer(t, "--database-url", u.String(), "--fraud-model-poll", "100ms")
+	activateFraudModel(t, ts, realURL)
+	direct, err := catalog.Open(context.Background(), realURL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	baskets := func() int {
+		t.Helper()
+		b, err := direct.Baskets(context.Background(), time.Now().Add(-time.Hour))
+		if err != nil {
+			t.Fatalf("read baskets: %v", err)
+		}
+		return len(b)
+	}
+
+	service := ts.createKey(aisle.RoleService, "", "")
+	ops := ts.createKey(aisle.RoleOps, "", "")
+	unseen := ts.createKey(aisle.RoleService, "", "")
+	stores := ts.stores(3, 5)
+	store, products := stores[0], stores[0].Products
+	const storeQuery = `query($id: ID!) { store(id: $id) { id name retailer { id name } products(first: 5) { edges { node { id name category } } } } }`
+	storeBefore := ts.query("", storeQuery, map[string]any{"id": store.ID})
+	availabilityVars := map[string]any{"s": store.ID, "p": products}
+	assess := func(orderID string) gqlResponse {
+		return ts.query(service, assessOrderMutation, map[string]any{"in": orderInput(orderID, "u-1", store.ID, products[0], "card-1", "dev-1", 1500)})
+	}
+	waitUntil(t, ts, "the fraud model is served and o-before assessed", func() (bool, string) {
+		resp := assess("o-before")
+		return len(resp.Errors) == 0, fmt.Sprint(resp.Errors)
+	})
+	ts.mustData(ops, orderRiskQuery, map[string]any{"o": "o-before"}, &struct{}{}) // ops is seen
+	ts.mustData(service, availabilityQuery, availabilityVars, &struct{}{})         // and these ids
+	waitUntil(t, ts, "o-before is in the order history", func() (bool, string) {
+		return baskets() == 1, fmt.Sprintf("%d baskets", baskets())
+	})
+
+	proxy.Cut()
+	downAt := time.Now()
+	waitUntil(t, ts, "/readyz says not ready while PostgreSQL is down", func() (bool, string) {
+		code := ts.readyStatus()
+		return code == http.StatusServiceUnavailable, fmt.Sprintf("/readyz answered %d", code)
+	})
+	// The catalog already served is served from memory, the same.
+	if got := ts.stores(3, 5); fmt.Sprint(got) != fmt.Sprint(stores) {
+		t.Errorf("stores while PostgreSQL is down = %v, want %v", got, stores)
+	}
+	if got := ts.query("", storeQuery, map[string]any{"id": store.ID}); string(got.Data) != string(storeBefore.Data) || len(got.Errors) > 0 {
+		t.Errorf("store while PostgreSQL is down = %s %+v, want %s", got.Data, got.Errors, storeBefore.Data)
+	}
+	// Availability needs the catalog's ids (cached) and Redis; the service
+	// key was seen, so it is trusted from the key cache.
+	if resp := ts.query(service, availabilityQuery, availabilityVars); len(resp.Errors) > 0 {
+		t.Errorf("availability with a seen key while PostgreSQL is down: %+v", resp.Errors)
+	}
+	// A key never seen cannot be checked.
+	status, resp := ts.post(unseen, availabilityQuery, availabilityVars)
+	wantUnavailable(t, "an unseen key while PostgreSQL is down", resp)
+	if status != http.StatusServiceUnavailable {
+		t.Errorf("an unseen key while PostgreSQL is down: HTTP %d, want 503", status)
+	}
+	// Writes that need PostgreSQL fail clearly, in bounded time.
+	start := time.Now()
+	wantUnavailable(t, "assessOrder while PostgreSQL is down", assess("o-down"))
+	t.Logf("assessOrder failed after %s", time.Since(start).Round(time.Millisecond))
+	wantUnavailable(t, "orderRisk while PostgreSQL is down", ts.query(ops, orderRiskQuery, map[string]any{"o": "o-before"}))
+	// Events whose appliers write PostgreSQL are accepted (Kafka is up) and
+	// wait in the stream: a label of o-before, and an order of the stream's.
+	if resp := ts.query(ops, labelOrderMutation, map[string]any{"o": "o-before"}); len(resp.Errors) > 0 {
+		t.Fatalf("labelOrder while PostgreSQL is down: %+v", resp.Errors)
+	}
+	amount := int64(900)
+	order, err := json.Marshal(aisle.OrderPlaced{OrderID: "o-stream", UserID: "u-2", StoreID: store.ID, AmountCents: &amount,
+		CardFingerprint: "card-2", DeviceID: "dev-2", IP: "192.0.2.8", AddressHash: "addr-u-2",
+		Items: []aisle.OrderItem{{ProductID: products[1], Quantity: 1}}}) // ids seen: the catalog step passes
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.publish(aisle.Event{ID: "ev-o-stream", Type: aisle.TypeOrderPlaced, Time: time.Now(), Source: "test", Data: order})
+	waitUntil(t, ts, "the stream workers retry their PostgreSQL writes", func() (bool, string) {
+		logs := ts.logs.String()
+		return strings.Contains(logs, `"step":"order_history"`) && strings.Contains(logs, `"step":"assessment_labels"`),
+			"no failed order_history and assessment_labels steps logged"
+	})
+
+	// Hold the outage a while: what is served from memory keeps working.
+	for time.Since(downAt) < 5*time.Second {
+		if got := ts.stores(3, 5); fmt.Sprint(got) != fmt.Sprint(stores) {
+			t.Fatalf("stores %s into the outage = %v, want %v", time.Since(downAt), got, stores)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	proxy.Resume()
+	t.Logf("PostgreSQL was down for %s", time.Since(downAt).Round(time.Millisecond))
+	ready := waitUntil(t, ts, "/readyz says ready once PostgreSQL is back", func() (bool, string) {
+		code := ts.readyStatus()
+		return code == http.StatusOK, fmt.Sprintf("/readyz answered %d", code)
+	})
+	var risk struct {
+		OrderRisk *fraudAssessment `json:"orderRisk"`
+	}
+	labeled := waitUntil(t, ts, "the label made during the outage reaches the audit", func() (bool, string) {
+		ts.mustData(ops, orderRiskQuery, map[string]any{"o": "o-before"}, &risk)
+		return risk.OrderRisk != nil && risk.OrderRisk.Fraud != nil && *risk.OrderRisk.Fraud, fmt.Sprintf("orderRisk %+v", risk.OrderRisk)
+	})
+	waitUntil(t, ts, "the order of the outage is in the order history", func() (bool, string) {
+		return baskets() == 2, fmt.Sprintf("%d baskets, want 2", baskets())
+	})
+	t.Logf("after PostgreSQL came back: ready in %s, label applied %s later", ready.Round(time.Millisecond), labeled.Round(time.Millisecond))
+	if resp := assess("o-down"); len(resp.Errors) > 0 {
+		t.Errorf("assessOrder after recovery: %+v", resp.Errors)
+	}
+	if resp := ts.query(unseen, availabilityQuery, availabilityVars); len(resp.Errors) > 0 {
+		t.Errorf("the unseen key after recovery: %+v", resp.Errors)
+	}
+	waitUntil(t, ts, "o-down is in the order history", func() (bool, string) {
+		return baskets() == 3, fmt.Sprintf("%d baskets, want 3", baskets())
+	})
+	if n := deadLetters(t, ts.main.KafkaBrokers); n != 0 {
+		t.Errorf("%d events dead-lettered, want none: an outage is not a bad event", n)
 	}
 }

@@ -3,9 +3,13 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/aisle/aisle/aisle"
 )
@@ -209,4 +213,123 @@ func (db *DB) loadIDs(ctx context.Context, storeIDs, productIDs []string) error 
 		db.ids.categories[id] = c
 	}
 	return nil
+}
+
+// maxLastGood bounds the answers lastGood keeps: about 100 rows each at
+// most, so some tens of MB when full, far more than the catalog API's
+// distinct pages in practice.
+const maxLastGood = 2000
+
+var staleReads = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "aisle_catalog_stale_reads_total",
+	Help: "Catalog reads answered from memory because PostgreSQL was unreachable.",
+})
+
+// lastGood remembers the last answer of each catalog read by its arguments,
+// so that storefront reads keep working while PostgreSQL is unreachable
+// (stale-if-error). The catalog changes rarely and never loses stores or
+// products, so a remembered answer is at worst missing what was added
+// since. Only reads that already succeeded once in this process can be
+// served; others fail with the outage.
+type lastGood struct {
+	mu      sync.Mutex
+	answers map[string]any
+}
+
+func newLastGood() *lastGood { return &lastGood{answers: map[string]any{}} }
+
+// remember keeps v as the answer for key, first evicting an arbitrary
+// answer (Go randomises map iteration) when full.
+func (c *lastGood) remember(key string, v any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.answers[key]; !ok && len(c.answers) >= maxLastGood {
+		for victim := range c.answers {
+			delete(c.answers, victim)
+			break
+		}
+	}
+	c.answers[key] = v
+}
+
+func (c *lastGood) recall(key string) (any, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.answers[key]
+	return v, ok
+}
+
+// orLastGood runs read and remembers its answer under key. When read fails
+// because PostgreSQL is unreachable (aisle.IsUnavailable) and an earlier
+// answer is remembered, it returns that instead; the outage itself is
+// visible in /readyz and the pool's errors.
+func orLastGood[T any](ctx context.Context, db *DB, key string, read func() (T, error)) (T, error) {
+	v, err := read()
+	if err == nil {
+		db.lastGood.remember(key, v)
+		return v, nil
+	}
+	if aisle.IsUnavailable(err) {
+		if old, ok := db.lastGood.recall(key); ok {
+			staleReads.Inc()
+			db.log.WarnContext(ctx, "catalog: PostgreSQL unreachable; serving a remembered answer", "read", key, "err", err)
+			return old.(T), nil
+		}
+	}
+	return v, err
+}
+
+// lastGoodKey joins a read's name and arguments into a lastGood key.
+func lastGoodKey(read string, args ...any) string {
+	var b strings.Builder
+	b.WriteString(read)
+	for _, a := range args {
+		b.WriteByte('|')
+		switch a := a.(type) {
+		case *int:
+			if a != nil {
+				b.WriteString(strconv.Itoa(*a))
+			}
+		case *string:
+			if a != nil {
+				b.WriteString(strconv.Quote(*a))
+			}
+		case string:
+			b.WriteString(strconv.Quote(a))
+		default:
+			fmt.Fprint(&b, a)
+		}
+	}
+	return b.String()
+}
+
+// byIDsOrLastGood is orLastGood for the dataloader reads, whose batches of
+// IDs vary: it remembers each value found by its ID, and when load fails
+// because PostgreSQL is unreachable and every ID's value is remembered, it
+// returns those.
+func byIDsOrLastGood[T any](ctx context.Context, db *DB, what string, ids []string, load func() ([]*T, []error), id func(*T) string) ([]*T, []error) {
+	values, errs := load()
+	if values != nil { // the read worked; errs name unknown IDs only
+		for _, v := range values {
+			if v != nil {
+				db.lastGood.remember(lastGoodKey(what, id(v)), v)
+			}
+		}
+		return values, errs
+	}
+	// The read failed as a whole, with errs[0].
+	if !aisle.IsUnavailable(errs[0]) {
+		return values, errs
+	}
+	remembered := make([]*T, len(ids))
+	for i, key := range ids {
+		v, ok := db.lastGood.recall(lastGoodKey(what, key))
+		if !ok {
+			return values, errs
+		}
+		remembered[i] = v.(*T)
+	}
+	staleReads.Inc()
+	db.log.WarnContext(ctx, "catalog: PostgreSQL unreachable; serving remembered values", "read", what, "ids", len(ids), "err", errs[0])
+	return remembered, nil
 }

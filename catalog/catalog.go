@@ -23,6 +23,8 @@ type DB struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
 	ids  *idCache
+	// lastGood serves storefront reads while PostgreSQL is unreachable.
+	lastGood *lastGood
 
 	// Now returns the time written to created_at, revoked_at and fitted_at
 	// columns. Tests replace it before use.
@@ -52,7 +54,7 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*DB, error
 		pool.Close()
 		return nil, fmt.Errorf("ping database %q: %w", cfg.ConnConfig.Database, err)
 	}
-	return &DB{pool: pool, log: log, ids: newIDCache(), Now: time.Now}, nil
+	return &DB{pool: pool, log: log, ids: newIDCache(), lastGood: newLastGood(), Now: time.Now}, nil
 }
 
 // Close closes every connection. It is safe to call more than once.
