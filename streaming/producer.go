@@ -15,6 +15,10 @@ import (
 // an event, so an API call fails clearly instead of hanging when Kafka is down.
 const PublishTimeout = 5 * time.Second
 
+// maxPublishBackoff bounds the producer's wait between attempts to reach
+// the broker, so that Publish fails soon after PublishTimeout.
+const maxPublishBackoff = 500 * time.Millisecond
+
 // Producer writes records to Kafka and waits for their acknowledgement.
 // It is safe for concurrent use.
 type Producer struct {
@@ -44,6 +48,13 @@ func NewProducer(brokers []string, log *slog.Logger) (*Producer, error) {
 		// Events that carry a stable id (order.placed) are deduplicated by
 		// the stream workers; others may then count twice.
 		kgo.AllowIdempotentProduceCancellation(),
+		// A timed-out record is only failed when the client next tries the
+		// broker, and franz-go's default backoff grows to 5 s, which made a
+		// publish to an unreachable broker take up to PublishTimeout + 5 s.
+		// Short retries keep it near PublishTimeout.
+		kgo.RetryBackoffFn(func(fails int) time.Duration {
+			return min(time.Duration(fails+1)*100*time.Millisecond, maxPublishBackoff)
+		}),
 		kgo.WithLogger(kgoLogger{log}),
 	)
 	if err != nil {
