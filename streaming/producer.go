@@ -55,6 +55,11 @@ func NewProducer(brokers []string, log *slog.Logger) (*Producer, error) {
 		kgo.RetryBackoffFn(func(fails int) time.Duration {
 			return min(time.Duration(fails+1)*100*time.Millisecond, maxPublishBackoff)
 		}),
+		// After an outage the client must refresh its metadata before it
+		// produces again; franz-go's default minimum age of 5 s between
+		// refreshes made the first publish after the broker came back wait
+		// that long.
+		kgo.MetadataMinAge(maxPublishBackoff),
 		kgo.WithLogger(kgoLogger{log}),
 	)
 	if err != nil {
