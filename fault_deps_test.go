@@ -217,11 +217,13 @@ func TestDepKafkaUnreachable(t *testing.T) {
 
 	proxy.Resume()
 	t.Logf("Kafka unreachable for %s", time.Since(cutAt).Round(time.Millisecond))
+	probes := 0
 	recovered := waitUntil(t, "reportPick succeeds after the broker is back", func() (bool, string) {
+		probes++
 		resp := ts.query(service, reportPickMutation, mutations[0].vars("o-pick-probe"))
 		return len(resp.Errors) == 0, fmt.Sprint(resp.Errors)
 	})
-	t.Logf("publishing recovered %s after the broker came back", recovered.Round(time.Millisecond))
+	t.Logf("publishing recovered %s after the broker came back (attempt %d)", recovered.Round(time.Millisecond), probes)
 	for _, m := range mutations {
 		if resp := ts.query(service, m.query, m.vars(m.prefix+"cut")); len(resp.Errors) > 0 {
 			t.Errorf("%s retried after recovery: %+v", m.name, resp.Errors)
@@ -332,10 +334,11 @@ func TestDepRedisRestart(t *testing.T) {
 	})
 	// The near cache may answer until the change subscription notices the
 	// outage; after that, availability reads Redis and says it cannot.
-	waitUntil(t, "availability says UNAVAILABLE", func() (bool, string) {
+	stale := waitUntil(t, "availability says UNAVAILABLE", func() (bool, string) {
 		resp := ts.query("", availabilityQuery, availabilityVars)
 		return len(resp.Errors) > 0, fmt.Sprintf("answered %s", resp.Data)
 	})
+	t.Logf("availability was answered for %s after Redis died", stale.Round(time.Millisecond))
 	wantUnavailable(t, "availability while Redis is down", ts.query("", availabilityQuery, availabilityVars))
 	// A session event needs the session's owner, kept in Redis.
 	wantUnavailable(t, "recordSessionEvent while Redis is down", ts.query(customer, recordSessionEvent,
