@@ -282,7 +282,9 @@ func wantNoDeadLetters(t *testing.T, brokers []string) {
 
 // TestDepRedisRestart kills the server's Redis (SIGKILL) while picks keep
 // being reported, then starts it again on the same data: while it is down,
-// /readyz says not ready and Redis-backed answers say UNAVAILABLE; the
+// /readyz says not ready and Redis-backed answers (availability, once the
+// near cache notices; recommendations; recordSessionEvent; assessOrder,
+// which leaves no assessment) say UNAVAILABLE; the
 // stream workers pause on the failing writes and resume once it is back,
 // so every pick is counted exactly once and none is dead-lettered; and the
 // API recovers without a restart. Redis keeps its data through the restart
@@ -290,11 +292,24 @@ func wantNoDeadLetters(t *testing.T, brokers []string) {
 // `aisle replay` instead, which replay_test.go covers.
 func TestDepRedisRestart(t *testing.T) {
 	redis := faulttest.StartRedis(t)
-	ts := startFaultServer(t, "--redis-url", redis.URL())
+	ts := startFaultServer(t, "--redis-url", redis.URL(), "--fraud-model-poll", "100ms")
+	activateFraudModel(t, ts, ts.main.Config.DatabaseURL)
 	store, products := ts.store(1)
 	sp := aisle.StoreProduct{StoreID: store.ID, ProductID: products[0]}
 	shopper := ts.createKey(aisle.RoleShopper, "", "sh-1")
 	customer := ts.createKey(aisle.RoleCustomer, "", "u-1")
+	service := ts.createKey(aisle.RoleService, "", "")
+	assess := func(orderID string) gqlResponse {
+		return ts.query(service, assessOrderMutation, map[string]any{"in": orderInput(orderID, "u-1", store.ID, products[0], "card-1", "dev-1", 1500)})
+	}
+	orderRisk := func(orderID string) *fraudAssessment {
+		var risk struct {
+			OrderRisk *fraudAssessment `json:"orderRisk"`
+		}
+		ts.mustData(service, orderRiskQuery, map[string]any{"o": orderID}, &risk)
+		return risk.OrderRisk
+	}
+	recommendationsVars := map[string]any{"session": "ss-1", "store": sp.StoreID, "first": 5}
 	fs := ts.serverFeatures()
 	// Every pick has the same event time, so the decayed found count of the
 	// store-product is exactly the number of picks applied.
@@ -323,6 +338,10 @@ func TestDepRedisRestart(t *testing.T) {
 
 	reportPicks(5)
 	waitUntil(t, "the picks before the restart are applied", foundCount)
+	waitUntil(t, "the fraud model is served", func() (bool, string) {
+		resp := assess("o-before")
+		return len(resp.Errors) == 0, fmt.Sprint(resp.Errors)
+	})
 	var before struct{ Availability []itemAvailability }
 	ts.mustData("", availabilityQuery, availabilityVars, &before)
 
@@ -343,6 +362,9 @@ func TestDepRedisRestart(t *testing.T) {
 	// A session event needs the session's owner, kept in Redis.
 	wantUnavailable(t, "recordSessionEvent while Redis is down", ts.query(customer, recordSessionEvent,
 		map[string]any{"session": "ss-1", "store": sp.StoreID, "type": "VIEW", "product": sp.ProductID}))
+	wantUnavailable(t, "recommendations while Redis is down", ts.query(customer, recommendationsQuery, recommendationsVars))
+	// Scoring an order needs its velocity features.
+	wantUnavailable(t, "assessOrder while Redis is down", assess("o-redis"))
 	// Picks only need Kafka: they are accepted, and wait in the stream.
 	reportPicks(5)
 	waitUntil(t, "the stream workers retry the failing Redis writes", func() (bool, string) {
@@ -373,6 +395,15 @@ func TestDepRedisRestart(t *testing.T) {
 	wantNoDeadLetters(t, ts.main.KafkaBrokers)
 	if resp := ts.query(customer, recordSessionEvent, map[string]any{"session": "ss-1", "store": sp.StoreID, "type": "VIEW", "product": sp.ProductID}); len(resp.Errors) > 0 {
 		t.Errorf("recordSessionEvent after recovery: %+v", resp.Errors)
+	}
+	if resp := ts.query(customer, recommendationsQuery, recommendationsVars); len(resp.Errors) > 0 {
+		t.Errorf("recommendations after recovery: %+v", resp.Errors)
+	}
+	if risk := orderRisk("o-redis"); risk != nil {
+		t.Errorf("orderRisk(o-redis) = %+v after its assessment failed, want null", *risk)
+	}
+	if resp := assess("o-redis"); len(resp.Errors) > 0 {
+		t.Errorf("assessOrder after recovery: %+v", resp.Errors)
 	}
 }
 
