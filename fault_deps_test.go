@@ -345,6 +345,15 @@ func TestDepRedisRestart(t *testing.T) {
 	var before struct{ Availability []itemAvailability }
 	ts.mustData("", availabilityQuery, availabilityVars, &before)
 
+	// A live subscriber must learn of the picks applied after the outage,
+	// whenever its server's change subscription comes back.
+	ws, err := ts.dialWS(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.subscribe("live", `subscription($s: ID!, $p: [ID!]) { availabilityChanged(storeId: $s, productIds: $p) { productId probability } }`,
+		map[string]any{"s": sp.StoreID, "p": []string{sp.ProductID}})
+
 	redis.Kill()
 	downAt := time.Now()
 	waitUntil(t, "/readyz says not ready while Redis is down", func() (bool, string) {
@@ -386,6 +395,11 @@ func TestDepRedisRestart(t *testing.T) {
 		ready.Round(time.Millisecond), applied.Round(time.Millisecond), served.Round(time.Millisecond))
 	if ok, why := foundCount(); !ok {
 		t.Errorf("after recovery: %s", why)
+	}
+	// Nothing changed between the subscription and the outage, so any
+	// update is the news of the picks applied after it.
+	if msg, err := ws.next(10 * time.Second); err != nil || msg.Type != "next" || !strings.Contains(string(msg.Payload), sp.ProductID) {
+		t.Errorf("availabilityChanged after recovery: got %s %s (%v), want the new state of %s", msg.Type, msg.Payload, err, sp.ProductID)
 	}
 	var after struct{ Availability []itemAvailability }
 	ts.mustData("", availabilityQuery, availabilityVars, &after)
