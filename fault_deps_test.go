@@ -423,8 +423,9 @@ func TestDepRedisRestart(t *testing.T) {
 	}
 }
 
-// TestDepPostgresDown cuts the server off PostgreSQL: the catalog it has
-// served is served again from memory, keys it has seen keep working, while
+// TestDepPostgresDown cuts the server off PostgreSQL, first refusing its
+// connections, then as a network partition that never answers: the catalog
+// it has served is served again from memory, keys it has seen keep working, while
 // what needs the database fails with UNAVAILABLE (a key never seen, an
 // assessment's audit insert) and /readyz says not ready; the stream
 // workers that write PostgreSQL (order history, assessment labels) pause
@@ -530,6 +531,19 @@ func TestDepPostgresDown(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+
+	// A network partition: connections are never answered. The catalog is
+	// still served, once a connection attempt times out; writes still fail
+	// clearly, before the operation timeout.
+	proxy.Blackhole()
+	start = time.Now()
+	if got := ts.stores(3, 5); fmt.Sprint(got) != fmt.Sprint(stores) {
+		t.Errorf("stores behind a partition = %v, want %v", got, stores)
+	}
+	t.Logf("stores answered after %s behind a partition", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	wantUnavailable(t, "assessOrder behind a partition", assess("o-down"))
+	t.Logf("assessOrder failed after %s behind a partition", time.Since(start).Round(time.Millisecond))
 
 	proxy.Resume()
 	t.Logf("PostgreSQL was down for %s", time.Since(downAt).Round(time.Millisecond))

@@ -18,6 +18,10 @@ import (
 	"github.com/aisle/aisle/aisle"
 )
 
+// DefaultConnectTimeout bounds opening a connection when the database URL
+// sets no connect_timeout.
+const DefaultConnectTimeout = 5 * time.Second
+
 // DB is the catalog database. It is safe for concurrent use.
 type DB struct {
 	pool *pgxpool.Pool
@@ -45,6 +49,12 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*DB, error
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 { // connect_timeout not in the URL
+		// Without a bound, a connection to an unreachable server (a network
+		// partition) waits for the request's deadline, and no read can fall
+		// back on remembered answers in time.
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -16,15 +16,25 @@ import (
 // (with a reset, like a host that refuses them) until Resume: to clients
 // the target looks down, while the target itself keeps running, so tests
 // can take away a shared PostgreSQL or a broker without stopping it.
+// Blackhole is the network partition: new connections are accepted and
+// never answered, so clients find out only through their own timeouts.
 type Proxy struct {
 	ln     net.Listener
 	target string
 
 	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{} // both ends of every open forwarding
+	mode  mode
+	conns map[net.Conn]struct{} // both ends of every open forwarding, and held connections
 	wg    sync.WaitGroup        // the accept loop and every forwarding goroutine
 }
+
+type mode int
+
+const (
+	forwarding mode = iota
+	refusing
+	silent
+)
 
 // NewProxy starts a proxy to target (host:port). It stops when the test
 // ends, closing every connection.
@@ -46,26 +56,33 @@ func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 // Cut closes every connection through the proxy and refuses new ones until
 // Resume.
-func (p *Proxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = true
-	for c := range p.conns {
-		reset(c)
-	}
-	clear(p.conns)
-}
+func (p *Proxy) Cut() { p.set(refusing) }
 
-// Resume forwards new connections again.
-func (p *Proxy) Resume() {
+// Blackhole closes every connection through the proxy and, until Resume,
+// accepts new ones but never answers them.
+func (p *Proxy) Blackhole() { p.set(silent) }
+
+// Resume forwards new connections again; connections held by Blackhole are
+// reset, so their clients find out at once.
+func (p *Proxy) Resume() { p.set(forwarding) }
+
+// set switches to m, resetting every connection unless m is forwarding, and
+// every held one when it is.
+func (p *Proxy) set(m mode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cut = false
+	if m != forwarding || p.mode == silent {
+		for c := range p.conns {
+			reset(c)
+		}
+		clear(p.conns)
+	}
+	p.mode = m
 }
 
 func (p *Proxy) close() {
 	p.ln.Close()
-	p.Cut()
+	p.set(refusing)
 	p.wg.Wait()
 }
 
@@ -88,19 +105,24 @@ func (p *Proxy) accept() {
 func (p *Proxy) forward(client net.Conn) {
 	defer p.wg.Done()
 	p.mu.Lock()
-	cut := p.cut
-	p.mu.Unlock()
-	if cut {
+	switch p.mode {
+	case refusing:
+		p.mu.Unlock()
 		reset(client)
 		return
+	case silent:
+		p.conns[client] = struct{}{} // held until the mode changes
+		p.mu.Unlock()
+		return
 	}
+	p.mu.Unlock()
 	server, err := net.Dial("tcp", p.target)
 	if err != nil {
 		reset(client)
 		return
 	}
 	p.mu.Lock()
-	if p.cut { // Cut ran while we dialled
+	if p.mode != forwarding { // Cut or Blackhole ran while we dialled
 		p.mu.Unlock()
 		reset(client)
 		reset(server)
