@@ -137,7 +137,7 @@ func BenchmarkRecommendations(b *testing.B) {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan error, 2)
 	go func() { watched <- fs.WatchSessions(watchCtx, func(string) {}) }()
-	go func() { watched <- fs.WatchAvailability(watchCtx, func(aisle.StoreProduct) {}) }()
+	go func() { watched <- fs.WatchAvailability(watchCtx, func(aisle.StoreProduct) {}, nil) }()
 	b.Cleanup(func() { stopWatch(); <-watched; <-watched })
 	log := slog.New(slog.DiscardHandler)
 	avail, err := availability.NewService(ctx, db, fs, newBenchProducer(b, ts), models.DefaultAvailabilityModel(), log)

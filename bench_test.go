@@ -255,7 +255,7 @@ func measureFreshness(b *testing.B, ts *testServer, producer *streaming.Producer
 			mu.Lock()
 			notifications = append(notifications, arrival{product: sp.ProductID, at: at})
 			mu.Unlock()
-		})
+		}, nil)
 		if err != nil {
 			b.Error(err)
 		}

@@ -417,7 +417,7 @@ func (m *Main) Run(ctx context.Context) error {
 		goWork("availability watch", func(ctx context.Context) error {
 			return fs.WatchAvailability(ctx, func(sp aisle.StoreProduct) {
 				hub.Notify(live.Key{Topic: sp.StoreID, Item: sp.ProductID})
-			})
+			}, hub.NotifyWatched)
 		})
 
 		reco, err := recommend.NewService(ctx, db, fs, avail, producer, models.DefaultRecommendModel(), log)

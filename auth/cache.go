@@ -13,6 +13,7 @@ import (
 // Defaults of a Cache.
 const (
 	DefaultTTL        = 30 * time.Second
+	DefaultMaxStale   = 10 * time.Minute
 	DefaultMaxEntries = 10_000
 )
 
@@ -21,13 +22,20 @@ const (
 // keeps working for up to TTL in each process that cached it. Failed
 // lookups are never cached, so a new key works at once and a revoked one is
 // refused as soon as its entry expires. Lookup errors other than "invalid
-// key" are logged here, since callers only see EUNAVAILABLE.
+// key" are logged here, since callers only see EUNAVAILABLE; while lookups
+// fail that way (the database is down), a key that was valid when last
+// checked keeps working for up to MaxStale past its TTL.
 type Cache struct {
 	keys KeyLookup
 	log  *slog.Logger
 
 	// Settings; change them before first use only.
-	TTL        time.Duration    // how long a valid key is trusted without a lookup
+	TTL time.Duration // how long a valid key is trusted without a lookup
+	// MaxStale is how much longer a valid key is trusted while keys cannot
+	// be checked, so that an outage of the database does not lock out every
+	// client; the price is that a key revoked just before the outage keeps
+	// working during it.
+	MaxStale   time.Duration
 	MaxEntries int              // bound on cached keys
 	Now        func() time.Time // clock for expiry
 
@@ -49,6 +57,7 @@ func NewCache(keys KeyLookup, log *slog.Logger) (*Cache, error) {
 		keys:       keys,
 		log:        log,
 		TTL:        DefaultTTL,
+		MaxStale:   DefaultMaxStale,
 		MaxEntries: DefaultMaxEntries,
 		Now:        time.Now,
 		entries:    map[string]cacheEntry{},
@@ -69,6 +78,9 @@ func (c *Cache) PrincipalByKeyHash(ctx context.Context, hash []byte) (*aisle.Pri
 	p, err := c.keys.PrincipalByKeyHash(ctx, hash)
 	if err != nil && aisle.ErrorCode(err) != aisle.EUNAUTHENTICATED {
 		c.log.ErrorContext(ctx, "API key lookup failed", "error", err)
+		if ok && now.Before(e.expires.Add(c.MaxStale)) {
+			return e.principal, nil // valid when last checked; cannot check now
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

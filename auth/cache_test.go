@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -17,12 +18,16 @@ type countingKeys struct {
 	mu      sync.Mutex
 	valid   map[string]*aisle.Principal // by string(hash)
 	lookups int
+	down    bool // lookups fail as with the database unreachable
 }
 
 func (k *countingKeys) PrincipalByKeyHash(_ context.Context, hash []byte) (*aisle.Principal, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.lookups++
+	if k.down {
+		return nil, errors.New("look up API key: dial tcp: connection refused")
+	}
 	if p, ok := k.valid[string(hash)]; ok {
 		return p, nil
 	}
@@ -137,5 +142,38 @@ func TestKeyFormat(t *testing.T) {
 		if wellFormed(bad) {
 			t.Errorf("wellFormed(%q) = true", bad)
 		}
+	}
+}
+
+// While keys cannot be checked, a key that was valid when last checked keeps
+// working for MaxStale past its TTL; one never seen is UNAVAILABLE; and once
+// lookups work again a revocation applies at once.
+func TestCache_ServesSeenKeysWhileLookupsFail(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, keys, now := newTestCache(t)
+	seen := keys.add("k-seen")
+	unseen := keys.add("k-unseen")
+	if _, err := Authenticate(ctx, c, "Bearer "+seen); err != nil {
+		t.Fatal(err)
+	}
+
+	keys.down = true
+	*now = now.Add(DefaultTTL + DefaultMaxStale - time.Second)
+	if p, err := Authenticate(ctx, c, "Bearer "+seen); err != nil || p.KeyID != "k-seen" {
+		t.Errorf("a seen key past its TTL while lookups fail: %v, %v; want it served", p, err)
+	}
+	if _, err := Authenticate(ctx, c, "Bearer "+unseen); aisle.ErrorCode(err) != aisle.EUNAVAILABLE {
+		t.Errorf("an unseen key while lookups fail: %v, want UNAVAILABLE", err)
+	}
+	*now = now.Add(time.Second)
+	if _, err := Authenticate(ctx, c, "Bearer "+seen); aisle.ErrorCode(err) != aisle.EUNAVAILABLE {
+		t.Errorf("a seen key MaxStale past its TTL: %v, want UNAVAILABLE", err)
+	}
+
+	keys.down = false
+	keys.remove(seen)
+	if _, err := Authenticate(ctx, c, "Bearer "+seen); aisle.ErrorCode(err) != aisle.EUNAUTHENTICATED {
+		t.Errorf("a key revoked during the outage, once lookups work: %v, want UNAUTHENTICATED", err)
 	}
 }

@@ -2,10 +2,16 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/aisle/aisle/aisle"
 )
@@ -209,4 +215,176 @@ func (db *DB) loadIDs(ctx context.Context, storeIDs, productIDs []string) error 
 		db.ids.categories[id] = c
 	}
 	return nil
+}
+
+// maxLastGood bounds the answers lastGood keeps: about 100 rows each at
+// most, so some tens of MB when full, far more than the catalog API's
+// distinct pages in practice.
+const maxLastGood = 2000
+
+var staleReads = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "aisle_catalog_stale_reads_total",
+	Help: "Catalog reads answered from memory because PostgreSQL was unreachable.",
+})
+
+// retryUnreachableAfter is how long reads with a remembered answer serve it
+// without trying PostgreSQL once it was found unreachable: behind a network
+// partition every try costs a connection timeout, and one query may make
+// several catalog reads one after the other.
+const retryUnreachableAfter = 5 * time.Second
+
+// lastGood remembers the last answer of each catalog read by its arguments,
+// so that storefront reads keep working while PostgreSQL is unreachable
+// (stale-if-error). The catalog changes rarely and never loses stores or
+// products, so a remembered answer is at worst missing what was added
+// since. Only reads that already succeeded once in this process can be
+// served; others fail with the outage.
+type lastGood struct {
+	mu      sync.Mutex
+	answers map[string]any
+	// skipUntil is set when PostgreSQL was found unreachable: until then,
+	// reads with a remembered answer do not try it.
+	skipUntil time.Time
+}
+
+func newLastGood() *lastGood { return &lastGood{answers: map[string]any{}} }
+
+// remember keeps v as the answer for key, first evicting an arbitrary
+// answer (Go randomises map iteration) when full. A read succeeded, so
+// PostgreSQL is reachable.
+func (c *lastGood) remember(key string, v any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.skipUntil = time.Time{}
+	if _, ok := c.answers[key]; !ok && len(c.answers) >= maxLastGood {
+		for victim := range c.answers {
+			delete(c.answers, victim)
+			break
+		}
+	}
+	c.answers[key] = v
+}
+
+// unreachable records that a read found PostgreSQL unreachable.
+func (c *lastGood) unreachable() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.skipUntil = time.Now().Add(retryUnreachableAfter)
+}
+
+// recall returns the remembered answers of keys, all or none; with
+// onlyWhileDown, only while reads skip PostgreSQL.
+func (c *lastGood) recall(onlyWhileDown bool, keys ...string) ([]any, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if onlyWhileDown && !time.Now().Before(c.skipUntil) {
+		return nil, false
+	}
+	answers := make([]any, len(keys))
+	for i, key := range keys {
+		v, ok := c.answers[key]
+		if !ok {
+			return nil, false
+		}
+		answers[i] = v
+	}
+	return answers, true
+}
+
+// orLastGood runs read and remembers its answer under key. When read fails
+// because PostgreSQL is unreachable (see unreachable) and an earlier
+// answer is remembered, it returns that instead, and so it does without
+// trying for retryUnreachableAfter; the outage itself is visible in
+// /readyz and the logs.
+func orLastGood[T any](ctx context.Context, db *DB, key string, read func() (T, error)) (T, error) {
+	if old, ok := db.lastGood.recall(true, key); ok {
+		staleReads.Inc()
+		return old[0].(T), nil
+	}
+	v, err := read()
+	if err == nil {
+		db.lastGood.remember(key, v)
+		return v, nil
+	}
+	if unreachable(ctx, err) {
+		db.lastGood.unreachable()
+		if old, ok := db.lastGood.recall(false, key); ok {
+			staleReads.Inc()
+			db.log.WarnContext(ctx, "catalog: PostgreSQL unreachable; serving a remembered answer", "read", key, "err", err)
+			return old[0].(T), nil
+		}
+	}
+	return v, err
+}
+
+// byIDsOrLastGood is orLastGood for the dataloader reads, whose batches of
+// IDs vary: it remembers each value found by its ID, and serves a batch
+// from memory when every ID's value is remembered.
+func byIDsOrLastGood[T any](ctx context.Context, db *DB, what string, ids []string, load func() ([]*T, []error), id func(*T) string) ([]*T, []error) {
+	keys := make([]string, len(ids))
+	for i, key := range ids {
+		keys[i] = lastGoodKey(what, key)
+	}
+	remembered := func(old []any) []*T {
+		values := make([]*T, len(old))
+		for i, v := range old {
+			values[i] = v.(*T)
+		}
+		staleReads.Inc()
+		return values
+	}
+	if old, ok := db.lastGood.recall(true, keys...); ok {
+		return remembered(old), nil
+	}
+	values, errs := load()
+	if values != nil { // the read worked; errs name unknown IDs only
+		for _, v := range values {
+			if v != nil {
+				db.lastGood.remember(lastGoodKey(what, id(v)), v)
+			}
+		}
+		return values, errs
+	}
+	// The read failed as a whole, with errs[0].
+	if !unreachable(ctx, errs[0]) {
+		return values, errs
+	}
+	db.lastGood.unreachable()
+	old, ok := db.lastGood.recall(false, keys...)
+	if !ok {
+		return values, errs
+	}
+	db.log.WarnContext(ctx, "catalog: PostgreSQL unreachable; serving remembered values", "read", what, "ids", len(ids), "err", errs[0])
+	return remembered(old), nil
+}
+
+// unreachable reports whether err says PostgreSQL could not be reached:
+// refused or dropped connections, and timeouts (a connection attempt that
+// ran out of DefaultConnectTimeout) while the caller still waits.
+func unreachable(ctx context.Context, err error) bool {
+	return aisle.IsUnavailable(err) || (errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
+}
+
+// lastGoodKey joins a read's name and arguments into a lastGood key.
+func lastGoodKey(read string, args ...any) string {
+	var b strings.Builder
+	b.WriteString(read)
+	for _, a := range args {
+		b.WriteByte('|')
+		switch a := a.(type) {
+		case *int:
+			if a != nil {
+				b.WriteString(strconv.Itoa(*a))
+			}
+		case *string:
+			if a != nil {
+				b.WriteString(strconv.Quote(*a))
+			}
+		case string:
+			b.WriteString(strconv.Quote(a))
+		default:
+			fmt.Fprint(&b, a)
+		}
+	}
+	return b.String()
 }

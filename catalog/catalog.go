@@ -18,11 +18,17 @@ import (
 	"github.com/aisle/aisle/aisle"
 )
 
+// DefaultConnectTimeout bounds opening a connection when the database URL
+// sets no connect_timeout.
+const DefaultConnectTimeout = 5 * time.Second
+
 // DB is the catalog database. It is safe for concurrent use.
 type DB struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
 	ids  *idCache
+	// lastGood serves storefront reads while PostgreSQL is unreachable.
+	lastGood *lastGood
 
 	// Now returns the time written to created_at, revoked_at and fitted_at
 	// columns. Tests replace it before use.
@@ -44,6 +50,12 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*DB, error
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", err)
 	}
+	if cfg.ConnConfig.ConnectTimeout == 0 { // connect_timeout not in the URL
+		// Without a bound, a connection to an unreachable server (a network
+		// partition) waits for the request's deadline, and no read can fall
+		// back on remembered answers in time.
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)
@@ -53,7 +65,7 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*DB, error
 		return nil, fmt.Errorf("ping database %q: %w", cfg.ConnConfig.Database, err)
 	}
 	poolStats.Add(pool)
-	return &DB{pool: pool, log: log, ids: newIDCache(), Now: time.Now}, nil
+	return &DB{pool: pool, log: log, ids: newIDCache(), lastGood: newLastGood(), Now: time.Now}, nil
 }
 
 // Close closes every connection. It is safe to call more than once.

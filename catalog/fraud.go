@@ -192,6 +192,20 @@ func (db *DB) SaveFraudAssessment(ctx context.Context, a FraudAssessment) (store
 	return stored, false, err
 }
 
+// DeleteFraudAssessment deletes the assessment of an order made at
+// assessedAt, unless it was labeled meanwhile. It undoes a
+// SaveFraudAssessment whose order could not be published, so that the audit
+// never holds an order the stream never saw; an assessment made again since
+// (another assessedAt) is left alone.
+func (db *DB) DeleteFraudAssessment(ctx context.Context, orderID string, assessedAt time.Time) error {
+	_, err := db.pool.Exec(ctx, `DELETE FROM fraud_assessments WHERE order_id = $1 AND assessed_at = $2 AND fraud IS NULL`,
+		orderID, assessedAt)
+	if err != nil {
+		return fmt.Errorf("delete fraud assessment of %s: %w", orderID, err)
+	}
+	return nil
+}
+
 // FraudAssessment returns the assessment of an order; ENOTFOUND when it was
 // never assessed.
 func (db *DB) FraudAssessment(ctx context.Context, orderID string) (FraudAssessment, error) {

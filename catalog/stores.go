@@ -33,9 +33,16 @@ type Product struct {
 
 // Stores returns one page of all stores ordered by name. first nil means
 // DefaultPageSize; after is a cursor from a previous page (nil or "" for the
-// first page). Errors: EINVALID for first outside 1..MaxPageSize or a bad
-// cursor.
+// first page). While PostgreSQL is unreachable, a page served before is
+// served again from memory (see lastGood). Errors: EINVALID for first
+// outside 1..MaxPageSize or a bad cursor.
 func (db *DB) Stores(ctx context.Context, first *int, after *string) (Page[Store], error) {
+	return orLastGood(ctx, db, lastGoodKey("stores", first, after), func() (Page[Store], error) {
+		return db.stores(ctx, first, after)
+	})
+}
+
+func (db *DB) stores(ctx context.Context, first *int, after *string) (Page[Store], error) {
 	size, err := pageSize(first)
 	if err != nil {
 		return Page[Store]{}, err
@@ -63,6 +70,10 @@ func (db *DB) Stores(ctx context.Context, first *int, after *string) (Page[Store
 
 // Store returns one store. Errors: ENOTFOUND.
 func (db *DB) Store(ctx context.Context, id string) (*Store, error) {
+	return orLastGood(ctx, db, lastGoodKey("store", id), func() (*Store, error) { return db.store(ctx, id) })
+}
+
+func (db *DB) store(ctx context.Context, id string) (*Store, error) {
 	var s Store
 	err := db.pool.QueryRow(ctx, `SELECT id, name, retailer_id FROM stores WHERE id = $1`, id).
 		Scan(&s.ID, &s.Name, &s.RetailerID)
@@ -77,6 +88,12 @@ func (db *DB) Store(ctx context.Context, id string) (*Store, error) {
 // ignoring case. Errors: ENOTFOUND for an unknown store; EINVALID for first
 // outside 1..MaxPageSize, a bad cursor or a query longer than MaxQueryLength.
 func (db *DB) StoreProducts(ctx context.Context, storeID string, first *int, after, query *string) (Page[Product], error) {
+	return orLastGood(ctx, db, lastGoodKey("store products", storeID, first, after, query), func() (Page[Product], error) {
+		return db.storeProducts(ctx, storeID, first, after, query)
+	})
+}
+
+func (db *DB) storeProducts(ctx context.Context, storeID string, first *int, after, query *string) (Page[Product], error) {
 	size, err := pageSize(first)
 	if err != nil {
 		return Page[Product]{}, err
@@ -121,6 +138,11 @@ func (db *DB) StoreProducts(ctx context.Context, storeID string, first *int, aft
 // with a nil retailer and an ENOTFOUND error where an ID is unknown. Its
 // signature is a vikstrous/dataloadgen fetch function.
 func (db *DB) RetailersByIDs(ctx context.Context, ids []string) ([]*Retailer, []error) {
+	return byIDsOrLastGood(ctx, db, "retailer", ids, func() ([]*Retailer, []error) { return db.retailersByIDs(ctx, ids) },
+		func(r *Retailer) string { return r.ID })
+}
+
+func (db *DB) retailersByIDs(ctx context.Context, ids []string) ([]*Retailer, []error) {
 	rows, err := db.pool.Query(ctx, `SELECT id, name FROM retailers WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return nil, []error{fmt.Errorf("load retailers: %w", err)}
@@ -136,6 +158,11 @@ func (db *DB) RetailersByIDs(ctx context.Context, ids []string) ([]*Retailer, []
 // with a nil product and an ENOTFOUND error where an ID is unknown. Its
 // signature is a vikstrous/dataloadgen fetch function.
 func (db *DB) ProductsByIDs(ctx context.Context, ids []string) ([]*Product, []error) {
+	return byIDsOrLastGood(ctx, db, "product", ids, func() ([]*Product, []error) { return db.productsByIDs(ctx, ids) },
+		func(p *Product) string { return p.ID })
+}
+
+func (db *DB) productsByIDs(ctx context.Context, ids []string) ([]*Product, []error) {
 	rows, err := db.pool.Query(ctx, `SELECT p.id, p.name, c.name
 		FROM products p JOIN categories c ON c.id = p.category_id
 		WHERE p.id = ANY($1)`, ids)

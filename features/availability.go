@@ -250,10 +250,14 @@ func parseFloat(field string, v any) (float64, error) {
 
 // WatchAvailability calls fn with every store-product whose availability
 // changes, until ctx is done; then it returns nil. It holds one pub/sub
-// connection and subscribes again after a Redis outage (changes made during
-// the outage are not announced). fn runs on the caller's goroutine and
-// should not block for long; when it runs, Availability already returns the
-// announced state or a newer one.
+// connection and subscribes again after a Redis outage. Changes made while
+// it was not subscribed (during the outage, or just after it, before the
+// stream workers' writes were announced to a subscriber) are never
+// announced: resubscribed, when not nil, runs each time Redis confirms the
+// subscription, so that the caller can read again what it watches. fn and
+// resubscribed run on the caller's goroutine and should not block for long;
+// when fn runs, Availability already returns the announced state or a newer
+// one.
 //
 // While its subscription is confirmed, WatchAvailability keeps the near
 // cache coherent, and Availability uses it: every announced change updates
@@ -263,7 +267,7 @@ func parseFloat(field string, v any) (float64, error) {
 //
 // It returns an error only when the first subscription fails, so that a
 // Redis outage at start is reported.
-func (s *Store) WatchAvailability(ctx context.Context, fn func(aisle.StoreProduct)) error {
+func (s *Store) WatchAvailability(ctx context.Context, fn func(aisle.StoreProduct), resubscribed func()) error {
 	return s.watchLoop(ctx, s.changesChannel(), watcher{
 		subscribed: func(again bool) {
 			// Changes made before this confirmation (say, while go-redis
@@ -272,6 +276,9 @@ func (s *Store) WatchAvailability(ctx context.Context, fn func(aisle.StoreProduc
 				s.near.reset(resetSubscribed)
 			} else {
 				s.near.join()
+			}
+			if resubscribed != nil {
+				resubscribed()
 			}
 		},
 		message: func(payload string) {

@@ -330,7 +330,7 @@ func watch(t *testing.T, s *features.Store) <-chan aisle.StoreProduct {
 			case warmed <- sp:
 			default:
 			}
-		})
+		}, nil)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -31,6 +31,10 @@ const DefaultModelPollInterval = 2 * time.Second
 // maxReasons is how many reasons an assessment names at most.
 const maxReasons = 3
 
+// forgetTimeout bounds the delete that undoes an assessment whose order
+// could not be published.
+const forgetTimeout = 5 * time.Second
+
 // outboxSize bounds the assessments waiting to be announced to riskAlerts
 // subscribers; beyond it alerts are dropped (and counted), never waited for.
 const outboxSize = 4096
@@ -128,9 +132,10 @@ type Order struct {
 // stores the assessment, publishes order.placed and queues the assessment
 // for riskAlerts subscribers (service keys only). An order is assessed once:
 // assessing it again returns the stored assessment (and publishes the order
-// again under the same event id, which the stream deduplicates, so a retry
-// after a failed publish completes it). EUNAVAILABLE when no model version
-// is active yet.
+// again under the same event id, which the stream deduplicates). When the
+// order cannot be published the new assessment is deleted again (see
+// forget), so a failed call leaves nothing behind. EUNAVAILABLE when no
+// model version is active yet or a dependency is down.
 func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment, error) {
 	p := aisle.PrincipalFromContext(ctx)
 	if err := requireFraudAccess(p); err != nil {
@@ -178,6 +183,9 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 		return catalog.FraudAssessment{}, err
 	}
 	if err := s.publish(ctx, ev); err != nil {
+		if created {
+			s.forget(ctx, stored)
+		}
 		return catalog.FraudAssessment{}, err
 	}
 	if created {
@@ -189,6 +197,20 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 		}
 	}
 	return stored, nil
+}
+
+// forget deletes an assessment this call stored but whose order.placed
+// could not be published, so that no assessment exists for an order the
+// stream never saw, and a retry assesses it afresh (and alerts). If the
+// delete fails too, the row stays: a retry then returns it and publishes
+// the order, which completes it, but sends no alert.
+func (s *Service) forget(ctx context.Context, a catalog.FraudAssessment) {
+	// The request's context may be what ran out; the delete gets its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
+	defer cancel()
+	if err := s.catalog.DeleteFraudAssessment(ctx, a.OrderID, a.AssessedAt); err != nil {
+		s.log.Error("fraud: assessment kept for an order that was not published", "order_id", a.OrderID, "err", err)
+	}
 }
 
 // orderEvent builds the order.placed event of in and checks it as the stream

@@ -88,6 +88,34 @@ func (h *Hub[V]) Notify(key Key) {
 	}
 }
 
+// NotifyWatched records that every item a subscription names may have
+// changed, for when changes may have gone unannounced (the change feed was
+// down): subscribers then get the current value even if they missed the
+// change. Subscriptions to a whole topic name no items, so they are not
+// refreshed; they see the next change of each item.
+func (h *Hub[V]) NotifyWatched() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	for topic, subs := range h.topics {
+		for sub := range subs {
+			for item := range sub.items {
+				h.changed[Key{Topic: topic, Item: item}] = struct{}{}
+			}
+		}
+	}
+	pending := len(h.changed) > 0
+	h.mu.Unlock()
+	if pending {
+		select {
+		case h.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // retryDelay is how long the hub waits before loading again after a failed
 // load; the failed keys stay pending, so their newest value still arrives.
 const retryDelay = 200 * time.Millisecond

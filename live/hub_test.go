@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,5 +132,25 @@ func TestFailedLoadIsRetried(t *testing.T) {
 	}
 	if n := failures.Load(); n != 3 {
 		t.Fatalf("loads attempted = %d, want 3", n)
+	}
+}
+
+// After the change feed was down, NotifyWatched gets every narrowed
+// subscriber the current value of each item it names, changed or not.
+func TestNotifyWatchedRefreshesNamedItems(t *testing.T) {
+	t.Parallel()
+	var loads atomic.Int64
+	h, _ := startHub(t, counterLoader(&loads))
+	narrow := h.Subscribe("s-1", []string{"p-1", "p-2"})
+	defer narrow.Close()
+
+	h.NotifyWatched()
+	got := next(t, narrow)
+	for len(got) < 2 {
+		got = append(got, next(t, narrow)...)
+	}
+	slices.Sort(got)
+	if want := []string{"s-1:p-1#1", "s-1:p-2#1"}; !slices.Equal(got, want) {
+		t.Fatalf("after NotifyWatched the subscriber got %v, want p-1's and p-2's values from one load", got)
 	}
 }

@@ -38,6 +38,12 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 			gqlErr.Message = "the request was cancelled or timed out"
 			setCode(gqlErr, aisle.EUNAVAILABLE)
+		case aisle.IsUnavailable(err):
+			// A dependency is down: the caller can do nothing but retry, so
+			// say that; which one and why is for the logs.
+			log.WarnContext(ctx, "graphql: dependency unavailable", "operation", operationName(ctx), "path", gqlErr.Path.String(), "err", err)
+			gqlErr.Message = aisle.MessageUnavailable
+			setCode(gqlErr, aisle.EUNAVAILABLE)
 		default:
 			log.ErrorContext(ctx, "graphql: internal error", "operation", operationName(ctx), "path", gqlErr.Path.String(), "err", err)
 			gqlErr.Message = aisle.ErrorMessage(err)

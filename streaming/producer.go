@@ -16,6 +16,10 @@ import (
 // an event, so an API call fails clearly instead of hanging when Kafka is down.
 const PublishTimeout = 5 * time.Second
 
+// maxPublishBackoff bounds the producer's wait between attempts to reach
+// the broker, so that Publish fails soon after PublishTimeout.
+const maxPublishBackoff = 500 * time.Millisecond
+
 // Producer writes records to Kafka and waits for their acknowledgement.
 // It is safe for concurrent use.
 type Producer struct {
@@ -35,6 +39,28 @@ func NewProducer(brokers []string, log *slog.Logger) (*Producer, error) {
 		// records produced while a request is in flight still batch.
 		kgo.ProducerLinger(0),
 		kgo.RecordDeliveryTimeout(PublishTimeout),
+		// Without this, a record that was written to a connection the broker
+		// then dropped (broker down, network cut) can be neither cancelled
+		// nor timed out until the broker answers again, and Publish hangs
+		// for minutes: idempotency refuses to guess whether it landed. We
+		// give up after PublishTimeout instead. The cost is the usual
+		// at-least-once ambiguity: a record that did land before the cut
+		// is reported as failed, and a caller's retry may add it twice.
+		// Events that carry a stable id (order.placed) are deduplicated by
+		// the stream workers; others may then count twice.
+		kgo.AllowIdempotentProduceCancellation(),
+		// A timed-out record is only failed when the client next tries the
+		// broker, and franz-go's default backoff grows to 5 s, which made a
+		// publish to an unreachable broker take up to PublishTimeout + 5 s.
+		// Short retries keep it near PublishTimeout.
+		kgo.RetryBackoffFn(func(fails int) time.Duration {
+			return min(time.Duration(fails+1)*100*time.Millisecond, maxPublishBackoff)
+		}),
+		// After an outage the client must refresh its metadata before it
+		// produces again; franz-go's default minimum age of 5 s between
+		// refreshes made the first publish after the broker came back wait
+		// that long.
+		kgo.MetadataMinAge(maxPublishBackoff),
 		kgo.WithLogger(kgoLogger{log}),
 	)
 	if err != nil {

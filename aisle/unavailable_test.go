@@ -1,0 +1,32 @@
+package aisle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+)
+
+func TestIsUnavailable(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("list stores: %w", refused), true},
+		{fmt.Errorf("failed to receive message: %w", io.ErrUnexpectedEOF), true},
+		{fmt.Errorf("read: %w", io.EOF), true},
+		{fmt.Errorf("write: %w", syscall.ECONNRESET), true},
+		{errors.New("syntax error at or near SELECT"), false},
+		{Errorf(ENOTFOUND, "store %q not found", "s-9"), false},
+		{context.Canceled, false},
+		{nil, false},
+	} {
+		if got := IsUnavailable(tc.err); got != tc.want {
+			t.Errorf("IsUnavailable(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
