@@ -475,7 +475,7 @@ func (m *Main) Run(ctx context.Context) error {
 		handler = httpapi.New(apiConfig)
 	} else {
 		// A stream worker serves its probes and metrics only.
-		handler = httpapi.Ops(ready)
+		handler = httpapi.Ops(ready, log)
 	}
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
@@ -562,7 +562,7 @@ func readiness(db *catalog.DB, fs *features.Store, producer *streaming.Producer,
 		for i, c := range checks {
 			wg.Go(func() {
 				if err := c.run(ctx); err != nil {
-					errs[i] = fmt.Errorf("%s: %w", c.name, err)
+					errs[i] = &httpapi.CheckFailed{Name: c.name, Err: err}
 				}
 			})
 		}

@@ -88,7 +88,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent) // browsers ask; an empty answer keeps consoles clean
 	})
-	handleOps(mux, cfg.Ready)
+	handleOps(mux, cfg.Ready, cfg.Log)
 	return withRequestID(mux)
 }
 
