@@ -23,6 +23,7 @@ import (
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/features/featurestest"
 	"github.com/aisle/aisle/streaming"
+	"github.com/aisle/aisle/streaming/streamingtest"
 )
 
 // TestReplayRebuildsFeatures is DESIGN.md's "Kafka is the ground truth":
@@ -39,7 +40,7 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 	stores := ts.stores(2, 3)
 	s0, s1 := stores[0], stores[1]
 	key := ts.createKey(aisle.RoleService, "", "")
-	rdb := redisClient(t)
+	rdb := featurestest.Client(t)
 	prefix := ts.main.Config.RedisPrefix
 
 	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
@@ -55,7 +56,7 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 		eventRecords(t, mustEvent(t, "e-unknown-store", aisle.TypeInventoryLevel, at(1),
 			aisle.InventoryLevel{StoreID: "no-such-store", ProductID: s0.Products[0], Quantity: ptr(int64(3))}))[0],
 	)
-	produce(t, brokers, records...)
+	streamingtest.Produce(t, brokers, records...)
 	const (
 		rejected = 3
 		// Events that change nothing when applied: sess-b's event of
@@ -283,19 +284,6 @@ func eventRecords(t *testing.T, events ...aisle.Event) []*kgo.Record {
 	return recs
 }
 
-// produce writes records in order: one client keeps each partition's order.
-func produce(t *testing.T, brokers []string, recs ...*kgo.Record) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
-}
-
 // waitCommitted waits until group has committed every event topic's end
 // offset: its workers have processed the whole history.
 func waitCommitted(t *testing.T, brokers []string, group string) {
@@ -330,17 +318,6 @@ func waitCommitted(t *testing.T, brokers []string, group string) {
 		}
 		return ""
 	})
-}
-
-func redisClient(t *testing.T) *redis.Client {
-	t.Helper()
-	opts, err := redis.ParseURL(featurestest.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
 }
 
 // snapshotFeatures reads every key under prefix as text: hashes field by

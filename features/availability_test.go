@@ -259,7 +259,7 @@ func TestApplyAvailabilityReloadsScriptAfterRedisForgetsIt(t *testing.T) {
 
 	// SCRIPT FLUSH is what a Redis restart does to the script cache. Other
 	// tests sharing this Redis just reload too.
-	rdb := newRedisClient(t)
+	rdb := featurestest.Client(t)
 	if err := rdb.ScriptFlush(context.Background()).Err(); err != nil {
 		t.Fatalf("SCRIPT FLUSH: %v", err)
 	}

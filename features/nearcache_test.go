@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/features/featurestest"
@@ -148,7 +146,7 @@ func TestNearCacheResetsOnAnUnreadableMessage(t *testing.T) {
 	read(t, s, sp)
 	deleteBehindTheCache(t, s)
 
-	rdb := newRedisClient(t)
+	rdb := featurestest.Client(t)
 	if err := rdb.Publish(context.Background(), prefix+"changes:availability", "s-1:p-1").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +204,7 @@ func TestApplyAvailabilityVersions(t *testing.T) {
 	t.Parallel()
 	prefix := featurestest.NewPrefix()
 	s := featurestest.MustOpenAt(t, featurestest.URL(), prefix)
-	rdb := newRedisClient(t)
+	rdb := featurestest.Client(t)
 	ctx := context.Background()
 	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-1"}
 	key := prefix + "avail:s-1:p-1"
@@ -256,7 +254,7 @@ func deleteBehindTheCache(t *testing.T, s *features.Store) {
 // from the Redis side, as an outage or CLIENT KILL would.
 func killPubSub(t *testing.T, clientName string) {
 	t.Helper()
-	rdb := newRedisClient(t)
+	rdb := featurestest.Client(t)
 	ctx := context.Background()
 	list, err := rdb.Do(ctx, "CLIENT", "LIST", "TYPE", "pubsub").Text()
 	if err != nil {
@@ -277,17 +275,6 @@ func killPubSub(t *testing.T, clientName string) {
 	if err := rdb.Do(ctx, "CLIENT", "KILL", "ID", ids[0]).Err(); err != nil {
 		t.Fatalf("CLIENT KILL: %v", err)
 	}
-}
-
-func newRedisClient(t *testing.T) *redis.Client {
-	t.Helper()
-	opts, err := redis.ParseURL(featurestest.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
 }
 
 // waitFor polls cond for up to 5s.

@@ -123,7 +123,7 @@ func TestConsumerDeadLettersBadEvents(t *testing.T) {
 		record(aisle.TopicPicking, "s-1:p-1", mustJSON(pickEvent("e-7", aisle.TypePickFound, "s-1", "p-1", now))),
 		record(aisle.TopicInventory, "s-1:p-1", mustJSON(inventoryEvent("f-8", "s-1", "p-1", 4, now))),
 	)
-	produceRaw(t, brokers, recs...) // fills in each record's partition and offset
+	streamingtest.Produce(t, brokers, recs...) // fills in each record's partition and offset
 
 	group := "g-dlq"
 	stop := startConsumer(t, consumerConfig(t, brokers, fs, group))
@@ -302,7 +302,7 @@ func TestConsumerRebalanceLosesAndDuplicatesNothing(t *testing.T) {
 			ev := pickEvent("e-"+strconv.Itoa(round)+"-"+strconv.Itoa(i), aisle.TypePickFound, sp.StoreID, sp.ProductID, now)
 			recs[i] = record(aisle.TopicPicking, sp.String(), mustJSON(ev))
 		}
-		produceRaw(t, brokers, recs...)
+		streamingtest.Produce(t, brokers, recs...)
 	}
 	total := func() float64 {
 		got, err := fs.Availability(context.Background(), sps)

@@ -70,19 +70,6 @@ func inventoryEvent(id, store, product string, qty int64, at time.Time) aisle.Ev
 	return event(id, aisle.TypeInventoryLevel, at, aisle.InventoryLevel{StoreID: store, ProductID: product, Quantity: &qty})
 }
 
-// produceRaw writes records as they are, bad ones included, and waits.
-func produceRaw(t testing.TB, brokers []string, recs ...*kgo.Record) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
-}
-
 func record(topic, key string, value []byte) *kgo.Record {
 	return &kgo.Record{Topic: topic, Key: []byte(key), Value: value}
 }

@@ -22,7 +22,7 @@ func TestConsumerMetrics(t *testing.T) {
 	fs := featurestest.MustOpen(t)
 	brokers := b.Addrs()
 	at := time.Now().Add(-time.Second)
-	produceRaw(t, brokers,
+	streamingtest.Produce(t, brokers,
 		record(aisle.TopicPicking, "s-1:p-1", []byte(`{"id": `)),
 		record(aisle.TopicPicking, "s-9:p-1", mustJSON(pickEvent("m-2", aisle.TypePickNotFound, "s-9", "p-1", at))),
 		record(aisle.TopicPicking, "s-1:p-1", mustJSON(pickEvent("m-3", aisle.TypePickFound, "s-1", "p-1", at))),

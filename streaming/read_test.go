@@ -40,7 +40,7 @@ func TestReadTopics(t *testing.T) {
 		want[string(value)] = topic
 		recs = append(recs, record(topic, fmt.Sprint("k-", i), value))
 	}
-	produceRaw(t, brokers, recs...)
+	streamingtest.Produce(t, brokers, recs...)
 
 	seen := map[readRecord]string{}
 	late := 0
@@ -50,7 +50,7 @@ func TestReadTopics(t *testing.T) {
 				// Producers keep writing during the read; ReadTopics must
 				// neither wait for nor return these.
 				for i := range 10 {
-					produceRaw(t, brokers, record(aisle.TopicPicking, fmt.Sprint("k-", i), []byte(fmt.Sprint("late ", i))))
+					streamingtest.Produce(t, brokers, record(aisle.TopicPicking, fmt.Sprint("k-", i), []byte(fmt.Sprint("late ", i))))
 					late++
 				}
 			}
@@ -100,7 +100,7 @@ func TestReadTopicsStops(t *testing.T) {
 	b := streamingtest.MustStartBroker(t, 1)
 	brokers := b.Addrs()
 	for i := range 5 {
-		produceRaw(t, brokers, record(aisle.TopicPicking, "k", []byte(fmt.Sprint("v", i))))
+		streamingtest.Produce(t, brokers, record(aisle.TopicPicking, "k", []byte(fmt.Sprint("v", i))))
 	}
 	nothing := func(string, int32, int64, []byte) error { return nil }
 

@@ -39,7 +39,7 @@ func TestReplayMatchesTheWorkers(t *testing.T) {
 		record(aisle.TopicPicking, "s-9:p-1", mustJSON(pickEvent("e-unknown", aisle.TypePickFound, "s-9", "p-1", now))),
 		recs[1], // a redelivery: skipped by its event id
 	)
-	produceRaw(t, brokers, recs...)
+	streamingtest.Produce(t, brokers, recs...)
 
 	worker := featurestest.MustOpen(t)
 	startConsumer(t, streaming.ConsumerConfig{

@@ -152,3 +152,16 @@ func Hash(ctx context.Context, redisURL, key string) (map[string]string, error) 
 	}
 	return h, nil
 }
+
+// Client returns a plain client of the test Redis, closed when the test
+// ends, for tests that look at or break keys directly.
+func Client(tb testing.TB) *redis.Client {
+	tb.Helper()
+	opts, err := redis.ParseURL(URL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	tb.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}

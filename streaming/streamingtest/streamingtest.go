@@ -152,3 +152,17 @@ func (o Offsets) Total() int64 {
 	}
 	return sum
 }
+
+// Produce writes records as they are, bad ones included, through one
+// client so that each partition keeps their order, and waits for them.
+func Produce(tb testing.TB, brokers []string, recs ...*kgo.Record) {
+	tb.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		tb.Fatalf("produce: %v", err)
+	}
+}
