@@ -19,12 +19,15 @@ const (
 
 // Cache is a KeyLookup that remembers the principal of each valid key for
 // TTL, keeping the database off the request path. The price: a revoked key
-// keeps working for up to TTL in each process that cached it. Failed
-// lookups are never cached, so a new key works at once and a revoked one is
-// refused as soon as its entry expires. Lookup errors other than "invalid
-// key" are logged here, since callers only see EUNAVAILABLE; while lookups
-// fail that way (the database is down), a key that was valid when last
-// checked keeps working for up to MaxStale past its TTL.
+// keeps working for up to TTL in each process that cached it. Refusals
+// (unknown or revoked keys) are remembered for TTL too, apart from the
+// valid keys, so that a client retrying a revoked key in a loop costs no
+// database lookups and a flood of made-up keys cannot evict the valid ones.
+// (A key is created with fresh random bits, so it was never refused
+// before.) Lookup errors other than "invalid key" are logged here, since
+// callers only see EUNAVAILABLE; while lookups fail that way (the database
+// is down), a key that was valid when last checked keeps working for up to
+// MaxStale past its TTL.
 type Cache struct {
 	keys KeyLookup
 	log  *slog.Logger
@@ -39,12 +42,15 @@ type Cache struct {
 	MaxEntries int              // bound on cached keys
 	Now        func() time.Time // clock for expiry
 
-	mu      sync.Mutex
-	entries map[string]cacheEntry // by string(hash)
+	mu       sync.Mutex
+	entries  map[string]cacheEntry // valid keys, by string(hash)
+	refusals map[string]cacheEntry // unknown or revoked keys, by string(hash)
 }
 
+// cacheEntry is a valid key's principal, or a refused key's error.
 type cacheEntry struct {
 	principal *aisle.Principal // shared between requests: never modified
+	refusal   error
 	expires   time.Time
 }
 
@@ -61,6 +67,7 @@ func NewCache(keys KeyLookup, log *slog.Logger) (*Cache, error) {
 		MaxEntries: DefaultMaxEntries,
 		Now:        time.Now,
 		entries:    map[string]cacheEntry{},
+		refusals:   map[string]cacheEntry{},
 	}, nil
 }
 
@@ -70,9 +77,13 @@ func (c *Cache) PrincipalByKeyHash(ctx context.Context, hash []byte) (*aisle.Pri
 	now := c.Now()
 	c.mu.Lock()
 	e, ok := c.entries[string(hash)]
+	refused, wasRefused := c.refusals[string(hash)]
 	c.mu.Unlock()
 	if ok && now.Before(e.expires) {
 		return e.principal, nil
+	}
+	if wasRefused && now.Before(refused.expires) {
+		return nil, refused.refusal
 	}
 
 	p, err := c.keys.PrincipalByKeyHash(ctx, hash)
@@ -86,27 +97,36 @@ func (c *Cache) PrincipalByKeyHash(ctx context.Context, hash []byte) (*aisle.Pri
 	defer c.mu.Unlock()
 	if err != nil {
 		delete(c.entries, string(hash)) // expired, and possibly revoked since
+		if aisle.ErrorCode(err) == aisle.EUNAUTHENTICATED {
+			c.remember(c.refusals, hash, cacheEntry{refusal: err, expires: now.Add(c.TTL)}, now)
+		}
 		return nil, err
 	}
-	if len(c.entries) >= c.MaxEntries {
-		c.evict(now)
-	}
-	c.entries[string(hash)] = cacheEntry{principal: p, expires: now.Add(c.TTL)}
+	delete(c.refusals, string(hash))
+	c.remember(c.entries, hash, cacheEntry{principal: p, expires: now.Add(c.TTL)}, now)
 	return p, nil
 }
 
-// evict makes room in a full cache: it drops expired entries, and if none
+// remember stores e in entries, evicting to stay within MaxEntries. Holds mu.
+func (c *Cache) remember(entries map[string]cacheEntry, hash []byte, e cacheEntry, now time.Time) {
+	if len(entries) >= c.MaxEntries {
+		evict(entries, c.MaxEntries, now)
+	}
+	entries[string(hash)] = e
+}
+
+// evict makes room in a full map: it drops expired entries, and if none
 // had expired, arbitrary ones (Go randomizes map iteration). Holds mu.
-func (c *Cache) evict(now time.Time) {
-	for k, e := range c.entries {
+func evict(entries map[string]cacheEntry, maxEntries int, now time.Time) {
+	for k, e := range entries {
 		if !now.Before(e.expires) {
-			delete(c.entries, k)
+			delete(entries, k)
 		}
 	}
-	for k := range c.entries {
-		if len(c.entries) < c.MaxEntries {
+	for k := range entries {
+		if len(entries) < maxEntries {
 			return
 		}
-		delete(c.entries, k)
+		delete(entries, k)
 	}
 }

@@ -90,17 +90,54 @@ func TestCache_ServesWithinTTLAndRechecksAfter(t *testing.T) {
 	}
 }
 
-func TestCache_FailuresNotCached(t *testing.T) {
+func TestCache_RefusalsCachedApart(t *testing.T) {
 	t.Parallel()
-	c, keys, _ := newTestCache(t)
-	key, _ := NewKey()
-	for range 2 {
-		if _, err := Authenticate(context.Background(), c, "Bearer "+key); aisle.ErrorCode(err) != aisle.EUNAUTHENTICATED {
-			t.Fatalf("unknown key: %v", err)
+	ctx := context.Background()
+	c, keys, now := newTestCache(t)
+	c.MaxEntries = 3
+	valid := keys.add("k-1")
+	if _, err := Authenticate(ctx, c, "Bearer "+valid); err != nil {
+		t.Fatal(err)
+	}
+
+	// A client retrying a refused key costs one lookup per TTL.
+	revoked := keys.add("k-2")
+	keys.remove(revoked)
+	for range 3 {
+		if _, err := Authenticate(ctx, c, "Bearer "+revoked); aisle.ErrorCode(err) != aisle.EUNAUTHENTICATED {
+			t.Fatalf("revoked key: %v", err)
 		}
 	}
-	if keys.lookups != 2 || len(c.entries) != 0 {
-		t.Errorf("%d lookups, %d cached; want 2, 0", keys.lookups, len(c.entries))
+	if keys.lookups != 2 {
+		t.Errorf("%d lookups for a valid key and a refused one asked 3 times, want 2", keys.lookups)
+	}
+
+	// A flood of made-up keys fills the refusals, not the valid keys.
+	for range 10 {
+		bad, _ := NewKey()
+		if _, err := Authenticate(ctx, c, "Bearer "+bad); aisle.ErrorCode(err) != aisle.EUNAUTHENTICATED {
+			t.Fatalf("made-up key: %v", err)
+		}
+	}
+	if len(c.refusals) > 3 {
+		t.Errorf("%d refusals cached, bound is 3", len(c.refusals))
+	}
+	lookups := keys.lookups
+	if _, err := Authenticate(ctx, c, "Bearer "+valid); err != nil || keys.lookups != lookups {
+		t.Errorf("the valid key after a flood of refusals: %v, %d more lookups; want it cached", err, keys.lookups-lookups)
+	}
+
+	// An outage is not a refusal: the next request asks again.
+	*now = now.Add(DefaultTTL)
+	keys.down = true
+	unseen, _ := NewKey()
+	for range 2 {
+		if _, err := Authenticate(ctx, c, "Bearer "+unseen); aisle.ErrorCode(err) != aisle.EUNAVAILABLE {
+			t.Fatalf("unseen key with lookups failing: %v, want UNAVAILABLE", err)
+		}
+	}
+	if _, ok := c.refusals[string(HashKey(unseen))]; ok {
+		t.Error("a failed lookup was cached as a refusal")
 	}
 }
 
