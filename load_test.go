@@ -17,9 +17,9 @@ import (
 // whole server, so the command keeps working: every operation of the mix
 // succeeds, every subscription is established and gets its fan-out
 // messages, and the memory figures are plausible; with one subscription
-// per connection and with five multiplexed on each.
+// per connection and with five multiplexed on each. Not parallel: it
+// counts the process's live subscriptions, which other tests move.
 func TestLoadCommand(t *testing.T) {
-	t.Parallel()
 	ts := startServer(t, "--fraud-model-poll", "100ms")
 	// assessOrder needs a serving model.
 	ts.publishFraudHistory(12, 600)
