@@ -57,6 +57,9 @@ type Hub[V any] struct {
 	name string
 	load Loader[V]
 	log  *slog.Logger
+	// The hub's series of the per-value counters, looked up once: Stream
+	// deliveries count them under mu, once per subscriber of a change.
+	delivered, replaced prometheus.Counter
 
 	mu      sync.Mutex
 	changed map[Key]struct{} // keys notified since the last load
@@ -69,13 +72,15 @@ type Hub[V any] struct {
 // NewHub returns a hub named name (used in metrics) that loads values with load.
 func NewHub[V any](name string, load Loader[V], log *slog.Logger) *Hub[V] {
 	return &Hub[V]{
-		name:    name,
-		load:    load,
-		log:     log,
-		changed: make(map[Key]struct{}),
-		wake:    make(chan struct{}, 1),
-		topics:  make(map[string]map[*Subscription[V]]struct{}),
-		backlog: make(map[*Subscription[V]]struct{}),
+		name:      name,
+		load:      load,
+		log:       log,
+		delivered: valuesDelivered.WithLabelValues(name),
+		replaced:  valuesReplaced.WithLabelValues(name),
+		changed:   make(map[Key]struct{}),
+		wake:      make(chan struct{}, 1),
+		topics:    make(map[string]map[*Subscription[V]]struct{}),
+		backlog:   make(map[*Subscription[V]]struct{}),
 	}
 }
 
@@ -306,14 +311,14 @@ func (s *Subscription[V]) offer(item string, v V) {
 		}
 	}
 	if s.send != nil && len(s.order) == 0 && s.send(v) {
-		valuesDelivered.WithLabelValues(s.hub.name).Inc()
+		s.hub.delivered.Inc()
 		return
 	}
 	if s.pending == nil {
 		s.pending = make(map[string]V)
 	}
 	if _, unread := s.pending[item]; unread {
-		valuesReplaced.WithLabelValues(s.hub.name).Inc()
+		s.hub.replaced.Inc()
 	} else {
 		s.order = append(s.order, item)
 	}
@@ -338,7 +343,7 @@ func (s *Subscription[V]) push() bool {
 		n++
 	}
 	s.order = s.order[:copy(s.order, s.order[n:])]
-	valuesDelivered.WithLabelValues(s.hub.name).Add(float64(n))
+	s.hub.delivered.Add(float64(n))
 	return len(s.order) == 0
 }
 
@@ -355,7 +360,7 @@ func (s *Subscription[V]) Next(ctx context.Context) (values []V, ok bool) {
 			clear(s.pending)
 			s.order = s.order[:0]
 			s.hub.mu.Unlock()
-			valuesDelivered.WithLabelValues(s.hub.name).Add(float64(len(values)))
+			s.hub.delivered.Add(float64(len(values)))
 			return values, true
 		}
 		s.hub.mu.Unlock()
