@@ -23,7 +23,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long the mixed workload runs")
 	fs.Int64Var(&cfg.Requests, "requests", 0, "stop the mixed workload after this many operations (0: --duration alone)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 32, "HTTP operations in flight")
-	fs.IntVar(&cfg.Subscriptions, "subscriptions", 5000, "websocket connections, one subscription each, open during the run")
+	fs.IntVar(&cfg.Subscriptions, "subscriptions", 5000, "websocket subscriptions open during the run")
+	fs.IntVar(&cfg.SubscriptionsPerConnection, "subscriptions-per-connection", 1, "subscriptions multiplexed on one websocket (keep it within the server's --max-subscriptions-per-connection)")
 	fs.IntVar(&cfg.FanoutProducts, "fanout-products", 10, "store-products the availabilityChanged subscribers are spread over")
 	fs.IntVar(&cfg.FanoutRounds, "fanout-rounds", 20, "timed rounds of one pick per fan-out product, after the workload")
 	mix := fs.String("mix", loadtest.DefaultMix, "operation=weight,... of the mixed workload")
@@ -38,12 +39,15 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if cfg.ConnectionsPerKey < 1 {
 		return fmt.Errorf("--connections-per-key must be at least 1, got %d", cfg.ConnectionsPerKey)
 	}
+	if cfg.SubscriptionsPerConnection < 1 {
+		return fmt.Errorf("--subscriptions-per-connection must be at least 1, got %d", cfg.SubscriptionsPerConnection)
+	}
 	cfg.Log = commandLogger(c, stderr)
 	if *key != "" {
 		cfg.Keys = []string{*key}
 	} else {
 		// One key per connections-per-key sockets, and at least one for HTTP.
-		n := max(1, (cfg.Subscriptions+cfg.ConnectionsPerKey-1)/cfg.ConnectionsPerKey)
+		n := max(1, (cfg.Connections()+cfg.ConnectionsPerKey-1)/cfg.ConnectionsPerKey)
 		if cfg.Keys, err = createLoadKeys(ctx, c, n, stderr); err != nil {
 			return err
 		}

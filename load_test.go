@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"strconv"
 	"testing"
 	"time"
 
@@ -14,9 +16,10 @@ import (
 // TestLoadCommand runs `aisle load` in-process with tiny numbers against a
 // whole server, so the command keeps working: every operation of the mix
 // succeeds, every subscription is established and gets its fan-out
-// messages, and the memory figures are plausible.
+// messages, and the memory figures are plausible; with one subscription
+// per connection and with five multiplexed on each. Not parallel: it
+// counts the process's live subscriptions, which other tests move.
 func TestLoadCommand(t *testing.T) {
-	t.Parallel()
 	ts := startServer(t, "--fraud-model-poll", "100ms")
 	// assessOrder needs a serving model.
 	ts.publishFraudHistory(12, 600)
@@ -28,9 +31,21 @@ func TestLoadCommand(t *testing.T) {
 		return ""
 	})
 
+	// Subtests run in turn: each counts the server's subscriptions and memory.
+	for _, tc := range []struct{ perConnection, connections, keys int }{{1, 100, 5}, {5, 20, 1}} {
+		t.Run(fmt.Sprintf("%d per connection", tc.perConnection), func(t *testing.T) {
+			checkLoadRun(t, ts, tc.perConnection, tc.connections, tc.keys)
+		})
+	}
+}
+
+// checkLoadRun runs 100 subscriptions, perConnection on each websocket,
+// which makes connections sockets over keys keys (20 sockets per key).
+func checkLoadRun(t *testing.T, ts *testServer, perConnection, connections, keys int) {
 	var out bytes.Buffer
 	args := []string{"load", "--url", ts.url, "--database-url", ts.main.Config.DatabaseURL,
 		"--duration", "2s", "--concurrency", "4", "--subscriptions", "100", "--connections-per-key", "20",
+		"--subscriptions-per-connection", strconv.Itoa(perConnection),
 		"--fanout-products", "5", "--fanout-rounds", "3", "--json"}
 	if err := run(context.Background(), args, &out, io.Discard); err != nil {
 		t.Fatalf("aisle load: %v", err)
@@ -56,7 +71,7 @@ func TestLoadCommand(t *testing.T) {
 	}
 
 	s := rep.Subs
-	if s.Connected != 100 || s.Established != 100 || len(s.Failures) > 0 || s.Dropped > 0 || s.Keys != 5 {
+	if s.Connected != connections || s.PerConnection != perConnection || s.Established != 100 || len(s.Failures) > 0 || s.Dropped > 0 || s.Keys != keys {
 		t.Errorf("subscriptions: %+v", s)
 	}
 	// riskAlerts completes a subscriber that falls 64 alerts behind, by
@@ -96,8 +111,8 @@ func TestLoadCommand(t *testing.T) {
 			t.Errorf("memory %s: %+v", name, mem)
 		}
 	}
-	if m.GoroutinesPerConnection < 1 || m.GoroutinesPerSubscription <= m.GoroutinesPerConnection || m.With.GCs < m.Subscribed.GCs+2 {
-		t.Errorf("goroutines per connection %.1f, per subscription %.1f; GCs %v → %v", m.GoroutinesPerConnection, m.GoroutinesPerSubscription, m.Subscribed.GCs, m.With.GCs)
+	if m.GoroutinesPerConnection < 1 || m.GoroutinesAddedPerSubscription <= 0 || m.With.GCs < m.Subscribed.GCs+2 {
+		t.Errorf("goroutines per connection %.1f, added per subscription %.1f; GCs %v → %v", m.GoroutinesPerConnection, m.GoroutinesAddedPerSubscription, m.Subscribed.GCs, m.With.GCs)
 	}
 	if len(rep.Notes) > 0 {
 		t.Errorf("notes: %v", rep.Notes)

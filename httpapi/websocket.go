@@ -68,8 +68,9 @@ func ValidateOriginPatterns(patterns []string) error {
 // websockets wraps gqlgen's websocket transport where it deviates from
 // graphql-transport-ws or lacks a limit: it checks the Origin, enforces
 // the protocol's close codes, caps subscriptions per connection and
-// connections per key, and closes connections whose key is revoked.
-// gqlgen keeps doing the GraphQL work and the ping/pong liveness check.
+// connections per key, closes connections whose key is revoked, and pings
+// graphql-transport-ws peers to drop dead ones. gqlgen keeps doing the
+// GraphQL work.
 type websockets struct {
 	keys          auth.KeyLookup
 	log           *slog.Logger
@@ -115,9 +116,9 @@ func newWebsockets(cfg Config) *websockets {
 	if ws.pingInterval == 0 {
 		ws.pingInterval = DefaultWebsocketPingInterval
 	}
-	// gqlgen's pong deadline is only re-armed after its next ping is
-	// written: a peer that stops reading while results fill its socket
-	// buffers would block that write, and the connection, forever.
+	// The pong deadline is only re-armed after the next ping is written:
+	// a peer that stops reading while results fill its socket buffers
+	// would block that write, and the connection, forever.
 	ws.writeTimeout = 2 * ws.pingInterval
 	return ws
 }
@@ -141,11 +142,8 @@ func (ws *websockets) transport(authenticate transport.WebsocketInitFunc) graphq
 		// InitTimeout stays 0: wsConn times connection_init out itself,
 		// with 4408 rather than gqlgen's 1002.
 		KeepAlivePingInterval: wsKeepAlive,
-		// Every interval the server pings; a graphql-transport-ws peer
-		// is cut off 2 intervals after the first ping it leaves
-		// unanswered, at most 3 after its last pong (gqlgen's read
-		// deadline), which ends its subscriptions.
-		PingPongInterval: ws.pingInterval,
+		// PingPongInterval stays 0: wsConn pings from a timer, which
+		// costs no goroutine per connection as gqlgen's ping loop does.
 		PayloadReadLimit: &readLimit,
 	}}
 }
@@ -260,6 +258,8 @@ type wsConn struct {
 	active    map[string]struct{} // operation ids the server has not ended yet
 	owner     string              // whose connection slot this holds, once admitted
 	recheck   *time.Timer
+	pinger    *time.Timer // graphql-transport-ws pings, once admitted
+	pongSeen  bool        // since the last ping
 	finished  bool
 }
 
@@ -302,7 +302,38 @@ func (c *wsConn) admit(ctx context.Context) (context.Context, error) {
 	if p.KeyID != "" {
 		c.recheck = time.AfterFunc(c.ws.recheckPeriod, func() { c.recheckKey(ctx) })
 	}
+	if !c.legacy {
+		_ = c.SetReadDeadline(time.Now().Add(2 * c.ws.pingInterval))
+		c.pinger = time.AfterFunc(c.ws.pingInterval, c.ping)
+	}
 	return ctx, nil
+}
+
+// ping runs every pingInterval on a graphql-transport-ws connection, from
+// its timer rather than a goroutine of its own. Every interval the server
+// pings; a peer is cut off 2 intervals after the first ping it leaves
+// unanswered, at most 3 after its last pong, by the read deadline (which
+// gqlgen clears on each pong), and that ends its subscriptions.
+func (c *wsConn) ping() {
+	c.mu.Lock()
+	answered := c.pongSeen
+	c.pongSeen = false
+	finished := c.finished
+	c.mu.Unlock()
+	if finished {
+		return
+	}
+	if err := c.write(map[string]string{"type": "ping"}); err != nil {
+		return // the connection is ending; finish stops the timer
+	}
+	if answered {
+		_ = c.SetReadDeadline(time.Now().Add(2 * c.ws.pingInterval))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.finished {
+		c.pinger.Reset(c.ws.pingInterval)
+	}
 }
 
 // recheckKey closes the connection with 4403 once its key is revoked. It
@@ -340,6 +371,9 @@ func (c *wsConn) finish() {
 	}
 	if c.recheck != nil {
 		c.recheck.Stop()
+	}
+	if c.pinger != nil {
+		c.pinger.Stop()
 	}
 	if c.owner != "" {
 		c.ws.release(c.owner)
@@ -440,6 +474,9 @@ func (c *wsConn) screen(data []byte) (forward bool, err error) {
 		// after the ack.
 		return false, c.write(map[string]string{"type": "pong"})
 	case msg.Type == "pong":
+		c.mu.Lock()
+		c.pongSeen = true
+		c.mu.Unlock()
 		return initSeen, nil
 	case msg.Type == "ping":
 		return true, nil
@@ -549,8 +586,9 @@ func (c *wsConn) WriteClose(code int, reason string) error { return c.inner.Writ
 func (c *wsConn) Close() error                             { return c.inner.Close() }
 func (c *wsConn) Subprotocol() string                      { return c.inner.Subprotocol() }
 
-// SetReadLimit and SetReadDeadline pass gqlgen's payload limit and pong
-// deadline through; without them gqlgen silently enforces neither.
+// SetReadLimit and SetReadDeadline pass gqlgen's payload limit and its
+// clearing of the pong deadline through; without them neither would reach
+// the connection.
 func (c *wsConn) SetReadLimit(limit int64) {
 	c.inner.(transport.WebsocketReadLimiter).SetReadLimit(limit)
 }

@@ -6,6 +6,11 @@
 // subscriber of that key. Publishers never block: Notify only records the key,
 // and each subscriber keeps the newest unread value per key, so a slow client
 // costs at most one value per key it watches and still gets the latest state.
+//
+// A subscriber either pulls values with Subscription.Next, or (Stream) has
+// the hub push them into the channel a GraphQL subscription reads, which
+// costs no goroutine per subscriber: with thousands of websocket
+// subscriptions, goroutine stacks are most of their memory.
 package live
 
 import (
@@ -52,23 +57,30 @@ type Hub[V any] struct {
 	name string
 	load Loader[V]
 	log  *slog.Logger
+	// The hub's series of the per-value counters, looked up once: Stream
+	// deliveries count them under mu, once per subscriber of a change.
+	delivered, replaced prometheus.Counter
 
 	mu      sync.Mutex
 	changed map[Key]struct{} // keys notified since the last load
 	wake    chan struct{}    // one-slot signal that changed is not empty
 	topics  map[string]map[*Subscription[V]]struct{}
+	backlog map[*Subscription[V]]struct{} // pushed subscriptions whose channel was full
 	closed  bool
 }
 
 // NewHub returns a hub named name (used in metrics) that loads values with load.
 func NewHub[V any](name string, load Loader[V], log *slog.Logger) *Hub[V] {
 	return &Hub[V]{
-		name:    name,
-		load:    load,
-		log:     log,
-		changed: make(map[Key]struct{}),
-		wake:    make(chan struct{}, 1),
-		topics:  make(map[string]map[*Subscription[V]]struct{}),
+		name:      name,
+		load:      load,
+		log:       log,
+		delivered: valuesDelivered.WithLabelValues(name),
+		replaced:  valuesReplaced.WithLabelValues(name),
+		changed:   make(map[Key]struct{}),
+		wake:      make(chan struct{}, 1),
+		topics:    make(map[string]map[*Subscription[V]]struct{}),
+		backlog:   make(map[*Subscription[V]]struct{}),
 	}
 }
 
@@ -120,6 +132,12 @@ func (h *Hub[V]) NotifyWatched() {
 // load; the failed keys stay pending, so their newest value still arrives.
 const retryDelay = 200 * time.Millisecond
 
+// backlogDelay is how often the hub retries pushing values into the full
+// channels of slow Stream subscribers. The channel has no "was read" signal
+// the hub could wait on without a goroutine per subscriber, so it polls,
+// and only while some channel is full.
+const backlogDelay = 20 * time.Millisecond
+
 // Run loads and delivers changed values until ctx is done, then closes every
 // subscription.
 func (h *Hub[V]) Run(ctx context.Context) {
@@ -127,19 +145,43 @@ func (h *Hub[V]) Run(ctx context.Context) {
 	retry := time.NewTimer(retryDelay)
 	retry.Stop()
 	defer retry.Stop()
+	backlog := time.NewTimer(backlogDelay)
+	backlog.Stop()
+	defer backlog.Stop()
 	for {
+		changed := true
 		select {
 		case <-ctx.Done():
 			return
 		case <-h.wake:
 		case <-retry.C:
+		case <-backlog.C:
+			changed = false
 		}
-		if err := h.deliverChanged(ctx); err != nil && ctx.Err() == nil {
-			loadErrors.WithLabelValues(h.name).Inc()
-			h.log.Error("live: load changed values; retrying", "hub", h.name, "retry_in", retryDelay, "err", err)
-			retry.Reset(retryDelay)
+		if changed {
+			if err := h.deliverChanged(ctx); err != nil && ctx.Err() == nil {
+				loadErrors.WithLabelValues(h.name).Inc()
+				h.log.Error("live: load changed values; retrying", "hub", h.name, "retry_in", retryDelay, "err", err)
+				retry.Reset(retryDelay)
+			}
+		}
+		if h.pushBacklog() {
+			backlog.Reset(backlogDelay)
 		}
 	}
+}
+
+// pushBacklog retries the subscriptions whose channel was full and reports
+// whether some still are.
+func (h *Hub[V]) pushBacklog() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for sub := range h.backlog {
+		if sub.closed || sub.push() {
+			delete(h.backlog, sub)
+		}
+	}
+	return len(h.backlog) > 0
 }
 
 // deliverChanged loads the pending keys and offers their values to the
@@ -174,16 +216,46 @@ func (h *Hub[V]) deliverChanged(ctx context.Context) error {
 	return nil
 }
 
-// Subscribe watches topic, narrowed to items when items is not empty. The
-// caller must Close the subscription (or let the hub close it on shutdown).
+// Subscribe watches topic, narrowed to items when items is not empty, for
+// a caller that reads values with Next. The caller must Close the
+// subscription (or let the hub close it on shutdown).
 func (h *Hub[V]) Subscribe(topic string, items []string) *Subscription[V] {
-	sub := &Subscription[V]{
-		hub:     h,
-		topic:   topic,
-		pending: make(map[string]V),
+	done := make(chan struct{})
+	return h.subscribe(&Subscription[V]{
 		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
-	}
+		done:    done,
+		onClose: func() { close(done) },
+	}, topic, items)
+}
+
+// Stream watches topic, narrowed to items when items is not empty, and
+// returns a channel the hub itself sends convert(value) to, for a GraphQL
+// subscription resolver. There is no goroutine per subscriber: the hub
+// sends only when the channel has room, keeps the newest unsent value per
+// item otherwise, and retries those every backlogDelay, so a slow reader
+// never blocks the hub and still gets the latest state. The subscription
+// ends, closing the channel, when ctx is done or the hub shuts down.
+func Stream[V, G any](ctx context.Context, h *Hub[V], topic string, items []string, convert func(V) G) <-chan G {
+	out := make(chan G, 1)
+	sub := h.subscribe(&Subscription[V]{
+		// The hub is the only sender and sends under its lock, so room
+		// seen here cannot vanish before the send.
+		send: func(v V) bool {
+			if len(out) == cap(out) {
+				return false
+			}
+			out <- convert(v)
+			return true
+		},
+		onClose: func() { close(out) },
+	}, topic, items)
+	context.AfterFunc(ctx, sub.Close)
+	return out
+}
+
+func (h *Hub[V]) subscribe(sub *Subscription[V], topic string, items []string) *Subscription[V] {
+	sub.hub = h
+	sub.topic = topic
 	if len(items) > 0 {
 		sub.items = make(map[string]struct{}, len(items))
 		for _, it := range items {
@@ -218,6 +290,7 @@ func (h *Hub[V]) unsubscribe(sub *Subscription[V]) {
 			delete(h.topics, sub.topic)
 		}
 	}
+	delete(h.backlog, sub)
 	sub.closeLocked()
 }
 
@@ -232,6 +305,7 @@ func (h *Hub[V]) close() {
 		}
 	}
 	clear(h.topics)
+	clear(h.backlog)
 }
 
 // Subscription receives the newest value of each key it watches.
@@ -240,12 +314,18 @@ type Subscription[V any] struct {
 	topic string
 	items map[string]struct{} // nil: every item of the topic
 
-	// pending and closed are guarded by hub.mu: offers happen under it.
-	pending map[string]V
-	order   []string // items in pending, in arrival order
+	// Everything below is guarded by hub.mu: offers happen under it.
+	pending map[string]V // created on the first value that waits
+	order   []string     // items in pending, in arrival order
 	closed  bool
-	wake    chan struct{}
-	done    chan struct{}
+	onClose func() // called once, when the subscription closes
+
+	// A Subscribe subscription is woken on wake and reads with Next.
+	wake chan struct{}
+	done chan struct{}
+	// A Stream subscription has values pushed with send, which reports
+	// false, sending nothing, when the reader's channel is full.
+	send func(V) bool
 }
 
 // offer stores v as the newest value of item; called with hub.mu held.
@@ -258,16 +338,41 @@ func (s *Subscription[V]) offer(item string, v V) {
 			return
 		}
 	}
+	if s.send != nil && len(s.order) == 0 && s.send(v) {
+		s.hub.delivered.Inc()
+		return
+	}
+	if s.pending == nil {
+		s.pending = make(map[string]V)
+	}
 	if _, unread := s.pending[item]; unread {
-		valuesReplaced.WithLabelValues(s.hub.name).Inc()
+		s.hub.replaced.Inc()
 	} else {
 		s.order = append(s.order, item)
 	}
 	s.pending[item] = v
+	if s.send != nil {
+		s.hub.backlog[s] = struct{}{}
+		return
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// push sends pending values, oldest change first, while the reader's
+// channel has room, and reports whether none are left; called with hub.mu
+// held.
+func (s *Subscription[V]) push() bool {
+	n := 0
+	for n < len(s.order) && s.send(s.pending[s.order[n]]) {
+		delete(s.pending, s.order[n])
+		n++
+	}
+	s.order = s.order[:copy(s.order, s.order[n:])]
+	s.hub.delivered.Add(float64(n))
+	return len(s.order) == 0
 }
 
 // Next waits for new values and returns them, oldest change first. ok is false
@@ -283,7 +388,7 @@ func (s *Subscription[V]) Next(ctx context.Context) (values []V, ok bool) {
 			clear(s.pending)
 			s.order = s.order[:0]
 			s.hub.mu.Unlock()
-			valuesDelivered.WithLabelValues(s.hub.name).Add(float64(len(values)))
+			s.hub.delivered.Add(float64(len(values)))
 			return values, true
 		}
 		s.hub.mu.Unlock()
@@ -304,6 +409,6 @@ func (s *Subscription[V]) Close() { s.hub.unsubscribe(s) }
 func (s *Subscription[V]) closeLocked() {
 	if !s.closed {
 		s.closed = true
-		close(s.done)
+		s.onClose()
 	}
 }

@@ -154,3 +154,82 @@ func TestNotifyWatchedRefreshesNamedItems(t *testing.T) {
 		t.Fatalf("after NotifyWatched the subscriber got %v, want p-1's and p-2's values from one load", got)
 	}
 }
+
+func receive(t *testing.T, ch <-chan string) string {
+	t.Helper()
+	select {
+	case v, ok := <-ch:
+		if !ok {
+			t.Fatal("stream closed while waiting for a value")
+		}
+		return v
+	case <-time.After(2 * time.Second):
+		t.Fatal("timed out waiting for a streamed value")
+	}
+	return ""
+}
+
+func TestStreamSlowReaderGetsNewestValuesAndNeverBlocks(t *testing.T) {
+	t.Parallel()
+	var loads atomic.Int64
+	h, _ := startHub(t, counterLoader(&loads))
+	ctx, unsubscribe := context.WithCancel(context.Background())
+	defer unsubscribe()
+	slow := Stream(ctx, h, "s-1", []string{"p-1", "p-2"}, func(v string) string { return "got " + v })
+	fast := h.Subscribe("s-1", []string{"p-1"})
+	defer fast.Close()
+
+	// The first value fills the slow reader's channel; the hub must keep
+	// delivering to others while it holds the newer values back.
+	h.Notify(Key{"s-1", "p-2"})
+	for deadline := time.Now().Add(2 * time.Second); len(slow) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first value never reached the stream")
+		}
+	}
+	for i := 0; i < 100; i++ {
+		h.Notify(Key{"s-1", "p-1"})
+		next(t, fast)
+	}
+	first := receive(t, slow)
+	if first != "got s-1:p-2#1" {
+		t.Fatalf("first streamed value = %q, want the value sent before the channel filled", first)
+	}
+	want := fmt.Sprintf("got s-1:p-1#%d", loads.Load())
+	var got []string
+	for len(got) == 0 || got[len(got)-1] != want {
+		got = append(got, receive(t, slow))
+		if len(got) > 2 {
+			t.Fatalf("slow reader got %v, want at most one older value, then the newest %s", got, want)
+		}
+	}
+
+	unsubscribe()
+	select {
+	case v, ok := <-slow:
+		if ok {
+			t.Fatalf("stream delivered %q after the reader unsubscribed", v)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("stream not closed after its context ended")
+	}
+}
+
+func TestShutdownClosesStreams(t *testing.T) {
+	t.Parallel()
+	var loads atomic.Int64
+	h, cancel := startHub(t, counterLoader(&loads))
+	ch := Stream(context.Background(), h, "s-1", nil, func(v string) string { return v })
+	cancel()
+	select {
+	case _, ok := <-ch:
+		if ok {
+			t.Fatal("stream delivered a value on shutdown")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("stream not closed when the hub shut down")
+	}
+	if _, ok := <-Stream(context.Background(), h, "s-1", nil, func(v string) string { return v }); ok {
+		t.Fatal("a stream made after shutdown delivered a value")
+	}
+}

@@ -36,8 +36,8 @@ func (r *Report) Write(out io.Writer) error {
 	fmt.Fprintln(tw)
 
 	s := r.Subs
-	fmt.Fprintf(tw, "subscriptions: %d requested, %d connections over %d keys in %.1f s, %d subscriptions established, %d failed, %d connections dropped by the server\n",
-		s.Requested, s.Connected, s.Keys, s.ConnectTime.Seconds(), s.Established, s.Requested-s.Established, s.Dropped)
+	fmt.Fprintf(tw, "subscriptions: %d requested, %d per connection, %d connections over %d keys in %.1f s, %d subscriptions established, %d failed, %d connections dropped by the server\n",
+		s.Requested, s.PerConnection, s.Connected, s.Keys, s.ConnectTime.Seconds(), s.Established, s.Requested-s.Established, s.Dropped)
 	for _, reason := range slices.Sorted(maps.Keys(s.Failures)) {
 		fmt.Fprintf(tw, "  failed: %d × %s\n", s.Failures[reason], reason)
 	}
@@ -57,8 +57,10 @@ func (r *Report) Write(out io.Writer) error {
 	row("stacks, MiB", func(m Memory) float64 { return m.StackInuse }, mb)
 	row("resident set (RSS), MiB", func(m Memory) float64 { return m.RSS }, mb)
 	row("goroutines", func(m Memory) float64 { return m.Goroutines }, func(v float64) string { return fmt.Sprintf("%.0f", v) })
-	fmt.Fprintf(tw, "per subscription: %s KiB live heap + stacks (of which the bare connection %s KiB; closing released %s KiB), %s KiB heap in use + stacks, %s KiB RSS, %.1f goroutines (connection %.1f)\n",
-		kb(m.LivePerSubscription), kb(m.LivePerConnection), kb(m.ReleasedPerSubscription), kb(m.InUsePerSubscription), kb(m.RSSPerSubscription), m.GoroutinesPerSubscription, m.GoroutinesPerConnection)
+	fmt.Fprintf(tw, "per subscription, its share of the connection included: %s KiB live heap + stacks (closing released %s KiB), %s KiB heap in use + stacks, %s KiB RSS, %.1f goroutines\n",
+		kb(m.LivePerSubscription), kb(m.ReleasedPerSubscription), kb(m.InUsePerSubscription), kb(m.RSSPerSubscription), m.GoroutinesPerSubscription)
+	fmt.Fprintf(tw, "a bare connection: %s KiB live heap + stacks, %.1f goroutines; each subscription adds %s KiB, %.1f goroutines\n",
+		kb(m.LivePerConnection), m.GoroutinesPerConnection, kb(m.LiveAddedPerSubscription), m.GoroutinesAddedPerSubscription)
 	fmt.Fprintln(tw)
 
 	f := r.Fanout

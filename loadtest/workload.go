@@ -29,11 +29,15 @@ type Config struct {
 	Duration          time.Duration // of the mixed workload
 	Requests          int64         // stop the mixed workload after this many operations (0: Duration alone)
 	Concurrency       int           // HTTP operations in flight
-	Subscriptions     int           // websocket connections, one subscription each
-	FanoutProducts    int           // store-products the availabilityChanged subscribers watch
-	FanoutRounds      int           // measured publish rounds (after one warm-up round)
-	Mix               Mix
-	Log               *slog.Logger
+	Subscriptions     int           // subscriptions open during the run
+	// SubscriptionsPerConnection are multiplexed on one websocket, as
+	// graphql-transport-ws clients do: Subscriptions of them need
+	// Connections() websockets.
+	SubscriptionsPerConnection int
+	FanoutProducts             int // store-products the availabilityChanged subscribers watch
+	FanoutRounds               int // measured publish rounds (after one warm-up round)
+	Mix                        Mix
+	Log                        *slog.Logger
 }
 
 // Mix weighs the HTTP operations of the mixed workload.
@@ -69,6 +73,11 @@ func ParseMix(s string) (Mix, error) {
 	return mix, nil
 }
 
+// Connections is how many websockets carry the subscriptions.
+func (c Config) Connections() int {
+	return (c.Subscriptions + c.SubscriptionsPerConnection - 1) / c.SubscriptionsPerConnection
+}
+
 // Validate refuses a config that would not make a bounded run.
 func (c Config) Validate() error {
 	switch {
@@ -84,6 +93,8 @@ func (c Config) Validate() error {
 		return errors.New("subscriptions and fan-out rounds must not be negative")
 	case c.FanoutProducts < 1:
 		return fmt.Errorf("fan-out products must be at least 1, got %d", c.FanoutProducts)
+	case c.SubscriptionsPerConnection < 1:
+		return fmt.Errorf("subscriptions per connection must be at least 1, got %d", c.SubscriptionsPerConnection)
 	case c.ConnectionsPerKey < 1:
 		return fmt.Errorf("connections per key must be at least 1, got %d", c.ConnectionsPerKey)
 	case len(c.Mix) == 0:
@@ -126,17 +137,18 @@ func (o OpReport) ErrorCount() int {
 
 // SubscriptionReport counts the websocket side.
 type SubscriptionReport struct {
-	Requested   int            `json:"requested"`
-	Connected   int            `json:"connected"`   // sockets acknowledged
-	Established int            `json:"established"` // subscriptions sent on them
-	Keys        int            `json:"keys"`
-	ConnectTime time.Duration  `json:"connect_ns"` // to establish all of them
-	Failures    map[string]int `json:"failures,omitempty"`
-	ByKind      map[string]int `json:"by_kind"`
-	Messages    map[string]int `json:"messages"`            // next messages by kind
-	Errors      map[string]int `json:"errors,omitempty"`    // error messages by kind
-	Completed   map[string]int `json:"completed,omitempty"` // subscriptions the server completed, by kind
-	Dropped     int            `json:"dropped"`             // connections the server ended before the run did
+	Requested     int            `json:"requested"`
+	PerConnection int            `json:"per_connection"` // subscriptions multiplexed on one socket
+	Connected     int            `json:"connected"`      // sockets acknowledged
+	Established   int            `json:"established"`    // subscriptions sent on them
+	Keys          int            `json:"keys"`
+	ConnectTime   time.Duration  `json:"connect_ns"` // to establish all of them
+	Failures      map[string]int `json:"failures,omitempty"`
+	ByKind        map[string]int `json:"by_kind"`
+	Messages      map[string]int `json:"messages"`            // next messages by kind
+	Errors        map[string]int `json:"errors,omitempty"`    // error messages by kind
+	Completed     map[string]int `json:"completed,omitempty"` // subscriptions the server completed, by kind
+	Dropped       int            `json:"dropped"`             // connections the server ended before the run did
 }
 
 // MemoryReport is the server's memory at five points of the run, each
@@ -149,19 +161,24 @@ type MemoryReport struct {
 	With       Memory `json:"with"`       // still subscribed, after the workload and the fan-out
 	After      Memory `json:"after"`      // sockets closed
 	// LivePerSubscription is the growth of the live heap plus stacks
-	// (Memory.Live) from Before to Subscribed per subscription, the
-	// connection it runs on included; LivePerConnection the part of it a
-	// bare connection costs (Before to Connected); ReleasedPerSubscription
+	// (Memory.Live) from Before to Subscribed per subscription, its share
+	// of the connection it runs on included; LivePerConnection what a bare
+	// connection costs (Before to Connected, per connection);
+	// LiveAddedPerSubscription what a subscription adds to its connection
+	// (Connected to Subscribed); ReleasedPerSubscription
 	// what closing gave back (With to After). InUsePerSubscription and
 	// RSSPerSubscription are the growth from Before to Subscribed of heap in
 	// use plus stacks (garbage included) and of the resident set.
 	LivePerSubscription       float64 `json:"live_bytes_per_subscription"`
 	LivePerConnection         float64 `json:"live_bytes_per_connection"`
+	LiveAddedPerSubscription  float64 `json:"live_bytes_added_per_subscription"`
 	ReleasedPerSubscription   float64 `json:"released_bytes_per_subscription"`
 	InUsePerSubscription      float64 `json:"inuse_bytes_per_subscription"`
 	RSSPerSubscription        float64 `json:"rss_bytes_per_subscription"`
 	GoroutinesPerConnection   float64 `json:"goroutines_per_connection"`
 	GoroutinesPerSubscription float64 `json:"goroutines_per_subscription"`
+	// GoroutinesAddedPerSubscription excludes the connection's.
+	GoroutinesAddedPerSubscription float64 `json:"goroutines_added_per_subscription"`
 }
 
 // FanoutReport times one published change to every subscriber of it.
@@ -181,9 +198,9 @@ const (
 	riskAlertsSubscription      = `subscription { riskAlerts(minScore: 0) { orderId score decision } }`
 )
 
-// subscriptionKind spreads the sockets: one in 50 watches risk alerts, one
-// in 50 a session's recommendations, the rest one store-product's
-// availability (the fan-out that is timed).
+// subscriptionKind spreads the subscriptions, by their index in the run:
+// one in 50 watches risk alerts, one in 50 a session's recommendations, the
+// rest one store-product's availability (the fan-out that is timed).
 func subscriptionKind(i int) string {
 	switch i % 50 {
 	case 24:
@@ -244,11 +261,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if n := float64(rep.Subs.Established); n > 0 {
 		mem.LivePerSubscription = (mem.Subscribed.Live() - mem.Before.Live()) / n
 		mem.LivePerConnection = (mem.Connected.Live() - mem.Before.Live()) / float64(rep.Subs.Connected)
+		mem.LiveAddedPerSubscription = (mem.Subscribed.Live() - mem.Connected.Live()) / n
 		mem.ReleasedPerSubscription = (mem.With.Live() - mem.After.Live()) / n
 		mem.InUsePerSubscription = (mem.Subscribed.InUse() - mem.Before.InUse()) / n
 		mem.RSSPerSubscription = (mem.Subscribed.RSS - mem.Before.RSS) / n
 		mem.GoroutinesPerConnection = (mem.Connected.Goroutines - mem.Before.Goroutines) / float64(rep.Subs.Connected)
 		mem.GoroutinesPerSubscription = (mem.Subscribed.Goroutines - mem.Before.Goroutines) / n
+		mem.GoroutinesAddedPerSubscription = (mem.Subscribed.Goroutines - mem.Connected.Goroutines) / n
 	}
 	for code, msg := range rep.errExamples {
 		cfg.Log.Warn("load: operations failed", "code", code, "example", msg)
@@ -530,11 +549,12 @@ type subscribers struct {
 	round        atomic.Pointer[round] // the fan-out round being measured
 }
 
-// socket is one connection and the subscription it runs.
+// socket is one connection. Connection c runs the subscriptions of index
+// c×SubscriptionsPerConnection up to the next connection's, each with its
+// index as operation id, so every message names its subscription's kind.
 type socket struct {
 	*Socket
-	index int // which of the run's sockets: decides its subscription
-	kind  string
+	index int // which of the run's connections
 }
 
 func newSubscribers(cfg Config, w *workload) *subscribers {
@@ -547,12 +567,21 @@ func (s *subscribers) fanoutProduct(j int) string {
 	return s.w.product[s.w.stores[0]][j%s.cfg.FanoutProducts]
 }
 
+// kindOf is the kind of the subscription with operation id id (see socket).
+func kindOf(id string) string {
+	i, err := strconv.Atoi(id)
+	if err != nil {
+		return "unknown"
+	}
+	return subscriptionKind(i)
+}
+
 // connect dials the sockets, 32 at a time, and starts a reader on each.
 func (s *subscribers) connect(ctx context.Context, rep *Report) {
-	n := s.cfg.Subscriptions
-	rep.Subs = SubscriptionReport{Requested: n, Failures: map[string]int{}, ByKind: map[string]int{}}
+	n := s.cfg.Connections()
+	rep.Subs = SubscriptionReport{Requested: s.cfg.Subscriptions, PerConnection: s.cfg.SubscriptionsPerConnection, Failures: map[string]int{}, ByKind: map[string]int{}}
 	rep.Subs.Keys = min(len(s.cfg.Keys), (n+s.cfg.ConnectionsPerKey-1)/s.cfg.ConnectionsPerKey)
-	s.cfg.Log.Info("load: connecting", "sockets", n, "keys", rep.Subs.Keys)
+	s.cfg.Log.Info("load: connecting", "sockets", n, "subscriptions_per_socket", s.cfg.SubscriptionsPerConnection, "keys", rep.Subs.Keys)
 	start := time.Now()
 	var g errgroup.Group
 	g.SetLimit(32)
@@ -572,7 +601,7 @@ func (s *subscribers) connect(ctx context.Context, rep *Report) {
 				sock.conn.CloseNow()
 				return nil
 			}
-			sk := &socket{Socket: sock, index: i, kind: subscriptionKind(i)}
+			sk := &socket{Socket: sock, index: i}
 			s.sockets = append(s.sockets, sk)
 			s.readers.Go(func() { s.read(sk) })
 			return nil
@@ -585,51 +614,61 @@ func (s *subscribers) connect(ctx context.Context, rep *Report) {
 
 // read runs one socket's reader until the connection ends.
 func (s *subscribers) read(sk *socket) {
-	err := sk.Read(s.readCtx, func(msg Message, at time.Time) { s.handle(sk.kind, msg, at) })
+	err := sk.Read(s.readCtx, func(msg Message, at time.Time) { s.handle(kindOf(msg.ID), msg, at) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closing {
 		s.dropped++
-		s.cfg.Log.Warn("load: the server ended a connection", "kind", sk.kind, "err", err)
+		s.cfg.Log.Warn("load: the server ended a connection", "connection", sk.index, "err", err)
 	}
 }
 
-// subscribe starts one subscription on every connected socket, 32 at a
-// time: in 50, one riskAlerts, one recommendationsUpdated and 48
+// subscribe starts its subscriptions on every connected socket, 32 sockets
+// at a time: in 50, one riskAlerts, one recommendationsUpdated and 48
 // availabilityChanged (see subscriptionKind).
 func (s *subscribers) subscribe(ctx context.Context, rep *Report) {
 	s.mu.Lock()
 	sockets := slices.Clone(s.sockets)
 	s.mu.Unlock()
 	slices.SortFunc(sockets, func(a, b *socket) int { return a.index - b.index })
+	type operation struct {
+		id, kind, query string
+		vars            map[string]any
+	}
 	var g errgroup.Group
 	g.SetLimit(32)
 	var mu sync.Mutex
 	availability := 0
+	per := s.cfg.SubscriptionsPerConnection
 	for _, sk := range sockets {
-		var vars map[string]any
-		query := availabilitySubscription
-		switch sk.kind {
-		case "availabilityChanged":
-			vars = map[string]any{"s": s.w.stores[0], "p": []string{s.fanoutProduct(availability)}}
-			availability++
-		case "recommendationsUpdated":
-			query, vars = recommendationsSubscription, map[string]any{"session": s.w.session(sk.index % sessions), "store": s.w.stores[1]}
-		case "riskAlerts":
-			query = riskAlertsSubscription
+		var ops []operation
+		for i := sk.index * per; i < min((sk.index+1)*per, s.cfg.Subscriptions); i++ {
+			op := operation{id: strconv.Itoa(i), kind: subscriptionKind(i), query: availabilitySubscription}
+			switch op.kind {
+			case "availabilityChanged":
+				op.vars = map[string]any{"s": s.w.stores[0], "p": []string{s.fanoutProduct(availability)}}
+				availability++
+			case "recommendationsUpdated":
+				op.query, op.vars = recommendationsSubscription, map[string]any{"session": s.w.session(i % sessions), "store": s.w.stores[1]}
+			case "riskAlerts":
+				op.query = riskAlertsSubscription
+			}
+			ops = append(ops, op)
 		}
 		g.Go(func() error {
 			writeCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			err := sk.Subscribe(writeCtx, "1", query, vars)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				rep.Subs.Failures["subscribe: "+shortReason(err)]++
-				return nil
+			for _, op := range ops {
+				err := sk.Subscribe(writeCtx, op.id, op.query, op.vars)
+				mu.Lock()
+				if err != nil {
+					rep.Subs.Failures["subscribe: "+shortReason(err)]++
+				} else {
+					rep.Subs.Established++
+					rep.Subs.ByKind[op.kind]++
+				}
+				mu.Unlock()
 			}
-			rep.Subs.Established++
-			rep.Subs.ByKind[sk.kind]++
 			return nil
 		})
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/graph"
+	"github.com/aisle/aisle/live"
 )
 
 func (r *mutationResolver) ReportPick(ctx context.Context, input graph.ReportPickInput) (*graph.EventReceipt, error) {
@@ -52,7 +53,7 @@ func (r *subscriptionResolver) AvailabilityChanged(ctx context.Context, storeID 
 	if err := r.AvailabilityService.CheckSubscription(ctx, storeID, productIds); err != nil {
 		return nil, err
 	}
-	return stream(ctx, r.AvailabilityHub.Subscribe(storeID, productIds), newItemAvailability), nil
+	return live.Stream(ctx, r.AvailabilityHub, storeID, productIds, newItemAvailability), nil
 }
 
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }

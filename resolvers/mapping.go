@@ -1,14 +1,12 @@
 package resolvers
 
 import (
-	"context"
 	"strconv"
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/graph"
-	"github.com/aisle/aisle/live"
 )
 
 func edges[T, E any](page catalog.Page[T], newEdge func(cursor string, node *T) E) []E {
@@ -71,30 +69,4 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
-}
-
-// stream turns a live subscription into the channel gqlgen reads. The
-// goroutine belongs to the subscription: it ends, closing the channel, when
-// the client unsubscribes (ctx) or the hub shuts down. Sending blocks only
-// this subscriber; the hub never waits for it.
-func stream[V, G any](ctx context.Context, sub *live.Subscription[V], convert func(V) G) <-chan G {
-	out := make(chan G, 1)
-	go func() {
-		defer close(out)
-		defer sub.Close()
-		for {
-			values, ok := sub.Next(ctx)
-			if !ok {
-				return
-			}
-			for _, v := range values {
-				select {
-				case out <- convert(v):
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	return out
 }
