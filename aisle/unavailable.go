@@ -1,6 +1,7 @@
 package aisle
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -15,8 +16,13 @@ const MessageUnavailable = "a service Aisle depends on is unavailable; retry lat
 // IsUnavailable reports whether err says that a dependency could not be
 // reached or dropped the connection, as opposed to a bad request or a bug:
 // the drivers (pgx, go-redis, franz-go) all surface these as network
-// errors, end of stream or a reset, somewhere in the chain.
+// errors, end of stream or a reset, somewhere in the chain. The caller's own
+// cancellation or deadline is not: context.DeadlineExceeded is a net.Error
+// too, but it says the caller stopped waiting, not that a dependency is down.
 func IsUnavailable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
 	var netErr net.Error
 	return errors.As(err, &netErr) ||
 		errors.Is(err, io.EOF) ||

@@ -23,6 +23,9 @@ func TestIsUnavailable(t *testing.T) {
 		{errors.New("syntax error at or near SELECT"), false},
 		{Errorf(ENOTFOUND, "store %q not found", "s-9"), false},
 		{context.Canceled, false},
+		// The caller stopped waiting: not a sign that a dependency is down,
+		// though DeadlineExceeded is a net.Error.
+		{fmt.Errorf("query: %w", context.DeadlineExceeded), false},
 		{nil, false},
 	} {
 		if got := IsUnavailable(tc.err); got != tc.want {
