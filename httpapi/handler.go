@@ -32,13 +32,12 @@ import (
 // gqlgen, net/http or limits*.go (which also has the limits on an
 // operation's shape) and answered with a clear error.
 const (
-	maxRequestBytes    = 1 << 20          // HTTP request body
-	maxWebsocketBytes  = 64 << 10         // one websocket message
-	queryCacheSize     = 1000             // parsed documents kept
-	wsKeepAlive        = 10 * time.Second // graphql-ws keep-alive
-	wsPingPongInterval = 15 * time.Second // graphql-transport-ws ping; a peer silent for 2× is dropped
-	wsInitTimeout      = 10 * time.Second
-	operationTimeout   = 15 * time.Second // one query or mutation over HTTP
+	maxRequestBytes   = 1 << 20          // HTTP request body
+	maxWebsocketBytes = 64 << 10         // one websocket message
+	queryCacheSize    = 1000             // parsed documents kept
+	wsKeepAlive       = 10 * time.Second // graphql-ws keep-alive
+	operationTimeout  = 15 * time.Second // one query or mutation over HTTP
+	bodyReadTimeout   = 10 * time.Second // a request body, from the end of its headers
 )
 
 // Config is what the HTTP surface needs.
@@ -68,7 +67,7 @@ type Config struct {
 // New returns the HTTP handler of the API.
 func New(cfg Config) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", auth.Middleware(cfg.Keys, limitRequests(cfg.RateLimiter, maxRequestBytes, withOperationTimeout(graphqlHandler(cfg)))))
+	mux.Handle("/graphql", auth.Middleware(cfg.Keys, limitRequests(cfg.RateLimiter, maxRequestBytes, bodyReadTimeout, withOperationTimeout(graphqlHandler(cfg)))))
 	if cfg.Production {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "GraphiQL is off in production (AISLE_ENV=production).\nGraphQL is served at /graphql.", http.StatusNotFound)

@@ -30,9 +30,12 @@ type RateLimiter interface {
 // rate (before the body is read, so a flood costs little) and the size of
 // the body. Websocket upgrades pass: their operations are rate-limited one
 // by one (limitWebsocketOperation) and their messages bounded by the
-// transport's read limit. It must run inside auth.Middleware, which
-// identifies the caller.
-func limitRequests(limiter RateLimiter, maxBody int64, next http.Handler) http.Handler {
+// transport's read limit. The body must arrive within bodyTimeout: the
+// server's ReadHeaderTimeout covers only the headers, and a context
+// deadline does not interrupt a blocked read, so without it a client could
+// trickle a body and hold a goroutine and its buffer for ever. It must run
+// inside auth.Middleware, which identifies the caller.
+func limitRequests(limiter RateLimiter, maxBody int64, bodyTimeout time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := context.WithValue(r.Context(), clientIPKey{}, clientIP(r))
 		r = r.WithContext(ctx)
@@ -48,15 +51,17 @@ func limitRequests(limiter RateLimiter, maxBody int64, next http.Handler) http.H
 				return
 			}
 		}
+		// net/http clears the deadline when it reads the next request.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
 			e := limitError(limitRequestBytes, int(maxBody), "the request body is too large: the limit is %d bytes", maxBody)
 			writeJSON(w, http.StatusRequestEntityTooLarge, graphql.Response{Errors: gqlerror.List{e}})
 			return
 		} else if err != nil {
-			// The client went away or sent a broken chunked body.
+			// The client went away, was too slow, or sent a broken chunked body.
 			writeJSON(w, http.StatusBadRequest, graphql.Response{Errors: gqlerror.List{{
-				Message:    "could not read the request body",
+				Message:    "could not read the request body (sent too slowly, cut off, or malformed)",
 				Extensions: map[string]any{"code": aisle.EINVALID},
 			}}})
 			return

@@ -1,10 +1,17 @@
 package httpapi
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/vektah/gqlparser/v2"
@@ -229,5 +236,34 @@ func BenchmarkMeasure(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestSlowBodyIsCutOff sends headers promising a body, then a trickle that
+// stalls: the server answers a clear error instead of waiting for ever.
+func TestSlowBodyIsCutOff(t *testing.T) {
+	t.Parallel()
+	var reached atomic.Bool
+	srv := httptest.NewServer(limitRequests(nil, 1<<20, 200*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Store(true)
+	})))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"query\":")
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "too slowly") || reached.Load() {
+		t.Errorf("stalled body: HTTP %d %s (handler reached: %v), want 400 saying it was sent too slowly", res.StatusCode, body, reached)
 	}
 }

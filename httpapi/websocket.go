@@ -28,8 +28,8 @@ import (
 const (
 	DefaultMaxSubscriptionsPerConnection = 100
 	DefaultMaxConnectionsPerKey          = 200
-	DefaultWebsocketPingInterval         = wsPingPongInterval
-	DefaultWebsocketInitTimeout          = wsInitTimeout
+	DefaultWebsocketPingInterval         = 15 * time.Second // a silent peer is dropped within 2–3 intervals
+	DefaultWebsocketInitTimeout          = 10 * time.Second
 )
 
 // DefaultAllowedOrigins are the Origin patterns accepted besides the
