@@ -74,6 +74,11 @@ func TestGraphQLLimits(t *testing.T) {
 			t.Errorf("/metrics does not count rejections by the %s limit", limit)
 		}
 	}
+	// The error metric counts what callers are told, after the token
+	// limit's rewrite of gqlgen's parse error.
+	if !strings.Contains(metrics, `aisle_graphql_errors_total{code="LIMIT_EXCEEDED",operation="invalid"}`) {
+		t.Error("/metrics does not count LIMIT_EXCEEDED among the GraphQL errors of invalid operations")
+	}
 }
 
 // TestWebsocketMessageLimit: a websocket message over the read limit ends

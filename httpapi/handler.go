@@ -109,11 +109,13 @@ func graphqlHandler(cfg Config) http.Handler {
 	srv.SetDisableSuggestion(cfg.Production)
 	srv.SetParserTokenLimit(maxParserTokens)
 	if cfg.PersistedOperations != nil {
-		srv.Use(cfg.PersistedOperations) // before the limits: it may supply the document
+		srv.Use(cfg.PersistedOperations) // supplies the document of a hash before gqlgen parses it
 	}
+	// The first extension used is the outermost: metrics see the errors
+	// as the limits rewrite them, and those answered in AroundOperations.
+	srv.Use(newOperationMetrics())
 	srv.Use(operationLimits{maxDepth: maxDepth, maxAliases: maxAliases, maxComplexity: maxComplexity, production: cfg.Production})
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(cfg.Log))
-	srv.Use(newOperationMetrics()) // before AroundOperations, so it also counts the errors answered there
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		cfg.Log.ErrorContext(ctx, "graphql: panic in resolver", "panic", p, "stack", string(debug.Stack()))
 		return fmt.Errorf("panic in resolver: %v", p)
