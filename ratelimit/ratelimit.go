@@ -81,10 +81,13 @@ func (l *Limiter) Close() error { return l.rdb.Close() }
 // PostgreSQL and does not need Redis. The other limits (complexity, body
 // size, timeouts) still bound each request meanwhile.
 func (l *Limiter) Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration) {
-	ctx, cancel := context.WithTimeout(ctx, decisionTimeout)
+	decisionCtx, cancel := context.WithTimeout(ctx, decisionTimeout)
 	defer cancel()
-	res, err := l.gcra.Allow(ctx, l.prefix+key, l.limit)
+	res, err := l.gcra.Allow(decisionCtx, l.prefix+key, l.limit)
 	if err != nil {
+		if ctx.Err() != nil {
+			return true, 0 // the caller went away: nothing to decide, and Redis is not to blame
+		}
 		failedOpen.Inc()
 		l.warn(err)
 		return true, 0

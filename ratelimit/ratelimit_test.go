@@ -86,3 +86,17 @@ func TestFailsOpen(t *testing.T) {
 		t.Errorf("logged the outage %d times, want once per %s:\n%s", n, "10s", logs.String())
 	}
 }
+
+// A caller that went away is let through without blaming Redis.
+func TestCancelledCallerIsNotAnOutage(t *testing.T) {
+	var logs bytes.Buffer
+	l := mustOpen(t, featurestest.NewPrefix(), 1, 1, slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if ok, _ := l.Allow(ctx, "ip:127.0.0.1"); !ok {
+		t.Error("refused a cancelled caller")
+	}
+	if logs.Len() != 0 {
+		t.Errorf("a cancelled caller was logged as a Redis outage: %s", logs.String())
+	}
+}
