@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
@@ -86,6 +87,7 @@ func TestWebsocketCloseCodes(t *testing.T) {
 	key := ts.createKey(aisle.RoleService, "", "")
 
 	init := map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + key}}
+	longID := "x" + strings.Repeat("é", 70)
 	subscribe := func(id string) map[string]any {
 		return map[string]any{"id": id, "type": "subscribe", "payload": map[string]any{"query": watchStore, "variables": map[string]any{"s": store.ID}}}
 	}
@@ -110,6 +112,8 @@ func TestWebsocketCloseCodes(t *testing.T) {
 		{"no connection_init", "graphql-transport-ws", nil, 4408, "Connection initialisation timeout"},
 		{"legacy no connection_init", "graphql-ws", nil, 4408, "Connection initialisation timeout"},
 		{"subscriber id in use", "graphql-transport-ws", []any{init, subscribe("1"), subscribe("1")}, 4409, "Subscriber for 1 already exists"},
+		// The reason is cut to 123 bytes, at a rune boundary.
+		{"long non-ASCII subscriber id in use", "graphql-transport-ws", []any{init, subscribe(longID), subscribe(longID)}, 4409, "Subscriber for xé"},
 		{"second connection_init", "graphql-transport-ws", []any{init, init}, 4429, "Too many initialisation requests"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,8 +135,8 @@ func TestWebsocketCloseCodes(t *testing.T) {
 				}
 			}
 			got := serverClose(t, conn, 5*time.Second)
-			if got.Code != tc.code || !strings.Contains(got.Reason, tc.reason) {
-				t.Errorf("closed with %d %q, want %d mentioning %q", got.Code, got.Reason, tc.code, tc.reason)
+			if got.Code != tc.code || !strings.Contains(got.Reason, tc.reason) || !utf8.ValidString(got.Reason) {
+				t.Errorf("closed with %d %q, want %d mentioning %q in UTF-8", got.Code, got.Reason, tc.code, tc.reason)
 			}
 		})
 	}

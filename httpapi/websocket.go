@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -385,7 +386,13 @@ func (c *wsConn) finish() {
 func (c *wsConn) closeWith(code int, reason string) error {
 	const maxReason = 123 // bytes, RFC 6455
 	if len(reason) > maxReason {
-		reason = reason[:maxReason]
+		// Cut at a rune boundary: a reason that is not UTF-8 makes
+		// browsers fail the connection, hiding the code.
+		cut := maxReason
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut]
 	}
 	_ = c.inner.WriteClose(code, reason)
 	return errClosedByPolicy
