@@ -14,8 +14,9 @@ import (
 
 // ErrorPresenter maps every resolver error to a GraphQL error whose
 // extensions.code is a domain code. Domain errors keep their user-safe message;
-// anything else is logged with the operation name and shown as a generic
-// internal error, so SQL, Redis or Kafka details never reach clients.
+// anything else is logged (httpapi.LogHandler adds the request id and the
+// operation's bounded name) and shown as a generic internal error, so SQL,
+// Redis or Kafka details never reach clients.
 func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
@@ -41,11 +42,11 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case aisle.IsUnavailable(err):
 			// A dependency is down: the caller can do nothing but retry, so
 			// say that; which one and why is for the logs.
-			log.WarnContext(ctx, "graphql: dependency unavailable", "operation", operationName(ctx), "path", gqlErr.Path.String(), "err", err)
+			log.WarnContext(ctx, "graphql: dependency unavailable", "path", gqlErr.Path.String(), "err", err)
 			gqlErr.Message = aisle.MessageUnavailable
 			setCode(gqlErr, aisle.EUNAVAILABLE)
 		default:
-			log.ErrorContext(ctx, "graphql: internal error", "operation", operationName(ctx), "path", gqlErr.Path.String(), "err", err)
+			log.ErrorContext(ctx, "graphql: internal error", "path", gqlErr.Path.String(), "err", err)
 			gqlErr.Message = aisle.ErrorMessage(err)
 			setCode(gqlErr, aisle.EINTERNAL)
 		}
@@ -74,11 +75,4 @@ func setCode(e *gqlerror.Error, code string) {
 		e.Extensions = make(map[string]any)
 	}
 	e.Extensions["code"] = code
-}
-
-func operationName(ctx context.Context) string {
-	if !graphql.HasOperationContext(ctx) {
-		return ""
-	}
-	return graphql.GetOperationContext(ctx).OperationName
 }
