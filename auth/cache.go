@@ -51,8 +51,13 @@ type Cache struct {
 type cacheEntry struct {
 	principal *aisle.Principal // shared between requests: never modified
 	refusal   error
-	expires   time.Time
+	checked   time.Time // when the key was last found valid
+	expires   time.Time // when to look it up again
 }
+
+// staleRetry is how long a key served stale (lookups failing) is trusted
+// before the next lookup.
+const staleRetry = 5 * time.Second
 
 // NewCache wraps keys with DefaultTTL and DefaultMaxEntries.
 func NewCache(keys KeyLookup, log *slog.Logger) (*Cache, error) {
@@ -89,8 +94,16 @@ func (c *Cache) PrincipalByKeyHash(ctx context.Context, hash []byte) (*aisle.Pri
 	p, err := c.keys.PrincipalByKeyHash(ctx, hash)
 	if err != nil && aisle.ErrorCode(err) != aisle.EUNAUTHENTICATED {
 		c.log.ErrorContext(ctx, "API key lookup failed", "error", err)
-		if ok && now.Before(e.expires.Add(c.MaxStale)) {
-			return e.principal, nil // valid when last checked; cannot check now
+		if staleUntil := e.checked.Add(c.TTL + c.MaxStale); ok && now.Before(staleUntil) {
+			// Valid when last checked; cannot check now. Ask again only
+			// after staleRetry, so that an outage costs one failing lookup
+			// (which may wait for a connect timeout) per key per
+			// staleRetry, not one per request.
+			e.expires = now.Add(min(c.TTL, staleRetry, staleUntil.Sub(now)))
+			c.mu.Lock()
+			c.entries[string(hash)] = e
+			c.mu.Unlock()
+			return e.principal, nil
 		}
 	}
 	c.mu.Lock()
@@ -103,7 +116,7 @@ func (c *Cache) PrincipalByKeyHash(ctx context.Context, hash []byte) (*aisle.Pri
 		return nil, err
 	}
 	delete(c.refusals, string(hash))
-	c.remember(c.entries, hash, cacheEntry{principal: p, expires: now.Add(c.TTL)}, now)
+	c.remember(c.entries, hash, cacheEntry{principal: p, checked: now, expires: now.Add(c.TTL)}, now)
 	return p, nil
 }
 
