@@ -134,7 +134,7 @@ type Order struct {
 // assessing it again returns the stored assessment (and publishes the order
 // again under the same event id, which the stream deduplicates). When the
 // order cannot be published the new assessment is deleted again (see
-// forget), so a failed call leaves nothing behind. EUNAVAILABLE when no
+// forget), so a failed call leaves no audit row. EUNAVAILABLE when no
 // model version is active yet or a dependency is down.
 func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment, error) {
 	p := aisle.PrincipalFromContext(ctx)
@@ -203,7 +203,12 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 // could not be published, so that no assessment exists for an order the
 // stream never saw, and a retry assesses it afresh (and alerts). If the
 // delete fails too, the row stays: a retry then returns it and publishes
-// the order, which completes it, but sends no alert.
+// the order, which completes it, but sends no alert. A failure can be
+// ambiguous (the record reached the broker before the connection dropped),
+// and a concurrent retry may have published the order meanwhile: then the
+// stream has the order without its assessment until the caller retries,
+// and that retry's score counts the order once in its own velocity
+// features.
 func (s *Service) forget(ctx context.Context, a catalog.FraudAssessment) {
 	// The request's context may be what ran out; the delete gets its own.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
