@@ -88,6 +88,11 @@ func (db *DB) store(ctx context.Context, id string) (*Store, error) {
 // ignoring case. Errors: ENOTFOUND for an unknown store; EINVALID for first
 // outside 1..MaxPageSize, a bad cursor or a query longer than MaxQueryLength.
 func (db *DB) StoreProducts(ctx context.Context, storeID string, first *int, after, query *string) (Page[Product], error) {
+	if query != nil && *query != "" {
+		// Searches are not kept for outages: their variety would push out
+		// the pages a storefront needs (the memory is bounded).
+		return db.storeProducts(ctx, storeID, first, after, query)
+	}
 	return orLastGood(ctx, db, lastGoodKey("store products", storeID, first, after, query), func() (Page[Product], error) {
 		return db.storeProducts(ctx, storeID, first, after, query)
 	})
