@@ -264,6 +264,6 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
 	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "too slowly") || reached.Load() {
-		t.Errorf("stalled body: HTTP %d %s (handler reached: %v), want 400 saying it was sent too slowly", res.StatusCode, body, reached)
+		t.Errorf("stalled body: HTTP %d %s (handler reached: %v), want 400 saying it was sent too slowly", res.StatusCode, body, reached.Load())
 	}
 }

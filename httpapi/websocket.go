@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -169,11 +168,7 @@ func (t websocketTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 		}}})
 		return
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	c := &wsConn{ws: t.ws, clientIP: host, active: map[string]struct{}{}}
+	c := &wsConn{ws: t.ws, clientIP: clientIP(r), active: map[string]struct{}{}}
 	defer c.finish()
 	t.Websocket.Do(w, r.WithContext(context.WithValue(r.Context(), wsConnKey{}, c)), exec)
 }
