@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/auth"
 	"github.com/aisle/aisle/catalog/catalogtest"
 )
 
@@ -333,5 +334,48 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 	}
 	if !strings.Contains(ts.logs.String(), name) {
 		t.Errorf("the log lacks the failure's detail (database %s):\n%s", name, ts.logs.String())
+	}
+}
+
+// TestRefusedKeysAreRateLimitedByAddress: authentication comes before the
+// per-key rate limit, so made-up keys count against their address: past
+// its allowance it is refused without looking the keys up, over HTTP and
+// websockets alike, while a key the server has already checked still works.
+func TestRefusedKeysAreRateLimitedByAddress(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "--rate-limit", "1", "--rate-burst", "3")
+	good := ts.createKey(aisle.RoleService, "", "")
+	if status, resp := ts.post(good, "{ __typename }", nil); status != http.StatusOK || len(resp.Errors) != 0 {
+		t.Fatalf("a live key: HTTP %d %+v", status, resp.Errors)
+	}
+
+	madeUp := func() string { key, _ := auth.NewKey(); return key }
+	refused := 0
+	for {
+		res, resp := ts.send(madeUp(), map[string]any{"query": "{ __typename }"})
+		if res.StatusCode == http.StatusUnauthorized {
+			if refused++; refused > 10 {
+				t.Fatal("10 made-up keys from one address were each looked up; want RATE_LIMITED once its allowance (burst 3) is spent")
+			}
+			continue
+		}
+		if res.StatusCode != http.StatusTooManyRequests || resp.code(t) != aisle.ERATELIMITED || !strings.Contains(resp.Errors[0].Message, "retry after") {
+			t.Fatalf("made-up key %d: HTTP %d %+v, want 429 %s saying when to retry", refused+1, res.StatusCode, resp.Errors, aisle.ERATELIMITED)
+		}
+		break
+	}
+	if refused < 3 {
+		t.Errorf("rate limited after %d refused keys, want the burst of 3 first", refused)
+	}
+
+	_, err := ts.dialWS(map[string]any{"Authorization": "Bearer " + madeUp()})
+	if ce := closeErrorOf(err); ce.Code != 4429 || !strings.Contains(ce.Reason, "retry after") {
+		t.Errorf("connection_init with a made-up key from a limited address: %v, want close 4429 saying when to retry", err)
+	}
+	if status, resp := ts.post(good, "{ __typename }", nil); status != http.StatusOK || len(resp.Errors) != 0 {
+		t.Errorf("the live key, already checked, from the limited address: HTTP %d %+v, want it served", status, resp.Errors)
+	}
+	if !strings.Contains(get(t, ts.url+"/metrics"), `aisle_graphql_limit_rejections_total{limit="refused_keys"}`) {
+		t.Error("/metrics does not count refusals of addresses sending bad keys")
 	}
 }

@@ -442,7 +442,16 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		keys, err := auth.NewCache(db, log)
+		var limiter httpapi.RateLimiter // nil interface when off, not a nil *Limiter
+		if c.RateLimit > 0 {
+			shared, err := ratelimit.Open(ctx, c.RedisURL, c.RedisPrefix, c.RateLimit, c.RateBurst, log)
+			if err != nil {
+				return err
+			}
+			cleanups = append(cleanups, func() { _ = shared.Close() })
+			limiter = shared
+		}
+		keys, err := auth.NewCache(httpapi.GuardKeyLookups(db, limiter), log)
 		if err != nil {
 			return err
 		}
@@ -463,14 +472,7 @@ func (m *Main) Run(ctx context.Context) error {
 			WebsocketPingInterval:         c.WebsocketPingInterval,
 			WebsocketInitTimeout:          c.WebsocketInitTimeout,
 			KeyRecheckInterval:            c.KeyCacheTTL,
-		}
-		if c.RateLimit > 0 {
-			limiter, err := ratelimit.Open(ctx, c.RedisURL, c.RedisPrefix, c.RateLimit, c.RateBurst, log)
-			if err != nil {
-				return err
-			}
-			cleanups = append(cleanups, func() { _ = limiter.Close() })
-			apiConfig.RateLimiter = limiter
+			RateLimiter:                   limiter,
 		}
 		handler = httpapi.New(apiConfig)
 	} else {

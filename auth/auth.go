@@ -55,11 +55,12 @@ func authenticate(ctx context.Context, keys KeyLookup, authorization string) (*a
 }
 
 // lookup asks keys for the principal of hash, hiding why keys could not be
-// checked (Cache logs it).
+// checked (Cache logs it). A refused key and a client sending too many of
+// them (ERATELIMITED) are told as they are.
 func lookup(ctx context.Context, keys KeyLookup, hash []byte) (*aisle.Principal, error) {
 	p, err := keys.PrincipalByKeyHash(ctx, hash)
 	if err != nil {
-		if aisle.ErrorCode(err) == aisle.EUNAUTHENTICATED {
+		if code := aisle.ErrorCode(err); code == aisle.EUNAUTHENTICATED || code == aisle.ERATELIMITED {
 			return nil, err
 		}
 		return nil, aisle.Errorf(aisle.EUNAVAILABLE, "cannot check API keys right now; retry later")
@@ -118,9 +119,12 @@ func Middleware(keys KeyLookup, next http.Handler) http.Handler {
 // {"errors":[{"message":…,"extensions":{"code":…}}]}.
 func writeError(w http.ResponseWriter, err error) {
 	status := http.StatusServiceUnavailable
-	if aisle.ErrorCode(err) == aisle.EUNAUTHENTICATED {
+	switch aisle.ErrorCode(err) {
+	case aisle.EUNAUTHENTICATED:
 		status = http.StatusUnauthorized
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aisle", error="invalid_token"`)
+	case aisle.ERATELIMITED:
+		status = http.StatusTooManyRequests
 	}
 	type gqlError struct {
 		Message    string            `json:"message"`
@@ -134,9 +138,12 @@ func writeError(w http.ResponseWriter, err error) {
 	json.NewEncoder(w).Encode(body) // the client is told by the status if this fails
 }
 
-// websocketForbidden is the graphql-transport-ws close code for a rejected
-// connection_init.
-const websocketForbidden = 4403
+// graphql-transport-ws close codes for a rejected connection_init: a bad
+// key, or a client sending too many bad ones.
+const (
+	websocketForbidden = 4403
+	websocketTooMany   = 4429
+)
 
 // WebsocketInit returns the gqlgen InitFunc of the websocket transport. It
 // reads "Authorization" (any case) from the connection_init payload and
@@ -157,7 +164,11 @@ func WebsocketInit(keys KeyLookup) transport.WebsocketInitFunc {
 		if err != nil {
 			// gqlgen sends err's text to the client and closes with
 			// the code and reason found in the returned context.
-			ctx = transport.WithWebsocketCloseCode(ctx, websocketForbidden)
+			code := websocketForbidden
+			if aisle.ErrorCode(err) == aisle.ERATELIMITED {
+				code = websocketTooMany
+			}
+			ctx = transport.WithWebsocketCloseCode(ctx, code)
 			ctx = transport.AppendCloseReason(ctx, aisle.ErrorMessage(err))
 			return ctx, nil, err
 		}

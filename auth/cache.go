@@ -92,7 +92,7 @@ func (c *Cache) PrincipalByKeyHash(ctx context.Context, hash []byte) (*aisle.Pri
 	}
 
 	p, err := c.keys.PrincipalByKeyHash(ctx, hash)
-	if err != nil && aisle.ErrorCode(err) != aisle.EUNAUTHENTICATED {
+	if code := aisle.ErrorCode(err); err != nil && code != aisle.EUNAUTHENTICATED && code != aisle.ERATELIMITED {
 		c.log.ErrorContext(ctx, "API key lookup failed", "error", err)
 		if staleUntil := e.checked.Add(c.TTL + c.MaxStale); ok && now.Before(staleUntil) {
 			// Valid when last checked; cannot check now. Ask again only

@@ -67,7 +67,7 @@ type Config struct {
 // New returns the HTTP handler of the API.
 func New(cfg Config) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", auth.Middleware(cfg.Keys, limitRequests(cfg.RateLimiter, maxRequestBytes, bodyReadTimeout, withOperationTimeout(graphqlHandler(cfg)))))
+	mux.Handle("/graphql", withClientIP(auth.Middleware(cfg.Keys, limitRequests(cfg.RateLimiter, maxRequestBytes, bodyReadTimeout, withOperationTimeout(graphqlHandler(cfg))))))
 	if cfg.Production {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "GraphiQL is off in production (AISLE_ENV=production).\nGraphQL is served at /graphql.", http.StatusNotFound)

@@ -58,6 +58,7 @@ const (
 	limitComplexity   = "complexity"
 	limitRequestBytes = "request_bytes"
 	limitRate         = "rate"
+	limitRefusedKeys  = "refused_keys"
 	limitPersisted    = "persisted_operations"
 )
 

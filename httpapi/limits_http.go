@@ -34,11 +34,10 @@ type RateLimiter interface {
 // server's ReadHeaderTimeout covers only the headers, and a context
 // deadline does not interrupt a blocked read, so without it a client could
 // trickle a body and hold a goroutine and its buffer for ever. It must run
-// inside auth.Middleware, which identifies the caller.
+// inside auth.Middleware, which identifies the caller, and withClientIP.
 func limitRequests(limiter RateLimiter, maxBody int64, bodyTimeout time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := context.WithValue(r.Context(), clientIPKey{}, clientIP(r))
-		r = r.WithContext(ctx)
+		ctx := r.Context()
 		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			next.ServeHTTP(w, r)
 			return
@@ -100,6 +99,14 @@ func retrySeconds(d time.Duration) int {
 }
 
 type clientIPKey struct{}
+
+// withClientIP puts the client's address in the request context for the
+// limits (rateKey, GuardKeyLookups), which authentication already needs.
+func withClientIP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientIPKey{}, clientIP(r))))
+	})
+}
 
 // rateKey is whom an operation counts against: its API key, or its client
 // address for anonymous callers.
