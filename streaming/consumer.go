@@ -2,7 +2,6 @@ package streaming
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -285,10 +284,7 @@ func (s *session) stopAll() {
 // ctx is done; records not handed off are not marked, so they are read again.
 func (s *session) dispatch(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches) {
 	fetches.EachTopic(func(ft kgo.FetchTopic) {
-		var topicID string
-		if ft.TopicID != [16]byte{} {
-			topicID = hex.EncodeToString(ft.TopicID[:])
-		}
+		topicID := topicIDString(ft.TopicID)
 		for _, p := range ft.Partitions {
 			if len(p.Records) == 0 {
 				continue
