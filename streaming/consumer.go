@@ -403,6 +403,10 @@ func (w *worker) process(b batch) bool {
 		}
 	}
 
+	// wrote[i] says whether some applier applied updates[i]: a redelivered
+	// duplicate adds no latency sample, or a crash's redelivery would
+	// inflate the latency by the outage.
+	wrote := make([]bool, len(updates))
 	for _, a := range w.cfg.Appliers[w.tp.topic] {
 		if len(updates) == 0 {
 			break
@@ -416,18 +420,19 @@ func (w *worker) process(b batch) bool {
 			return false
 		}
 		n := 0
-		for _, a := range applied {
+		for i, a := range applied {
 			if a {
 				n++
+				wrote[i] = true
 			}
 		}
 		eventsApplied.WithLabelValues(w.tp.topic, a.Name, "applied").Add(float64(n))
 		eventsApplied.WithLabelValues(w.tp.topic, a.Name, "duplicate").Add(float64(len(applied) - n))
 		observeFreshness(a.Name, updates, applied)
 	}
-	if len(updates) > 0 {
-		written := time.Now()
-		for _, r := range from {
+	written := time.Now()
+	for i, r := range from {
+		if wrote[i] {
 			w.latency.Observe(written.Sub(r.Timestamp).Seconds())
 		}
 	}
