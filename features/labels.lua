@@ -9,7 +9,7 @@
 -- KEYS[2] offsets watermark hash {prefix}offsets
 -- KEYS[3] label hash {prefix}fl:{orderID}
 -- KEYS[4] order record hash {prefix}fo:{orderID}
--- KEYS[5] the round guard {prefix}labels-round:{watermark field}
+-- KEYS[5] the round's own guard {prefix}labels-round:{watermark field}:{round}
 -- KEYS[6..9] the order's card, device, address and store hashes, as the
 --            caller read them from the order record (absent when it read none)
 -- ARGV[1] watermark field, "" when the event has no Kafka origin
@@ -30,12 +30,13 @@
 -- of the round is deferred: applied now, their offsets would raise the
 -- partition's watermark above the retried label's, which would then be
 -- skipped as already applied and its count lost. The round's last label
--- clears the guard.
+-- clears the guard. The guard is the round's own key, so rounds that run
+-- beside it on the same partition never delete or replace it.
 local guard = redis.call('GET', KEYS[5])
 if guard and ARGV[9] == '1' then
   redis.call('DEL', KEYS[5])
 end
-if guard == ARGV[8] then
+if guard then
   return -2
 end
 if already_applied(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then

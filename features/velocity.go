@@ -21,7 +21,8 @@ import (
 // holding the fields of models.OrderOps and friends, one record per order
 // ({prefix}fo:{orderID}) so that a label can find the order's entities, and
 // one per label ({prefix}fl:{orderID}), and while ApplyLabels retries a
-// label, a guard per partition ({prefix}labels-round:{topic/partition}).
+// label, a guard per round and partition
+// ({prefix}labels-round:{topic/partition}:{round}).
 // The scripts mirror
 // models.EntityState.Apply; reads return the hashes for
 // models.ComputeFraudFeatures.
@@ -150,14 +151,14 @@ func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bo
 		round := strconv.FormatUint(rand.Uint64(), 36)
 		last := map[string]int{} // guard key → its last label in pending
 		for j, i := range pending {
-			last[s.labelRoundKey(updates[i].Origin)] = j
+			last[s.labelRoundKey(updates[i].Origin, round)] = j
 		}
 		keys := make([][]string, len(pending))
 		args := make([][]any, len(pending))
 		for j, i := range pending {
 			u := updates[i]
 			l := u.Event.Label
-			guard := s.labelRoundKey(u.Origin)
+			guard := s.labelRoundKey(u.Origin, round)
 			keys[j] = []string{s.seenKey(u.Event.ID), s.offsetsKey(), s.labelKey(l.OrderID), s.orderKey(l.OrderID), guard}
 			if sigs[j] != "" {
 				ids := strings.Split(sigs[j], " ")
@@ -267,8 +268,14 @@ func (s *Store) orderKey(orderID string) string { return s.prefix + "fo:" + orde
 
 func (s *Store) labelKey(orderID string) string { return s.prefix + "fl:" + orderID }
 
-// labelRoundKey is the guard of ApplyLabels' rounds for o's partition.
-func (s *Store) labelRoundKey(o Origin) string { return s.prefix + "labels-round:" + o.field() }
+// labelRoundKey is the guard of one ApplyLabels round for o's partition. It
+// is the round's own: another round on the same partition (replay beside
+// the workers, or a worker that lost the partition) must neither delete nor
+// replace it, or the labels after a retried one would raise the watermark
+// past it and it would be skipped as applied.
+func (s *Store) labelRoundKey(o Origin, round string) string {
+	return s.prefix + "labels-round:" + o.field() + ":" + round
+}
 
 // PublishFraudAlert announces an assessment (encoded by the caller) to every
 // API process watching with WatchFraudAlerts.

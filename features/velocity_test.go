@@ -346,3 +346,47 @@ func TestLabelsRacingTheirOrdersAreEachCountedOnce(t *testing.T) {
 		}
 	}
 }
+
+// A labels round guards only its own partition's labels: a round running
+// beside it on the same partition (replay beside the workers, or a worker
+// that lost the partition) keeps its guard, so its retried label cannot be
+// overtaken and lost.
+func TestLabelsRoundLeavesAnotherRoundsGuard(t *testing.T) {
+	t.Parallel()
+	prefix := featurestest.NewPrefix()
+	fs := featurestest.MustOpenAt(t, featurestest.URL(), prefix)
+	rdb := featurestest.Client(t)
+	ctx := context.Background()
+	origin := features.Origin{Topic: aisle.TopicLabels, Partition: 0}
+	// Guards of another round retrying a label of the partition: as
+	// per-partition guards were spelled, and as per-round ones are.
+	other := []string{prefix + "labels-round:" + aisle.TopicLabels + "/0", prefix + "labels-round:" + aisle.TopicLabels + "/0:other"}
+	for _, k := range other {
+		if err := rdb.Set(ctx, k, "other", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var updates []features.Update
+	for i := range 3 {
+		origin.Offset = int64(10 + i)
+		updates = append(updates, features.Update{
+			Event:  labelEvent(t, fmt.Sprint("e-guard-", i), fmt.Sprint("o-guard-", i), true, fraudT0),
+			Origin: origin,
+		})
+	}
+	applied, err := fs.ApplyLabels(ctx, updates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(applied, []bool{true, true, true}) {
+		t.Errorf("applied = %v, want all", applied)
+	}
+	keys, err := rdb.Keys(ctx, prefix+"labels-round:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	if !slices.Equal(keys, other) {
+		t.Errorf("guard keys after the round = %q, want only the other round's %q", keys, other)
+	}
+}

@@ -2,8 +2,6 @@ package streaming
 
 import (
 	"context"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,7 +68,6 @@ type ConsumerConfig struct {
 	Catalog  Catalog
 	DLQ      *Producer // writes rejected records to aisle.TopicDLQ
 	Log      *slog.Logger
-	Now      func() time.Time // the clock that judges "time in the future"; time.Now when nil
 
 	// MaxPollRecords bounds one poll, shared by the partitions that have
 	// data; a partition's share becomes one batch and one Redis round trip.
@@ -109,9 +106,6 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
 	}
 	if cfg.MaxPollRecords <= 0 {
 		cfg.MaxPollRecords = defaultMaxPollRecords
@@ -285,10 +279,7 @@ func (s *session) stopAll() {
 // ctx is done; records not handed off are not marked, so they are read again.
 func (s *session) dispatch(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches) {
 	fetches.EachTopic(func(ft kgo.FetchTopic) {
-		var topicID string
-		if ft.TopicID != [16]byte{} {
-			topicID = hex.EncodeToString(ft.TopicID[:])
-		}
+		topicID := topicIDString(ft.TopicID)
 		for _, p := range ft.Partitions {
 			if len(p.Records) == 0 {
 				continue
@@ -344,69 +335,37 @@ func (w *worker) run() {
 	}
 }
 
-// reject is a record bound for the dead-letter topic.
-type reject struct {
-	rec    *kgo.Record
-	kind   string // rejectDecode, rejectInvalid or rejectUnknownEntity
-	typ    string // the event type, "invalid" when it did not decode
-	reason string
-}
-
-// process decodes, validates and applies one batch, dead-letters its
-// rejects and marks it. It returns false when it gave up because the
-// partition was revoked while a step kept failing; the batch is then left
-// unmarked for the partition's next owner.
+// process decodes, validates and filters one batch by the rule Replay
+// shares (decodeRecords), applies it, dead-letters its rejects and marks
+// it. It returns false when it gave up because the partition was revoked
+// while a step kept failing; the batch is then left unmarked for the
+// partition's next owner.
 func (w *worker) process(b batch) bool {
 	start := time.Now()
-	now := w.cfg.Now()
-	var (
-		updates []features.Update
-		from    []*kgo.Record // from[i] is the record of updates[i]
-		rejects []reject
-	)
-	for _, r := range b.records {
-		d, err := aisle.DecodeEvent(r.Value, r.Topic, now)
-		if err != nil {
-			eventsConsumed.WithLabelValues(r.Topic, "invalid").Inc()
-			kind := rejectInvalid
-			if !json.Valid(r.Value) {
-				kind = rejectDecode
-			}
-			rejects = append(rejects, reject{r, kind, "invalid", aisle.ErrorMessage(err)})
-			continue
-		}
-		eventsConsumed.WithLabelValues(r.Topic, d.Type).Inc()
-		updates = append(updates, features.Update{
-			Event:  d,
-			Origin: features.Origin{Topic: r.Topic, TopicID: b.topicID, Partition: r.Partition, Offset: r.Offset},
-		})
-		from = append(from, r)
-	}
-
-	if len(updates) > 0 {
-		storeIDs, productIDs := references(updates)
-		var stores, products map[string]bool
-		ok := w.retry("catalog", func(ctx context.Context) (err error) {
+	d, err := decodeRecords(b.topicID, b.records, func(storeIDs, productIDs []string) (stores, products map[string]bool, err error) {
+		if !w.retry("catalog", func(ctx context.Context) (err error) {
 			stores, products, err = w.cfg.Catalog.UnknownIDs(ctx, storeIDs, productIDs)
 			return err
-		})
-		if !ok {
-			return false
+		}) {
+			return nil, nil, errRevoked
 		}
-		if stores != nil || products != nil {
-			kept := 0
-			for i, u := range updates {
-				if reason := u.Event.UnknownReference(stores, products); reason != "" {
-					rejects = append(rejects, reject{from[i], rejectUnknownEntity, u.Event.Type, reason})
-					continue
-				}
-				updates[kept], from[kept] = u, from[i]
-				kept++
-			}
-			updates, from = updates[:kept], from[:kept]
-		}
+		return stores, products, nil
+	})
+	if err != nil {
+		return false // revoked while the catalog kept failing
+	}
+	updates, from, rejects := d.updates, d.from, d.rejects
+	for _, rj := range rejects {
+		eventsConsumed.WithLabelValues(rj.rec.Topic, rj.typ).Inc()
+	}
+	for _, u := range updates {
+		eventsConsumed.WithLabelValues(u.Origin.Topic, u.Event.Type).Inc()
 	}
 
+	// wrote[i] says whether some applier applied updates[i]: a redelivered
+	// duplicate adds no latency sample, or a crash's redelivery would
+	// inflate the latency by the outage.
+	wrote := make([]bool, len(updates))
 	for _, a := range w.cfg.Appliers[w.tp.topic] {
 		if len(updates) == 0 {
 			break
@@ -420,18 +379,19 @@ func (w *worker) process(b batch) bool {
 			return false
 		}
 		n := 0
-		for _, a := range applied {
+		for i, a := range applied {
 			if a {
 				n++
+				wrote[i] = true
 			}
 		}
 		eventsApplied.WithLabelValues(w.tp.topic, a.Name, "applied").Add(float64(n))
 		eventsApplied.WithLabelValues(w.tp.topic, a.Name, "duplicate").Add(float64(len(applied) - n))
 		observeFreshness(a.Name, updates, applied)
 	}
-	if len(updates) > 0 {
-		written := time.Now()
-		for _, r := range from {
+	written := time.Now()
+	for i, r := range from {
+		if wrote[i] {
 			w.latency.Observe(written.Sub(r.Timestamp).Seconds())
 		}
 	}
@@ -478,6 +438,9 @@ func observeFreshness(applier string, updates []features.Update, applied []bool)
 	}
 }
 
+// errRevoked says a step gave up because the partition was revoked.
+var errRevoked = errors.New("partition revoked")
+
 // retry runs one step until it succeeds, backing off between attempts. It
 // returns false when the partition is revoked while the step keeps failing.
 func (w *worker) retry(step string, f func(context.Context) error) bool {
@@ -503,25 +466,6 @@ func (w *worker) retry(step string, f func(context.Context) error) bool {
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
-}
-
-// references returns the distinct stores and products the updates name.
-func references(updates []features.Update) (storeIDs, productIDs []string) {
-	seen := map[string]bool{}
-	add := func(ids []string, kind string, to *[]string) {
-		for _, id := range ids {
-			if !seen[kind+id] {
-				seen[kind+id] = true
-				*to = append(*to, id)
-			}
-		}
-	}
-	for _, u := range updates {
-		stores, products := u.Event.References()
-		add(stores, "s", &storeIDs)
-		add(products, "p", &productIDs)
-	}
-	return storeIDs, productIDs
 }
 
 // deadLetter builds the dead-letter record of a rejected one.

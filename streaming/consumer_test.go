@@ -45,7 +45,6 @@ func consumerConfig(t testing.TB, brokers []string, fs *features.Store, group st
 		Catalog:        newFixedCatalog(5, 50),
 		DLQ:            mustProducer(t, brokers),
 		Log:            testLogger(t),
-		Now:            func() time.Time { return now },
 		CommitInterval: 100 * time.Millisecond,
 	}
 }
@@ -112,7 +111,7 @@ func TestConsumerDeadLettersBadEvents(t *testing.T) {
 		{record(aisle.TopicInventory, "s-1:p-1", mustJSON(missingQty)), "missing quantity"},
 		{record(aisle.TopicPicking, "s-1:p-1", mustJSON(pickEvent("e-4", aisle.TypePickFound, "s-9", "p-1", now))), "unknown store s-9"},
 		{record(aisle.TopicPicking, "s-1:p-1", mustJSON(pickEvent("e-5", aisle.TypePickFound, "s-1", "p-77", now))), "unknown product p-77"},
-		{record(aisle.TopicPicking, "s-1:p-1", mustJSON(pickEvent("e-6", aisle.TypePickFound, "s-1", "p-1", now.Add(time.Hour)))), "in the future"},
+		{stamped(record(aisle.TopicPicking, "s-1:p-1", mustJSON(pickEvent("e-6", aisle.TypePickFound, "s-1", "p-1", now.Add(time.Hour)))), now), "in the future"},
 	}
 	var recs []*kgo.Record
 	for _, bd := range bad {

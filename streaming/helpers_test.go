@@ -74,6 +74,13 @@ func record(topic, key string, value []byte) *kgo.Record {
 	return &kgo.Record{Topic: topic, Key: []byte(key), Value: value}
 }
 
+// stamped sets r's timestamp, the time its event's time is judged against
+// (Produce stamps the others with the time they are produced).
+func stamped(r *kgo.Record, at time.Time) *kgo.Record {
+	r.Timestamp = at
+	return r
+}
+
 func mustJSON(ev aisle.Event) []byte {
 	b, err := json.Marshal(ev)
 	if err != nil {

@@ -39,7 +39,7 @@ var (
 	}, []string{"topic", "partition"})
 	processingSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "aisle_stream_processing_latency_seconds",
-		Help:    "Time from a record's Kafka timestamp to the end of its topic's applier writes: what the pipeline adds, broker included.",
+		Help:    "Time from a record's Kafka timestamp to the end of its topic's applier writes, for records some applier applied (not redelivered duplicates): what the pipeline adds, broker included.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1ms .. 33s
 	}, []string{"topic"})
 	freshnessSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{

@@ -9,9 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/features"
 )
 
 // ReplayConfig configures Replay.
@@ -22,7 +19,7 @@ type ReplayConfig struct {
 	// replay writes what the workers would, with the same dedup keys and
 	// offset watermarks.
 	Appliers map[string]Applier
-	Catalog  Catalog // events naming unknown stores or products are skipped, as the workers dead-letter them
+	Catalog  Catalog // events naming unknown stores or products are rejected, as the workers dead-letter them
 	Log      *slog.Logger
 	// Batch is how many records of a partition are applied per pipelined
 	// round trip, like one polled batch of a stream worker (at least 1).
@@ -45,13 +42,13 @@ type ReplayStats struct {
 
 // Replay reads every record of the appliers' topics from the oldest retained
 // offset up to the end offsets as of the call (see ReadRecords) and applies
-// them as the stream workers do: decoded and validated by aisle.DecodeEvent,
-// checked against the catalog, and applied in offset order within each
-// partition, each with its dedup key and offset watermark. What was applied
-// before is skipped, so Replay is idempotent and safe beside running
-// workers, and a worker that later reads the same records applies none of
-// them again. An event's time is judged against its record's timestamp, the
-// moment the worker would have judged it. Replay stops at the first error
+// them as the stream workers do: decoded, validated and checked against the
+// catalog by the workers' own rule (decodeRecords, which judges an event's
+// time against its record's timestamp, as the workers do), and applied in
+// offset order within each partition, each with its dedup key and offset
+// watermark. What was applied before is skipped, so Replay is idempotent and
+// safe beside running workers, and a worker that later reads the same
+// records applies none of them again. Replay stops at the first error
 // (Redis or the catalog failing, ctx ending) and returns the stats so far
 // with it; running it again resumes, since what it applied is skipped.
 func Replay(ctx context.Context, cfg ReplayConfig) (map[string]*ReplayStats, error) {
@@ -67,26 +64,22 @@ func Replay(ctx context.Context, cfg ReplayConfig) (map[string]*ReplayStats, err
 	}
 	// Records wait here per partition until a batch is full or the read
 	// ends; partitions are independent, so only their own order matters.
-	pending := make(map[topicPartition][]features.Update)
+	pending := make(map[topicPartition]*replayBatch)
 	apply := func(tp topicPartition) error {
 		err := applyReplayBatch(ctx, cfg, stats[tp.topic], pending[tp])
 		delete(pending, tp)
 		return err
 	}
 	err := ReadRecords(ctx, cfg.Brokers, slices.Sorted(maps.Keys(cfg.Appliers)), cfg.Log, func(topicID string, r *kgo.Record) error {
-		st := stats[r.Topic]
-		st.Records++
-		d, err := aisle.DecodeEvent(r.Value, r.Topic, r.Timestamp)
-		if err != nil {
-			st.Rejected++
-			return nil
-		}
+		stats[r.Topic].Records++
 		tp := topicPartition{r.Topic, r.Partition}
-		pending[tp] = append(pending[tp], features.Update{
-			Event:  d,
-			Origin: features.Origin{Topic: r.Topic, TopicID: topicID, Partition: r.Partition, Offset: r.Offset},
-		})
-		if len(pending[tp]) < cfg.Batch {
+		b := pending[tp]
+		if b == nil {
+			b = &replayBatch{topicID: topicID}
+			pending[tp] = b
+		}
+		b.records = append(b.records, r)
+		if len(b.records) < cfg.Batch {
 			return nil
 		}
 		return apply(tp)
@@ -103,30 +96,29 @@ func Replay(ctx context.Context, cfg ReplayConfig) (map[string]*ReplayStats, err
 	return stats, nil
 }
 
-// applyReplayBatch applies one partition's updates, in order, after leaving
-// out those that name unknown stores or products.
-func applyReplayBatch(ctx context.Context, cfg ReplayConfig, st *ReplayStats, updates []features.Update) error {
-	if len(updates) == 0 {
-		return nil
-	}
-	storeIDs, productIDs := references(updates)
-	stores, products, err := cfg.Catalog.UnknownIDs(ctx, storeIDs, productIDs)
+// replayBatch is records of one partition waiting to be applied, in offset
+// order.
+type replayBatch struct {
+	topicID string
+	records []*kgo.Record
+}
+
+// applyReplayBatch applies one partition's records, in order, after leaving
+// out (and counting) those the workers reject.
+func applyReplayBatch(ctx context.Context, cfg ReplayConfig, st *ReplayStats, b *replayBatch) error {
+	topic := b.records[0].Topic
+	d, err := decodeRecords(b.topicID, b.records, func(storeIDs, productIDs []string) (map[string]bool, map[string]bool, error) {
+		return cfg.Catalog.UnknownIDs(ctx, storeIDs, productIDs)
+	})
 	if err != nil {
-		return fmt.Errorf("look up the stores and products of %s: %w", updates[0].Origin.Topic, err)
+		return fmt.Errorf("look up the stores and products of %s: %w", topic, err)
 	}
-	kept := updates[:0]
-	for _, u := range updates {
-		if u.Event.UnknownReference(stores, products) != "" {
-			st.Rejected++
-			continue
-		}
-		kept = append(kept, u)
-	}
-	if len(kept) == 0 {
+	st.Rejected += len(d.rejects)
+	if len(d.updates) == 0 {
 		return nil
 	}
-	a := cfg.Appliers[kept[0].Origin.Topic]
-	applied, err := a.Apply(ctx, kept)
+	a := cfg.Appliers[topic]
+	applied, err := a.Apply(ctx, d.updates)
 	if err != nil {
 		return fmt.Errorf("%s: %w", a.Name, err)
 	}

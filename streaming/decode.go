@@ -1,0 +1,99 @@
+package streaming
+
+import (
+	"encoding/json"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/features"
+)
+
+// reject is a record bound for the dead-letter topic.
+type reject struct {
+	rec    *kgo.Record
+	kind   string // rejectDecode, rejectInvalid or rejectUnknownEntity
+	typ    string // the event type, "invalid" when it did not decode
+	reason string
+}
+
+// decoded is what decodeRecords makes of a partition's records.
+type decoded struct {
+	updates []features.Update // to apply, in offset order
+	from    []*kgo.Record     // from[i] is the record of updates[i]
+	rejects []reject
+}
+
+// lookupFunc returns the stores and products among the given ones that do
+// not exist (see Catalog.UnknownIDs).
+type lookupFunc func(storeIDs, productIDs []string) (stores, products map[string]bool, err error)
+
+// decodeRecords is the one rule by which the stream workers and Replay
+// accept records, so that replay rebuilds what the workers wrote: each
+// record of one partition (in offset order, from the topic with the given
+// id) is decoded and validated by aisle.DecodeEvent, and the events naming
+// stores or products that lookup says are unknown are rejected. An event's
+// time is judged "too far in the future" against its record's timestamp,
+// the time the producer or broker stamped it: the workers' clock when they
+// process it would accept, after a lag or outage longer than the allowed
+// skew, events a replay rejects. decodeRecords fails only when lookup does,
+// which it calls once, and only when some record decoded.
+func decodeRecords(topicID string, recs []*kgo.Record, lookup lookupFunc) (decoded, error) {
+	var d decoded
+	for _, r := range recs {
+		ev, err := aisle.DecodeEvent(r.Value, r.Topic, r.Timestamp)
+		if err != nil {
+			kind := rejectInvalid
+			if !json.Valid(r.Value) {
+				kind = rejectDecode
+			}
+			d.rejects = append(d.rejects, reject{r, kind, "invalid", aisle.ErrorMessage(err)})
+			continue
+		}
+		d.updates = append(d.updates, features.Update{
+			Event:  ev,
+			Origin: features.Origin{Topic: r.Topic, TopicID: topicID, Partition: r.Partition, Offset: r.Offset},
+		})
+		d.from = append(d.from, r)
+	}
+	if len(d.updates) == 0 {
+		return d, nil
+	}
+	stores, products, err := lookup(references(d.updates))
+	if err != nil {
+		return decoded{}, err
+	}
+	if stores == nil && products == nil {
+		return d, nil // all known
+	}
+	kept := 0
+	for i, u := range d.updates {
+		if reason := u.Event.UnknownReference(stores, products); reason != "" {
+			d.rejects = append(d.rejects, reject{d.from[i], rejectUnknownEntity, u.Event.Type, reason})
+			continue
+		}
+		d.updates[kept], d.from[kept] = u, d.from[i]
+		kept++
+	}
+	d.updates, d.from = d.updates[:kept], d.from[:kept]
+	return d, nil
+}
+
+// references returns the distinct stores and products the updates name.
+func references(updates []features.Update) (storeIDs, productIDs []string) {
+	seen := map[string]bool{}
+	add := func(ids []string, kind string, to *[]string) {
+		for _, id := range ids {
+			if !seen[kind+id] {
+				seen[kind+id] = true
+				*to = append(*to, id)
+			}
+		}
+	}
+	for _, u := range updates {
+		stores, products := u.Event.References()
+		add(stores, "s", &storeIDs)
+		add(products, "p", &productIDs)
+	}
+	return storeIDs, productIDs
+}
