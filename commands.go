@@ -334,10 +334,10 @@ func openBatchJob(ctx context.Context, c *Config, since time.Duration, stderr io
 // batchPriors refits the availability priors from the inventory and picking
 // history in Kafka, saves them, and prints a one-line summary.
 func batchPriors(ctx context.Context, db *catalog.DB, brokers []string, now time.Time, since time.Duration, stdout io.Writer, log *slog.Logger) error {
-	history := availability.NewHistory(now.Add(-since), now)
+	history := availability.NewHistory(now.Add(-since))
 	topics := []string{aisle.TopicInventory, aisle.TopicPicking}
-	err := streaming.ReadTopics(ctx, brokers, topics, log, func(topic string, _ int32, _ int64, value []byte) error {
-		history.Add(topic, value)
+	err := streaming.ReadTopics(ctx, brokers, topics, log, func(topic string, _ int32, _ int64, value []byte, stamped time.Time) error {
+		history.Add(topic, value, stamped)
 		return nil
 	})
 	if err != nil {

@@ -44,8 +44,8 @@ func trainFraud(ctx context.Context, db *catalog.DB, brokers []string, now time.
 	from := now.Add(-since)
 	var events []*aisle.Decoded
 	var invalid, older int
-	err := streaming.ReadTopics(ctx, brokers, []string{aisle.TopicOrders, aisle.TopicLabels}, log, func(topic string, _ int32, _ int64, value []byte) error {
-		d, err := aisle.DecodeEvent(value, topic, now)
+	err := streaming.ReadTopics(ctx, brokers, []string{aisle.TopicOrders, aisle.TopicLabels}, log, func(topic string, _ int32, _ int64, value []byte, stamped time.Time) error {
+		d, err := aisle.DecodeEvent(value, topic, stamped)
 		switch {
 		case err != nil:
 			invalid++ // the stream workers dead-lettered it too

@@ -261,7 +261,7 @@ func countRecords(t *testing.T, brokers []string, topic, substr string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	n := 0
-	err := streaming.ReadTopics(ctx, brokers, []string{topic}, slog.New(slog.DiscardHandler), func(_ string, _ int32, _ int64, value []byte) error {
+	err := streaming.ReadTopics(ctx, brokers, []string{topic}, slog.New(slog.DiscardHandler), func(_ string, _ int32, _ int64, value []byte, _ time.Time) error {
 		if strings.Contains(string(value), substr) {
 			n++
 		}

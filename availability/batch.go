@@ -27,10 +27,10 @@ var ErrNotEnoughHistory = errors.New("not enough pick history")
 // the window are dropped at once and memory holds only what the fit uses,
 // in a compact form.
 type History struct {
-	since, now time.Time
-	events     []pastEvent
-	invalid    int
-	older      int
+	since   time.Time
+	events  []pastEvent
+	invalid int
+	older   int
 }
 
 // pastEvent is what a fit needs of one inventory or picking event.
@@ -46,16 +46,17 @@ type pastEvent struct {
 // NewHistory returns an empty history of the events at or after since.
 // Events before since are left out entirely, so the first picks after it
 // see less evidence than serving had; over a window of days that is
-// negligible, as pick and feed evidence fade within hours. now judges
-// "event time in the future", as the stream workers do.
-func NewHistory(since, now time.Time) *History {
-	return &History{since: since, now: now}
+// negligible, as pick and feed evidence fade within hours.
+func NewHistory(since time.Time) *History {
+	return &History{since: since}
 }
 
-// Add decodes one record read from topic. Records the stream workers would
-// dead-letter are counted and skipped, as are events before the window.
-func (h *History) Add(topic string, value []byte) {
-	d, err := aisle.DecodeEvent(value, topic, h.now)
+// Add decodes one record read from topic, stamped by Kafka at stamped.
+// Records the stream workers would dead-letter (which judge an event time
+// in the future against that stamp) are counted and skipped, as are events
+// before the window.
+func (h *History) Add(topic string, value []byte, stamped time.Time) {
+	d, err := aisle.DecodeEvent(value, topic, stamped)
 	if err != nil {
 		h.invalid++
 		return

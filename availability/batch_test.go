@@ -45,9 +45,9 @@ func eventRec(topic, id, typ string, at time.Time, data any) rec {
 }
 
 func historyOf(since time.Time, recs []rec) *availability.History {
-	h := availability.NewHistory(since, now)
+	h := availability.NewHistory(since)
 	for _, r := range recs {
-		h.Add(r.topic, r.value)
+		h.Add(r.topic, r.value, now)
 	}
 	return h
 }

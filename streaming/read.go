@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -16,15 +17,17 @@ import (
 // each partition's oldest retained offset up to its end offset (high
 // watermark) as of the call. Records produced after the call are not read, so
 // it finishes while producers keep writing. It calls fn once per record, in
-// offset order within a partition (partitions interleave), and stops at fn's
+// offset order within a partition (partitions interleave), with the record's
+// timestamp (against which the workers judge an event time in the future:
+// batch jobs decode with it to keep what the workers kept), and stops at fn's
 // first error, which it returns. It joins no consumer group and commits
 // nothing, so it never disturbs the stream workers. A topic that does not
 // exist is an error; ctx ending stops the read with ctx's error. (A
 // partition ending in a transaction marker, which Aisle's producers never
 // write, would keep it waiting for a record at end-1 until ctx ends.)
-func ReadTopics(ctx context.Context, brokers, topics []string, log *slog.Logger, fn func(topic string, partition int32, offset int64, value []byte) error) error {
+func ReadTopics(ctx context.Context, brokers, topics []string, log *slog.Logger, fn func(topic string, partition int32, offset int64, value []byte, stamped time.Time) error) error {
 	return ReadRecords(ctx, brokers, topics, log, func(_ string, r *kgo.Record) error {
-		return fn(r.Topic, r.Partition, r.Offset, r.Value)
+		return fn(r.Topic, r.Partition, r.Offset, r.Value, r.Timestamp)
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -45,7 +46,7 @@ func TestReadTopics(t *testing.T) {
 	seen := map[readRecord]string{}
 	late := 0
 	err := streaming.ReadTopics(context.Background(), brokers, streaming.Topics(), testLogger(t),
-		func(topic string, partition int32, offset int64, value []byte) error {
+		func(topic string, partition int32, offset int64, value []byte, _ time.Time) error {
 			if late == 0 {
 				// Producers keep writing during the read; ReadTopics must
 				// neither wait for nor return these.
@@ -102,13 +103,13 @@ func TestReadTopicsStops(t *testing.T) {
 	for i := range 5 {
 		streamingtest.Produce(t, brokers, record(aisle.TopicPicking, "k", []byte(fmt.Sprint("v", i))))
 	}
-	nothing := func(string, int32, int64, []byte) error { return nil }
+	nothing := func(string, int32, int64, []byte, time.Time) error { return nil }
 
 	// The callback's error stops the read and comes back.
 	stopHere := errors.New("enough")
 	calls := 0
 	err := streaming.ReadTopics(context.Background(), brokers, []string{aisle.TopicPicking}, testLogger(t),
-		func(string, int32, int64, []byte) error {
+		func(string, int32, int64, []byte, time.Time) error {
 			calls++
 			if calls == 2 {
 				return stopHere
