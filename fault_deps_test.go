@@ -66,17 +66,6 @@ func startFaultServer(t *testing.T, args ...string) *testServer {
 	return ts
 }
 
-// readyStatus returns the HTTP status of /readyz.
-func (ts *testServer) readyStatus() int {
-	ts.t.Helper()
-	res, err := http.Get(ts.url + "/readyz")
-	if err != nil {
-		ts.t.Fatalf("GET /readyz: %v", err)
-	}
-	res.Body.Close()
-	return res.StatusCode
-}
-
 // wantUnavailable checks that resp failed with UNAVAILABLE and a message
 // that tells the caller to retry without naming the internals.
 func wantUnavailable(t *testing.T, what string, resp gqlResponse) {
@@ -359,7 +348,7 @@ func TestDepRedisRestart(t *testing.T) {
 	redis.Kill()
 	downAt := time.Now()
 	waitUntil(t, "/readyz says not ready while Redis is down", func() (bool, string) {
-		code := ts.readyStatus()
+		code, _ := getStatus(t, ts.url+"/readyz", nil)
 		return code == http.StatusServiceUnavailable, fmt.Sprintf("/readyz answered %d", code)
 	})
 	// The near cache may answer until the change subscription notices the
@@ -385,7 +374,7 @@ func TestDepRedisRestart(t *testing.T) {
 	redis.Start()
 	t.Logf("Redis was down for %s", time.Since(downAt).Round(time.Millisecond))
 	ready := waitUntil(t, "/readyz says ready once Redis is back", func() (bool, string) {
-		code := ts.readyStatus()
+		code, _ := getStatus(t, ts.url+"/readyz", nil)
 		return code == http.StatusOK, fmt.Sprintf("/readyz answered %d", code)
 	})
 	applied := waitUntil(t, "the picks made during the outage are applied, each once", foundCount)
@@ -479,7 +468,7 @@ func TestDepPostgresDown(t *testing.T) {
 	proxy.Cut()
 	downAt := time.Now()
 	waitUntil(t, "/readyz says not ready while PostgreSQL is down", func() (bool, string) {
-		code := ts.readyStatus()
+		code, _ := getStatus(t, ts.url+"/readyz", nil)
 		return code == http.StatusServiceUnavailable, fmt.Sprintf("/readyz answered %d", code)
 	})
 	// The catalog already served is served from memory, the same.
@@ -548,7 +537,7 @@ func TestDepPostgresDown(t *testing.T) {
 	proxy.Resume()
 	t.Logf("PostgreSQL was down for %s", time.Since(downAt).Round(time.Millisecond))
 	ready := waitUntil(t, "/readyz says ready once PostgreSQL is back", func() (bool, string) {
-		code := ts.readyStatus()
+		code, _ := getStatus(t, ts.url+"/readyz", nil)
 		return code == http.StatusOK, fmt.Sprintf("/readyz answered %d", code)
 	})
 	var risk struct {
