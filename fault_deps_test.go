@@ -39,6 +39,10 @@ const (
 // faultTimeout bounds every wait for a fault to show or to heal.
 const faultTimeout = 30 * time.Second
 
+// serverOperationTimeout is httpapi's operationTimeout, after which the
+// server cuts a query or mutation over HTTP.
+const serverOperationTimeout = 15 * time.Second
+
 // waitUntil polls cond (with eventually) until it holds, for at most
 // faultTimeout, and returns how long that took.
 func waitUntil(t *testing.T, what string, cond func() (bool, string)) time.Duration {
@@ -190,10 +194,12 @@ func TestDepKafkaUnreachable(t *testing.T) {
 		resp := ts.query(service, m.query, m.vars(m.prefix+"cut"))
 		took := time.Since(start)
 		wantUnavailable(t, m.name+" while Kafka is unreachable", resp)
-		// PublishTimeout plus a generous margin for the reads before it and
-		// the producer's backoff; the operation timeout is 15 s.
-		if limit := 2 * streaming.PublishTimeout; took > limit {
-			t.Errorf("%s took %s to fail, want at most %s", m.name, took, limit)
+		// The publish itself gave up: the answer came before the server's
+		// operation timeout would have cut the request, so UNAVAILABLE is
+		// the producer's verdict, not a request that merely timed out. How
+		// long it took is logged, not asserted: speed is the benchmarks'.
+		if took >= serverOperationTimeout {
+			t.Errorf("%s failed only after %s, not before the server's operation timeout %s: the publish did not give up by itself", m.name, took, serverOperationTimeout)
 		}
 		t.Logf("%s answered after %s: %+v", m.name, took.Round(time.Millisecond), resp.Errors)
 	}
