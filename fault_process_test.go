@@ -31,6 +31,7 @@ import (
 	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/features/featurestest"
 	"github.com/aisle/aisle/internal/proctest"
+	"github.com/aisle/aisle/internal/promtest"
 	"github.com/aisle/aisle/simulate"
 	"github.com/aisle/aisle/streaming"
 	"github.com/aisle/aisle/streaming/streamingtest"
@@ -86,7 +87,7 @@ func testKillWorkerMidLoad(t *testing.T, bin string) {
 	var skipped float64
 	metrics := r.metrics(w2)
 	for _, applier := range redisAppliers {
-		skipped += metrics.Sum("aisle_stream_events_applied_total", map[string]string{"applier": applier, "result": "duplicate"})
+		skipped += metrics.Total("aisle_stream_events_applied_total", map[string]string{"applier": applier, "result": "duplicate"})
 	}
 	if skipped != float64(redelivered) {
 		t.Errorf("worker-2 skipped %v events as already applied, want the %d redelivered", skipped, redelivered)
@@ -212,12 +213,12 @@ func testSIGTERMDrains(t *testing.T, bin string) {
 	end := r.endOffsets()
 	// Nothing is read twice: the restarted server consumed exactly the
 	// records after the commits of the first, and skipped none as seen.
-	consumed := metrics.Sum("aisle_stream_events_consumed_total", nil)
+	consumed := metrics.Total("aisle_stream_events_consumed_total", nil)
 	if want := end.Total() - committed.Total(); consumed != float64(want) {
 		t.Errorf("server-2 consumed %v records, want the %d after server-1's commits", consumed, want)
 	}
 	for _, applier := range redisAppliers {
-		if dup := metrics.Sum("aisle_stream_events_applied_total", map[string]string{"applier": applier, "result": "duplicate"}); dup != 0 {
+		if dup := metrics.Total("aisle_stream_events_applied_total", map[string]string{"applier": applier, "result": "duplicate"}); dup != 0 {
 			t.Errorf("server-2's %s applier skipped %v events as already applied; want 0 after a clean drain", applier, dup)
 		}
 	}
@@ -773,15 +774,10 @@ func (r *faultRig) subscribeAvailability(api *proctest.Proc) *wsClient {
 	return ws
 }
 
-func (r *faultRig) metrics(api *proctest.Proc) proctest.Families {
+// metrics scrapes an API process's /metrics.
+func (r *faultRig) metrics(api *proctest.Proc) promtest.Metrics {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	m, err := proctest.Metrics(ctx, r.url(api))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return m
+	return (&testServer{t: r.t, url: r.url(api)}).scrape()
 }
 
 func updatedAtText(s *string) string {
