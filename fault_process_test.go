@@ -470,18 +470,6 @@ func (r *faultRig) endOffsets() streamingtest.Offsets {
 	return end
 }
 
-// snapshot reads every key under prefix.
-func (r *faultRig) snapshot(prefix string) map[string]map[string]string {
-	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a scan of the whole shared Redis
-	defer cancel()
-	snap, err := featurestest.Snapshot(ctx, featurestest.URL(), prefix)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return snap
-}
-
 // watermarks returns the last offset applied to Redis under prefix from
 // each partition (the offsets hash, fields "topic/partition[/topic id]").
 func (r *faultRig) watermarks(prefix string) streamingtest.Offsets {
@@ -549,59 +537,22 @@ func (r *faultRig) assertSameAsCleanReplay(prefix string) string {
 	group, replayPrefix := r.newGroup(), r.newPrefix()
 	r.serve("replay", "stream", group, replayPrefix)
 	r.waitCaughtUp(group)
-	got, want := r.snapshot(prefix), r.snapshot(replayPrefix)
+	got := featurestest.DropVersions(featurestest.MustSnapshot(r.t, prefix))
+	want := featurestest.DropVersions(featurestest.MustSnapshot(r.t, replayPrefix))
 	for _, snap := range []map[string]map[string]string{got, want} {
-		for key, fields := range snap {
+		for key := range snap {
 			if strings.HasPrefix(key, "labels-round:") {
 				// A guard of features.ApplyLabels' pipelines, left for a
 				// minute only by a worker killed in the middle of one.
 				delete(snap, key)
 			}
-			if strings.HasPrefix(key, "avail:") {
-				// The version orders a hash's states for the API's near
-				// caches: it is the writer's clock when it wrote, not a
-				// feature, and differs between any two runs.
-				delete(fields, "ver")
-			}
 		}
 	}
-	if diff := diffFeatureSnapshots(got, want); diff != "" {
+	if diff := featurestest.Diff(got, want); diff != "" {
 		r.t.Fatalf("features under %s differ from a clean replay of the same topics:\n%s", prefix, diff)
 	}
 	r.t.Logf("features equal a clean replay: %s", snapshotKeyCounts(want))
 	return replayPrefix
-}
-
-// diffFeatureSnapshots describes the first differences between two snapshots.
-func diffFeatureSnapshots(got, want map[string]map[string]string) string {
-	var diffs []string
-	keys := map[string]bool{}
-	for k := range got {
-		keys[k] = true
-	}
-	for k := range want {
-		keys[k] = true
-	}
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		g, inGot := got[k]
-		w, inWant := want[k]
-		switch {
-		case !inGot:
-			diffs = append(diffs, fmt.Sprintf("missing %s = %v", k, w))
-		case !inWant:
-			diffs = append(diffs, fmt.Sprintf("extra %s = %v", k, g))
-		default:
-			for _, f := range slices.Sorted(maps.Keys(fieldUnion(g, w))) {
-				if g[f] != w[f] {
-					diffs = append(diffs, fmt.Sprintf("%s field %q = %q, replay %q", k, f, g[f], w[f]))
-				}
-			}
-		}
-	}
-	if len(diffs) > 20 {
-		diffs = append(diffs[:20], fmt.Sprintf("… and %d more", len(diffs)-20))
-	}
-	return strings.Join(diffs, "\n")
 }
 
 // snapshotKeyCounts summarises a snapshot: how many keys of each kind.
@@ -616,17 +567,6 @@ func snapshotKeyCounts(snap map[string]map[string]string) string {
 		parts = append(parts, fmt.Sprintf("%s %d", kind, counts[kind]))
 	}
 	return strings.Join(parts, ", ")
-}
-
-func fieldUnion(a, b map[string]string) map[string]bool {
-	out := map[string]bool{}
-	for k := range a {
-		out[k] = true
-	}
-	for k := range b {
-		out[k] = true
-	}
-	return out
 }
 
 // load publishes the rig's events in the background, in order, at

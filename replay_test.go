@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -40,7 +39,6 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 	stores := ts.stores(2, 3)
 	s0, s1 := stores[0], stores[1]
 	key := ts.createKey(aisle.RoleService, "", "")
-	rdb := featurestest.Client(t)
 	prefix := ts.main.Config.RedisPrefix
 
 	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
@@ -65,7 +63,7 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 	)
 	waitCommitted(t, brokers, streaming.DefaultGroup)
 
-	want := snapshotFeatures(t, rdb, prefix)
+	want := replayFeatures(t, prefix)
 	for _, k := range []string{"avail:" + s0.ID + ":" + s0.Products[0], "sess:sess-a", "fo:o-1", "fl:o-3", "seen:" + events[0].ID} {
 		if _, ok := want[k]; !ok {
 			t.Fatalf("the workers wrote no %s; keys: %v", k, slices.Sorted(maps.Keys(want)))
@@ -102,8 +100,8 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 	if out, err := replay("--wipe"); err == nil || !strings.Contains(err.Error(), "stream workers") {
 		t.Fatalf("replay --wipe beside running workers: err %v, output:\n%s", err, out)
 	}
-	if got := snapshotFeatures(t, rdb, prefix); !reflect.DeepEqual(got, want) {
-		t.Fatalf("a refused wipe changed the features:\n%s", diffFeatures(want, got))
+	if got := replayFeatures(t, prefix); !reflect.DeepEqual(got, want) {
+		t.Fatalf("a refused wipe changed the features:\n%s", featurestest.Diff(got, want))
 	}
 	out, err := replay()
 	if err != nil {
@@ -124,8 +122,8 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 	if a, s, r := total(out); a != len(events)-noops || s != noops+1 || r != rejected {
 		t.Fatalf("replay --wipe: applied %d, skipped %d, rejected %d; want %d, %d (with the duplicate), %d:\n%s", a, s, r, len(events)-noops, noops+1, rejected, out)
 	}
-	if got := snapshotFeatures(t, rdb, prefix); !reflect.DeepEqual(got, want) {
-		t.Fatalf("features after wipe and replay differ from the workers':\n%s", diffFeatures(want, got))
+	if got := replayFeatures(t, prefix); !reflect.DeepEqual(got, want) {
+		t.Fatalf("features after wipe and replay differ from the workers':\n%s", featurestest.Diff(got, want))
 	}
 
 	out, err = replay()
@@ -135,16 +133,16 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 	if a, _, _ := total(out); a != 0 {
 		t.Fatalf("a second replay applied %d events:\n%s", a, out)
 	}
-	if got := snapshotFeatures(t, rdb, prefix); !reflect.DeepEqual(got, want) {
-		t.Fatalf("a second replay changed the features:\n%s", diffFeatures(want, got))
+	if got := replayFeatures(t, prefix); !reflect.DeepEqual(got, want) {
+		t.Fatalf("a second replay changed the features:\n%s", featurestest.Diff(got, want))
 	}
 
 	// A worker of a new group reads the whole history again after replay.
 	ts2 := startServer(t, "--kafka-brokers", strings.Join(brokers, ","),
 		"--database-url", ts.main.Config.DatabaseURL, "--redis-prefix", prefix, "--group", "after-replay")
 	waitCommitted(t, brokers, "after-replay")
-	if got := snapshotFeatures(t, rdb, prefix); !reflect.DeepEqual(got, want) {
-		t.Fatalf("a worker re-reading the history after replay changed the features:\n%s", diffFeatures(want, got))
+	if got := replayFeatures(t, prefix); !reflect.DeepEqual(got, want) {
+		t.Fatalf("a worker re-reading the history after replay changed the features:\n%s", featurestest.Diff(got, want))
 	}
 	compareAnswers(t, answers, replayAnswers(ts2, key, s0, s1))
 	if err := ts2.stop(); err != nil {
@@ -169,8 +167,8 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 		t.Fatalf("replay racing a worker: %v", err)
 	}
 	waitCommitted(t, brokers, "racing-replay")
-	if got := snapshotFeatures(t, rdb, prefix); !reflect.DeepEqual(got, want) {
-		t.Fatalf("replay racing a worker built other features:\n%s", diffFeatures(want, got))
+	if got := replayFeatures(t, prefix); !reflect.DeepEqual(got, want) {
+		t.Fatalf("replay racing a worker built other features:\n%s", featurestest.Diff(got, want))
 	}
 }
 
@@ -320,69 +318,12 @@ func waitCommitted(t *testing.T, brokers []string, group string) {
 	})
 }
 
-// snapshotFeatures reads every key under prefix as text: hashes field by
-// field, sorted sets member by member with scores, strings as they are. An
-// availability hash's "ver" is left out: it is the writer's clock, there to
-// order states for the API's near caches, not a feature.
-func snapshotFeatures(t *testing.T, rdb *redis.Client, prefix string) map[string]string {
+// replayFeatures snapshots the features under prefix, without the
+// availability versions: replay and the workers write the same features at
+// different times.
+func replayFeatures(t *testing.T, prefix string) map[string]map[string]string {
 	t.Helper()
-	ctx := context.Background()
-	keys, err := rdb.Keys(ctx, prefix+"*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap := make(map[string]string, len(keys))
-	for _, k := range keys {
-		typ, err := rdb.Type(ctx, k).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v string
-		switch typ {
-		case "hash":
-			h, err := rdb.HGetAll(ctx, k).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.HasPrefix(k, prefix+"avail:") {
-				delete(h, "ver")
-			}
-			for _, f := range slices.Sorted(maps.Keys(h)) {
-				v += f + "=" + h[f] + " "
-			}
-		case "zset":
-			zs, err := rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, z := range zs {
-				v += fmt.Sprintf("%v=%v ", z.Member, z.Score)
-			}
-		case "string":
-			if v, err = rdb.Get(ctx, k).Result(); err != nil {
-				t.Fatal(err)
-			}
-		default:
-			t.Fatalf("key %s is a %s, which the snapshot does not read", k, typ)
-		}
-		snap[strings.TrimPrefix(k, prefix)] = typ + ": " + v
-	}
-	return snap
-}
-
-func diffFeatures(want, got map[string]string) string {
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(want)) {
-		if got[k] != want[k] {
-			fmt.Fprintf(&b, "%s\n  want %s\n  got  %s\n", k, want[k], got[k])
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(got)) {
-		if _, ok := want[k]; !ok {
-			fmt.Fprintf(&b, "%s\n  want nothing\n  got  %s\n", k, got[k])
-		}
-	}
-	return b.String()
+	return featurestest.DropVersions(featurestest.MustSnapshot(t, prefix))
 }
 
 // apiAnswers are what the API says about the replayed entities.
