@@ -421,12 +421,25 @@ func (r *faultRig) waitAssigned(group string, members int) map[string]int {
 // topics: its workers applied everything (they commit only after writing).
 func (r *faultRig) waitCaughtUp(group string) {
 	r.t.Helper()
-	var lag int64
-	r.within("group "+group+" to commit every record", func(ctx context.Context) (bool, error) {
-		var err error
-		lag, err = r.admin.Lag(ctx, group)
-		return err == nil && lag == 0, err
-	}, func() string { return fmt.Sprintf("lag still %d", lag) })
+	waitCaughtUp(r.t, r.admin, group, faultWait)
+}
+
+// waitCaughtUp waits, at most within, until group has committed every
+// record of the event topics on admin's cluster.
+func waitCaughtUp(t testing.TB, admin *streamingtest.Admin, group string, within time.Duration) {
+	t.Helper()
+	eventually(t, within, func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		lag, err := admin.Lag(ctx, group)
+		switch {
+		case err != nil:
+			return "group " + group + ": " + err.Error()
+		case lag != 0:
+			return fmt.Sprintf("group %s has not committed %d records of the event topics", group, lag)
+		}
+		return ""
+	})
 }
 
 // within polls done until it reports true, failing the test after faultWait

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"math"
 	"reflect"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aisle/aisle/aisle"
@@ -34,7 +32,9 @@ import (
 // exactly once.
 func TestReplayRebuildsFeatures(t *testing.T) {
 	t.Parallel()
-	brokers := startBroker(t)
+	// In memory: the broker is never restarted, only the servers.
+	brokers := streamingtest.MustStartBroker(t, 2).Addrs()
+	admin := streamingtest.MustAdmin(t, brokers)
 	ts := startServer(t, "--kafka-brokers", strings.Join(brokers, ","))
 	stores := ts.stores(2, 3)
 	s0, s1 := stores[0], stores[1]
@@ -61,7 +61,7 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 		// another user, o-1's second label.
 		noops = 2
 	)
-	waitCommitted(t, brokers, streaming.DefaultGroup)
+	waitCaughtUp(t, admin, streaming.DefaultGroup, 60*time.Second)
 
 	want := replayFeatures(t, prefix)
 	for _, k := range []string{"avail:" + s0.ID + ":" + s0.Products[0], "sess:sess-a", "fo:o-1", "fl:o-3", "seen:" + events[0].ID} {
@@ -140,7 +140,7 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 	// A worker of a new group reads the whole history again after replay.
 	ts2 := startServer(t, "--kafka-brokers", strings.Join(brokers, ","),
 		"--database-url", ts.main.Config.DatabaseURL, "--redis-prefix", prefix, "--group", "after-replay")
-	waitCommitted(t, brokers, "after-replay")
+	waitCaughtUp(t, admin, "after-replay", 60*time.Second)
 	if got := replayFeatures(t, prefix); !reflect.DeepEqual(got, want) {
 		t.Fatalf("a worker re-reading the history after replay changed the features:\n%s", featurestest.Diff(got, want))
 	}
@@ -166,7 +166,7 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 	if err := <-racing; err != nil {
 		t.Fatalf("replay racing a worker: %v", err)
 	}
-	waitCommitted(t, brokers, "racing-replay")
+	waitCaughtUp(t, admin, "racing-replay", 60*time.Second)
 	if got := replayFeatures(t, prefix); !reflect.DeepEqual(got, want) {
 		t.Fatalf("replay racing a worker built other features:\n%s", featurestest.Diff(got, want))
 	}
@@ -245,20 +245,6 @@ func mustEvent(t *testing.T, id, eventType string, at time.Time, data any) aisle
 	return aisle.Event{ID: id, Type: eventType, Time: at.UTC(), Source: "test", Data: raw}
 }
 
-// startBroker runs an embedded broker that outlives the servers of a test.
-func startBroker(t *testing.T) []string {
-	t.Helper()
-	broker, err := streaming.StartEmbeddedBroker(context.Background(), "127.0.0.1:0", t.TempDir(), 2, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	if err := streaming.EnsureTopics(context.Background(), broker.Addrs(), 2); err != nil {
-		t.Fatal(err)
-	}
-	return broker.Addrs()
-}
-
 // eventRecords are the records of events, keyed by entity as Publish keys
 // them, but not validated, so that tests can write what Publish refuses.
 func eventRecords(t *testing.T, events ...aisle.Event) []*kgo.Record {
@@ -280,42 +266,6 @@ func eventRecords(t *testing.T, events ...aisle.Event) []*kgo.Record {
 		recs[i] = &kgo.Record{Topic: topic, Key: key, Value: value}
 	}
 	return recs
-}
-
-// waitCommitted waits until group has committed every event topic's end
-// offset: its workers have processed the whole history.
-func waitCommitted(t *testing.T, brokers []string, group string) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	eventually(t, 60*time.Second, func() string {
-		ctx := context.Background()
-		ends, err := adm.ListEndOffsets(ctx, aisle.EventTopics...)
-		if err != nil {
-			return err.Error()
-		}
-		committed, err := adm.FetchOffsets(ctx, group)
-		if err != nil {
-			return err.Error()
-		}
-		behind := ""
-		ends.Each(func(end kadm.ListedOffset) {
-			if end.Offset == 0 {
-				return
-			}
-			if c, ok := committed.Lookup(end.Topic, end.Partition); !ok || c.At < end.Offset {
-				behind += fmt.Sprintf(" %s/%d", end.Topic, end.Partition)
-			}
-		})
-		if behind != "" {
-			return "group " + group + " has not committed the end of" + behind
-		}
-		return ""
-	})
 }
 
 // replayFeatures snapshots the features under prefix, without the
