@@ -71,11 +71,28 @@ func testKillWorkerMidLoad(t *testing.T, bin string) {
 
 	load := r.startLoad()
 	load.waitSent(t, len(r.events)/2)
-	w1.Kill()
-	sent := load.sent.Load()
-	redelivered := r.settledUncommitted(group, prefix)
-	t.Logf("killed worker-1 after %d of %d events were published; %d records applied but not committed, to be redelivered",
-		sent, len(r.events), redelivered)
+	// The kill must leave records applied but not committed, or the check
+	// of the skipped duplicates below holds with nothing redelivered. It is
+	// made the moment some are seen; should a commit slip in between, so
+	// that nothing was left after all, another worker takes over and is
+	// killed in the same way.
+	var redelivered int64
+	for attempt, w := 1, w1; ; attempt++ {
+		r.waitUncommitted(w.Name, group, prefix)
+		w.Kill()
+		sent := load.sent.Load()
+		redelivered = r.settledUncommitted(group, prefix)
+		t.Logf("killed %s after %d of %d events were published; %d records applied but not committed, to be redelivered",
+			w.Name, sent, len(r.events), redelivered)
+		if redelivered > 0 {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("%d workers killed while records were applied but not committed, yet each had committed all it applied when it died: nothing was redelivered, so the dedup check would test nothing", attempt)
+		}
+		w = r.serve(fmt.Sprintf("worker-1.%d", attempt+1), "stream", group, prefix)
+		r.waitAssigned(group, 1)
+	}
 
 	// Role all rather than stream only so that its /metrics can be read: a
 	// stream-only process serves no HTTP.
@@ -528,6 +545,20 @@ func (r *faultRig) settledUncommitted(group, prefix string) int64 {
 		last = n
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// waitUncommitted waits until the live worker of group has applied records
+// to Redis under prefix past its committed offsets. The watermarks are read
+// before the commits, so that a commit in between can only hide records,
+// never count them: when it returns, some were uncommitted.
+func (r *faultRig) waitUncommitted(worker, group, prefix string) {
+	r.t.Helper()
+	eventually(r.t, faultWait, func() string {
+		if uncommitted(r.watermarks(prefix), r.committed(group)) > 0 {
+			return ""
+		}
+		return worker + " has committed every record it applied: no moment to kill it with records to redeliver"
+	})
 }
 
 // uncommitted counts the records applied to Redis past the committed offsets.
