@@ -55,7 +55,7 @@ func (ts *testServer) reportPick(key, storeID, productID, outcome string) {
 }
 
 // eventually retries check until it returns "" or the deadline passes.
-func eventually(t *testing.T, within time.Duration, check func() string) {
+func eventually(t testing.TB, within time.Duration, check func() string) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {

@@ -39,6 +39,10 @@ const (
 // faultTimeout bounds every wait for a fault to show or to heal.
 const faultTimeout = 30 * time.Second
 
+// serverOperationTimeout is httpapi's operationTimeout, after which the
+// server cuts a query or mutation over HTTP.
+const serverOperationTimeout = 15 * time.Second
+
 // waitUntil polls cond (with eventually) until it holds, for at most
 // faultTimeout, and returns how long that took.
 func waitUntil(t *testing.T, what string, cond func() (bool, string)) time.Duration {
@@ -64,17 +68,6 @@ func startFaultServer(t *testing.T, args ...string) *testServer {
 		}
 	})
 	return ts
-}
-
-// readyStatus returns the HTTP status of /readyz.
-func (ts *testServer) readyStatus() int {
-	ts.t.Helper()
-	res, err := http.Get(ts.url + "/readyz")
-	if err != nil {
-		ts.t.Fatalf("GET /readyz: %v", err)
-	}
-	res.Body.Close()
-	return res.StatusCode
 }
 
 // wantUnavailable checks that resp failed with UNAVAILABLE and a message
@@ -201,10 +194,12 @@ func TestDepKafkaUnreachable(t *testing.T) {
 		resp := ts.query(service, m.query, m.vars(m.prefix+"cut"))
 		took := time.Since(start)
 		wantUnavailable(t, m.name+" while Kafka is unreachable", resp)
-		// PublishTimeout plus a generous margin for the reads before it and
-		// the producer's backoff; the operation timeout is 15 s.
-		if limit := 2 * streaming.PublishTimeout; took > limit {
-			t.Errorf("%s took %s to fail, want at most %s", m.name, took, limit)
+		// The publish itself gave up: the answer came before the server's
+		// operation timeout would have cut the request, so UNAVAILABLE is
+		// the producer's verdict, not a request that merely timed out. How
+		// long it took is logged, not asserted: speed is the benchmarks'.
+		if took >= serverOperationTimeout {
+			t.Errorf("%s failed only after %s, not before the server's operation timeout %s: the publish did not give up by itself", m.name, took, serverOperationTimeout)
 		}
 		t.Logf("%s answered after %s: %+v", m.name, took.Round(time.Millisecond), resp.Errors)
 	}
@@ -359,7 +354,7 @@ func TestDepRedisRestart(t *testing.T) {
 	redis.Kill()
 	downAt := time.Now()
 	waitUntil(t, "/readyz says not ready while Redis is down", func() (bool, string) {
-		code := ts.readyStatus()
+		code, _ := getStatus(t, ts.url+"/readyz", nil)
 		return code == http.StatusServiceUnavailable, fmt.Sprintf("/readyz answered %d", code)
 	})
 	// The near cache may answer until the change subscription notices the
@@ -385,7 +380,7 @@ func TestDepRedisRestart(t *testing.T) {
 	redis.Start()
 	t.Logf("Redis was down for %s", time.Since(downAt).Round(time.Millisecond))
 	ready := waitUntil(t, "/readyz says ready once Redis is back", func() (bool, string) {
-		code := ts.readyStatus()
+		code, _ := getStatus(t, ts.url+"/readyz", nil)
 		return code == http.StatusOK, fmt.Sprintf("/readyz answered %d", code)
 	})
 	applied := waitUntil(t, "the picks made during the outage are applied, each once", foundCount)
@@ -479,7 +474,7 @@ func TestDepPostgresDown(t *testing.T) {
 	proxy.Cut()
 	downAt := time.Now()
 	waitUntil(t, "/readyz says not ready while PostgreSQL is down", func() (bool, string) {
-		code := ts.readyStatus()
+		code, _ := getStatus(t, ts.url+"/readyz", nil)
 		return code == http.StatusServiceUnavailable, fmt.Sprintf("/readyz answered %d", code)
 	})
 	// The catalog already served is served from memory, the same.
@@ -548,7 +543,7 @@ func TestDepPostgresDown(t *testing.T) {
 	proxy.Resume()
 	t.Logf("PostgreSQL was down for %s", time.Since(downAt).Round(time.Millisecond))
 	ready := waitUntil(t, "/readyz says ready once PostgreSQL is back", func() (bool, string) {
-		code := ts.readyStatus()
+		code, _ := getStatus(t, ts.url+"/readyz", nil)
 		return code == http.StatusOK, fmt.Sprintf("/readyz answered %d", code)
 	})
 	var risk struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -40,20 +41,15 @@ func (ts *testServer) scrape() promtest.Metrics {
 	return promtest.Parse(ts.t, res.Body)
 }
 
-// waitReady polls /readyz until it answers 200, returning the last body.
+// waitReady polls /readyz until it answers 200.
 func (ts *testServer) waitReady() {
 	ts.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		status, body := getStatus(ts.t, ts.url+"/readyz", nil)
-		if status == http.StatusOK {
-			return
+	eventually(ts.t, 15*time.Second, func() string {
+		if status, body := getStatus(ts.t, ts.url+"/readyz", nil); status != http.StatusOK {
+			return fmt.Sprintf("/readyz still %d: %s", status, body)
 		}
-		if time.Now().After(deadline) {
-			ts.t.Fatalf("/readyz still %d after 15s: %s", status, body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 // getStatus GETs url with headers and returns the status and body.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"math"
 	"reflect"
@@ -16,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aisle/aisle/aisle"
@@ -35,12 +32,13 @@ import (
 // exactly once.
 func TestReplayRebuildsFeatures(t *testing.T) {
 	t.Parallel()
-	brokers := startBroker(t)
+	// In memory: the broker is never restarted, only the servers.
+	brokers := streamingtest.MustStartBroker(t, 2).Addrs()
+	admin := streamingtest.MustAdmin(t, brokers)
 	ts := startServer(t, "--kafka-brokers", strings.Join(brokers, ","))
 	stores := ts.stores(2, 3)
 	s0, s1 := stores[0], stores[1]
 	key := ts.createKey(aisle.RoleService, "", "")
-	rdb := featurestest.Client(t)
 	prefix := ts.main.Config.RedisPrefix
 
 	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
@@ -63,9 +61,9 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 		// another user, o-1's second label.
 		noops = 2
 	)
-	waitCommitted(t, brokers, streaming.DefaultGroup)
+	waitCaughtUp(t, admin, streaming.DefaultGroup, 60*time.Second)
 
-	want := snapshotFeatures(t, rdb, prefix)
+	want := replayFeatures(t, prefix)
 	for _, k := range []string{"avail:" + s0.ID + ":" + s0.Products[0], "sess:sess-a", "fo:o-1", "fl:o-3", "seen:" + events[0].ID} {
 		if _, ok := want[k]; !ok {
 			t.Fatalf("the workers wrote no %s; keys: %v", k, slices.Sorted(maps.Keys(want)))
@@ -102,8 +100,8 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 	if out, err := replay("--wipe"); err == nil || !strings.Contains(err.Error(), "stream workers") {
 		t.Fatalf("replay --wipe beside running workers: err %v, output:\n%s", err, out)
 	}
-	if got := snapshotFeatures(t, rdb, prefix); !reflect.DeepEqual(got, want) {
-		t.Fatalf("a refused wipe changed the features:\n%s", diffFeatures(want, got))
+	if got := replayFeatures(t, prefix); !reflect.DeepEqual(got, want) {
+		t.Fatalf("a refused wipe changed the features:\n%s", featurestest.Diff(got, want))
 	}
 	out, err := replay()
 	if err != nil {
@@ -124,8 +122,8 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 	if a, s, r := total(out); a != len(events)-noops || s != noops+1 || r != rejected {
 		t.Fatalf("replay --wipe: applied %d, skipped %d, rejected %d; want %d, %d (with the duplicate), %d:\n%s", a, s, r, len(events)-noops, noops+1, rejected, out)
 	}
-	if got := snapshotFeatures(t, rdb, prefix); !reflect.DeepEqual(got, want) {
-		t.Fatalf("features after wipe and replay differ from the workers':\n%s", diffFeatures(want, got))
+	if got := replayFeatures(t, prefix); !reflect.DeepEqual(got, want) {
+		t.Fatalf("features after wipe and replay differ from the workers':\n%s", featurestest.Diff(got, want))
 	}
 
 	out, err = replay()
@@ -135,16 +133,16 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 	if a, _, _ := total(out); a != 0 {
 		t.Fatalf("a second replay applied %d events:\n%s", a, out)
 	}
-	if got := snapshotFeatures(t, rdb, prefix); !reflect.DeepEqual(got, want) {
-		t.Fatalf("a second replay changed the features:\n%s", diffFeatures(want, got))
+	if got := replayFeatures(t, prefix); !reflect.DeepEqual(got, want) {
+		t.Fatalf("a second replay changed the features:\n%s", featurestest.Diff(got, want))
 	}
 
 	// A worker of a new group reads the whole history again after replay.
 	ts2 := startServer(t, "--kafka-brokers", strings.Join(brokers, ","),
 		"--database-url", ts.main.Config.DatabaseURL, "--redis-prefix", prefix, "--group", "after-replay")
-	waitCommitted(t, brokers, "after-replay")
-	if got := snapshotFeatures(t, rdb, prefix); !reflect.DeepEqual(got, want) {
-		t.Fatalf("a worker re-reading the history after replay changed the features:\n%s", diffFeatures(want, got))
+	waitCaughtUp(t, admin, "after-replay", 60*time.Second)
+	if got := replayFeatures(t, prefix); !reflect.DeepEqual(got, want) {
+		t.Fatalf("a worker re-reading the history after replay changed the features:\n%s", featurestest.Diff(got, want))
 	}
 	compareAnswers(t, answers, replayAnswers(ts2, key, s0, s1))
 	if err := ts2.stop(); err != nil {
@@ -168,9 +166,9 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 	if err := <-racing; err != nil {
 		t.Fatalf("replay racing a worker: %v", err)
 	}
-	waitCommitted(t, brokers, "racing-replay")
-	if got := snapshotFeatures(t, rdb, prefix); !reflect.DeepEqual(got, want) {
-		t.Fatalf("replay racing a worker built other features:\n%s", diffFeatures(want, got))
+	waitCaughtUp(t, admin, "racing-replay", 60*time.Second)
+	if got := replayFeatures(t, prefix); !reflect.DeepEqual(got, want) {
+		t.Fatalf("replay racing a worker built other features:\n%s", featurestest.Diff(got, want))
 	}
 }
 
@@ -247,20 +245,6 @@ func mustEvent(t *testing.T, id, eventType string, at time.Time, data any) aisle
 	return aisle.Event{ID: id, Type: eventType, Time: at.UTC(), Source: "test", Data: raw}
 }
 
-// startBroker runs an embedded broker that outlives the servers of a test.
-func startBroker(t *testing.T) []string {
-	t.Helper()
-	broker, err := streaming.StartEmbeddedBroker(context.Background(), "127.0.0.1:0", t.TempDir(), 2, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	if err := streaming.EnsureTopics(context.Background(), broker.Addrs(), 2); err != nil {
-		t.Fatal(err)
-	}
-	return broker.Addrs()
-}
-
 // eventRecords are the records of events, keyed by entity as Publish keys
 // them, but not validated, so that tests can write what Publish refuses.
 func eventRecords(t *testing.T, events ...aisle.Event) []*kgo.Record {
@@ -284,105 +268,12 @@ func eventRecords(t *testing.T, events ...aisle.Event) []*kgo.Record {
 	return recs
 }
 
-// waitCommitted waits until group has committed every event topic's end
-// offset: its workers have processed the whole history.
-func waitCommitted(t *testing.T, brokers []string, group string) {
+// replayFeatures snapshots the features under prefix, without the
+// availability versions: replay and the workers write the same features at
+// different times.
+func replayFeatures(t *testing.T, prefix string) map[string]map[string]string {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	eventually(t, 60*time.Second, func() string {
-		ctx := context.Background()
-		ends, err := adm.ListEndOffsets(ctx, aisle.EventTopics...)
-		if err != nil {
-			return err.Error()
-		}
-		committed, err := adm.FetchOffsets(ctx, group)
-		if err != nil {
-			return err.Error()
-		}
-		behind := ""
-		ends.Each(func(end kadm.ListedOffset) {
-			if end.Offset == 0 {
-				return
-			}
-			if c, ok := committed.Lookup(end.Topic, end.Partition); !ok || c.At < end.Offset {
-				behind += fmt.Sprintf(" %s/%d", end.Topic, end.Partition)
-			}
-		})
-		if behind != "" {
-			return "group " + group + " has not committed the end of" + behind
-		}
-		return ""
-	})
-}
-
-// snapshotFeatures reads every key under prefix as text: hashes field by
-// field, sorted sets member by member with scores, strings as they are. An
-// availability hash's "ver" is left out: it is the writer's clock, there to
-// order states for the API's near caches, not a feature.
-func snapshotFeatures(t *testing.T, rdb *redis.Client, prefix string) map[string]string {
-	t.Helper()
-	ctx := context.Background()
-	keys, err := rdb.Keys(ctx, prefix+"*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap := make(map[string]string, len(keys))
-	for _, k := range keys {
-		typ, err := rdb.Type(ctx, k).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v string
-		switch typ {
-		case "hash":
-			h, err := rdb.HGetAll(ctx, k).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.HasPrefix(k, prefix+"avail:") {
-				delete(h, "ver")
-			}
-			for _, f := range slices.Sorted(maps.Keys(h)) {
-				v += f + "=" + h[f] + " "
-			}
-		case "zset":
-			zs, err := rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, z := range zs {
-				v += fmt.Sprintf("%v=%v ", z.Member, z.Score)
-			}
-		case "string":
-			if v, err = rdb.Get(ctx, k).Result(); err != nil {
-				t.Fatal(err)
-			}
-		default:
-			t.Fatalf("key %s is a %s, which the snapshot does not read", k, typ)
-		}
-		snap[strings.TrimPrefix(k, prefix)] = typ + ": " + v
-	}
-	return snap
-}
-
-func diffFeatures(want, got map[string]string) string {
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(want)) {
-		if got[k] != want[k] {
-			fmt.Fprintf(&b, "%s\n  want %s\n  got  %s\n", k, want[k], got[k])
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(got)) {
-		if _, ok := want[k]; !ok {
-			fmt.Fprintf(&b, "%s\n  want nothing\n  got  %s\n", k, got[k])
-		}
-	}
-	return b.String()
+	return featurestest.DropVersions(featurestest.MustSnapshot(t, prefix))
 }
 
 // apiAnswers are what the API says about the replayed entities.

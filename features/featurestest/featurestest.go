@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -135,6 +137,77 @@ func Snapshot(ctx context.Context, redisURL, prefix string) (map[string]map[stri
 		out[strings.TrimPrefix(k, prefix)] = v
 	}
 	return out, nil
+}
+
+// MustSnapshot is Snapshot of prefix in the test Redis, URL(), failing the
+// test on an error.
+func MustSnapshot(tb testing.TB, prefix string) map[string]map[string]string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a scan of the whole shared Redis
+	defer cancel()
+	snap, err := Snapshot(ctx, URL(), prefix)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return snap
+}
+
+// DropVersions deletes the "ver" field of every availability hash of snap
+// and returns snap. The version orders a hash's states for the API's near
+// caches: it is the writer's clock when it wrote, not a feature, and
+// differs between any two writers of the same events.
+func DropVersions(snap map[string]map[string]string) map[string]map[string]string {
+	for key, fields := range snap {
+		if strings.HasPrefix(key, "avail:") {
+			delete(fields, "ver")
+		}
+	}
+	return snap
+}
+
+// Diff describes the first differences between two snapshots, "" when they
+// are equal: keys or fields one has and the other has not (even when
+// empty), and values that differ.
+func Diff(got, want map[string]map[string]string) string {
+	var diffs []string
+	for _, k := range slices.Sorted(maps.Keys(union(got, want))) {
+		g, inGot := got[k]
+		w, inWant := want[k]
+		switch {
+		case !inGot:
+			diffs = append(diffs, fmt.Sprintf("missing %s = %v", k, w))
+		case !inWant:
+			diffs = append(diffs, fmt.Sprintf("extra %s = %v", k, g))
+		default:
+			for _, f := range slices.Sorted(maps.Keys(union(g, w))) {
+				gv, inG := g[f]
+				wv, inW := w[f]
+				switch {
+				case !inG:
+					diffs = append(diffs, fmt.Sprintf("%s field %q missing, want %q", k, f, wv))
+				case !inW:
+					diffs = append(diffs, fmt.Sprintf("%s field %q = %q, want none", k, f, gv))
+				case gv != wv:
+					diffs = append(diffs, fmt.Sprintf("%s field %q = %q, want %q", k, f, gv, wv))
+				}
+			}
+		}
+	}
+	if len(diffs) > 20 {
+		diffs = append(diffs[:20], fmt.Sprintf("… and %d more", len(diffs)-20))
+	}
+	return strings.Join(diffs, "\n")
+}
+
+func union[V any](a, b map[string]V) map[string]bool {
+	out := make(map[string]bool, len(a)+len(b))
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
 }
 
 // Hash returns the fields of the hash at key (empty when there is none),

@@ -1,17 +1,15 @@
 // Package proctest runs the aisle command as real child processes, for the
 // tests of process faults (kill -9, SIGTERM): it builds the binary, starts
-// processes with flags, keeps their JSON logs, waits for log lines, signals
-// them and reads their Prometheus metrics.
+// processes with flags, keeps their JSON logs, waits for log lines and signals
+// them. Their metrics are read with promtest.
 package proctest
 
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,10 +18,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // Build compiles the main package in dir (the module root, "." from its
@@ -160,66 +154,6 @@ func (p *Proc) HTTPURL(d time.Duration) (string, error) {
 		return "", fmt.Errorf("%s logged no addr: %v", p.Name, line)
 	}
 	return "http://" + addr, nil
-}
-
-// Metrics reads the Prometheus metrics at baseURL/metrics.
-func Metrics(ctx context.Context, baseURL string) (Families, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("get %s/metrics: %w", baseURL, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("get %s/metrics: HTTP %d", baseURL, res.StatusCode)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(res.Body)
-	if err != nil {
-		return nil, fmt.Errorf("parse %s/metrics: %w", baseURL, err)
-	}
-	return families, nil
-}
-
-// Families are parsed metrics by name.
-type Families map[string]*dto.MetricFamily
-
-// Sum adds up the counters or gauges named name whose labels include all of
-// labels; 0 when there are none.
-func (f Families) Sum(name string, labels map[string]string) float64 {
-	fam := f[name]
-	if fam == nil {
-		return 0
-	}
-	var sum float64
-	for _, m := range fam.GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for k, v := range labels {
-			if have[k] != v {
-				match = false
-				break
-			}
-		}
-		if !match {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			sum += m.Counter.GetValue()
-		case m.Gauge != nil:
-			sum += m.Gauge.GetValue()
-		case m.Untyped != nil:
-			sum += m.Untyped.GetValue()
-		}
-	}
-	return sum
 }
 
 // SyncBuffer collects output written from several goroutines: a process's

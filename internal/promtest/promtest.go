@@ -80,6 +80,27 @@ func (m Metrics) Sum(name string, labels map[string]string) (sum float64, ok boo
 	return 0, false
 }
 
+// Total adds up the counters and gauges of name over every series whose
+// labels include labels (all of them when labels is nil): e.g. a counter
+// over all its values of a label. It is 0 when there is no such series.
+func (m Metrics) Total(name string, labels map[string]string) float64 {
+	var total float64
+	for _, s := range m[name].GetMetric() {
+		if !hasLabels(s, labels) {
+			continue
+		}
+		switch {
+		case s.Counter != nil:
+			total += s.Counter.GetValue()
+		case s.Gauge != nil:
+			total += s.Gauge.GetValue()
+		case s.Untyped != nil:
+			total += s.Untyped.GetValue()
+		}
+	}
+	return total
+}
+
 // MustValue is Value, failing the test when the series is missing.
 func (m Metrics) MustValue(t testing.TB, name string, labels map[string]string) float64 {
 	t.Helper()
