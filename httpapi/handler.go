@@ -106,7 +106,10 @@ func graphqlHandler(cfg Config) http.Handler {
 	if !cfg.Production {
 		srv.Use(extension.Introspection{})
 	}
-	srv.SetDisableSuggestion(cfg.Production)
+	if cfg.Production {
+		srv.SetDisableSuggestion(true)
+		srv.SetValidationRulesFn(rulesWithoutSuggestions)
+	}
 	srv.SetParserTokenLimit(maxParserTokens)
 	if cfg.PersistedOperations != nil {
 		srv.Use(cfg.PersistedOperations) // supplies the document of a hash before gqlgen parses it

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/validator/core"
+	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog"
@@ -109,22 +111,13 @@ func (l operationLimits) MutateOperationContext(ctx context.Context, opCtx *grap
 // InterceptResponse rewrites the errors of a refused document, which pass
 // here (DispatchError). The parser reports its token limit as a plain parse
 // error ("exceeded token limit of N"), which a client cannot tell from a
-// typo: it gets the code and extensions of every other limit. In
-// production, validation errors lose their "Did you mean …?" suggestions:
-// SetDisableSuggestion removes them for fields only, and those for
-// arguments, enum values and types would name the schema that
-// introspection hides.
+// typo: it gets the code and extensions of every other limit.
 func (l operationLimits) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	resp := next(ctx)
 	if resp == nil {
 		return nil
 	}
 	for _, e := range resp.Errors {
-		if l.production && e.Extensions["code"] == errcode.ValidationFailed {
-			if i := strings.Index(e.Message, " Did you mean "); i >= 0 {
-				e.Message = e.Message[:i]
-			}
-		}
 		if e.Extensions["code"] == errcode.ParseFailed && strings.HasPrefix(e.Message, "exceeded token limit") {
 			limitRejections.WithLabelValues(limitTokens).Inc()
 			e.Message = fmt.Sprintf("the document has more than %d tokens; send a smaller operation", maxParserTokens)
@@ -272,4 +265,22 @@ func mulCapped(a, b int) int {
 		return math.MaxInt32
 	}
 	return a * b
+}
+
+// rulesWithoutSuggestions are gqlparser's validation rules with the
+// variants that suggest no names, for production: gqlgen's
+// SetDisableSuggestion swaps only the field and scalar-leaf rules, and the
+// suggestions of the others (arguments, types, enum values) would name the
+// schema that introspection hides there.
+func rulesWithoutSuggestions() *rules.Rules {
+	r := rules.NewDefaultRules()
+	for _, quiet := range []core.Rule{
+		rules.KnownArgumentNamesRuleWithoutSuggestions,
+		rules.KnownTypeNamesRuleWithoutSuggestions,
+		rules.ValuesOfCorrectTypeRuleWithoutSuggestions,
+	} {
+		r.RemoveRule(strings.TrimSuffix(quiet.Name, "WithoutSuggestions"))
+		r.AddRule(quiet.Name, quiet.RuleFunc)
+	}
+	return r
 }
