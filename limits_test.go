@@ -258,9 +258,15 @@ func TestRateLimitIsSharedAcrossReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var payload gqlResponse
-		_ = json.Unmarshal(msg.Payload, &payload)
-		if len(payload.Errors) > 0 && payload.Errors[0].Extensions["code"] == aisle.ERATELIMITED {
+		// Refused before execution: a graphql-transport-ws error message
+		// for that operation, the connection stays.
+		var errs []gqlError
+		if msg.Type == "error" && msg.ID == fmt.Sprint(i) && json.Unmarshal(msg.Payload, &errs) == nil &&
+			len(errs) == 1 && errs[0].Extensions["code"] == aisle.ERATELIMITED && errs[0].Extensions["retryAfter"] != nil {
+			c.subscribe("after", `subscription { recommendationsUpdated(sessionId: "x", storeId: "s-1") { score } }`, nil)
+			if _, err := c.next(10 * time.Second); err != nil {
+				t.Fatalf("the connection did not stay usable after a rate-limited subscribe: %v", err)
+			}
 			return
 		}
 	}

@@ -132,11 +132,6 @@ func graphqlHandler(cfg Config) http.Handler {
 				Extensions: map[string]any{"code": aisle.EINVALID},
 			}}})
 		}
-		if ctx.Value(websocketKey{}) != nil { // HTTP requests were counted by limitRequests
-			if limited := limitWebsocketOperation(ctx, cfg.RateLimiter); limited != nil {
-				return limited
-			}
-		}
 		return next(cfg.Resolver.WithLoaders(ctx))
 	})
 	return srv

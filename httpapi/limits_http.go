@@ -29,7 +29,7 @@ type RateLimiter interface {
 // limitRequests applies the per-request limits of plain HTTP: the caller's
 // rate (before the body is read, so a flood costs little) and the size of
 // the body. Websocket upgrades pass: their operations are rate-limited one
-// by one (limitWebsocketOperation) and their messages bounded by the
+// by one (wsConn.startOperation) and their messages bounded by the
 // transport's read limit. The body must arrive within bodyTimeout: the
 // server's ReadHeaderTimeout covers only the headers, and a context
 // deadline does not interrupt a blocked read, so without it a client could
@@ -68,19 +68,6 @@ func limitRequests(limiter RateLimiter, maxBody int64, bodyTimeout time.Duration
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		next.ServeHTTP(w, r)
 	})
-}
-
-// limitWebsocketOperation refuses a websocket operation (a subscribe
-// message) when its caller is over its rate; nil lets it run. The
-// operation ends with the error, the connection stays open.
-func limitWebsocketOperation(ctx context.Context, limiter RateLimiter) graphql.ResponseHandler {
-	if limiter == nil {
-		return nil
-	}
-	if ok, retryAfter := limiter.Allow(ctx, rateKey(ctx)); !ok {
-		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{rateLimitError(retryAfter)}})
-	}
-	return nil
 }
 
 func rateLimitError(retryAfter time.Duration) *gqlerror.Error {

@@ -81,9 +81,10 @@ type websockets struct {
 	recheckPeriod time.Duration
 	pingInterval  time.Duration
 	writeTimeout  time.Duration // a peer that reads nothing for this long is cut off
+	limiter       RateLimiter   // nil: operations are not rate limited
 
 	mu    sync.Mutex
-	conns map[string]int // open connections by owner: key ID or anonymous client IP (admit); per replica
+	conns map[string]int // open connections by owner (rateKey: the key, or an anonymous client's address); per replica
 }
 
 func newWebsockets(cfg Config) *websockets {
@@ -96,6 +97,7 @@ func newWebsockets(cfg Config) *websockets {
 		initTimeout:   cfg.WebsocketInitTimeout,
 		recheckPeriod: cfg.KeyRecheckInterval,
 		pingInterval:  cfg.WebsocketPingInterval,
+		limiter:       cfg.RateLimiter,
 		conns:         map[string]int{},
 	}
 	if ws.origins == nil {
@@ -168,7 +170,7 @@ func (t websocketTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 		}}})
 		return
 	}
-	c := &wsConn{ws: t.ws, clientIP: clientIP(r), active: map[string]struct{}{}}
+	c := &wsConn{ws: t.ws, active: map[string]struct{}{}}
 	defer c.finish()
 	t.Websocket.Do(w, r.WithContext(context.WithValue(r.Context(), wsConnKey{}, c)), exec)
 }
@@ -243,10 +245,9 @@ func (websocketImplementation) Accept(w http.ResponseWriter, r *http.Request, op
 // reads it and watches what gqlgen sends, to enforce what gqlgen does not.
 // Its timers stop in finish, when the connection's handler returns.
 type wsConn struct {
-	ws       *websockets
-	clientIP string
-	inner    transport.WebsocketConn
-	legacy   bool // graphql-ws (subscriptions-transport-ws), not graphql-transport-ws
+	ws     *websockets
+	inner  transport.WebsocketConn
+	legacy bool // graphql-ws (subscriptions-transport-ws), not graphql-transport-ws
 
 	mu        sync.Mutex
 	initTimer *time.Timer
@@ -283,9 +284,9 @@ func (c *wsConn) start(inner transport.WebsocketConn) {
 // with 4429 when there is none, and schedules the revocation re-checks.
 func (c *wsConn) admit(ctx context.Context) (context.Context, error) {
 	p := aisle.PrincipalFromContext(ctx)
-	owner, what := "key "+p.KeyID, "API key"
+	owner, what := rateKey(ctx), "API key"
 	if p.KeyID == "" {
-		owner, what = "ip "+c.clientIP, "anonymous client address"
+		what = "anonymous client address"
 	}
 	if !c.ws.acquire(owner) {
 		err := aisle.Errorf(aisle.ERATELIMITED, "too many websocket connections for this %s: at most %d", what, c.ws.maxConns)
@@ -499,11 +500,22 @@ func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
 	c.mu.Lock()
 	_, taken := c.active[id]
 	full := len(c.active) >= c.ws.maxSubs
-	if !taken && !full {
-		c.active[id] = struct{}{}
-	}
+	owner := c.owner
 	c.mu.Unlock()
+	// The rate limit is checked here, before gqlgen parses and validates
+	// the operation, so a caller over its rate costs no more than this.
+	limited, retryAfter := false, time.Duration(0)
+	if !taken && !full && c.ws.limiter != nil && owner != "" {
+		ok, wait := c.ws.limiter.Allow(context.Background(), owner)
+		limited, retryAfter = !ok, wait
+	}
+	if !taken && !full && !limited {
+		c.mu.Lock()
+		c.active[id] = struct{}{}
+		c.mu.Unlock()
+	}
 	var refusal string
+	var extensions any = map[string]string{"code": aisle.ERATELIMITED}
 	switch {
 	case taken && !c.legacy:
 		// An id is taken until the server's complete or error for it,
@@ -514,11 +526,14 @@ func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
 		refusal = "operation id " + id + " is already in use on this connection"
 	case full:
 		refusal = fmt.Sprintf("too many subscriptions on this connection: at most %d; complete one first", c.ws.maxSubs)
+	case limited:
+		e := rateLimitError(retryAfter)
+		refusal, extensions = e.Message, e.Extensions
 	default:
 		return true, nil
 	}
 	return false, c.write(map[string]any{"id": id, "type": "error", "payload": []any{map[string]any{
-		"message": refusal, "extensions": map[string]string{"code": aisle.ERATELIMITED},
+		"message": refusal, "extensions": extensions,
 	}}})
 }
 
