@@ -2,6 +2,7 @@ package streaming_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aisle/aisle/aisle"
@@ -173,9 +175,7 @@ func TestDeadLettersAreBoundedAndHeadersOurs(t *testing.T) {
 	cl.Close()
 
 	startConsumer(t, consumerConfig(t, brokers, fs, "g-bounded"))
-	waitFor(t, "the good pick", func() bool {
-		return readAvailability(t, fs, aisle.StoreProduct{StoreID: "s-1", ProductID: "p-1"}).Found == 1
-	})
+	waitFor(t, "the partition committed to its end", func() bool { return lagZero(t, brokers, "g-bounded", aisle.TopicPicking) })
 	dlq := dlqRecords(t, brokers)
 	if len(dlq) != 3 {
 		t.Fatalf("%d dead letters, want 3", len(dlq))
@@ -211,6 +211,51 @@ func TestDeadLettersAreBoundedAndHeadersOurs(t *testing.T) {
 	}
 	if got := headers(dlq[2])[streaming.HeaderError]; got != "empty record value" {
 		t.Errorf("empty value: reason %q, want %q", got, "empty record value")
+	}
+}
+
+// A dead-letter topic whose limit is below even the bounded copy (a small
+// max.message.bytes) gets the reject's headers alone, saying everything was
+// cut, instead of holding the partition for ever.
+func TestDeadLetterTheTopicRefusesIsWrittenAsHeaders(t *testing.T) {
+	t.Parallel()
+	b := streamingtest.MustStartBroker(t, 1)
+	brokers := b.Addrs()
+	fs := featurestest.MustOpen(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := "4096"
+	resp, err := kadm.NewClient(cl).AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: &limit}}, aisle.TopicDLQ)
+	if err == nil {
+		_, err = resp.On(aisle.TopicDLQ, nil)
+	}
+	cl.Close()
+	if err != nil {
+		t.Fatalf("set the DLQ's max.message.bytes: %v", err)
+	}
+	noise := make([]byte, 60_000) // incompressible: the producer compresses
+	if _, err := rand.Read(noise); err != nil {
+		t.Fatal(err)
+	}
+	big := record(aisle.TopicPicking, "s-1:p-1", noise)
+	good := record(aisle.TopicPicking, "s-1:p-1", mustJSON(pickEvent("e-1", aisle.TypePickFound, "s-1", "p-1", time.Now())))
+	streamingtest.Produce(t, brokers, big, good)
+
+	startConsumer(t, consumerConfig(t, brokers, fs, "g-stub"))
+	waitFor(t, "the partition committed to its end", func() bool { return lagZero(t, brokers, "g-stub", aisle.TopicPicking) })
+	if got := readAvailability(t, fs, aisle.StoreProduct{StoreID: "s-1", ProductID: "p-1"}); got.Found != 1 {
+		t.Errorf("the pick after the refused dead letter: found %v, want 1", got.Found)
+	}
+	dlq := dlqRecords(t, brokers)
+	if len(dlq) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dlq))
+	}
+	h := headers(dlq[0])
+	if len(dlq[0].Key) != 0 || len(dlq[0].Value) != 0 || h[streaming.HeaderTruncated] != "key,value,headers" ||
+		h[streaming.HeaderValueBytes] != "60000" || h[streaming.HeaderKeyBytes] != "7" || h[streaming.HeaderError] == "" {
+		t.Errorf("dead letter: key %q, %d value bytes, headers %v; want the headers alone, saying so", dlq[0].Key, len(dlq[0].Value), h)
 	}
 }
 
