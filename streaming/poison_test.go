@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -411,17 +410,7 @@ func TestConsumerWaitsOutOutagesVisibly(t *testing.T) {
 	cfg := consumerConfig(t, brokers, nil, "g-outage")
 	cfg.Appliers = map[string][]streaming.Applier{aisle.TopicPicking: {{Name: "down", Apply: a.apply}}}
 	cfg.StallThreshold = 300 * time.Millisecond
-	c, err := streaming.NewConsumer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	c, _ := runConsumer(t, cfg)
 	partition := map[string]string{"topic": aisle.TopicPicking, "partition": "0"}
 	gauge := func(name string) float64 {
 		v, _ := promtest.Gather(t).Value(name, partition)
@@ -476,15 +465,9 @@ func TestConsumerWaitsOutRedisAndPostgresOutages(t *testing.T) {
 	brokers := b.Addrs()
 	redis := faulttest.StartRedis(t)
 	fs := featurestest.MustOpenAt(t, redis.URL(), featurestest.NewPrefix())
-	realURL := catalogtest.NewDatabaseURL(t)
-	u, err := url.Parse(realURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := faulttest.NewProxy(t, u.Host)
-	u.Host = proxy.Addr()
+	proxy, proxiedURL := faulttest.NewURLProxy(t, catalogtest.NewDatabaseURL(t))
 	ctx := context.Background()
-	db, err := catalog.Open(ctx, u.String(), testLogger(t))
+	db, err := catalog.Open(ctx, proxiedURL, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,17 +482,7 @@ func TestConsumerWaitsOutRedisAndPostgresOutages(t *testing.T) {
 		aisle.TopicPicking: {{Name: "availability", Apply: fs.ApplyAvailability}},
 		aisle.TopicOrders:  {{Name: "order_history", Apply: recommend.OrderHistory(db)}},
 	}
-	c, err := streaming.NewConsumer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(runCtx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	c, _ := runConsumer(t, cfg)
 	stalled := func(partition string) func() bool {
 		return func() bool {
 			var s *streaming.StalledError
