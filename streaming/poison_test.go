@@ -535,3 +535,52 @@ func TestConsumerWaitsOutRedisAndPostgresOutages(t *testing.T) {
 		t.Errorf("%d records dead-lettered during the outages, want none: %v", len(dlq), headers(dlq[0]))
 	}
 }
+
+// A partition held by an outage holds only itself: once its worker's queue
+// is full the partition is paused, and the other partitions of the process
+// keep flowing. When the dependency is back the held partition applies
+// everything, in order, once.
+func TestConsumerHeldPartitionDoesNotHoldTheOthers(t *testing.T) {
+	t.Parallel()
+	b := streamingtest.MustStartBroker(t, 1)
+	brokers := b.Addrs()
+	var orders, picks []*kgo.Record
+	var orderIDs, pickIDs []string
+	for i := range 10 {
+		id := "o-" + strconv.Itoa(i)
+		orderIDs = append(orderIDs, id)
+		orders = append(orders, record(aisle.TopicOrders, "u-1", mustJSON(orderEvent(id, "u-1", "s-1", now))))
+	}
+	for i := range 5 {
+		id := "e-" + strconv.Itoa(i)
+		pickIDs = append(pickIDs, id)
+		picks = append(picks, record(aisle.TopicPicking, "s-1:p-1", mustJSON(pickEvent(id, aisle.TypePickFound, "s-1", "p-1", now))))
+	}
+	streamingtest.Produce(t, brokers, orders...)
+	down := &outageApplier{heal: make(chan struct{})}
+	up := &recordingApplier{ids: map[string][]string{}}
+	cfg := consumerConfig(t, brokers, nil, "g-held")
+	cfg.MaxPollRecords = 1 // one record a batch: the orders fill their worker's queue
+	cfg.Appliers = map[string][]streaming.Applier{
+		aisle.TopicOrders:  {{Name: "down", Apply: down.apply}},
+		aisle.TopicPicking: {{Name: "up", Apply: up.apply}},
+	}
+	startConsumer(t, cfg)
+	waitFor(t, "the orders worker to fail", func() bool {
+		down.mu.Lock()
+		defer down.mu.Unlock()
+		return down.calls > 1
+	})
+	streamingtest.Produce(t, brokers, picks...)
+	waitFor(t, "the picks applied while the orders partition is held", func() bool {
+		return slices.Equal(up.seen(aisle.TopicPicking), pickIDs)
+	})
+	close(down.heal)
+	waitFor(t, "the orders committed to their end", func() bool { return lagZero(t, brokers, "g-held", aisle.TopicOrders) })
+	down.mu.Lock()
+	got := slices.Clone(down.ids)
+	down.mu.Unlock()
+	if !slices.Equal(got, orderIDs) {
+		t.Errorf("orders applied %v, want %v (in order, once)", got, orderIDs)
+	}
+}
