@@ -578,20 +578,37 @@ func observeFreshness(applier string, updates []features.Update, applied []bool)
 // errRevoked says a step gave up because the partition was revoked.
 var errRevoked = errors.New("partition revoked")
 
-// isolate runs a step f over the items [0, n) of a batch (records or ids),
-// in one call when it can. A failure that is a dependency outage is
-// retried for ever (see attempt). Any other failure, after poisonAttempts
-// tries, may be some item's: isolate then calls f on each half in order,
-// splitting again the halves that fail, down to single items, each tried
-// poisonAttempts times. Items before and after a bad one are thus applied
-// in order, each call being idempotent. isolate returns the last error of
-// each item that failed alone, by index, and false when the partition was
-// revoked while the step kept failing.
+// isolate runs a step f over the items [0, n) of a batch (records or ids)
+// through the worker's attempt, in one call when it can: a failure that is
+// a dependency outage is retried for ever, and any other one, after
+// poisonAttempts tries, may be some item's (see isolateItems). It returns
+// the last error of each item that failed alone, by index, and false when
+// the partition was revoked while the step kept failing.
 func (w *worker) isolate(step string, n int, f func(ctx context.Context, lo, hi int) error) (map[int]error, bool) {
+	return isolateItems(n, func(lo, hi, tries int) (bool, error) {
+		ok, err := w.attempt(step, tries, func(ctx context.Context) error { return f(ctx, lo, hi) })
+		if ok && err != nil && hi-lo > 1 {
+			w.cfg.Log.Warn("stream batch step keeps failing; looking for the records that make it fail",
+				"step", step, "topic", w.tp.topic, "partition", w.tp.partition, "records", hi-lo, "err", err)
+		}
+		return ok, err
+	})
+}
+
+// isolateItems finds the items of [0, n) that a step fails on. try(lo, hi,
+// tries) runs the step over items [lo, hi), trying up to tries times, and
+// returns its last error (nil once it succeeds), or ok false to give up
+// altogether. The whole range gets poisonAttempts tries; a range that still
+// fails is halved and the halves run in order, those that fail again split
+// at once, down to single items, which get poisonAttempts tries each. Items
+// before and after a bad one are thus applied in order, each call being
+// idempotent. isolateItems returns the last error of each item that failed
+// alone, by index, and false when try gave up.
+func isolateItems(n int, try func(lo, hi, tries int) (ok bool, err error)) (map[int]error, bool) {
 	failed := map[int]error{}
 	var run func(lo, hi, tries int) bool
 	run = func(lo, hi, tries int) bool {
-		ok, err := w.attempt(step, tries, func(ctx context.Context) error { return f(ctx, lo, hi) })
+		ok, err := try(lo, hi, tries)
 		switch {
 		case !ok:
 			return false
@@ -601,8 +618,6 @@ func (w *worker) isolate(step string, n int, f func(ctx context.Context, lo, hi 
 			failed[lo] = err
 			return true
 		}
-		w.cfg.Log.Warn("stream batch step keeps failing; looking for the records that make it fail",
-			"step", step, "topic", w.tp.topic, "partition", w.tp.partition, "records", hi-lo, "err", err)
 		mid := lo + (hi-lo)/2
 		return run(lo, mid, triesFor(mid-lo)) && run(mid, hi, triesFor(hi-mid))
 	}
@@ -612,8 +627,8 @@ func (w *worker) isolate(step string, n int, f func(ctx context.Context, lo, hi 
 	return failed, run(0, n, poisonAttempts)
 }
 
-// triesFor is how often isolate tries a part of n items: a part that fails
-// is split at once, a single item is tried poisonAttempts times.
+// triesFor is how often isolateItems tries a part of n items: a part that
+// fails is split at once, a single item is tried poisonAttempts times.
 func triesFor(n int) int {
 	if n == 1 {
 		return poisonAttempts
