@@ -28,12 +28,8 @@ const (
 	stepTimeout = 10 * time.Second
 	maxBackoff  = 5 * time.Second
 	// batchesPerWorker is how many polled batches may wait for a partition
-	// worker; past them its partition is paused (backpressure, see
-	// dispatch).
+	// worker before the poll loop blocks (backpressure).
 	batchesPerWorker = 2
-	// heldRetryInterval is how often the poll loop tries to hand a held
-	// batch to its worker.
-	heldRetryInterval = 100 * time.Millisecond
 	// poisonAttempts is how often a step is tried, when it fails for a
 	// reason other than a dependency outage (see dependencyDown), before the
 	// worker looks for the records that make it fail, and how often each of
@@ -144,7 +140,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// bounded by stepTimeout): that is the drain.
 		ctx:     context.WithoutCancel(ctx),
 		workers: make(map[topicPartition]*worker),
-		held:    make(map[topicPartition]batch),
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.cfg.Brokers...),
@@ -179,31 +174,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 
 	for ctx.Err() == nil {
-		s.handOffHeld(cl)
-		pollCtx, cancel := ctx, context.CancelFunc(func() {})
-		if len(s.held) > 0 {
-			// Come back soon to hand the held batches off.
-			pollCtx, cancel = context.WithTimeout(ctx, heldRetryInterval)
-		}
-		fetches := cl.PollRecords(pollCtx, c.cfg.MaxPollRecords)
-		cancel()
+		fetches := cl.PollRecords(ctx, c.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			break
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
-			if errors.Is(err, context.DeadlineExceeded) && pollCtx.Err() != nil {
-				return // our own short poll
-			}
 			fetchErrors.Inc()
 			c.cfg.Log.Error("kafka fetch", "topic", topic, "partition", partition, "err", err)
 		})
-		s.dispatch(cl, fetches)
+		s.dispatch(ctx, cl, fetches)
 		cl.AllowRebalance()
 	}
 	// Leaving the group revokes every partition: the revoke callback waits
 	// for the workers and commits what they marked.
 	cl.CloseAllowingRebalance()
-	s.stopAll(cl)
+	s.stopAll()
 	c.cfg.Log.Info("stream consumer stopped", "group", c.cfg.Group)
 	return nil
 }
@@ -240,9 +225,6 @@ type session struct {
 	owned   *progressSet
 	ctx     context.Context
 	workers map[topicPartition]*worker
-	// held is a batch per partition whose worker's queue was full; the
-	// partition is paused until the batch is handed off (see dispatch).
-	held map[topicPartition]batch
 }
 
 func (s *session) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
@@ -254,7 +236,7 @@ func (s *session) assigned(_ context.Context, cl *kgo.Client, assigned map[strin
 }
 
 func (s *session) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
-	s.stop(cl, revoked)
+	s.stop(revoked)
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		s.cfg.Log.Error("commit offsets on revoke", "err", err)
 	}
@@ -262,8 +244,8 @@ func (s *session) revoked(ctx context.Context, cl *kgo.Client, revoked map[strin
 
 // lost stops the workers without committing: the partitions may already
 // belong to another member, whose progress we must not overwrite.
-func (s *session) lost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
-	s.stop(cl, lost)
+func (s *session) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.stop(lost)
 }
 
 func (s *session) start(cl *kgo.Client, tp topicPartition) *worker {
@@ -285,18 +267,12 @@ func (s *session) start(cl *kgo.Client, tp topicPartition) *worker {
 	return w
 }
 
-// stop tells the workers of the given partitions to quit and waits for
-// them. Their held batches are dropped (unmarked, so the next owner reads
-// them) and their partitions resumed, in case they come back to us.
-func (s *session) stop(cl *kgo.Client, partitions map[string][]int32) {
+// stop tells the workers of the given partitions to quit and waits for them.
+func (s *session) stop(partitions map[string][]int32) {
 	var stopping []*worker
 	for topic, ps := range partitions {
 		for _, p := range ps {
 			tp := topicPartition{topic, p}
-			if _, held := s.held[tp]; held {
-				delete(s.held, tp)
-				cl.ResumeFetchPartitions(map[string][]int32{topic: {p}})
-			}
 			if w := s.workers[tp]; w != nil {
 				delete(s.workers, tp)
 				close(w.quit)
@@ -312,20 +288,17 @@ func (s *session) stop(cl *kgo.Client, partitions map[string][]int32) {
 	}
 }
 
-func (s *session) stopAll(cl *kgo.Client) {
+func (s *session) stopAll() {
 	all := make(map[string][]int32)
 	for tp := range s.workers {
 		all[tp.topic] = append(all[tp.topic], tp.partition)
 	}
-	s.stop(cl, all)
+	s.stop(all)
 }
 
-// dispatch hands each partition's records to its worker. A worker whose
-// queue is full (its partition held by an outage, or just slower) does not
-// block the others: its batch is held and its partition paused (franz-go
-// then neither fetches it nor returns what it buffered of it) until
-// handOffHeld passes the batch on.
-func (s *session) dispatch(cl *kgo.Client, fetches kgo.Fetches) {
+// dispatch hands each partition's records to its worker. It stops early when
+// ctx is done; records not handed off are not marked, so they are read again.
+func (s *session) dispatch(ctx context.Context, cl *kgo.Client, fetches kgo.Fetches) {
 	fetches.EachTopic(func(ft kgo.FetchTopic) {
 		topicID := topicIDString(ft.TopicID)
 		for _, p := range ft.Partitions {
@@ -341,33 +314,13 @@ func (s *session) dispatch(cl *kgo.Client, fetches kgo.Fetches) {
 				w = s.start(cl, tp)
 			}
 			w.progress.fetched(p.Records[0].Offset, p.HighWatermark)
-			if h, held := s.held[tp]; held { // fetched before the pause took effect
-				h.records = append(h.records, p.Records...)
-				s.held[tp] = h
-				continue
-			}
-			b := batch{topicID: topicID, records: p.Records}
 			select {
-			case w.batches <- b:
-			default:
-				s.held[tp] = b
-				cl.PauseFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
+			case w.batches <- batch{topicID: topicID, records: p.Records}:
+			case <-ctx.Done():
+				return
 			}
 		}
 	})
-}
-
-// handOffHeld passes each held batch to its worker if its queue has room
-// now, and resumes fetching its partition.
-func (s *session) handOffHeld(cl *kgo.Client) {
-	for tp, b := range s.held {
-		select {
-		case s.workers[tp].batches <- b:
-			delete(s.held, tp)
-			cl.ResumeFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
-		default:
-		}
-	}
 }
 
 // batch is one poll's records of one partition, in offset order.
