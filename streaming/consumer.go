@@ -51,7 +51,10 @@ type Catalog interface {
 // and correct for any in-order part of a batch. An error that is not a
 // dependency outage (see dependencyDown) must not leave the features of the
 // batch's other records wrong: the records that fail alone are
-// dead-lettered and the others applied.
+// dead-lettered and the others applied. A record whose update failed must
+// fail again when applied alone: if the records after it in the batch were
+// applied meanwhile and moved a partition watermark past it, it is skipped
+// as already applied, neither applied nor dead-lettered.
 type Applier struct {
 	Name  string // labels its metrics, e.g. "availability"
 	Apply func(ctx context.Context, updates []features.Update) (applied []bool, err error)
