@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -428,13 +427,8 @@ func TestDepRedisRestart(t *testing.T) {
 // dead-lettered.
 func TestDepPostgresDown(t *testing.T) {
 	realURL := catalogtest.NewDatabaseURL(t)
-	u, err := url.Parse(realURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := faulttest.NewProxy(t, u.Host)
-	u.Host = proxy.Addr()
-	ts := startFaultServer(t, "--database-url", u.String(), "--fraud-model-poll", "100ms")
+	proxy, proxiedURL := faulttest.NewURLProxy(t, realURL)
+	ts := startFaultServer(t, "--database-url", proxiedURL, "--fraud-model-poll", "100ms")
 	activateFraudModel(t, realURL)
 	direct, err := catalog.Open(context.Background(), realURL, slog.New(slog.DiscardHandler))
 	if err != nil {

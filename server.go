@@ -143,6 +143,9 @@ type Config struct {
 	// SessionTimeout is how soon a dead stream worker's partitions move to
 	// the live ones (Kafka's session.timeout.ms).
 	SessionTimeout time.Duration
+	// StallThreshold is how long a stream partition may have records
+	// without advancing before /readyz fails naming it.
+	StallThreshold time.Duration
 	FeatureTTL     time.Duration
 	Availability   models.AvailabilityModel // status thresholds are configurable
 
@@ -222,6 +225,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 45*time.Second, // franz-go's and Kafka's default
 		"how long the consumer group waits for a silent stream worker before moving its partitions to the others; "+
 			"within the broker's group.min/max.session.timeout.ms (Kafka's default minimum is 6s) (AISLE_SESSION_TIMEOUT)")
+	fs.DurationVar(&c.StallThreshold, "stall-threshold", streaming.DefaultStallThreshold,
+		"how long a stream partition may have records to apply without advancing (a dependency down, a step failing) "+
+			"before /readyz fails naming it and aisle_stream_partition_stalled says 1 (AISLE_STALL_THRESHOLD)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "how long SIGTERM waits for in-flight work")
 	fs.DurationVar(&c.FeatureTTL, "feature-ttl", features.DefaultTTL, "how long an untouched store-product's features are kept in Redis")
 	c.Availability = models.DefaultAvailabilityModel()
@@ -285,6 +291,9 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if c.SessionTimeout < time.Second {
 		return fmt.Errorf("--session-timeout must be at least 1s, got %s", c.SessionTimeout)
+	}
+	if c.StallThreshold <= 0 {
+		return fmt.Errorf("--stall-threshold must be positive, got %s", c.StallThreshold)
 	}
 	if c.RecommendRefresh <= 0 {
 		return fmt.Errorf("--recommend-refresh must be positive, got %s", c.RecommendRefresh)
@@ -393,6 +402,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Brokers:        brokers,
 			Group:          c.ConsumerGroup,
 			SessionTimeout: c.SessionTimeout,
+			StallThreshold: c.StallThreshold,
 			Appliers:       streamAppliers(fs, db),
 			Catalog:        db,
 			DLQ:            producer,
@@ -546,7 +556,9 @@ func (m *Main) Started() <-chan struct{} { return m.started }
 // readiness reports whether this process can give correct answers now:
 // PostgreSQL (catalog, keys, the stream's entity checks), Redis (features)
 // and Kafka (mutations, dead letters) answer, and, when it runs the stream
-// workers (consumer not nil), the consumer is a member of its group. The
+// workers (consumer not nil), the consumer is a member of its group and none
+// of its partitions has stalled (each stalled one is named: "stream
+// stalled: topic/partition"). The
 // checks run at once, so one hanging dependency does not hide the others,
 // and every failure is named.
 func readiness(db *catalog.DB, fs *features.Store, producer *streaming.Producer, consumer *streaming.Consumer) func(context.Context) error {
@@ -564,7 +576,12 @@ func readiness(db *catalog.DB, fs *features.Store, producer *streaming.Producer,
 		for i, c := range checks {
 			wg.Go(func() {
 				if err := c.run(ctx); err != nil {
-					errs[i] = &httpapi.CheckFailed{Name: c.name, Err: err}
+					name := c.name
+					var stalled *streaming.StalledError
+					if errors.As(err, &stalled) {
+						name = "stream stalled: " + strings.Join(stalled.Partitions, " ")
+					}
+					errs[i] = &httpapi.CheckFailed{Name: name, Err: err}
 				}
 			})
 		}

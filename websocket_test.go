@@ -498,6 +498,9 @@ func TestWebsocketFlagsAreValidated(t *testing.T) {
 		{[]string{"--ws-ping-interval", "0s"}, nil, "--ws-ping-interval"},
 		{[]string{"--ws-init-timeout", "-1s"}, nil, "--ws-init-timeout"},
 		{nil, map[string]string{"AISLE_KEY_CACHE_TTL": "soon"}, "AISLE_KEY_CACHE_TTL"},
+		{[]string{"--stall-threshold", "0s"}, nil, "--stall-threshold"},
+		{[]string{"--stall-threshold", "-1m"}, nil, "--stall-threshold"},
+		{nil, map[string]string{"AISLE_STALL_THRESHOLD": "soon"}, "AISLE_STALL_THRESHOLD"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			for k, v := range tc.env {

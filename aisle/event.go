@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Kafka topics (DESIGN.md "Event envelope").
@@ -168,6 +170,9 @@ func (d *Decoded) References() (storeIDs, productIDs []string) {
 // and that the event time is not beyond now+MaxClockSkew. Every failure is an
 // EINVALID *Error whose message says what is wrong.
 func DecodeEvent(value []byte, topic string, now time.Time) (*Decoded, error) {
+	if len(value) == 0 {
+		return nil, Errorf(EINVALID, "empty record value")
+	}
 	if len(value) > MaxEventBytes {
 		return nil, Errorf(EINVALID, "event is %d bytes, more than the limit of %d", len(value), MaxEventBytes)
 	}
@@ -264,16 +269,23 @@ func validateIDs(namesAndValues ...string) error {
 	return nil
 }
 
-// ValidateID checks an identifier given by a client: non-empty, bounded, and
-// free of the characters we use as separators in keys.
+// ValidateID checks an identifier given by a client: non-empty, bounded,
+// printable UTF-8 text (no NUL or other control character: PostgreSQL
+// refuses NUL in text, so such an id could never be stored) and free of
+// the characters we use as separators in keys. Every id of an event and
+// every id argument of the API is checked by it.
 func ValidateID(name, id string) error {
 	switch {
 	case id == "":
 		return Errorf(EINVALID, "missing %s", name)
 	case len(id) > maxIDLength:
 		return Errorf(EINVALID, "%s is longer than %d bytes", name, maxIDLength)
-	case strings.ContainsAny(id, ": \t\r\n{}"):
-		return Errorf(EINVALID, "%s %q contains a forbidden character (colon, brace or whitespace)", name, id)
+	case !utf8.ValidString(id):
+		return Errorf(EINVALID, "%s %q is not valid UTF-8", name, id)
+	case strings.ContainsFunc(id, unicode.IsControl):
+		return Errorf(EINVALID, "%s %q contains a control character", name, id)
+	case strings.ContainsAny(id, ": {}"):
+		return Errorf(EINVALID, "%s %q contains a forbidden character (colon, brace or space)", name, id)
 	}
 	return nil
 }

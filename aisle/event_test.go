@@ -74,11 +74,33 @@ func TestDecodeEventRejectsBadInput(t *testing.T) {
 		{"fractional quantity", envelope(TypeInventoryLevel, okTime, `{"store_id":"s-1","product_id":"p-1","quantity":1.5}`), "", "bad inventory.level data"},
 		{"quantity as text", envelope(TypeInventoryLevel, okTime, `{"store_id":"s-1","product_id":"p-1","quantity":"3"}`), "", "bad inventory.level data"},
 		{"id too long", envelope(TypeInventoryLevel, okTime, `{"store_id":"`+strings.Repeat("s", 129)+`","product_id":"p-1","quantity":1}`), "", "longer than 128"},
+		{"empty value", ``, "", "empty record value"},
+		{"NUL in store_id", envelope(TypePickFound, okTime, `{"store_id":"s-1\u0000","product_id":"p-1","shopper_id":"sh-1","order_id":"o-1"}`), "", "control character"},
+		{"DEL in product_id", envelope(TypeInventoryLevel, okTime, `{"store_id":"s-1","product_id":"p-\u007f","quantity":1}`), "", "control character"},
+		{"C1 control in event id", `{"id":"e-\u0085","type":"pick.found","time":"` + okTime + `","data":` + goodPick + `}`, "", "control character"},
 		{"oversized record", envelope(TypePickFound, okTime, `{"store_id":"s-1","product_id":"p-1","shopper_id":"sh-1","order_id":"`+strings.Repeat("o", MaxEventBytes)+`"}`), "", "more than the limit"},
 	} {
 		_, err := DecodeEvent([]byte(tc.value), tc.topic, now)
 		if ErrorCode(err) != EINVALID || !strings.Contains(ErrorMessage(err), tc.reason) {
 			t.Errorf("%s: got %v, want %s mentioning %q", tc.name, err, EINVALID, tc.reason)
+		}
+	}
+}
+
+// Identifiers are printable text: NUL and every other control character
+// are refused (PostgreSQL refuses NUL in text, and control characters in
+// keys and logs are a producer's bug), as is text that is not UTF-8.
+func TestValidateIDRefusesControlCharacters(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{"o\x00", "\x00", "o\x01-1", "o\x1b[31m", "o\x7f", "o\u0080", "o\u009f", "o\xff"} {
+		err := ValidateID("orderId", id)
+		if ErrorCode(err) != EINVALID {
+			t.Errorf("ValidateID(%q) = %v, want %s", id, err, EINVALID)
+		}
+	}
+	for _, id := range []string{"o-1", "ürün-7", "店-1", "o_1.2"} {
+		if err := ValidateID("orderId", id); err != nil {
+			t.Errorf("ValidateID(%q) = %v, want nil", id, err)
 		}
 	}
 }

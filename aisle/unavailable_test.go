@@ -27,9 +27,40 @@ func TestIsUnavailable(t *testing.T) {
 		// though DeadlineExceeded is a net.Error.
 		{fmt.Errorf("query: %w", context.DeadlineExceeded), false},
 		{nil, false},
+		// A server that answers but cannot serve now: Redis loading its data
+		// after a restart, a replica after a failover, a cluster without a
+		// quorum; PostgreSQL starting up, shutting down, out of connections.
+		{fmt.Errorf("apply: %w", redisError("LOADING Redis is loading the dataset in memory")), true},
+		{redisError("READONLY You can't write against a read only replica."), true},
+		{redisError("CLUSTERDOWN The cluster is down"), true},
+		{redisError("TRYAGAIN Multiple keys request during rehashing of slot"), true},
+		{redisError("OOM command not allowed when used memory > 'maxmemory'."), true},
+		{redisError("ERR max number of clients reached"), true},
+		{fmt.Errorf("record orders: %w", pgError("57P03")), true}, // the database system is starting up
+		{pgError("08006"), true}, // connection failure
+		{pgError("53300"), true}, // too many connections
+		{pgError("40P01"), true}, // deadlock: retry
+		// Refusals of the request itself.
+		{redisError("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
+		{redisError("ERR Error running script: attempt to compare nil with number"), false},
+		{fmt.Errorf("record orders: %w", pgError("22021")), false}, // invalid byte sequence: NUL in text
+		{pgError("23505"), false},
+		{pgError("42P01"), false},
 	} {
 		if got := IsUnavailable(tc.err); got != tc.want {
 			t.Errorf("IsUnavailable(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }
+
+// redisError and pgError look like the drivers' server errors (go-redis's
+// redis.Error, pgconn.PgError) by the methods IsUnavailable asks for.
+type redisError string
+
+func (e redisError) Error() string { return string(e) }
+func (e redisError) RedisError()   {}
+
+type pgError string
+
+func (e pgError) Error() string    { return "ERROR: something (SQLSTATE " + string(e) + ")" }
+func (e pgError) SQLState() string { return string(e) }

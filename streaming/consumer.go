@@ -1,34 +1,25 @@
 package streaming
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/features"
 )
 
 // DefaultGroup is the consumer group of the stream workers.
 const DefaultGroup = "aisle-stream"
-
-// Headers of a dead-letter record. The record keeps the original key, value
-// and headers.
-const (
-	HeaderError     = "aisle-error"     // why the event was rejected
-	HeaderTopic     = "aisle-topic"     // where it was read from
-	HeaderPartition = "aisle-partition" // decimal
-	HeaderOffset    = "aisle-offset"    // decimal
-)
 
 const (
 	defaultMaxPollRecords = 10_000
@@ -39,6 +30,11 @@ const (
 	// batchesPerWorker is how many polled batches may wait for a partition
 	// worker before the poll loop blocks (backpressure).
 	batchesPerWorker = 2
+	// poisonAttempts is how often a step is tried, when it fails for a
+	// reason other than a dependency outage (see dependencyDown), before the
+	// worker looks for the records that make it fail, and how often each of
+	// those is tried alone before it is dead-lettered.
+	poisonAttempts = 3
 )
 
 // Catalog tells which stores and products exist. *catalog.DB implements it.
@@ -50,7 +46,15 @@ type Catalog interface {
 // Applier applies a batch of one topic's events, in order and effectively
 // once: updates that were applied before (a redelivery) change nothing, and
 // applied[i] says whether updates[i] was new. After an error the worker
-// retries the whole batch, so Apply must be idempotent.
+// retries the batch, or, to find a record that makes it fail, parts of it in
+// offset order (halves, then single records), so Apply must be idempotent
+// and correct for any in-order part of a batch. An error that is not a
+// dependency outage (see dependencyDown) must not leave the features of the
+// batch's other records wrong: the records that fail alone are
+// dead-lettered and the others applied. A record whose update failed must
+// fail again when applied alone: if the records after it in the batch were
+// applied meanwhile and moved a partition watermark past it, it is skipped
+// as already applied, neither applied nor dead-lettered.
 type Applier struct {
 	Name  string // labels its metrics, e.g. "availability"
 	Apply func(ctx context.Context, updates []features.Update) (applied []bool, err error)
@@ -80,13 +84,19 @@ type ConsumerConfig struct {
 	// franz-go's default (45s) when zero. Heartbeats go every 3s (members
 	// learn of rebalances by them), or every third of a shorter timeout.
 	SessionTimeout time.Duration
+	// StallThreshold is how long an owned partition may have records to
+	// apply without advancing before Ready fails naming it and its
+	// aisle_stream_partition_stalled gauge says 1 (a dependency outage, or
+	// a step that keeps failing); DefaultStallThreshold when zero.
+	StallThreshold time.Duration
 }
 
 // Consumer is the stream worker: a consumer-group member that validates
 // events, dead-letters the bad ones and applies the rest to the features.
 type Consumer struct {
-	cfg ConsumerConfig
-	cl  atomic.Pointer[kgo.Client] // set while Run runs; Ready reads it
+	cfg   ConsumerConfig
+	cl    atomic.Pointer[kgo.Client] // set while Run runs; Ready reads it
+	owned progressSet                // of the partitions this consumer's workers own
 }
 
 // NewConsumer checks cfg and fills in its defaults.
@@ -110,6 +120,11 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.MaxPollRecords <= 0 {
 		cfg.MaxPollRecords = defaultMaxPollRecords
 	}
+	if cfg.StallThreshold < 0 {
+		return nil, fmt.Errorf("stream consumer: negative stall threshold %s", cfg.StallThreshold)
+	} else if cfg.StallThreshold == 0 {
+		cfg.StallThreshold = DefaultStallThreshold
+	}
 	return &Consumer{cfg: cfg}, nil
 }
 
@@ -122,7 +137,8 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 // once.
 func (c *Consumer) Run(ctx context.Context) error {
 	s := &session{
-		cfg: c.cfg,
+		cfg:   c.cfg,
+		owned: &c.owned,
 		// Steps in flight finish even after ctx is done (each attempt is
 		// bounded by stepTimeout): that is the drain.
 		ctx:     context.WithoutCancel(ctx),
@@ -180,9 +196,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports whether Run is consuming as a member of its group, for
-// readiness probes: a worker that has not joined (still starting, or the
-// group coordinator is unreachable) processes nothing.
+// Ready reports whether Run is consuming as a member of its group and
+// keeping up, for readiness probes: a worker that has not joined (still
+// starting, or the group coordinator is unreachable) processes nothing, and
+// one whose partitions have stalled (records waiting, no progress for
+// longer than the stall threshold) is not applying them: a *StalledError
+// names those partitions.
 func (c *Consumer) Ready() error {
 	cl := c.cl.Load()
 	if cl == nil {
@@ -193,7 +212,7 @@ func (c *Consumer) Ready() error {
 	if _, generation := cl.GroupMetadata(); generation < 1 {
 		return fmt.Errorf("stream consumer has not joined group %q", c.cfg.Group)
 	}
-	return nil
+	return stalledError(c.owned.list())
 }
 
 type topicPartition struct {
@@ -206,6 +225,7 @@ type topicPartition struct {
 // loop dispatches, and after CloseAllowingRebalance nothing else runs.
 type session struct {
 	cfg     ConsumerConfig
+	owned   *progressSet
 	ctx     context.Context
 	workers map[topicPartition]*worker
 }
@@ -233,16 +253,19 @@ func (s *session) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32
 
 func (s *session) start(cl *kgo.Client, tp topicPartition) *worker {
 	w := &worker{
-		cfg:     s.cfg,
-		ctx:     s.ctx,
-		cl:      cl,
-		tp:      tp,
-		latency: processingSeconds.WithLabelValues(tp.topic),
-		batches: make(chan batch, batchesPerWorker),
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
+		cfg:      s.cfg,
+		ctx:      s.ctx,
+		cl:       cl,
+		tp:       tp,
+		progress: newProgress(tp, s.cfg.StallThreshold),
+		latency:  processingSeconds.WithLabelValues(tp.topic),
+		batches:  make(chan batch, batchesPerWorker),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	s.workers[tp] = w
+	s.owned.add(w.progress)
+	partitionGauges.add(w.progress)
 	go w.run()
 	return w
 }
@@ -262,8 +285,9 @@ func (s *session) stop(partitions map[string][]int32) {
 	}
 	for _, w := range stopping {
 		<-w.done
-		// The partition's lag is its next owner's to report.
-		consumerLag.DeleteLabelValues(w.tp.topic, strconv.Itoa(int(w.tp.partition)))
+		// The partition's lag and stall are its next owner's to report.
+		s.owned.remove(w.progress)
+		partitionGauges.remove(w.progress)
 	}
 }
 
@@ -292,8 +316,9 @@ func (s *session) dispatch(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 				// later batch of the partition is marked.
 				w = s.start(cl, tp)
 			}
+			w.progress.fetched(p.Records[0].Offset, p.HighWatermark)
 			select {
-			case w.batches <- batch{topicID: topicID, records: p.Records, highWatermark: p.HighWatermark}:
+			case w.batches <- batch{topicID: topicID, records: p.Records}:
 			case <-ctx.Done():
 				return
 			}
@@ -303,22 +328,21 @@ func (s *session) dispatch(ctx context.Context, cl *kgo.Client, fetches kgo.Fetc
 
 // batch is one poll's records of one partition, in offset order.
 type batch struct {
-	topicID       string
-	records       []*kgo.Record
-	highWatermark int64 // of the partition when the batch was fetched
+	topicID string
+	records []*kgo.Record
 }
 
 // worker processes one partition's batches in order.
 type worker struct {
-	cfg     ConsumerConfig
-	ctx     context.Context
-	cl      *kgo.Client
-	tp      topicPartition
-	lag     prometheus.Gauge    // consumerLag of tp; nil until the first batch: the lag is unknown until then, not 0
-	latency prometheus.Observer // processingSeconds of tp's topic
-	batches chan batch
-	quit    chan struct{} // closed on revoke: finish the current step, stop retrying
-	done    chan struct{} // closed when run returns
+	cfg      ConsumerConfig
+	ctx      context.Context
+	cl       *kgo.Client
+	tp       topicPartition
+	progress *progress
+	latency  prometheus.Observer // processingSeconds of tp's topic
+	batches  chan batch
+	quit     chan struct{} // closed on revoke: finish the current step, stop retrying
+	done     chan struct{} // closed when run returns
 }
 
 func (w *worker) run() {
@@ -337,20 +361,14 @@ func (w *worker) run() {
 
 // process decodes, validates and filters one batch by the rule Replay
 // shares (decodeRecords), applies it, dead-letters its rejects and marks
-// it. It returns false when it gave up because the partition was revoked
-// while a step kept failing; the batch is then left unmarked for the
-// partition's next owner.
+// it. Records that a step keeps refusing (see isolate) are dead-lettered
+// too, so one bad record never holds its partition; a dependency outage
+// does, until the dependency is back. process returns false when it gave
+// up because the partition was revoked while a step kept failing; the
+// batch is then left unmarked for the partition's next owner.
 func (w *worker) process(b batch) bool {
 	start := time.Now()
-	d, err := decodeRecords(b.topicID, b.records, func(storeIDs, productIDs []string) (stores, products map[string]bool, err error) {
-		if !w.retry("catalog", func(ctx context.Context) (err error) {
-			stores, products, err = w.cfg.Catalog.UnknownIDs(ctx, storeIDs, productIDs)
-			return err
-		}) {
-			return nil, nil, errRevoked
-		}
-		return stores, products, nil
-	})
+	d, err := decodeRecords(b.topicID, b.records, w.lookup)
 	if err != nil {
 		return false // revoked while the catalog kept failing
 	}
@@ -370,14 +388,29 @@ func (w *worker) process(b batch) bool {
 		if len(updates) == 0 {
 			break
 		}
-		var applied []bool
-		ok := w.retry(a.Name, func(ctx context.Context) (err error) {
-			applied, err = a.Apply(ctx, updates)
+		applied := make([]bool, len(updates))
+		failed, ok := w.isolate(a.Name, len(updates), func(ctx context.Context, lo, hi int) error {
+			got, err := a.Apply(ctx, updates[lo:hi])
+			if err == nil {
+				copy(applied[lo:hi], got)
+			}
 			return err
 		})
 		if !ok {
 			return false
 		}
+		// The records an applier refuses are dead-lettered and go to no
+		// later applier; the appliers before it have applied them.
+		kept := 0
+		for i := range updates {
+			if err, refused := failed[i]; refused {
+				rejects = append(rejects, reject{from[i], rejectApply, updates[i].Event.Type, fmt.Sprintf("%s refused the event: %v", a.Name, err)})
+				continue
+			}
+			updates[kept], from[kept], wrote[kept], applied[kept] = updates[i], from[i], wrote[i], applied[i]
+			kept++
+		}
+		updates, from, wrote, applied = updates[:kept], from[:kept], wrote[:kept], applied[:kept]
 		n := 0
 		for i, a := range applied {
 			if a {
@@ -397,14 +430,7 @@ func (w *worker) process(b batch) bool {
 	}
 
 	if len(rejects) > 0 {
-		ok := w.retry("dlq", func(ctx context.Context) error {
-			recs := make([]*kgo.Record, len(rejects)) // fresh records: a failed produce may have modified them
-			for i, rj := range rejects {
-				recs[i] = deadLetter(rj)
-			}
-			return w.cfg.DLQ.produce(ctx, recs)
-		})
-		if !ok {
+		if !w.deadLetter(rejects) {
 			return false
 		}
 		for _, rj := range rejects {
@@ -418,12 +444,79 @@ func (w *worker) process(b batch) bool {
 
 	last := b.records[len(b.records)-1]
 	w.cl.MarkCommitRecords(last)
-	if w.lag == nil {
-		w.lag = consumerLag.WithLabelValues(w.tp.topic, strconv.Itoa(int(w.tp.partition)))
-	}
-	w.lag.Set(float64(max(b.highWatermark-(last.Offset+1), 0)))
+	w.progress.applied(last.Offset + 1)
 	batchSeconds.Observe(time.Since(start).Seconds())
 	return true
+}
+
+// lookup is the catalog step of decodeRecords: which of the stores and
+// products do not exist. An id the catalog keeps refusing (isolated as
+// isolate does) counts as unknown, so its events are dead-lettered.
+func (w *worker) lookup(storeIDs, productIDs []string) (stores, products map[string]bool, err error) {
+	stores, products = map[string]bool{}, map[string]bool{}
+	ids := slices.Concat(storeIDs, productIDs) // stores first
+	n := len(storeIDs)
+	failed, ok := w.isolate("catalog", len(ids), func(ctx context.Context, lo, hi int) error {
+		unknownStores, unknownProducts, err := w.cfg.Catalog.UnknownIDs(ctx, ids[min(lo, n):min(hi, n)], ids[max(lo, n):max(hi, n)])
+		if err == nil {
+			maps.Copy(stores, unknownStores)
+			maps.Copy(products, unknownProducts)
+		}
+		return err
+	})
+	if !ok {
+		return nil, nil, errRevoked
+	}
+	for i, err := range failed {
+		if i < n {
+			stores[ids[i]] = true
+		} else {
+			products[ids[i]] = true
+		}
+		w.cfg.Log.Warn("the catalog refuses an id; its events are dead-lettered as naming an unknown entity",
+			"topic", w.tp.topic, "partition", w.tp.partition, "id", ids[i], "err", err)
+	}
+	return stores, products, nil
+}
+
+// deadLetter writes the rejects' dead letters and waits for them all. A
+// dead letter the broker refuses for what it is (larger than the DLQ
+// topic's limit) is replaced by its stub; any other failure is retried for
+// ever, since nothing can move on before the rejects are safe.
+func (w *worker) deadLetter(rejects []reject) bool {
+	stub := make([]bool, len(rejects))
+	pending := make([]int, len(rejects))
+	for i := range pending {
+		pending[i] = i
+	}
+	ok, _ := w.attempt("dlq", math.MaxInt, func(ctx context.Context) error {
+		recs := make([]*kgo.Record, len(pending)) // fresh records: a failed produce may have modified them
+		for j, i := range pending {
+			if stub[i] {
+				recs[j] = deadLetterStub(rejects[i])
+			} else {
+				recs[j] = deadLetter(rejects[i])
+			}
+		}
+		var again []int
+		var first error
+		for j, res := range w.cfg.DLQ.produce(ctx, recs) {
+			if res.Err == nil {
+				continue
+			}
+			i := pending[j]
+			again = append(again, i)
+			first = cmp.Or(first, res.Err)
+			if refusedByKafka(res.Err) && !stub[i] {
+				stub[i] = true
+				w.cfg.Log.Warn("the dead-letter topic refuses a record's dead letter; writing its headers alone",
+					"topic", w.tp.topic, "partition", w.tp.partition, "offset", rejects[i].rec.Offset, "err", res.Err)
+			}
+		}
+		pending = again
+		return first
+	})
+	return ok
 }
 
 // observeFreshness records, for each update an applier wrote (not the
@@ -441,47 +534,96 @@ func observeFreshness(applier string, updates []features.Update, applied []bool)
 // errRevoked says a step gave up because the partition was revoked.
 var errRevoked = errors.New("partition revoked")
 
-// retry runs one step until it succeeds, backing off between attempts. It
-// returns false when the partition is revoked while the step keeps failing.
-func (w *worker) retry(step string, f func(context.Context) error) bool {
+// isolate runs a step f over the items [0, n) of a batch (records or ids)
+// through the worker's attempt, in one call when it can: a failure that is
+// a dependency outage is retried for ever, and any other one, after
+// poisonAttempts tries, may be some item's (see isolateItems). It returns
+// the last error of each item that failed alone, by index, and false when
+// the partition was revoked while the step kept failing.
+func (w *worker) isolate(step string, n int, f func(ctx context.Context, lo, hi int) error) (map[int]error, bool) {
+	return isolateItems(n, func(lo, hi, tries int) (bool, error) {
+		ok, err := w.attempt(step, tries, func(ctx context.Context) error { return f(ctx, lo, hi) })
+		if ok && err != nil && hi-lo > 1 {
+			w.cfg.Log.Warn("stream batch step keeps failing; looking for the records that make it fail",
+				"step", step, "topic", w.tp.topic, "partition", w.tp.partition, "records", hi-lo, "err", err)
+		}
+		return ok, err
+	})
+}
+
+// isolateItems finds the items of [0, n) that a step fails on. try(lo, hi,
+// tries) runs the step over items [lo, hi), trying up to tries times, and
+// returns its last error (nil once it succeeds), or ok false to give up
+// altogether. The whole range gets poisonAttempts tries; a range that still
+// fails is halved and the halves run in order, those that fail again split
+// at once, down to single items, which get poisonAttempts tries each. Items
+// before and after a bad one are thus applied in order, each call being
+// idempotent. isolateItems returns the last error of each item that failed
+// alone, by index, and false when try gave up.
+func isolateItems(n int, try func(lo, hi, tries int) (ok bool, err error)) (map[int]error, bool) {
+	failed := map[int]error{}
+	var run func(lo, hi, tries int) bool
+	run = func(lo, hi, tries int) bool {
+		ok, err := try(lo, hi, tries)
+		switch {
+		case !ok:
+			return false
+		case err == nil:
+			return true
+		case hi-lo == 1:
+			failed[lo] = err
+			return true
+		}
+		mid := lo + (hi-lo)/2
+		return run(lo, mid, triesFor(mid-lo)) && run(mid, hi, triesFor(hi-mid))
+	}
+	if n == 0 {
+		return failed, true
+	}
+	return failed, run(0, n, poisonAttempts)
+}
+
+// triesFor is how often isolateItems tries a part of n items: a part that
+// fails is split at once, a single item is tried poisonAttempts times.
+func triesFor(n int) int {
+	if n == 1 {
+		return poisonAttempts
+	}
+	return 1
+}
+
+// attempt runs one step until it succeeds, backing off between attempts
+// (capped at maxBackoff): for ever while it fails because a dependency is
+// down (dependencyDown), and at most tries times in all while it fails
+// otherwise; it then returns the last error. ok is false when the
+// partition is revoked while the step keeps failing.
+func (w *worker) attempt(step string, tries int, f func(context.Context) error) (ok bool, err error) {
 	backoff := 100 * time.Millisecond
-	for {
+	for failures := 0; ; {
 		ctx, cancel := context.WithTimeout(w.ctx, stepTimeout)
 		err := f(ctx)
 		cancel()
 		if err == nil {
-			return true
+			return true, nil
+		}
+		down := dependencyDown(err)
+		if !down {
+			if failures++; failures >= tries {
+				return true, err
+			}
 		}
 		stepRetries.WithLabelValues(step).Inc()
 		w.cfg.Log.Warn("stream batch step failed; retrying", "step", step,
-			"topic", w.tp.topic, "partition", w.tp.partition, "backoff", backoff, "err", err)
+			"topic", w.tp.topic, "partition", w.tp.partition, "dependency_down", down, "backoff", backoff, "err", err)
 		timer := time.NewTimer(backoff)
 		select {
 		case <-w.quit:
 			timer.Stop()
 			w.cfg.Log.Warn("partition revoked during retries; its next owner re-reads the batch",
 				"step", step, "topic", w.tp.topic, "partition", w.tp.partition)
-			return false
+			return false, nil
 		case <-timer.C:
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
-}
-
-// deadLetter builds the dead-letter record of a rejected one.
-func deadLetter(rj reject) *kgo.Record {
-	value := rj.rec.Value
-	if len(value) > aisle.MaxEventBytes {
-		// An oversized record might not fit the DLQ with our headers, and a
-		// DLQ produce that can never succeed would stall the partition; the
-		// reason already says how large it was.
-		value = value[:aisle.MaxEventBytes]
-	}
-	headers := append(slices.Clone(rj.rec.Headers),
-		kgo.RecordHeader{Key: HeaderError, Value: []byte(rj.reason)},
-		kgo.RecordHeader{Key: HeaderTopic, Value: []byte(rj.rec.Topic)},
-		kgo.RecordHeader{Key: HeaderPartition, Value: strconv.AppendInt(nil, int64(rj.rec.Partition), 10)},
-		kgo.RecordHeader{Key: HeaderOffset, Value: strconv.AppendInt(nil, rj.rec.Offset, 10)},
-	)
-	return &kgo.Record{Topic: aisle.TopicDLQ, Key: rj.rec.Key, Value: value, Headers: headers}
 }

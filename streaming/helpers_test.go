@@ -115,6 +115,13 @@ func consumeAll(t testing.TB, brokers []string, topic string, n int) []*kgo.Reco
 // returns Run's error.
 func startConsumer(t testing.TB, cfg streaming.ConsumerConfig) (stop func() error) {
 	t.Helper()
+	_, stop = runConsumer(t, cfg)
+	return stop
+}
+
+// runConsumer is startConsumer for tests that also ask the consumer (Ready).
+func runConsumer(t testing.TB, cfg streaming.ConsumerConfig) (c *streaming.Consumer, stop func() error) {
+	t.Helper()
 	c, err := streaming.NewConsumer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +144,7 @@ func startConsumer(t testing.TB, cfg streaming.ConsumerConfig) (stop func() erro
 		return result
 	}
 	t.Cleanup(func() { _ = stop() })
-	return stop
+	return c, stop
 }
 
 // waitFor polls cond until it holds or 15s pass.

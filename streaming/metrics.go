@@ -10,6 +10,7 @@ const (
 	rejectDecode        = "decode"         // not JSON
 	rejectInvalid       = "invalid"        // JSON, but not a valid event for its topic
 	rejectUnknownEntity = "unknown_entity" // valid, about a store or product we do not know
+	rejectApply         = "apply"          // valid, but an applier kept refusing it (a value the database refuses)
 )
 
 var (
@@ -19,7 +20,7 @@ var (
 	}, []string{"topic", "type"})
 	eventsRejected = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "aisle_stream_events_rejected_total",
-		Help: "Records sent to the dead-letter queue, by topic, reason kind (decode, invalid, unknown_entity) and event type (\"invalid\" when the record did not decode, so a producer cannot mint label values).",
+		Help: "Records sent to the dead-letter queue, by topic, reason kind (decode, invalid, unknown_entity, apply) and event type (\"invalid\" when the record did not decode, so a producer cannot mint label values).",
 	}, []string{"topic", "reason", "type"})
 	eventsApplied = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "aisle_stream_events_applied_total",
@@ -30,13 +31,6 @@ var (
 		Help:    "Time to process one partition batch, from decoding to marking its offsets.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 	})
-	// consumerLag is set per assigned partition after each batch and deleted
-	// when the partition is revoked or lost, so a scrape shows only what
-	// this worker owns; the sum over workers is the group's backlog.
-	consumerLag = promauto.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "aisle_stream_consumer_lag_records",
-		Help: "Records of a partition still to process: the high watermark of the last fetch minus the next offset to process, set after each batch (from the first fetch of a newly assigned partition).",
-	}, []string{"topic", "partition"})
 	processingSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "aisle_stream_processing_latency_seconds",
 		Help:    "Time from a record's Kafka timestamp to the end of its topic's applier writes, for records some applier applied (not redelivered duplicates): what the pipeline adds, broker included.",

@@ -112,9 +112,10 @@ func (p *Producer) Ping(ctx context.Context) error {
 	return nil
 }
 
-// produce writes raw records (the dead-letter queue) and waits for all.
-func (p *Producer) produce(ctx context.Context, recs []*kgo.Record) error {
-	return p.cl.ProduceSync(ctx, recs...).FirstErr()
+// produce writes raw records (the dead-letter queue), waits for all and
+// returns each one's result, in order.
+func (p *Producer) produce(ctx context.Context, recs []*kgo.Record) kgo.ProduceResults {
+	return p.cl.ProduceSync(ctx, recs...)
 }
 
 // Close releases the producer's connections. Publish calls must have returned.

@@ -35,8 +35,9 @@ type ReplayStats struct {
 	// recorded), a few change nothing by the appliers' rules (a second
 	// label of an order, a session event of another user).
 	Skipped int
-	// Rejected records fail validation or name unknown stores or products;
-	// the stream workers sent them to the dead-letter topic.
+	// Rejected records fail validation, name unknown stores or products, or
+	// are refused by the applier (see Consumer); the stream workers sent
+	// them to the dead-letter topic.
 	Rejected int
 }
 
@@ -48,9 +49,11 @@ type ReplayStats struct {
 // offset order within each partition, each with its dedup key and offset
 // watermark. What was applied before is skipped, so Replay is idempotent and
 // safe beside running workers, and a worker that later reads the same
-// records applies none of them again. Replay stops at the first error
-// (Redis or the catalog failing, ctx ending) and returns the stats so far
-// with it; running it again resumes, since what it applied is skipped.
+// records applies none of them again. Records an applier keeps refusing
+// (not an outage) are found as the workers find them and counted as
+// rejected. Replay stops at the first other error (Redis unavailable, the
+// catalog failing, ctx ending) and returns the stats so far with it;
+// running it again resumes, since what it applied is skipped.
 func Replay(ctx context.Context, cfg ReplayConfig) (map[string]*ReplayStats, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -118,14 +121,37 @@ func applyReplayBatch(ctx context.Context, cfg ReplayConfig, st *ReplayStats, b 
 		return nil
 	}
 	a := cfg.Appliers[topic]
-	applied, err := a.Apply(ctx, d.updates)
-	if err != nil {
-		return fmt.Errorf("%s: %w", a.Name, err)
+	// As the workers do, records the applier keeps refusing are found and
+	// left out (the workers dead-lettered them); an outage stops the replay.
+	applied := make([]bool, len(d.updates))
+	var stop error
+	failed, ok := isolateItems(len(d.updates), func(lo, hi, tries int) (bool, error) {
+		var err error
+		for range tries {
+			var got []bool
+			if got, err = a.Apply(ctx, d.updates[lo:hi]); err == nil {
+				copy(applied[lo:hi], got)
+				return true, nil
+			}
+			if dependencyDown(err) || ctx.Err() != nil {
+				stop = err
+				return false, nil
+			}
+		}
+		return true, err
+	})
+	if !ok {
+		return fmt.Errorf("%s: %w", a.Name, stop)
 	}
-	for _, ok := range applied {
-		if ok {
+	for i, ok := range applied {
+		switch {
+		case failed[i] != nil:
+			st.Rejected++
+			cfg.Log.Warn("replay: the applier refuses a record; left out, as the workers dead-lettered it",
+				"applier", a.Name, "topic", topic, "partition", d.from[i].Partition, "offset", d.from[i].Offset, "err", failed[i])
+		case ok:
 			st.Applied++
-		} else {
+		default:
 			st.Skipped++
 		}
 	}

@@ -161,3 +161,33 @@ func endOffsetsByPartition(t *testing.T, brokers []string) map[string]map[int32]
 	})
 	return out
 }
+
+// Replay leaves out the records an applier keeps refusing, as the workers
+// dead-letter them, instead of stopping at the first one for good.
+func TestReplayLeavesOutRecordsTheApplierRefuses(t *testing.T) {
+	t.Parallel()
+	b := streamingtest.MustStartBroker(t, 1)
+	var recs []*kgo.Record
+	for i := range 8 {
+		id := fmt.Sprint("e-", i)
+		if i == 2 {
+			id = "poison-2"
+		}
+		recs = append(recs, record(aisle.TopicPicking, "s-1:p-1", mustJSON(pickEvent(id, aisle.TypePickFound, "s-1", "p-1", now))))
+	}
+	streamingtest.Produce(t, b.Addrs(), recs...)
+	a := &txApplier{seen: map[string]bool{}}
+	stats, err := streaming.Replay(context.Background(), streaming.ReplayConfig{
+		Brokers: b.Addrs(), Catalog: newFixedCatalog(2, 2), Log: testLogger(t), Batch: 100,
+		Appliers: map[string]streaming.Applier{aisle.TopicPicking: {Name: "first", Apply: a.apply}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := stats[aisle.TopicPicking]; st.Records != 8 || st.Applied != 7 || st.Rejected != 1 {
+		t.Errorf("stats %+v, want 8 records, 7 applied, 1 rejected", *st)
+	}
+	if got := a.ids(); len(got) != 7 || got[2] != "e-3" {
+		t.Errorf("applied %v, want the 7 good ones in order", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/url"
 	"sync"
 	"testing"
 )
@@ -49,6 +50,19 @@ func NewProxy(tb testing.TB, target string) *Proxy {
 	go p.accept()
 	tb.Cleanup(p.close)
 	return p
+}
+
+// NewURLProxy starts a proxy to the host of rawURL (a database or Redis
+// URL) and returns it with rawURL pointed at the proxy instead.
+func NewURLProxy(tb testing.TB, rawURL string) (*Proxy, string) {
+	tb.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		tb.Fatalf("faulttest: parse %q: %v", rawURL, err)
+	}
+	p := NewProxy(tb, u.Host)
+	u.Host = p.Addr()
+	return p, u.String()
 }
 
 // Addr is the proxy's host:port, for clients to dial instead of the target.
