@@ -41,10 +41,13 @@ const (
 	batchesPerWorker = 2
 )
 
-// Catalog tells which stores and products exist. *catalog.DB implements it.
+// Catalog tells which retailers, stores and products exist. *catalog.DB
+// implements it.
 type Catalog interface {
 	// UnknownIDs returns the store and product IDs that do not exist.
 	UnknownIDs(ctx context.Context, storeIDs, productIDs []string) (stores, products map[string]bool, err error)
+	// UnknownRetailers returns the retailer IDs that do not exist.
+	UnknownRetailers(ctx context.Context, ids []string) (map[string]bool, error)
 }
 
 // Applier applies a batch of one topic's events, in order and effectively
@@ -342,14 +345,14 @@ func (w *worker) run() {
 // partition's next owner.
 func (w *worker) process(b batch) bool {
 	start := time.Now()
-	d, err := decodeRecords(b.topicID, b.records, func(storeIDs, productIDs []string) (stores, products map[string]bool, err error) {
+	d, err := decodeRecords(b.topicID, b.records, func(retailerIDs, storeIDs, productIDs []string) (unknown aisle.Unknown, err error) {
 		if !w.retry("catalog", func(ctx context.Context) (err error) {
-			stores, products, err = w.cfg.Catalog.UnknownIDs(ctx, storeIDs, productIDs)
+			unknown, err = lookupUnknown(ctx, w.cfg.Catalog, retailerIDs, storeIDs, productIDs)
 			return err
 		}) {
-			return nil, nil, errRevoked
+			return aisle.Unknown{}, errRevoked
 		}
-		return stores, products, nil
+		return unknown, nil
 	})
 	if err != nil {
 		return false // revoked while the catalog kept failing
