@@ -206,3 +206,19 @@ not json
 		t.Errorf("catalog %v, want one store and one tombstone", want)
 	}
 }
+
+// countRows runs a count query on the server's database.
+func (ts *testServer) countRows(sql string, args ...any) int {
+	ts.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, ts.main.Config.DatabaseURL)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		ts.t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}

@@ -32,6 +32,7 @@ import (
 	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/httpapi"
 	"github.com/aisle/aisle/live"
+	"github.com/aisle/aisle/merchandising"
 	"github.com/aisle/aisle/models"
 	"github.com/aisle/aisle/ratelimit"
 	"github.com/aisle/aisle/recommend"
@@ -460,7 +461,11 @@ func (m *Main) Run(ctx context.Context) error {
 		goWork("fraud model reload", every(c.FraudModelPoll, "reload the fraud model", log, fraudService.ReloadModel))
 		goWork("fraud alerts", fraudService.RunAlerts)
 
-		resolver, err := resolvers.NewResolver(db, avail, hub, reco, recoHub, fraudService)
+		merch, err := merchandising.NewService(db, producer)
+		if err != nil {
+			return err
+		}
+		resolver, err := resolvers.NewResolver(db, avail, hub, reco, recoHub, fraudService, merch)
 		if err != nil {
 			return err
 		}
