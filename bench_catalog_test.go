@@ -12,12 +12,17 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/streaming"
 )
 
 // BenchmarkCatalogImport1M imports a catalog of 100 stores × 10,000
 // products, then 1,000,000 assortment rows (a CSV file), on a whole server
 // (embedded broker, stream workers, PostgreSQL), and reports the import's
-// events/s and how long until the last row was applied. Run once:
+// events/s and how long until the last row was applied. The baseline, in
+// the same run, publishes 20,000 of the same events one produce each, as
+// the single-event mutations do. Run once:
 //
 //	go test -run '^$' -bench BenchmarkCatalogImport1M -benchtime 1x .
 func BenchmarkCatalogImport1M(b *testing.B) {
@@ -76,6 +81,23 @@ func BenchmarkCatalogImport1M(b *testing.B) {
 		}
 	}
 	importFile(base)
+
+	producer, err := streaming.NewProducer(ts.main.KafkaBrokers, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer producer.Close()
+	const oneByOne = 20_000
+	baselineStart := time.Now()
+	for i := range oneByOne {
+		ev := aisle.Event{ID: aisle.NewEventID(), Type: aisle.TypeAssortmentUpserted, Time: time.Now().UTC(), Source: "bench",
+			Data: []byte(fmt.Sprintf(`{"store_id":"s-%d","product_id":"p-%d"}`, i/products, i%products))}
+		if _, err := producer.Publish(ctx, ev, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(oneByOne/time.Since(baselineStart).Seconds(), "baseline-one-by-one-events/s")
+
 	b.ResetTimer()
 	start := time.Now()
 	importFile(assortment)
