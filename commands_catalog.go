@@ -150,7 +150,7 @@ func (imp *importer) flush(ctx context.Context) error {
 	if len(imp.pending) == 0 {
 		return nil
 	}
-	if err := imp.producer.PublishEvents(ctx, imp.pending); err != nil {
+	if _, err := imp.producer.PublishEvents(ctx, imp.pending); err != nil {
 		return err
 	}
 	imp.published += len(imp.pending)

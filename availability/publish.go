@@ -49,12 +49,9 @@ func (s *Service) ReportPicks(ctx context.Context, reports []PickReport) ([]stri
 	if err != nil {
 		return nil, err
 	}
-	if err := s.publisher.PublishEvents(ctx, events); err != nil {
+	ids, err := s.publisher.PublishEvents(ctx, events)
+	if err != nil {
 		return nil, fmt.Errorf("publish picks: %w", err)
-	}
-	ids := make([]string, len(events))
-	for i, ev := range events {
-		ids[i] = ev.ID
 	}
 	return ids, nil
 }

@@ -69,8 +69,8 @@ func (db *DB) UnknownRetailers(ctx context.Context, ids []string) (map[string]bo
 		return nil, nil
 	}
 	rows, _ := db.pool.Query(ctx, `SELECT id FROM retailers WHERE id = ANY($1)`, unknown)
-	found, err := returnedKeys(rows)
-	if err != nil {
+	found := map[string]bool{}
+	if err := returnedKeys(rows, found, nil); err != nil {
 		return nil, fmt.Errorf("look up retailer IDs: %w", err)
 	}
 	db.ids.mu.Lock()

@@ -150,15 +150,18 @@ func (w *catalogWrite) apply(ctx context.Context, tx pgx.Tx, applied []bool) err
 	return nil
 }
 
-// returnedKeys collects the keys a statement's RETURNING clause yields.
-func returnedKeys(rows pgx.Rows) (map[string]bool, error) {
-	keys := map[string]bool{}
+// returnedKeys adds the keys a statement's RETURNING clause yields to keys,
+// and to list when it is not nil.
+func returnedKeys(rows pgx.Rows, keys map[string]bool, list *[]string) error {
 	var key string
 	_, err := pgx.ForEachRow(rows, []any{&key}, func() error {
 		keys[key] = true
+		if list != nil {
+			*list = append(*list, key)
+		}
 		return nil
 	})
-	return keys, err
+	return err
 }
 
 func (w *catalogWrite) upsertRetailers(ctx context.Context, tx pgx.Tx, idx []int) (map[string]bool, error) {
@@ -173,7 +176,8 @@ func (w *catalogWrite) upsertRetailers(ctx context.Context, tx pgx.Tx, idx []int
 		ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, event_at = EXCLUDED.event_at
 		WHERE retailers.event_at IS NULL OR retailers.event_at < EXCLUDED.event_at
 		RETURNING id`, ids, names, at)
-	return returnedKeys(rows)
+	changed := map[string]bool{}
+	return changed, returnedKeys(rows, changed, nil)
 }
 
 func (w *catalogWrite) upsertStores(ctx context.Context, tx pgx.Tx, idx []int) (map[string]bool, error) {
@@ -195,11 +199,8 @@ func (w *catalogWrite) upsertStores(ctx context.Context, tx pgx.Tx, idx []int) (
 			timezone = EXCLUDED.timezone, event_at = EXCLUDED.event_at
 		WHERE stores.event_at IS NULL OR stores.event_at < EXCLUDED.event_at
 		RETURNING id`, ids, retailers, names, addresses, lats, lons, zones, at)
-	changed, err := returnedKeys(rows)
-	for id := range changed {
-		w.changed.Stores = append(w.changed.Stores, id)
-	}
-	return changed, err
+	changed := map[string]bool{}
+	return changed, returnedKeys(rows, changed, &w.changed.Stores)
 }
 
 func (w *catalogWrite) upsertProducts(ctx context.Context, tx pgx.Tx, idx []int) (map[string]bool, error) {
@@ -226,11 +227,8 @@ func (w *catalogWrite) upsertProducts(ctx context.Context, tx pgx.Tx, idx []int)
 			image_url = EXCLUDED.image_url, event_at = EXCLUDED.event_at
 		WHERE products.event_at IS NULL OR products.event_at < EXCLUDED.event_at
 		RETURNING id`, ids, categories, names, brands, sizes, gtins, images, at)
-	changed, err := returnedKeys(rows)
-	for id := range changed {
-		w.changed.Products = append(w.changed.Products, id)
-	}
-	return changed, err
+	changed := map[string]bool{}
+	return changed, returnedKeys(rows, changed, &w.changed.Products)
 }
 
 // ensureCategories creates the categories of the given names that do not
@@ -322,12 +320,8 @@ func (w *catalogWrite) writeAssortments(ctx context.Context, tx pgx.Tx, idx []in
 				DELETE FROM store_product_removals r USING ins
 				WHERE r.store_id = ins.store_id AND r.product_id = ins.product_id)
 			SELECT store_id || ':' || product_id FROM ins`, up.stores, up.products, up.prices, up.aisles, up.at)
-		keys, err := returnedKeys(rows)
-		if err != nil {
+		if err := returnedKeys(rows, changed, nil); err != nil {
 			return nil, err
-		}
-		for k := range keys {
-			changed[k] = true
 		}
 	}
 	if len(rm.stores) > 0 {
@@ -347,12 +341,8 @@ func (w *catalogWrite) writeAssortments(ctx context.Context, tx pgx.Tx, idx []in
 			SELECT store_id, product_id, at FROM u
 			ON CONFLICT (store_id, product_id) DO UPDATE SET removed_at = EXCLUDED.removed_at
 			RETURNING store_id || ':' || product_id`, rm.stores, rm.products, rm.at)
-		keys, err := returnedKeys(rows)
-		if err != nil {
+		if err := returnedKeys(rows, changed, nil); err != nil {
 			return nil, err
-		}
-		for k := range keys {
-			changed[k] = true
 		}
 	}
 	return changed, nil

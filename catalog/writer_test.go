@@ -27,6 +27,17 @@ func catalogEvent(t *testing.T, eventType string, minutes int, data any) *aisle.
 	return d
 }
 
+// mustOpenAt opens the database at url, closed when the test ends.
+func mustOpenAt(t *testing.T, url string) *catalog.DB {
+	t.Helper()
+	db, err := catalog.Open(context.Background(), url, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
+
 func mustApply(t *testing.T, db *catalog.DB, events ...*aisle.Decoded) []bool {
 	t.Helper()
 	applied, err := db.ApplyEvents(context.Background(), events)
@@ -53,11 +64,7 @@ func TestApplyEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	url := catalogtest.NewDatabaseURL(t)
-	db, err := catalog.Open(ctx, url, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := mustOpenAt(t, url)
 	conn := connect(t, url)
 
 	base := baseCatalog(t)
@@ -154,16 +161,7 @@ func TestFollowChanges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	url := catalogtest.NewDatabaseURL(t)
-	writer, err := catalog.Open(ctx, url, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
-	server, err := catalog.Open(ctx, url, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	writer, server := mustOpenAt(t, url), mustOpenAt(t, url)
 
 	mustApply(t, writer, append(baseCatalog(t),
 		catalogEvent(t, aisle.TypeRetailerUpserted, 0, aisle.RetailerUpserted{RetailerID: "r-b", Name: "Bestco"}))...)

@@ -19,7 +19,7 @@ const MaxItemsPerCall = 1000
 
 // Publisher writes validated events to Kafka, in order, keyed by entity.
 type Publisher interface {
-	PublishEvents(ctx context.Context, events []*aisle.Decoded) error
+	PublishEvents(ctx context.Context, events []*aisle.Decoded) ([]string, error)
 }
 
 // Service publishes retailers' catalog changes.
@@ -157,12 +157,9 @@ func (s *Service) build(p *aisle.Principal, mutation, field, eventType string, i
 }
 
 func (s *Service) publish(ctx context.Context, events []*aisle.Decoded) ([]string, error) {
-	if err := s.publisher.PublishEvents(ctx, events); err != nil {
+	ids, err := s.publisher.PublishEvents(ctx, events)
+	if err != nil {
 		return nil, fmt.Errorf("publish catalog events: %w", err)
-	}
-	ids := make([]string, len(events))
-	for i, ev := range events {
-		ids[i] = ev.ID
 	}
 	return ids, nil
 }

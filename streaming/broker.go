@@ -122,7 +122,7 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int32) error
 	for _, create := range []struct {
 		partitions int32
 		topics     []string
-	}{{partitions, others}, {1, []string{aisle.TopicCatalog}}} {
+	}{{partitions, others}, {PartitionsOf(aisle.TopicCatalog, partitions), []string{aisle.TopicCatalog}}} {
 		resps, err := adm.CreateTopics(ctx, create.partitions, -1, nil, create.topics...)
 		if err != nil {
 			return fmt.Errorf("ensure topics on %v: %w", brokers, err)
@@ -134,6 +134,15 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int32) error
 		}
 	}
 	return nil
+}
+
+// PartitionsOf is how many partitions EnsureTopics gives topic when the
+// others get partitions: aisle.catalog always has one.
+func PartitionsOf(topic string, partitions int32) int32 {
+	if topic == aisle.TopicCatalog {
+		return 1
+	}
+	return partitions
 }
 
 // kfakeLogger passes the broker's warnings and errors to slog.

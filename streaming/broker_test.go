@@ -113,7 +113,7 @@ func TestEnsureTopicsIsIdempotent(t *testing.T) {
 		if topic == aisle.TopicCatalog {
 			want = 1 // keeps the catalog's events in the order they were published
 		}
-		if n := len(ends[topic]); n != want {
+		if n := len(ends[topic]); n != want || int32(n) != streaming.PartitionsOf(topic, 4) {
 			t.Fatalf("topic %s has %d partitions, want %d", topic, n, want)
 		}
 	}

@@ -108,18 +108,21 @@ func (p *Producer) Publish(ctx context.Context, ev aisle.Event, key string) (ais
 // all of them: bulk imports and bulk mutations produce in batches. A broker
 // that does not acknowledge within PublishTimeout gives EUNAVAILABLE; some
 // of the events may then have been written, and since the catalog applies
-// last-writer-wins by event time, publishing them again is harmless.
-func (p *Producer) PublishEvents(ctx context.Context, events []*aisle.Decoded) error {
+// last-writer-wins by event time, publishing them again is harmless. It
+// returns the events' ids, in order.
+func (p *Producer) PublishEvents(ctx context.Context, events []*aisle.Decoded) ([]string, error) {
 	recs := make([]*kgo.Record, len(events))
+	ids := make([]string, len(events))
 	for i, d := range events {
 		value, err := json.Marshal(d.Event)
 		if err != nil {
-			return aisle.Errorf(aisle.EINVALID, "event cannot be encoded: %s", err)
+			return nil, aisle.Errorf(aisle.EINVALID, "event cannot be encoded: %s", err)
 		}
 		topic, err := aisle.TopicFor(d.Type)
 		if err != nil {
-			return err
+			return nil, err
 		}
+		ids[i] = d.ID
 		recs[i] = &kgo.Record{Topic: topic, Key: []byte(d.Key()), Value: value}
 	}
 	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
@@ -136,9 +139,9 @@ func (p *Producer) PublishEvents(ctx context.Context, events []*aisle.Decoded) e
 	}
 	if failed > 0 {
 		p.log.Warn("publish events", "events", len(recs), "failed", failed, "err", results.FirstErr())
-		return aisle.Errorf(aisle.EUNAVAILABLE, "the event bus is unavailable, try again later")
+		return nil, aisle.Errorf(aisle.EUNAVAILABLE, "the event bus is unavailable, try again later")
 	}
-	return nil
+	return ids, nil
 }
 
 // Ping checks that a broker answers, for readiness probes: without one,
