@@ -40,6 +40,10 @@ func (db *DB) FollowChanges(ctx context.Context, directURL string, listening fun
 	return nil
 }
 
+// changesIdleCheck is how long the change feed waits for a notification
+// before checking that its connection still answers.
+const changesIdleCheck = 30 * time.Second
+
 // followChanges listens on one connection until it fails or ctx is done.
 func (db *DB) followChanges(ctx context.Context, directURL string, listening func()) error {
 	conn, err := pgx.Connect(ctx, directURL)
@@ -54,7 +58,19 @@ func (db *DB) followChanges(ctx context.Context, directURL string, listening fun
 	db.ids.forget(change{All: true})
 	listening()
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		// A connection cut off without a reset (a network partition)
+		// never reports an error: after a quiet spell, check it answers.
+		wait, cancel := context.WithTimeout(ctx, changesIdleCheck)
+		n, err := conn.WaitForNotification(wait)
+		cancel()
+		if err != nil && ctx.Err() == nil && wait.Err() == context.DeadlineExceeded {
+			ping, cancel := context.WithTimeout(ctx, DefaultConnectTimeout)
+			err = conn.Ping(ping)
+			cancel()
+			if err == nil {
+				continue
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("wait for notification: %w", err)
 		}
