@@ -66,3 +66,44 @@ func TestDecodeCatalogEventsRejectsBadData(t *testing.T) {
 		t.Error("a catalog event was accepted on aisle.inventory")
 	}
 }
+
+func TestEventIDFor(t *testing.T) {
+	t.Parallel()
+	shopper := &Principal{KeyID: "k-1", Role: RoleShopper}
+	other := &Principal{KeyID: "k-2", Role: RoleShopper}
+	key := "retry-7"
+	id := func(p *Principal, mutation string, item int) string {
+		t.Helper()
+		id, err := EventIDFor(p, mutation, &key, item)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ValidateID("id", id); err != nil {
+			t.Fatalf("derived id %q: %v", id, err)
+		}
+		return id
+	}
+	first := id(shopper, "reportPicks", 0)
+	if again := id(shopper, "reportPicks", 0); again != first {
+		t.Errorf("same call, ids %s and %s", first, again)
+	}
+	for name, differs := range map[string]string{
+		"another caller":   id(other, "reportPicks", 0),
+		"another mutation": id(shopper, "reportPick", 0),
+		"another item":     id(shopper, "reportPicks", 1),
+	} {
+		if differs == first {
+			t.Errorf("%s got the same id %s", name, first)
+		}
+	}
+	a, _ := EventIDFor(shopper, "reportPick", nil, 0)
+	b, _ := EventIDFor(shopper, "reportPick", nil, 0)
+	if a == b {
+		t.Error("without a key two calls got the same id")
+	}
+	for _, bad := range []string{"", strings.Repeat("k", MaxIdempotencyKeyLength+1), "a\nb", "\xff"} {
+		if _, err := EventIDFor(shopper, "reportPick", &bad, 0); ErrorCode(err) != EINVALID {
+			t.Errorf("key %q: %v, want BAD_USER_INPUT", bad, err)
+		}
+	}
+}
