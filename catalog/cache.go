@@ -206,9 +206,10 @@ func (db *DB) ProductCategories(ctx context.Context, productIDs []string) (map[s
 }
 
 // StoreRetailer returns the ID of the retailer that owns a store, ENOTFOUND
-// for an unknown store. Served from memory once seen (a store never changes
-// owner through this API), so authorizing a retailer's inventory push costs
-// no database round trip.
+// for an unknown store. Served from memory once seen (a store.upserted that
+// moves it to another retailer drops the entry in every process, see
+// FollowChanges), so authorizing a retailer's inventory push costs no
+// database round trip.
 func (db *DB) StoreRetailer(ctx context.Context, id string) (string, error) {
 	if retailerID, ok := db.ids.storeRetailer(id); ok {
 		return retailerID, nil
