@@ -39,6 +39,7 @@ func streamAppliers(fs *features.Store, db *catalog.DB) map[string][]streaming.A
 	}
 	appliers[aisle.TopicOrders] = append(appliers[aisle.TopicOrders], streaming.Applier{Name: "order_history", Apply: recommend.OrderHistory(db)})
 	appliers[aisle.TopicLabels] = append(appliers[aisle.TopicLabels], streaming.Applier{Name: "assessment_labels", Apply: fraud.RecordLabels(db)})
+	appliers[aisle.TopicCatalog] = []streaming.Applier{catalogApplier(db)}
 	return appliers
 }
 
@@ -46,10 +47,12 @@ func streamAppliers(fs *features.Store, db *catalog.DB) map[string][]streaming.A
 // rebuilds the Redis features of the key prefix from the event topics (Kafka
 // is the ground truth, DESIGN.md "Processing guarantees").
 //
-// Replay only writes Redis. The PostgreSQL tables the workers also fill
-// (order history, assessment labels) are upserts keyed by order, never
-// wiped, and already hold every event the workers consumed; re-running them
-// would cost a write per order for nothing.
+// Replay writes Redis, and the catalog from aisle.catalog (last-writer-wins
+// by event time, so replaying it onto a fresh database rebuilds the same
+// rows, and onto a current one changes nothing). The other PostgreSQL
+// tables the workers fill (order history, assessment labels) are upserts
+// keyed by order, never wiped, and already hold every event the workers
+// consumed; re-running them would cost a write per order for nothing.
 //
 // Without --wipe, replay applies only what the features lack: records at or
 // below a partition's watermark, or whose event id is recorded, are skipped
@@ -119,6 +122,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "wiped every key under %q\n", c.RedisPrefix)
 	}
 	appliers := featureAppliers(fs)
+	appliers[aisle.TopicCatalog] = catalogApplier(db)
 	for topic := range appliers {
 		if !slices.Contains(topics, topic) {
 			delete(appliers, topic)

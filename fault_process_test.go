@@ -412,7 +412,13 @@ func (r *faultRig) url(p *proctest.Proc) string {
 	return url
 }
 
-func (r *faultRig) totalPartitions() int { return len(aisle.EventTopics) * faultPartitions }
+func (r *faultRig) totalPartitions() int {
+	n := 0
+	for _, topic := range aisle.EventTopics {
+		n += int(streaming.PartitionsOf(topic, faultPartitions))
+	}
+	return n
+}
 
 // waitAssigned waits until group is stable with members members sharing
 // every partition, and returns the partitions per member.

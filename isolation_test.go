@@ -197,6 +197,19 @@ func newIsolationWorld(t *testing.T) *isolationWorld {
 		return ""
 	})
 
+	// A product R1 created through the API (so R1 may replace it) and one
+	// a service key created (only service keys may replace it).
+	for key, id := range map[string]string{w.keys[pRetailer1]: isoR1Product, w.keys[pService]: isoSharedProduct} {
+		var out struct{ UpsertProducts struct{ EventIds []string } }
+		ts.mustData(key, isoUpsertProducts, map[string]any{"id": id}, &out)
+	}
+	eventually(t, 15*time.Second, func() string {
+		if n := ts.countRows(`SELECT count(*) FROM products WHERE id IN ($1, $2)`, isoR1Product, isoSharedProduct); n != 2 {
+			return fmt.Sprintf("%d of the two API-created products applied", n)
+		}
+		return ""
+	})
+
 	// A fraud model, so that assessOrder, orderRisk and riskAlerts answer
 	// with data for those allowed; then one assessed order to read.
 	activateIsolationFraudModel(t, ts)
@@ -239,6 +252,10 @@ const (
 	isoRecommendation     = `product { id name category } score reason`
 	isoAssessmentFields   = `orderId score decision modelVersion assessedAt fraud reasons { feature description value contribution }`
 	isoReceiptFields      = `eventId topic partition offset`
+
+	isoR1Product      = "p-iso-r1"
+	isoSharedProduct  = "p-iso-shared"
+	isoUpsertProducts = `mutation($id: ID!) { upsertProducts(input: {products: [{id: $id, name: "ZZ Iso Product", category: "Iso"}]}) { eventIds } }`
 )
 
 // isolationCases is the matrix: HTTP operations, then subscriptions.
@@ -250,6 +267,10 @@ func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
 	const inventory = `mutation($s: ID!, $p: ID!) { updateInventory(input: {storeId: $s, productId: $p, quantity: 7}) { ` + isoReceiptFields + ` } }`
 	const pick = `mutation($s: ID!, $p: ID!, $shopper: ID) {
 	  reportPick(input: {storeId: $s, productId: $p, orderId: "o-iso-pick", outcome: FOUND, shopperId: $shopper}) { ` + isoReceiptFields + ` } }`
+	const assortment = `mutation($s: ID!, $p: ID!) { upsertAssortment(input: {storeId: $s, items: [{productId: $p, priceCents: 199}]}) { eventIds } }`
+	const removal = `mutation($s: ID!, $p: ID!) { removeAssortment(input: {storeId: $s, productIds: [$p]}) { eventIds } }`
+	const picks = `mutation($s: ID!, $p: ID!, $shopper: ID) {
+	  reportPicks(input: {storeId: $s, orderId: "o-iso-picks", shopperId: $shopper, picks: [{productId: $p, outcome: FOUND}]}) { eventIds } }`
 	const recommendations = `query($session: ID!, $store: ID!) { recommendations(sessionId: $session, storeId: $store) { ` + isoRecommendation + ` } }`
 
 	httpCases = []isolationCase{
@@ -300,6 +321,14 @@ func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
 			rule: isoOnly(pCustomerB, pService)},
 		{name: "labelOrder", doc: `mutation($o: ID!) { labelOrder(orderId: $o, fraud: true) { ` + isoReceiptFields + ` } }`,
 			vars: map[string]any{"o": isoVictimOrder}, rule: isoOnly(pOps, pService)},
+		{name: "upsertProducts of R1's product", doc: isoUpsertProducts, vars: map[string]any{"id": isoR1Product}, rule: isoOnly(pRetailer1, pService)},
+		{name: "upsertProducts of a service's product", doc: isoUpsertProducts, vars: map[string]any{"id": isoSharedProduct}, rule: isoOnly(pService)},
+		{name: "upsertAssortment at R1's store", doc: assortment, vars: map[string]any{"s": s1, "p": isoSharedProduct}, rule: isoOnly(pRetailer1, pService)},
+		{name: "upsertAssortment at R2's store", doc: assortment, vars: map[string]any{"s": s2, "p": isoSharedProduct}, rule: isoOnly(pRetailer2, pService)},
+		{name: "removeAssortment at R1's store", doc: removal, vars: map[string]any{"s": s1, "p": isoSharedProduct}, rule: isoOnly(pRetailer1, pService)},
+		{name: "removeAssortment at R2's store", doc: removal, vars: map[string]any{"s": s2, "p": isoSharedProduct}, rule: isoOnly(pRetailer2, pService)},
+		{name: "reportPicks as the key's shopper", doc: picks, vars: map[string]any{"s": s1, "p": p, "shopper": isoShopperUser}, rule: isoOnly(pShopper, pAnyPicker, pService)},
+		{name: "reportPicks as another shopper", doc: picks, vars: map[string]any{"s": s1, "p": p, "shopper": "sh-iso-other"}, rule: isoOnly(pAnyPicker, pService)},
 		{name: "assessOrder", doc: `mutation($in: AssessOrderInput!) { assessOrder(input: $in) { ` + isoAssessmentFields + ` } }`,
 			vars: map[string]any{"in": orderInput("o-iso-assess", isoVictimUser, s1, p, isoVictimCard, isoVictimDev, 1200)}, rule: isoOnly(pService)},
 	}

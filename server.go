@@ -32,6 +32,7 @@ import (
 	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/httpapi"
 	"github.com/aisle/aisle/live"
+	"github.com/aisle/aisle/merchandising"
 	"github.com/aisle/aisle/models"
 	"github.com/aisle/aisle/ratelimit"
 	"github.com/aisle/aisle/recommend"
@@ -77,6 +78,12 @@ commands:
   replay [--wipe] [--topics T,...]
               rebuild the Redis features from the event topics; --wipe first
               deletes the prefix's keys (stop the stream workers first)
+  catalog import [--batch N] FILE...
+              publish a marketplace's catalog (JSON Lines or CSV files) to
+              aisle.catalog; prints what was published and every rejected
+              line with its number and reason
+  seed demo   publish the demo catalog to aisle.catalog (refused with
+              AISLE_ENV=production)
   load [--url U] [--duration D] [--concurrency N] [--subscriptions N] [--json]
               run a bounded mixed workload against a running server and
               report latency, errors, memory per subscription and fan-out
@@ -113,6 +120,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runModels(ctx, args, stdout, stderr)
 	case "replay":
 		return runReplay(ctx, args, stdout, stderr)
+	case "catalog":
+		return runCatalog(ctx, args, stdout, stderr)
+	case "seed":
+		return runSeed(ctx, args, stdout, stderr)
 	case "load":
 		return runLoad(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
@@ -125,21 +136,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // Config is everything serve needs, from flags that default to the
 // environment (DESIGN.md "Run modes").
 type Config struct {
-	HTTPAddr      string
-	DatabaseURL   string
-	RedisURL      string
-	RedisPrefix   string
-	KafkaBrokers  []string // empty: run the embedded broker
-	EmbeddedKafka string   // listen address of the embedded broker
-	DataDir       string   // embedded broker log directory
-	Partitions    int32
-	Role          string // all, api or stream
-	Demo          bool
-	DemoRate      float64
-	WebDir        string
-	LogLevel      slog.Level
-	DrainTimeout  time.Duration
-	ConsumerGroup string
+	HTTPAddr    string
+	DatabaseURL string
+	// DatabaseDirectURL reaches PostgreSQL itself when DatabaseURL is a
+	// pooler in transaction mode, for what needs a session of its own
+	// (LISTEN); empty means DatabaseURL.
+	DatabaseDirectURL string
+	RedisURL          string
+	RedisPrefix       string
+	KafkaBrokers      []string // empty: run the embedded broker
+	EmbeddedKafka     string   // listen address of the embedded broker
+	DataDir           string   // embedded broker log directory
+	Partitions        int32
+	Role              string // all, api or stream
+	Demo              bool
+	DemoRate          float64
+	WebDir            string
+	LogLevel          slog.Level
+	DrainTimeout      time.Duration
+	ConsumerGroup     string
 	// SessionTimeout is how soon a dead stream worker's partitions move to
 	// the live ones (Kafka's session.timeout.ms).
 	SessionTimeout time.Duration
@@ -170,6 +185,7 @@ type Config struct {
 // commonFlags registers the connection flags every command shares.
 func commonFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", "postgres://postgres@localhost:5432/aisle?sslmode=disable"), "PostgreSQL URL (DATABASE_URL)")
+	fs.StringVar(&c.DatabaseDirectURL, "database-direct-url", env("DATABASE_DIRECT_URL", ""), "PostgreSQL URL bypassing a transaction pooler, for LISTEN (DATABASE_DIRECT_URL; default --database-url)")
 	fs.StringVar(&c.RedisURL, "redis-url", env("REDIS_URL", "redis://localhost:6379/0"), "Redis URL (REDIS_URL)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", env("AISLE_REDIS_PREFIX", "aisle:"), "prefix of every Redis key (AISLE_REDIS_PREFIX)")
 	fs.Func("kafka-brokers", "comma-separated Kafka brokers; empty runs the embedded broker (KAFKA_BROKERS)", func(s string) error {
@@ -344,8 +360,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	cleanups = append(cleanups, db.Close)
-	if _, err := db.SeedDemo(ctx); err != nil {
-		return fmt.Errorf("seed demo catalog: %w", err)
+	// Demo data only where it belongs: a development server on an empty
+	// catalog gets the demo catalog; production never gets anything.
+	if !c.Production {
+		if _, err := db.SeedDemo(ctx); err != nil {
+			return fmt.Errorf("seed demo catalog: %w", err)
+		}
 	}
 
 	model := c.Availability
@@ -417,6 +437,9 @@ func (m *Main) Run(ctx context.Context) error {
 	ready := readiness(db, fs, producer, consumer)
 	var handler http.Handler
 	if m.runsAPI() {
+		goWork("catalog change feed", func(ctx context.Context) error {
+			return db.FollowChanges(ctx, c.directDatabaseURL(), nil)
+		})
 		avail, err := availability.NewService(ctx, db, fs, producer, model, log)
 		if err != nil {
 			return err
@@ -448,7 +471,11 @@ func (m *Main) Run(ctx context.Context) error {
 		goWork("fraud model reload", every(c.FraudModelPoll, "reload the fraud model", log, fraudService.ReloadModel))
 		goWork("fraud alerts", fraudService.RunAlerts)
 
-		resolver, err := resolvers.NewResolver(db, avail, hub, reco, recoHub, fraudService)
+		merch, err := merchandising.NewService(db, producer)
+		if err != nil {
+			return err
+		}
+		resolver, err := resolvers.NewResolver(db, avail, hub, reco, recoHub, fraudService, merch)
 		if err != nil {
 			return err
 		}
@@ -596,6 +623,14 @@ func displayAddr(a net.Addr) string {
 		return "localhost:" + port
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// directDatabaseURL is where sessions of their own connect.
+func (c *Config) directDatabaseURL() string {
+	if c.DatabaseDirectURL != "" {
+		return c.DatabaseDirectURL
+	}
+	return c.DatabaseURL
 }
 
 // parseEnv sets Production from --env / AISLE_ENV.

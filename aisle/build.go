@@ -2,9 +2,14 @@ package aisle
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // APISource names the API as the producer of the events its mutations
@@ -51,4 +56,37 @@ func (d *Decoded) UnknownReference(unknownStores, unknownProducts map[string]boo
 		}
 	}
 	return ""
+}
+
+// MaxIdempotencyKeyLength bounds a client's idempotency key.
+const MaxIdempotencyKeyLength = 128
+
+// EventIDFor returns the id of the item-th event a call publishes. Without
+// an idempotency key it is random. With one it is derived from the caller's
+// API key, the mutation and the idempotency key, so a call retried after a
+// lost answer publishes the events of the first attempt again, with the
+// same ids, and the stream applies them once; two callers, or two
+// mutations, using the same key never share an id.
+func EventIDFor(p *Principal, mutation string, idempotencyKey *string, item int) (string, error) {
+	if idempotencyKey == nil {
+		return NewEventID(), nil
+	}
+	if err := ValidateIdempotencyKey(idempotencyKey); err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, part := range []string{p.KeyID, string(p.Role), mutation, *idempotencyKey, strconv.Itoa(item)} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return "e-" + hex.EncodeToString(h.Sum(nil)[:16]), nil
+}
+
+// ValidateIdempotencyKey accepts no key, or 1 to MaxIdempotencyKeyLength
+// printable characters.
+func ValidateIdempotencyKey(key *string) error {
+	if key != nil && (*key == "" || len(*key) > MaxIdempotencyKeyLength || !utf8.ValidString(*key) || strings.ContainsFunc(*key, unicode.IsControl)) {
+		return Errorf(EINVALID, "idempotencyKey must be 1 to %d printable characters", MaxIdempotencyKeyLength)
+	}
+	return nil
 }

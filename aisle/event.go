@@ -21,7 +21,7 @@ const (
 )
 
 // EventTopics are the topics the stream workers consume.
-var EventTopics = []string{TopicInventory, TopicPicking, TopicSessions, TopicOrders, TopicLabels}
+var EventTopics = []string{TopicInventory, TopicPicking, TopicSessions, TopicOrders, TopicLabels, TopicCatalog}
 
 // Event types.
 const (
@@ -90,6 +90,8 @@ func TopicFor(eventType string) (string, error) {
 		return TopicOrders, nil
 	case TypeOrderLabeled:
 		return TopicLabels, nil
+	case TypeRetailerUpserted, TypeStoreUpserted, TypeProductUpserted, TypeAssortmentUpserted, TypeAssortmentRemoved:
+		return TopicCatalog, nil
 	}
 	return "", Errorf(EINVALID, "unknown event type %q", eventType)
 }
@@ -113,6 +115,11 @@ type Decoded struct {
 	Order         *OrderPlaced    // order.placed
 	PaymentFailed *PaymentFailed  // payment.failed
 	Label         *OrderLabeled   // order.labeled
+
+	Retailer   *RetailerUpserted // retailer.upserted
+	Store      *StoreUpserted    // store.upserted
+	Product    *ProductUpserted  // product.upserted
+	Assortment *Assortment       // assortment.upserted, assortment.removed
 }
 
 // StoreProduct returns the store-product an inventory or picking event is about.
@@ -135,6 +142,8 @@ func (d *Decoded) Key() string {
 		return d.PaymentFailed.UserID
 	case d.Label != nil:
 		return d.Label.OrderID
+	case d.Retailer != nil || d.Store != nil || d.Product != nil || d.Assortment != nil:
+		return d.catalogKey()
 	}
 	return d.StoreProduct().String()
 }
@@ -161,6 +170,8 @@ func (d *Decoded) References() (storeIDs, productIDs []string) {
 			productIDs = append(productIDs, it.ProductID)
 		}
 		return []string{d.Order.StoreID}, productIDs
+	case d.Assortment != nil:
+		return []string{d.Assortment.StoreID}, []string{d.Assortment.ProductID}
 	}
 	return nil, nil
 }
@@ -214,6 +225,8 @@ func DecodeEvent(value []byte, topic string, now time.Time) (*Decoded, error) {
 	case TopicLabels:
 		d.Label = new(OrderLabeled)
 		data = d.Label
+	case TopicCatalog:
+		data = d.newCatalogData(ev.Type)
 	default:
 		if ev.Type == TypeOrderPlaced {
 			d.Order = new(OrderPlaced)

@@ -56,7 +56,11 @@ func (p *Principal) CanReportPicks() bool {
 }
 
 // CanPushInventory reports whether p may push inventory for a store owned by retailerID.
-func (p *Principal) CanPushInventory(retailerID string) bool {
+func (p *Principal) CanPushInventory(retailerID string) bool { return p.CanManageStore(retailerID) }
+
+// CanManageStore reports whether p may change a store owned by retailerID:
+// its inventory and its assortment.
+func (p *Principal) CanManageStore(retailerID string) bool {
 	switch p.Role {
 	case RoleService:
 		return true

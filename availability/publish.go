@@ -17,20 +17,78 @@ type PickReport struct {
 	Type                 string // aisle.TypePickFound, TypePickNotFound or TypePickReplaced
 	ReplacementProductID string
 	Time                 time.Time // zero: now
+	// IdempotencyKey, when set, makes a retried call publish the same
+	// event id (aisle.EventIDFor).
+	IdempotencyKey *string
 }
+
+// MaxPicksPerCall bounds ReportPicks.
+const MaxPicksPerCall = 200
 
 // ReportPick publishes a pick event for a shopper or service caller.
 func (s *Service) ReportPick(ctx context.Context, r PickReport) (aisle.Receipt, error) {
-	p := aisle.PrincipalFromContext(ctx)
-	if err := requireAuthenticated(p); err != nil {
-		return aisle.Receipt{}, err
-	}
-	if !p.CanReportPicks() {
-		return aisle.Receipt{}, aisle.Errorf(aisle.EFORBIDDEN, "only shopper and service keys may report picks")
-	}
-	shopperID, err := p.ActingUser(r.ShopperID, "shopperId")
+	events, err := s.pickEvents(ctx, "reportPick", []PickReport{r})
 	if err != nil {
 		return aisle.Receipt{}, err
+	}
+	return s.publish(ctx, events[0])
+}
+
+// ReportPicks publishes up to MaxPicksPerCall picks in one call (the
+// reportPicks mutation fills in one order's store, order, shopper and
+// idempotency key). Every pick is validated before any is published: one
+// bad pick publishes none. It returns the event ids in input order.
+func (s *Service) ReportPicks(ctx context.Context, reports []PickReport) ([]string, error) {
+	switch {
+	case len(reports) == 0:
+		return nil, aisle.Errorf(aisle.EINVALID, "no picks")
+	case len(reports) > MaxPicksPerCall:
+		return nil, aisle.Errorf(aisle.EINVALID, "%d picks, more than %d in one call", len(reports), MaxPicksPerCall)
+	}
+	events, err := s.pickEvents(ctx, "reportPicks", reports)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := s.publisher.PublishEvents(ctx, events)
+	if err != nil {
+		return nil, fmt.Errorf("publish picks: %w", err)
+	}
+	return ids, nil
+}
+
+// pickEvents authorizes the caller and builds and checks one pick event per
+// report; the first bad report fails them all, naming its index when there
+// are several.
+func (s *Service) pickEvents(ctx context.Context, mutation string, reports []PickReport) ([]*aisle.Decoded, error) {
+	p := aisle.PrincipalFromContext(ctx)
+	if err := requireAuthenticated(p); err != nil {
+		return nil, err
+	}
+	if !p.CanReportPicks() {
+		return nil, aisle.Errorf(aisle.EFORBIDDEN, "only shopper and service keys may report picks")
+	}
+	events := make([]*aisle.Decoded, len(reports))
+	for i, r := range reports {
+		ev, err := s.pickEvent(ctx, p, mutation, i, r)
+		if err != nil {
+			if len(reports) > 1 {
+				return nil, itemError(err, "picks", i)
+			}
+			return nil, err
+		}
+		events[i] = ev
+	}
+	return events, nil
+}
+
+func (s *Service) pickEvent(ctx context.Context, p *aisle.Principal, mutation string, i int, r PickReport) (*aisle.Decoded, error) {
+	shopperID, err := p.ActingUser(r.ShopperID, "shopperId")
+	if err != nil {
+		return nil, err
+	}
+	id, err := aisle.EventIDFor(p, mutation, r.IdempotencyKey, i)
+	if err != nil {
+		return nil, err
 	}
 	data := aisle.Pick{
 		StoreID:              r.StoreID,
@@ -39,15 +97,20 @@ func (s *Service) ReportPick(ctx context.Context, r PickReport) (aisle.Receipt, 
 		OrderID:              r.OrderID,
 		ReplacementProductID: r.ReplacementProductID,
 	}
-	ev, err := s.validEvent(ctx, r.Type, r.Time, data)
-	if err != nil {
-		return aisle.Receipt{}, err
-	}
-	return s.publish(ctx, ev)
+	return s.validEvent(ctx, id, r.Type, r.Time, data)
 }
 
-// UpdateInventory publishes a retailer's inventory level for one of its stores.
-func (s *Service) UpdateInventory(ctx context.Context, storeID, productID string, quantity int64, at time.Time) (aisle.Receipt, error) {
+// itemError says which item of a batch err is about, keeping its code.
+func itemError(err error, field string, i int) error {
+	if code := aisle.ErrorCode(err); code != aisle.EINTERNAL {
+		return aisle.Errorf(code, "%s[%d]: %s", field, i, aisle.ErrorMessage(err))
+	}
+	return err
+}
+
+// UpdateInventory publishes a retailer's inventory level for one of its
+// stores; idempotencyKey as in PickReport.
+func (s *Service) UpdateInventory(ctx context.Context, storeID, productID string, quantity int64, at time.Time, idempotencyKey *string) (aisle.Receipt, error) {
 	p := aisle.PrincipalFromContext(ctx)
 	if err := requireAuthenticated(p); err != nil {
 		return aisle.Receipt{}, err
@@ -55,7 +118,11 @@ func (s *Service) UpdateInventory(ctx context.Context, storeID, productID string
 	if p.Role != aisle.RoleService && p.Role != aisle.RoleRetailer {
 		return aisle.Receipt{}, aisle.Errorf(aisle.EFORBIDDEN, "only retailer and service keys may push inventory")
 	}
-	ev, err := s.validEvent(ctx, aisle.TypeInventoryLevel, at, aisle.InventoryLevel{StoreID: storeID, ProductID: productID, Quantity: &quantity})
+	id, err := aisle.EventIDFor(p, "updateInventory", idempotencyKey, 0)
+	if err != nil {
+		return aisle.Receipt{}, err
+	}
+	ev, err := s.validEvent(ctx, id, aisle.TypeInventoryLevel, at, aisle.InventoryLevel{StoreID: storeID, ProductID: productID, Quantity: &quantity})
 	if err != nil {
 		return aisle.Receipt{}, err
 	}
@@ -78,8 +145,8 @@ func requireAuthenticated(p *aisle.Principal) error {
 
 // validEvent builds the event and checks it as the stream workers will:
 // its fields, and that its store and product exist.
-func (s *Service) validEvent(ctx context.Context, eventType string, at time.Time, data any) (*aisle.Decoded, error) {
-	decoded, err := aisle.BuildEvent(aisle.NewEventID(), eventType, at, s.Now(), data)
+func (s *Service) validEvent(ctx context.Context, id, eventType string, at time.Time, data any) (*aisle.Decoded, error) {
+	decoded, err := aisle.BuildEvent(id, eventType, at, s.Now(), data)
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,9 @@ type Item struct {
 // Publisher writes an event to the log (Kafka) and says where it landed.
 type Publisher interface {
 	Publish(ctx context.Context, ev aisle.Event, key string) (aisle.Receipt, error)
+	// PublishEvents publishes validated events in order, keyed by entity,
+	// and returns their ids.
+	PublishEvents(ctx context.Context, events []*aisle.Decoded) ([]string, error)
 }
 
 // Service reads and feeds item availability.

@@ -21,18 +21,73 @@ import (
 // stream of events costs no database round trip once they have been seen.
 //
 // Only positive answers are cached: an ID unknown today may be added
-// tomorrow, so misses always ask the database. The catalog API never deletes
-// stores or products nor moves a product to another category, so entries
-// never go stale; the cache grows to at most the number of IDs in the
+// tomorrow, so misses always ask the database. Stores and products are
+// never deleted, but a catalog event may move a store to another retailer
+// or a product to another category: ApplyEvents announces what it changed
+// and every process drops those entries (FollowChanges), so the next use
+// asks the database. The cache grows to at most the number of IDs in the
 // catalog.
 type idCache struct {
 	mu         sync.RWMutex
 	stores     map[string]string // store ID → its retailer's ID; presence means the store exists
 	categories map[string]string // product ID → category name; presence means the product exists
+	retailers  map[string]bool   // retailers that exist
 }
 
 func newIDCache() *idCache {
-	return &idCache{stores: map[string]string{}, categories: map[string]string{}}
+	return &idCache{stores: map[string]string{}, categories: map[string]string{}, retailers: map[string]bool{}}
+}
+
+// forget drops the entries of what a change names, or all of them.
+func (c *idCache) forget(ch change) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch.All {
+		c.stores, c.categories = map[string]string{}, map[string]string{}
+		return
+	}
+	for _, id := range ch.Stores {
+		delete(c.stores, id)
+	}
+	for _, id := range ch.Products {
+		delete(c.categories, id)
+	}
+}
+
+// UnknownRetailers returns the retailer IDs that do not exist (nil when all
+// do). Retailers are never deleted, so those found are remembered.
+func (db *DB) UnknownRetailers(ctx context.Context, ids []string) (map[string]bool, error) {
+	var unknown []string
+	db.ids.mu.RLock()
+	for _, id := range ids {
+		if !db.ids.retailers[id] {
+			unknown = append(unknown, id)
+		}
+	}
+	db.ids.mu.RUnlock()
+	if unknown == nil {
+		return nil, nil
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT id FROM retailers WHERE id = ANY($1)`, unknown)
+	found := map[string]bool{}
+	if err := returnedKeys(rows, found, nil); err != nil {
+		return nil, fmt.Errorf("look up retailer IDs: %w", err)
+	}
+	db.ids.mu.Lock()
+	for id := range found {
+		db.ids.retailers[id] = true
+	}
+	db.ids.mu.Unlock()
+	missing := map[string]bool{}
+	for _, id := range unknown {
+		if !found[id] {
+			missing[id] = true
+		}
+	}
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	return missing, nil
 }
 
 // unknown returns the store and product IDs that the cache does not know
@@ -151,9 +206,10 @@ func (db *DB) ProductCategories(ctx context.Context, productIDs []string) (map[s
 }
 
 // StoreRetailer returns the ID of the retailer that owns a store, ENOTFOUND
-// for an unknown store. Served from memory once seen (a store never changes
-// owner through this API), so authorizing a retailer's inventory push costs
-// no database round trip.
+// for an unknown store. Served from memory once seen (a store.upserted that
+// moves it to another retailer drops the entry in every process, see
+// FollowChanges), so authorizing a retailer's inventory push costs no
+// database round trip.
 func (db *DB) StoreRetailer(ctx context.Context, id string) (string, error) {
 	if retailerID, ok := db.ids.storeRetailer(id); ok {
 		return retailerID, nil

@@ -582,7 +582,7 @@ func TestMissingStoreProducts_CacheAndLateAdditions(t *testing.T) {
 		t.Fatalf("before insert: %v, %v", missing, err)
 	}
 	conn := connect(t, url)
-	if _, err := conn.Exec(ctx, `INSERT INTO products (id, category_id, name) VALUES ('p-late', 'fruit', 'Late Mango 1 ct')`); err != nil {
+	if _, err := conn.Exec(ctx, `INSERT INTO products (id, category_id, name) VALUES ('p-late', 'fresh-fruit', 'Late Mango 1 ct')`); err != nil {
 		t.Fatal(err)
 	}
 	sps := make([]aisle.StoreProduct, 0, 100)

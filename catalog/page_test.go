@@ -95,29 +95,23 @@ func TestDemoCatalogIsStable(t *testing.T) {
 	}
 	names := map[string]bool{}
 	for _, p := range d.products {
-		name := p[2].(string)
-		if names[name] {
-			t.Errorf("duplicate product name %q", name)
+		if names[p.Name] {
+			t.Errorf("duplicate product name %q", p.Name)
 		}
-		names[name] = true
+		names[p.Name] = true
 	}
-	for _, tt := range []struct {
-		row  []any
-		want []any
-	}{
-		{d.products[0], []any{"p-1", "fruit", "Coastal Farms Bananas 2 lb"}},
-		{d.products[len(d.products)-1], []any{"p-2100", "personal-care", "Pure Essentials Moisturizing Body Wash 30 oz"}},
-		{d.stores[0], []any{"s-1", "r-1", "FreshCo Downtown"}},
-		{d.stores[len(d.stores)-1], []any{"s-24", "r-4", "Greenleaf Grocers Elm Street"}},
+	first, last := d.products[0], d.products[len(d.products)-1]
+	for _, tt := range []struct{ got, want string }{
+		{first.ProductID + "|" + first.Category + "|" + first.Name + "|" + *first.Brand + "|" + *first.Size, "p-1|Fresh Fruit|Coastal Farms Bananas 2 lb|Coastal Farms|2 lb"},
+		{last.ProductID + "|" + last.Category + "|" + last.Name, "p-2100|Personal Care|Pure Essentials Moisturizing Body Wash 30 oz"},
+		{d.stores[0].StoreID + "|" + d.stores[0].RetailerID + "|" + d.stores[0].Name, "s-1|r-1|FreshCo Downtown"},
+		{d.stores[len(d.stores)-1].StoreID + "|" + d.stores[len(d.stores)-1].RetailerID + "|" + d.stores[len(d.stores)-1].Name, "s-24|r-4|Greenleaf Grocers Elm Street"},
 	} {
-		for i := range tt.want {
-			if tt.row[i] != tt.want[i] {
-				t.Errorf("row %v, want %v", tt.row, tt.want)
-				break
-			}
+		if tt.got != tt.want {
+			t.Errorf("demo row %q, want %q", tt.got, tt.want)
 		}
 	}
-	if got, want := len(d.storeProducts), 39063; got != want {
+	if got, want := len(d.assortments), 39063; got != want {
 		t.Errorf("store products = %d, want %d", got, want)
 	}
 }

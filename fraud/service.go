@@ -126,6 +126,9 @@ func requireFraudAccess(p *aisle.Principal) error {
 type Order struct {
 	aisle.OrderPlaced
 	Time time.Time // zero: now
+	// IdempotencyKey is checked but changes nothing: order.placed's event
+	// id derives from the order id, so an order is published once anyway.
+	IdempotencyKey *string
 }
 
 // Assess scores an order synchronously from its current velocity features,
@@ -139,6 +142,9 @@ type Order struct {
 func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment, error) {
 	p := aisle.PrincipalFromContext(ctx)
 	if err := requireFraudAccess(p); err != nil {
+		return catalog.FraudAssessment{}, err
+	}
+	if err := aisle.ValidateIdempotencyKey(in.IdempotencyKey); err != nil {
 		return catalog.FraudAssessment{}, err
 	}
 	if p.Role != aisle.RoleService {
@@ -295,11 +301,17 @@ func (s *Service) OrderRisk(ctx context.Context, orderID string) (catalog.FraudA
 
 // Label publishes the outcome of an order, known now (ops and service keys).
 // The first label of an order counts; later ones are ignored downstream.
-func (s *Service) Label(ctx context.Context, orderID string, fraud bool) (aisle.Receipt, error) {
-	if err := requireFraudAccess(aisle.PrincipalFromContext(ctx)); err != nil {
+// idempotencyKey, when set, makes a retried call publish the same event id.
+func (s *Service) Label(ctx context.Context, orderID string, fraud bool, idempotencyKey *string) (aisle.Receipt, error) {
+	p := aisle.PrincipalFromContext(ctx)
+	if err := requireFraudAccess(p); err != nil {
 		return aisle.Receipt{}, err
 	}
-	ev, err := aisle.BuildEvent(aisle.NewEventID(), aisle.TypeOrderLabeled, time.Time{}, s.Now(), aisle.OrderLabeled{OrderID: orderID, Fraud: &fraud})
+	id, err := aisle.EventIDFor(p, "labelOrder", idempotencyKey, 0)
+	if err != nil {
+		return aisle.Receipt{}, err
+	}
+	ev, err := aisle.BuildEvent(id, aisle.TypeOrderLabeled, time.Time{}, s.Now(), aisle.OrderLabeled{OrderID: orderID, Fraud: &fraud})
 	if err != nil {
 		return aisle.Receipt{}, err
 	}

@@ -40,6 +40,10 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	EventBatchReceipt struct {
+		EventIds func(childComplexity int) int
+	}
+
 	EventReceipt struct {
 		EventID   func(childComplexity int) int
 		Offset    func(childComplexity int) int
@@ -67,10 +71,14 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		AssessOrder        func(childComplexity int, input AssessOrderInput) int
-		LabelOrder         func(childComplexity int, orderID string, fraud bool) int
+		LabelOrder         func(childComplexity int, orderID string, fraud bool, idempotencyKey *string) int
 		RecordSessionEvent func(childComplexity int, input SessionEventInput) int
+		RemoveAssortment   func(childComplexity int, input RemoveAssortmentInput) int
 		ReportPick         func(childComplexity int, input ReportPickInput) int
+		ReportPicks        func(childComplexity int, input ReportPicksInput) int
 		UpdateInventory    func(childComplexity int, input UpdateInventoryInput) int
+		UpsertAssortment   func(childComplexity int, input UpsertAssortmentInput) int
+		UpsertProducts     func(childComplexity int, input UpsertProductsInput) int
 	}
 
 	PageInfo struct {
@@ -154,7 +162,11 @@ type MutationResolver interface {
 	ReportPick(ctx context.Context, input ReportPickInput) (*EventReceipt, error)
 	UpdateInventory(ctx context.Context, input UpdateInventoryInput) (*EventReceipt, error)
 	AssessOrder(ctx context.Context, input AssessOrderInput) (*FraudAssessment, error)
-	LabelOrder(ctx context.Context, orderID string, fraud bool) (*EventReceipt, error)
+	LabelOrder(ctx context.Context, orderID string, fraud bool, idempotencyKey *string) (*EventReceipt, error)
+	UpsertProducts(ctx context.Context, input UpsertProductsInput) (*EventBatchReceipt, error)
+	UpsertAssortment(ctx context.Context, input UpsertAssortmentInput) (*EventBatchReceipt, error)
+	RemoveAssortment(ctx context.Context, input RemoveAssortmentInput) (*EventBatchReceipt, error)
+	ReportPicks(ctx context.Context, input ReportPicksInput) (*EventBatchReceipt, error)
 	RecordSessionEvent(ctx context.Context, input SessionEventInput) (*EventReceipt, error)
 }
 type QueryResolver interface {
@@ -191,6 +203,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "EventBatchReceipt.eventIds":
+		if e.ComplexityRoot.EventBatchReceipt.EventIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventBatchReceipt.EventIds(childComplexity), true
 
 	case "EventReceipt.eventId":
 		if e.ComplexityRoot.EventReceipt.EventID == nil {
@@ -312,7 +331,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.LabelOrder(childComplexity, args["orderId"].(string), args["fraud"].(bool)), true
+		return e.ComplexityRoot.Mutation.LabelOrder(childComplexity, args["orderId"].(string), args["fraud"].(bool), args["idempotencyKey"].(*string)), true
 	case "Mutation.recordSessionEvent":
 		if e.ComplexityRoot.Mutation.RecordSessionEvent == nil {
 			break
@@ -324,6 +343,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RecordSessionEvent(childComplexity, args["input"].(SessionEventInput)), true
+	case "Mutation.removeAssortment":
+		if e.ComplexityRoot.Mutation.RemoveAssortment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeAssortment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveAssortment(childComplexity, args["input"].(RemoveAssortmentInput)), true
 	case "Mutation.reportPick":
 		if e.ComplexityRoot.Mutation.ReportPick == nil {
 			break
@@ -335,6 +365,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ReportPick(childComplexity, args["input"].(ReportPickInput)), true
+	case "Mutation.reportPicks":
+		if e.ComplexityRoot.Mutation.ReportPicks == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_reportPicks_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReportPicks(childComplexity, args["input"].(ReportPicksInput)), true
 	case "Mutation.updateInventory":
 		if e.ComplexityRoot.Mutation.UpdateInventory == nil {
 			break
@@ -346,6 +387,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateInventory(childComplexity, args["input"].(UpdateInventoryInput)), true
+	case "Mutation.upsertAssortment":
+		if e.ComplexityRoot.Mutation.UpsertAssortment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_upsertAssortment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpsertAssortment(childComplexity, args["input"].(UpsertAssortmentInput)), true
+	case "Mutation.upsertProducts":
+		if e.ComplexityRoot.Mutation.UpsertProducts == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_upsertProducts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpsertProducts(childComplexity, args["input"].(UpsertProductsInput)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -630,10 +693,17 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
 		ec.unmarshalInputAssessOrderInput,
+		ec.unmarshalInputAssortmentItemInput,
 		ec.unmarshalInputOrderItemInput,
+		ec.unmarshalInputPickInput,
+		ec.unmarshalInputProductInput,
+		ec.unmarshalInputRemoveAssortmentInput,
 		ec.unmarshalInputReportPickInput,
+		ec.unmarshalInputReportPicksInput,
 		ec.unmarshalInputSessionEventInput,
 		ec.unmarshalInputUpdateInventoryInput,
+		ec.unmarshalInputUpsertAssortmentInput,
+		ec.unmarshalInputUpsertProductsInput,
 	)
 	first := true
 
@@ -725,7 +795,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "availability.graphqls" "catalog.graphqls" "fraud.graphqls" "recommendations.graphqls"
+//go:embed "availability.graphqls" "catalog.graphqls" "fraud.graphqls" "merchandising.graphqls" "recommendations.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -740,6 +810,7 @@ var sources = []*ast.Source{
 	{Name: "availability.graphqls", Input: sourceData("availability.graphqls"), BuiltIn: false},
 	{Name: "catalog.graphqls", Input: sourceData("catalog.graphqls"), BuiltIn: false},
 	{Name: "fraud.graphqls", Input: sourceData("fraud.graphqls"), BuiltIn: false},
+	{Name: "merchandising.graphqls", Input: sourceData("merchandising.graphqls"), BuiltIn: false},
 	{Name: "recommendations.graphqls", Input: sourceData("recommendations.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -747,6 +818,14 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_EventBatchReceipt(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "eventIds":
+		return ec.fieldContext_EventBatchReceipt_eventIds(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EventBatchReceipt", field.Name)
+}
 
 func (ec *executionContext) childFields_EventReceipt(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -1063,6 +1142,14 @@ func (ec *executionContext) field_Mutation_labelOrder_args(ctx context.Context, 
 		return nil, err
 	}
 	args["fraud"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
 	return args, nil
 }
 
@@ -1072,6 +1159,20 @@ func (ec *executionContext) field_Mutation_recordSessionEvent_args(ctx context.C
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (SessionEventInput, error) {
 			return ec.unmarshalNSessionEventInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐSessionEventInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_removeAssortment_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (RemoveAssortmentInput, error) {
+			return ec.unmarshalNRemoveAssortmentInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐRemoveAssortmentInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1094,12 +1195,54 @@ func (ec *executionContext) field_Mutation_reportPick_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_reportPicks_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ReportPicksInput, error) {
+			return ec.unmarshalNReportPicksInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐReportPicksInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_updateInventory_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (UpdateInventoryInput, error) {
 			return ec.unmarshalNUpdateInventoryInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐUpdateInventoryInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_upsertAssortment_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (UpsertAssortmentInput, error) {
+			return ec.unmarshalNUpsertAssortmentInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐUpsertAssortmentInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_upsertProducts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (UpsertProductsInput, error) {
+			return ec.unmarshalNUpsertProductsInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐUpsertProductsInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1379,6 +1522,29 @@ func (ec *executionContext) field___Type_fields_args(ctx context.Context, rawArg
 // endregion ***************************** args.gotpl *****************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _EventBatchReceipt_eventIds(ctx context.Context, field graphql.CollectedField, obj *EventBatchReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventBatchReceipt_eventIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventIds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNID2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventBatchReceipt_eventIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EventBatchReceipt", field, false, false, errors.New("field of type ID does not have child fields"))
+}
 
 func (ec *executionContext) _EventReceipt_eventId(ctx context.Context, field graphql.CollectedField, obj *EventReceipt) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -1899,7 +2065,7 @@ func (ec *executionContext) _Mutation_labelOrder(ctx context.Context, field grap
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().LabelOrder(ctx, fc.Args["orderId"].(string), fc.Args["fraud"].(bool))
+			return ec.Resolvers.Mutation().LabelOrder(ctx, fc.Args["orderId"].(string), fc.Args["fraud"].(bool), fc.Args["idempotencyKey"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *EventReceipt) graphql.Marshaler {
@@ -1927,6 +2093,182 @@ func (ec *executionContext) fieldContext_Mutation_labelOrder(ctx context.Context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_labelOrder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_upsertProducts(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_upsertProducts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpsertProducts(ctx, fc.Args["input"].(UpsertProductsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *EventBatchReceipt) graphql.Marshaler {
+			return ec.marshalNEventBatchReceipt2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐEventBatchReceipt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_upsertProducts(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EventBatchReceipt(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_upsertProducts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_upsertAssortment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_upsertAssortment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpsertAssortment(ctx, fc.Args["input"].(UpsertAssortmentInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *EventBatchReceipt) graphql.Marshaler {
+			return ec.marshalNEventBatchReceipt2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐEventBatchReceipt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_upsertAssortment(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EventBatchReceipt(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_upsertAssortment_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_removeAssortment(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_removeAssortment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RemoveAssortment(ctx, fc.Args["input"].(RemoveAssortmentInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *EventBatchReceipt) graphql.Marshaler {
+			return ec.marshalNEventBatchReceipt2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐEventBatchReceipt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_removeAssortment(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EventBatchReceipt(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_removeAssortment_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_reportPicks(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_reportPicks(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReportPicks(ctx, fc.Args["input"].(ReportPicksInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *EventBatchReceipt) graphql.Marshaler {
+			return ec.marshalNEventBatchReceipt2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐEventBatchReceipt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_reportPicks(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EventBatchReceipt(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_reportPicks_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4212,7 +4554,7 @@ func (ec *executionContext) unmarshalInputAssessOrderInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"orderId", "userId", "storeId", "amountCents", "cardFingerprint", "deviceId", "ip", "addressHash", "items", "time"}
+	fieldsInOrder := [...]string{"orderId", "userId", "storeId", "amountCents", "cardFingerprint", "deviceId", "ip", "addressHash", "items", "time", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -4289,6 +4631,57 @@ func (ec *executionContext) unmarshalInputAssessOrderInput(ctx context.Context, 
 				return it, err
 			}
 			it.Time = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputAssortmentItemInput(ctx context.Context, obj any) (AssortmentItemInput, error) {
+	var it AssortmentItemInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"productId", "priceCents", "aisle"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "priceCents":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("priceCents"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PriceCents = data
+		case "aisle":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("aisle"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Aisle = data
 		}
 	}
 	return it, nil
@@ -4331,6 +4724,173 @@ func (ec *executionContext) unmarshalInputOrderItemInput(ctx context.Context, ob
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputPickInput(ctx context.Context, obj any) (PickInput, error) {
+	var it PickInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"productId", "outcome", "replacementProductId", "time"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "outcome":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("outcome"))
+			data, err := ec.unmarshalNPickOutcome2githubᚗcomᚋaisleᚋaisleᚋgraphᚐPickOutcome(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Outcome = data
+		case "replacementProductId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("replacementProductId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReplacementProductID = data
+		case "time":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("time"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Time = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputProductInput(ctx context.Context, obj any) (ProductInput, error) {
+	var it ProductInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "name", "category", "brand", "size", "gtin", "imageUrl"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "category":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("category"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Category = data
+		case "brand":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("brand"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Brand = data
+		case "size":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("size"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Size = data
+		case "gtin":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("gtin"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Gtin = data
+		case "imageUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("imageUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ImageURL = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputRemoveAssortmentInput(ctx context.Context, obj any) (RemoveAssortmentInput, error) {
+	var it RemoveAssortmentInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"storeId", "productIds", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "storeId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("storeId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StoreID = data
+		case "productIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productIds"))
+			data, err := ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductIds = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputReportPickInput(ctx context.Context, obj any) (ReportPickInput, error) {
 	var it ReportPickInput
 	if obj == nil {
@@ -4342,7 +4902,7 @@ func (ec *executionContext) unmarshalInputReportPickInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"storeId", "productId", "orderId", "outcome", "replacementProductId", "shopperId", "time"}
+	fieldsInOrder := [...]string{"storeId", "productId", "orderId", "outcome", "replacementProductId", "shopperId", "time", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -4398,6 +4958,71 @@ func (ec *executionContext) unmarshalInputReportPickInput(ctx context.Context, o
 				return it, err
 			}
 			it.Time = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputReportPicksInput(ctx context.Context, obj any) (ReportPicksInput, error) {
+	var it ReportPicksInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"storeId", "orderId", "shopperId", "picks", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "storeId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("storeId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StoreID = data
+		case "orderId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orderId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OrderID = data
+		case "shopperId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("shopperId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ShopperID = data
+		case "picks":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("picks"))
+			data, err := ec.unmarshalNPickInput2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐPickInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Picks = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
 		}
 	}
 	return it, nil
@@ -4414,7 +5039,7 @@ func (ec *executionContext) unmarshalInputSessionEventInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"sessionId", "storeId", "type", "productId", "query", "orderId", "userId", "time"}
+	fieldsInOrder := [...]string{"sessionId", "storeId", "type", "productId", "query", "orderId", "userId", "time", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -4477,6 +5102,13 @@ func (ec *executionContext) unmarshalInputSessionEventInput(ctx context.Context,
 				return it, err
 			}
 			it.Time = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
 		}
 	}
 	return it, nil
@@ -4493,7 +5125,7 @@ func (ec *executionContext) unmarshalInputUpdateInventoryInput(ctx context.Conte
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"storeId", "productId", "quantity", "time"}
+	fieldsInOrder := [...]string{"storeId", "productId", "quantity", "time", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -4528,6 +5160,94 @@ func (ec *executionContext) unmarshalInputUpdateInventoryInput(ctx context.Conte
 				return it, err
 			}
 			it.Time = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputUpsertAssortmentInput(ctx context.Context, obj any) (UpsertAssortmentInput, error) {
+	var it UpsertAssortmentInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"storeId", "items", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "storeId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("storeId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StoreID = data
+		case "items":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("items"))
+			data, err := ec.unmarshalNAssortmentItemInput2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAssortmentItemInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Items = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputUpsertProductsInput(ctx context.Context, obj any) (UpsertProductsInput, error) {
+	var it UpsertProductsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"products", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "products":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("products"))
+			data, err := ec.unmarshalNProductInput2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐProductInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Products = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
 		}
 	}
 	return it, nil
@@ -4540,6 +5260,44 @@ func (ec *executionContext) unmarshalInputUpdateInventoryInput(ctx context.Conte
 // endregion ************************** interface.gotpl ***************************
 
 // region    **************************** object.gotpl ****************************
+
+var eventBatchReceiptImplementors = []string{"EventBatchReceipt"}
+
+func (ec *executionContext) _EventBatchReceipt(ctx context.Context, sel ast.SelectionSet, obj *EventBatchReceipt) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, eventBatchReceiptImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EventBatchReceipt")
+		case "eventIds":
+			out.Values[i] = ec._EventBatchReceipt_eventIds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
 
 var eventReceiptImplementors = []string{"EventReceipt"}
 
@@ -4764,6 +5522,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "labelOrder":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_labelOrder(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "upsertProducts":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_upsertProducts(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "upsertAssortment":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_upsertAssortment(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removeAssortment":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removeAssortment(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reportPicks":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_reportPicks(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -5918,6 +6704,25 @@ func (ec *executionContext) unmarshalNAssessOrderInput2githubᚗcomᚋaisleᚋai
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNAssortmentItemInput2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAssortmentItemInputᚄ(ctx context.Context, v any) ([]*AssortmentItemInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*AssortmentItemInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAssortmentItemInput2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAssortmentItemInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNAssortmentItemInput2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAssortmentItemInput(ctx context.Context, v any) (*AssortmentItemInput, error) {
+	res, err := ec.unmarshalInputAssortmentItemInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNAvailabilityStatus2githubᚗcomᚋaisleᚋaisleᚋgraphᚐAvailabilityStatus(ctx context.Context, v any) (AvailabilityStatus, error) {
 	var res AvailabilityStatus
 	err := res.UnmarshalGQL(v)
@@ -5942,6 +6747,16 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNEventBatchReceipt2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐEventBatchReceipt(ctx context.Context, sel ast.SelectionSet, v *EventBatchReceipt) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._EventBatchReceipt(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNEventReceipt2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐEventReceipt(ctx context.Context, sel ast.SelectionSet, v *EventReceipt) graphql.Marshaler {
@@ -6106,6 +6921,25 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋaisleᚋaisleᚋg
 	return ec._PageInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNPickInput2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐPickInputᚄ(ctx context.Context, v any) ([]*PickInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*PickInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNPickInput2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐPickInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNPickInput2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐPickInput(ctx context.Context, v any) (*PickInput, error) {
+	res, err := ec.unmarshalInputPickInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNPickOutcome2githubᚗcomᚋaisleᚋaisleᚋgraphᚐPickOutcome(ctx context.Context, v any) (PickOutcome, error) {
 	var res PickOutcome
 	err := res.UnmarshalGQL(v)
@@ -6162,6 +6996,25 @@ func (ec *executionContext) marshalNProductEdge2ᚖgithubᚗcomᚋaisleᚋaisle�
 	return ec._ProductEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNProductInput2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐProductInputᚄ(ctx context.Context, v any) ([]*ProductInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*ProductInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNProductInput2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐProductInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNProductInput2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐProductInput(ctx context.Context, v any) (*ProductInput, error) {
+	res, err := ec.unmarshalInputProductInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNRecommendation2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐRecommendationᚄ(ctx context.Context, sel ast.SelectionSet, v []*Recommendation) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -6188,8 +7041,18 @@ func (ec *executionContext) marshalNRecommendation2ᚖgithubᚗcomᚋaisleᚋais
 	return ec._Recommendation(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNRemoveAssortmentInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐRemoveAssortmentInput(ctx context.Context, v any) (RemoveAssortmentInput, error) {
+	res, err := ec.unmarshalInputRemoveAssortmentInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNReportPickInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐReportPickInput(ctx context.Context, v any) (ReportPickInput, error) {
 	res, err := ec.unmarshalInputReportPickInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNReportPicksInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐReportPicksInput(ctx context.Context, v any) (ReportPicksInput, error) {
+	res, err := ec.unmarshalInputReportPicksInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -6324,6 +7187,16 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 
 func (ec *executionContext) unmarshalNUpdateInventoryInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐUpdateInventoryInput(ctx context.Context, v any) (UpdateInventoryInput, error) {
 	res, err := ec.unmarshalInputUpdateInventoryInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpsertAssortmentInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐUpsertAssortmentInput(ctx context.Context, v any) (UpsertAssortmentInput, error) {
+	res, err := ec.unmarshalInputUpsertAssortmentInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpsertProductsInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐUpsertProductsInput(ctx context.Context, v any) (UpsertProductsInput, error) {
+	res, err := ec.unmarshalInputUpsertProductsInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 

@@ -25,6 +25,20 @@ type AssessOrderInput struct {
 	Items           []*OrderItemInput `json:"items"`
 	// Event time; defaults to now. At most 5 minutes in the future.
 	Time *time.Time `json:"time,omitempty"`
+	// Accepted for uniformity: the order.placed event's id already derives from orderId, so an order is published once whatever the key.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+type AssortmentItemInput struct {
+	ProductID string `json:"productId"`
+	// Shelf price in cents, at least 0.
+	PriceCents *int    `json:"priceCents,omitempty"`
+	Aisle      *string `json:"aisle,omitempty"`
+}
+
+// What a batch mutation published: one event per item, in input order.
+type EventBatchReceipt struct {
+	EventIds []string `json:"eventIds"`
 }
 
 // Where a published event was written in Kafka.
@@ -77,6 +91,15 @@ type PageInfo struct {
 	EndCursor       *string `json:"endCursor,omitempty"`
 }
 
+type PickInput struct {
+	ProductID string      `json:"productId"`
+	Outcome   PickOutcome `json:"outcome"`
+	// Required when outcome is REPLACED.
+	ReplacementProductID *string `json:"replacementProductId,omitempty"`
+	// Event time; defaults to now. At most 5 minutes in the future.
+	Time *time.Time `json:"time,omitempty"`
+}
+
 type ProductConnection struct {
 	Edges    []*ProductEdge `json:"edges"`
 	PageInfo *PageInfo      `json:"pageInfo"`
@@ -85,6 +108,19 @@ type ProductConnection struct {
 type ProductEdge struct {
 	Cursor string           `json:"cursor"`
 	Node   *catalog.Product `json:"node"`
+}
+
+type ProductInput struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// The category's name; a new name creates the category.
+	Category string  `json:"category"`
+	Brand    *string `json:"brand,omitempty"`
+	Size     *string `json:"size,omitempty"`
+	// GTIN-8, -12 (UPC), -13 (EAN) or -14, with its check digit.
+	Gtin *string `json:"gtin,omitempty"`
+	// An absolute http or https URL.
+	ImageURL *string `json:"imageUrl,omitempty"`
 }
 
 // Catalog reads: retailers, their stores and each store's assortment.
@@ -100,6 +136,13 @@ type Recommendation struct {
 	Reason string `json:"reason"`
 }
 
+type RemoveAssortmentInput struct {
+	StoreID    string   `json:"storeId"`
+	ProductIds []string `json:"productIds"`
+	// Makes a retried call one set of events: the same key from the same API key publishes the same event ids.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
 type ReportPickInput struct {
 	StoreID   string      `json:"storeId"`
 	ProductID string      `json:"productId"`
@@ -111,6 +154,18 @@ type ReportPickInput struct {
 	ShopperID *string `json:"shopperId,omitempty"`
 	// Event time; defaults to now. At most 5 minutes in the future.
 	Time *time.Time `json:"time,omitempty"`
+	// Makes a retried call one event: the same key from the same API key publishes the same event id.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+type ReportPicksInput struct {
+	StoreID string `json:"storeId"`
+	OrderID string `json:"orderId"`
+	// The shopper who picked; defaults to the user bound to the API key.
+	ShopperID *string      `json:"shopperId,omitempty"`
+	Picks     []*PickInput `json:"picks"`
+	// Makes a retried call one set of events: the same key from the same API key publishes the same event ids.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
 // One feature's push toward fraud, in words a fraud analyst reads.
@@ -139,6 +194,8 @@ type SessionEventInput struct {
 	UserID *string `json:"userId,omitempty"`
 	// Event time; defaults to now. At most 5 minutes in the future.
 	Time *time.Time `json:"time,omitempty"`
+	// Makes a retried call one event: the same key from the same API key publishes the same event id.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
 type StoreConnection struct {
@@ -160,6 +217,21 @@ type UpdateInventoryInput struct {
 	Quantity  int    `json:"quantity"`
 	// Event time; defaults to now. At most 5 minutes in the future.
 	Time *time.Time `json:"time,omitempty"`
+	// Makes a retried call one event: the same key from the same API key publishes the same event id.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+type UpsertAssortmentInput struct {
+	StoreID string                 `json:"storeId"`
+	Items   []*AssortmentItemInput `json:"items"`
+	// Makes a retried call one set of events: the same key from the same API key publishes the same event ids.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+type UpsertProductsInput struct {
+	Products []*ProductInput `json:"products"`
+	// Makes a retried call one set of events: the same key from the same API key publishes the same event ids.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
 type AvailabilityStatus string

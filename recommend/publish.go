@@ -18,6 +18,9 @@ type SessionEventInput struct {
 	OrderID   string // checkout
 	UserID    string // required for service keys; a customer key's own user otherwise
 	Time      time.Time
+	// IdempotencyKey, when set, makes a retried call publish the same
+	// event id (aisle.EventIDFor).
+	IdempotencyKey *string
 }
 
 // RecordSessionEvent publishes a session event to Kafka. A customer records
@@ -43,7 +46,11 @@ func (s *Service) RecordSessionEvent(ctx context.Context, in SessionEventInput) 
 		Query:     in.Query,
 		OrderID:   in.OrderID,
 	}
-	ev, err := s.validEvent(ctx, in.Type, in.Time, data)
+	id, err := aisle.EventIDFor(p, "recordSessionEvent", in.IdempotencyKey, 0)
+	if err != nil {
+		return aisle.Receipt{}, err
+	}
+	ev, err := s.validEvent(ctx, id, in.Type, in.Time, data)
 	if err != nil {
 		return aisle.Receipt{}, err
 	}
@@ -63,11 +70,11 @@ func (s *Service) RecordSessionEvent(ctx context.Context, in SessionEventInput) 
 
 // validEvent builds the event and checks it as the stream workers will:
 // its fields, and that its store and product exist.
-func (s *Service) validEvent(ctx context.Context, eventType string, at time.Time, data aisle.SessionEvent) (*aisle.Decoded, error) {
+func (s *Service) validEvent(ctx context.Context, id, eventType string, at time.Time, data aisle.SessionEvent) (*aisle.Decoded, error) {
 	if topic, err := aisle.TopicFor(eventType); err != nil || topic != aisle.TopicSessions {
 		return nil, aisle.Errorf(aisle.EINVALID, "%q is not a session event type", eventType)
 	}
-	decoded, err := aisle.BuildEvent(aisle.NewEventID(), eventType, at, s.Now(), data)
+	decoded, err := aisle.BuildEvent(id, eventType, at, s.Now(), data)
 	if err != nil {
 		return nil, err
 	}

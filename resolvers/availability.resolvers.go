@@ -22,6 +22,7 @@ func (r *mutationResolver) ReportPick(ctx context.Context, input graph.ReportPic
 		Type:                 pickEventTypes[input.Outcome],
 		ReplacementProductID: deref(input.ReplacementProductID),
 		Time:                 deref(input.Time),
+		IdempotencyKey:       input.IdempotencyKey,
 	})
 	if err != nil {
 		return nil, err
@@ -30,7 +31,7 @@ func (r *mutationResolver) ReportPick(ctx context.Context, input graph.ReportPic
 }
 
 func (r *mutationResolver) UpdateInventory(ctx context.Context, input graph.UpdateInventoryInput) (*graph.EventReceipt, error) {
-	receipt, err := r.AvailabilityService.UpdateInventory(ctx, input.StoreID, input.ProductID, int64(input.Quantity), deref(input.Time))
+	receipt, err := r.AvailabilityService.UpdateInventory(ctx, input.StoreID, input.ProductID, int64(input.Quantity), deref(input.Time), input.IdempotencyKey)
 	if err != nil {
 		return nil, err
 	}

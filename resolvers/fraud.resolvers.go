@@ -27,7 +27,8 @@ func (r *mutationResolver) AssessOrder(ctx context.Context, input graph.AssessOr
 			AddressHash:     input.AddressHash,
 			Items:           make([]aisle.OrderItem, len(input.Items)),
 		},
-		Time: deref(input.Time),
+		Time:           deref(input.Time),
+		IdempotencyKey: input.IdempotencyKey,
 	}
 	for i, it := range input.Items {
 		order.Items[i] = aisle.OrderItem{ProductID: it.ProductID, Quantity: int64(it.Quantity)}
@@ -39,8 +40,8 @@ func (r *mutationResolver) AssessOrder(ctx context.Context, input graph.AssessOr
 	return newFraudAssessment(a), nil
 }
 
-func (r *mutationResolver) LabelOrder(ctx context.Context, orderID string, fraud bool) (*graph.EventReceipt, error) {
-	receipt, err := r.FraudService.Label(ctx, orderID, fraud)
+func (r *mutationResolver) LabelOrder(ctx context.Context, orderID string, fraud bool, idempotencyKey *string) (*graph.EventReceipt, error) {
+	receipt, err := r.FraudService.Label(ctx, orderID, fraud, idempotencyKey)
 	if err != nil {
 		return nil, err
 	}

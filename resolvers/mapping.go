@@ -70,3 +70,11 @@ func deref[T any](p *T) T {
 	}
 	return *p
 }
+
+// batchReceipt maps the event ids a batch mutation published.
+func batchReceipt(eventIDs []string, err error) (*graph.EventBatchReceipt, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &graph.EventBatchReceipt{EventIds: eventIDs}, nil
+}

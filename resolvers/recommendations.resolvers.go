@@ -14,14 +14,15 @@ import (
 
 func (r *mutationResolver) RecordSessionEvent(ctx context.Context, input graph.SessionEventInput) (*graph.EventReceipt, error) {
 	receipt, err := r.RecommendService.RecordSessionEvent(ctx, recommend.SessionEventInput{
-		Type:      sessionEventTypes[input.Type],
-		SessionID: input.SessionID,
-		StoreID:   input.StoreID,
-		ProductID: deref(input.ProductID),
-		Query:     deref(input.Query),
-		OrderID:   deref(input.OrderID),
-		UserID:    deref(input.UserID),
-		Time:      deref(input.Time),
+		Type:           sessionEventTypes[input.Type],
+		SessionID:      input.SessionID,
+		StoreID:        input.StoreID,
+		ProductID:      deref(input.ProductID),
+		Query:          deref(input.Query),
+		OrderID:        deref(input.OrderID),
+		UserID:         deref(input.UserID),
+		Time:           deref(input.Time),
+		IdempotencyKey: input.IdempotencyKey,
 	})
 	if err != nil {
 		return nil, err

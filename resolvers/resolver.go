@@ -15,27 +15,29 @@ import (
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/live"
+	"github.com/aisle/aisle/merchandising"
 	"github.com/aisle/aisle/recommend"
 )
 
 // Resolver holds the dependencies every resolver shares; server.go fills it.
 type Resolver struct {
-	Catalog             *catalog.DB
-	AvailabilityService *availability.Service
-	AvailabilityHub     *live.Hub[availability.Item]
-	RecommendService    *recommend.Service
-	RecommendHub        *live.Hub[struct{}] // which sessions changed
-	FraudService        *fraud.Service
+	Catalog              *catalog.DB
+	AvailabilityService  *availability.Service
+	AvailabilityHub      *live.Hub[availability.Item]
+	RecommendService     *recommend.Service
+	RecommendHub         *live.Hub[struct{}] // which sessions changed
+	FraudService         *fraud.Service
+	MerchandisingService *merchandising.Service
 }
 
 // NewResolver checks that no dependency is missing.
 func NewResolver(db *catalog.DB, avail *availability.Service, hub *live.Hub[availability.Item],
-	reco *recommend.Service, recoHub *live.Hub[struct{}], fraudService *fraud.Service) (*Resolver, error) {
-	if db == nil || avail == nil || hub == nil || reco == nil || recoHub == nil || fraudService == nil {
+	reco *recommend.Service, recoHub *live.Hub[struct{}], fraudService *fraud.Service, merch *merchandising.Service) (*Resolver, error) {
+	if db == nil || avail == nil || hub == nil || reco == nil || recoHub == nil || fraudService == nil || merch == nil {
 		return nil, fmt.Errorf("resolvers: nil dependency")
 	}
 	return &Resolver{Catalog: db, AvailabilityService: avail, AvailabilityHub: hub,
-		RecommendService: reco, RecommendHub: recoHub, FraudService: fraudService}, nil
+		RecommendService: reco, RecommendHub: recoHub, FraudService: fraudService, MerchandisingService: merch}, nil
 }
 
 // loaders batch the lookups that nested fields make, per operation.

@@ -101,8 +101,11 @@ func (b *Broker) Addrs() []string { return b.cluster.ListenAddrs() }
 func (b *Broker) Close() { b.cluster.Close() }
 
 // EnsureTopics creates Aisle's topics on the cluster at brokers, with
-// partitions partitions each (the broker's default when <= 0). Topics that
-// exist already are left as they are.
+// partitions partitions each (the broker's default when <= 0), except
+// aisle.catalog, which has one: its events name each other (a store its
+// retailer, an assortment its store and product), and one partition keeps
+// them in the order they were published, so a dependant is never applied
+// before what it names. Topics that exist already are left as they are.
 func EnsureTopics(ctx context.Context, brokers []string, partitions int32) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -114,16 +117,32 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int32) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	resps, err := kadm.NewClient(cl).CreateTopics(ctx, partitions, -1, nil, Topics()...)
-	if err != nil {
-		return fmt.Errorf("ensure topics on %v: %w", brokers, err)
-	}
-	for _, r := range resps.Sorted() {
-		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
+	adm := kadm.NewClient(cl)
+	others := slices.DeleteFunc(Topics(), func(t string) bool { return t == aisle.TopicCatalog })
+	for _, create := range []struct {
+		partitions int32
+		topics     []string
+	}{{partitions, others}, {PartitionsOf(aisle.TopicCatalog, partitions), []string{aisle.TopicCatalog}}} {
+		resps, err := adm.CreateTopics(ctx, create.partitions, -1, nil, create.topics...)
+		if err != nil {
+			return fmt.Errorf("ensure topics on %v: %w", brokers, err)
+		}
+		for _, r := range resps.Sorted() {
+			if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
+			}
 		}
 	}
 	return nil
+}
+
+// PartitionsOf is how many partitions EnsureTopics gives topic when the
+// others get partitions: aisle.catalog always has one.
+func PartitionsOf(topic string, partitions int32) int32 {
+	if topic == aisle.TopicCatalog {
+		return 1
+	}
+	return partitions
 }
 
 // kfakeLogger passes the broker's warnings and errors to slog.

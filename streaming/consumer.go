@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/features"
 )
 
@@ -37,10 +38,13 @@ const (
 	poisonAttempts = 3
 )
 
-// Catalog tells which stores and products exist. *catalog.DB implements it.
+// Catalog tells which retailers, stores and products exist. *catalog.DB
+// implements it.
 type Catalog interface {
 	// UnknownIDs returns the store and product IDs that do not exist.
 	UnknownIDs(ctx context.Context, storeIDs, productIDs []string) (stores, products map[string]bool, err error)
+	// UnknownRetailers returns the retailer IDs that do not exist.
+	UnknownRetailers(ctx context.Context, ids []string) (map[string]bool, error)
 }
 
 // Applier applies a batch of one topic's events, in order and effectively
@@ -449,34 +453,40 @@ func (w *worker) process(b batch) bool {
 	return true
 }
 
-// lookup is the catalog step of decodeRecords: which of the stores and
-// products do not exist. An id the catalog keeps refusing (isolated as
+// lookup is the catalog step of decodeRecords: which of the retailers,
+// stores and products do not exist. An id the catalog keeps refusing (isolated as
 // isolate does) counts as unknown, so its events are dead-lettered.
-func (w *worker) lookup(storeIDs, productIDs []string) (stores, products map[string]bool, err error) {
-	stores, products = map[string]bool{}, map[string]bool{}
-	ids := slices.Concat(storeIDs, productIDs) // stores first
-	n := len(storeIDs)
+func (w *worker) lookup(retailerIDs, storeIDs, productIDs []string) (aisle.Unknown, error) {
+	unknown := aisle.Unknown{Retailers: map[string]bool{}, Stores: map[string]bool{}, Products: map[string]bool{}}
+	ids := slices.Concat(retailerIDs, storeIDs, productIDs) // in this order
+	r, s := len(retailerIDs), len(retailerIDs)+len(storeIDs)
+	// segment returns the part of ids[lo:hi] that lies in ids[from:to].
+	segment := func(lo, hi, from, to int) []string { return ids[min(max(lo, from), to):max(min(hi, to), from)] }
 	failed, ok := w.isolate("catalog", len(ids), func(ctx context.Context, lo, hi int) error {
-		unknownStores, unknownProducts, err := w.cfg.Catalog.UnknownIDs(ctx, ids[min(lo, n):min(hi, n)], ids[max(lo, n):max(hi, n)])
+		u, err := lookupUnknown(ctx, w.cfg.Catalog, segment(lo, hi, 0, r), segment(lo, hi, r, s), segment(lo, hi, s, len(ids)))
 		if err == nil {
-			maps.Copy(stores, unknownStores)
-			maps.Copy(products, unknownProducts)
+			maps.Copy(unknown.Retailers, u.Retailers)
+			maps.Copy(unknown.Stores, u.Stores)
+			maps.Copy(unknown.Products, u.Products)
 		}
 		return err
 	})
 	if !ok {
-		return nil, nil, errRevoked
+		return aisle.Unknown{}, errRevoked
 	}
 	for i, err := range failed {
-		if i < n {
-			stores[ids[i]] = true
-		} else {
-			products[ids[i]] = true
+		switch {
+		case i < r:
+			unknown.Retailers[ids[i]] = true
+		case i < s:
+			unknown.Stores[ids[i]] = true
+		default:
+			unknown.Products[ids[i]] = true
 		}
 		w.cfg.Log.Warn("the catalog refuses an id; its events are dead-lettered as naming an unknown entity",
 			"topic", w.tp.topic, "partition", w.tp.partition, "id", ids[i], "err", err)
 	}
-	return stores, products, nil
+	return unknown, nil
 }
 
 // deadLetter writes the rejects' dead letters and waits for them all. A

@@ -1,6 +1,7 @@
 package streaming
 
 import (
+	"context"
 	"encoding/json"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -24,15 +25,31 @@ type decoded struct {
 	rejects []reject
 }
 
-// lookupFunc returns the stores and products among the given ones that do
-// not exist (see Catalog.UnknownIDs).
-type lookupFunc func(storeIDs, productIDs []string) (stores, products map[string]bool, err error)
+// lookupFunc returns the entities among the given ones that do not exist
+// (see lookupUnknown).
+type lookupFunc func(retailerIDs, storeIDs, productIDs []string) (aisle.Unknown, error)
+
+// lookupUnknown asks cat which of the entities do not exist.
+func lookupUnknown(ctx context.Context, cat Catalog, retailerIDs, storeIDs, productIDs []string) (u aisle.Unknown, err error) {
+	if len(retailerIDs) > 0 {
+		if u.Retailers, err = cat.UnknownRetailers(ctx, retailerIDs); err != nil {
+			return aisle.Unknown{}, err
+		}
+	}
+	if len(storeIDs) > 0 || len(productIDs) > 0 {
+		if u.Stores, u.Products, err = cat.UnknownIDs(ctx, storeIDs, productIDs); err != nil {
+			return aisle.Unknown{}, err
+		}
+	}
+	return u, nil
+}
 
 // decodeRecords is the one rule by which the stream workers and Replay
 // accept records, so that replay rebuilds what the workers wrote: each
 // record of one partition (in offset order, from the topic with the given
 // id) is decoded and validated by aisle.DecodeEvent, and the events naming
-// stores or products that lookup says are unknown are rejected. An event's
+// retailers, stores or products that lookup says are unknown are rejected,
+// unless an earlier catalog event of the batch creates them. An event's
 // time is judged "too far in the future" against its record's timestamp,
 // the time the producer or broker stamped it: the workers' clock when they
 // process it would accept, after a lag or outage longer than the allowed
@@ -59,19 +76,20 @@ func decodeRecords(topicID string, recs []*kgo.Record, lookup lookupFunc) (decod
 	if len(d.updates) == 0 {
 		return d, nil
 	}
-	stores, products, err := lookup(references(d.updates))
+	unknown, err := lookup(references(d.updates))
 	if err != nil {
 		return decoded{}, err
 	}
-	if stores == nil && products == nil {
+	if unknown.None() {
 		return d, nil // all known
 	}
 	kept := 0
 	for i, u := range d.updates {
-		if reason := u.Event.UnknownReference(stores, products); reason != "" {
+		if reason := unknown.Reason(u.Event); reason != "" {
 			d.rejects = append(d.rejects, reject{d.from[i], rejectUnknownEntity, u.Event.Type, reason})
 			continue
 		}
+		unknown.Created(u.Event)
 		d.updates[kept], d.from[kept] = u, d.from[i]
 		kept++
 	}
@@ -79,8 +97,9 @@ func decodeRecords(topicID string, recs []*kgo.Record, lookup lookupFunc) (decod
 	return d, nil
 }
 
-// references returns the distinct stores and products the updates name.
-func references(updates []features.Update) (storeIDs, productIDs []string) {
+// references returns the distinct retailers, stores and products the
+// updates name.
+func references(updates []features.Update) (retailerIDs, storeIDs, productIDs []string) {
 	seen := map[string]bool{}
 	add := func(ids []string, kind string, to *[]string) {
 		for _, id := range ids {
@@ -94,6 +113,7 @@ func references(updates []features.Update) (storeIDs, productIDs []string) {
 		stores, products := u.Event.References()
 		add(stores, "s", &storeIDs)
 		add(products, "p", &productIDs)
+		add(u.Event.RetailerReferences(), "r", &retailerIDs)
 	}
-	return storeIDs, productIDs
+	return retailerIDs, storeIDs, productIDs
 }

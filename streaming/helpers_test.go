@@ -49,6 +49,15 @@ func (c fixedCatalog) UnknownIDs(_ context.Context, storeIDs, productIDs []strin
 	return stores, products, nil
 }
 
+// UnknownRetailers knows no retailer: these tests publish no catalog events.
+func (c fixedCatalog) UnknownRetailers(_ context.Context, ids []string) (map[string]bool, error) {
+	unknown := map[string]bool{}
+	for _, id := range ids {
+		unknown[id] = true
+	}
+	return unknown, nil
+}
+
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

@@ -103,6 +103,47 @@ func (p *Producer) Publish(ctx context.Context, ev aisle.Event, key string) (ais
 	return aisle.Receipt{EventID: ev.ID, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}, nil
 }
 
+// PublishEvents writes already validated events (aisle.BuildEvent) to their
+// topics, keyed by their entities, in order, and waits until the broker has
+// all of them: bulk imports and bulk mutations produce in batches. A broker
+// that does not acknowledge within PublishTimeout gives EUNAVAILABLE; some
+// of the events may then have been written, and since the catalog applies
+// last-writer-wins by event time, publishing them again is harmless. It
+// returns the events' ids, in order.
+func (p *Producer) PublishEvents(ctx context.Context, events []*aisle.Decoded) ([]string, error) {
+	recs := make([]*kgo.Record, len(events))
+	ids := make([]string, len(events))
+	for i, d := range events {
+		value, err := json.Marshal(d.Event)
+		if err != nil {
+			return nil, aisle.Errorf(aisle.EINVALID, "event cannot be encoded: %s", err)
+		}
+		topic, err := aisle.TopicFor(d.Type)
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = d.ID
+		recs[i] = &kgo.Record{Topic: topic, Key: []byte(d.Key()), Value: value}
+	}
+	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
+	defer cancel()
+	results := p.cl.ProduceSync(ctx, recs...)
+	failed := 0
+	for _, r := range results {
+		if r.Err != nil {
+			failed++
+			eventsPublished.WithLabelValues(r.Record.Topic, "error").Inc()
+		} else {
+			eventsPublished.WithLabelValues(r.Record.Topic, "ok").Inc()
+		}
+	}
+	if failed > 0 {
+		p.log.Warn("publish events", "events", len(recs), "failed", failed, "err", results.FirstErr())
+		return nil, aisle.Errorf(aisle.EUNAVAILABLE, "the event bus is unavailable, try again later")
+	}
+	return ids, nil
+}
+
 // Ping checks that a broker answers, for readiness probes: without one,
 // Publish can only fail.
 func (p *Producer) Ping(ctx context.Context) error {

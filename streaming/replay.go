@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/aisle/aisle/aisle"
 )
 
 // ReplayConfig configures Replay.
@@ -110,8 +112,8 @@ type replayBatch struct {
 // out (and counting) those the workers reject.
 func applyReplayBatch(ctx context.Context, cfg ReplayConfig, st *ReplayStats, b *replayBatch) error {
 	topic := b.records[0].Topic
-	d, err := decodeRecords(b.topicID, b.records, func(storeIDs, productIDs []string) (map[string]bool, map[string]bool, error) {
-		return cfg.Catalog.UnknownIDs(ctx, storeIDs, productIDs)
+	d, err := decodeRecords(b.topicID, b.records, func(retailerIDs, storeIDs, productIDs []string) (aisle.Unknown, error) {
+		return lookupUnknown(ctx, cfg.Catalog, retailerIDs, storeIDs, productIDs)
 	})
 	if err != nil {
 		return fmt.Errorf("look up the stores and products of %s: %w", topic, err)
