@@ -102,7 +102,8 @@ func graphqlHandler(cfg Config) http.Handler {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
+	cache := lru.New[*ast.QueryDocument](queryCacheSize)
+	srv.SetQueryCache(cache)
 	if !cfg.Production {
 		srv.Use(extension.Introspection{})
 	}
@@ -117,7 +118,7 @@ func graphqlHandler(cfg Config) http.Handler {
 	// The first extension used is the outermost: metrics see the errors
 	// as the limits rewrite them, and those answered in AroundOperations.
 	srv.Use(newOperationMetrics())
-	srv.Use(operationLimits{maxDepth: maxDepth, maxAliases: maxAliases, maxComplexity: maxComplexity, production: cfg.Production})
+	srv.Use(operationLimits{maxDepth: maxDepth, maxAliases: maxAliases, maxComplexity: maxComplexity, production: cfg.Production, cache: cache})
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		cfg.Log.ErrorContext(ctx, "graphql: panic in resolver", "panic", p, "stack", string(debug.Stack()))
