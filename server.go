@@ -159,6 +159,7 @@ type Config struct {
 	AllowedOrigins                []string // nil: httpapi.DefaultAllowedOrigins
 	MaxSubscriptionsPerConnection int
 	MaxConnectionsPerKey          int
+	MaxSubscriptionsPerKey        int
 	WebsocketPingInterval         time.Duration
 	WebsocketInitTimeout          time.Duration
 	KeyCacheTTL                   time.Duration // also how often open websockets re-check their key
@@ -246,6 +247,8 @@ func (m *Main) ParseFlags(args []string) error {
 		"operations open at once on one websocket (AISLE_MAX_SUBSCRIPTIONS_PER_CONNECTION)")
 	fs.IntVar(&c.MaxConnectionsPerKey, "max-connections-per-key", httpapi.DefaultMaxConnectionsPerKey,
 		"open websockets per API key, or per client IP when anonymous, on each replica (AISLE_MAX_CONNECTIONS_PER_KEY)")
+	fs.IntVar(&c.MaxSubscriptionsPerKey, "max-subscriptions-per-key", httpapi.DefaultMaxSubscriptionsPerKey,
+		"operations open at once per API key, or per client IP when anonymous, over all its websockets, on each replica (AISLE_MAX_SUBSCRIPTIONS_PER_KEY)")
 	fs.DurationVar(&c.WebsocketPingInterval, "ws-ping-interval", httpapi.DefaultWebsocketPingInterval,
 		"graphql-transport-ws ping period; a peer that stops answering is dropped within 3 periods (AISLE_WS_PING_INTERVAL)")
 	fs.DurationVar(&c.WebsocketInitTimeout, "ws-init-timeout", httpapi.DefaultWebsocketInitTimeout,
@@ -301,9 +304,9 @@ func (m *Main) ParseFlags(args []string) error {
 	if err := httpapi.ValidateOriginPatterns(c.AllowedOrigins); err != nil {
 		return fmt.Errorf("--allowed-origins: %w", err)
 	}
-	if c.MaxSubscriptionsPerConnection < 1 || c.MaxConnectionsPerKey < 1 {
-		return fmt.Errorf("--max-subscriptions-per-connection (%d) and --max-connections-per-key (%d) must be at least 1",
-			c.MaxSubscriptionsPerConnection, c.MaxConnectionsPerKey)
+	if c.MaxSubscriptionsPerConnection < 1 || c.MaxConnectionsPerKey < 1 || c.MaxSubscriptionsPerKey < 1 {
+		return fmt.Errorf("--max-subscriptions-per-connection (%d), --max-connections-per-key (%d) and --max-subscriptions-per-key (%d) must be at least 1",
+			c.MaxSubscriptionsPerConnection, c.MaxConnectionsPerKey, c.MaxSubscriptionsPerKey)
 	}
 	for name, d := range map[string]time.Duration{"ws-ping-interval": c.WebsocketPingInterval, "ws-init-timeout": c.WebsocketInitTimeout, "key-cache-ttl": c.KeyCacheTTL} {
 		if d <= 0 {
@@ -469,6 +472,7 @@ func (m *Main) Run(ctx context.Context) error {
 			AllowedOrigins:                c.AllowedOrigins,
 			MaxSubscriptionsPerConnection: c.MaxSubscriptionsPerConnection,
 			MaxConnectionsPerKey:          c.MaxConnectionsPerKey,
+			MaxSubscriptionsPerKey:        c.MaxSubscriptionsPerKey,
 			WebsocketPingInterval:         c.WebsocketPingInterval,
 			WebsocketInitTimeout:          c.WebsocketInitTimeout,
 			KeyRecheckInterval:            c.KeyCacheTTL,

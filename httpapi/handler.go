@@ -38,6 +38,10 @@ const (
 	wsKeepAlive       = 10 * time.Second // graphql-ws keep-alive
 	operationTimeout  = 15 * time.Second // one query or mutation over HTTP
 	bodyReadTimeout   = 10 * time.Second // a request body, from the end of its headers
+	// responseWriteTimeout is the time a client has to read its answer
+	// once the operation is done (the write deadline also covers reading
+	// the body and running the operation).
+	responseWriteTimeout = 10 * time.Second
 )
 
 // Config is what the HTTP surface needs.
@@ -59,6 +63,7 @@ type Config struct {
 	AllowedOrigins                []string      // Origin patterns besides same-origin; nil: DefaultAllowedOrigins
 	MaxSubscriptionsPerConnection int           // operations open at once on one websocket
 	MaxConnectionsPerKey          int           // open websockets per API key, or per client IP when anonymous; per replica
+	MaxSubscriptionsPerKey        int           // operations open at once per API key (client IP when anonymous) over all its websockets; per replica
 	WebsocketPingInterval         time.Duration // graphql-transport-ws ping period; silent peers are dropped after 2–3
 	WebsocketInitTimeout          time.Duration // time a client has to send connection_init
 	KeyRecheckInterval            time.Duration // how often an open websocket's key is re-checked for revocation
@@ -67,7 +72,7 @@ type Config struct {
 // New returns the HTTP handler of the API.
 func New(cfg Config) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", withClientIP(auth.Middleware(cfg.Keys, limitRequests(cfg.RateLimiter, maxRequestBytes, bodyReadTimeout, withOperationTimeout(graphqlHandler(cfg))))))
+	mux.Handle("/graphql", withClientIP(auth.Middleware(cfg.Keys, limitRequests(cfg.RateLimiter, maxRequestBytes, bodyReadTimeout, bodyReadTimeout+operationTimeout+responseWriteTimeout, withOperationTimeout(graphqlHandler(cfg))))))
 	if cfg.Production {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "GraphiQL is off in production (AISLE_ENV=production).\nGraphQL is served at /graphql.", http.StatusNotFound)
