@@ -105,8 +105,9 @@ func graphqlHandler(cfg Config) http.Handler {
 		return authenticate(context.WithValue(ctx, websocketKey{}, true), payload)
 	}))
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
+	srv.AddTransport(getQueries{})
 	srv.AddTransport(transport.POST{})
+	srv.AddTransport(unsupportedRequests{}) // last: takes what the others do not
 	cache := lru.New[*ast.QueryDocument](queryCacheSize)
 	srv.SetQueryCache(cache)
 	if !cfg.Production {
@@ -124,6 +125,7 @@ func graphqlHandler(cfg Config) http.Handler {
 	// as the limits rewrite them, and those answered in AroundOperations.
 	srv.Use(newOperationMetrics())
 	srv.Use(operationLimits{maxDepth: maxDepth, maxAliases: maxAliases, maxComplexity: maxComplexity, production: cfg.Production, cache: cache})
+	srv.Use(clearAnswers{production: cfg.Production})
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		cfg.Log.ErrorContext(ctx, "graphql: panic in resolver", "panic", p, "stack", string(debug.Stack()))

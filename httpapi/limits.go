@@ -220,8 +220,37 @@ func (w *widthWalker) fields(set ast.SelectionSet, path string, n int) int {
 }
 
 func (l operationLimits) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+	if op := opCtx.Operation; op.Operation == ast.Subscription {
+		// gqlparser counts the root fields' names, so two aliases of one
+		// field pass its check, and gqlgen then fails the operation with
+		// a plain error that the presenter must hide as INTERNAL.
+		if names := rootResponseNames(op.SelectionSet, map[string]bool{}); len(names) != 1 {
+			return &gqlerror.Error{
+				Message:    fmt.Sprintf("a subscription must select exactly one root field (aliases count apart); this one selects %d", len(names)),
+				Extensions: map[string]any{"code": aisle.EINVALID},
+			}
+		}
+	}
 	_, err := l.measure(opCtx.Operation, opCtx.Variables)
 	return err
+}
+
+// rootResponseNames adds to names the response names (aliases) of a
+// validated selection set, fragments expanded: the fields gqlgen runs.
+func rootResponseNames(set ast.SelectionSet, names map[string]bool) map[string]bool {
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			names[s.Alias] = true
+		case *ast.InlineFragment:
+			rootResponseNames(s.SelectionSet, names)
+		case *ast.FragmentSpread:
+			if s.Definition != nil {
+				rootResponseNames(s.Definition.SelectionSet, names)
+			}
+		}
+	}
+	return names
 }
 
 // InterceptResponse rewrites the errors of a refused document, which pass
