@@ -126,6 +126,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // environment (DESIGN.md "Run modes").
 type Config struct {
 	HTTPAddr      string
+	MetricsAddr   string // operators' listener (/metrics, /healthz, /readyz); empty: none
 	DatabaseURL   string
 	RedisURL      string
 	RedisPrefix   string
@@ -199,9 +200,10 @@ type Main struct {
 	logOut io.Writer
 
 	// Listening addresses, known once Run has started listening (tests use :0).
-	HTTPListener net.Listener
-	KafkaBrokers []string // Config.KafkaBrokers, or the embedded broker's address
-	started      chan struct{}
+	HTTPListener    net.Listener
+	MetricsListener net.Listener // nil without --metrics-addr
+	KafkaBrokers    []string     // Config.KafkaBrokers, or the embedded broker's address
+	started         chan struct{}
 
 	persisted *httpapi.PersistedOperations // loaded by ParseFlags, so a bad file stops start-up at once
 }
@@ -217,6 +219,8 @@ func (m *Main) ParseFlags(args []string) error {
 	c := &m.Config
 	commonFlags(fs, c)
 	fs.StringVar(&c.HTTPAddr, "http-addr", env("AISLE_HTTP_ADDR", ":8080"), "HTTP listen address (AISLE_HTTP_ADDR)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("AISLE_METRICS_ADDR", ""),
+		"listen address of /metrics, /healthz and /readyz for operators; when set, or in production, /metrics is not served on --http-addr (AISLE_METRICS_ADDR)")
 	fs.StringVar(&c.Role, "role", env("AISLE_ROLE", "all"), "all, api (GraphQL only) or stream (workers only) (AISLE_ROLE)")
 	fs.StringVar(&c.WebDir, "web-dir", env("AISLE_WEB_DIR", "web"), "directory of the GraphiQL page and its npm packages (AISLE_WEB_DIR)")
 	fs.StringVar(&c.ConsumerGroup, "group", env("AISLE_CONSUMER_GROUP", "aisle-stream"), "Kafka consumer group of the stream workers")
@@ -466,6 +470,9 @@ func (m *Main) Run(ctx context.Context) error {
 			Ready:      ready,
 			Log:        log,
 			Production: c.Production,
+			// Production's metrics are for operators only: they are off
+			// the public port, and served on --metrics-addr when set.
+			MetricsElsewhere: c.Production || c.MetricsAddr != "",
 
 			PersistedOperations: m.persisted,
 
@@ -488,6 +495,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", c.HTTPAddr, err)
 	}
 	m.HTTPListener = ln
+	if c.MetricsAddr != "" {
+		if m.MetricsListener, err = net.Listen("tcp", c.MetricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on --metrics-addr %s: %w", c.MetricsAddr, err)
+		}
+	}
 	httpServer := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -501,6 +514,16 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	opsServer := &http.Server{Handler: httpapi.Ops(ready, log), ReadHeaderTimeout: 5 * time.Second}
+	if opsLn := m.MetricsListener; opsLn != nil {
+		goWork("ops server", func(context.Context) error {
+			if err := opsServer.Serve(opsLn); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		log.Info("serving /metrics, /healthz and /readyz", "addr", opsLn.Addr().String())
+	}
 	if m.runsAPI() {
 		log.Info("serving GraphQL", "addr", ln.Addr().String(), "graphiql", "http://"+displayAddr(ln.Addr())+"/")
 	} else {
@@ -524,6 +547,9 @@ func (m *Main) Run(ctx context.Context) error {
 	defer cancel()
 	if err := httpServer.Shutdown(shutdownCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
+	}
+	if err := opsServer.Shutdown(shutdownCtx); err != nil {
+		log.Warn("ops http shutdown", "err", err)
 	}
 	if err := drain(); err != nil {
 		return err

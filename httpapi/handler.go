@@ -55,6 +55,10 @@ type Config struct {
 	// Production turns off GraphiQL, introspection and field suggestions,
 	// which help developers and attackers alike (AISLE_ENV=production).
 	Production bool
+	// MetricsElsewhere leaves /metrics off the API's handler: it names
+	// every operation, limit and dependency, and belongs on an operators'
+	// listener (Ops on --metrics-addr), not on the public port.
+	MetricsElsewhere bool
 	// RateLimiter, when set, limits operations per caller (limits_http.go).
 	RateLimiter RateLimiter
 	// PersistedOperations, when set, is the only operations the server runs.
@@ -92,7 +96,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent) // browsers ask; an empty answer keeps consoles clean
 	})
-	handleOps(mux, cfg.Ready, cfg.Log)
+	handleOps(mux, cfg.Ready, cfg.Log, !cfg.MetricsElsewhere)
 	return withRequestID(mux)
 }
 
