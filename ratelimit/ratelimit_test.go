@@ -132,6 +132,7 @@ func TestConcurrentBurstStaysWithinTheAllowance(t *testing.T) {
 		close(release)
 		wg.Wait()
 		allowance := burst + rate*time.Since(start).Seconds()
+		t.Logf("silent Redis %v: admitted %d of %d, allowance %.0f", silent, admitted.Load(), callers, allowance)
 		if got := float64(admitted.Load()); got > 1.5*allowance || got < burst {
 			t.Errorf("silent Redis %v: admitted %v of %d, allowance %.0f: want %d..%.0f", silent, got, callers, allowance, burst, 1.5*allowance)
 		}
