@@ -46,6 +46,14 @@ func guardedCache(t *testing.T, store *keyStore) *auth.Cache {
 	return keys
 }
 
+// heldLookups is a guarded cache over a store with one live key whose
+// lookups wait until store.release is closed.
+func heldLookups(t *testing.T) (liveKey string, store *keyStore, keys *auth.Cache) {
+	liveKey, liveHash := auth.NewKey()
+	store = &keyStore{live: string(liveHash), release: make(chan struct{})}
+	return liveKey, store, guardedCache(t, store)
+}
+
 func fromAddress(ip string) context.Context {
 	return context.WithValue(context.Background(), clientIPKey{}, ip)
 }
@@ -57,9 +65,7 @@ func fromAddress(ip string) context.Context {
 func TestUnknownKeyFloodIsBoundedByAddress(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		liveKey, liveHash := auth.NewKey()
-		store := &keyStore{live: string(liveHash), release: make(chan struct{})}
-		keys := guardedCache(t, store)
+		liveKey, store, keys := heldLookups(t)
 		var wg sync.WaitGroup
 		var limited atomic.Int64
 		for range 4000 {
@@ -90,9 +96,7 @@ func TestUnknownKeyFloodIsBoundedByAddress(t *testing.T) {
 func TestConcurrentLookupsOfOneKeyAreOne(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		liveKey, liveHash := auth.NewKey()
-		store := &keyStore{live: string(liveHash), release: make(chan struct{})}
-		keys := guardedCache(t, store)
+		liveKey, store, keys := heldLookups(t)
 		var wg sync.WaitGroup
 		var served atomic.Int64
 		for i := range 100 {
