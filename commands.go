@@ -52,6 +52,7 @@ var flagEnv = map[string]string{
 	"rate-burst":                       "AISLE_RATE_BURST",
 	"max-subscriptions-per-connection": "AISLE_MAX_SUBSCRIPTIONS_PER_CONNECTION",
 	"max-connections-per-key":          "AISLE_MAX_CONNECTIONS_PER_KEY",
+	"max-subscriptions-per-key":        "AISLE_MAX_SUBSCRIPTIONS_PER_KEY",
 	"ws-ping-interval":                 "AISLE_WS_PING_INTERVAL",
 	"ws-init-timeout":                  "AISLE_WS_INIT_TIMEOUT",
 	"key-cache-ttl":                    "AISLE_KEY_CACHE_TTL",

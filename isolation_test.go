@@ -428,8 +428,8 @@ func (w *isolationWorld) checkHTTP(t *testing.T, method string, c isolationCase,
 		return
 	}
 	if method == http.MethodGet && strings.HasPrefix(strings.TrimSpace(c.doc), "mutation") {
-		if status != http.StatusNotAcceptable || (resp.Data != nil && string(resp.Data) != "null") || len(resp.Errors) == 0 {
-			t.Errorf("a mutation over GET: HTTP %d %+v (data %s), want 406, an error and no data", status, resp.Errors, resp.Data)
+		if status != http.StatusMethodNotAllowed || (resp.Data != nil && string(resp.Data) != "null") || len(resp.Errors) == 0 {
+			t.Errorf("a mutation over GET: HTTP %d %+v (data %s), want 405, an error and no data", status, resp.Errors, resp.Data)
 		}
 		return
 	}

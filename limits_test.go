@@ -391,3 +391,22 @@ func TestRefusedKeysAreRateLimitedByAddress(t *testing.T) {
 		t.Error("/metrics does not count refusals of addresses sending bad keys")
 	}
 }
+
+// TestMetricsAreOffThePublicPortInProduction: /metrics names every
+// operation, limit and dependency; in production it is not on the API's
+// port, and --metrics-addr serves it to operators on their own listener.
+func TestMetricsAreOffThePublicPortInProduction(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "--env", "production", "--metrics-addr", "127.0.0.1:0")
+	res, err := http.Get(ts.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics on the API port in production: HTTP %d, want 404", res.StatusCode)
+	}
+	if body := get(t, "http://"+ts.main.MetricsListener.Addr().String()+"/metrics"); !strings.Contains(body, "# TYPE aisle_") || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("--metrics-addr /metrics lacks Aisle's metrics:\n%.500s", body)
+	}
+}

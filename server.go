@@ -137,6 +137,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // environment (DESIGN.md "Run modes").
 type Config struct {
 	HTTPAddr    string
+	MetricsAddr string // operators' listener (/metrics, /healthz, /readyz); empty: none
 	DatabaseURL string
 	// DatabaseDirectURL reaches PostgreSQL itself when DatabaseURL is a
 	// pooler in transaction mode, for what needs a session of its own
@@ -177,6 +178,7 @@ type Config struct {
 	AllowedOrigins                []string // nil: httpapi.DefaultAllowedOrigins
 	MaxSubscriptionsPerConnection int
 	MaxConnectionsPerKey          int
+	MaxSubscriptionsPerKey        int
 	WebsocketPingInterval         time.Duration
 	WebsocketInitTimeout          time.Duration
 	KeyCacheTTL                   time.Duration // also how often open websockets re-check their key
@@ -217,9 +219,10 @@ type Main struct {
 	logOut io.Writer
 
 	// Listening addresses, known once Run has started listening (tests use :0).
-	HTTPListener net.Listener
-	KafkaBrokers []string // Config.KafkaBrokers, or the embedded broker's address
-	started      chan struct{}
+	HTTPListener    net.Listener
+	MetricsListener net.Listener // nil without --metrics-addr
+	KafkaBrokers    []string     // Config.KafkaBrokers, or the embedded broker's address
+	started         chan struct{}
 
 	persisted *httpapi.PersistedOperations // loaded by ParseFlags, so a bad file stops start-up at once
 }
@@ -235,6 +238,8 @@ func (m *Main) ParseFlags(args []string) error {
 	c := &m.Config
 	commonFlags(fs, c)
 	fs.StringVar(&c.HTTPAddr, "http-addr", env("AISLE_HTTP_ADDR", ":8080"), "HTTP listen address (AISLE_HTTP_ADDR)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("AISLE_METRICS_ADDR", ""),
+		"listen address of /metrics, /healthz and /readyz for operators; when set, or in production, /metrics is not served on --http-addr (AISLE_METRICS_ADDR)")
 	fs.StringVar(&c.Role, "role", env("AISLE_ROLE", "all"), "all, api (GraphQL only) or stream (workers only) (AISLE_ROLE)")
 	fs.StringVar(&c.WebDir, "web-dir", env("AISLE_WEB_DIR", "web"), "directory of the GraphiQL page and its npm packages (AISLE_WEB_DIR)")
 	fs.StringVar(&c.ConsumerGroup, "group", env("AISLE_CONSUMER_GROUP", "aisle-stream"), "Kafka consumer group of the stream workers")
@@ -268,6 +273,8 @@ func (m *Main) ParseFlags(args []string) error {
 		"operations open at once on one websocket (AISLE_MAX_SUBSCRIPTIONS_PER_CONNECTION)")
 	fs.IntVar(&c.MaxConnectionsPerKey, "max-connections-per-key", httpapi.DefaultMaxConnectionsPerKey,
 		"open websockets per API key, or per client IP when anonymous, on each replica (AISLE_MAX_CONNECTIONS_PER_KEY)")
+	fs.IntVar(&c.MaxSubscriptionsPerKey, "max-subscriptions-per-key", httpapi.DefaultMaxSubscriptionsPerKey,
+		"operations open at once per API key, or per client IP when anonymous, over all its websockets, on each replica (AISLE_MAX_SUBSCRIPTIONS_PER_KEY)")
 	fs.DurationVar(&c.WebsocketPingInterval, "ws-ping-interval", httpapi.DefaultWebsocketPingInterval,
 		"graphql-transport-ws ping period; a peer that stops answering is dropped within 3 periods (AISLE_WS_PING_INTERVAL)")
 	fs.DurationVar(&c.WebsocketInitTimeout, "ws-init-timeout", httpapi.DefaultWebsocketInitTimeout,
@@ -326,9 +333,9 @@ func (m *Main) ParseFlags(args []string) error {
 	if err := httpapi.ValidateOriginPatterns(c.AllowedOrigins); err != nil {
 		return fmt.Errorf("--allowed-origins: %w", err)
 	}
-	if c.MaxSubscriptionsPerConnection < 1 || c.MaxConnectionsPerKey < 1 {
-		return fmt.Errorf("--max-subscriptions-per-connection (%d) and --max-connections-per-key (%d) must be at least 1",
-			c.MaxSubscriptionsPerConnection, c.MaxConnectionsPerKey)
+	if c.MaxSubscriptionsPerConnection < 1 || c.MaxConnectionsPerKey < 1 || c.MaxSubscriptionsPerKey < 1 {
+		return fmt.Errorf("--max-subscriptions-per-connection (%d), --max-connections-per-key (%d) and --max-subscriptions-per-key (%d) must be at least 1",
+			c.MaxSubscriptionsPerConnection, c.MaxConnectionsPerKey, c.MaxSubscriptionsPerKey)
 	}
 	for name, d := range map[string]time.Duration{"ws-ping-interval": c.WebsocketPingInterval, "ws-init-timeout": c.WebsocketInitTimeout, "key-cache-ttl": c.KeyCacheTTL} {
 		if d <= 0 {
@@ -500,12 +507,16 @@ func (m *Main) Run(ctx context.Context) error {
 			Ready:      ready,
 			Log:        log,
 			Production: c.Production,
+			// Production's metrics are for operators only: they are off
+			// the public port, and served on --metrics-addr when set.
+			MetricsElsewhere: c.Production || c.MetricsAddr != "",
 
 			PersistedOperations: m.persisted,
 
 			AllowedOrigins:                c.AllowedOrigins,
 			MaxSubscriptionsPerConnection: c.MaxSubscriptionsPerConnection,
 			MaxConnectionsPerKey:          c.MaxConnectionsPerKey,
+			MaxSubscriptionsPerKey:        c.MaxSubscriptionsPerKey,
 			WebsocketPingInterval:         c.WebsocketPingInterval,
 			WebsocketInitTimeout:          c.WebsocketInitTimeout,
 			KeyRecheckInterval:            c.KeyCacheTTL,
@@ -521,6 +532,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", c.HTTPAddr, err)
 	}
 	m.HTTPListener = ln
+	if c.MetricsAddr != "" {
+		if m.MetricsListener, err = net.Listen("tcp", c.MetricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on --metrics-addr %s: %w", c.MetricsAddr, err)
+		}
+	}
 	httpServer := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -534,6 +551,16 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	opsServer := &http.Server{Handler: httpapi.Ops(ready, log), ReadHeaderTimeout: 5 * time.Second}
+	if opsLn := m.MetricsListener; opsLn != nil {
+		goWork("ops server", func(context.Context) error {
+			if err := opsServer.Serve(opsLn); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		log.Info("serving /metrics, /healthz and /readyz", "addr", opsLn.Addr().String())
+	}
 	if m.runsAPI() {
 		log.Info("serving GraphQL", "addr", ln.Addr().String(), "graphiql", "http://"+displayAddr(ln.Addr())+"/")
 	} else {
@@ -557,6 +584,9 @@ func (m *Main) Run(ctx context.Context) error {
 	defer cancel()
 	if err := httpServer.Shutdown(shutdownCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
+	}
+	if err := opsServer.Shutdown(shutdownCtx); err != nil {
+		log.Warn("ops http shutdown", "err", err)
 	}
 	if err := drain(); err != nil {
 		return err

@@ -482,6 +482,72 @@ func TestWebsocketCaps(t *testing.T) {
 	})
 }
 
+// TestSubscriptionsPerAddressAcrossConnections: an anonymous address's
+// operations are capped over all its connections, not only per connection
+// (200 connections × 100 subscriptions let one address hold 20,000), and
+// completing one frees its place.
+func TestSubscriptionsPerAddressAcrossConnections(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "--max-subscriptions-per-connection", "3", "--max-connections-per-key", "3", "--max-subscriptions-per-key", "3")
+	store, _ := ts.store(1)
+	vars := map[string]any{"s": store.ID}
+	var conns []*wsClient
+	for range 2 {
+		c, err := ts.dialWS(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	refusal := func(c *wsClient, id string) []gqlError {
+		t.Helper()
+		for {
+			msg, err := c.next(5 * time.Second)
+			if err != nil {
+				t.Fatalf("no error for %s: %v", id, err)
+			}
+			var errs []gqlError
+			if msg.Type == "error" && msg.ID == id && json.Unmarshal(msg.Payload, &errs) == nil && len(errs) == 1 {
+				return errs
+			}
+		}
+	}
+	conns[0].subscribe("a", watchStore, vars)
+	conns[0].subscribe("b", watchStore, vars)
+	// Operations on one connection are admitted in order: once a query
+	// sent after a and b completes, both hold their places.
+	const query = `{ stores(first: 1) { edges { cursor } } }`
+	completed := func(c *wsClient, id string) string {
+		for {
+			msg, err := c.next(5 * time.Second)
+			if err != nil {
+				return err.Error()
+			}
+			if msg.ID == id && msg.Type == "error" {
+				return "refused: " + string(msg.Payload)
+			}
+			if msg.ID == id && msg.Type == "complete" {
+				return ""
+			}
+		}
+	}
+	conns[0].subscribe("q", query, nil)
+	if err := completed(conns[0], "q"); err != "" {
+		t.Fatalf("a query beside two subscriptions: %s", err)
+	}
+	conns[1].subscribe("c", watchStore, vars)
+	conns[1].subscribe("d", watchStore, vars)
+	if errs := refusal(conns[1], "d"); errs[0].Extensions["code"] != aisle.ERATELIMITED || !strings.Contains(errs[0].Message, "over all its connections: at most 3") {
+		t.Fatalf("fourth subscription of the address: %+v, want %s saying the cap over all connections", errs[0], aisle.ERATELIMITED)
+	}
+	// Closing a connection gives its subscriptions back.
+	conns[0].conn.Close(websocket.StatusNormalClosure, "")
+	eventually(t, 5*time.Second, func() string {
+		conns[1].subscribe("e", query, nil)
+		return completed(conns[1], "e")
+	})
+}
+
 // Bad websocket settings stop the server at start-up with an error naming
 // the flag or variable.
 func TestWebsocketFlagsAreValidated(t *testing.T) {

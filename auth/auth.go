@@ -7,8 +7,12 @@ package auth
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
@@ -115,6 +119,17 @@ func Middleware(keys KeyLookup, next http.Handler) http.Handler {
 	})
 }
 
+// RateLimitedError is a KeyLookup's refusal of a client that sends too
+// many unknown keys: an ERATELIMITED *aisle.Error (Err) and when to retry,
+// which Middleware sends as Retry-After.
+type RateLimitedError struct {
+	Err        *aisle.Error
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string { return e.Err.Error() }
+func (e *RateLimitedError) Unwrap() error { return e.Err }
+
 // writeError answers like a GraphQL server would:
 // {"errors":[{"message":…,"extensions":{"code":…}}]}.
 func writeError(w http.ResponseWriter, err error) {
@@ -125,6 +140,9 @@ func writeError(w http.ResponseWriter, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aisle", error="invalid_token"`)
 	case aisle.ERATELIMITED:
 		status = http.StatusTooManyRequests
+		if limited := (*RateLimitedError)(nil); errors.As(err, &limited) {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(limited.RetryAfter.Seconds())))))
+		}
 	}
 	type gqlError struct {
 		Message    string            `json:"message"`

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/aisle/aisle/aisle"
 )
 
@@ -45,6 +47,7 @@ type Cache struct {
 	mu       sync.Mutex
 	entries  map[string]cacheEntry // valid keys, by string(hash)
 	refusals map[string]cacheEntry // unknown or revoked keys, by string(hash)
+	inflight singleflight.Group    // lookups under way, by string(hash)
 }
 
 // cacheEntry is a valid key's principal, or a refused key's error.
@@ -91,7 +94,7 @@ func (c *Cache) PrincipalByKeyHash(ctx context.Context, hash []byte) (*aisle.Pri
 		return nil, refused.refusal
 	}
 
-	p, err := c.keys.PrincipalByKeyHash(ctx, hash)
+	p, err := c.lookupOnce(ctx, hash)
 	if code := aisle.ErrorCode(err); err != nil && code != aisle.EUNAUTHENTICATED && code != aisle.ERATELIMITED {
 		c.log.ErrorContext(ctx, "API key lookup failed", "error", err)
 		if staleUntil := e.checked.Add(c.TTL + c.MaxStale); ok && now.Before(staleUntil) {
@@ -118,6 +121,23 @@ func (c *Cache) PrincipalByKeyHash(ctx context.Context, hash []byte) (*aisle.Pri
 	delete(c.refusals, string(hash))
 	c.remember(c.entries, hash, cacheEntry{principal: p, checked: now, expires: now.Add(c.TTL)}, now)
 	return p, nil
+}
+
+// lookupTimeout bounds a lookup shared by concurrent callers: it does not
+// end when the caller that started it goes away.
+const lookupTimeout = 5 * time.Second
+
+// lookupOnce asks the wrapped lookup for hash, once for all callers asking
+// at the same time: a burst of requests with one uncached key costs one
+// lookup.
+func (c *Cache) lookupOnce(ctx context.Context, hash []byte) (*aisle.Principal, error) {
+	v, err, _ := c.inflight.Do(string(hash), func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
+		defer cancel()
+		return c.keys.PrincipalByKeyHash(ctx, hash)
+	})
+	p, _ := v.(*aisle.Principal)
+	return p, err
 }
 
 // remember stores e in entries, evicting to stay within MaxEntries. Holds mu.

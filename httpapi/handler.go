@@ -38,6 +38,10 @@ const (
 	wsKeepAlive       = 10 * time.Second // graphql-ws keep-alive
 	operationTimeout  = 15 * time.Second // one query or mutation over HTTP
 	bodyReadTimeout   = 10 * time.Second // a request body, from the end of its headers
+	// responseWriteTimeout is the time a client has to read its answer
+	// once the operation is done (the write deadline also covers reading
+	// the body and running the operation).
+	responseWriteTimeout = 10 * time.Second
 )
 
 // Config is what the HTTP surface needs.
@@ -51,6 +55,10 @@ type Config struct {
 	// Production turns off GraphiQL, introspection and field suggestions,
 	// which help developers and attackers alike (AISLE_ENV=production).
 	Production bool
+	// MetricsElsewhere leaves /metrics off the API's handler: it names
+	// every operation, limit and dependency, and belongs on an operators'
+	// listener (Ops on --metrics-addr), not on the public port.
+	MetricsElsewhere bool
 	// RateLimiter, when set, limits operations per caller (limits_http.go).
 	RateLimiter RateLimiter
 	// PersistedOperations, when set, is the only operations the server runs.
@@ -59,6 +67,7 @@ type Config struct {
 	AllowedOrigins                []string      // Origin patterns besides same-origin; nil: DefaultAllowedOrigins
 	MaxSubscriptionsPerConnection int           // operations open at once on one websocket
 	MaxConnectionsPerKey          int           // open websockets per API key, or per client IP when anonymous; per replica
+	MaxSubscriptionsPerKey        int           // operations open at once per API key (client IP when anonymous) over all its websockets; per replica
 	WebsocketPingInterval         time.Duration // graphql-transport-ws ping period; silent peers are dropped after 2–3
 	WebsocketInitTimeout          time.Duration // time a client has to send connection_init
 	KeyRecheckInterval            time.Duration // how often an open websocket's key is re-checked for revocation
@@ -67,7 +76,7 @@ type Config struct {
 // New returns the HTTP handler of the API.
 func New(cfg Config) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", withClientIP(auth.Middleware(cfg.Keys, limitRequests(cfg.RateLimiter, maxRequestBytes, bodyReadTimeout, withOperationTimeout(graphqlHandler(cfg))))))
+	mux.Handle("/graphql", withClientIP(auth.Middleware(cfg.Keys, limitRequests(cfg.RateLimiter, maxRequestBytes, bodyReadTimeout, bodyReadTimeout+operationTimeout+responseWriteTimeout, withOperationTimeout(graphqlHandler(cfg))))))
 	if cfg.Production {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "GraphiQL is off in production (AISLE_ENV=production).\nGraphQL is served at /graphql.", http.StatusNotFound)
@@ -87,7 +96,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent) // browsers ask; an empty answer keeps consoles clean
 	})
-	handleOps(mux, cfg.Ready, cfg.Log)
+	handleOps(mux, cfg.Ready, cfg.Log, !cfg.MetricsElsewhere)
 	return withRequestID(mux)
 }
 
@@ -100,9 +109,11 @@ func graphqlHandler(cfg Config) http.Handler {
 		return authenticate(context.WithValue(ctx, websocketKey{}, true), payload)
 	}))
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
+	srv.AddTransport(getQueries{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
+	srv.AddTransport(unsupportedRequests{}) // last: takes what the others do not
+	cache := lru.New[*ast.QueryDocument](queryCacheSize)
+	srv.SetQueryCache(cache)
 	if !cfg.Production {
 		srv.Use(extension.Introspection{})
 	}
@@ -117,7 +128,8 @@ func graphqlHandler(cfg Config) http.Handler {
 	// The first extension used is the outermost: metrics see the errors
 	// as the limits rewrite them, and those answered in AroundOperations.
 	srv.Use(newOperationMetrics())
-	srv.Use(operationLimits{maxDepth: maxDepth, maxAliases: maxAliases, maxComplexity: maxComplexity, production: cfg.Production})
+	srv.Use(operationLimits{maxDepth: maxDepth, maxAliases: maxAliases, maxComplexity: maxComplexity, production: cfg.Production, cache: cache})
+	srv.Use(clearAnswers{production: cfg.Production})
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		cfg.Log.ErrorContext(ctx, "graphql: panic in resolver", "panic", p, "stack", string(debug.Stack()))

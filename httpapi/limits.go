@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -13,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator/core"
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
@@ -44,6 +47,26 @@ const (
 	// availability lists in one request, and 100 stores × 100 products
 	// (30,601).
 	maxComplexity = 5000
+	// maxSelectionFields bounds the fields that merge into one selection
+	// set, fragments spread into it included, before gqlparser validates
+	// the document: its OverlappingFieldsCanBeMerged rule compares every
+	// pair of them, so 4,990 fields in one set (10 KB) cost it 1.6 s of
+	// CPU. Our widest type has about 10 fields; GraphiQL's introspection
+	// query selects at most 12 in one set.
+	maxSelectionFields = 100
+	// maxSamePathPairs bounds the pairs of fields answering at the same
+	// response path (fragments expanded), which the same rule compares
+	// one by one, recursing into their selections: 65 `store(id: "s")`
+	// fields of 65 `id`s each are 4,225 ids at one path, 8.9 million
+	// pairs and a second of CPU. An honest document repeats a field a few
+	// times at most, through overlapping fragments.
+	maxSamePathPairs = 50_000
+	// maxErrors bounds the errors of one answer: a document of thousands
+	// of unknown fields would otherwise get an answer 70 times its size.
+	maxErrors = 20
+	// maxMessageBytes bounds one error message: gqlgen quotes a body it
+	// cannot decode in full.
+	maxMessageBytes = 300
 )
 
 // codeLimitExceeded is the extensions.code of an operation refused by a
@@ -55,6 +78,9 @@ const codeLimitExceeded = "LIMIT_EXCEEDED"
 // Names of the limits, as the rejections metric and extensions.limit say them.
 const (
 	limitTokens       = "tokens"
+	limitSelection    = "selection_fields"
+	limitErrors       = "errors"
+	limitSamePath     = "same_path_pairs"
 	limitDepth        = "depth"
 	limitAliases      = "aliases"
 	limitComplexity   = "complexity"
@@ -92,20 +118,139 @@ type operationLimits struct {
 	// error that the presenter must, and does, hide as INTERNAL), and
 	// strips the suggestions that SetDisableSuggestion leaves in.
 	production bool
+	// cache is gqlgen's cache of validated documents: those in it have
+	// passed MutateOperationParameters already.
+	cache graphql.Cache[*ast.QueryDocument]
 }
 
 var (
-	_ graphql.HandlerExtension        = operationLimits{}
-	_ graphql.OperationContextMutator = operationLimits{}
-	_ graphql.ResponseInterceptor     = operationLimits{}
+	_ graphql.HandlerExtension          = operationLimits{}
+	_ graphql.OperationParameterMutator = operationLimits{}
+	_ graphql.OperationContextMutator   = operationLimits{}
+	_ graphql.ResponseInterceptor       = operationLimits{}
 )
 
 func (operationLimits) ExtensionName() string                   { return "OperationLimits" }
 func (operationLimits) Validate(graphql.ExecutableSchema) error { return nil }
 
+// MutateOperationParameters refuses a document whose selection sets are
+// too wide, or whose fields are too many, before gqlparser validates it:
+// gqlgen validates a document it has not cached before any
+// OperationContextMutator sees it, and validation costs time quadratic in
+// the fields of one selection set. Parsing here costs under a millisecond
+// at the token limit, and only documents not in the cache pay it; a
+// document that does not parse passes, for gqlgen to report.
+func (l operationLimits) MutateOperationParameters(ctx context.Context, params *graphql.RawParams) *gqlerror.Error {
+	if l.cache != nil {
+		if _, ok := l.cache.Get(ctx, params.Query); ok {
+			return nil
+		}
+	}
+	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: params.Query}, maxParserTokens)
+	if err != nil {
+		return nil
+	}
+	w := widthWalker{fragments: doc.Fragments, onPath: map[string]bool{}, paths: map[string]int{}}
+	for i, op := range doc.Operations {
+		w.selectionSet(op.SelectionSet, strconv.Itoa(i))
+	}
+	for _, f := range doc.Fragments {
+		w.selectionSet(f.SelectionSet, f.Name)
+	}
+	return w.err
+}
+
+// widthWalker counts, before validation, the fields that merge into each
+// selection set (fragments spread into it expanded), the pairs of fields
+// that answer at the same response path (which validation compares with
+// each other), and every selection it visits; it stops at the first limit
+// passed.
+type widthWalker struct {
+	fragments ast.FragmentDefinitionList
+	onPath    map[string]bool // fragments being expanded: a cycle is validation's to report
+	paths     map[string]int  // response path → fields seen answering there
+	pairs     int
+	visits    int
+	err       *gqlerror.Error
+}
+
+func (w *widthWalker) selectionSet(set ast.SelectionSet, path string) {
+	if n := w.fields(set, path, 0); n > maxSelectionFields && w.err == nil {
+		w.err = limitError(limitSelection, maxSelectionFields,
+			"a selection set has more than %d fields, fragments spread into it included: select fewer fields", maxSelectionFields)
+	}
+}
+
+// fields adds to n the fields of set and of the fragments in it, whose
+// response path is below path, checking the selection set of each field on
+// the way.
+func (w *widthWalker) fields(set ast.SelectionSet, path string, n int) int {
+	for _, sel := range set {
+		if w.err != nil || n > maxSelectionFields {
+			return n
+		}
+		if w.visits++; w.visits > maxComplexity {
+			w.err = limitError(limitComplexity, maxComplexity,
+				"the operation selects more than %d fields, fragments expanded: ask for fewer fields", maxComplexity)
+			return n
+		}
+		switch s := sel.(type) {
+		case *ast.Field:
+			n++
+			fieldPath := path + "." + s.Alias
+			w.pairs += w.paths[fieldPath] // the new field pairs with each one seen there
+			w.paths[fieldPath]++
+			if w.pairs > maxSamePathPairs {
+				w.err = limitError(limitSamePath, maxSamePathPairs,
+					"the document repeats fields too often: fields answering at the same path, fragments expanded, make more than %d pairs; remove the repeats", maxSamePathPairs)
+				return n
+			}
+			w.selectionSet(s.SelectionSet, fieldPath)
+		case *ast.InlineFragment:
+			n = w.fields(s.SelectionSet, path, n)
+		case *ast.FragmentSpread:
+			if f := w.fragments.ForName(s.Name); f != nil && !w.onPath[s.Name] {
+				w.onPath[s.Name] = true
+				n = w.fields(f.SelectionSet, path, n)
+				delete(w.onPath, s.Name)
+			}
+		}
+	}
+	return n
+}
+
 func (l operationLimits) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+	if op := opCtx.Operation; op.Operation == ast.Subscription {
+		// gqlparser counts the root fields' names, so two aliases of one
+		// field pass its check, and gqlgen then fails the operation with
+		// a plain error that the presenter must hide as INTERNAL.
+		if names := rootResponseNames(op.SelectionSet, map[string]bool{}); len(names) != 1 {
+			return &gqlerror.Error{
+				Message:    fmt.Sprintf("a subscription must select exactly one root field (aliases count apart); this one selects %d", len(names)),
+				Extensions: map[string]any{"code": aisle.EINVALID},
+			}
+		}
+	}
 	_, err := l.measure(opCtx.Operation, opCtx.Variables)
 	return err
+}
+
+// rootResponseNames adds to names the response names (aliases) of a
+// validated selection set, fragments expanded: the fields gqlgen runs.
+func rootResponseNames(set ast.SelectionSet, names map[string]bool) map[string]bool {
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			names[s.Alias] = true
+		case *ast.InlineFragment:
+			rootResponseNames(s.SelectionSet, names)
+		case *ast.FragmentSpread:
+			if s.Definition != nil {
+				rootResponseNames(s.Definition.SelectionSet, names)
+			}
+		}
+	}
+	return names
 }
 
 // InterceptResponse rewrites the errors of a refused document, which pass
@@ -123,8 +268,30 @@ func (l operationLimits) InterceptResponse(ctx context.Context, next graphql.Res
 			e.Message = fmt.Sprintf("the document has more than %d tokens; send a smaller operation", maxParserTokens)
 			e.Extensions = map[string]any{"code": codeLimitExceeded, "limit": limitTokens, "max": maxParserTokens}
 		}
+		e.Message = shortMessage(e.Message)
+	}
+	if n := len(resp.Errors); n > maxErrors {
+		resp.Errors = append(resp.Errors[:maxErrors:maxErrors], limitError(limitErrors, maxErrors,
+			"%d more errors are not shown: fix these and send the operation again", n-maxErrors))
 	}
 	return resp
+}
+
+// shortMessage cuts a message to maxMessageBytes. gqlgen ends the message
+// of a body that is not a GraphQL request with the whole body; the caller
+// has it already.
+func shortMessage(m string) string {
+	if strings.HasPrefix(m, "json request body could not be decoded") {
+		m, _, _ = strings.Cut(m, " body:")
+	}
+	if len(m) <= maxMessageBytes {
+		return m
+	}
+	cut := maxMessageBytes
+	for cut > 0 && !utf8.RuneStart(m[cut]) {
+		cut--
+	}
+	return m[:cut] + "…"
 }
 
 // measure returns op's complexity, or the error of the first limit it

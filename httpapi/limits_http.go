@@ -33,9 +33,10 @@ type RateLimiter interface {
 // transport's read limit. The body must arrive within bodyTimeout: the
 // server's ReadHeaderTimeout covers only the headers, and a context
 // deadline does not interrupt a blocked read, so without it a client could
-// trickle a body and hold a goroutine and its buffer for ever. It must run
+// trickle a body and hold a goroutine and its buffer for ever. The whole
+// answer must be written within writeTimeout of the headers' arrival. It must run
 // inside auth.Middleware, which identifies the caller, and withClientIP.
-func limitRequests(limiter RateLimiter, maxBody int64, bodyTimeout time.Duration, next http.Handler) http.Handler {
+func limitRequests(limiter RateLimiter, maxBody int64, bodyTimeout, writeTimeout time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
@@ -50,8 +51,12 @@ func limitRequests(limiter RateLimiter, maxBody int64, bodyTimeout time.Duration
 				return
 			}
 		}
-		// net/http clears the deadline when it reads the next request.
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
+		// net/http clears both deadlines when it reads the next request.
+		// The write deadline frees the connection, its goroutine and its
+		// buffers from a client that never reads its answer.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(bodyTimeout))
+		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
 			e := limitError(limitRequestBytes, int(maxBody), "the request body is too large: the limit is %d bytes", maxBody)

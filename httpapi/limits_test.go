@@ -244,7 +244,7 @@ func BenchmarkMeasure(b *testing.B) {
 func TestSlowBodyIsCutOff(t *testing.T) {
 	t.Parallel()
 	var reached atomic.Bool
-	srv := httptest.NewServer(limitRequests(nil, 1<<20, 200*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(limitRequests(nil, 1<<20, 200*time.Millisecond, time.Minute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reached.Store(true)
 	})))
 	defer srv.Close()
@@ -265,5 +265,38 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 	body, _ := io.ReadAll(res.Body)
 	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "too slowly") || reached.Load() {
 		t.Errorf("stalled body: HTTP %d %s (handler reached: %v), want 400 saying it was sent too slowly", res.StatusCode, body, reached.Load())
+	}
+}
+
+// TestClientThatNeverReadsIsCutOff: a client that sends a request and
+// never reads the answer loses its connection once the write deadline
+// passes, freeing the handler and its buffers.
+func TestClientThatNeverReadsIsCutOff(t *testing.T) {
+	t.Parallel()
+	writeErr := make(chan error, 1)
+	srv := httptest.NewServer(limitRequests(nil, 1<<20, time.Minute, 300*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		for range 16 << 10 { // 1 GiB: more than any socket buffers
+			if _, err := w.Write(chunk); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+		writeErr <- nil
+	})))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	select {
+	case err := <-writeErr:
+		if err == nil {
+			t.Error("1 GiB written to a client that reads nothing")
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the handler is still writing to a client that reads nothing after a minute")
 	}
 }

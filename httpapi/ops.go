@@ -18,7 +18,7 @@ const readyTimeout = 2 * time.Second
 // for processes that serve no GraphQL: the stream workers.
 func Ops(ready func(ctx context.Context) error, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	handleOps(mux, ready, log)
+	handleOps(mux, ready, log, true)
 	return withRequestID(mux)
 }
 
@@ -33,7 +33,9 @@ func Ops(ready func(ctx context.Context) error, log *slog.Logger) http.Handler {
 // correct answers now, else 503 naming the failing checks. The checks'
 // errors are logged, not shown: they carry addresses and URLs, and the
 // endpoint is as public as the API.
-func handleOps(mux *http.ServeMux, ready func(ctx context.Context) error, log *slog.Logger) {
+//
+// /metrics, when metrics is set, is Prometheus's exposition.
+func handleOps(mux *http.ServeMux, ready func(ctx context.Context) error, log *slog.Logger, metrics bool) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -47,7 +49,9 @@ func handleOps(mux *http.ServeMux, ready func(ctx context.Context) error, log *s
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	mux.Handle("GET /metrics", promhttp.Handler())
+	if metrics {
+		mux.Handle("GET /metrics", promhttp.Handler())
+	}
 }
 
 // CheckFailed is a failed readiness check. Name is what /readyz shows;

@@ -28,8 +28,13 @@ import (
 const (
 	DefaultMaxSubscriptionsPerConnection = 100
 	DefaultMaxConnectionsPerKey          = 200
-	DefaultWebsocketPingInterval         = 15 * time.Second // a silent peer is dropped within 2–3 intervals
-	DefaultWebsocketInitTimeout          = 10 * time.Second
+	// DefaultMaxSubscriptionsPerKey bounds the operations open at once
+	// per API key, or per client address when anonymous, over all its
+	// connections to one process: 200 connections × 100 subscriptions
+	// would otherwise let one address hold 20,000 (about 366 MB).
+	DefaultMaxSubscriptionsPerKey = 1000
+	DefaultWebsocketPingInterval  = 15 * time.Second // a silent peer is dropped within 2–3 intervals
+	DefaultWebsocketInitTimeout   = 10 * time.Second
 )
 
 // DefaultAllowedOrigins are the Origin patterns accepted besides the
@@ -77,6 +82,7 @@ type websockets struct {
 	origins       []string
 	maxSubs       int
 	maxConns      int
+	maxOwnerSubs  int
 	initTimeout   time.Duration
 	recheckPeriod time.Duration
 	pingInterval  time.Duration
@@ -85,6 +91,7 @@ type websockets struct {
 
 	mu    sync.Mutex
 	conns map[string]int // open connections by owner (rateKey: the key, or an anonymous client's address); per replica
+	subs  map[string]int // open operations by owner, over all its connections; per replica
 }
 
 func newWebsockets(cfg Config) *websockets {
@@ -94,11 +101,13 @@ func newWebsockets(cfg Config) *websockets {
 		origins:       cfg.AllowedOrigins,
 		maxSubs:       cfg.MaxSubscriptionsPerConnection,
 		maxConns:      cfg.MaxConnectionsPerKey,
+		maxOwnerSubs:  cfg.MaxSubscriptionsPerKey,
 		initTimeout:   cfg.WebsocketInitTimeout,
 		recheckPeriod: cfg.KeyRecheckInterval,
 		pingInterval:  cfg.WebsocketPingInterval,
 		limiter:       cfg.RateLimiter,
 		conns:         map[string]int{},
+		subs:          map[string]int{},
 	}
 	if ws.origins == nil {
 		ws.origins = DefaultAllowedOrigins
@@ -108,6 +117,9 @@ func newWebsockets(cfg Config) *websockets {
 	}
 	if ws.maxConns == 0 {
 		ws.maxConns = DefaultMaxConnectionsPerKey
+	}
+	if ws.maxOwnerSubs == 0 {
+		ws.maxOwnerSubs = DefaultMaxSubscriptionsPerKey
 	}
 	if ws.initTimeout == 0 {
 		ws.initTimeout = DefaultWebsocketInitTimeout
@@ -205,22 +217,24 @@ func (ws *websockets) checkOrigin(r *http.Request) error {
 	return fmt.Errorf("websocket connections from Origin %q are not allowed (server option --allowed-origins)", origin)
 }
 
-// acquire takes one of owner's connection slots.
-func (ws *websockets) acquire(owner string) bool {
+// acquire takes one of owner's slots in counts (ws.conns or ws.subs),
+// which allows at most max.
+func (ws *websockets) acquire(counts map[string]int, owner string, max int) bool {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	if ws.conns[owner] >= ws.maxConns {
+	if counts[owner] >= max {
 		return false
 	}
-	ws.conns[owner]++
+	counts[owner]++
 	return true
 }
 
-func (ws *websockets) release(owner string) {
+// release gives back n of owner's slots in counts.
+func (ws *websockets) release(counts map[string]int, owner string, n int) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	if ws.conns[owner]--; ws.conns[owner] <= 0 {
-		delete(ws.conns, owner)
+	if counts[owner] -= n; counts[owner] <= 0 {
+		delete(counts, owner)
 	}
 }
 
@@ -288,7 +302,7 @@ func (c *wsConn) admit(ctx context.Context) (context.Context, error) {
 	if p.KeyID == "" {
 		what = "anonymous client address"
 	}
-	if !c.ws.acquire(owner) {
+	if !c.ws.acquire(c.ws.conns, owner, c.ws.maxConns) {
 		err := aisle.Errorf(aisle.ERATELIMITED, "too many websocket connections for this %s: at most %d", what, c.ws.maxConns)
 		ctx = transport.WithWebsocketCloseCode(ctx, closeTooMany)
 		return transport.AppendCloseReason(ctx, aisle.ErrorMessage(err)), err
@@ -373,8 +387,10 @@ func (c *wsConn) finish() {
 		c.pinger.Stop()
 	}
 	if c.owner != "" {
-		c.ws.release(c.owner)
+		c.ws.release(c.ws.conns, c.owner, 1)
+		c.ws.release(c.ws.subs, c.owner, len(c.active))
 	}
+	clear(c.active)
 }
 
 // closeWith starts the close handshake with code; later closes, gqlgen's
@@ -509,9 +525,17 @@ func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
 		ok, wait := c.ws.limiter.Allow(context.Background(), owner)
 		limited, retryAfter = !ok, wait
 	}
+	ownerFull := false
 	if !taken && !full && !limited {
+		ownerFull = owner != "" && !c.ws.acquire(c.ws.subs, owner, c.ws.maxOwnerSubs)
+	}
+	if !taken && !full && !limited && !ownerFull {
 		c.mu.Lock()
-		c.active[id] = struct{}{}
+		if c.finished { // finish has released the slots already
+			c.ws.release(c.ws.subs, owner, 1)
+		} else {
+			c.active[id] = struct{}{}
+		}
 		c.mu.Unlock()
 	}
 	var refusal string
@@ -529,6 +553,8 @@ func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
 	case limited:
 		e := rateLimitError(retryAfter)
 		refusal, extensions = e.Message, e.Extensions
+	case ownerFull:
+		refusal = fmt.Sprintf("too many subscriptions for this API key (or address, without a key) over all its connections: at most %d; complete one first", c.ws.maxOwnerSubs)
 	default:
 		return true, nil
 	}
@@ -584,7 +610,10 @@ func (c *wsConn) WriteJSON(v any) error {
 		var msg struct{ ID, Type string }
 		if json.Unmarshal(data, &msg) == nil && msg.ID != "" && (msg.Type == "complete" || msg.Type == "error") {
 			c.mu.Lock()
-			delete(c.active, msg.ID)
+			if _, ok := c.active[msg.ID]; ok {
+				delete(c.active, msg.ID)
+				c.ws.release(c.ws.subs, c.owner, 1)
+			}
 			c.mu.Unlock()
 		}
 	}

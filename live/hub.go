@@ -6,6 +6,10 @@
 // subscriber of that key. Publishers never block: Notify only records the key,
 // and each subscriber keeps the newest unread value per key, so a slow client
 // costs at most one value per key it watches and still gets the latest state.
+// A subscriber with more than MaxPending unread values (a whole-store
+// subscription of a client that stopped reading, during a burst) is
+// closed instead: memory per subscriber is bounded by MaxPending values
+// plus the one in its channel, and its client can subscribe again.
 //
 // A subscriber either pulls values with Subscription.Next, or (Stream) has
 // the hub push them into the channel a GraphQL subscription reads, which
@@ -36,11 +40,20 @@ var (
 		Name: "aisle_live_values_replaced_total",
 		Help: "Unread values replaced by a newer value for the same key (slow subscribers), by hub.",
 	}, []string{"hub"})
+	subscribersDropped = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "aisle_live_subscribers_dropped_total",
+		Help: "Subscriptions closed because they had more than MaxPending unread values, by hub.",
+	}, []string{"hub"})
 	loadErrors = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "aisle_live_load_errors_total",
 		Help: "Failed loads of changed values by hub.",
 	}, []string{"hub"})
 )
+
+// MaxPending bounds the unread values, one per item, that one subscriber
+// may hold; a subscriber past it is closed. A subscription narrowed to at
+// most MaxPending items is never closed for it.
+const MaxPending = 256
 
 // Key names one piece of state: a topic (e.g. a store) and an item in it
 // (e.g. a product). Subscribers watch a topic, optionally narrowed to items.
@@ -281,6 +294,12 @@ func (h *Hub[V]) subscribe(sub *Subscription[V], topic string, items []string) *
 func (h *Hub[V]) unsubscribe(sub *Subscription[V]) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.unsubscribeLocked(sub)
+}
+
+// unsubscribeLocked is unsubscribe with h.mu held; deliverChanged may be
+// ranging over the topic's subscribers, from which it deletes sub.
+func (h *Hub[V]) unsubscribeLocked(sub *Subscription[V]) {
 	if subs, ok := h.topics[sub.topic]; ok {
 		if _, ok := subs[sub]; ok {
 			delete(subs, sub)
@@ -291,6 +310,8 @@ func (h *Hub[V]) unsubscribe(sub *Subscription[V]) {
 		}
 	}
 	delete(h.backlog, sub)
+	clear(sub.pending)
+	sub.order = nil
 	sub.closeLocked()
 }
 
@@ -347,6 +368,10 @@ func (s *Subscription[V]) offer(item string, v V) {
 	}
 	if _, unread := s.pending[item]; unread {
 		s.hub.replaced.Inc()
+	} else if len(s.order) >= MaxPending {
+		subscribersDropped.WithLabelValues(s.hub.name).Inc()
+		s.hub.unsubscribeLocked(s)
+		return
 	} else {
 		s.order = append(s.order, item)
 	}

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // counterLoader returns, for each key, "topic:item#n" where n counts loads, so
@@ -231,5 +234,39 @@ func TestShutdownClosesStreams(t *testing.T) {
 	}
 	if _, ok := <-Stream(context.Background(), h, "s-1", nil, func(v string) string { return v }); ok {
 		t.Fatal("a stream made after shutdown delivered a value")
+	}
+}
+
+// TestSubscriberPastMaxPendingIsClosed: a whole-topic subscriber that
+// stops reading during a burst of changes to more than MaxPending items is
+// closed instead of holding a value per item; a narrow subscriber of the
+// same topic is not.
+func TestSubscriberPastMaxPendingIsClosed(t *testing.T) {
+	t.Parallel()
+	var loads atomic.Int64
+	h, _ := startHub(t, counterLoader(&loads))
+	stalled := Stream(context.Background(), h, "s-1", nil, func(v string) string { return v })
+	narrow := h.Subscribe("s-1", []string{"p-1"})
+	defer narrow.Close()
+	before := testutil.ToFloat64(subscribersDropped.WithLabelValues("test"))
+	for i := range MaxPending + 2 {
+		h.Notify(Key{"s-1", fmt.Sprintf("p-%d", i)})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(subscribersDropped.WithLabelValues("test")) == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("a subscriber with %d unread values is still open", MaxPending+2)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	received := 0
+	for range stalled {
+		received++
+	}
+	if received > 1 {
+		t.Errorf("the closed subscriber still got %d values, want at most the one in its channel", received)
+	}
+	if got := next(t, narrow); len(got) != 1 || !strings.HasPrefix(got[0], "s-1:p-1#") {
+		t.Errorf("narrow subscriber got %v", got)
 	}
 }

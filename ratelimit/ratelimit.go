@@ -2,7 +2,11 @@
 // counted in Redis so that every API replica sharing a Redis and a key
 // prefix enforces one allowance per caller. It uses go-redis/redis_rate's
 // GCRA: one Lua call per decision, timed by the Redis server's clock, so
-// replicas need no clock agreement.
+// replicas need no clock agreement. Each process also keeps the same
+// allowance per caller in memory (Local), consulted first: a caller over
+// its allowance is refused without a Redis call, and when Redis does not
+// answer in time the local decision stands, so a flood that slows Redis
+// down cannot switch the limit off.
 package ratelimit
 
 import (
@@ -26,9 +30,9 @@ const decisionTimeout = 100 * time.Millisecond
 // flood the log exactly when it matters.
 const warnEvery = 10 * time.Second
 
-var failedOpen = promauto.NewCounter(prometheus.CounterOpts{
-	Name: "aisle_ratelimit_failed_open_total",
-	Help: "Operations let through without a rate-limit decision because Redis did not answer.",
+var localDecisions = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "aisle_ratelimit_local_decisions_total",
+	Help: "Operations let through on this process's own allowance alone because Redis did not answer in time.",
 })
 
 // Limiter allows each key PerSecond operations per second on average and
@@ -36,6 +40,7 @@ var failedOpen = promauto.NewCounter(prometheus.CounterOpts{
 type Limiter struct {
 	rdb    *redis.Client
 	gcra   *redis_rate.Limiter
+	local  *Local
 	limit  redis_rate.Limit
 	prefix string
 	log    *slog.Logger
@@ -47,8 +52,9 @@ type Limiter struct {
 // Open connects to Redis at url. Keys live under prefix + "ratelimit:",
 // so replicas sharing the prefix share allowances.
 func Open(ctx context.Context, url, prefix string, perSecond, burst int, log *slog.Logger) (*Limiter, error) {
-	if perSecond < 1 || burst < 1 {
-		return nil, fmt.Errorf("ratelimit: want a positive rate and burst, got %d/s burst %d", perSecond, burst)
+	local, err := NewLocal(perSecond, burst)
+	if err != nil {
+		return nil, err
 	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
@@ -62,6 +68,7 @@ func Open(ctx context.Context, url, prefix string, perSecond, burst int, log *sl
 	return &Limiter{
 		rdb:    rdb,
 		gcra:   redis_rate.NewLimiter(rdb),
+		local:  local,
 		limit:  redis_rate.Limit{Rate: perSecond, Burst: burst, Period: time.Second},
 		prefix: prefix + "ratelimit:",
 		log:    log,
@@ -74,22 +81,27 @@ func (l *Limiter) Close() error { return l.rdb.Close() }
 // Allow reports whether key may run one more operation now, and if not,
 // how long until it may.
 //
-// When Redis does not answer it allows the operation, logs a warning and
-// counts it (aisle_ratelimit_failed_open_total). The limit protects the
-// API from heavy callers; failing closed would turn a Redis outage into an
-// outage of every API answer, including the catalog, which is served from
-// PostgreSQL and does not need Redis. The other limits (complexity, body
-// size, timeouts) still bound each request meanwhile.
+// The process's own allowance decides first: a key over it is refused
+// without asking Redis, so one caller's flood reaches Redis at most at its
+// allowed rate. Redis then decides for every replica sharing the prefix.
+// When Redis does not answer in time, the local decision stands: it logs
+// a warning and counts the operation
+// (aisle_ratelimit_local_decisions_total). Each replica then admits up to
+// one allowance per key, not one between them; refusing everything
+// instead would turn a Redis outage into an outage of every API answer,
+// including the catalog, which is served from PostgreSQL.
 func (l *Limiter) Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration) {
+	if ok, retryAfter := l.local.Allow(key); !ok {
+		return false, retryAfter
+	}
 	decisionCtx, cancel := context.WithTimeout(ctx, decisionTimeout)
 	defer cancel()
 	res, err := l.gcra.Allow(decisionCtx, l.prefix+key, l.limit)
 	if err != nil {
-		if ctx.Err() != nil {
-			return true, 0 // the caller went away: nothing to decide, and Redis is not to blame
+		if ctx.Err() == nil { // a caller that went away is not Redis's fault
+			localDecisions.Inc()
+			l.warn(err)
 		}
-		failedOpen.Inc()
-		l.warn(err)
 		return true, 0
 	}
 	return res.Allowed > 0, res.RetryAfter
@@ -104,6 +116,6 @@ func (l *Limiter) warn(err error) {
 	}
 	l.mu.Unlock()
 	if due {
-		l.log.Warn("rate limiting is off until Redis answers: letting operations through", "err", err)
+		l.log.Warn("rate limiting is per process until Redis answers", "err", err)
 	}
 }

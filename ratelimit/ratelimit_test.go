@@ -3,14 +3,19 @@ package ratelimit
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
+	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/aisle/aisle/features/featurestest"
+	"github.com/aisle/aisle/internal/faulttest"
 )
 
 func mustOpen(t *testing.T, prefix string, perSecond, burst int, log *slog.Logger) *Limiter {
@@ -63,27 +68,75 @@ func TestAllowanceIsShared(t *testing.T) {
 	}
 }
 
-// TestFailsOpen: with Redis gone every operation is let through, counted
-// and logged once, not once per operation.
-func TestFailsOpen(t *testing.T) {
+// TestFallsBackToTheLocalAllowance: with Redis gone the process's own
+// allowance decides, counted and logged once, not once per operation.
+func TestFallsBackToTheLocalAllowance(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
-	l := mustOpen(t, featurestest.NewPrefix(), 1, 1, slog.New(slog.NewTextHandler(&logs, nil)))
+	l := mustOpen(t, featurestest.NewPrefix(), 1, 3, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err := l.Close(); err != nil { // the client is gone: every call fails
 		t.Fatal(err)
 	}
 	// The counter is global: other tests of this process may add to it.
-	before := testutil.ToFloat64(failedOpen)
-	for range 5 {
-		if ok, _ := l.Allow(context.Background(), "ip:127.0.0.1"); !ok {
-			t.Fatal("refused while Redis is unreachable: want fail-open")
+	before := testutil.ToFloat64(localDecisions)
+	start := time.Now()
+	allowed := 0
+	for range 10 {
+		if ok, _ := l.Allow(context.Background(), "ip:127.0.0.1"); ok {
+			allowed++
 		}
 	}
-	if got := testutil.ToFloat64(failedOpen) - before; got < 5 {
-		t.Errorf("failed-open counter rose by %v, want 5", got)
+	if most := 3 + int(time.Since(start).Seconds()); allowed < 3 || allowed > most {
+		t.Errorf("allowed %d of 10 while Redis is unreachable, want the burst of 3..%d", allowed, most)
 	}
-	if n := strings.Count(logs.String(), "rate limiting is off"); n != 1 {
+	if got := testutil.ToFloat64(localDecisions) - before; got < float64(allowed) {
+		t.Errorf("local-decisions counter rose by %v, want %d", got, allowed)
+	}
+	if n := strings.Count(logs.String(), "rate limiting is per process"); n != 1 {
 		t.Errorf("logged the outage %d times, want once per %s:\n%s", n, "10s", logs.String())
+	}
+}
+
+// TestConcurrentBurstStaysWithinTheAllowance: 4,000 operations of one
+// caller at once, with Redis healthy and with Redis silent (every
+// decision times out), admit at most 1.5× the allowance.
+func TestConcurrentBurstStaysWithinTheAllowance(t *testing.T) {
+	t.Parallel()
+	const rate, burst, callers = 50, 100, 4000
+	for _, silent := range []bool{false, true} {
+		u, err := url.Parse(featurestest.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy := faulttest.NewProxy(t, u.Host)
+		u.Host = proxy.Addr()
+		l, err := Open(context.Background(), u.String(), featurestest.NewPrefix(), rate, burst, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		if silent {
+			proxy.Blackhole()
+		}
+		start := time.Now()
+		release := make(chan struct{})
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		for range callers {
+			wg.Go(func() {
+				<-release
+				if ok, _ := l.Allow(context.Background(), "ip:203.0.113.9"); ok {
+					admitted.Add(1)
+				}
+			})
+		}
+		close(release)
+		wg.Wait()
+		allowance := burst + rate*time.Since(start).Seconds()
+		t.Logf("silent Redis %v: admitted %d of %d, allowance %.0f", silent, admitted.Load(), callers, allowance)
+		if got := float64(admitted.Load()); got > 1.5*allowance || got < burst {
+			t.Errorf("silent Redis %v: admitted %v of %d, allowance %.0f: want %d..%.0f", silent, got, callers, allowance, burst, 1.5*allowance)
+		}
+		_ = l.Close()
 	}
 }
 

@@ -1,0 +1,103 @@
+package httpapi
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/auth"
+	"github.com/aisle/aisle/resolvers"
+)
+
+// TestUnclearAnswersAreClear: each answer a caller could not act on now
+// has a code and says what to do.
+func TestUnclearAnswersAreClear(t *testing.T) {
+	t.Parallel()
+	h := testHandler()
+	type answer struct {
+		reason, body string
+		status       int
+		code, says   string
+	}
+	var nul []answer
+	if aisle.ValidateID("ID", "s\x00x") != nil { // once aisle.ValidateID refuses control characters
+		nul = append(nul, answer{
+			reason: "a NUL in an ID reached PostgreSQL, which failed it as INTERNAL",
+			body:   `{"query": "query($s: ID!) { store(id: $s) { id } }", "variables": {"s": "s\u0000x"}}`,
+			status: http.StatusOK, code: aisle.EINVALID, says: "ID",
+		})
+	}
+	for _, tc := range append(nul, []answer{
+		{
+			reason: "an ID with a character no identifier may have is checked by the ID scalar, before any resolver",
+			body:   `{"query": "query($s: ID!) { store(id: $s) { id } }", "variables": {"s": "s\tx"}}`,
+			status: http.StatusOK, code: aisle.EINVALID, says: "forbidden character",
+		},
+		{
+			reason: "two aliases of one subscription field pass gqlparser's check, and gqlgen failed them as INTERNAL",
+			body:   `{"query": "subscription { a: riskAlerts(minScore: 0) { score } b: riskAlerts(minScore: 0) { score } }"}`,
+			status: http.StatusOK, code: aisle.EINVALID, says: "exactly one root field",
+		},
+		{
+			reason: "gqlparser said \"cannot use value 0 as Int\" of a variable of 1.5",
+			body:   `{"query": "query($n: Int) { stores(first: $n) { edges { cursor } } }", "variables": {"n": 1.5}}`,
+			status: http.StatusUnprocessableEntity, code: "GRAPHQL_VALIDATION_FAILED", says: "$n must be a whole number",
+		},
+		{
+			reason: "gqlgen said \"operation  not found\" of a document of two operations and no operationName",
+			body:   `{"query": "query A { __typename } query B { __typename }"}`,
+			status: http.StatusUnprocessableEntity, code: aisle.EINVALID, says: "operationName",
+		},
+	}...) {
+		rec, resp := postGraphQL(t, h, tc.body)
+		if rec.Code != tc.status || len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != tc.code || !strings.Contains(resp.Errors[0].Message, tc.says) {
+			t.Errorf("%s: HTTP %d %s; want %d, one %s error saying %q", tc.reason, rec.Code, rec.Body, tc.status, tc.code, tc.says)
+		}
+	}
+
+	get := httptest.NewRequest(http.MethodGet, "/graphql?query="+url.QueryEscape("mutation { __typename }"), nil)
+	plain := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(`{"query": "{ __typename }"}`))
+	plain.Header.Set("Content-Type", "text/plain")
+	for _, tc := range []struct {
+		reason string
+		req    *http.Request
+		status int
+	}{
+		{"a mutation over GET (gqlgen: 406 without a code)", get, http.StatusMethodNotAllowed},
+		{"a POST that is not JSON (gqlgen: 400 \"transport not supported\" without a code)", plain, http.StatusUnsupportedMediaType},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, tc.req)
+		if rec.Code != tc.status || !strings.Contains(rec.Body.String(), `"code":"BAD_USER_INPUT"`) {
+			t.Errorf("%s: HTTP %d %s, want %d with code BAD_USER_INPUT", tc.reason, rec.Code, rec.Body, tc.status)
+		}
+	}
+}
+
+// TestProductionValidationHidesTheSchemaFromAnonymousCallers: validation
+// messages name an input type's fields; in production only callers with a
+// key see them.
+func TestProductionValidationHidesTheSchemaFromAnonymousCallers(t *testing.T) {
+	t.Parallel()
+	liveKey, liveHash := auth.NewKey()
+	h := New(Config{Resolver: &resolvers.Resolver{}, Production: true, Keys: guardedCache(t, &keyStore{live: string(liveHash)}),
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	body := queryBody(t, `mutation { assessOrder(input: {}) { score } }`)
+	rec, resp := postGraphQL(t, h, body)
+	if len(resp.Errors) == 0 || strings.Contains(rec.Body.String(), "orderId") || resp.Errors[0].Message != messageHidden {
+		t.Errorf("anonymous, production: %s; want every message %q", rec.Body, messageHidden)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+liveKey)
+	keyed := httptest.NewRecorder()
+	h.ServeHTTP(keyed, req)
+	if !strings.Contains(keyed.Body.String(), "AssessOrderInput.orderId") {
+		t.Errorf("with a key, production: %s; want the missing fields named", keyed.Body)
+	}
+}
