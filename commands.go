@@ -56,6 +56,7 @@ var flagEnv = map[string]string{
 	"ws-init-timeout":                  "AISLE_WS_INIT_TIMEOUT",
 	"key-cache-ttl":                    "AISLE_KEY_CACHE_TTL",
 	"session-timeout":                  "AISLE_SESSION_TIMEOUT",
+	"redis-cluster":                    "AISLE_REDIS_CLUSTER",
 }
 
 // parseCommand applies the environment, then parses args and refuses

@@ -98,7 +98,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer db.Close()
-	fs, err := features.Open(ctx, c.RedisURL, c.RedisPrefix, models.DefaultAvailabilityModel(), features.WithTTL(c.FeatureTTL))
+	fs, err := features.Open(ctx, c.RedisURL, c.RedisPrefix, models.DefaultAvailabilityModel(), features.WithTTL(c.FeatureTTL), features.WithCluster(c.RedisCluster))
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,7 +39,8 @@ const (
 
 // Store is the online feature store. It is safe for concurrent use.
 type Store struct {
-	rdb        *redis.Client
+	rdb        redis.UniversalClient
+	cluster    bool // rdb is a Redis Cluster client
 	prefix     string
 	model      models.AvailabilityModel
 	ttl        time.Duration
@@ -55,6 +58,10 @@ func WithTTL(d time.Duration) Option { return func(s *Store) { s.ttl = d } }
 // WithSeenTTL sets how long an event id is remembered for deduplication.
 func WithSeenTTL(d time.Duration) Option { return func(s *Store) { s.seenTTL = d } }
 
+// WithCluster says whether the Redis URL names a Redis Cluster (see
+// NewClient).
+func WithCluster(cluster bool) Option { return func(s *Store) { s.cluster = cluster } }
+
 // WithNearCache sizes the in-process cache of availability states that
 // Availability serves from while WatchAvailability keeps it coherent:
 // at most maxEntries states (0 turns the cache off), each served for at most
@@ -63,19 +70,14 @@ func WithNearCache(maxEntries int, maxAge time.Duration) Option {
 	return func(s *Store) { s.near = newNearCache(maxEntries, maxAge) }
 }
 
-// Open connects to Redis at redisURL (redis://host:port/db), checks that it
-// answers and loads the Lua scripts. Every key the store uses starts with
+// Open connects to Redis at redisURL (redis://host:port/db, or a cluster's
+// URL with WithCluster), checks that it answers and loads the Lua scripts. Every key the store uses starts with
 // keyPrefix, so several stores (tests, environments) can share one Redis.
 func Open(ctx context.Context, redisURL, keyPrefix string, model models.AvailabilityModel, opts ...Option) (*Store, error) {
 	if model.PickHalfLife <= 0 {
 		return nil, fmt.Errorf("open feature store: pick half-life must be positive, got %s", model.PickHalfLife)
 	}
-	ropts, err := redis.ParseURL(redisURL)
-	if err != nil {
-		return nil, fmt.Errorf("open feature store: parse REDIS_URL: %w", err)
-	}
 	s := &Store{
-		rdb:        redis.NewClient(ropts),
 		prefix:     keyPrefix,
 		model:      model,
 		ttl:        DefaultTTL,
@@ -87,19 +89,22 @@ func Open(ctx context.Context, redisURL, keyPrefix string, model models.Availabi
 		o(s)
 	}
 	if s.ttl < time.Millisecond || s.seenTTL < time.Millisecond {
-		s.rdb.Close()
 		return nil, fmt.Errorf("open feature store: TTLs must be at least 1ms (ttl %s, seen ttl %s)", s.ttl, s.seenTTL)
 	}
 	if s.near.maxEntries < 0 || s.near.maxAge <= 0 {
-		s.rdb.Close()
 		return nil, fmt.Errorf("open feature store: near cache needs entries >= 0 and a positive max age (entries %d, max age %s)", s.near.maxEntries, s.near.maxAge)
 	}
+	rdb, err := NewClient(redisURL, s.cluster)
+	if err != nil {
+		return nil, fmt.Errorf("open feature store: %w", err)
+	}
+	s.rdb = rdb
 
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		s.rdb.Close()
-		return nil, fmt.Errorf("redis at %s is unreachable (start it with: %s): %w", ropts.Addr, RedisStartCommand, err)
+		return nil, fmt.Errorf("redis at %s is unreachable (start it with: %s): %w", Addrs(s.rdb), RedisStartCommand, err)
 	}
 	if err := applyAvailabilityScript.Load(ctx, s.rdb).Err(); err != nil {
 		s.rdb.Close()
@@ -123,29 +128,75 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// DeleteAll deletes every key under the store's prefix: features, dedup keys
-// and watermarks. Replaying the Kafka topics afterwards rebuilds the features.
+// DeleteAll deletes every key under the store's prefix, on every master of
+// a cluster. Replaying the Kafka topics afterwards rebuilds the features.
 func (s *Store) DeleteAll(ctx context.Context) error {
-	iter := s.rdb.Scan(ctx, 0, s.prefix+"*", 1000).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 1000 {
-			if err := s.rdb.Unlink(ctx, batch...).Err(); err != nil {
-				return fmt.Errorf("delete feature keys: %w", err)
-			}
-			batch = batch[:0]
+	return ScanKeys(ctx, s.rdb, s.prefix+"*", func(keys []string) error {
+		// One UNLINK per key: a cluster refuses keys of several slots in one.
+		pipe := s.rdb.Pipeline()
+		for _, k := range keys {
+			pipe.Unlink(ctx, k)
 		}
-	}
-	if err := iter.Err(); err != nil {
-		return fmt.Errorf("scan feature keys: %w", err)
-	}
-	if len(batch) > 0 {
-		if err := s.rdb.Unlink(ctx, batch...).Err(); err != nil {
+		if _, err := pipe.Exec(ctx); err != nil {
 			return fmt.Errorf("delete feature keys: %w", err)
 		}
+		return nil
+	})
+}
+
+// ScanKeys calls fn with the keys matching pattern, some hundreds at a time,
+// scanning every master of a cluster (a SCAN sees one node's keys only).
+// Keys written meanwhile may or may not be seen.
+func ScanKeys(ctx context.Context, rdb redis.UniversalClient, pattern string, fn func(keys []string) error) error {
+	scan := func(ctx context.Context, node *redis.Client) error {
+		iter := node.Scan(ctx, 0, pattern, 1000).Iterator()
+		var batch []string
+		for iter.Next(ctx) {
+			batch = append(batch, iter.Val())
+			if len(batch) == 1000 {
+				if err := fn(batch); err != nil {
+					return err
+				}
+				batch = batch[:0]
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return fmt.Errorf("scan %s: %w", pattern, err)
+		}
+		if len(batch) > 0 {
+			return fn(batch)
+		}
+		return nil
 	}
-	return nil
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		// The masters are scanned at once; fn runs for one at a time.
+		var mu sync.Mutex
+		serial := fn
+		fn = func(keys []string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return serial(keys)
+		}
+		return c.ForEachMaster(ctx, scan)
+	case *redis.Client:
+		return scan(ctx, c)
+	default:
+		return fmt.Errorf("scan %s: unsupported Redis client %T", pattern, rdb)
+	}
+}
+
+// Addrs names the server or cluster nodes rdb was configured with, for
+// messages (no credentials).
+func Addrs(rdb redis.UniversalClient) string {
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		return strings.Join(c.Options().Addrs, ",")
+	case *redis.Client:
+		return c.Options().Addr
+	default:
+		return fmt.Sprintf("%T", rdb)
+	}
 }
 
 // Watermark returns the highest Kafka offset applied from the partition o

@@ -12,8 +12,8 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/features"
-	"github.com/aisle/aisle/features/featurestest"
 	"github.com/aisle/aisle/internal/faulttest"
+	"github.com/aisle/aisle/models"
 )
 
 // Size of BenchmarkMemory's workload.
@@ -43,7 +43,11 @@ func BenchmarkMemory(b *testing.B) {
 	defer rdb.Close()
 	ctx := context.Background()
 	const prefix = "aisle-memory:"
-	fs := featurestest.MustOpenAt(b, srv.URL(), prefix)
+	fs, err := features.Open(ctx, srv.URL(), prefix, models.DefaultAvailabilityModel())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fs.Close()
 
 	for b.Loop() {
 		if err := rdb.FlushAll(ctx).Err(); err != nil { // our own server

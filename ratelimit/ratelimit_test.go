@@ -10,12 +10,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/features/featurestest"
 )
 
 func mustOpen(t *testing.T, prefix string, perSecond, burst int, log *slog.Logger) *Limiter {
 	t.Helper()
-	l, err := Open(context.Background(), featurestest.URL(), prefix, perSecond, burst, log)
+	rdb, err := features.NewClient(featurestest.URL(), featurestest.Cluster())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(context.Background(), rdb, prefix, perSecond, burst, log)
 	if err != nil {
 		t.Fatalf("open: %v (is Redis running? ./scripts/services.sh)", err)
 	}
