@@ -370,7 +370,7 @@ func measureFreshness(b *testing.B, ts *testServer, producer *streaming.Producer
 // same key prefix), with a connection pool of its own.
 func openServerFeatures(b *testing.B, ts *testServer) *features.Store {
 	b.Helper()
-	fs, err := features.Open(context.Background(), ts.main.Config.RedisURL, ts.main.Config.RedisPrefix, models.DefaultAvailabilityModel())
+	fs, err := features.Open(context.Background(), ts.main.Config.RedisURL, ts.main.Config.RedisPrefix, models.DefaultAvailabilityModel(), features.WithCluster(ts.main.Config.RedisCluster))
 	if err != nil {
 		b.Fatal(err)
 	}

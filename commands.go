@@ -58,6 +58,7 @@ var flagEnv = map[string]string{
 	"key-cache-ttl":                    "AISLE_KEY_CACHE_TTL",
 	"session-timeout":                  "AISLE_SESSION_TIMEOUT",
 	"stall-threshold":                  "AISLE_STALL_THRESHOLD",
+	"redis-cluster":                    "AISLE_REDIS_CLUSTER",
 }
 
 // parseCommand applies the environment, then parses args and refuses

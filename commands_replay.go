@@ -58,9 +58,9 @@ func streamAppliers(fs *features.Store, db *catalog.DB) map[string][]streaming.A
 // below a partition's watermark, or whose event id is recorded, are skipped
 // atomically with each write, so it is safe while stream workers run (each
 // record is applied by whichever of them gets there first, in offset order).
-// --wipe first deletes every key under the prefix (features, dedup keys,
-// watermarks; SCAN and UNLINK in batches, never FLUSHDB, so other prefixes
-// sharing the Redis are untouched) and then replays every topic. Workers
+// --wipe first deletes every key under the prefix (SCAN on every master and
+// UNLINK in batches, never FLUSHDB, so other prefixes sharing the Redis are
+// untouched) and then replays every topic. Workers
 // running meanwhile would apply newer records onto the emptied features and
 // move the watermarks past what replay has still to apply, so --wipe refuses
 // while the stream workers' consumer group has members.
@@ -101,7 +101,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer db.Close()
-	fs, err := features.Open(ctx, c.RedisURL, c.RedisPrefix, models.DefaultAvailabilityModel(), features.WithTTL(c.FeatureTTL))
+	fs, err := features.Open(ctx, c.RedisURL, c.RedisPrefix, models.DefaultAvailabilityModel(), features.WithTTL(c.FeatureTTL), features.WithCluster(c.RedisCluster))
 	if err != nil {
 		return err
 	}

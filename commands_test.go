@@ -39,3 +39,20 @@ func TestEvalCommand(t *testing.T) {
 		t.Errorf("report %+v, want seed 2 with the model's log_loss and ece and baselines", report)
 	}
 }
+
+// AISLE_REDIS_CLUSTER is a boolean that --redis-cluster overrides.
+func TestRedisClusterFlag(t *testing.T) {
+	t.Setenv("AISLE_REDIS_CLUSTER", "maybe")
+	if err := NewMain(io.Discard).ParseFlags(nil); err == nil || !strings.Contains(err.Error(), "AISLE_REDIS_CLUSTER") {
+		t.Errorf("AISLE_REDIS_CLUSTER=maybe: %v, want an error naming it", err)
+	}
+	t.Setenv("AISLE_REDIS_CLUSTER", "true")
+	m := NewMain(io.Discard)
+	if err := m.ParseFlags(nil); err != nil || !m.Config.RedisCluster {
+		t.Errorf("AISLE_REDIS_CLUSTER=true: cluster %v, error %v", m.Config.RedisCluster, err)
+	}
+	m = NewMain(io.Discard)
+	if err := m.ParseFlags([]string{"--redis-cluster=false"}); err != nil || m.Config.RedisCluster {
+		t.Errorf("--redis-cluster=false over AISLE_REDIS_CLUSTER=true: cluster %v, error %v", m.Config.RedisCluster, err)
+	}
+}

@@ -139,7 +139,7 @@ func (ts *testServer) publish(events ...aisle.Event) {
 // key prefix) to watch the stream workers' progress.
 func (ts *testServer) serverFeatures() *features.Store {
 	ts.t.Helper()
-	fs, err := features.Open(context.Background(), ts.main.Config.RedisURL, ts.main.Config.RedisPrefix, models.DefaultAvailabilityModel())
+	fs, err := features.Open(context.Background(), ts.main.Config.RedisURL, ts.main.Config.RedisPrefix, models.DefaultAvailabilityModel(), features.WithCluster(ts.main.Config.RedisCluster))
 	if err != nil {
 		ts.t.Fatal(err)
 	}

@@ -214,7 +214,7 @@ func TestRecommendationsUpdatedOnSessionChange(t *testing.T) {
 	for _, product := range p {
 		ts.sessionEvent(service, "ss-other", store.ID, "ADD_TO_CART", product, "u-other")
 	}
-	fs, err := features.Open(context.Background(), ts.main.Config.RedisURL, ts.main.Config.RedisPrefix, models.DefaultAvailabilityModel())
+	fs, err := features.Open(context.Background(), ts.main.Config.RedisURL, ts.main.Config.RedisPrefix, models.DefaultAvailabilityModel(), features.WithCluster(ts.main.Config.RedisCluster))
 	if err != nil {
 		t.Fatal(err)
 	}

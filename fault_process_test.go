@@ -99,16 +99,21 @@ func testKillWorkerMidLoad(t *testing.T, bin string) {
 	w2 := r.serve("worker-2", "all", group, prefix)
 	load.wait(t)
 	r.waitCaughtUp(group)
-	// Exactly the records worker-1 wrote but did not commit came again,
-	// and each was skipped.
+	// The records worker-1 wrote but did not commit came again, and were
+	// skipped, except those it was killed in the middle of: an event that
+	// changes several entities is one script call per entity (an order's
+	// record, then its entities; a label, then its counts; a session, then
+	// the product's index), and its redelivery completes it and counts as
+	// applied. The clean replay proves that nothing counted twice.
 	var skipped float64
 	metrics := r.metrics(w2)
 	for _, applier := range redisAppliers {
 		skipped += metrics.Total("aisle_stream_events_applied_total", map[string]string{"applier": applier, "result": "duplicate"})
 	}
-	if skipped != float64(redelivered) {
-		t.Errorf("worker-2 skipped %v events as already applied, want the %d redelivered", skipped, redelivered)
+	if skipped > float64(redelivered) || skipped == 0 {
+		t.Errorf("worker-2 skipped %v events as already applied, want at most the %d redelivered, and some", skipped, redelivered)
 	}
+	t.Logf("worker-2 skipped %v of the %d redelivered records; it completed the others", skipped, redelivered)
 	r.assertSameAsCleanReplay(prefix)
 }
 
@@ -507,28 +512,12 @@ func (r *faultRig) endOffsets() streamingtest.Offsets {
 }
 
 // watermarks returns the last offset applied to Redis under prefix from
-// each partition (the offsets hash, fields "topic/partition[/topic id]").
+// each partition (the highest of the entity hashes' marks).
 func (r *faultRig) watermarks(prefix string) streamingtest.Offsets {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	offsets, err := featurestest.Hash(ctx, featurestest.URL(), prefix+"offsets")
+	marks, err := featurestest.Watermarks(featurestest.MustSnapshot(r.t, prefix))
 	if err != nil {
 		r.t.Fatal(err)
-	}
-	marks := streamingtest.Offsets{}
-	for field, v := range offsets {
-		topic, rest, _ := strings.Cut(field, "/")
-		partition, _, _ := strings.Cut(rest, "/")
-		p, err1 := strconv.ParseInt(partition, 10, 32)
-		off, err2 := strconv.ParseInt(v, 10, 64)
-		if err1 != nil || err2 != nil {
-			r.t.Fatalf("offsets watermark %q = %q is not topic/partition = offset", field, v)
-		}
-		if marks[topic] == nil {
-			marks[topic] = map[int32]int64{}
-		}
-		marks[topic][int32(p)] = off
 	}
 	return marks
 }
@@ -587,17 +576,8 @@ func (r *faultRig) assertSameAsCleanReplay(prefix string) string {
 	group, replayPrefix := r.newGroup(), r.newPrefix()
 	r.serve("replay", "stream", group, replayPrefix)
 	r.waitCaughtUp(group)
-	got := featurestest.DropVersions(featurestest.MustSnapshot(r.t, prefix))
-	want := featurestest.DropVersions(featurestest.MustSnapshot(r.t, replayPrefix))
-	for _, snap := range []map[string]map[string]string{got, want} {
-		for key := range snap {
-			if strings.HasPrefix(key, "labels-round:") {
-				// A guard of features.ApplyLabels' pipelines, left for a
-				// minute only by a worker killed in the middle of one.
-				delete(snap, key)
-			}
-		}
-	}
+	got := featurestest.FeaturesOnly(featurestest.MustSnapshot(r.t, prefix))
+	want := featurestest.FeaturesOnly(featurestest.MustSnapshot(r.t, replayPrefix))
 	if diff := featurestest.Diff(got, want); diff != "" {
 		r.t.Fatalf("features under %s differ from a clean replay of the same topics:\n%s", prefix, diff)
 	}

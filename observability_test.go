@@ -303,7 +303,7 @@ func TestReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer producer.Close()
-	fs, err := features.Open(ctx, ts.main.Config.RedisURL, ts.main.Config.RedisPrefix, models.DefaultAvailabilityModel())
+	fs, err := features.Open(ctx, ts.main.Config.RedisURL, ts.main.Config.RedisPrefix, models.DefaultAvailabilityModel(), features.WithCluster(ts.main.Config.RedisCluster))
 	if err != nil {
 		t.Fatal(err)
 	}

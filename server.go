@@ -144,6 +144,7 @@ type Config struct {
 	// (LISTEN); empty means DatabaseURL.
 	DatabaseDirectURL string
 	RedisURL          string
+	RedisCluster      bool // RedisURL names a Redis Cluster (go-redis's cluster URL form)
 	RedisPrefix       string
 	KafkaBrokers      []string // empty: run the embedded broker
 	EmbeddedKafka     string   // listen address of the embedded broker
@@ -189,6 +190,7 @@ func commonFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", "postgres://postgres@localhost:5432/aisle?sslmode=disable"), "PostgreSQL URL (DATABASE_URL)")
 	fs.StringVar(&c.DatabaseDirectURL, "database-direct-url", env("DATABASE_DIRECT_URL", ""), "PostgreSQL URL bypassing a transaction pooler, for LISTEN (DATABASE_DIRECT_URL; default --database-url)")
 	fs.StringVar(&c.RedisURL, "redis-url", env("REDIS_URL", "redis://localhost:6379/0"), "Redis URL (REDIS_URL)")
+	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "the Redis URL names a Redis Cluster: redis://h1:7000?addr=h2:7001&addr=h3:7002 (AISLE_REDIS_CLUSTER)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", env("AISLE_REDIS_PREFIX", "aisle:"), "prefix of every Redis key (AISLE_REDIS_PREFIX)")
 	fs.Func("kafka-brokers", "comma-separated Kafka brokers; empty runs the embedded broker (KAFKA_BROKERS)", func(s string) error {
 		c.KafkaBrokers = splitList(s)
@@ -376,7 +378,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	model := c.Availability
-	fs, err := features.Open(ctx, c.RedisURL, c.RedisPrefix, model, features.WithTTL(c.FeatureTTL))
+	fs, err := features.Open(ctx, c.RedisURL, c.RedisPrefix, model, features.WithTTL(c.FeatureTTL), features.WithCluster(c.RedisCluster))
 	if err != nil {
 		return err
 	}
@@ -488,7 +490,11 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		var limiter httpapi.RateLimiter // nil interface when off, not a nil *Limiter
 		if c.RateLimit > 0 {
-			shared, err := ratelimit.Open(ctx, c.RedisURL, c.RedisPrefix, c.RateLimit, c.RateBurst, log)
+			rdb, err := features.NewClient(c.RedisURL, c.RedisCluster)
+			if err != nil {
+				return fmt.Errorf("rate limits: %w", err)
+			}
+			shared, err := ratelimit.Open(ctx, rdb, c.RedisPrefix, c.RateLimit, c.RateBurst, log)
 			if err != nil {
 				return err
 			}

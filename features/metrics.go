@@ -10,7 +10,7 @@ import (
 // poolStats reports the connection pool of every open Store. Timeouts and
 // misses rising with open = the pool size mean the pool is too small for
 // the load, or Redis is slow.
-var poolStats = poolmetrics.New((*redis.Client).PoolStats,
+var poolStats = poolmetrics.New(redis.UniversalClient.PoolStats,
 	poolmetrics.Metric[*redis.PoolStats]{
 		Name: "aisle_redis_pool_hits_total", Type: prometheus.CounterValue,
 		Help:  "Redis commands that found an idle connection in the pool.",

@@ -38,7 +38,7 @@ var localDecisions = promauto.NewCounter(prometheus.CounterOpts{
 // Limiter allows each key PerSecond operations per second on average and
 // Burst at once.
 type Limiter struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	gcra   *redis_rate.Limiter
 	local  *Local
 	limit  redis_rate.Limit
@@ -49,18 +49,16 @@ type Limiter struct {
 	lastWarn time.Time
 }
 
-// Open connects to Redis at url. Keys live under prefix + "ratelimit:",
-// so replicas sharing the prefix share allowances.
-func Open(ctx context.Context, url, prefix string, perSecond, burst int, log *slog.Logger) (*Limiter, error) {
+// Open checks that Redis answers on rdb (one server or a cluster: each
+// allowance is one key) and takes it over: Close closes it, and so does a
+// failed Open. Keys live under prefix + "ratelimit:", so replicas sharing
+// the prefix share allowances.
+func Open(ctx context.Context, rdb redis.UniversalClient, prefix string, perSecond, burst int, log *slog.Logger) (*Limiter, error) {
 	local, err := NewLocal(perSecond, burst)
 	if err != nil {
+		_ = rdb.Close()
 		return nil, err
 	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("ratelimit: parse Redis URL: %w", err)
-	}
-	rdb := redis.NewClient(opts)
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("ratelimit: connect to Redis: %w", err)

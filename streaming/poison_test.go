@@ -123,7 +123,7 @@ func TestConsumerDeadLettersPoisonRecords(t *testing.T) {
 	if len(baskets) != 1 {
 		t.Errorf("order history has %d baskets, want 1 (the good order)", len(baskets))
 	}
-	label, err := featurestest.Hash(context.Background(), featurestest.URL(), prefix+"fl:o-g-2")
+	label, err := featurestest.Client(t).HGetAll(context.Background(), prefix+features.KeyName("fl", "o-g-2")).Result()
 	if err != nil || len(label) == 0 {
 		t.Errorf("label of o-g-2 after the poison label: %v %v, want it recorded", label, err)
 	}

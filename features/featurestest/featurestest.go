@@ -32,6 +32,21 @@ func URL() string {
 	return DefaultRedisURL
 }
 
+// Cluster reports whether AISLE_REDIS_CLUSTER=true makes URL() a Redis
+// Cluster (go-redis's cluster URL form), so that the whole suite can run on
+// one. Any other value than "true", "false" or none stops the tests.
+func Cluster() bool {
+	v := os.Getenv("AISLE_REDIS_CLUSTER")
+	if v == "" {
+		return false
+	}
+	cluster, err := strconv.ParseBool(v)
+	if err != nil {
+		panic(fmt.Sprintf("featurestest: AISLE_REDIS_CLUSTER=%q is not a boolean", v))
+	}
+	return cluster
+}
+
 // NewPrefix returns a fresh key prefix, "aisle-test-<random>:".
 func NewPrefix() string {
 	var b [8]byte
@@ -49,9 +64,10 @@ func MustOpen(tb testing.TB, opts ...features.Option) *features.Store {
 }
 
 // MustOpenAt is MustOpen with the Redis URL and key prefix given, e.g. for a
-// second store on the same keys.
+// second store on the same keys. The URL is a cluster's when Cluster() is.
 func MustOpenAt(tb testing.TB, redisURL, prefix string, opts ...features.Option) *features.Store {
 	tb.Helper()
+	opts = append([]features.Option{features.WithCluster(Cluster())}, opts...)
 	s, err := features.Open(context.Background(), redisURL, prefix, models.DefaultAvailabilityModel(), opts...)
 	if err != nil {
 		tb.Fatalf("featurestest: %v", err)
@@ -71,25 +87,24 @@ func MustOpenAt(tb testing.TB, redisURL, prefix string, opts ...features.Option)
 	return s
 }
 
-// Snapshot returns every key under prefix in the Redis at redisURL, without
+// Snapshot returns every key under prefix in the Redis at redisURL (a
+// cluster's when Cluster() is), without
 // the prefix, with its content: a hash's fields, a sorted set's members with
 // their scores, a string under the field "". Fault tests compare two
 // snapshots to prove that two ways of consuming the same events wrote the
 // same features.
 func Snapshot(ctx context.Context, redisURL, prefix string) (map[string]map[string]string, error) {
-	opts, err := redis.ParseURL(redisURL)
+	rdb, err := features.NewClient(redisURL, Cluster())
 	if err != nil {
-		return nil, fmt.Errorf("featurestest: parse %s: %w", redisURL, err)
+		return nil, fmt.Errorf("featurestest: %w", err)
 	}
-	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	var keys []string
-	iter := rdb.Scan(ctx, 0, prefix+"*", 10_000).Iterator() // large steps: the shared Redis holds many keys
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		return nil, fmt.Errorf("featurestest: scan %s*: %w", prefix, err)
+	if err := features.ScanKeys(ctx, rdb, prefix+"*", func(batch []string) error {
+		keys = append(keys, batch...)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("featurestest: %w", err)
 	}
 	types := make([]*redis.StatusCmd, len(keys))
 	if _, err := rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
@@ -152,17 +167,66 @@ func MustSnapshot(tb testing.TB, prefix string) map[string]map[string]string {
 	return snap
 }
 
-// DropVersions deletes the "ver" field of every availability hash of snap
-// and returns snap. The version orders a hash's states for the API's near
-// caches: it is the writer's clock when it wrote, not a feature, and
-// differs between any two writers of the same events.
-func DropVersions(snap map[string]map[string]string) map[string]map[string]string {
+// DropWriterState deletes what differs between any two writers of the
+// same events from snap and returns snap: the "ver" field of every
+// availability hash (the writer's clock when it wrote, which orders a
+// hash's states for the API's near caches) and the "@ids" field of every
+// hash (its last event ids, in the order the writer interleaved the
+// partitions and topics that reach the entity).
+func DropWriterState(snap map[string]map[string]string) map[string]map[string]string {
 	for key, fields := range snap {
 		if strings.HasPrefix(key, "avail:") {
 			delete(fields, "ver")
 		}
+		delete(fields, "@ids")
 	}
 	return snap
+}
+
+// FeaturesOnly deletes from snap what DropWriterState does and all the
+// effectively-once bookkeeping ("@…" fields), and returns snap. Which script
+// joins a label with its order (the label's or the order's, whichever came
+// second) depends on how the writer interleaved the two topics, and the
+// join's counts carry that script's marks; the counts are the same.
+func FeaturesOnly(snap map[string]map[string]string) map[string]map[string]string {
+	for _, fields := range DropWriterState(snap) {
+		for f := range fields {
+			if features.IsBookkeeping(f) {
+				delete(fields, f)
+			}
+		}
+	}
+	return snap
+}
+
+// Watermarks returns, per topic and partition, the highest offset that an
+// entity of snap recorded as applied (the hashes' "@topic/partition[/id]"
+// fields, and the record an order or label hash names in "@rec"): the last
+// record of each partition that reached Redis.
+func Watermarks(snap map[string]map[string]string) (map[string]map[int32]int64, error) {
+	marks := map[string]map[int32]int64{}
+	for key, fields := range snap {
+		for f, v := range fields {
+			if f == "@rec" { // the record that recorded an order or label: "mark=offset"
+				f, v, _ = strings.Cut(v, "=")
+			}
+			topic, p, ok := features.ParseMark(f)
+			if !ok {
+				continue
+			}
+			off, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("featurestest: %s: mark %q = %q is not an offset", key, f, v)
+			}
+			if marks[topic] == nil {
+				marks[topic] = map[int32]int64{}
+			}
+			if cur, ok := marks[topic][p]; !ok || off > cur {
+				marks[topic][p] = off
+			}
+		}
+	}
+	return marks, nil
 }
 
 // Diff describes the first differences between two snapshots, "" when they
@@ -210,31 +274,15 @@ func union[V any](a, b map[string]V) map[string]bool {
 	return out
 }
 
-// Hash returns the fields of the hash at key (empty when there is none),
-// e.g. a prefix's "offsets" watermarks, without scanning like Snapshot.
-func Hash(ctx context.Context, redisURL, key string) (map[string]string, error) {
-	opts, err := redis.ParseURL(redisURL)
-	if err != nil {
-		return nil, fmt.Errorf("featurestest: parse %s: %w", redisURL, err)
-	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	h, err := rdb.HGetAll(ctx, key).Result()
-	if err != nil {
-		return nil, fmt.Errorf("featurestest: read %s: %w", key, err)
-	}
-	return h, nil
-}
-
-// Client returns a plain client of the test Redis, closed when the test
-// ends, for tests that look at or break keys directly.
-func Client(tb testing.TB) *redis.Client {
+// Client returns a plain client of the test Redis (a cluster client when
+// Cluster() is), closed when the test ends, for tests that look at or break
+// keys directly.
+func Client(tb testing.TB) redis.UniversalClient {
 	tb.Helper()
-	opts, err := redis.ParseURL(URL())
+	rdb, err := features.NewClient(URL(), Cluster())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	rdb := redis.NewClient(opts)
 	tb.Cleanup(func() { _ = rdb.Close() })
 	return rdb
 }

@@ -22,18 +22,21 @@ type Redis struct {
 	tb   testing.TB
 	port int
 	dir  string
+	args []string // more redis-server arguments, after the defaults
 	cmd  *exec.Cmd
 	exit chan error // the running process's exit, once
 }
 
 // StartRedis starts redis-server (from PATH) on a free loopback port; it is
-// killed when the test ends.
-func StartRedis(tb testing.TB) *Redis {
+// killed when the test ends. args are more redis-server arguments; they
+// override the defaults (e.g. "--appendonly", "no" for a server whose data
+// need not survive a kill).
+func StartRedis(tb testing.TB, args ...string) *Redis {
 	tb.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		tb.Fatalf("faulttest: redis-server is not on PATH: %v", err)
 	}
-	r := &Redis{tb: tb, port: freePort(tb), dir: tb.TempDir()}
+	r := &Redis{tb: tb, port: freePort(tb), dir: tb.TempDir(), args: args}
 	r.Start()
 	tb.Cleanup(r.Kill)
 	return r
@@ -46,10 +49,12 @@ func (r *Redis) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.po
 // directory, and waits until it answers PING.
 func (r *Redis) Start() {
 	r.tb.Helper()
-	r.cmd = exec.Command("redis-server",
+	args := append([]string{
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "yes", "--appendfsync", "always",
-		"--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
+		"--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"),
+	}, r.args...)
+	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
 		r.tb.Fatalf("faulttest: start redis-server: %v", err)
 	}
