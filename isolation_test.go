@@ -235,7 +235,7 @@ func activateIsolationFraudModel(t *testing.T, ts *testServer) {
 const (
 	isoStoreFields = `id name retailer { id name }
 	  products(first: 2) { edges { cursor node { id name category } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } }`
-	isoAvailabilityFields = `storeId productId probability status updatedAt`
+	isoAvailabilityFields = `storeId productId carried probability status updatedAt`
 	isoRecommendation     = `product { id name category } score reason`
 	isoAssessmentFields   = `orderId score decision modelVersion assessedAt fraud reasons { feature description value contribution }`
 	isoReceiptFields      = `eventId topic partition offset`

@@ -393,7 +393,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Brokers:        brokers,
 			Group:          c.ConsumerGroup,
 			SessionTimeout: c.SessionTimeout,
-			Appliers:       streamAppliers(fs, db),
+			Appliers:       streamAppliers(fs, db, log),
 			Catalog:        db,
 			DLQ:            producer,
 			Log:            log,

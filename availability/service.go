@@ -27,8 +27,13 @@ const PriorsRefreshInterval = time.Minute
 
 // Item is the availability of one product at one store.
 type Item struct {
-	StoreID     string
-	ProductID   string
+	StoreID   string
+	ProductID string
+	// Carried says whether the store's assortment lists the product. A
+	// product the store does not carry is answered with probability 0 and
+	// OUT_OF_STOCK whatever its evidence: a retailer that removed it from
+	// the assortment does not sell it, even if the shelf still holds some.
+	Carried     bool
 	Probability float64
 	Status      models.AvailabilityStatus
 	UpdatedAt   time.Time // zero when the answer is the prior alone
@@ -163,18 +168,20 @@ func (s *Service) items(ctx context.Context, sps []aisle.StoreProduct) ([]Item, 
 	if err != nil {
 		return nil, fmt.Errorf("read product categories: %w", err)
 	}
+	carried, err := s.catalog.Carried(ctx, sps)
+	if err != nil {
+		return nil, fmt.Errorf("read assortments: %w", err)
+	}
 	priors := s.priors.Load()
 	now := s.Now()
 	items := make([]Item, len(sps))
 	for i, sp := range sps {
-		p := s.model.Probability(evidence[i], *priors, sp.ProductID, categories[sp.ProductID], now)
-		items[i] = Item{
-			StoreID:     sp.StoreID,
-			ProductID:   sp.ProductID,
-			Probability: p,
-			Status:      s.model.Status(p),
-			UpdatedAt:   evidence[i].UpdatedAt(),
+		item := Item{StoreID: sp.StoreID, ProductID: sp.ProductID, Carried: carried[i], UpdatedAt: evidence[i].UpdatedAt()}
+		if item.Carried {
+			item.Probability = s.model.Probability(evidence[i], *priors, sp.ProductID, categories[sp.ProductID], now)
 		}
+		item.Status = s.model.Status(item.Probability)
+		items[i] = item
 	}
 	return items, nil
 }

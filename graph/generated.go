@@ -58,6 +58,7 @@ type ComplexityRoot struct {
 	}
 
 	ItemAvailability struct {
+		Carried     func(childComplexity int) int
 		Probability func(childComplexity int) int
 		ProductID   func(childComplexity int) int
 		Status      func(childComplexity int) int
@@ -260,6 +261,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.FraudAssessment.Score(childComplexity), true
 
+	case "ItemAvailability.carried":
+		if e.ComplexityRoot.ItemAvailability.Carried == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemAvailability.Carried(childComplexity), true
 	case "ItemAvailability.probability":
 		if e.ComplexityRoot.ItemAvailability.Probability == nil {
 			break
@@ -788,6 +795,8 @@ func (ec *executionContext) childFields_ItemAvailability(ctx context.Context, fi
 		return ec.fieldContext_ItemAvailability_storeId(ctx, field)
 	case "productId":
 		return ec.fieldContext_ItemAvailability_productId(ctx, field)
+	case "carried":
+		return ec.fieldContext_ItemAvailability_carried(ctx, field)
 	case "probability":
 		return ec.fieldContext_ItemAvailability_probability(ctx, field)
 	case "status":
@@ -1686,6 +1695,29 @@ func (ec *executionContext) _ItemAvailability_productId(ctx context.Context, fie
 }
 func (ec *executionContext) fieldContext_ItemAvailability_productId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ItemAvailability", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _ItemAvailability_carried(ctx context.Context, field graphql.CollectedField, obj *ItemAvailability) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemAvailability_carried(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Carried, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemAvailability_carried(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemAvailability", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
 func (ec *executionContext) _ItemAvailability_probability(ctx context.Context, field graphql.CollectedField, obj *ItemAvailability) (ret graphql.Marshaler) {
@@ -4681,6 +4713,11 @@ func (ec *executionContext) _ItemAvailability(ctx context.Context, sel ast.Selec
 			}
 		case "productId":
 			out.Values[i] = ec._ItemAvailability_productId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "carried":
+			out.Values[i] = ec._ItemAvailability_carried(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
