@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/features"
@@ -24,6 +27,11 @@ const MaxProducts = 500
 // PriorsRefreshInterval is how often serving picks up priors written by
 // `aisle batch priors` (server.go calls RefreshPriors).
 const PriorsRefreshInterval = time.Minute
+
+var batchedReads = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "aisle_availability_reads_total",
+	Help: "Batched availability reads: each reads the evidence of any number of products in one Redis pipeline and their assortment in one PostgreSQL round trip.",
+})
 
 // Item is the availability of one product at one store.
 type Item struct {
@@ -102,6 +110,42 @@ func (s *Service) CheckSubscription(ctx context.Context, storeID string, product
 	return err
 }
 
+// Lookup returns the availability of each store-product in the order asked,
+// with a nil item and an ENOTFOUND error where the store or product is
+// unknown; the known ones are read in one batch (one Redis pipeline). Its
+// signature is a vikstrous/dataloadgen fetch function, for availability
+// nested in listings.
+func (s *Service) Lookup(ctx context.Context, sps []aisle.StoreProduct) ([]*Item, []error) {
+	missing, err := s.catalog.MissingStoreProducts(ctx, sps)
+	if err != nil {
+		return nil, []error{fmt.Errorf("check store products: %w", err)}
+	}
+	known := make([]aisle.StoreProduct, 0, len(sps))
+	for _, sp := range sps {
+		if _, ok := missing[sp]; !ok {
+			known = append(known, sp)
+		}
+	}
+	items, err := s.items(ctx, known)
+	if err != nil {
+		return nil, []error{err}
+	}
+	out := make([]*Item, len(sps))
+	var errs []error
+	for i, sp := range sps {
+		if reason, ok := missing[sp]; ok {
+			if errs == nil {
+				errs = make([]error, len(sps))
+			}
+			errs[i] = aisle.Errorf(aisle.ENOTFOUND, "%s", reason)
+			continue
+		}
+		out[i] = &items[0]
+		items = items[1:]
+	}
+	return out, errs
+}
+
 // Changed loads the availability of changed store-products for the live hub,
 // whose keys are store (topic) and product (item).
 func (s *Service) Changed(ctx context.Context, keys []live.Key) ([]Item, error) {
@@ -156,6 +200,10 @@ func describeMissing(sps []aisle.StoreProduct, missing map[aisle.StoreProduct]st
 }
 
 func (s *Service) items(ctx context.Context, sps []aisle.StoreProduct) ([]Item, error) {
+	if len(sps) == 0 {
+		return nil, nil
+	}
+	batchedReads.Inc()
 	evidence, err := s.features.Availability(ctx, sps)
 	if err != nil {
 		return nil, fmt.Errorf("read availability evidence: %w", err)
