@@ -67,7 +67,7 @@ commands:
   batch copurchase [--since D] [--k N] [--min-support N]
               fit co-purchase neighbours and popularity from the order
               history of the last D (default 2160h)
-  eval availability|recommendations|fraud [--seed N] [--json]
+  eval availability|recommendations|fraud|replacements [--seed N] [--json]
               evaluate a model on simulated data
   train fraud [--since D] [--activate]
               fit a fraud model version from the last D of the orders and
