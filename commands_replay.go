@@ -41,6 +41,7 @@ func streamAppliers(fs *features.Store, db *catalog.DB, log *slog.Logger) map[st
 	}
 	appliers[aisle.TopicOrders] = append(appliers[aisle.TopicOrders], streaming.Applier{Name: "order_history", Apply: recommend.OrderHistory(db)})
 	appliers[aisle.TopicLabels] = append(appliers[aisle.TopicLabels], streaming.Applier{Name: "assessment_labels", Apply: fraud.RecordLabels(db)})
+	appliers[aisle.TopicPicking] = append(appliers[aisle.TopicPicking], streaming.Applier{Name: "accepted_replacements", Apply: recommend.AcceptedReplacements(db)})
 	appliers[aisle.TopicInventory] = append(appliers[aisle.TopicInventory], streaming.Applier{Name: "uncarried_check", Apply: availability.FlagUncarried(db, log)})
 	appliers[aisle.TopicPicking] = append(appliers[aisle.TopicPicking], streaming.Applier{Name: "uncarried_check", Apply: availability.FlagUncarried(db, log)})
 	return appliers

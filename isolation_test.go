@@ -264,6 +264,8 @@ func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
 			vars: map[string]any{"id": p}, rule: isoPublic()},
 		{name: "products by ids", doc: `query($ids: [ID!]!) { products(ids: $ids) { ` + isoProductFields + ` } }`,
 			vars: map[string]any{"ids": w.store2.Products}, rule: isoPublic()},
+		{name: "replacements at R2's store", doc: `query($s: ID!, $p: ID!) { replacements(storeId: $s, productId: $p, first: 3) { product { ` + isoProductFields + ` availability { status } } score reason } }`,
+			vars: map[string]any{"s": s2, "p": w.store2.Products[0]}, rule: isoPublic()},
 		{name: "categories", doc: `{ categories { id name productCount } }`, rule: isoPublic()},
 		{name: "store of R2 listing one category", doc: `query($id: ID!) { store(id: $id) { products(first: 5, category: "fruit") { edges { node { id priceCents availability { carried status } } } } } }`,
 			vars: map[string]any{"id": s2}, rule: isoPublic()},

@@ -16,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/recommend"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -122,11 +123,18 @@ type ComplexityRoot struct {
 		Product         func(childComplexity int, id string) int
 		Products        func(childComplexity int, ids []string) int
 		Recommendations func(childComplexity int, sessionID string, storeID string, first *int) int
+		Replacements    func(childComplexity int, storeID string, productID string, first *int) int
 		Store           func(childComplexity int, id string) int
 		Stores          func(childComplexity int, first *int, after *string) int
 	}
 
 	Recommendation struct {
+		Product func(childComplexity int) int
+		Reason  func(childComplexity int) int
+		Score   func(childComplexity int) int
+	}
+
+	Replacement struct {
 		Product func(childComplexity int) int
 		Reason  func(childComplexity int) int
 		Score   func(childComplexity int) int
@@ -191,6 +199,7 @@ type QueryResolver interface {
 	Product(ctx context.Context, id string) (*catalog.Product, error)
 	Products(ctx context.Context, ids []string) ([]*catalog.Product, error)
 	Categories(ctx context.Context) ([]*catalog.Category, error)
+	Replacements(ctx context.Context, storeID string, productID string, first *int) ([]*recommend.Replacement, error)
 	Availability(ctx context.Context, storeID string, productIds []string) ([]*ItemAvailability, error)
 	OrderRisk(ctx context.Context, orderID string) (*FraudAssessment, error)
 	Recommendations(ctx context.Context, sessionID string, storeID string, first *int) ([]*Recommendation, error)
@@ -585,6 +594,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Recommendations(childComplexity, args["sessionId"].(string), args["storeId"].(string), args["first"].(*int)), true
+	case "Query.replacements":
+		if e.ComplexityRoot.Query.Replacements == nil {
+			break
+		}
+
+		args, err := ec.field_Query_replacements_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Replacements(childComplexity, args["storeId"].(string), args["productId"].(string), args["first"].(*int)), true
 	case "Query.store":
 		if e.ComplexityRoot.Query.Store == nil {
 			break
@@ -626,6 +646,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Recommendation.Score(childComplexity), true
+
+	case "Replacement.product":
+		if e.ComplexityRoot.Replacement.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Replacement.Product(childComplexity), true
+	case "Replacement.reason":
+		if e.ComplexityRoot.Replacement.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Replacement.Reason(childComplexity), true
+	case "Replacement.score":
+		if e.ComplexityRoot.Replacement.Score == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Replacement.Score(childComplexity), true
 
 	case "Retailer.id":
 		if e.ComplexityRoot.Retailer.ID == nil {
@@ -1044,6 +1083,18 @@ func (ec *executionContext) childFields_Recommendation(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type Recommendation", field.Name)
 }
 
+func (ec *executionContext) childFields_Replacement(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "product":
+		return ec.fieldContext_Replacement_product(ctx, field)
+	case "score":
+		return ec.fieldContext_Replacement_score(ctx, field)
+	case "reason":
+		return ec.fieldContext_Replacement_reason(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Replacement", field.Name)
+}
+
 func (ec *executionContext) childFields_Retailer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1399,6 +1450,36 @@ func (ec *executionContext) field_Query_recommendations_args(ctx context.Context
 		return nil, err
 	}
 	args["storeId"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_replacements_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "storeId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["storeId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "productId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["productId"] = arg1
 	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
 		func(ctx context.Context, v any) (*int, error) {
 			return ec.unmarshalOInt2ᚖint(ctx, v)
@@ -2980,6 +3061,50 @@ func (ec *executionContext) fieldContext_Query_categories(_ context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_replacements(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_replacements(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Replacements(ctx, fc.Args["storeId"].(string), fc.Args["productId"].(string), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*recommend.Replacement) graphql.Marshaler {
+			return ec.marshalNReplacement2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋrecommendᚐReplacementᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_replacements(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Replacement(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_replacements_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_availability(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3264,6 +3389,84 @@ func (ec *executionContext) _Recommendation_reason(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_Recommendation_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Recommendation", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _Replacement_product(ctx context.Context, field graphql.CollectedField, obj *recommend.Replacement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Replacement_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Product, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *catalog.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐProduct(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Replacement_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Replacement",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Replacement_score(ctx context.Context, field graphql.CollectedField, obj *recommend.Replacement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Replacement_score(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Score, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Replacement_score(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Replacement", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _Replacement_reason(ctx context.Context, field graphql.CollectedField, obj *recommend.Replacement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Replacement_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Replacement_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Replacement", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Retailer_id(ctx context.Context, field graphql.CollectedField, obj *catalog.Retailer) (ret graphql.Marshaler) {
@@ -5985,6 +6188,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "replacements":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_replacements(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "availability":
 			field := field
 
@@ -6110,6 +6335,54 @@ func (ec *executionContext) _Recommendation(ctx context.Context, sel ast.Selecti
 			}
 		case "reason":
 			out.Values[i] = ec._Recommendation_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var replacementImplementors = []string{"Replacement"}
+
+func (ec *executionContext) _Replacement(ctx context.Context, sel ast.SelectionSet, obj *recommend.Replacement) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, replacementImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Replacement")
+		case "product":
+			out.Values[i] = ec._Replacement_product(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "score":
+			out.Values[i] = ec._Replacement_score(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._Replacement_reason(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -7175,6 +7448,32 @@ func (ec *executionContext) marshalNRecommendation2ᚖgithubᚗcomᚋaisleᚋais
 		return graphql.Null
 	}
 	return ec._Recommendation(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNReplacement2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋrecommendᚐReplacementᚄ(ctx context.Context, sel ast.SelectionSet, v []*recommend.Replacement) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNReplacement2ᚖgithubᚗcomᚋaisleᚋaisleᚋrecommendᚐReplacement(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNReplacement2ᚖgithubᚗcomᚋaisleᚋaisleᚋrecommendᚐReplacement(ctx context.Context, sel ast.SelectionSet, v *recommend.Replacement) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._Replacement(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNReportPickInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐReportPickInput(ctx context.Context, v any) (ReportPickInput, error) {

@@ -131,6 +131,11 @@ func TestComplexityOfRealOperations(t *testing.T) {
 			query:  `query($ids: [ID!]!) { products(ids: $ids) { id name brand } }`, vars: map[string]any{"ids": productIDs(100)}, cost: 301,
 		},
 		{
+			// 1 + 10 × (product{id availability{status}} 4 + score + reason).
+			reason: "replacements, size from first",
+			query:  `{ replacements(storeId: "s-1", productId: "p-1", first: 10) { product { id availability { status } } score reason } }`, cost: 61,
+		},
+		{
 			reason: "categories are a small list of scalars and count once",
 			query:  `{ categories { id name productCount } }`, cost: 4,
 		},

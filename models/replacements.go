@@ -41,7 +41,9 @@ type ReplacementCandidate struct {
 type ReplacementModel struct {
 	Base, Brand, Size, Name, Accepted, CoPurchase, Popularity float64
 	// MinAvailable drops candidates less likely than this to be on the
-	// shelf: a picker should not walk to an empty slot.
+	// shelf: a picker should not walk to an empty slot. The default is the
+	// availability model's OUT_OF_STOCK threshold, so a suggestion is
+	// never an item the API calls out of stock.
 	MinAvailable float64
 }
 
@@ -49,7 +51,7 @@ type ReplacementModel struct {
 // The weights were chosen on seed 1 of the evaluation and checked on seeds 2
 // and 3 (README "Replacement suggestions").
 func DefaultReplacementModel() ReplacementModel {
-	return ReplacementModel{Base: 0.2, Brand: 0.5, Size: 0.5, Name: 1.5, Accepted: 0.6, CoPurchase: 0.5, Popularity: 0.5, MinAvailable: 0.05}
+	return ReplacementModel{Base: 0.2, Brand: 0.3, Size: 0.3, Name: 1.5, Accepted: 0.6, CoPurchase: 0.5, Popularity: 0.5, MinAvailable: DefaultAvailabilityModel().LowStockAbove}
 }
 
 // ScoredReplacement is a ranked candidate with why it is suggested.

@@ -16,7 +16,7 @@ func TestRankReplacements(t *testing.T) {
 	other := candidate("p-4", "Birch Oat Crackers 8 oz", "Birch", "8 oz", 0.95)
 	gone := candidate("p-5", "Acme Greek Yogurt 16 oz", "Acme", "16 oz", 0.01)
 	accepted := candidate("p-6", "Dunmore Spicy Beans 12 oz", "Dunmore", "12 oz", 0.9)
-	accepted.Accepted = 20
+	accepted.Accepted = 3
 	self := candidate("p-1", original.Name, "Acme", "32 oz", 0.9)
 
 	got := m.Rank(original, []ReplacementCandidate{other, gone, sameBrand, accepted, sameLine, self}, 10)
@@ -37,7 +37,7 @@ func TestRankReplacements(t *testing.T) {
 		reasons[r.ID] = r.Reason
 	}
 	for id, want := range map[string]string{
-		"p-6": "accepted as a replacement 20 times; 90% likely on the shelf",
+		"p-6": "accepted as a replacement 3 times; 90% likely on the shelf",
 		"p-2": "same size, similar product; 90% likely on the shelf",
 		"p-3": "same brand; 90% likely on the shelf",
 		"p-4": "same category; 95% likely on the shelf",

@@ -11,6 +11,7 @@ import (
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/graph"
+	"github.com/aisle/aisle/recommend"
 )
 
 func (r *productResolver) Availability(ctx context.Context, obj *catalog.Product) (*graph.ItemAvailability, error) {
@@ -63,6 +64,21 @@ func (r *queryResolver) Categories(ctx context.Context) ([]*catalog.Category, er
 	out := make([]*catalog.Category, len(categories))
 	for i := range categories {
 		out[i] = &categories[i]
+	}
+	return out, nil
+}
+
+func (r *queryResolver) Replacements(ctx context.Context, storeID string, productID string, first *int) ([]*recommend.Replacement, error) {
+	replacements, err := r.RecommendService.Replacements(ctx, storeID, productID, first)
+	if err != nil {
+		return nil, err
+	}
+	l := loadersFrom(ctx)
+	out := make([]*recommend.Replacement, len(replacements))
+	for i := range replacements {
+		out[i] = &replacements[i]
+		// Product.availability of a suggestion is the answer it was ranked by.
+		l.availability.Prime(aisle.StoreProduct{StoreID: storeID, ProductID: out[i].Product.ID}, &out[i].Availability)
 	}
 	return out, nil
 }
