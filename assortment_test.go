@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -34,27 +33,6 @@ func (ts *testServer) uncarriedProduct(id string) {
 	ts.sql(`INSERT INTO products (id, category_id, name) SELECT $1, id, 'Uncarried ' || $1 FROM categories ORDER BY id LIMIT 1`, id)
 }
 
-const carriedAvailabilityQuery = `query($s: ID!, $p: [ID!]!) {
-  availability(storeId: $s, productIds: $p) { productId carried probability status updatedAt }
-}`
-
-type carriedItem struct {
-	ProductID   string  `json:"productId"`
-	Carried     bool    `json:"carried"`
-	Probability float64 `json:"probability"`
-	Status      string  `json:"status"`
-	UpdatedAt   *string `json:"updatedAt"`
-}
-
-func (ts *testServer) carriedAvailability(storeID string, productIDs ...string) []carriedItem {
-	ts.t.Helper()
-	var data struct {
-		Availability []carriedItem `json:"availability"`
-	}
-	ts.mustData("", carriedAvailabilityQuery, map[string]any{"s": storeID, "p": productIDs}, &data)
-	return data.Availability
-}
-
 // A product the store does not carry is never answered IN_STOCK or
 // LOW_STOCK, by the query or the subscription, even when shoppers find it;
 // their picks count as evidence (flagged by a counter and a log line) and
@@ -68,7 +46,7 @@ func TestAvailabilityOfAProductTheStoreDoesNotCarry(t *testing.T) {
 	ts.uncarriedProduct(uncarried)
 	key := ts.createKey(aisle.RoleService, "", "")
 
-	before := ts.carriedAvailability(store.ID, carried, uncarried)
+	before := ts.availability(store.ID, carried, uncarried)
 	if c := before[0]; !c.Carried || c.Probability <= 0 || c.Status == "OUT_OF_STOCK" {
 		t.Errorf("a carried product with no evidence = %+v; want carried, its prior", c)
 	}
@@ -91,7 +69,7 @@ func TestAvailabilityOfAProductTheStoreDoesNotCarry(t *testing.T) {
 	// asynchronously); every answer must still say not carried.
 	const atLeast = 3
 	picks := 0
-	var pushed carriedItem
+	var pushed itemAvailability
 	eventually(t, 10*time.Second, func() string {
 		ts.reportPick(key, store.ID, uncarried, "FOUND")
 		picks++
@@ -99,22 +77,14 @@ func TestAvailabilityOfAProductTheStoreDoesNotCarry(t *testing.T) {
 		if err != nil || picks < atLeast {
 			return fmt.Sprintf("after %d picks: no push yet (%v)", picks, err)
 		}
-		var payload struct {
-			Data struct {
-				AvailabilityChanged carriedItem `json:"availabilityChanged"`
-			} `json:"data"`
-		}
-		if msg.Type != "next" || json.Unmarshal(msg.Payload, &payload) != nil {
-			t.Fatalf("want a next message, got %+v", msg)
-		}
-		pushed = payload.Data.AvailabilityChanged
+		pushed = availabilityPushed(t, msg)
 		return ""
 	})
 	if pushed.Carried || pushed.Probability != 0 || pushed.Status != "OUT_OF_STOCK" || pushed.UpdatedAt == nil {
 		t.Errorf("subscription pushed %+v for a found but uncarried product; want carried false, probability 0, OUT_OF_STOCK, with updatedAt", pushed)
 	}
 	eventually(t, 10*time.Second, func() string {
-		got := ts.carriedAvailability(store.ID, uncarried)[0]
+		got := ts.availability(store.ID, uncarried)[0]
 		if got.UpdatedAt == nil {
 			return "picks not applied yet"
 		}
@@ -135,7 +105,7 @@ func TestAvailabilityOfAProductTheStoreDoesNotCarry(t *testing.T) {
 	fresh := uncarried + "-fresh"
 	ts.uncarriedProduct(fresh)
 	ts.sql(`INSERT INTO store_products (store_id, product_id) VALUES ($1, $2), ($1, $3)`, store.ID, uncarried, fresh)
-	after := ts.carriedAvailability(store.ID, uncarried, fresh)
+	after := ts.availability(store.ID, uncarried, fresh)
 	if got, prior := after[0], after[1]; !got.Carried || !prior.Carried || got.Probability <= prior.Probability || got.Status != "IN_STOCK" {
 		t.Errorf("once carried, after %d found picks: %+v; want carried, IN_STOCK, above the prior %+v", picks, got, prior)
 	}

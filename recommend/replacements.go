@@ -23,29 +23,14 @@ const (
 // applier; other events of the topic are not its business (applied false).
 func AcceptedReplacements(db *catalog.DB) func(context.Context, []features.Update) ([]bool, error) {
 	return func(ctx context.Context, updates []features.Update) ([]bool, error) {
-		var rs []catalog.AcceptedReplacement
-		var at []int // index in updates of each replacement
-		for i, u := range updates {
+		return applySome(ctx, updates, func(u features.Update) (catalog.AcceptedReplacement, bool) {
 			if u.Event.Type != aisle.TypePickReplaced {
-				continue
+				return catalog.AcceptedReplacement{}, false
 			}
 			p := u.Event.Pick
-			rs = append(rs, catalog.AcceptedReplacement{EventID: u.Event.ID, StoreID: p.StoreID, ProductID: p.ProductID,
-				ReplacementID: p.ReplacementProductID, At: u.Event.Time})
-			at = append(at, i)
-		}
-		applied := make([]bool, len(updates))
-		if len(rs) == 0 {
-			return applied, nil
-		}
-		recorded, err := db.RecordReplacements(ctx, rs)
-		if err != nil {
-			return nil, err
-		}
-		for j, i := range at {
-			applied[i] = recorded[j]
-		}
-		return applied, nil
+			return catalog.AcceptedReplacement{EventID: u.Event.ID, StoreID: p.StoreID, ProductID: p.ProductID,
+				ReplacementID: p.ReplacementProductID, At: u.Event.Time}, true
+		}, db.RecordReplacements)
 	}
 }
 
