@@ -9,15 +9,11 @@ import (
 	"github.com/aisle/aisle/aisle"
 )
 
-// carriedRow says whether a store carries a product; Key is storeProductKey.
-type carriedRow struct {
-	Key     string
-	Carried bool
-}
-
-// storeProductKey joins a store-product into one string; IDs carry no
+// storeProductKey is the lastGood key of a store-product; IDs carry no
 // control characters (aisle.ValidateID), so NUL cannot be part of either.
-func storeProductKey(sp aisle.StoreProduct) string { return sp.StoreID + "\x00" + sp.ProductID }
+func storeProductKey(sp aisle.StoreProduct) string {
+	return "carried|" + sp.StoreID + "\x00" + sp.ProductID
+}
 
 // Carried reports, for each store-product, whether the store carries the
 // product now (its assortment lists it), in one round trip. It reads
@@ -32,19 +28,27 @@ func (db *DB) Carried(ctx context.Context, sps []aisle.StoreProduct) ([]bool, er
 	for i, sp := range sps {
 		keys[i] = storeProductKey(sp)
 	}
-	rows, errs := byIDsOrLastGood(ctx, db, "carried", keys, func() ([]*carriedRow, []error) { return db.carried(ctx, sps) },
-		func(r *carriedRow) string { return r.Key })
-	if errs != nil {
-		return nil, errs[0]
+	if old, ok := db.lastGood.recallFlags(true, keys); ok {
+		staleReads.Inc()
+		return old, nil
 	}
-	out := make([]bool, len(rows))
-	for i, r := range rows {
-		out[i] = r.Carried
+	carried, err := db.carried(ctx, sps)
+	if err == nil {
+		db.lastGood.rememberFlags(keys, carried)
+		return carried, nil
 	}
-	return out, nil
+	if unreachable(ctx, err) {
+		db.lastGood.unreachable()
+		if old, ok := db.lastGood.recallFlags(false, keys); ok {
+			staleReads.Inc()
+			db.log.WarnContext(ctx, "catalog: PostgreSQL unreachable; serving remembered assortments", "store_products", len(sps), "err", err)
+			return old, nil
+		}
+	}
+	return nil, err
 }
 
-func (db *DB) carried(ctx context.Context, sps []aisle.StoreProduct) ([]*carriedRow, []error) {
+func (db *DB) carried(ctx context.Context, sps []aisle.StoreProduct) ([]bool, error) {
 	storeIDs := make([]string, len(sps))
 	productIDs := make([]string, len(sps))
 	for i, sp := range sps {
@@ -54,7 +58,7 @@ func (db *DB) carried(ctx context.Context, sps []aisle.StoreProduct) ([]*carried
 		FROM unnest($1::text[], $2::text[]) AS q(store_id, product_id)
 		JOIN store_products sp USING (store_id, product_id)`, storeIDs, productIDs)
 	if err != nil {
-		return nil, []error{fmt.Errorf("read assortments: %w", err)}
+		return nil, fmt.Errorf("read assortments: %w", err)
 	}
 	carried := make(map[aisle.StoreProduct]bool)
 	var sp aisle.StoreProduct
@@ -62,11 +66,11 @@ func (db *DB) carried(ctx context.Context, sps []aisle.StoreProduct) ([]*carried
 		carried[sp] = true
 		return nil
 	}); err != nil {
-		return nil, []error{fmt.Errorf("read assortments: %w", err)}
+		return nil, fmt.Errorf("read assortments: %w", err)
 	}
-	out := make([]*carriedRow, len(sps))
+	out := make([]bool, len(sps))
 	for i, sp := range sps {
-		out[i] = &carriedRow{Key: storeProductKey(sp), Carried: carried[sp]}
+		out[i] = carried[sp]
 	}
 	return out, nil
 }

@@ -222,6 +222,11 @@ func (db *DB) loadIDs(ctx context.Context, storeIDs, productIDs []string) error 
 // distinct pages in practice.
 const maxLastGood = 2000
 
+// maxLastGoodFlags bounds the yes/no answers lastGood keeps (whether a
+// store carries a product): apart from the pages, whose eviction they
+// would drive, and small, so 100,000 of them take some 15 MB.
+const maxLastGoodFlags = 100_000
+
 var staleReads = promauto.NewCounter(prometheus.CounterOpts{
 	Name: "aisle_catalog_stale_reads_total",
 	Help: "Catalog reads answered from memory because PostgreSQL was unreachable.",
@@ -242,12 +247,13 @@ const retryUnreachableAfter = 5 * time.Second
 type lastGood struct {
 	mu      sync.Mutex
 	answers map[string]any
+	flags   map[string]bool // yes/no answers by key, bounded apart (see maxLastGoodFlags)
 	// skipUntil is set when PostgreSQL was found unreachable: until then,
 	// reads with a remembered answer do not try it.
 	skipUntil time.Time
 }
 
-func newLastGood() *lastGood { return &lastGood{answers: map[string]any{}} }
+func newLastGood() *lastGood { return &lastGood{answers: map[string]any{}, flags: map[string]bool{}} }
 
 // remember keeps v as the answer for key, first evicting an arbitrary
 // answer (Go randomises map iteration) when full. A read succeeded, so
@@ -263,6 +269,40 @@ func (c *lastGood) remember(key string, v any) {
 		}
 	}
 	c.answers[key] = v
+}
+
+// rememberFlags keeps values[i] as the answer for keys[i], as remember does.
+func (c *lastGood) rememberFlags(keys []string, values []bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.skipUntil = time.Time{}
+	for i, key := range keys {
+		if _, ok := c.flags[key]; !ok && len(c.flags) >= maxLastGoodFlags {
+			for victim := range c.flags {
+				delete(c.flags, victim)
+				break
+			}
+		}
+		c.flags[key] = values[i]
+	}
+}
+
+// recallFlags is recall for the answers of rememberFlags.
+func (c *lastGood) recallFlags(onlyWhileDown bool, keys []string) ([]bool, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if onlyWhileDown && !time.Now().Before(c.skipUntil) {
+		return nil, false
+	}
+	values := make([]bool, len(keys))
+	for i, key := range keys {
+		v, ok := c.flags[key]
+		if !ok {
+			return nil, false
+		}
+		values[i] = v
+	}
+	return values, true
 }
 
 // unreachable records that a read found PostgreSQL unreachable.
