@@ -436,18 +436,21 @@ func testStoreProductsInvalid(t *testing.T, db *catalog.DB) {
 	_, err = db.StoreProducts(ctx, "s-999", nil, nil, nil, nil)
 	wantCode(t, err, aisle.ENOTFOUND)
 	for _, tt := range []struct {
-		reason string
-		first  *int
-		after  *string
-		query  *string
+		reason   string
+		first    *int
+		after    *string
+		query    *string
+		category *string
 	}{
-		{"first 0", ptr(0), nil, nil},
-		{"first 1000", ptr(1000), nil, nil},
-		{"garbage cursor", nil, ptr("%%%"), nil},
-		{"store cursor", nil, stores.EndCursor(), nil},
-		{"query too long", nil, nil, ptr(strings.Repeat("x", catalog.MaxQueryLength+1))},
+		{"first 0", ptr(0), nil, nil, nil},
+		{"first 1000", ptr(1000), nil, nil, nil},
+		{"garbage cursor", nil, ptr("%%%"), nil, nil},
+		{"store cursor", nil, stores.EndCursor(), nil, nil},
+		{"query too long", nil, nil, ptr(strings.Repeat("x", catalog.MaxQueryLength+1)), nil},
+		{"category with NUL", nil, nil, nil, ptr("fruit\x00")},
+		{"empty category", nil, nil, nil, ptr("")},
 	} {
-		_, err := db.StoreProducts(ctx, "s-1", tt.first, tt.after, tt.query, nil)
+		_, err := db.StoreProducts(ctx, "s-1", tt.first, tt.after, tt.query, tt.category)
 		if aisle.ErrorCode(err) != aisle.EINVALID {
 			t.Errorf("%s: got %v, want %s", tt.reason, err, aisle.EINVALID)
 		}

@@ -44,7 +44,7 @@ func (db *DB) Products(ctx context.Context, ids []string) ([]*Product, error) {
 		return nil, aisle.Errorf(aisle.EINVALID, "ids has %d ids; at most %d are allowed", len(ids), MaxProductIDs)
 	}
 	for _, id := range ids {
-		if err := aisle.ValidateID("ids", id); err != nil {
+		if err := validateID("ids", id); err != nil {
 			return nil, err
 		}
 	}
@@ -56,4 +56,13 @@ func (db *DB) Products(ctx context.Context, ids []string) ([]*Product, error) {
 		return nil, errs[0]
 	}
 	return products, nil // errs name unknown ids only: those are nil
+}
+
+// validateID is aisle.ValidateID for ids that reach a query as text, which
+// PostgreSQL refuses when they are not UTF-8 or hold NUL.
+func validateID(name, id string) error {
+	if !validText(id) {
+		return aisle.Errorf(aisle.EINVALID, "%s must be UTF-8 text without NUL characters", name)
+	}
+	return aisle.ValidateID(name, id)
 }

@@ -128,8 +128,8 @@ func (db *DB) store(ctx context.Context, id string) (*Store, error) {
 // name, each with StoreID set to the store. query, when not empty, keeps the
 // products whose name contains it, ignoring case; category, when not nil,
 // those of the category with that id. Errors: ENOTFOUND for an unknown
-// store; EINVALID for first outside 1..MaxPageSize, a bad cursor or a query
-// longer than MaxQueryLength.
+// store; EINVALID for first outside 1..MaxPageSize, a bad cursor, a query
+// longer than MaxQueryLength or a category that is not a valid id.
 func (db *DB) StoreProducts(ctx context.Context, storeID string, first *int, after, query, category *string) (Page[Product], error) {
 	if query != nil && *query != "" {
 		// Searches are not kept for outages: their variety would push out
@@ -153,6 +153,11 @@ func (db *DB) storeProducts(ctx context.Context, storeID string, first *int, aft
 	pattern, err := searchPattern(query)
 	if err != nil {
 		return Page[Product]{}, err
+	}
+	if category != nil {
+		if err := validateID("category", *category); err != nil {
+			return Page[Product]{}, err
+		}
 	}
 	if _, err := db.StoreRetailer(ctx, storeID); err != nil {
 		return Page[Product]{}, err
