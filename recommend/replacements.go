@@ -56,8 +56,9 @@ func (s *Service) Replacements(ctx context.Context, storeID, productID string, f
 	if n < 1 || n > MaxReplacements {
 		return nil, aisle.Errorf(aisle.EINVALID, "first must be between 1 and %d, got %d", MaxReplacements, n)
 	}
-	// Validates both ids and says NOT_FOUND for unknown ones.
-	if _, err := s.avail.Items(ctx, storeID, []string{productID}); err != nil {
+	// Validates both ids as an availability request does (NOT_FOUND for
+	// unknown ones), without reading any availability.
+	if err := s.avail.CheckSubscription(ctx, storeID, []string{productID}); err != nil {
 		return nil, err
 	}
 	originals, errs := s.catalog.ProductsByIDs(ctx, []string{productID})
