@@ -245,64 +245,78 @@ const retryUnreachableAfter = 5 * time.Second
 // since. Only reads that already succeeded once in this process can be
 // served; others fail with the outage.
 type lastGood struct {
-	mu      sync.Mutex
-	answers map[string]any
-	flags   map[string]bool // yes/no answers by key, bounded apart (see maxLastGoodFlags)
+	mu    sync.Mutex
+	pages memo[any]  // answers of whole reads (pages, stores, products)
+	flags memo[bool] // yes/no answers (whether a store carries a product), bounded apart
 	// skipUntil is set when PostgreSQL was found unreachable: until then,
 	// reads with a remembered answer do not try it.
 	skipUntil time.Time
 }
 
-func newLastGood() *lastGood { return &lastGood{answers: map[string]any{}, flags: map[string]bool{}} }
-
-// remember keeps v as the answer for key, first evicting an arbitrary
-// answer (Go randomises map iteration) when full. A read succeeded, so
-// PostgreSQL is reachable.
-func (c *lastGood) remember(key string, v any) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.skipUntil = time.Time{}
-	if _, ok := c.answers[key]; !ok && len(c.answers) >= maxLastGood {
-		for victim := range c.answers {
-			delete(c.answers, victim)
-			break
-		}
-	}
-	c.answers[key] = v
+// memo is one bounded set of remembered answers by key; lastGood's mutex
+// guards it.
+type memo[V any] struct {
+	answers map[string]V
+	max     int
 }
 
-// rememberFlags keeps values[i] as the answer for keys[i], as remember does.
-func (c *lastGood) rememberFlags(keys []string, values []bool) {
+func newLastGood() *lastGood {
+	return &lastGood{
+		pages: memo[any]{answers: map[string]any{}, max: maxLastGood},
+		flags: memo[bool]{answers: map[string]bool{}, max: maxLastGoodFlags},
+	}
+}
+
+// remember keeps v as the answer for key (see rememberIn).
+func (c *lastGood) remember(key string, v any) { rememberIn(c, &c.pages, []string{key}, []any{v}) }
+
+// recall returns the remembered answers of keys (see recallFrom).
+func (c *lastGood) recall(onlyWhileDown bool, keys ...string) ([]any, bool) {
+	return recallFrom(c, &c.pages, onlyWhileDown, keys)
+}
+
+// rememberFlags and recallFlags are remember and recall for yes/no answers.
+func (c *lastGood) rememberFlags(keys []string, values []bool) { rememberIn(c, &c.flags, keys, values) }
+
+func (c *lastGood) recallFlags(onlyWhileDown bool, keys []string) ([]bool, bool) {
+	return recallFrom(c, &c.flags, onlyWhileDown, keys)
+}
+
+// rememberIn keeps values[i] as the answer for keys[i] in m, first evicting
+// an arbitrary answer (Go randomises map iteration) when m is full. A read
+// succeeded, so PostgreSQL is reachable.
+func rememberIn[V any](c *lastGood, m *memo[V], keys []string, values []V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.skipUntil = time.Time{}
 	for i, key := range keys {
-		if _, ok := c.flags[key]; !ok && len(c.flags) >= maxLastGoodFlags {
-			for victim := range c.flags {
-				delete(c.flags, victim)
+		if _, ok := m.answers[key]; !ok && len(m.answers) >= m.max {
+			for victim := range m.answers {
+				delete(m.answers, victim)
 				break
 			}
 		}
-		c.flags[key] = values[i]
+		m.answers[key] = values[i]
 	}
 }
 
-// recallFlags is recall for the answers of rememberFlags.
-func (c *lastGood) recallFlags(onlyWhileDown bool, keys []string) ([]bool, bool) {
+// recallFrom returns the answers of keys remembered in m, all or none; with
+// onlyWhileDown, only while reads skip PostgreSQL.
+func recallFrom[V any](c *lastGood, m *memo[V], onlyWhileDown bool, keys []string) ([]V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if onlyWhileDown && !time.Now().Before(c.skipUntil) {
 		return nil, false
 	}
-	values := make([]bool, len(keys))
+	answers := make([]V, len(keys))
 	for i, key := range keys {
-		v, ok := c.flags[key]
+		v, ok := m.answers[key]
 		if !ok {
 			return nil, false
 		}
-		values[i] = v
+		answers[i] = v
 	}
-	return values, true
+	return answers, true
 }
 
 // unreachable records that a read found PostgreSQL unreachable.
@@ -310,25 +324,6 @@ func (c *lastGood) unreachable() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.skipUntil = time.Now().Add(retryUnreachableAfter)
-}
-
-// recall returns the remembered answers of keys, all or none; with
-// onlyWhileDown, only while reads skip PostgreSQL.
-func (c *lastGood) recall(onlyWhileDown bool, keys ...string) ([]any, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if onlyWhileDown && !time.Now().Before(c.skipUntil) {
-		return nil, false
-	}
-	answers := make([]any, len(keys))
-	for i, key := range keys {
-		v, ok := c.answers[key]
-		if !ok {
-			return nil, false
-		}
-		answers[i] = v
-	}
-	return answers, true
 }
 
 // orLastGood runs read and remembers its answer under key. When read fails
