@@ -271,12 +271,13 @@ var evaluations = map[string]func(seed int64) (fmt.Stringer, error){
 	"availability":    func(seed int64) (fmt.Stringer, error) { return eval.Availability(seed) },
 	"recommendations": func(seed int64) (fmt.Stringer, error) { return eval.Recommendations(seed) },
 	"fraud":           func(seed int64) (fmt.Stringer, error) { return eval.Fraud(seed) },
+	"replacements":    func(seed int64) (fmt.Stringer, error) { return eval.Replacements(seed) },
 }
 
-// runEval is `aisle eval availability|recommendations|fraud [--seed N] [--json]`.
+// runEval is `aisle eval availability|recommendations|fraud|replacements [--seed N] [--json]`.
 func runEval(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || evaluations[args[0]] == nil {
-		return fmt.Errorf("usage: aisle eval availability|recommendations|fraud [--seed N] [--json]")
+		return fmt.Errorf("usage: aisle eval availability|recommendations|fraud|replacements [--seed N] [--json]")
 	}
 	fs := flag.NewFlagSet("eval "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)

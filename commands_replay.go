@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"text/tabwriter"
 	"time"
 
 	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/fraud"
@@ -32,7 +34,7 @@ func featureAppliers(fs *features.Store) map[string]streaming.Applier {
 
 // streamAppliers are the stream workers' appliers: the features, then what
 // the topics keep in PostgreSQL (order history, the labels of assessments).
-func streamAppliers(fs *features.Store, db *catalog.DB) map[string][]streaming.Applier {
+func streamAppliers(fs *features.Store, db *catalog.DB, log *slog.Logger) map[string][]streaming.Applier {
 	appliers := make(map[string][]streaming.Applier)
 	for topic, a := range featureAppliers(fs) {
 		appliers[topic] = []streaming.Applier{a}
@@ -40,6 +42,9 @@ func streamAppliers(fs *features.Store, db *catalog.DB) map[string][]streaming.A
 	appliers[aisle.TopicOrders] = append(appliers[aisle.TopicOrders], streaming.Applier{Name: "order_history", Apply: recommend.OrderHistory(db)})
 	appliers[aisle.TopicLabels] = append(appliers[aisle.TopicLabels], streaming.Applier{Name: "assessment_labels", Apply: fraud.RecordLabels(db)})
 	appliers[aisle.TopicCatalog] = []streaming.Applier{catalogApplier(db)}
+	appliers[aisle.TopicPicking] = append(appliers[aisle.TopicPicking], streaming.Applier{Name: "accepted_replacements", Apply: recommend.AcceptedReplacements(db)})
+	appliers[aisle.TopicInventory] = append(appliers[aisle.TopicInventory], streaming.Applier{Name: "uncarried_check", Apply: availability.FlagUncarried(db, log)})
+	appliers[aisle.TopicPicking] = append(appliers[aisle.TopicPicking], streaming.Applier{Name: "uncarried_check", Apply: availability.FlagUncarried(db, log)})
 	return appliers
 }
 

@@ -18,12 +18,13 @@ import (
 )
 
 const availabilityQuery = `query($s: ID!, $p: [ID!]!) {
-  availability(storeId: $s, productIds: $p) { storeId productId probability status updatedAt }
+  availability(storeId: $s, productIds: $p) { storeId productId carried probability status updatedAt }
 }`
 
 type itemAvailability struct {
 	StoreID     string  `json:"storeId"`
 	ProductID   string  `json:"productId"`
+	Carried     bool    `json:"carried"`
 	Probability float64 `json:"probability"`
 	Status      string  `json:"status"`
 	UpdatedAt   *string `json:"updatedAt"`
@@ -52,6 +53,20 @@ func (ts *testServer) reportPick(key, storeID, productID, outcome string) {
 	if data.ReportPick.Topic != aisle.TopicPicking || !strings.HasPrefix(data.ReportPick.EventID, "e-") {
 		ts.t.Fatalf("reportPick receipt = %+v", data.ReportPick)
 	}
+}
+
+// availabilityPushed decodes an availabilityChanged message.
+func availabilityPushed(t testing.TB, msg wsMessage) itemAvailability {
+	t.Helper()
+	var payload struct {
+		Data struct {
+			AvailabilityChanged itemAvailability `json:"availabilityChanged"`
+		} `json:"data"`
+	}
+	if msg.Type != "next" || json.Unmarshal(msg.Payload, &payload) != nil {
+		t.Fatalf("want a next message, got %+v", msg)
+	}
+	return payload.Data.AvailabilityChanged
 }
 
 // eventually retries check until it returns "" or the deadline passes.
@@ -174,15 +189,7 @@ func TestSubscriptionGetsOnlyRequestedProducts(t *testing.T) {
 	if latency := time.Since(sent); latency > time.Second {
 		t.Errorf("the change arrived %s after the mutation returned; want under a second", latency)
 	}
-	var payload struct {
-		Data struct {
-			AvailabilityChanged itemAvailability `json:"availabilityChanged"`
-		} `json:"data"`
-	}
-	if msg.Type != "next" || json.Unmarshal(msg.Payload, &payload) != nil {
-		t.Fatalf("want a next message, got %+v", msg)
-	}
-	if got := payload.Data.AvailabilityChanged; got.ProductID != watched || got.UpdatedAt == nil {
+	if got := availabilityPushed(t, msg); got.ProductID != watched || got.UpdatedAt == nil {
 		t.Fatalf("got %+v; want only %s, with updatedAt", got, watched)
 	}
 	if msg, err := ws.next(300 * time.Millisecond); err == nil {

@@ -246,9 +246,11 @@ func activateIsolationFraudModel(t *testing.T, ts *testServer) {
 }
 
 const (
-	isoStoreFields = `id name retailer { id name }
-	  products(first: 2) { edges { cursor node { id name category } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } }`
-	isoAvailabilityFields = `storeId productId probability status updatedAt`
+	isoProductFields = `id name category brand size gtin imageUrl priceCents`
+	isoStoreFields   = `id name address location { lat lon } timezone retailer { id name }
+	  products(first: 2) { edges { cursor node { ` + isoProductFields + ` availability { ` + isoAvailabilityFields + ` } } }
+	    pageInfo { hasNextPage hasPreviousPage startCursor endCursor } }`
+	isoAvailabilityFields = `storeId productId carried probability status updatedAt`
 	isoRecommendation     = `product { id name category } score reason`
 	isoAssessmentFields   = `orderId score decision modelVersion assessedAt fraud reasons { feature description value contribution }`
 	isoReceiptFields      = `eventId topic partition offset`
@@ -279,6 +281,15 @@ func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
 			rule: isoPublic()},
 		{name: "store of R1", doc: `query($id: ID!) { store(id: $id) { ` + isoStoreFields + ` } }`, vars: map[string]any{"id": s1}, rule: isoPublic()},
 		{name: "store of R2", doc: `query($id: ID!) { store(id: $id) { ` + isoStoreFields + ` } }`, vars: map[string]any{"id": s2}, rule: isoPublic()},
+		{name: "product", doc: `query($id: ID!) { product(id: $id) { ` + isoProductFields + ` availability { status } } }`,
+			vars: map[string]any{"id": p}, rule: isoPublic()},
+		{name: "products by ids", doc: `query($ids: [ID!]!) { products(ids: $ids) { ` + isoProductFields + ` } }`,
+			vars: map[string]any{"ids": w.store2.Products}, rule: isoPublic()},
+		{name: "replacements at R2's store", doc: `query($s: ID!, $p: ID!) { replacements(storeId: $s, productId: $p, first: 3) { product { ` + isoProductFields + ` availability { status } } score reason } }`,
+			vars: map[string]any{"s": s2, "p": w.store2.Products[0]}, rule: isoPublic()},
+		{name: "categories", doc: `{ categories { id name productCount } }`, rule: isoPublic()},
+		{name: "store of R2 listing one category", doc: `query($id: ID!) { store(id: $id) { products(first: 5, category: "fruit") { edges { node { id priceCents availability { carried status } } } } } }`,
+			vars: map[string]any{"id": s2}, rule: isoPublic()},
 		{name: "availability at R1's store", doc: `query($s: ID!, $p: [ID!]!) { availability(storeId: $s, productIds: $p) { ` + isoAvailabilityFields + ` } }`,
 			vars: map[string]any{"s": s1, "p": w.store1.Products}, rule: isoPublic()},
 		{name: "availability at R2's store", doc: `query($s: ID!, $p: [ID!]!) { availability(storeId: $s, productIds: $p) { ` + isoAvailabilityFields + ` } }`,

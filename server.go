@@ -68,7 +68,7 @@ commands:
   batch copurchase [--since D] [--k N] [--min-support N]
               fit co-purchase neighbours and popularity from the order
               history of the last D (default 2160h)
-  eval availability|recommendations|fraud [--seed N] [--json]
+  eval availability|recommendations|fraud|replacements [--seed N] [--json]
               evaluate a model on simulated data
   train fraud [--since D] [--activate]
               fit a fraud model version from the last D of the orders and
@@ -432,7 +432,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Group:          c.ConsumerGroup,
 			SessionTimeout: c.SessionTimeout,
 			StallThreshold: c.StallThreshold,
-			Appliers:       streamAppliers(fs, db),
+			Appliers:       streamAppliers(fs, db, log),
 			Catalog:        db,
 			DLQ:            producer,
 			Log:            log,

@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/features"
@@ -25,10 +28,20 @@ const MaxProducts = 500
 // `aisle batch priors` (server.go calls RefreshPriors).
 const PriorsRefreshInterval = time.Minute
 
+var batchedReads = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "aisle_availability_reads_total",
+	Help: "Batched availability reads: each reads the evidence of any number of products in one Redis pipeline and their assortment in one PostgreSQL round trip.",
+})
+
 // Item is the availability of one product at one store.
 type Item struct {
-	StoreID     string
-	ProductID   string
+	StoreID   string
+	ProductID string
+	// Carried says whether the store's assortment lists the product. A
+	// product the store does not carry is answered with probability 0 and
+	// OUT_OF_STOCK whatever its evidence: a retailer that removed it from
+	// the assortment does not sell it, even if the shelf still holds some.
+	Carried     bool
 	Probability float64
 	Status      models.AvailabilityStatus
 	UpdatedAt   time.Time // zero when the answer is the prior alone
@@ -100,6 +113,42 @@ func (s *Service) CheckSubscription(ctx context.Context, storeID string, product
 	return err
 }
 
+// Lookup returns the availability of each store-product in the order asked,
+// with a nil item and an ENOTFOUND error where the store or product is
+// unknown; the known ones are read in one batch (one Redis pipeline). Its
+// signature is a vikstrous/dataloadgen fetch function, for availability
+// nested in listings.
+func (s *Service) Lookup(ctx context.Context, sps []aisle.StoreProduct) ([]*Item, []error) {
+	missing, err := s.catalog.MissingStoreProducts(ctx, sps)
+	if err != nil {
+		return nil, []error{fmt.Errorf("check store products: %w", err)}
+	}
+	known := make([]aisle.StoreProduct, 0, len(sps))
+	for _, sp := range sps {
+		if _, ok := missing[sp]; !ok {
+			known = append(known, sp)
+		}
+	}
+	items, err := s.items(ctx, known)
+	if err != nil {
+		return nil, []error{err}
+	}
+	out := make([]*Item, len(sps))
+	var errs []error
+	for i, sp := range sps {
+		if reason, ok := missing[sp]; ok {
+			if errs == nil {
+				errs = make([]error, len(sps))
+			}
+			errs[i] = aisle.Errorf(aisle.ENOTFOUND, "%s", reason)
+			continue
+		}
+		out[i] = &items[0]
+		items = items[1:]
+	}
+	return out, errs
+}
+
 // Changed loads the availability of changed store-products for the live hub,
 // whose keys are store (topic) and product (item).
 func (s *Service) Changed(ctx context.Context, keys []live.Key) ([]Item, error) {
@@ -154,6 +203,10 @@ func describeMissing(sps []aisle.StoreProduct, missing map[aisle.StoreProduct]st
 }
 
 func (s *Service) items(ctx context.Context, sps []aisle.StoreProduct) ([]Item, error) {
+	if len(sps) == 0 {
+		return nil, nil
+	}
+	batchedReads.Inc()
 	evidence, err := s.features.Availability(ctx, sps)
 	if err != nil {
 		return nil, fmt.Errorf("read availability evidence: %w", err)
@@ -166,18 +219,20 @@ func (s *Service) items(ctx context.Context, sps []aisle.StoreProduct) ([]Item, 
 	if err != nil {
 		return nil, fmt.Errorf("read product categories: %w", err)
 	}
+	carried, err := s.catalog.Carried(ctx, sps)
+	if err != nil {
+		return nil, fmt.Errorf("read assortments: %w", err)
+	}
 	priors := s.priors.Load()
 	now := s.Now()
 	items := make([]Item, len(sps))
 	for i, sp := range sps {
-		p := s.model.Probability(evidence[i], *priors, sp.ProductID, categories[sp.ProductID], now)
-		items[i] = Item{
-			StoreID:     sp.StoreID,
-			ProductID:   sp.ProductID,
-			Probability: p,
-			Status:      s.model.Status(p),
-			UpdatedAt:   evidence[i].UpdatedAt(),
+		item := Item{StoreID: sp.StoreID, ProductID: sp.ProductID, Carried: carried[i], UpdatedAt: evidence[i].UpdatedAt()}
+		if item.Carried {
+			item.Probability = s.model.Probability(evidence[i], *priors, sp.ProductID, categories[sp.ProductID], now)
 		}
+		item.Status = s.model.Status(item.Probability)
+		items[i] = item
 	}
 	return items, nil
 }

@@ -278,6 +278,11 @@ func (db *DB) loadIDs(ctx context.Context, storeIDs, productIDs []string) error 
 // distinct pages in practice.
 const maxLastGood = 2000
 
+// maxLastGoodFlags bounds the yes/no answers lastGood keeps (whether a
+// store carries a product): apart from the pages, whose eviction they
+// would drive, and small, so 100,000 of them take some 15 MB.
+const maxLastGoodFlags = 100_000
+
 var staleReads = promauto.NewCounter(prometheus.CounterOpts{
 	Name: "aisle_catalog_stale_reads_total",
 	Help: "Catalog reads answered from memory because PostgreSQL was unreachable.",
@@ -296,29 +301,78 @@ const retryUnreachableAfter = 5 * time.Second
 // since. Only reads that already succeeded once in this process can be
 // served; others fail with the outage.
 type lastGood struct {
-	mu      sync.Mutex
-	answers map[string]any
+	mu    sync.Mutex
+	pages memo[any]  // answers of whole reads (pages, stores, products)
+	flags memo[bool] // yes/no answers (whether a store carries a product), bounded apart
 	// skipUntil is set when PostgreSQL was found unreachable: until then,
 	// reads with a remembered answer do not try it.
 	skipUntil time.Time
 }
 
-func newLastGood() *lastGood { return &lastGood{answers: map[string]any{}} }
+// memo is one bounded set of remembered answers by key; lastGood's mutex
+// guards it.
+type memo[V any] struct {
+	answers map[string]V
+	max     int
+}
 
-// remember keeps v as the answer for key, first evicting an arbitrary
-// answer (Go randomises map iteration) when full. A read succeeded, so
-// PostgreSQL is reachable.
-func (c *lastGood) remember(key string, v any) {
+func newLastGood() *lastGood {
+	return &lastGood{
+		pages: memo[any]{answers: map[string]any{}, max: maxLastGood},
+		flags: memo[bool]{answers: map[string]bool{}, max: maxLastGoodFlags},
+	}
+}
+
+// remember keeps v as the answer for key (see rememberIn).
+func (c *lastGood) remember(key string, v any) { rememberIn(c, &c.pages, []string{key}, []any{v}) }
+
+// recall returns the remembered answers of keys (see recallFrom).
+func (c *lastGood) recall(onlyWhileDown bool, keys ...string) ([]any, bool) {
+	return recallFrom(c, &c.pages, onlyWhileDown, keys)
+}
+
+// rememberFlags and recallFlags are remember and recall for yes/no answers.
+func (c *lastGood) rememberFlags(keys []string, values []bool) { rememberIn(c, &c.flags, keys, values) }
+
+func (c *lastGood) recallFlags(onlyWhileDown bool, keys []string) ([]bool, bool) {
+	return recallFrom(c, &c.flags, onlyWhileDown, keys)
+}
+
+// rememberIn keeps values[i] as the answer for keys[i] in m, first evicting
+// an arbitrary answer (Go randomises map iteration) when m is full. A read
+// succeeded, so PostgreSQL is reachable.
+func rememberIn[V any](c *lastGood, m *memo[V], keys []string, values []V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.skipUntil = time.Time{}
-	if _, ok := c.answers[key]; !ok && len(c.answers) >= maxLastGood {
-		for victim := range c.answers {
-			delete(c.answers, victim)
-			break
+	for i, key := range keys {
+		if _, ok := m.answers[key]; !ok && len(m.answers) >= m.max {
+			for victim := range m.answers {
+				delete(m.answers, victim)
+				break
+			}
 		}
+		m.answers[key] = values[i]
 	}
-	c.answers[key] = v
+}
+
+// recallFrom returns the answers of keys remembered in m, all or none; with
+// onlyWhileDown, only while reads skip PostgreSQL.
+func recallFrom[V any](c *lastGood, m *memo[V], onlyWhileDown bool, keys []string) ([]V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if onlyWhileDown && !time.Now().Before(c.skipUntil) {
+		return nil, false
+	}
+	answers := make([]V, len(keys))
+	for i, key := range keys {
+		v, ok := m.answers[key]
+		if !ok {
+			return nil, false
+		}
+		answers[i] = v
+	}
+	return answers, true
 }
 
 // unreachable records that a read found PostgreSQL unreachable.
@@ -326,25 +380,6 @@ func (c *lastGood) unreachable() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.skipUntil = time.Now().Add(retryUnreachableAfter)
-}
-
-// recall returns the remembered answers of keys, all or none; with
-// onlyWhileDown, only while reads skip PostgreSQL.
-func (c *lastGood) recall(onlyWhileDown bool, keys ...string) ([]any, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if onlyWhileDown && !time.Now().Before(c.skipUntil) {
-		return nil, false
-	}
-	answers := make([]any, len(keys))
-	for i, key := range keys {
-		v, ok := c.answers[key]
-		if !ok {
-			return nil, false
-		}
-		answers[i] = v
-	}
-	return answers, true
 }
 
 // orLastGood runs read and remembers its answer under key. When read fails

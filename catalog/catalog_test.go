@@ -284,7 +284,7 @@ func testStoresDefault(t *testing.T, db *catalog.DB) {
 
 func testStoresInvalid(t *testing.T, db *catalog.DB) {
 	ctx := context.Background()
-	products, err := db.StoreProducts(ctx, "s-1", ptr(1), nil, nil)
+	products, err := db.StoreProducts(ctx, "s-1", ptr(1), nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func testStoreProductsWalk(t *testing.T, db *catalog.DB) {
 	var got, names []string
 	var after *string
 	for {
-		p, err := db.StoreProducts(ctx, want.StoreID, ptr(100), after, nil)
+		p, err := db.StoreProducts(ctx, want.StoreID, ptr(100), after, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -382,7 +382,7 @@ func testStoreProductsSearch(t *testing.T, db *catalog.DB) {
 		var ids []string
 		var after *string
 		for {
-			p, err := db.StoreProducts(ctx, "s-2", ptr(first), after, ptr(q))
+			p, err := db.StoreProducts(ctx, "s-2", ptr(first), after, ptr(q), nil)
 			if err != nil {
 				t.Fatalf("search %q: %v", q, err)
 			}
@@ -433,21 +433,24 @@ func testStoreProductsInvalid(t *testing.T, db *catalog.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.StoreProducts(ctx, "s-999", nil, nil, nil)
+	_, err = db.StoreProducts(ctx, "s-999", nil, nil, nil, nil)
 	wantCode(t, err, aisle.ENOTFOUND)
 	for _, tt := range []struct {
-		reason string
-		first  *int
-		after  *string
-		query  *string
+		reason   string
+		first    *int
+		after    *string
+		query    *string
+		category *string
 	}{
-		{"first 0", ptr(0), nil, nil},
-		{"first 1000", ptr(1000), nil, nil},
-		{"garbage cursor", nil, ptr("%%%"), nil},
-		{"store cursor", nil, stores.EndCursor(), nil},
-		{"query too long", nil, nil, ptr(strings.Repeat("x", catalog.MaxQueryLength+1))},
+		{"first 0", ptr(0), nil, nil, nil},
+		{"first 1000", ptr(1000), nil, nil, nil},
+		{"garbage cursor", nil, ptr("%%%"), nil, nil},
+		{"store cursor", nil, stores.EndCursor(), nil, nil},
+		{"query too long", nil, nil, ptr(strings.Repeat("x", catalog.MaxQueryLength+1)), nil},
+		{"category with NUL", nil, nil, nil, ptr("fruit\x00")},
+		{"empty category", nil, nil, nil, ptr("")},
 	} {
-		_, err := db.StoreProducts(ctx, "s-1", tt.first, tt.after, tt.query)
+		_, err := db.StoreProducts(ctx, "s-1", tt.first, tt.after, tt.query, tt.category)
 		if aisle.ErrorCode(err) != aisle.EINVALID {
 			t.Errorf("%s: got %v, want %s", tt.reason, err, aisle.EINVALID)
 		}

@@ -173,7 +173,7 @@ func (db *DB) LoadCoPurchase(ctx context.Context, fitID int64) (models.CoPurchas
 
 // AllProducts returns every product, for serving's in-memory catalog.
 func (db *DB) AllProducts(ctx context.Context) ([]Product, error) {
-	rows, err := db.pool.Query(ctx, `SELECT p.id, p.name, c.name FROM products p JOIN categories c ON c.id = p.category_id ORDER BY p.id`)
+	rows, err := db.pool.Query(ctx, `SELECT `+productColumns+` FROM products p JOIN categories c ON c.id = p.category_id ORDER BY p.id`)
 	if err != nil {
 		return nil, fmt.Errorf("list products: %w", err)
 	}

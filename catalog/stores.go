@@ -17,19 +17,60 @@ type Retailer struct {
 	Name string
 }
 
-// Store is one physical store of a retailer.
+// Store is one physical store of a retailer. The optional details are nil
+// until the retailer sets them.
 type Store struct {
 	ID         string
 	Name       string
 	RetailerID string
+	Address    *string
+	Lat, Lon   *float64
+	Timezone   *string // an IANA time zone name, e.g. "America/New_York"
 }
 
-// Product is a catalog item; Category is the category's display name.
+// Location is where a store is, in WGS 84 degrees.
+type Location struct {
+	Lat, Lon float64
+}
+
+// Location returns the store's location, nil unless both coordinates are set.
+func (s *Store) Location() *Location {
+	if s.Lat == nil || s.Lon == nil {
+		return nil
+	}
+	return &Location{Lat: *s.Lat, Lon: *s.Lon}
+}
+
+// storeColumns are the columns of a Store, in its fields' order.
+const storeColumns = `id, name, retailer_id, address, lat, lon, timezone`
+
+// Product is a catalog item; Category is the category's display name. The
+// optional details are nil until the catalog sets them.
 type Product struct {
 	ID       string
 	Name     string
 	Category string
+	Brand    *string
+	Size     *string
+	GTIN     *string
+	ImageURL *string
+	// PriceCents is the price at the store of StoreID, nil when the store
+	// sets none or the product was read outside a store.
+	PriceCents *int
+	// StoreID is the store whose assortment the product was read from
+	// (Store.products, replacements), "" when read outside a store: the
+	// store its price and availability are answered for.
+	StoreID string `db:"-"`
 }
+
+// productColumns are the columns of a Product read outside a store, from
+// products p joined with categories c, in its fields' order;
+// storeProductColumns those of a product of a store's assortment, with
+// store_products sp.
+const (
+	productColumns      = `p.id, p.name, c.name, p.brand, p.size, p.gtin, p.image_url, NULL::bigint`
+	storeProductColumns = `p.id, p.name, c.name, p.brand, p.size, p.gtin, p.image_url, sp.price_cents`
+)
 
 // Stores returns one page of all stores ordered by name. first nil means
 // DefaultPageSize; after is a cursor from a previous page (nil or "" for the
@@ -52,7 +93,7 @@ func (db *DB) stores(ctx context.Context, first *int, after *string) (Page[Store
 		return Page[Store]{}, err
 	}
 	var q queryBuilder
-	q.add(`SELECT id, name, retailer_id FROM stores WHERE true`)
+	q.add(`SELECT ` + storeColumns + ` FROM stores WHERE true`)
 	if c != nil {
 		q.add(`AND (name, id) > (` + q.arg(c.Name) + `, ` + q.arg(c.ID) + `)`)
 	}
@@ -75,8 +116,8 @@ func (db *DB) Store(ctx context.Context, id string) (*Store, error) {
 
 func (db *DB) store(ctx context.Context, id string) (*Store, error) {
 	var s Store
-	err := db.pool.QueryRow(ctx, `SELECT id, name, retailer_id FROM stores WHERE id = $1`, id).
-		Scan(&s.ID, &s.Name, &s.RetailerID)
+	err := db.pool.QueryRow(ctx, `SELECT `+storeColumns+` FROM stores WHERE id = $1`, id).
+		Scan(&s.ID, &s.Name, &s.RetailerID, &s.Address, &s.Lat, &s.Lon, &s.Timezone)
 	if err != nil {
 		return nil, formatError(err, "store "+strconv.Quote(id))
 	}
@@ -84,21 +125,23 @@ func (db *DB) store(ctx context.Context, id string) (*Store, error) {
 }
 
 // StoreProducts returns one page of the products a store carries, ordered by
-// name. query, when not empty, keeps the products whose name contains it,
-// ignoring case. Errors: ENOTFOUND for an unknown store; EINVALID for first
-// outside 1..MaxPageSize, a bad cursor or a query longer than MaxQueryLength.
-func (db *DB) StoreProducts(ctx context.Context, storeID string, first *int, after, query *string) (Page[Product], error) {
+// name, each with StoreID set to the store. query, when not empty, keeps the
+// products whose name contains it, ignoring case; category, when not nil,
+// those of the category with that id. Errors: ENOTFOUND for an unknown
+// store; EINVALID for first outside 1..MaxPageSize, a bad cursor, a query
+// longer than MaxQueryLength or a category that is not a valid id.
+func (db *DB) StoreProducts(ctx context.Context, storeID string, first *int, after, query, category *string) (Page[Product], error) {
 	if query != nil && *query != "" {
 		// Searches are not kept for outages: their variety would push out
 		// the pages a storefront needs (the memory is bounded).
-		return db.storeProducts(ctx, storeID, first, after, query)
+		return db.storeProducts(ctx, storeID, first, after, query, category)
 	}
-	return orLastGood(ctx, db, lastGoodKey("store products", storeID, first, after, query), func() (Page[Product], error) {
-		return db.storeProducts(ctx, storeID, first, after, query)
+	return orLastGood(ctx, db, lastGoodKey("store products", storeID, first, after, query, category), func() (Page[Product], error) {
+		return db.storeProducts(ctx, storeID, first, after, query, category)
 	})
 }
 
-func (db *DB) storeProducts(ctx context.Context, storeID string, first *int, after, query *string) (Page[Product], error) {
+func (db *DB) storeProducts(ctx context.Context, storeID string, first *int, after, query, category *string) (Page[Product], error) {
 	size, err := pageSize(first)
 	if err != nil {
 		return Page[Product]{}, err
@@ -111,18 +154,26 @@ func (db *DB) storeProducts(ctx context.Context, storeID string, first *int, aft
 	if err != nil {
 		return Page[Product]{}, err
 	}
+	if category != nil {
+		if err := validateID("category", *category); err != nil {
+			return Page[Product]{}, err
+		}
+	}
 	if _, err := db.StoreRetailer(ctx, storeID); err != nil {
 		return Page[Product]{}, err
 	}
 
 	var q queryBuilder
-	q.add(`SELECT p.id, p.name, c.name
+	q.add(`SELECT ` + storeProductColumns + `
 		FROM store_products sp
 		JOIN products p ON p.id = sp.product_id
 		JOIN categories c ON c.id = p.category_id
 		WHERE sp.store_id = ` + q.arg(storeID))
 	if pattern != "" {
 		q.add(`AND p.name ILIKE ` + q.arg(pattern))
+	}
+	if category != nil {
+		q.add(`AND p.category_id = ` + q.arg(*category))
 	}
 	if c != nil {
 		q.add(`AND (p.name, p.id) > (` + q.arg(c.Name) + `, ` + q.arg(c.ID) + `)`)
@@ -135,6 +186,9 @@ func (db *DB) storeProducts(ctx context.Context, storeID string, first *int, aft
 	products, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Product])
 	if err != nil {
 		return Page[Product]{}, fmt.Errorf("list products of store %q: %w", storeID, err)
+	}
+	for i := range products {
+		products[i].StoreID = storeID
 	}
 	return newPage(products, size, c != nil, productCursor, func(p Product) (string, string) { return p.Name, p.ID }), nil
 }
@@ -168,7 +222,7 @@ func (db *DB) ProductsByIDs(ctx context.Context, ids []string) ([]*Product, []er
 }
 
 func (db *DB) productsByIDs(ctx context.Context, ids []string) ([]*Product, []error) {
-	rows, err := db.pool.Query(ctx, `SELECT p.id, p.name, c.name
+	rows, err := db.pool.Query(ctx, `SELECT `+productColumns+`
 		FROM products p JOIN categories c ON c.id = p.category_id
 		WHERE p.id = ANY($1)`, ids)
 	if err != nil {

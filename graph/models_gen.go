@@ -68,7 +68,12 @@ type FraudAssessment struct {
 type ItemAvailability struct {
 	StoreID   string `json:"storeId"`
 	ProductID string `json:"productId"`
-	// Probability that the product is on the shelf now, in [0, 1].
+	// Whether the store's assortment lists the product. When false the answer is
+	// probability 0 and OUT_OF_STOCK whatever the evidence says; updatedAt is
+	// still the time of the newest evidence, so a non-null updatedAt here means
+	// shoppers or the retailer's feed saw a product the assortment lacks.
+	Carried bool `json:"carried"`
+	// Probability that the product is on the shelf now, in [0, 1]; 0 when not carried.
 	Probability float64            `json:"probability"`
 	Status      AvailabilityStatus `json:"status"`
 	// Event time of the newest evidence; null when the answer is the prior alone.

@@ -32,8 +32,8 @@ const (
 	// tokens; an availability query naming its 500 products inline, 520.
 	maxParserTokens = 5000
 	// maxDepth counts fields from the operation's root field down.
-	// stores → edges → node → products → edges → node → name is 7, the
-	// deepest path of the schema; GraphiQL's introspection query is 15
+	// stores → edges → node → products → edges → node → availability →
+	// status is 8, the deepest path of the schema; GraphiQL's introspection query is 15
 	// deep (__Type.ofType nests).
 	maxDepth = 20
 	// maxAliases bounds the aliased fields of one operation, fragments

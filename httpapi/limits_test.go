@@ -121,6 +121,25 @@ func TestComplexityOfRealOperations(t *testing.T) {
 			cost:   151,
 		},
 		{
+			// products = 1 + 20×(edges 1 + node 1 + id 1 + availability 3) = 121; store = 1 + 121.
+			reason: "availability nested in a store's listing counts once per product of the page",
+			query:  `{ store(id: "s-1") { products { edges { node { id availability { status probability } } } } } }`, cost: 122,
+		},
+		{
+			// 1 + 100 × 3.
+			reason: "products by ids counts per id asked",
+			query:  `query($ids: [ID!]!) { products(ids: $ids) { id name brand } }`, vars: map[string]any{"ids": productIDs(100)}, cost: 301,
+		},
+		{
+			// 1 + 10 × (product{id availability{status}} 4 + score + reason).
+			reason: "replacements, size from first",
+			query:  `{ replacements(storeId: "s-1", productId: "p-1", first: 10) { product { id availability { status } } score reason } }`, cost: 61,
+		},
+		{
+			reason: "categories are a small list of scalars and count once",
+			query:  `{ categories { id name productCount } }`, cost: 4,
+		},
+		{
 			reason: "fragments are expanded where they are spread",
 			query: `{ stores(first: 10) { edges { node { ...S } } } }
 			  fragment S on Store { id products(first: 10) { edges { node { ...P } } } }

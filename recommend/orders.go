@@ -14,31 +14,44 @@ import (
 // (applied false).
 func OrderHistory(db *catalog.DB) func(context.Context, []features.Update) ([]bool, error) {
 	return func(ctx context.Context, updates []features.Update) ([]bool, error) {
-		var orders []catalog.Order
-		var at []int // index in updates of each order
-		for i, u := range updates {
+		return applySome(ctx, updates, func(u features.Update) (catalog.Order, bool) {
 			o := u.Event.Order
 			if o == nil {
-				continue
+				return catalog.Order{}, false
 			}
 			lines := make(map[string]int64, len(o.Items))
 			for _, it := range o.Items {
 				lines[it.ProductID] += it.Quantity
 			}
-			orders = append(orders, catalog.Order{ID: o.OrderID, UserID: o.UserID, StoreID: o.StoreID, PlacedAt: u.Event.Time, Lines: lines})
+			return catalog.Order{ID: o.OrderID, UserID: o.UserID, StoreID: o.StoreID, PlacedAt: u.Event.Time, Lines: lines}, true
+		}, db.RecordOrders)
+	}
+}
+
+// applySome runs record on what pick makes of the updates it selects, in
+// one call, and reports in updates' order which of them record applied;
+// the updates pick leaves out are not the applier's business (applied
+// false).
+func applySome[T any](ctx context.Context, updates []features.Update, pick func(features.Update) (T, bool),
+	record func(context.Context, []T) ([]bool, error)) ([]bool, error) {
+	var values []T
+	var at []int // index in updates of each value
+	for i, u := range updates {
+		if v, ok := pick(u); ok {
+			values = append(values, v)
 			at = append(at, i)
 		}
-		applied := make([]bool, len(updates))
-		if len(orders) == 0 {
-			return applied, nil
-		}
-		recorded, err := db.RecordOrders(ctx, orders)
-		if err != nil {
-			return nil, err
-		}
-		for j, i := range at {
-			applied[i] = recorded[j]
-		}
+	}
+	applied := make([]bool, len(updates))
+	if len(values) == 0 {
 		return applied, nil
 	}
+	recorded, err := record(ctx, values)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		applied[i] = recorded[j]
+	}
+	return applied, nil
 }

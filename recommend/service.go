@@ -51,9 +51,11 @@ type Service struct {
 	avail     *availability.Service
 	publisher Publisher
 	model     models.RecommendModel
-	log       *slog.Logger
-	state     atomic.Pointer[snapshot]
-	Now       func() time.Time
+	// replacementModel ranks replacement suggestions (Replacements).
+	replacementModel models.ReplacementModel
+	log              *slog.Logger
+	state            atomic.Pointer[snapshot]
+	Now              func() time.Time
 }
 
 // snapshot is what serving keeps in memory, replaced whole on refresh.
@@ -70,7 +72,8 @@ func NewService(ctx context.Context, db *catalog.DB, fs *features.Store, avail *
 	if db == nil || fs == nil || avail == nil || pub == nil || log == nil {
 		return nil, fmt.Errorf("recommend: nil dependency")
 	}
-	s := &Service{catalog: db, features: fs, avail: avail, publisher: pub, model: model, log: log, Now: time.Now}
+	s := &Service{catalog: db, features: fs, avail: avail, publisher: pub, model: model,
+		replacementModel: models.DefaultReplacementModel(), log: log, Now: time.Now}
 	if err := s.Refresh(ctx); err != nil {
 		return nil, err
 	}

@@ -11,7 +11,19 @@ import (
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/graph"
+	"github.com/aisle/aisle/recommend"
 )
+
+func (r *productResolver) Availability(ctx context.Context, obj *catalog.Product) (*graph.ItemAvailability, error) {
+	if obj.StoreID == "" {
+		return nil, nil // read outside a store: the schema's answer is null
+	}
+	item, err := loadersFrom(ctx).availability.Load(ctx, aisle.StoreProduct{StoreID: obj.StoreID, ProductID: obj.ID})
+	if err != nil {
+		return nil, err
+	}
+	return newItemAvailability(*item), nil
+}
 
 func (r *queryResolver) Stores(ctx context.Context, first *int, after *string) (*graph.StoreConnection, error) {
 	page, err := r.Catalog.Stores(ctx, first, after)
@@ -29,23 +41,68 @@ func (r *queryResolver) Store(ctx context.Context, id string) (*catalog.Store, e
 	return store, err
 }
 
+func (r *queryResolver) Product(ctx context.Context, id string) (*catalog.Product, error) {
+	if err := aisle.ValidateID("id", id); err != nil {
+		return nil, err
+	}
+	product, err := loadersFrom(ctx).products.Load(ctx, id)
+	if aisle.ErrorCode(err) == aisle.ENOTFOUND {
+		return nil, nil // the schema's answer for "no such product" is null
+	}
+	return product, err
+}
+
+func (r *queryResolver) Products(ctx context.Context, ids []string) ([]*catalog.Product, error) {
+	return r.Catalog.Products(ctx, ids)
+}
+
+func (r *queryResolver) Categories(ctx context.Context) ([]*catalog.Category, error) {
+	categories, err := r.Catalog.Categories(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*catalog.Category, len(categories))
+	for i := range categories {
+		out[i] = &categories[i]
+	}
+	return out, nil
+}
+
+func (r *queryResolver) Replacements(ctx context.Context, storeID string, productID string, first *int) ([]*recommend.Replacement, error) {
+	replacements, err := r.RecommendService.Replacements(ctx, storeID, productID, first)
+	if err != nil {
+		return nil, err
+	}
+	l := loadersFrom(ctx)
+	out := make([]*recommend.Replacement, len(replacements))
+	for i := range replacements {
+		out[i] = &replacements[i]
+		// Product.availability of a suggestion is the answer it was ranked by.
+		l.availability.Prime(aisle.StoreProduct{StoreID: storeID, ProductID: out[i].Product.ID}, &out[i].Availability)
+	}
+	return out, nil
+}
+
 func (r *storeResolver) Retailer(ctx context.Context, obj *catalog.Store) (*catalog.Retailer, error) {
 	return loadersFrom(ctx).retailers.Load(ctx, obj.RetailerID)
 }
 
-func (r *storeResolver) Products(ctx context.Context, obj *catalog.Store, first *int, after *string, query *string) (*graph.ProductConnection, error) {
-	page, err := r.Catalog.StoreProducts(ctx, obj.ID, first, after, query)
+func (r *storeResolver) Products(ctx context.Context, obj *catalog.Store, first *int, after *string, query *string, category *string) (*graph.ProductConnection, error) {
+	page, err := r.Catalog.StoreProducts(ctx, obj.ID, first, after, query, category)
 	if err != nil {
 		return nil, err
 	}
 	return &graph.ProductConnection{Edges: edges(page, newProductEdge), PageInfo: pageInfo(page)}, nil
 }
 
+func (r *Resolver) Product() graph.ProductResolver { return &productResolver{r} }
+
 func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 
 func (r *Resolver) Store() graph.StoreResolver { return &storeResolver{r} }
 
 type (
-	queryResolver struct{ *Resolver }
-	storeResolver struct{ *Resolver }
+	productResolver struct{ *Resolver }
+	queryResolver   struct{ *Resolver }
+	storeResolver   struct{ *Resolver }
 )

@@ -38,6 +38,7 @@ func newItemAvailability(item availability.Item) *graph.ItemAvailability {
 	out := &graph.ItemAvailability{
 		StoreID:     item.StoreID,
 		ProductID:   item.ProductID,
+		Carried:     item.Carried,
 		Probability: item.Probability,
 		Status:      graph.AvailabilityStatus(item.Status),
 	}

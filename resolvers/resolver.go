@@ -11,6 +11,7 @@ import (
 
 	"github.com/vikstrous/dataloadgen"
 
+	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/fraud"
@@ -43,6 +44,10 @@ func NewResolver(db *catalog.DB, avail *availability.Service, hub *live.Hub[avai
 // loaders batch the lookups that nested fields make, per operation.
 type loaders struct {
 	retailers *dataloadgen.Loader[string, *catalog.Retailer]
+	products  *dataloadgen.Loader[string, *catalog.Product]
+	// availability batches the availability nested in a listing: one
+	// read per page (per operation, within loaderWait), not one per product.
+	availability *dataloadgen.Loader[aisle.StoreProduct, *availability.Item]
 }
 
 type loadersKey struct{}
@@ -56,6 +61,9 @@ const loaderWait = time.Millisecond
 func (r *Resolver) WithLoaders(ctx context.Context) context.Context {
 	return context.WithValue(ctx, loadersKey{}, &loaders{
 		retailers: dataloadgen.NewLoader(r.Catalog.RetailersByIDs, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(100)),
+		products:  dataloadgen.NewLoader(r.Catalog.ProductsByIDs, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(100)),
+		availability: dataloadgen.NewLoader(r.AvailabilityService.Lookup, dataloadgen.WithWait(loaderWait),
+			dataloadgen.WithBatchCapacity(availability.MaxProducts)),
 	})
 }
 

@@ -1,0 +1,76 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+// storeProductKey is the lastGood key of a store-product; IDs carry no
+// control characters (aisle.ValidateID), so NUL cannot be part of either.
+func storeProductKey(sp aisle.StoreProduct) string {
+	return "carried|" + sp.StoreID + "\x00" + sp.ProductID
+}
+
+// Carried reports, for each store-product, whether the store carries the
+// product now (its assortment lists it), in one round trip. It reads
+// PostgreSQL every time, so an assortment change is seen by the next read;
+// while PostgreSQL is unreachable the last answer for each store-product is
+// served again (see lastGood), all or none.
+func (db *DB) Carried(ctx context.Context, sps []aisle.StoreProduct) ([]bool, error) {
+	if len(sps) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(sps))
+	for i, sp := range sps {
+		keys[i] = storeProductKey(sp)
+	}
+	if old, ok := db.lastGood.recallFlags(true, keys); ok {
+		staleReads.Inc()
+		return old, nil
+	}
+	carried, err := db.carried(ctx, sps)
+	if err == nil {
+		db.lastGood.rememberFlags(keys, carried)
+		return carried, nil
+	}
+	if unreachable(ctx, err) {
+		db.lastGood.unreachable()
+		if old, ok := db.lastGood.recallFlags(false, keys); ok {
+			staleReads.Inc()
+			db.log.WarnContext(ctx, "catalog: PostgreSQL unreachable; serving remembered assortments", "store_products", len(sps), "err", err)
+			return old, nil
+		}
+	}
+	return nil, err
+}
+
+func (db *DB) carried(ctx context.Context, sps []aisle.StoreProduct) ([]bool, error) {
+	storeIDs := make([]string, len(sps))
+	productIDs := make([]string, len(sps))
+	for i, sp := range sps {
+		storeIDs[i], productIDs[i] = sp.StoreID, sp.ProductID
+	}
+	rows, err := db.pool.Query(ctx, `SELECT sp.store_id, sp.product_id
+		FROM unnest($1::text[], $2::text[]) AS q(store_id, product_id)
+		JOIN store_products sp USING (store_id, product_id)`, storeIDs, productIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read assortments: %w", err)
+	}
+	carried := make(map[aisle.StoreProduct]bool)
+	var sp aisle.StoreProduct
+	if _, err := pgx.ForEachRow(rows, []any{&sp.StoreID, &sp.ProductID}, func() error {
+		carried[sp] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read assortments: %w", err)
+	}
+	out := make([]bool, len(sps))
+	for i, sp := range sps {
+		out[i] = carried[sp]
+	}
+	return out, nil
+}
