@@ -77,21 +77,43 @@ type Pick struct {
 	ReplacementProductID string `json:"replacement_product_id,omitempty"`
 }
 
+// typeTopics says which topic each event type travels on, in the order
+// the event catalog (docs/events.md) lists them.
+var typeTopics = []struct{ eventType, topic string }{
+	{TypeInventoryLevel, TopicInventory},
+	{TypePickFound, TopicPicking},
+	{TypePickNotFound, TopicPicking},
+	{TypePickReplaced, TopicPicking},
+	{TypeSessionView, TopicSessions},
+	{TypeSessionAddToCart, TopicSessions},
+	{TypeSessionRemoveFromCart, TopicSessions},
+	{TypeSessionSearch, TopicSessions},
+	{TypeSessionCheckout, TopicSessions},
+	{TypeOrderPlaced, TopicOrders},
+	{TypePaymentFailed, TopicOrders},
+	{TypeOrderLabeled, TopicLabels},
+	{TypeRetailerUpserted, TopicCatalog},
+	{TypeStoreUpserted, TopicCatalog},
+	{TypeProductUpserted, TopicCatalog},
+	{TypeAssortmentUpserted, TopicCatalog},
+	{TypeAssortmentRemoved, TopicCatalog},
+}
+
+// EventTypes returns every event type the decoder accepts.
+func EventTypes() []string {
+	types := make([]string, len(typeTopics))
+	for i, tt := range typeTopics {
+		types[i] = tt.eventType
+	}
+	return types
+}
+
 // TopicFor returns the topic an event type belongs to.
 func TopicFor(eventType string) (string, error) {
-	switch eventType {
-	case TypeInventoryLevel:
-		return TopicInventory, nil
-	case TypePickFound, TypePickNotFound, TypePickReplaced:
-		return TopicPicking, nil
-	case TypeSessionView, TypeSessionSearch, TypeSessionAddToCart, TypeSessionRemoveFromCart, TypeSessionCheckout:
-		return TopicSessions, nil
-	case TypeOrderPlaced, TypePaymentFailed:
-		return TopicOrders, nil
-	case TypeOrderLabeled:
-		return TopicLabels, nil
-	case TypeRetailerUpserted, TypeStoreUpserted, TypeProductUpserted, TypeAssortmentUpserted, TypeAssortmentRemoved:
-		return TopicCatalog, nil
+	for _, tt := range typeTopics {
+		if tt.eventType == eventType {
+			return tt.topic, nil
+		}
 	}
 	return "", Errorf(EINVALID, "unknown event type %q", eventType)
 }
