@@ -12,6 +12,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -53,7 +54,7 @@ func TestClusterFailover(t *testing.T) {
 	// About 10 s of load, so that the failover falls in the middle of it.
 	r.rate = 300
 	group, prefix := r.newGroup(), r.newPrefix()
-	r.serve("worker", "stream", group, prefix)
+	worker := r.serve("worker", "stream", group, prefix)
 	r.waitAssigned(group, 1)
 
 	load := r.startLoad()
@@ -68,6 +69,8 @@ func TestClusterFailover(t *testing.T) {
 
 	load.wait(t)
 	r.waitCaughtUp(group)
+	t.Logf("the worker applied every event %s after the kill; what it retried meanwhile: %s",
+		time.Since(killedAt).Round(100*time.Millisecond), retriedErrors(worker.Logs()))
 	wantNoDeadLetters(t, r.brokers)
 	got, want, _ := r.cleanReplay(prefix)
 	lost := differingFields(got, want)
@@ -116,6 +119,26 @@ func joinKeys[V any](a, b map[string]V) map[string]bool {
 		out[k] = true
 	}
 	return out
+}
+
+// retriedErrors summarises the errors in a process's JSON log lines: how
+// many lines carried each.
+func retriedErrors(logs string) string {
+	counts := map[string]int{}
+	for line := range strings.SplitSeq(logs, "\n") {
+		var l struct{ Err string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Err != "" {
+			counts[l.Err]++
+		}
+	}
+	if len(counts) == 0 {
+		return "nothing"
+	}
+	var parts []string
+	for _, err := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%d× %q", counts[err], err))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func indent(s string) string {
