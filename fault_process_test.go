@@ -503,28 +503,12 @@ func (r *faultRig) endOffsets() streamingtest.Offsets {
 }
 
 // watermarks returns the last offset applied to Redis under prefix from
-// each partition (the offsets hash, fields "topic/partition[/topic id]").
+// each partition (the highest of the entity hashes' marks).
 func (r *faultRig) watermarks(prefix string) streamingtest.Offsets {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	offsets, err := featurestest.Hash(ctx, featurestest.URL(), prefix+"offsets")
+	marks, err := featurestest.Watermarks(featurestest.MustSnapshot(r.t, prefix))
 	if err != nil {
 		r.t.Fatal(err)
-	}
-	marks := streamingtest.Offsets{}
-	for field, v := range offsets {
-		topic, rest, _ := strings.Cut(field, "/")
-		partition, _, _ := strings.Cut(rest, "/")
-		p, err1 := strconv.ParseInt(partition, 10, 32)
-		off, err2 := strconv.ParseInt(v, 10, 64)
-		if err1 != nil || err2 != nil {
-			r.t.Fatalf("offsets watermark %q = %q is not topic/partition = offset", field, v)
-		}
-		if marks[topic] == nil {
-			marks[topic] = map[int32]int64{}
-		}
-		marks[topic][int32(p)] = off
 	}
 	return marks
 }
@@ -596,17 +580,8 @@ func (r *faultRig) cleanReplay(prefix string) (got, want map[string]map[string]s
 	group, replayPrefix := r.newGroup(), r.newPrefix()
 	r.serve("replay", "stream", group, replayPrefix)
 	r.waitCaughtUp(group)
-	got = featurestest.DropVersions(featurestest.MustSnapshot(r.t, prefix))
-	want = featurestest.DropVersions(featurestest.MustSnapshot(r.t, replayPrefix))
-	for _, snap := range []map[string]map[string]string{got, want} {
-		for key := range snap {
-			if strings.HasPrefix(key, "labels-round:") {
-				// A guard of features.ApplyLabels' pipelines, left for a
-				// minute only by a worker killed in the middle of one.
-				delete(snap, key)
-			}
-		}
-	}
+	got = featurestest.FeaturesOnly(featurestest.MustSnapshot(r.t, prefix))
+	want = featurestest.FeaturesOnly(featurestest.MustSnapshot(r.t, replayPrefix))
 	return got, want, replayPrefix
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/features/featurestest"
 	"github.com/aisle/aisle/streaming"
 	"github.com/aisle/aisle/streaming/streamingtest"
@@ -64,7 +65,7 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 	waitCaughtUp(t, admin, streaming.DefaultGroup, 60*time.Second)
 
 	want := replayFeatures(t, prefix)
-	for _, k := range []string{"avail:" + s0.ID + ":" + s0.Products[0], "sess:sess-a", "fo:o-1", "fl:o-3", "seen:" + events[0].ID} {
+	for _, k := range []string{features.KeyName("avail", s0.ID+":"+s0.Products[0]), features.KeyName("sess", "sess-a"), features.KeyName("fo", "o-1"), features.KeyName("fl", "o-3")} {
 		if _, ok := want[k]; !ok {
 			t.Fatalf("the workers wrote no %s; keys: %v", k, slices.Sorted(maps.Keys(want)))
 		}
@@ -273,7 +274,7 @@ func eventRecords(t *testing.T, events ...aisle.Event) []*kgo.Record {
 // different times.
 func replayFeatures(t *testing.T, prefix string) map[string]map[string]string {
 	t.Helper()
-	return featurestest.DropVersions(featurestest.MustSnapshot(t, prefix))
+	return featurestest.FeaturesOnly(featurestest.MustSnapshot(t, prefix))
 }
 
 // apiAnswers are what the API says about the replayed entities.

@@ -1,28 +1,49 @@
--- Effectively-once bookkeeping, prepended to every applier script (see
--- features.newApplierScript): an event is applied at most once, by its id
--- (the dedup key) and by its record's offset (the partition's watermark in
--- the offsets hash; field is "" for events that did not come from Kafka).
+-- Effectively-once bookkeeping, prepended to every applier script that
+-- writes an entity hash (see features.newApplierScript). It lives in the
+-- entity's own hash (KEYS[1]), in fields that start with "@":
+--   "@{topic}/{partition}[/{topic id}]" the offset of the last record of
+--        that partition applied to this entity: one field per partition
+--        the entity got records from;
+--   "@ids" the digests (8 bytes each) of the last features.RecentIDs
+--        events applied to it, for events without a Kafka origin and for
+--        the same event produced twice (a retried publish).
+-- The first three arguments of every such script are:
+-- ARGV[1] the mark field, "" when the event has no Kafka origin
+-- ARGV[2] the record's offset (with ARGV[1])
+-- ARGV[3] the event's digest: its id and applier (features.digest)
+-- ARGV[4] how many digests "@ids" keeps
 
--- already_applied reports whether the event was seen before.
-local function already_applied(seen_key, offsets_key, field, offset)
-  if redis.call('EXISTS', seen_key) == 1 then
-    return true
-  end
-  if field ~= '' then
-    local mark = redis.call('HGET', offsets_key, field)
-    if mark and tonumber(offset) <= tonumber(mark) then
+-- already_applied reports whether this entity applied the event before, and
+-- returns the digests for mark_applied. A record skipped for its event id
+-- moves the mark too, so that it is skipped by its offset from then on,
+-- after its id has left "@ids".
+local function already_applied()
+  if ARGV[1] ~= '' then
+    local mark = redis.call('HGET', KEYS[1], ARGV[1])
+    if mark and tonumber(ARGV[2]) <= tonumber(mark) then
       return true
     end
   end
-  return false
+  local ids = redis.call('HGET', KEYS[1], '@ids') or ''
+  for i = 1, #ids, 8 do
+    if string.sub(ids, i, i + 7) == ARGV[3] then
+      if ARGV[1] ~= '' then
+        redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+      end
+      return true
+    end
+  end
+  return false, ids
 end
 
--- mark_applied records the event id for seen_ttl milliseconds and moves the
--- watermark to its offset (only reached when the offset is above it).
-local function mark_applied(seen_key, offsets_key, field, offset, seen_ttl)
-  redis.call('SET', seen_key, '1', 'PX', seen_ttl)
-  if field ~= '' then
-    redis.call('HSET', offsets_key, field, offset)
+-- mark_applied records the event in the entity's hash: its partition's
+-- offset (only reached when it is above the mark) and its digest, first.
+local function mark_applied(ids)
+  ids = ARGV[3] .. string.sub(ids, 1, 8 * (tonumber(ARGV[4]) - 1))
+  if ARGV[1] ~= '' then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], '@ids', ids)
+  else
+    redis.call('HSET', KEYS[1], '@ids', ids)
   end
 end
 

@@ -47,9 +47,9 @@ const (
 	resubscribeMaxDelay = 5 * time.Second
 )
 
-// Origin says where an event was read from. The offset watermark it feeds
-// makes a replay of already applied records a no-op even when their event
-// ids have expired from the dedup keys.
+// Origin says where an event was read from. The entity hashes an event
+// changes keep the offset of the last record applied from its partition,
+// which makes a redelivery or a replay of applied records a no-op.
 type Origin struct {
 	Topic string // "" for events that did not come from Kafka: dedup by event id only
 	// TopicID is the broker's id of the topic (hex), if known. It is part of
@@ -61,40 +61,27 @@ type Origin struct {
 	Offset    int64
 }
 
-// field is the watermark's field in the offsets hash; "" for an event that
-// did not come from Kafka, which the scripts then deduplicate by id only.
-func (o Origin) field() string {
-	if o.Topic == "" {
-		return ""
-	}
-	f := o.Topic + "/" + strconv.FormatInt(int64(o.Partition), 10)
-	if o.TopicID != "" {
-		f += "/" + o.TopicID
-	}
-	return f
-}
-
 // ApplyAvailability applies inventory.level and pick.* events in one
 // pipelined round trip. Each event is applied atomically together with its
-// dedup key and offset watermark, so applying the same event again (same id,
-// or an offset at or below the partition's watermark) changes nothing.
+// bookkeeping in the store-product's hash, so applying the same event again
+// (an offset at or below the hash's mark of its partition, or one of its
+// last RecentIDs event ids) changes nothing.
 // Event times are kept to the millisecond. Updates from one partition must
 // be given in offset order. applied[i] reports whether updates[i] was new.
 // On error nothing is reported and the caller may retry the whole slice:
 // what was already applied is skipped.
 func (s *Store) ApplyAvailability(ctx context.Context, updates []Update) (applied []bool, err error) {
 	now := time.Now()
-	return s.applyEach(ctx, "availability", applyAvailabilityScript, updates, func(u Update) ([]string, []any, error) {
+	return s.applyEach(ctx, "availability", updates, func(u Update) (call, error) {
 		return s.availabilityCall(u, now)
 	})
 }
 
-// availabilityCall builds the keys and arguments of the Lua call for u,
-// applied at about now.
-func (s *Store) availabilityCall(u Update, now time.Time) ([]string, []any, error) {
+// availabilityCall builds the Lua call for u, applied at about now.
+func (s *Store) availabilityCall(u Update, now time.Time) (call, error) {
 	ev := u.Event
 	if ev == nil || (ev.Inventory == nil && ev.Pick == nil) {
-		return nil, nil, errors.New("apply availability: not an inventory or picking event")
+		return call{}, errors.New("apply availability: not an inventory or picking event")
 	}
 	var kind string
 	var quantity int64
@@ -107,21 +94,17 @@ func (s *Store) availabilityCall(u Update, now time.Time) ([]string, []any, erro
 		kind = "not_found"
 	}
 	sp := ev.StoreProduct()
-	keys := []string{s.availabilityKey(sp), s.seenKey(ev.ID), s.offsetsKey()}
-	args := []any{
+	args := append(markArgs("availability", u),
 		kind,
 		ev.Time.UnixMilli(),
 		quantity,
 		s.model.PickDecayPerSecond(),
 		s.ttl.Milliseconds(),
-		s.seenTTL.Milliseconds(),
-		u.Origin.field(),
-		u.Origin.Offset,
-		s.changesChannel(),
+		s.changesChannel(bucketTag(sp.String())),
 		sp.String(),
 		now.UnixMicro(),
-	}
-	return keys, args, nil
+	)
+	return call{applyAvailabilityScript, []string{s.availabilityKey(sp)}, args}, nil
 }
 
 // Availability returns the evidence of each store-product; one without data
@@ -249,8 +232,9 @@ func parseFloat(field string, v any) (float64, error) {
 }
 
 // WatchAvailability calls fn with every store-product whose availability
-// changes, until ctx is done; then it returns nil. It holds one pub/sub
-// connection and subscribes again after a Redis outage. Changes made while
+// changes, until ctx is done; then it returns nil. It subscribes to the
+// shard channels of every bucket (one connection, or one per master of a
+// cluster) and subscribes again after a Redis outage. Changes made while
 // it was not subscribed (during the outage, or just after it, before the
 // stream workers' writes were announced to a subscriber) are never
 // announced: resubscribed, when not nil, runs each time Redis confirms the
@@ -268,7 +252,7 @@ func parseFloat(field string, v any) (float64, error) {
 // It returns an error only when the first subscription fails, so that a
 // Redis outage at start is reported.
 func (s *Store) WatchAvailability(ctx context.Context, fn func(aisle.StoreProduct), resubscribed func()) error {
-	return s.watchLoop(ctx, s.changesChannel(), watcher{
+	return s.watchLoop(ctx, bucketChannels(s.scope+"changes:availability"), watcher{
 		subscribed: func(again bool) {
 			// Changes made before this confirmation (say, while go-redis
 			// reconnected) may never be announced.
@@ -296,8 +280,8 @@ func (s *Store) WatchAvailability(ctx context.Context, fn func(aisle.StoreProduc
 	})
 }
 
-func (s *Store) availabilityKey(sp aisle.StoreProduct) string {
-	return s.prefix + "avail:" + sp.StoreID + ":" + sp.ProductID
-}
+func (s *Store) availabilityKey(sp aisle.StoreProduct) string { return s.key("avail", sp.String()) }
 
-func (s *Store) changesChannel() string { return s.prefix + "changes:availability" }
+// changesChannel is the shard channel of availability changes in the
+// bucket whose hash tag is tag.
+func (s *Store) changesChannel(tag string) string { return s.scope + "changes:availability:" + tag }

@@ -1,46 +1,43 @@
 -- Applies one availability event atomically (see features.ApplyAvailability).
 -- It mirrors models.AvailabilityModel.ObservePick and ObserveFeed exactly.
 --
--- KEYS[1] availability hash {prefix}avail:{store}:{product}
--- KEYS[2] dedup key {prefix}seen:{eventID}
--- KEYS[3] offsets watermark hash {prefix}offsets
--- ARGV[1] kind: "found", "not_found" or "feed"
--- ARGV[2] event time, unix milliseconds
--- ARGV[3] feed quantity (feed only)
--- ARGV[4] pick decay rate per second
--- ARGV[5] availability hash TTL, milliseconds
--- ARGV[6] dedup key TTL, milliseconds
--- ARGV[7] watermark field "topic/partition", "" when the event has no Kafka origin
--- ARGV[8] record offset (with ARGV[7])
--- ARGV[9] change channel
--- ARGV[10] the store-product, "store:product"
--- ARGV[11] the writer's clock, unix microseconds (the floor of the new version)
--- Returns 1 when applied, 0 when skipped as already seen.
+-- KEYS[1] availability hash {prefix}avail:{bucket}{store}:{product}
+-- ARGV[1..4] effectively-once bookkeeping (applied.lua)
+-- ARGV[5] kind: "found", "not_found" or "feed"
+-- ARGV[6] event time, unix milliseconds
+-- ARGV[7] feed quantity (feed only)
+-- ARGV[8] pick decay rate per second
+-- ARGV[9] availability hash TTL, milliseconds
+-- ARGV[10] change channel: a shard channel in KEYS[1]'s slot
+-- ARGV[11] the store-product, "store:product"
+-- ARGV[12] the writer's clock, unix microseconds (the floor of the new version)
+-- Returns 1 when applied, 0 when skipped as already applied.
 --
 -- A change of the hash is published on the change channel with the new
 -- state: ver|found|not_found|at_ms|feed_qty|feed_at_ms|store:product (the
 -- order of features.stateFields; absent fields empty). An event that changes
 -- nothing (an older feed level) is not published.
-if already_applied(KEYS[2], KEYS[3], ARGV[7], ARGV[8]) then
+local seen, ids = already_applied()
+if seen then
   return 0
 end
 
-local t = tonumber(ARGV[2])
+local t = tonumber(ARGV[6])
 -- The state, in features.stateFields order; absent fields are false.
 local cur = redis.call('HMGET', KEYS[1], 'ver', 'found', 'not_found', 'at_ms', 'feed_qty', 'feed_at_ms')
 local changed -- name, value pairs of the fields the event changes; nil if none
-if ARGV[1] == 'feed' then
+if ARGV[5] == 'feed' then
   local feedAt = tonumber(cur[6])
   -- Last writer wins by event time; a tie keeps the level already recorded.
   if feedAt == nil or t > feedAt then
-    cur[5], cur[6] = ARGV[3], ARGV[2]
+    cur[5], cur[6] = ARGV[7], ARGV[6]
     changed = {'feed_qty', cur[5], 'feed_at_ms', cur[6]}
   end
 else
   local found = tonumber(cur[2]) or 0
   local notFound = tonumber(cur[3]) or 0
   local at = tonumber(cur[4])
-  local decay = tonumber(ARGV[4])
+  local decay = tonumber(ARGV[8])
   local weight = 1
   if at == nil then
     found, notFound, at = 0, 0, t
@@ -54,7 +51,7 @@ else
     -- Older (or simultaneous) event: discount it to the reference time.
     weight = math.exp(-decay * ((at - t) / 1000))
   end
-  if ARGV[1] == 'found' then
+  if ARGV[5] == 'found' then
     found = found + weight
   else
     notFound = notFound + weight
@@ -70,16 +67,16 @@ if changed then
   -- deleted or expired starts again above the versions cached before (unless
   -- a writer's clock is off by more than the time since). Redis's own clock
   -- (TIME) would cost a command per event: 10 % of BenchmarkIngest.
-  cur[1] = string.format('%.0f', math.max(tonumber(ARGV[11]), (tonumber(cur[1]) or 0) + 1))
+  cur[1] = string.format('%.0f', math.max(tonumber(ARGV[12]), (tonumber(cur[1]) or 0) + 1))
   redis.call('HSET', KEYS[1], 'ver', cur[1], unpack(changed))
 end
 
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-mark_applied(KEYS[2], KEYS[3], ARGV[7], ARGV[8], ARGV[6])
+mark_applied(ids)
+redis.call('PEXPIRE', KEYS[1], ARGV[9])
 if changed then
   for i = 1, 6 do
     cur[i] = cur[i] or ''
   end
-  redis.call('PUBLISH', ARGV[9], table.concat(cur, '|') .. '|' .. ARGV[10])
+  redis.call('SPUBLISH', ARGV[10], table.concat(cur, '|') .. '|' .. ARGV[11])
 end
 return 1

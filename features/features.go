@@ -8,8 +8,8 @@ package features
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,8 +25,7 @@ const RedisStartCommand = `redis-server --daemonize yes --bind 127.0.0.1 -::1 --
 
 // Defaults for Option.
 const (
-	DefaultTTL     = 30 * 24 * time.Hour // entity hashes, refreshed on every write
-	DefaultSeenTTL = 7 * 24 * time.Hour  // dedup keys: longer than any redelivery window
+	DefaultTTL = 30 * 24 * time.Hour // entity hashes, refreshed on every write
 
 	// DefaultNearCacheEntries bounds the availability near cache: about 230
 	// bytes an entry with its key, so some 45 MB when full.
@@ -39,12 +38,15 @@ const (
 
 // Store is the online feature store. It is safe for concurrent use.
 type Store struct {
-	rdb        redis.UniversalClient
-	cluster    bool // rdb is a Redis Cluster client
-	prefix     string
+	rdb     redis.UniversalClient
+	cluster bool // rdb is a Redis Cluster client
+	prefix  string
+	// scope starts every channel's name: the prefix and the database, since
+	// pub/sub ignores the database number, so that deployments that share
+	// a Redis server in different databases never hear each other.
+	scope      string
 	model      models.AvailabilityModel
 	ttl        time.Duration
-	seenTTL    time.Duration
 	near       *nearCache      // availability states, used while WatchAvailability runs
 	neighbours *neighbourCache // neighbour sessions, used while WatchSessions runs
 }
@@ -54,9 +56,6 @@ type Option func(*Store)
 
 // WithTTL sets how long an entity hash lives after its last write.
 func WithTTL(d time.Duration) Option { return func(s *Store) { s.ttl = d } }
-
-// WithSeenTTL sets how long an event id is remembered for deduplication.
-func WithSeenTTL(d time.Duration) Option { return func(s *Store) { s.seenTTL = d } }
 
 // WithCluster says whether the Redis URL names a Redis Cluster (see
 // NewClient).
@@ -81,15 +80,19 @@ func Open(ctx context.Context, redisURL, keyPrefix string, model models.Availabi
 		prefix:     keyPrefix,
 		model:      model,
 		ttl:        DefaultTTL,
-		seenTTL:    DefaultSeenTTL,
 		near:       newNearCache(DefaultNearCacheEntries, DefaultNearCacheMaxAge),
 		neighbours: newNeighbourCache(),
 	}
 	for _, o := range opts {
 		o(s)
 	}
-	if s.ttl < time.Millisecond || s.seenTTL < time.Millisecond {
-		return nil, fmt.Errorf("open feature store: TTLs must be at least 1ms (ttl %s, seen ttl %s)", s.ttl, s.seenTTL)
+	if s.ttl < time.Millisecond {
+		return nil, fmt.Errorf("open feature store: the TTL must be at least 1ms, got %s", s.ttl)
+	}
+	if strings.ContainsAny(keyPrefix, "{}") {
+		// The first {…} of a key is its hash tag: the prefix's would put
+		// every key in one slot.
+		return nil, fmt.Errorf("open feature store: the key prefix %q must not contain braces", keyPrefix)
 	}
 	if s.near.maxEntries < 0 || s.near.maxAge <= 0 {
 		return nil, fmt.Errorf("open feature store: near cache needs entries >= 0 and a positive max age (entries %d, max age %s)", s.near.maxEntries, s.near.maxAge)
@@ -99,6 +102,11 @@ func Open(ctx context.Context, redisURL, keyPrefix string, model models.Availabi
 		return nil, fmt.Errorf("open feature store: %w", err)
 	}
 	s.rdb = rdb
+	db := 0 // a cluster has database 0 only
+	if c, ok := rdb.(*redis.Client); ok {
+		db = c.Options().DB
+	}
+	s.scope = keyPrefix + strconv.Itoa(db) + ":"
 
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -106,7 +114,7 @@ func Open(ctx context.Context, redisURL, keyPrefix string, model models.Availabi
 		s.rdb.Close()
 		return nil, fmt.Errorf("redis at %s is unreachable (start it with: %s): %w", Addrs(s.rdb), RedisStartCommand, err)
 	}
-	if err := applyAvailabilityScript.Load(ctx, s.rdb).Err(); err != nil {
+	if err := applyAvailabilityScript.Load(ctx, s.rdb).Err(); err != nil { // on every master of a cluster
 		s.rdb.Close()
 		return nil, fmt.Errorf("open feature store: load availability script: %w", err)
 	}
@@ -198,19 +206,3 @@ func Addrs(rdb redis.UniversalClient) string {
 		return fmt.Sprintf("%T", rdb)
 	}
 }
-
-// Watermark returns the highest Kafka offset applied from the partition o
-// names (o.Offset is ignored), and false when none was.
-func (s *Store) Watermark(ctx context.Context, o Origin) (int64, bool, error) {
-	off, err := s.rdb.HGet(ctx, s.offsetsKey(), o.field()).Int64()
-	if errors.Is(err, redis.Nil) {
-		return 0, false, nil
-	} else if err != nil {
-		return 0, false, fmt.Errorf("read watermark of %s: %w", o.field(), err)
-	}
-	return off, true, nil
-}
-
-func (s *Store) offsetsKey() string { return s.prefix + "offsets" }
-
-func (s *Store) seenKey(eventID string) string { return s.prefix + "seen:" + eventID }

@@ -143,7 +143,7 @@ func stateOnly(b *testing.B, rdb *redis.Client, prefix string) int64 {
 		for f, v := range all[i].Val() {
 			if state[f] {
 				entities[i].fields[f] = v
-			} else if !strings.Contains(f, "/") && !strings.HasPrefix(f, "id:") {
+			} else if !features.IsBookkeeping(f) {
 				b.Fatalf("%s: field %q is neither state nor bookkeeping", entities[i].key, f)
 			}
 		}

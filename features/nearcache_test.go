@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/features"
@@ -147,8 +151,11 @@ func TestNearCacheResetsOnAnUnreadableMessage(t *testing.T) {
 	deleteBehindTheCache(t, s)
 
 	rdb := featurestest.Client(t)
-	if err := rdb.Publish(context.Background(), prefix+"changes:availability", "s-1:p-1").Err(); err != nil {
-		t.Fatal(err)
+	for b := range features.Buckets { // the channel of sp's bucket among them
+		channel := fmt.Sprintf("%s0:changes:availability:{%d}", prefix, b)
+		if err := rdb.SPublish(context.Background(), channel, "s-1:p-1").Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitFor(t, "the cache to be reset", func() bool { return read(t, s, sp)[0] == (models.AvailabilityEvidence{}) })
 	announce(t, s, changes, sp, "e-after-")
@@ -207,7 +214,7 @@ func TestApplyAvailabilityVersions(t *testing.T) {
 	rdb := featurestest.Client(t)
 	ctx := context.Background()
 	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-1"}
-	key := prefix + "avail:s-1:p-1"
+	key := prefix + features.KeyName("avail", "s-1:p-1")
 	version := func() int64 {
 		t.Helper()
 		v, err := rdb.HGet(ctx, key, "ver").Int64()
@@ -250,30 +257,46 @@ func deleteBehindTheCache(t *testing.T, s *features.Store) {
 	}
 }
 
-// killPubSub closes the pub/sub connection of the client named clientName
-// from the Redis side, as an outage or CLIENT KILL would.
+// killPubSub closes the pub/sub connections of the client named clientName
+// from the Redis side, as an outage or CLIENT KILL would: on every master of
+// a cluster, where each holds some of the subscriptions.
 func killPubSub(t *testing.T, clientName string) {
 	t.Helper()
-	rdb := featurestest.Client(t)
 	ctx := context.Background()
-	list, err := rdb.Do(ctx, "CLIENT", "LIST", "TYPE", "pubsub").Text()
-	if err != nil {
-		t.Fatalf("CLIENT LIST: %v", err)
-	}
-	var ids []string
-	for line := range strings.Lines(list) {
-		fields := strings.Fields(line)
-		for _, f := range fields {
-			if f == "name="+clientName {
-				ids = append(ids, strings.TrimPrefix(fields[0], "id="))
+	killed := 0
+	kill := func(ctx context.Context, node *redis.Client) error {
+		list, err := node.Do(ctx, "CLIENT", "LIST", "TYPE", "pubsub").Text()
+		if err != nil {
+			return fmt.Errorf("CLIENT LIST: %w", err)
+		}
+		for line := range strings.Lines(list) {
+			fields := strings.Fields(line)
+			if slices.Contains(fields, "name="+clientName) {
+				if err := node.Do(ctx, "CLIENT", "KILL", "ID", strings.TrimPrefix(fields[0], "id=")).Err(); err != nil {
+					return fmt.Errorf("CLIENT KILL: %w", err)
+				}
+				killed++
 			}
 		}
+		return nil
 	}
-	if len(ids) != 1 {
-		t.Fatalf("pub/sub connections named %s: %v, want one\n%s", clientName, ids, list)
+	var err error
+	switch rdb := featurestest.Client(t).(type) {
+	case *redis.ClusterClient:
+		var mu sync.Mutex
+		err = rdb.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return kill(ctx, node)
+		})
+	case *redis.Client:
+		err = kill(ctx, rdb)
 	}
-	if err := rdb.Do(ctx, "CLIENT", "KILL", "ID", ids[0]).Err(); err != nil {
-		t.Fatalf("CLIENT KILL: %v", err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if killed == 0 {
+		t.Fatalf("no pub/sub connection named %s", clientName)
 	}
 }
 

@@ -21,23 +21,30 @@ func newApplierScript(source string) *redis.Script {
 	return redis.NewScript(appliedPrelude + source)
 }
 
-// Update is one decoded event to apply, with where it was read. Each topic's
-// events are applied to Redis by one script, whose dedup key (by event id)
-// and offset watermark (by topic and partition) make a redelivery a no-op.
+// Update is one decoded event to apply, with where it was read. Each
+// entity an event changes is changed by one script call on that entity's
+// keys alone, which recognises a redelivery by the record's offset and a
+// repeated event by its id, both kept in the entity's hash (applied.lua).
 type Update struct {
 	Event  *aisle.Decoded
 	Origin Origin
 }
 
-// evalEach runs script once per keys[i]/args[i] in one pipelined round trip
-// and returns each call's result. A second round trip is needed only when
-// Redis lost its script cache (a restart) since the script was loaded: the
-// script is reloaded and the calls that failed are run again. The first
-// other error fails the whole call; scripts are idempotent, so the caller
-// retries all of them.
-func (s *Store) evalEach(ctx context.Context, script *redis.Script, keys [][]string, args [][]any) ([]any, error) {
-	results := make([]any, len(keys))
-	pending := make([]int, len(keys))
+// call is one script call: keys all in one slot (one hash tag).
+type call struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+}
+
+// evalEach runs calls in one pipelined round trip and returns each call's
+// result. A second round trip is needed only when Redis lost its script
+// cache (a restart) since the script was loaded: the scripts are reloaded
+// and the calls that failed are run again. The first other error fails the
+// whole call; scripts are idempotent, so the caller retries all of them.
+func (s *Store) evalEach(ctx context.Context, calls []call) ([]any, error) {
+	results := make([]any, len(calls))
+	pending := make([]int, len(calls))
 	for i := range pending {
 		pending[i] = i
 	}
@@ -45,7 +52,8 @@ func (s *Store) evalEach(ctx context.Context, script *redis.Script, keys [][]str
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(pending))
 		for j, i := range pending {
-			cmds[j] = script.EvalSha(ctx, pipe, keys[i], args[i]...)
+			c := calls[i]
+			cmds[j] = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
 		}
 		_, _ = pipe.Exec(ctx) // errors are per command, read below
 
@@ -64,29 +72,34 @@ func (s *Store) evalEach(ctx context.Context, script *redis.Script, keys [][]str
 		if len(noScript) == 0 {
 			return results, nil
 		}
-		if err := script.Load(ctx, s.rdb).Err(); err != nil {
-			return nil, err
+		loaded := map[*redis.Script]bool{}
+		for _, i := range noScript {
+			if sc := calls[i].script; !loaded[sc] {
+				if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+					return nil, err
+				}
+				loaded[sc] = true
+			}
 		}
 		pending = noScript
 	}
 	return nil, errors.New("redis keeps forgetting the script")
 }
 
-// applyEach applies each update with one call of script (built by call) in
-// one pipelined round trip; applied[i] reports whether updates[i] changed
-// the features, which the scripts say by returning 1.
-func (s *Store) applyEach(ctx context.Context, what string, script *redis.Script, updates []Update, call func(Update) ([]string, []any, error)) (applied []bool, err error) {
+// applyEach applies each update with one call (built by build) in one
+// pipelined round trip; applied[i] reports whether updates[i] changed the
+// features, which the scripts say by returning 1.
+func (s *Store) applyEach(ctx context.Context, what string, updates []Update, build func(Update) (call, error)) (applied []bool, err error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}
-	keys := make([][]string, len(updates))
-	args := make([][]any, len(updates))
+	calls := make([]call, len(updates))
 	for i, u := range updates {
-		if keys[i], args[i], err = call(u); err != nil {
+		if calls[i], err = build(u); err != nil {
 			return nil, err
 		}
 	}
-	results, err := s.evalEach(ctx, script, keys, args)
+	results, err := s.evalEach(ctx, calls)
 	if err != nil {
 		return nil, fmt.Errorf("apply %s events: %w", what, err)
 	}

@@ -19,7 +19,13 @@ import (
 //go:embed session.lua
 var applySessionSource string
 
-var applySessionScript = newApplierScript(applySessionSource)
+//go:embed item.lua
+var applyItemSource string
+
+var (
+	applySessionScript = newApplierScript(applySessionSource)
+	applyItemScript    = redis.NewScript(applyItemSource)
+)
 
 // Bounds of the session state (see session.lua).
 const (
@@ -56,32 +62,47 @@ type SessionState struct {
 	Session models.Session
 }
 
-// ApplySessions applies session.* events in one pipelined round trip, each
-// atomically with its dedup key and offset watermark, like
-// ApplyAvailability. A session belongs to the user of its first event: a
-// later event of another user is skipped (applied false), so no one can
-// take over or pollute someone else's session by reusing its id.
+// ApplySessions applies session.* events in two pipelined round trips:
+// each event to its session, atomically with the session's bookkeeping like
+// ApplyAvailability, then the events about a product to the product's index
+// of sessions, which is idempotent. A session belongs to the user of its
+// first event: a later event of another user is skipped (applied false), so
+// no one can take over or pollute someone else's session by reusing its id.
 func (s *Store) ApplySessions(ctx context.Context, updates []Update) (applied []bool, err error) {
-	return s.applyEach(ctx, "session", applySessionScript, updates, s.sessionCall)
-}
-
-// sessionCall builds the keys and arguments of the Lua call for u.
-func (s *Store) sessionCall(u Update) ([]string, []any, error) {
-	ev := u.Event
-	if ev == nil || ev.Session == nil {
-		return nil, nil, errors.New("apply sessions: not a session event")
+	if len(updates) == 0 {
+		return nil, nil
 	}
-	se := ev.Session
-	keys := []string{s.sessionKey(se.SessionID), s.seenKey(ev.ID), s.offsetsKey()}
-	if se.ProductID != "" {
-		keys = append(keys, s.itemSessionsKey(se.ProductID))
+	calls := make([]call, len(updates))
+	for i, u := range updates {
+		ev := u.Event
+		if ev == nil || ev.Session == nil {
+			return nil, errors.New("apply sessions: not a session event")
+		}
+		se := ev.Session
+		args := append(markArgs("sessions", u),
+			sessionActions[ev.Type], se.UserID, se.ProductID, ev.Time.UnixMilli(),
+			SessionTTL.Milliseconds(), s.sessionChannel(bucketTag(se.SessionID)), se.SessionID, SessionItems)
+		calls[i] = call{applySessionScript, []string{s.sessionKey(se.SessionID)}, args}
 	}
-	args := []any{
-		sessionActions[ev.Type], se.UserID, se.ProductID, ev.Time.UnixMilli(),
-		SessionTTL.Milliseconds(), s.seenTTL.Milliseconds(), u.Origin.field(), u.Origin.Offset,
-		s.sessionChannel(), se.SessionID, SessionItems, ItemSessions,
+	results, err := s.evalEach(ctx, calls)
+	if err != nil {
+		return nil, fmt.Errorf("apply session events: %w", err)
 	}
-	return keys, args, nil
+	applied = make([]bool, len(updates))
+	var items []call
+	for i, r := range results {
+		applied[i] = r == int64(1)
+		// Applied now, or before (the index may not have been written if
+		// the worker died in between): the session's own product event.
+		if se := updates[i].Event.Session; se.ProductID != "" && (r == int64(1) || r == int64(0)) {
+			items = append(items, call{applyItemScript, []string{s.itemSessionsKey(se.ProductID)},
+				[]any{updates[i].Event.Time.UnixMilli(), se.SessionID, ItemSessions, SessionTTL.Milliseconds()}})
+		}
+	}
+	if _, err := s.evalEach(ctx, items); err != nil {
+		return nil, fmt.Errorf("apply session events to their products: %w", err)
+	}
+	return applied, nil
 }
 
 // Session reads a session's state; an unknown (or expired) session is the
@@ -176,15 +197,16 @@ func (s *Store) NeighbourSessions(ctx context.Context, sessionID string, product
 }
 
 // WatchSessions calls fn with the id of every session that changes, until
-// ctx is done; then it returns nil. Like WatchAvailability it holds one
-// pub/sub connection, subscribes again after an outage (changes during the
-// outage are not announced) and fails only when the first subscription does.
+// ctx is done; then it returns nil. Like WatchAvailability it subscribes to
+// every bucket's shard channel, subscribes again after an outage (changes
+// during the outage are not announced) and fails only when the first
+// subscription does.
 //
 // While its subscription is confirmed, NeighbourSessions serves neighbour
 // sessions from an in-process cache that every announced change keeps
 // coherent (see neighbourCache).
 func (s *Store) WatchSessions(ctx context.Context, fn func(sessionID string)) error {
-	return s.watchLoop(ctx, s.sessionChannel(), watcher{
+	return s.watchLoop(ctx, bucketChannels(s.scope+"changes:sessions"), watcher{
 		subscribed: func(bool) { s.neighbours.use() },
 		message: func(sessionID string) {
 			s.neighbours.forget(sessionID)
@@ -194,8 +216,10 @@ func (s *Store) WatchSessions(ctx context.Context, fn func(sessionID string)) er
 	})
 }
 
-func (s *Store) sessionKey(id string) string { return s.prefix + "sess:" + id }
+func (s *Store) sessionKey(id string) string { return s.key("sess", id) }
 
-func (s *Store) itemSessionsKey(productID string) string { return s.prefix + "item:" + productID }
+func (s *Store) itemSessionsKey(productID string) string { return s.key("item", productID) }
 
-func (s *Store) sessionChannel() string { return s.prefix + "changes:sessions" }
+// sessionChannel is the shard channel of session changes in the bucket
+// whose hash tag is tag.
+func (s *Store) sessionChannel(tag string) string { return s.scope + "changes:sessions:" + tag }

@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,25 +16,28 @@ import (
 	"github.com/aisle/aisle/models"
 )
 
-// Fraud velocity in Redis: one hash per entity ({prefix}fv:{kind}:{id})
+// Fraud velocity in Redis: one hash per entity ({prefix}fv:{b}{kind}:{id})
 // holding the fields of models.OrderOps and friends, one record per order
-// ({prefix}fo:{orderID}) so that a label can find the order's entities, and
-// one per label ({prefix}fl:{orderID}), and while ApplyLabels retries a
-// label, a guard per round and partition
-// ({prefix}labels-round:{topic/partition}:{round}).
-// The scripts mirror
-// models.EntityState.Apply; reads return the hashes for
+// ({prefix}fo:{b}{orderID}) so that a label can find the order's entities,
+// and one per label ({prefix}fl:{b}{orderID}), the order's bucket for both.
+// An event changes each entity with a script call of its own, effectively
+// once by the bookkeeping in that entity's hash (applied.lua). The scripts
+// mirror models.EntityState.Apply; reads return the hashes for
 // models.ComputeFraudFeatures.
 
 //go:embed velocity.lua
-var applyVelocitySource string
+var applyEntitySource string
+
+//go:embed order.lua
+var recordOrderSource string
 
 //go:embed labels.lua
-var applyLabelSource string
+var recordLabelSource string
 
 var (
-	applyVelocityScript = newApplierScript(applyVelocitySource)
-	applyLabelScript    = newApplierScript(applyLabelSource)
+	applyEntityScript = newApplierScript(applyEntitySource)
+	recordOrderScript = redis.NewScript(recordOrderSource)
+	recordLabelScript = redis.NewScript(recordLabelSource)
 )
 
 // FraudOrder converts an order.placed event for the models.
@@ -54,8 +56,8 @@ func FraudFailedPayment(d *aisle.Decoded) models.FraudFailedPayment {
 	return models.FraudFailedPayment{UserID: p.UserID, Card: p.CardFingerprint, Device: p.DeviceID, IP: p.IP, At: d.Time}
 }
 
-// labelSignature names the entities a label of o updates; velocity.lua
-// stores it in the order record and labels.lua checks it. Ids never contain
+// labelSignature names the entities a label of o updates; order.lua stores
+// it in the order record and labels.lua returns it. Ids never contain
 // spaces.
 func labelSignature(o models.FraudOrder) string {
 	ids := make([]string, 0, 4)
@@ -65,168 +67,180 @@ func labelSignature(o models.FraudOrder) string {
 	return strings.Join(ids, " ")
 }
 
+// labelEntities parses a label signature; nil when it is not one.
+func labelEntities(sig string) []models.Entity {
+	ids := strings.Split(sig, " ")
+	if len(ids) != 4 {
+		return nil
+	}
+	kinds := []models.EntityKind{models.EntityCard, models.EntityDevice, models.EntityAddress, models.EntityStore}
+	out := make([]models.Entity, len(kinds))
+	for k, kind := range kinds {
+		out[k] = models.Entity{Kind: kind, ID: ids[k]}
+	}
+	return out
+}
+
+// record identifies the record of u for order.lua and labels.lua: its
+// partition's mark field and offset, or the event's digest when it did not
+// come from Kafka.
+func record(applier string, u Update) string {
+	if f := u.Origin.field(); f != "" {
+		return f + "=" + strconv.FormatInt(u.Origin.Offset, 10)
+	}
+	return digest(applier, u.Event.ID)
+}
+
 // ApplyVelocity applies order.placed and payment.failed events to the fraud
-// velocity hashes in one pipelined round trip, each atomically with its dedup
-// key and offset watermark (as ApplyAvailability). A second order.placed for
-// an order id already recorded is skipped too. applied[i] reports whether
-// updates[i] changed the features.
+// velocity hashes: first each order's record (one pipelined round trip),
+// then each event's operations on each of its entities, one script call per
+// entity (one more). A second order.placed for an order id already recorded
+// by another record is skipped. applied[i] reports whether updates[i]
+// changed the features.
 func (s *Store) ApplyVelocity(ctx context.Context, updates []Update) (applied []bool, err error) {
-	return s.applyEach(ctx, "velocity", applyVelocityScript, updates, s.velocityCall)
-}
-
-func (s *Store) velocityCall(u Update) ([]string, []any, error) {
-	ev := u.Event
-	var (
-		entities []models.EntityOps
-		orderID  string
-		isOrder  = "0"
-		sig      string
-		labelPos []int
-		at       time.Time
-	)
-	switch {
-	case ev != nil && ev.Order != nil:
-		o := FraudOrder(ev)
-		entities, orderID, isOrder, sig, at = models.OrderOps(o), o.OrderID, "1", labelSignature(o), o.At
-		// The entities a label updates, some of which (the store) the
-		// order itself does not touch.
-		for _, le := range models.LabelEntities(o) {
-			j := slices.IndexFunc(entities, func(e models.EntityOps) bool { return e.Entity == le })
-			if j < 0 {
-				j = len(entities)
-				entities = append(entities, models.EntityOps{Entity: le})
-			}
-			labelPos = append(labelPos, j+1)
-		}
-	case ev != nil && ev.PaymentFailed != nil:
-		p := FraudFailedPayment(ev)
-		entities, orderID, at = models.FailedPaymentOps(p), ev.PaymentFailed.OrderID, p.At
-	default:
-		return nil, nil, errors.New("apply velocity: not an order.placed or payment.failed event")
+	if len(updates) == 0 {
+		return nil, nil
 	}
-	keys := []string{s.seenKey(ev.ID), s.offsetsKey(), s.orderKey(orderID), s.labelKey(orderID)}
-	minute, hour, day, lastSeen := models.PruneCutoffs(at)
-	args := []any{u.Origin.field(), u.Origin.Offset, s.seenTTL.Milliseconds(), s.ttl.Milliseconds(), isOrder,
-		minute, hour, day, lastSeen, sig, len(labelPos)}
-	for _, p := range labelPos {
-		args = append(args, p)
-	}
-	for _, e := range entities {
-		keys = append(keys, s.entityKey(e.Entity))
-		args = append(args, len(e.Ops))
-		for _, op := range e.Ops {
-			args = append(args, string(rune(op.Kind)), op.Field, op.Value)
+	var orders []call
+	for _, u := range updates {
+		switch ev := u.Event; {
+		case ev != nil && ev.Order != nil:
+			o := FraudOrder(ev)
+			orders = append(orders, call{recordOrderScript, []string{s.orderKey(o.OrderID), s.labelKey(o.OrderID)},
+				[]any{record("velocity", u), labelSignature(o), s.ttl.Milliseconds()}})
+		case ev != nil && ev.PaymentFailed != nil:
+		default:
+			return nil, errors.New("apply velocity: not an order.placed or payment.failed event")
 		}
 	}
-	args = append(args, models.PruneAbove, models.MaxCounterparts)
-	return keys, args, nil
-}
+	recorded, err := s.evalEach(ctx, orders)
+	if err != nil {
+		return nil, fmt.Errorf("apply velocity: record orders: %w", err)
+	}
 
-// maxLabelAttempts bounds how often ApplyLabels reads a label's order record
-// again because it changed between the read and the script (an order
-// recorded in between): the second attempt sees it.
-const maxLabelAttempts = 3
-
-// ApplyLabels applies order.labeled events: each label is counted in the
-// delayed-label risk of its order's card, device, address and store, once,
-// whether the label or the order arrives first (see labels.lua). The first
-// label of an order wins; later ones are skipped.
-func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bool, err error) {
-	applied = make([]bool, len(updates))
-	pending := make([]int, 0, len(updates))
+	var entities []call
+	var owner []int // the update of each entity call
 	for i, u := range updates {
-		if u.Event == nil || u.Event.Label == nil {
-			return nil, errors.New("apply labels: not an order.labeled event")
+		var ops []models.EntityOps
+		var at time.Time
+		if u.Event.Order != nil {
+			r, _ := recorded[0].([]any)
+			recorded = recorded[1:]
+			if len(r) == 0 || r[0] != int64(1) {
+				continue // another record's order
+			}
+			o := FraudOrder(u.Event)
+			ops, at = models.OrderOps(o), o.At
+			if len(r) == 3 { // a label that came first, counted with the order
+				lt, _ := r[1].(int64)
+				fraud, _ := r[2].(int64)
+				ops = withOps(ops, models.LabelEntities(o), models.LabelOps(time.UnixMilli(lt), fraud == 1))
+			}
+		} else {
+			p := FraudFailedPayment(u.Event)
+			ops, at = models.FailedPaymentOps(p), p.At
 		}
-		pending = append(pending, i)
+		for _, e := range ops {
+			entities = append(entities, s.entityCall("velocity", u, e, at))
+			owner = append(owner, i)
+		}
 	}
-	retried, attempts := -1, 0 // the label retried last, and how often
-	for len(pending) > 0 {
-		sigs, err := s.orderSignatures(ctx, updates, pending)
-		if err != nil {
-			return nil, err
+	return s.applyEntities(ctx, "velocity", len(updates), entities, owner)
+}
+
+// withOps adds ops to the operations of each of entities, adding the
+// entities that ops does not have yet.
+func withOps(ops []models.EntityOps, entities []models.Entity, add []models.VelocityOp) []models.EntityOps {
+	for _, e := range entities {
+		j := slices.IndexFunc(ops, func(eo models.EntityOps) bool { return eo.Entity == e })
+		if j < 0 {
+			ops = append(ops, models.EntityOps{Entity: e})
+			j = len(ops) - 1
 		}
-		// One round: one pipeline of scripts, each partition's in offset
-		// order (see labels.lua for the guard that keeps it so).
-		round := strconv.FormatUint(rand.Uint64(), 36)
-		last := map[string]int{} // guard key → its last label in pending
-		for j, i := range pending {
-			last[s.labelRoundKey(updates[i].Origin, round)] = j
-		}
-		keys := make([][]string, len(pending))
-		args := make([][]any, len(pending))
-		for j, i := range pending {
-			u := updates[i]
-			l := u.Event.Label
-			guard := s.labelRoundKey(u.Origin, round)
-			keys[j] = []string{s.seenKey(u.Event.ID), s.offsetsKey(), s.labelKey(l.OrderID), s.orderKey(l.OrderID), guard}
-			if sigs[j] != "" {
-				ids := strings.Split(sigs[j], " ")
-				for k, kind := range []models.EntityKind{models.EntityCard, models.EntityDevice, models.EntityAddress, models.EntityStore} {
-					keys[j] = append(keys[j], s.entityKey(models.Entity{Kind: kind, ID: ids[k]}))
-				}
-			}
-			fraud := 0
-			if *l.Fraud {
-				fraud = 1
-			}
-			isLast := "0"
-			if last[guard] == j {
-				isLast = "1"
-			}
-			args[j] = []any{u.Origin.field(), u.Origin.Offset, s.seenTTL.Milliseconds(), s.ttl.Milliseconds(), u.Event.Time.UnixMilli(), fraud, sigs[j], round, isLast}
-		}
-		results, err := s.evalEach(ctx, applyLabelScript, keys, args)
-		if err != nil {
-			return nil, fmt.Errorf("apply labels: %w", err)
-		}
-		var again []int
-		for j, r := range results {
-			switch r {
-			case int64(-1), int64(-2):
-				again = append(again, pending[j])
-			case int64(1):
-				applied[pending[j]] = true
-			}
-		}
-		pending = again
-		if len(pending) == 0 {
-			break
-		}
-		// The first label retried is one that returned -1; every round
-		// applies or retries its first label, so only it can stall.
-		if pending[0] != retried {
-			retried, attempts = pending[0], 0
-		}
-		if attempts++; attempts == maxLabelAttempts {
-			return nil, fmt.Errorf("apply labels: the order record of %s kept changing", updates[retried].Event.Label.OrderID)
+		ops[j].Ops = append(slices.Clip(ops[j].Ops), add...)
+	}
+	return ops
+}
+
+// entityCall is the velocity.lua call that applies e's operations for u.
+func (s *Store) entityCall(applier string, u Update, e models.EntityOps, at time.Time) call {
+	minute, hour, day, lastSeen := models.PruneCutoffs(at)
+	args := append(markArgs(applier, u), s.ttl.Milliseconds(), minute, hour, day, lastSeen, models.PruneAbove, models.MaxCounterparts)
+	for _, op := range e.Ops {
+		args = append(args, string(rune(op.Kind)), op.Field, op.Value)
+	}
+	return call{applyEntityScript, []string{s.entityKey(e.Entity)}, args}
+}
+
+// applyEntities runs the entity calls, owner[j] being the update of
+// entities[j], and reports for each of n updates whether one of its calls
+// changed something.
+func (s *Store) applyEntities(ctx context.Context, what string, n int, entities []call, owner []int) ([]bool, error) {
+	results, err := s.evalEach(ctx, entities)
+	if err != nil {
+		return nil, fmt.Errorf("apply %s: %w", what, err)
+	}
+	applied := make([]bool, n)
+	for j, r := range results {
+		if r == int64(1) {
+			applied[owner[j]] = true
 		}
 	}
 	return applied, nil
 }
 
-// orderSignatures reads the label signature of the order of each pending
-// label ("" when the order is not recorded).
-func (s *Store) orderSignatures(ctx context.Context, updates []Update, pending []int) ([]string, error) {
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(pending))
-	for j, i := range pending {
-		cmds[j] = pipe.HGet(ctx, s.orderKey(updates[i].Event.Label.OrderID), "sig")
+// ApplyLabels applies order.labeled events: each label is counted in the
+// delayed-label risk of its order's card, device, address and store, once,
+// whether the label or the order arrives first (see labels.lua). The first
+// label of an order wins; later ones are skipped. It takes two pipelined
+// round trips: the labels, then the counts of those whose order is known.
+func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bool, err error) {
+	if len(updates) == 0 {
+		return nil, nil
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read order records: %w", err)
-	}
-	sigs := make([]string, len(pending))
-	for j, cmd := range cmds {
-		sig, err := cmd.Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("read order record: %w", err)
+	labels := make([]call, len(updates))
+	for i, u := range updates {
+		if u.Event == nil || u.Event.Label == nil {
+			return nil, errors.New("apply labels: not an order.labeled event")
 		}
-		if strings.Count(sig, " ") == 3 {
-			sigs[j] = sig
+		l := u.Event.Label
+		fraud := 0
+		if *l.Fraud {
+			fraud = 1
+		}
+		labels[i] = call{recordLabelScript, []string{s.labelKey(l.OrderID), s.orderKey(l.OrderID)},
+			[]any{record("labels", u), u.Event.Time.UnixMilli(), fraud, s.ttl.Milliseconds()}}
+	}
+	results, err := s.evalEach(ctx, labels)
+	if err != nil {
+		return nil, fmt.Errorf("apply labels: %w", err)
+	}
+	var entities []call
+	var owner []int
+	for i, res := range results {
+		r, _ := res.([]any)
+		if len(r) < 2 {
+			continue // waits for its order, or another label came first
+		}
+		sig, _ := r[1].(string)
+		l := updates[i].Event
+		for _, e := range labelEntities(sig) {
+			op := models.EntityOps{Entity: e, Ops: models.LabelOps(l.Time, *l.Label.Fraud)}
+			entities = append(entities, s.entityCall("labels", updates[i], op, l.Time))
+			owner = append(owner, i)
 		}
 	}
-	return sigs, nil
+	applied, err = s.applyEntities(ctx, "labels", len(updates), entities, owner)
+	if err != nil {
+		return nil, err
+	}
+	for i, res := range results {
+		// A label recorded now changed the features, even when it waits.
+		if r, _ := res.([]any); len(r) > 0 && r[0] == int64(1) {
+			applied[i] = true
+		}
+	}
+	return applied, nil
 }
 
 // FraudSnapshot reads the velocity state of o's entities in one pipelined
@@ -249,6 +263,9 @@ func (s *Store) FraudSnapshot(ctx context.Context, o models.FraudOrder) (models.
 	for i, cmd := range cmds {
 		st := make(models.EntityState, len(cmd.Val()))
 		for f, v := range cmd.Val() {
+			if IsBookkeeping(f) {
+				continue
+			}
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				return models.FraudSnapshot{}, fmt.Errorf("read velocity of %s:%s: bad %s %q", entities[i].Kind, entities[i].ID, f, v)
@@ -260,27 +277,18 @@ func (s *Store) FraudSnapshot(ctx context.Context, o models.FraudOrder) (models.
 	return models.FraudSnapshot{User: states[0], Card: states[1], Device: states[2], IP: states[3], Address: states[4], Store: states[5]}, nil
 }
 
-func (s *Store) entityKey(e models.Entity) string {
-	return s.prefix + "fv:" + string(e.Kind) + ":" + e.ID
-}
+func (s *Store) entityKey(e models.Entity) string { return s.key("fv", string(e.Kind)+":"+e.ID) }
 
-func (s *Store) orderKey(orderID string) string { return s.prefix + "fo:" + orderID }
+func (s *Store) orderKey(orderID string) string { return s.key("fo", orderID) }
 
-func (s *Store) labelKey(orderID string) string { return s.prefix + "fl:" + orderID }
-
-// labelRoundKey is the guard of one ApplyLabels round for o's partition. It
-// is the round's own: another round on the same partition (replay beside
-// the workers, or a worker that lost the partition) must neither delete nor
-// replace it, or the labels after a retried one would raise the watermark
-// past it and it would be skipped as applied.
-func (s *Store) labelRoundKey(o Origin, round string) string {
-	return s.prefix + "labels-round:" + o.field() + ":" + round
-}
+// labelKey is in the order's bucket, as orderKey: labels.lua and order.lua
+// touch both.
+func (s *Store) labelKey(orderID string) string { return s.key("fl", orderID) }
 
 // PublishFraudAlert announces an assessment (encoded by the caller) to every
 // API process watching with WatchFraudAlerts.
 func (s *Store) PublishFraudAlert(ctx context.Context, payload []byte) error {
-	if err := s.rdb.Publish(ctx, s.alertsChannel(), payload).Err(); err != nil {
+	if err := s.rdb.SPublish(ctx, s.alertsChannel(), payload).Err(); err != nil {
 		return fmt.Errorf("publish fraud alert: %w", err)
 	}
 	return nil
@@ -291,9 +299,10 @@ func (s *Store) PublishFraudAlert(ctx context.Context, payload []byte) error {
 // published meanwhile are missed: they stay in the assessments audit). It
 // returns an error only when the first subscription fails.
 func (s *Store) WatchFraudAlerts(ctx context.Context, fn func(payload []byte)) error {
-	return s.watchLoop(ctx, s.alertsChannel(), watcher{
+	return s.watchLoop(ctx, []string{s.alertsChannel()}, watcher{
 		message: func(payload string) { fn([]byte(payload)) },
 	})
 }
 
-func (s *Store) alertsChannel() string { return s.prefix + "alerts:fraud" }
+// alertsChannel is one shard channel: alerts are few.
+func (s *Store) alertsChannel() string { return s.scope + "alerts:fraud" }

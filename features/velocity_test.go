@@ -347,46 +347,33 @@ func TestLabelsRacingTheirOrdersAreEachCountedOnce(t *testing.T) {
 	}
 }
 
-// A labels round guards only its own partition's labels: a round running
-// beside it on the same partition (replay beside the workers, or a worker
-// that lost the partition) keeps its guard, so its retried label cannot be
-// overtaken and lost.
-func TestLabelsRoundLeavesAnotherRoundsGuard(t *testing.T) {
+// Finding: the dedup key was global by event id, so an id used first by a
+// pick made the velocity applier skip a real order with the same id. An id
+// reused on another topic, or for another entity, suppresses nothing.
+func TestReusedEventIDSuppressesNoOtherEvent(t *testing.T) {
 	t.Parallel()
-	prefix := featurestest.NewPrefix()
-	fs := featurestest.MustOpenAt(t, featurestest.URL(), prefix)
-	rdb := featurestest.Client(t)
+	fs := featurestest.MustOpen(t)
 	ctx := context.Background()
-	origin := features.Origin{Topic: aisle.TopicLabels, Partition: 0}
-	// Guards of another round retrying a label of the partition: as
-	// per-partition guards were spelled, and as per-round ones are.
-	other := []string{prefix + "labels-round:" + aisle.TopicLabels + "/0", prefix + "labels-round:" + aisle.TopicLabels + "/0:other"}
-	for _, k := range other {
-		if err := rdb.Set(ctx, k, "other", time.Minute).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var updates []features.Update
-	for i := range 3 {
-		origin.Offset = int64(10 + i)
-		updates = append(updates, features.Update{
-			Event:  labelEvent(t, fmt.Sprint("e-guard-", i), fmt.Sprint("o-guard-", i), true, fraudT0),
-			Origin: origin,
-		})
-	}
-	applied, err := fs.ApplyLabels(ctx, updates)
+	const id = "e-1" // two producers with simple ids
+	sp1 := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-1"}
+	sp2 := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-2"}
+	picks, err := fs.ApplyAvailability(ctx, []features.Update{
+		{Event: pick(id, aisle.TypePickFound, sp1, fraudT0), Origin: features.Origin{Topic: aisle.TopicPicking, Partition: 0, Offset: 7}},
+		{Event: pick(id, aisle.TypePickFound, sp2, fraudT0), Origin: features.Origin{Topic: aisle.TopicPicking, Partition: 1, Offset: 3}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(applied, []bool{true, true, true}) {
-		t.Errorf("applied = %v, want all", applied)
+	if !slices.Equal(picks, []bool{true, true}) {
+		t.Errorf("picks with one id on two store-products: applied %v, want both", picks)
 	}
-	keys, err := rdb.Keys(ctx, prefix+"labels-round:*").Result()
-	if err != nil {
-		t.Fatal(err)
+	order := orderEvent(t, id, "o-reused", "u-reused", "card-reused", "dev-reused", 5000, fraudT0.Add(-time.Minute))
+	if !applyOne(t, fs.ApplyVelocity, order, features.Origin{Topic: aisle.TopicOrders, Partition: 0, Offset: 7}) {
+		t.Error("the order with a pick's event id was skipped")
 	}
-	slices.Sort(keys)
-	if !slices.Equal(keys, other) {
-		t.Errorf("guard keys after the round = %q, want only the other round's %q", keys, other)
+	o := probe(fraudT0)
+	o.UserID = "u-reused"
+	if got := featuresAt(t, fs, o)["user_orders_1h"]; got != 1 {
+		t.Errorf("user_orders_1h = %v, want the order counted once", got)
 	}
 }

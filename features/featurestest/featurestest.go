@@ -167,17 +167,64 @@ func MustSnapshot(tb testing.TB, prefix string) map[string]map[string]string {
 	return snap
 }
 
-// DropVersions deletes the "ver" field of every availability hash of snap
-// and returns snap. The version orders a hash's states for the API's near
-// caches: it is the writer's clock when it wrote, not a feature, and
-// differs between any two writers of the same events.
-func DropVersions(snap map[string]map[string]string) map[string]map[string]string {
+// DropWriterState deletes what differs between any two writers of the
+// same events from snap and returns snap: the "ver" field of every
+// availability hash (the writer's clock when it wrote, which orders a
+// hash's states for the API's near caches) and the "@ids" field of every
+// hash (its last event ids, in the order the writer interleaved the
+// partitions and topics that reach the entity).
+func DropWriterState(snap map[string]map[string]string) map[string]map[string]string {
 	for key, fields := range snap {
 		if strings.HasPrefix(key, "avail:") {
 			delete(fields, "ver")
 		}
+		delete(fields, "@ids")
 	}
 	return snap
+}
+
+// FeaturesOnly deletes from snap what DropWriterState does and all the
+// effectively-once bookkeeping ("@…" fields), and returns snap. Which script
+// joins a label with its order (the label's or the order's, whichever came
+// second) depends on how the writer interleaved the two topics, and the
+// join's counts carry that script's marks; the counts are the same.
+func FeaturesOnly(snap map[string]map[string]string) map[string]map[string]string {
+	for _, fields := range DropWriterState(snap) {
+		for f := range fields {
+			if features.IsBookkeeping(f) {
+				delete(fields, f)
+			}
+		}
+	}
+	return snap
+}
+
+// Watermarks returns, per topic and partition, the highest offset that an
+// entity of snap recorded as applied (the hashes' "@topic/partition[/id]"
+// fields): the last record of each partition that reached Redis.
+func Watermarks(snap map[string]map[string]string) (map[string]map[int32]int64, error) {
+	marks := map[string]map[int32]int64{}
+	for key, fields := range snap {
+		for f, v := range fields {
+			if !features.IsBookkeeping(f) || f == "@ids" {
+				continue
+			}
+			topic, rest, _ := strings.Cut(f[1:], "/")
+			partition, _, _ := strings.Cut(rest, "/")
+			p, err1 := strconv.ParseInt(partition, 10, 32)
+			off, err2 := strconv.ParseInt(v, 10, 64)
+			if err1 != nil || err2 != nil {
+				return nil, fmt.Errorf("featurestest: %s: mark %q = %q is not @topic/partition = offset", key, f, v)
+			}
+			if marks[topic] == nil {
+				marks[topic] = map[int32]int64{}
+			}
+			if cur, ok := marks[topic][int32(p)]; !ok || off > cur {
+				marks[topic][int32(p)] = off
+			}
+		}
+	}
+	return marks, nil
 }
 
 // Diff describes the first differences between two snapshots, "" when they
@@ -223,21 +270,6 @@ func union[V any](a, b map[string]V) map[string]bool {
 		out[k] = true
 	}
 	return out
-}
-
-// Hash returns the fields of the hash at key (empty when there is none),
-// e.g. a prefix's "offsets" watermarks, without scanning like Snapshot.
-func Hash(ctx context.Context, redisURL, key string) (map[string]string, error) {
-	rdb, err := features.NewClient(redisURL, Cluster())
-	if err != nil {
-		return nil, fmt.Errorf("featurestest: %w", err)
-	}
-	defer rdb.Close()
-	h, err := rdb.HGetAll(ctx, key).Result()
-	if err != nil {
-		return nil, fmt.Errorf("featurestest: read %s: %w", key, err)
-	}
-	return h, nil
 }
 
 // Client returns a plain client of the test Redis (a cluster client when

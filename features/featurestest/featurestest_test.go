@@ -35,15 +35,15 @@ func TestDiff(t *testing.T) {
 	}
 }
 
-func TestDropVersions(t *testing.T) {
-	s := DropVersions(map[string]map[string]string{
+func TestDropWriterState(t *testing.T) {
+	s := DropWriterState(map[string]map[string]string{
 		"avail:s:p": {"a": "1", "ver": "17"},
 		"sess:x":    {"ver": "2"},
 	})
 	if _, ok := s["avail:s:p"]["ver"]; ok || s["avail:s:p"]["a"] != "1" {
-		t.Errorf("availability hash after DropVersions: %v", s["avail:s:p"])
+		t.Errorf("availability hash after DropWriterState: %v", s["avail:s:p"])
 	}
 	if s["sess:x"]["ver"] != "2" {
-		t.Errorf("DropVersions touched a field of another kind of key: %v", s["sess:x"])
+		t.Errorf("DropWriterState touched a field of another kind of key: %v", s["sess:x"])
 	}
 }
