@@ -292,8 +292,10 @@ func (c *localCluster) node(t *testing.T, addr string) redis.UniversalClient {
 // master has written that its replica has not yet applied.
 func (c *localCluster) replicationLag(t *testing.T, m *clusterMaster) int64 {
 	t.Helper()
-	master, err1 := strconv.ParseInt(infoField(t, m.node, "replication", "master_repl_offset"), 10, 64)
+	// The replica first: read the other way round, the master's offset
+	// would be older than the replica's.
 	replica, err2 := strconv.ParseInt(infoField(t, c.node(t, m.replica), "replication", "slave_repl_offset"), 10, 64)
+	master, err1 := strconv.ParseInt(infoField(t, m.node, "replication", "master_repl_offset"), 10, 64)
 	if err1 != nil || err2 != nil {
 		t.Fatalf("replication offsets of %s and %s: %v, %v", m.addr, m.replica, err1, err2)
 	}
