@@ -53,14 +53,6 @@ bench: web services
 	$(GO) test -run '^$$' -bench SessionIngest -benchtime 3x -timeout 20m .
 	$(GO) test -run '^$$' -bench AssessOrder -benchtime 5000x .
 
-# BENCHMARKS.md's one node vs cluster ingest figure: the stream worker's
-# BenchmarkIngest on the local Redis and on the local cluster, alternately,
-# three times each in one run (about two minutes).
-bench-cluster: SHELL := bash
-bench-cluster: .SHELLFLAGS := -eo pipefail -c
+# BENCHMARKS.md's one node vs cluster ingest figure (about two minutes).
 bench-cluster: services
-	url=$$(./scripts/redis-cluster.sh start $(CLUSTER_PORT)); \
-	for run in 1 2 3; do \
-	  $(GO) test -run '^$$' -bench '^BenchmarkIngest$$' -benchtime 3x ./streaming/ | sed -n 's/^Benchmark/one node: &/p'; \
-	  AISLE_REDIS_CLUSTER=true REDIS_URL="$$url" $(GO) test -run '^$$' -bench '^BenchmarkIngest$$' -benchtime 3x ./streaming/ | sed -n 's/^Benchmark/cluster:  &/p'; \
-	done
+	GO=$(GO) ./scripts/bench-cluster.sh 3
