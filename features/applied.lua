@@ -18,32 +18,35 @@
 -- moves the mark too, so that it is skipped by its offset from then on,
 -- after its id has left "@ids".
 local function already_applied()
-  if ARGV[1] ~= '' then
-    local mark = redis.call('HGET', KEYS[1], ARGV[1])
-    if mark and tonumber(ARGV[2]) <= tonumber(mark) then
-      return true
-    end
+  local cur = redis.call('HMGET', KEYS[1], ARGV[1], '@ids')
+  if ARGV[1] ~= '' and cur[1] and tonumber(ARGV[2]) <= tonumber(cur[1]) then
+    return true
   end
-  local ids = redis.call('HGET', KEYS[1], '@ids') or ''
-  for i = 1, #ids, 8 do
-    if string.sub(ids, i, i + 7) == ARGV[3] then
+  local ids = cur[2] or ''
+  local at = string.find(ids, ARGV[3], 1, true)
+  while at do
+    if at % 8 == 1 then -- a whole digest, not the end of one and the start of the next
       if ARGV[1] ~= '' then
         redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
       end
       return true
     end
+    at = string.find(ids, ARGV[3], at + 1, true)
   end
   return false, ids
 end
 
 -- mark_applied records the event in the entity's hash: its partition's
--- offset (only reached when it is above the mark) and its digest, first.
-local function mark_applied(ids)
-  ids = ARGV[3] .. string.sub(ids, 1, 8 * (tonumber(ARGV[4]) - 1))
+-- offset (only reached when it is above the mark) and its digest, first;
+-- fields (name, value pairs, may be nil) are written in the same HSET.
+local function mark_applied(ids, fields)
+  fields = fields or {}
+  fields[#fields + 1] = '@ids'
+  fields[#fields + 1] = ARGV[3] .. string.sub(ids, 1, 8 * (tonumber(ARGV[4]) - 1))
   if ARGV[1] ~= '' then
-    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], '@ids', ids)
-  else
-    redis.call('HSET', KEYS[1], '@ids', ids)
+    fields[#fields + 1] = ARGV[1]
+    fields[#fields + 1] = ARGV[2]
   end
+  redis.call('HSET', KEYS[1], unpack(fields))
 end
 

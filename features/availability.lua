@@ -68,10 +68,11 @@ if changed then
   -- a writer's clock is off by more than the time since). Redis's own clock
   -- (TIME) would cost a command per event: 10 % of BenchmarkIngest.
   cur[1] = string.format('%.0f', math.max(tonumber(ARGV[12]), (tonumber(cur[1]) or 0) + 1))
-  redis.call('HSET', KEYS[1], 'ver', cur[1], unpack(changed))
+  table.insert(changed, 1, 'ver')
+  table.insert(changed, 2, cur[1])
 end
 
-mark_applied(ids)
+mark_applied(ids, changed)
 redis.call('PEXPIRE', KEYS[1], ARGV[9])
 if changed then
   for i = 1, 6 do

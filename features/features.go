@@ -1,9 +1,9 @@
-// Package features is Aisle's online feature store in Redis: one hash per
-// entity, written atomically by Lua scripts that also record deduplication and
-// Kafka offset watermarks, read with pipelines, and announced on pub/sub.
-// The announcements carry the new state, which keeps a near cache of
-// availability in each API process coherent (see nearCache).
-// It is the only package that imports go-redis.
+// Package features is Aisle's online feature store in Redis (one server or
+// a Redis Cluster): one hash per entity, written atomically by Lua scripts
+// that record in the same hash what it applied (effectively once, see
+// applied.lua and keys.go), read with pipelines, and announced on sharded
+// pub/sub. The announcements carry the new state, which keeps a near cache
+// of availability in each API process coherent (see nearCache).
 package features
 
 import (

@@ -35,7 +35,10 @@ const Buckets = 256
 
 // RecentIDs is how many event digests an entity hash keeps (applied.lua):
 // the same event produced twice is recognised while fewer than RecentIDs
-// other events reached that entity in between.
+// other events reached that entity in between. A redelivered record is
+// recognised by its offset however old it is. RecentIDs × 8 bytes stays
+// within Redis's hash-max-listpack-value (64), which keeps small hashes in
+// their compact encoding.
 const RecentIDs = 8
 
 // bucketTag is the hash tag of an entity id, with its braces.

@@ -31,12 +31,13 @@ if seen then
 end
 
 local result = 1
+local fields -- the session's, when the event is applied
 if owner and owner ~= ARGV[6] then
   result = 2
 else
   local action, product, t = ARGV[5], ARGV[7], tonumber(ARGV[8])
   local cur = redis.call('HMGET', KEYS[1], 'items', 'cart')
-  local fields = {'user', ARGV[6]}
+  fields = {'user', ARGV[6]}
   if product ~= '' then
     -- Insert by event time, after entries at the same time, so a late event
     -- takes its place in the sequence; then keep the newest.
@@ -79,10 +80,9 @@ else
     fields[#fields + 1] = 'cart'
     fields[#fields + 1] = ''
   end
-  redis.call('HSET', KEYS[1], unpack(fields))
 end
 
-mark_applied(ids)
+mark_applied(ids, fields)
 if result == 1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[9])
   redis.call('SPUBLISH', ARGV[10], ARGV[11])
