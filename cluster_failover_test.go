@@ -42,15 +42,29 @@ const clusterNodeTimeout = 2 * time.Second
 // the middle of a steady load: its replica must take over, the worker must
 // apply every event (nothing dead-lettered, the group catches up) and the
 // features must equal a clean replay except for writes the dead master
-// acknowledged and never replicated.
+// acknowledged and never replicated. ReplicaInSync is the failover as it
+// happens; ReplicaBehind first cuts the replica off until its master has
+// acknowledged writes it never receives, and proves that such losses are
+// found and counted.
 func TestClusterFailover(t *testing.T) {
 	if !featurestest.Cluster() {
-		t.Skip("runs in make test's cluster pass (AISLE_REDIS_CLUSTER=true): it starts a Redis Cluster of its own with scripts/redis-cluster.sh on free ports and kills one of its masters")
+		t.Skip("runs in make test's cluster pass (AISLE_REDIS_CLUSTER=true): it starts Redis Clusters of its own with scripts/redis-cluster.sh on free ports and kills one of their masters")
 	}
+	bin := proctest.Build(t, ".")
+	t.Run("ReplicaInSync", func(t *testing.T) { testClusterFailover(t, bin, 0) })
+	// 16 KiB of the replication stream: some tens of events.
+	t.Run("ReplicaBehind", func(t *testing.T) { testClusterFailover(t, bin, 16<<10) })
+}
+
+// testClusterFailover runs the load, kills the master serving slot 0 a
+// quarter of the way through and compares the features with a clean replay.
+// With unreplicated > 0 the replica is cut off first until its master has
+// written that many bytes it will never receive, and some keys must be lost.
+func testClusterFailover(t *testing.T, bin string, unreplicated int64) {
 	cluster := startLocalCluster(t)
 	// The rig's stores, snapshots and processes all take the URL from here.
 	t.Setenv("REDIS_URL", cluster.url)
-	r := newFaultRig(t, proctest.Build(t, "."))
+	r := newFaultRig(t, bin)
 	// About 10 s of load, so that the failover falls in the middle of it.
 	r.rate = 300
 	group, prefix := r.newGroup(), r.newPrefix()
@@ -60,11 +74,19 @@ func TestClusterFailover(t *testing.T) {
 	load := r.startLoad()
 	load.waitSent(t, len(r.events)/4)
 	victim := cluster.masterOf(t, 0)
-	behind := cluster.replicationLag(t, victim)
+	var behind int64
+	if unreplicated > 0 {
+		behind = cluster.cutReplicaFor(t, victim, unreplicated)
+	} else {
+		behind = cluster.replicationLag(t, victim)
+	}
 	victim.kill(t)
 	killedAt, sent := time.Now(), load.sent.Load()
+	if unreplicated > 0 {
+		cluster.resume(t, victim.replica)
+	}
 	cluster.waitPromoted(t, victim.replica)
-	t.Logf("killed master %s (slots %v) after %d of %d events, its replica %s %d bytes behind a moment before; %s took over after %s",
+	t.Logf("killed master %s (slots %v) after %d of %d events, its replica %s %d bytes behind; %s took over after %s",
 		victim.addr, victim.slots, sent, len(r.events), victim.replica, behind, victim.replica, time.Since(killedAt).Round(100*time.Millisecond))
 
 	load.wait(t)
@@ -83,6 +105,9 @@ func TestClusterFailover(t *testing.T) {
 	// lost: writes of the last moments, far fewer than a second of load.
 	if len(lost) > r.rate {
 		t.Errorf("%d keys differ from the clean replay, more than a second of load (%d events) could leave unreplicated", len(lost), r.rate)
+	}
+	if unreplicated > 0 && len(lost) == 0 {
+		t.Errorf("the master acknowledged %d bytes of writes its replica never received, yet no key differs from the clean replay: losses go unseen", behind)
 	}
 	fields := 0
 	for _, n := range lost {
@@ -151,8 +176,9 @@ func indent(s string) string {
 // localCluster is a Redis Cluster of 3 masters and 3 replicas started by
 // scripts/redis-cluster.sh for one test, stopped when it ends.
 type localCluster struct {
-	url string
-	rdb *redis.ClusterClient
+	url  string
+	rdb  *redis.ClusterClient
+	pids map[string]int // of the nodes signalled, by address
 }
 
 func startLocalCluster(t *testing.T) *localCluster {
@@ -186,7 +212,7 @@ func startLocalCluster(t *testing.T) *localCluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
-	return &localCluster{url: url, rdb: rdb.(*redis.ClusterClient)}
+	return &localCluster{url: url, rdb: rdb.(*redis.ClusterClient), pids: map[string]int{}}
 }
 
 // freeClusterPorts returns a port base whose six ports and their cluster
@@ -300,6 +326,61 @@ func (c *localCluster) replicationLag(t *testing.T, m *clusterMaster) int64 {
 		t.Fatalf("replication offsets of %s and %s: %v, %v", m.addr, m.replica, err1, err2)
 	}
 	return master - replica
+}
+
+// cutReplicaFor cuts the master's replica off, as a network partition
+// would, and waits until the master has written at least bytes of
+// replication stream since: writes it acknowledged that the replica cannot
+// have. It returns how many bytes it wrote. The replica is stopped
+// (SIGSTOP, resumed when the test ends if not before) and its connection
+// closed by the master (CLIENT KILL), so that it cannot reconnect; merely
+// stopping it is not enough, as the kernel keeps what the master sent it
+// and hands it over when it runs again, even after the master died.
+func (c *localCluster) cutReplicaFor(t *testing.T, m *clusterMaster, bytes int64) int64 {
+	t.Helper()
+	offset := func() int64 {
+		n, err := strconv.ParseInt(infoField(t, m.node, "replication", "master_repl_offset"), 10, 64)
+		if err != nil {
+			t.Fatalf("replication offset of %s: %v", m.addr, err)
+		}
+		return n
+	}
+	c.signal(t, m.replica, syscall.SIGSTOP)
+	t.Cleanup(func() { c.resume(t, m.replica) })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.node.Do(ctx, "CLIENT", "KILL", "TYPE", "replica").Err(); err != nil {
+		t.Fatalf("disconnect the replica of %s: %v", m.addr, err)
+	}
+	from := offset()
+	var written int64
+	eventually(t, faultWait, func() string {
+		if written = offset() - from; written < bytes {
+			return fmt.Sprintf("%s wrote %d bytes of replication stream since its replica was cut off, want %d", m.addr, written, bytes)
+		}
+		return ""
+	})
+	return written
+}
+
+// resume sends SIGCONT to the node at addr (a no-op when it runs).
+func (c *localCluster) resume(t *testing.T, addr string) { c.signal(t, addr, syscall.SIGCONT) }
+
+// signal sends sig to the process of the node at addr, whose id it
+// remembers from the first call (a stopped node answers nothing).
+func (c *localCluster) signal(t *testing.T, addr string, sig syscall.Signal) {
+	t.Helper()
+	pid, ok := c.pids[addr]
+	if !ok {
+		var err error
+		if pid, err = strconv.Atoi(infoField(t, c.node(t, addr), "server", "process_id")); err != nil {
+			t.Fatalf("process id of %s: %v", addr, err)
+		}
+		c.pids[addr] = pid
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		t.Fatalf("signal %s to %d (%s): %v", sig, pid, addr, err)
+	}
 }
 
 // waitPromoted waits until the replica at addr is a master and the cluster
