@@ -99,16 +99,21 @@ func testKillWorkerMidLoad(t *testing.T, bin string) {
 	w2 := r.serve("worker-2", "all", group, prefix)
 	load.wait(t)
 	r.waitCaughtUp(group)
-	// Exactly the records worker-1 wrote but did not commit came again,
-	// and each was skipped.
+	// The records worker-1 wrote but did not commit came again, and were
+	// skipped, except those it was killed in the middle of: an event that
+	// changes several entities is one script call per entity (an order's
+	// record, then its entities; a label, then its counts; a session, then
+	// the product's index), and its redelivery completes it and counts as
+	// applied. The clean replay proves that nothing counted twice.
 	var skipped float64
 	metrics := r.metrics(w2)
 	for _, applier := range redisAppliers {
 		skipped += metrics.Total("aisle_stream_events_applied_total", map[string]string{"applier": applier, "result": "duplicate"})
 	}
-	if skipped != float64(redelivered) {
-		t.Errorf("worker-2 skipped %v events as already applied, want the %d redelivered", skipped, redelivered)
+	if skipped > float64(redelivered) || skipped == 0 {
+		t.Errorf("worker-2 skipped %v events as already applied, want at most the %d redelivered, and some", skipped, redelivered)
 	}
+	t.Logf("worker-2 skipped %v of the %d redelivered records; it completed the others", skipped, redelivered)
 	r.assertSameAsCleanReplay(prefix)
 }
 

@@ -81,6 +81,25 @@ func (o Origin) field() string {
 	return f
 }
 
+// ParseMark returns the topic and partition of an entity hash's mark field
+// (see Origin.field), and false for any other field.
+func ParseMark(field string) (topic string, partition int32, ok bool) {
+	rest, ok := strings.CutPrefix(field, "@")
+	if !ok {
+		return "", 0, false
+	}
+	topic, rest, ok = strings.Cut(rest, "/")
+	if !ok {
+		return "", 0, false
+	}
+	p, _, _ := strings.Cut(rest, "/")
+	n, err := strconv.ParseInt(p, 10, 32)
+	if err != nil {
+		return "", 0, false
+	}
+	return topic, int32(n), true
+}
+
 // markArgs are the first arguments of every applier script (applied.lua).
 func markArgs(applier string, u Update) []any {
 	return []any{u.Origin.field(), u.Origin.Offset, digest(applier, u.Event.ID), RecentIDs}

@@ -201,26 +201,28 @@ func FeaturesOnly(snap map[string]map[string]string) map[string]map[string]strin
 
 // Watermarks returns, per topic and partition, the highest offset that an
 // entity of snap recorded as applied (the hashes' "@topic/partition[/id]"
-// fields): the last record of each partition that reached Redis.
+// fields, and the record an order or label hash names in "@rec"): the last
+// record of each partition that reached Redis.
 func Watermarks(snap map[string]map[string]string) (map[string]map[int32]int64, error) {
 	marks := map[string]map[int32]int64{}
 	for key, fields := range snap {
 		for f, v := range fields {
-			if !features.IsBookkeeping(f) || f == "@ids" {
+			if f == "@rec" { // the record that recorded an order or label: "mark=offset"
+				f, v, _ = strings.Cut(v, "=")
+			}
+			topic, p, ok := features.ParseMark(f)
+			if !ok {
 				continue
 			}
-			topic, rest, _ := strings.Cut(f[1:], "/")
-			partition, _, _ := strings.Cut(rest, "/")
-			p, err1 := strconv.ParseInt(partition, 10, 32)
-			off, err2 := strconv.ParseInt(v, 10, 64)
-			if err1 != nil || err2 != nil {
-				return nil, fmt.Errorf("featurestest: %s: mark %q = %q is not @topic/partition = offset", key, f, v)
+			off, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("featurestest: %s: mark %q = %q is not an offset", key, f, v)
 			}
 			if marks[topic] == nil {
 				marks[topic] = map[int32]int64{}
 			}
-			if cur, ok := marks[topic][int32(p)]; !ok || off > cur {
-				marks[topic][int32(p)] = off
+			if cur, ok := marks[topic][p]; !ok || off > cur {
+				marks[topic][p] = off
 			}
 		}
 	}
