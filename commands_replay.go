@@ -55,9 +55,9 @@ func streamAppliers(fs *features.Store, db *catalog.DB) map[string][]streaming.A
 // below a partition's watermark, or whose event id is recorded, are skipped
 // atomically with each write, so it is safe while stream workers run (each
 // record is applied by whichever of them gets there first, in offset order).
-// --wipe first deletes every key under the prefix (features, dedup keys,
-// watermarks; SCAN and UNLINK in batches, never FLUSHDB, so other prefixes
-// sharing the Redis are untouched) and then replays every topic. Workers
+// --wipe first deletes every key under the prefix (SCAN on every master and
+// UNLINK in batches, never FLUSHDB, so other prefixes sharing the Redis are
+// untouched) and then replays every topic. Workers
 // running meanwhile would apply newer records onto the emptied features and
 // move the watermarks past what replay has still to apply, so --wipe refuses
 // while the stream workers' consumer group has members.

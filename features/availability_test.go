@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -374,5 +376,28 @@ func TestOpenFailsClearlyWithoutRedis(t *testing.T) {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Open timed out instead of failing fast: %v", err)
+	}
+}
+
+// Finding: every event left a dedup key for a week and moved one global
+// offsets hash, so Redis grew with events. Now 200 events on two
+// store-products leave two keys, their bookkeeping inside.
+func TestKeysGrowWithEntitiesNotEvents(t *testing.T) {
+	t.Parallel()
+	prefix := featurestest.NewPrefix()
+	s := featurestest.MustOpenAt(t, featurestest.URL(), prefix)
+	sps := []aisle.StoreProduct{{StoreID: "s-1", ProductID: "p-1"}, {StoreID: "s-1", ProductID: "p-2"}}
+	var updates []features.Update
+	for i := range 200 {
+		sp := sps[i%2]
+		updates = append(updates, features.Update{
+			Event:  pick(fmt.Sprint("e-", i), aisle.TypePickFound, sp, t0.Add(time.Duration(i)*time.Second)),
+			Origin: features.Origin{Topic: aisle.TopicPicking, Partition: int32(i % 2), Offset: int64(i)},
+		})
+	}
+	apply(t, s, updates...)
+	snap := featurestest.MustSnapshot(t, prefix)
+	if len(snap) != len(sps) {
+		t.Errorf("%d keys after 200 events on %d store-products, want %d: %v", len(snap), len(sps), len(sps), slices.Sorted(maps.Keys(snap)))
 	}
 }

@@ -18,9 +18,9 @@ const velocityBatch = 500
 
 // BenchmarkApplyVelocity measures velocity-feature updates: order.placed and
 // payment.failed events of a simulated week applied to Redis with
-// ApplyVelocity in pipelined batches of 500, one Lua call per event (five
-// entity hashes and the store's for an order, four for a decline, plus the
-// order record, dedup key and watermark), against the availability script
+// ApplyVelocity in pipelined batches of 500: for an order its record, then
+// one Lua call per entity hash (five, and the store's when a label waits);
+// for a decline one per entity (four); against the availability script
 // on as many pick events as a baseline. b.N is the number of events (use
 // -benchtime Nx); the week is replayed with fresh ids when b.N is larger.
 func BenchmarkApplyVelocity(b *testing.B) {

@@ -16,8 +16,8 @@ type ReplayConfig struct {
 	Brokers []string
 	// Appliers are what each replayed topic's events are applied with; Replay
 	// reads exactly these topics. They are the stream workers' appliers, so
-	// replay writes what the workers would, with the same dedup keys and
-	// offset watermarks.
+	// replay writes what the workers would, with the same bookkeeping in
+	// each entity's hash.
 	Appliers map[string]Applier
 	Catalog  Catalog // events naming unknown stores or products are rejected, as the workers dead-letter them
 	Log      *slog.Logger
@@ -45,8 +45,8 @@ type ReplayStats struct {
 // them as the stream workers do: decoded, validated and checked against the
 // catalog by the workers' own rule (decodeRecords, which judges an event's
 // time against its record's timestamp, as the workers do), and applied in
-// offset order within each partition, each with its dedup key and offset
-// watermark. What was applied before is skipped, so Replay is idempotent and
+// offset order within each partition, each atomically with its entities'
+// bookkeeping (features.Update). What was applied before is skipped, so Replay is idempotent and
 // safe beside running workers, and a worker that later reads the same
 // records applies none of them again. Replay stops at the first error
 // (Redis or the catalog failing, ctx ending) and returns the stats so far
