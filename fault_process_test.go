@@ -267,6 +267,7 @@ type faultRig struct {
 	dbURL   string
 	admin   *streamingtest.Admin
 	events  []aisle.Event
+	rate    int // events per second of the load
 }
 
 func newFaultRig(t *testing.T, bin string) *faultRig {
@@ -295,6 +296,7 @@ func newFaultRig(t *testing.T, bin string) *faultRig {
 		dbURL:   dbURL,
 		admin:   streamingtest.MustAdmin(t, broker.Addrs()),
 		events:  faultEvents(t, cat, time.Now()),
+		rate:    faultRate,
 	}
 }
 
@@ -573,16 +575,25 @@ func uncommitted(marks, committed streamingtest.Offsets) int64 {
 // It returns the replay's prefix.
 func (r *faultRig) assertSameAsCleanReplay(prefix string) string {
 	r.t.Helper()
-	group, replayPrefix := r.newGroup(), r.newPrefix()
-	r.serve("replay", "stream", group, replayPrefix)
-	r.waitCaughtUp(group)
-	got := featurestest.FeaturesOnly(featurestest.MustSnapshot(r.t, prefix))
-	want := featurestest.FeaturesOnly(featurestest.MustSnapshot(r.t, replayPrefix))
+	got, want, replayPrefix := r.cleanReplay(prefix)
 	if diff := featurestest.Diff(got, want); diff != "" {
 		r.t.Fatalf("features under %s differ from a clean replay of the same topics:\n%s", prefix, diff)
 	}
 	r.t.Logf("features equal a clean replay: %s", snapshotKeyCounts(want))
 	return replayPrefix
+}
+
+// cleanReplay consumes every event topic again with a fresh worker under a
+// new group and prefix and returns the features under prefix (got), those
+// of the replay (want) and the replay's prefix.
+func (r *faultRig) cleanReplay(prefix string) (got, want map[string]map[string]string, replayPrefix string) {
+	r.t.Helper()
+	group, replayPrefix := r.newGroup(), r.newPrefix()
+	r.serve("replay", "stream", group, replayPrefix)
+	r.waitCaughtUp(group)
+	got = featurestest.FeaturesOnly(featurestest.MustSnapshot(r.t, prefix))
+	want = featurestest.FeaturesOnly(featurestest.MustSnapshot(r.t, replayPrefix))
+	return got, want, replayPrefix
 }
 
 // snapshotKeyCounts summarises a snapshot: how many keys of each kind.
@@ -599,8 +610,8 @@ func snapshotKeyCounts(snap map[string]map[string]string) string {
 	return strings.Join(parts, ", ")
 }
 
-// load publishes the rig's events in the background, in order, at
-// faultRate per second.
+// load publishes the rig's events in the background, in order, at the
+// rig's rate.
 type faultLoad struct {
 	sent atomic.Int64
 	done chan error
@@ -619,7 +630,7 @@ func (r *faultRig) startLoad() *faultLoad {
 		<-l.done
 		producer.Close()
 	})
-	events := r.events
+	events, rate := r.events, r.rate
 	go func() {
 		l.done <- func() error {
 			start := time.Now()
@@ -628,7 +639,7 @@ func (r *faultRig) startLoad() *faultLoad {
 					return fmt.Errorf("publish event %d (%s): %w", i, ev.ID, err)
 				}
 				l.sent.Add(1)
-				if ahead := time.Until(start.Add(time.Duration(i+1) * time.Second / faultRate)); ahead > 0 {
+				if ahead := time.Until(start.Add(time.Duration(i+1) * time.Second / time.Duration(rate))); ahead > 0 {
 					select {
 					case <-ctx.Done():
 						return ctx.Err()
