@@ -288,7 +288,7 @@ func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
 		{name: "replacements at R2's store", doc: `query($s: ID!, $p: ID!) { replacements(storeId: $s, productId: $p, first: 3) { product { ` + isoProductFields + ` availability { status } } score reason } }`,
 			vars: map[string]any{"s": s2, "p": w.store2.Products[0]}, rule: isoPublic()},
 		{name: "categories", doc: `{ categories { id name productCount } }`, rule: isoPublic()},
-		{name: "store of R2 listing one category", doc: `query($id: ID!) { store(id: $id) { products(first: 5, category: "fruit") { edges { node { id priceCents availability { carried status } } } } } }`,
+		{name: "store of R2 listing one category", doc: `query($id: ID!) { store(id: $id) { products(first: 5, category: "fresh-fruit") { edges { node { id priceCents availability { carried status } } } } } }`,
 			vars: map[string]any{"id": s2}, rule: isoPublic()},
 		{name: "availability at R1's store", doc: `query($s: ID!, $p: [ID!]!) { availability(storeId: $s, productIds: $p) { ` + isoAvailabilityFields + ` } }`,
 			vars: map[string]any{"s": s1, "p": w.store1.Products}, rule: isoPublic()},

@@ -73,11 +73,11 @@ func TestStorefrontPageInOneQuery(t *testing.T) {
 	// The catalog topic fills these columns; the demo seed may not.
 	ts.sql(`UPDATE stores SET address = '1 Main St', lat = 40.7, lon = -74.0, timezone = 'America/New_York' WHERE id = $1`, store.ID)
 	ts.sql(`UPDATE products SET brand = 'Acme', size = '1 gal', gtin = '00012345678905', image_url = 'https://img.example/' || id || '.jpg'
-		WHERE category_id = 'fruit'`)
+		WHERE category_id = 'fresh-fruit'`)
 	ts.sql(`UPDATE store_products SET price_cents = 199 WHERE store_id = $1`, store.ID)
 
 	var page storefrontData
-	ts.mustData("", storefrontPage, map[string]any{"store": store.ID, "category": "fruit", "first": 5}, &page)
+	ts.mustData("", storefrontPage, map[string]any{"store": store.ID, "category": "fresh-fruit", "first": 5}, &page)
 	s := page.Store
 	if s.ID != store.ID || s.Address == nil || *s.Address != "1 Main St" || s.Timezone == nil || *s.Timezone != "America/New_York" ||
 		s.Location == nil || s.Location.Lat != 40.7 || s.Location.Lon != -74.0 {
@@ -85,7 +85,7 @@ func TestStorefrontPageInOneQuery(t *testing.T) {
 	}
 	var fruit string
 	for _, c := range page.Categories {
-		if c.ID == "fruit" {
+		if c.ID == "fresh-fruit" {
 			fruit = c.Name
 			if c.ProductCount == 0 {
 				t.Errorf("category %+v counts no products", c)

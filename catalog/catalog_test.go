@@ -311,8 +311,9 @@ func testStore(t *testing.T, db *catalog.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *s != (catalog.Store{ID: "s-1", Name: "FreshCo Downtown", RetailerID: "r-1"}) {
-		t.Errorf("Store(s-1) = %+v", *s)
+	// The demo catalog gives every store an address, a location and a time zone.
+	if s.ID != "s-1" || s.Name != "FreshCo Downtown" || s.RetailerID != "r-1" || s.Address == nil || s.Lat == nil || s.Lon == nil || s.Timezone == nil {
+		t.Errorf("Store(s-1) = %+v, want FreshCo Downtown of r-1 with its address, location and time zone", *s)
 	}
 	_, err = db.Store(context.Background(), "s-999")
 	wantCode(t, err, aisle.ENOTFOUND)
@@ -485,11 +486,14 @@ func testProductsByIDs(t *testing.T, db *catalog.DB) {
 	if len(got) != 3 || len(errs) != 3 {
 		t.Fatalf("got %d values, %d errors; want 3, 3", len(got), len(errs))
 	}
-	if got[0] == nil || *got[0] != (catalog.Product{ID: "p-2100", Name: "Pure Essentials Moisturizing Body Wash 30 oz", Category: "Personal Care"}) {
-		t.Errorf("#0 = %v", got[0])
-	}
-	if got[1] == nil || *got[1] != (catalog.Product{ID: "p-1", Name: "Coastal Farms Bananas 2 lb", Category: "Fresh Fruit"}) {
-		t.Errorf("#1 = %v", got[1])
+	for i, want := range []catalog.Product{
+		{ID: "p-2100", Name: "Pure Essentials Moisturizing Body Wash 30 oz", Category: "Personal Care"},
+		{ID: "p-1", Name: "Coastal Farms Bananas 2 lb", Category: "Fresh Fruit"},
+	} {
+		// The demo catalog gives every product a brand and a size.
+		if p := got[i]; p == nil || p.ID != want.ID || p.Name != want.Name || p.Category != want.Category || p.Brand == nil || p.Size == nil {
+			t.Errorf("#%d = %+v, want %+v with a brand and a size", i, p, want)
+		}
 	}
 	if got[2] != nil || aisle.ErrorCode(errs[2]) != aisle.ENOTFOUND || errs[0] != nil || errs[1] != nil {
 		t.Errorf("errors %v", errs)

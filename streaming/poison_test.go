@@ -398,7 +398,9 @@ func (loadingError) RedisError()   {}
 // (naming the partition), in its gauge, and in the lag, which counts the
 // records not applied yet. Once the dependency is back all of it clears.
 func TestConsumerWaitsOutOutagesVisibly(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the partition gauges are the process's, the largest
+	// figures of every consumer owning aisle.picking/0, and the parallel
+	// tests run consumers of it too.
 	b := streamingtest.MustStartBroker(t, 1)
 	brokers := b.Addrs()
 	streamingtest.Produce(t, brokers,
