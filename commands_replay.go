@@ -50,7 +50,7 @@ func streamAppliers(fs *features.Store, db *catalog.DB, log *slog.Logger) map[st
 
 // runReplay is `aisle replay [--wipe] [--topics T,…] [--group G]`: it
 // rebuilds the Redis features of the key prefix from the event topics (Kafka
-// is the ground truth, DESIGN.md "Processing guarantees").
+// is the ground truth, docs/design.md "Processing guarantees").
 //
 // Replay writes Redis, and the catalog from aisle.catalog (last-writer-wins
 // by event time, so replaying it onto a fresh database rebuilds the same

@@ -343,7 +343,7 @@ func TestAPIRunsWithoutGraphiQLAssets(t *testing.T) {
 	}
 }
 
-// DESIGN.md names the legacy graphql-ws protocol too: Apollo-era clients
+// docs/design.md names the legacy graphql-ws protocol too: Apollo-era clients
 // subscribe with "start" and get "data" messages.
 func TestLegacyGraphQLWSProtocol(t *testing.T) {
 	t.Parallel()

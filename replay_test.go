@@ -24,7 +24,7 @@ import (
 	"github.com/aisle/aisle/streaming/streamingtest"
 )
 
-// TestReplayRebuildsFeatures is DESIGN.md's "Kafka is the ground truth":
+// TestReplayRebuildsFeatures is docs/design.md's "Kafka is the ground truth":
 // after the stream workers have applied a varied history, wiping the
 // prefix and replaying gives the same Redis keys and values and the same API
 // answers; replaying again changes nothing; a stream worker that then reads

@@ -134,7 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // Config is everything serve needs, from flags that default to the
-// environment (DESIGN.md "Run modes").
+// environment (docs/design.md "Run modes").
 type Config struct {
 	HTTPAddr    string
 	MetricsAddr string // operators' listener (/metrics, /healthz, /readyz); empty: none

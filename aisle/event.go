@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 )
 
-// Kafka topics (DESIGN.md "Event envelope").
+// Kafka topics (docs/design.md "Event envelope").
 const (
 	TopicInventory = "aisle.inventory"
 	TopicPicking   = "aisle.picking"
@@ -153,7 +153,7 @@ func (d *Decoded) StoreProduct() StoreProduct {
 }
 
 // Key is the record key of the event: the entity it is about, so that one
-// entity's events stay ordered in one partition (DESIGN.md "Event envelope").
+// entity's events stay ordered in one partition (docs/design.md "Event envelope").
 func (d *Decoded) Key() string {
 	switch {
 	case d.Session != nil:

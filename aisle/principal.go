@@ -2,7 +2,7 @@ package aisle
 
 import "context"
 
-// Role is what an API key may do. See DESIGN.md "Access".
+// Role is what an API key may do. See docs/design.md "Access".
 type Role string
 
 const (
@@ -92,7 +92,7 @@ func (p *Principal) Authenticated() bool { return p.Role != RoleAnonymous }
 
 // CanSeeFraud reports whether p may read fraud assessments and alerts and
 // label orders: fraud data is never visible to customers, shoppers or
-// retailers (DESIGN.md "Access").
+// retailers (docs/design.md "Access").
 func (p *Principal) CanSeeFraud() bool {
 	return p.Role == RoleOps || p.Role == RoleService
 }

@@ -5,7 +5,7 @@ import (
 	"slices"
 )
 
-// FraudMetrics rank orders by fraud score (DESIGN.md: auc,
+// FraudMetrics rank orders by fraud score (docs/design.md: auc,
 // average_precision, card_precision_at_100).
 type FraudMetrics struct {
 	AUC                float64 `json:"auc"`

@@ -1,5 +1,5 @@
 -- API keys. Only the SHA-256 of a key is stored; the key itself is shown once
--- at creation. A key's role decides what it may be bound to (DESIGN.md
+-- at creation. A key's role decides what it may be bound to (docs/design.md
 -- "Access"): customer keys to a user, retailer keys to a retailer, shopper
 -- keys optionally to the shopper they report for, the other roles to nothing.
 

@@ -221,7 +221,7 @@ func Changed(_ context.Context, keys []live.Key) ([]struct{}, error) {
 	return make([]struct{}, len(keys)), nil
 }
 
-// canReadSessions is the role rule of DESIGN.md "Access": sessions are
+// canReadSessions is the role rule of docs/design.md "Access": sessions are
 // private to their customer; backend services may read any.
 func canReadSessions(p *aisle.Principal) error {
 	switch {

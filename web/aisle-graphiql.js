@@ -1,7 +1,7 @@
 // Aisle's GraphiQL fetcher: queries and mutations over HTTP POST, subscriptions
 // over graphql-transport-ws. The Authorization header typed in GraphiQL's
 // headers editor is sent on HTTP requests and in connection_init, so one key
-// works for both (DESIGN.md "Access").
+// works for both (docs/design.md "Access").
 (function () {
   "use strict";
   var endpoint = location.origin + "/graphql";
