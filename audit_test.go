@@ -31,7 +31,6 @@ func TestGraphQLOverHTTPAudit(t *testing.T) {
 	// The README's Limits section says why each of these stays.
 	allowed := map[string]bool{
 		"572B": true, "FDE2": true, "7B9B": true, // 422, not 200, for request errors to application/json clients
-		"D586": true, "5E5B": true, // "data": null in graphql-response+json request errors (not done)
 	}
 	for _, line := range lines[:len(lines)-1] {
 		status, id, _ := strings.Cut(line, "\t")

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -80,8 +81,56 @@ func (t getQueries) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 			return
 		}
 	}
-	t.GET.Do(w, r, exec)
+	t.GET.Do(&requestErrorsWithoutData{ResponseWriter: w}, r, exec)
 }
+
+// postQueries is gqlgen's POST transport, writing request errors without
+// "data" as getQueries does.
+type postQueries struct {
+	transport.POST
+}
+
+func (t postQueries) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	t.POST.Do(&requestErrorsWithoutData{ResponseWriter: w}, r, exec)
+}
+
+// requestErrorsWithoutData leaves "data" out of a request error (a
+// document that did not parse, validate or coerce its variables, so never
+// ran) answered as application/graphql-response+json, as GraphQL over HTTP
+// requires: gqlgen writes "data": null, which says that execution started
+// and failed. Such answers are the 4xx ones; gqlgen writes each answer in
+// one Write of one JSON object.
+type requestErrorsWithoutData struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *requestErrorsWithoutData) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *requestErrorsWithoutData) Write(b []byte) (int, error) {
+	if w.status < 400 || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/graphql-response+json") {
+		return w.ResponseWriter.Write(b)
+	}
+	var answer map[string]json.RawMessage
+	if json.Unmarshal(b, &answer) != nil || string(answer["data"]) != "null" {
+		return w.ResponseWriter.Write(b)
+	}
+	delete(answer, "data")
+	trimmed, err := json.Marshal(answer)
+	if err != nil {
+		return w.ResponseWriter.Write(b)
+	}
+	if _, err := w.ResponseWriter.Write(trimmed); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// Unwrap lets http.ResponseController reach the connection (write deadlines).
+func (w *requestErrorsWithoutData) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // unsupportedRequests answers every request no other transport takes:
 // gqlgen's own answer, 400 "transport not supported", has no code and does

@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -96,5 +98,40 @@ func TestProductionValidationHidesTheSchemaFromAnonymousCallers(t *testing.T) {
 	h.ServeHTTP(keyed, req)
 	if !strings.Contains(keyed.Body.String(), "AssessOrderInput.orderId") {
 		t.Errorf("with a key, production: %s; want the missing fields named", keyed.Body)
+	}
+}
+
+// TestRequestErrorsHaveNoData: a document that never ran is answered
+// without "data" to clients that accept application/graphql-response+json
+// (gqlgen writes "data": null), over POST and GET; an operation that ran
+// keeps its data.
+func TestRequestErrorsHaveNoData(t *testing.T) {
+	t.Parallel()
+	h := testHandler()
+	post := func(query string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(`{"query": `+strconv.Quote(query)+`}`))
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	}
+	for _, tc := range []struct {
+		reason   string
+		req      *http.Request
+		wantData bool
+	}{
+		{"a document that does not parse, over POST", post("{"), false},
+		{"a document that does not validate, over POST", post("{ nope }"), false},
+		{"a document that does not parse, over GET", httptest.NewRequest(http.MethodGet, "/graphql?query=%7B", nil), false},
+		{"an operation that ran", post("{ __typename }"), true},
+	} {
+		tc.req.Header.Set("Accept", "application/graphql-response+json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, tc.req)
+		var answer map[string]json.RawMessage
+		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+			t.Fatalf("%s: %v in %s", tc.reason, err, rec.Body)
+		}
+		if _, hasData := answer["data"]; hasData != tc.wantData || (!tc.wantData && answer["errors"] == nil) {
+			t.Errorf("%s: HTTP %d %s; want data present %v", tc.reason, rec.Code, rec.Body, tc.wantData)
+		}
 	}
 }

@@ -110,7 +110,7 @@ func graphqlHandler(cfg Config) http.Handler {
 	}))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getQueries{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(postQueries{})
 	srv.AddTransport(unsupportedRequests{}) // last: takes what the others do not
 	cache := lru.New[*ast.QueryDocument](queryCacheSize)
 	srv.SetQueryCache(cache)
