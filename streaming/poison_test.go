@@ -466,7 +466,9 @@ func TestConsumerWaitsOutRedisAndPostgresOutages(t *testing.T) {
 	b := streamingtest.MustStartBroker(t, 1)
 	brokers := b.Addrs()
 	redis := faulttest.StartRedis(t)
-	fs := featurestest.MustOpenAt(t, redis.URL(), featurestest.NewPrefix())
+	// A redis-server of the test's own, to kill: one server, also in the
+	// suite's cluster pass.
+	fs := featurestest.MustOpenAt(t, redis.URL(), featurestest.NewPrefix(), features.WithCluster(false))
 	proxy, proxiedURL := faulttest.NewURLProxy(t, catalogtest.NewDatabaseURL(t))
 	ctx := context.Background()
 	db, err := catalog.Open(ctx, proxiedURL, testLogger(t))
