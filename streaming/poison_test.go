@@ -507,23 +507,31 @@ func TestConsumerWaitsOutRedisAndPostgresOutages(t *testing.T) {
 	for i := range 5 {
 		streamingtest.Produce(t, brokers, record(aisle.TopicPicking, sp.String(), mustJSON(pickEvent("r-"+strconv.Itoa(i), aisle.TypePickFound, sp.StoreID, sp.ProductID, at))))
 	}
+	retries := func(steps ...string) (n float64) {
+		for _, step := range steps {
+			v, _ := promtest.Gather(t).Value("aisle_stream_retries_total", map[string]string{"step": step})
+			n += v
+		}
+		return n
+	}
+	// moreAttempts waits until the steps have failed a few more times: past
+	// the attempts a poison record would get before it is isolated.
+	moreAttempts := func(what string, steps ...string) {
+		before := retries(steps...)
+		waitFor(t, what, func() bool { return retries(steps...) >= before+3 })
+	}
 	waitFor(t, "the picking partition to stall while Redis is down", stalled("aisle.picking/0"))
-	time.Sleep(time.Second) // a few more failed attempts
+	moreAttempts("more failed attempts while Redis is down", "availability")
 	redis.Start()
 	waitFor(t, "the picks applied once Redis is back", func() bool { return found() == 5 })
 
 	proxy.Cut()
 	streamingtest.Produce(t, brokers, record(aisle.TopicOrders, "u-9", mustJSON(orderEvent("d-1", "u-9", "s-3", at))))
 	waitFor(t, "the orders partition to stall while PostgreSQL refuses", stalled("aisle.orders/0"))
-	time.Sleep(time.Second)
+	moreAttempts("more refused attempts while PostgreSQL refuses", "catalog", "order_history")
 	proxy.Blackhole()
-	retries := func() float64 {
-		v, _ := promtest.Gather(t).Value("aisle_stream_retries_total", map[string]string{"step": "catalog"})
-		w, _ := promtest.Gather(t).Value("aisle_stream_retries_total", map[string]string{"step": "order_history"})
-		return v + w
-	}
-	before := retries()
-	waitFor(t, "an attempt to time out behind the partition", func() bool { return retries() > before })
+	before := retries("catalog", "order_history")
+	waitFor(t, "an attempt to time out behind the partition", func() bool { return retries("catalog", "order_history") > before })
 	proxy.Resume()
 	waitFor(t, "the order applied once PostgreSQL is back", func() bool {
 		baskets, err := db.Baskets(ctx, at.Add(-time.Hour))
