@@ -92,6 +92,16 @@ func (r *storeResolver) Products(ctx context.Context, obj *catalog.Store, first 
 	if err != nil {
 		return nil, err
 	}
+	if selects(ctx, "edges", "node", "availability") {
+		// One read for the page: the nodes' own loads would join one batch
+		// only if they all started within the loader's wait.
+		sps := make([]aisle.StoreProduct, len(page.Edges))
+		for i, e := range page.Edges {
+			sps[i] = aisle.StoreProduct{StoreID: obj.ID, ProductID: e.Node.ID}
+		}
+		// An error is cached for each product and answered by its node.
+		_, _ = loadersFrom(ctx).availability.LoadAll(ctx, sps)
+	}
 	return &graph.ProductConnection{Edges: edges(page, newProductEdge), PageInfo: pageInfo(page)}, nil
 }
 

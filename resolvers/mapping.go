@@ -1,7 +1,10 @@
 package resolvers
 
 import (
+	"context"
 	"strconv"
+
+	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
@@ -78,4 +81,26 @@ func batchReceipt(eventIDs []string, err error) (*graph.EventBatchReceipt, error
 		return nil, err
 	}
 	return &graph.EventBatchReceipt{EventIds: eventIDs}, nil
+}
+
+// selects reports whether the current field's selection reaches the field
+// path (fragments expanded, @skip and @include applied, as gqlgen executes
+// it).
+func selects(ctx context.Context, path ...string) bool {
+	opCtx := graphql.GetOperationContext(ctx)
+	fields := graphql.CollectFieldsCtx(ctx, nil)
+	for i, name := range path {
+		var next []graphql.CollectedField
+		for _, f := range fields {
+			if f.Name != name {
+				continue
+			}
+			if i == len(path)-1 {
+				return true
+			}
+			next = append(next, graphql.CollectFields(opCtx, f.Selections, nil)...)
+		}
+		fields = next
+	}
+	return false
 }
