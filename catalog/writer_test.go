@@ -187,8 +187,8 @@ func TestFollowChanges(t *testing.T) {
 	mustApply(t, writer,
 		catalogEvent(t, aisle.TypeStoreUpserted, 5, aisle.StoreUpserted{StoreID: "s-a", RetailerID: "r-b", Name: "Bestco Downtown"}),
 		catalogEvent(t, aisle.TypeProductUpserted, 5, aisle.ProductUpserted{ProductID: "p-a", Name: "Oat Milk", Category: "Plant Milk"}))
-	// Not a latency claim (BENCHMARKS measures those): without the feed the
-	// cache would keep the old answers for ever.
+	// A bound on "never", not a latency claim: without the feed the cache
+	// would keep the old answers for ever.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r, err := server.StoreRetailer(ctx, "s-a")
