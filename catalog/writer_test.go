@@ -188,7 +188,8 @@ func TestFollowChanges(t *testing.T) {
 		catalogEvent(t, aisle.TypeStoreUpserted, 5, aisle.StoreUpserted{StoreID: "s-a", RetailerID: "r-b", Name: "Bestco Downtown"}),
 		catalogEvent(t, aisle.TypeProductUpserted, 5, aisle.ProductUpserted{ProductID: "p-a", Name: "Oat Milk", Category: "Plant Milk"}))
 	// A bound on "never", not a latency claim: without the feed the cache
-	// would keep the old answers for ever.
+	// would keep the old answers for ever. Polled: the caches announce no
+	// event of their own.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r, err := server.StoreRetailer(ctx, "s-a")
