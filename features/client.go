@@ -1,7 +1,10 @@
 package features
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,4 +38,20 @@ func NewClient(url string, cluster bool) (redis.UniversalClient, error) {
 		return nil, fmt.Errorf("parse Redis URL: %w", err)
 	}
 	return redis.NewClient(opts), nil
+}
+
+// LogRedisThrough makes go-redis, whose own logger prints plain lines to
+// stderr (pool and cluster errors, retries), log through log instead, so
+// that a process's log stays one JSON object a line. go-redis has one
+// logger per process: the last call wins.
+func LogRedisThrough(log *slog.Logger) {
+	redis.SetLogger(redisLogger{log})
+}
+
+// redisLogger is go-redis's internal.Logging over slog: its lines are
+// warnings, since go-redis logs what it retries or recovers from.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis: "+strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "go-redis")
 }
