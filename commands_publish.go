@@ -344,7 +344,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errors.New("usage: aisle seed demo")
 	}
 	fset, c := newCommand("seed demo", stderr)
-	fset.Func("env", "development or production; production refuses (AISLE_ENV)", func(s string) error { return parseEnv(c, s) })
+	fset.Func("env", "`development|production`: production refuses", func(s string) error { return parseEnv(c, s) })
 	if err := parseCommand(fset, args[1:]); err != nil {
 		return err
 	}

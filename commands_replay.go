@@ -40,7 +40,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fset, c := newCommand("replay", stderr)
 	wipe := fset.Bool("wipe", false, "first delete every key under --redis-prefix (refused while stream workers run)")
 	topics := aisle.EventTopics
-	fset.Func("topics", "comma-separated topics to replay (default: every event topic)", func(s string) error {
+	fset.Func("topics", "comma-separated `TOPICS` to replay (default: every event topic)", func(s string) error {
 		topics = splitList(s)
 		for _, t := range topics {
 			if !slices.Contains(aisle.EventTopics, t) {

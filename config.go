@@ -79,14 +79,14 @@ func commonFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.RedisURL, "redis-url", "redis://localhost:6379/0", "Redis URL")
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "the Redis URL names a Redis Cluster: redis://h1:7000?addr=h2:7001&addr=h3:7002")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "aisle:", "prefix of every Redis key")
-	fs.Func("kafka-brokers", "comma-separated Kafka brokers; empty runs the embedded broker", func(s string) error {
+	fs.Func("kafka-brokers", "comma-separated Kafka `BROKERS` (host:port); empty runs the embedded broker", func(s string) error {
 		c.KafkaBrokers = splitList(s)
 		return nil
 	})
 	fs.StringVar(&c.EmbeddedKafka, "embedded-kafka-addr", "127.0.0.1:9092", "listen address of the embedded broker")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "embedded broker log directory")
 	c.Partitions = 6
-	fs.Func("partitions", "partitions per topic when creating topics (default 6)", func(s string) error {
+	fs.Func("partitions", "`N` partitions per topic when creating topics (default 6)", func(s string) error {
 		n, err := strconv.ParseInt(s, 10, 32)
 		if err != nil || n < 1 || n > 1000 {
 			return fmt.Errorf("partitions must be an integer in 1..1000, got %q", s)
@@ -94,7 +94,7 @@ func commonFlags(fs *flag.FlagSet, c *Config) {
 		c.Partitions = int32(n)
 		return nil
 	})
-	fs.Func("log-level", "debug, info, warn or error", func(s string) error {
+	fs.Func("log-level", "`LEVEL` of the log: debug, info, warn or error (default info)", func(s string) error {
 		return c.LogLevel.UnmarshalText([]byte(s))
 	})
 }
@@ -129,7 +129,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	durationVar(fs, &c.FraudModelPoll, "fraud-model-poll", fraud.DefaultModelPollInterval,
 		"how often serving checks which fraud model version is active")
 	durationVar(fs, &c.RecommendRefresh, "recommend-refresh", recommend.DefaultRefresh, "how often serving reloads the fit of aisle batch copurchase")
-	fs.Func("allowed-origins", "comma-separated Origin patterns (path.Match, host or scheme://host) allowed to open websockets besides the server's own; default localhost", func(s string) error {
+	fs.Func("allowed-origins", "comma-separated Origin `PATTERNS` (path.Match, host or scheme://host) allowed to open websockets besides the server's own; default localhost", func(s string) error {
 		c.AllowedOrigins = splitList(s)
 		return nil
 	})
@@ -147,7 +147,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 		"how long a valid API key is trusted without a database lookup; a revoked key is refused over HTTP within this, and its websockets are closed within twice this")
 	fs.BoolVar(&c.Demo, "demo", false, "also run the simulator")
 	fs.Float64Var(&c.DemoRate, "demo-rate", 50, "simulator events per second in demo mode")
-	fs.Func("env", "development or production: production turns off GraphiQL, introspection and field suggestions", func(s string) error {
+	fs.Func("env", "`development|production`: production turns off GraphiQL, introspection and field suggestions", func(s string) error {
 		return parseEnv(c, s)
 	})
 	fs.IntVar(&c.RateLimit, "rate-limit", 0,
@@ -326,7 +326,7 @@ type durationValue struct{ d *time.Duration }
 // durationVar registers a duration flag at p with default value.
 func durationVar(fs *flag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {
 	*p = value
-	fs.Var(durationValue{p}, name, usage)
+	fs.Var(durationValue{p}, name, usage+" (a `DURATION` such as 90s, 12h or 60d)")
 }
 
 // durationFlag is durationVar returning the flag's address.
@@ -346,8 +346,8 @@ func (v durationValue) Set(s string) error {
 }
 
 func (v durationValue) String() string {
-	if v.d == nil {
-		return ""
+	if v.d == nil { // the zero value, which the flag package compares defaults with
+		return formatDuration(0)
 	}
 	return formatDuration(*v.d)
 }

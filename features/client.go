@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -54,4 +55,20 @@ type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, "redis: "+strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "go-redis")
+}
+
+// unreachableHint says what to do about an unreachable Redis at the
+// configured address: for one server on this machine, the command that
+// starts it on that port; otherwise, to check the URL.
+func unreachableHint(rdb redis.UniversalClient) string {
+	c, ok := rdb.(*redis.Client)
+	if !ok {
+		return "check --redis-url (REDIS_URL) and that the cluster's nodes are up"
+	}
+	host, port, err := net.SplitHostPort(c.Options().Addr)
+	if err != nil || (host != "localhost" && !net.ParseIP(host).IsLoopback()) {
+		return "check --redis-url (REDIS_URL) and that the server is up"
+	}
+	return "check --redis-url (REDIS_URL), or start it with: redis-server --daemonize yes --bind 127.0.0.1 -::1 --port " + port +
+		` --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log`
 }
