@@ -199,7 +199,7 @@ func TestKeysCreateListRevoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	list := out.String()
-	if !regexp.MustCompile(id[1] + `\s+oncall\s+ops\s+-\s+\S+Z\s+\S+Z`).MatchString(list) || strings.Contains(list, secret) {
+	if !regexp.MustCompile(id[1]+`\s+oncall\s+ops\s+-\s+\S+Z\s+\S+Z`).MatchString(list) || strings.Contains(list, secret) {
 		t.Errorf("keys list:\n%s\nwant %s, its name, role, no scope, created and revoked times, and never the key", list, id[1])
 	}
 }
