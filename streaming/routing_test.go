@@ -28,7 +28,7 @@ func TestConsumerCountsMisroutedRecords(t *testing.T) {
 	at := now
 	var recs []*kgo.Record
 	for i, key := range []string{"s-1:p-1", "s-1:p-2", "s-2:p-3"} {
-		ev := pickEvent("misrouted-"+key, aisle.TypePickFound, strings.Split(key, ":")[0], strings.Split(key, ":")[1], at)
+		ev := pickEvent("misrouted-"+strings.ReplaceAll(key, ":", "-"), aisle.TypePickFound, strings.Split(key, ":")[0], strings.Split(key, ":")[1], at)
 		rec := record(aisle.TopicPicking, key, mustJSON(ev))
 		rec.Partition = int32(byKey.Partition(rec, partitions))
 		if i > 0 { // the first arrives where murmur2 puts it; the others elsewhere
