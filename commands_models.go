@@ -111,6 +111,6 @@ func batchPriors(ctx context.Context, db *catalog.DB, brokers []string, now time
 	p := fit.Priors
 	_, err = fmt.Fprintf(stdout, "availability priors saved: %d picks, global found rate %.4f, fitted_at %s (%d events replayed; skipped %d duplicate, %d invalid, %d older than %s)\n",
 		p.Observations, p.Global.Found/p.Global.Total, p.FittedAt.Format(time.RFC3339Nano),
-		fit.Events, fit.Duplicates, fit.Invalid, fit.Older, since)
+		fit.Events, fit.Duplicates, fit.Invalid, fit.Older, formatDuration(since))
 	return err
 }
