@@ -141,7 +141,7 @@ type Config struct {
 	DatabaseURL string
 	// DatabaseDirectURL reaches PostgreSQL itself when DatabaseURL is a
 	// pooler in transaction mode, for what needs a session of its own
-	// (LISTEN); empty means DatabaseURL.
+	// (creating and migrating the database, LISTEN); empty means DatabaseURL.
 	DatabaseDirectURL string
 	RedisURL          string
 	RedisCluster      bool // RedisURL names a Redis Cluster (go-redis's cluster URL form)
@@ -188,7 +188,7 @@ type Config struct {
 // commonFlags registers the connection flags every command shares.
 func commonFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", "postgres://postgres@localhost:5432/aisle?sslmode=disable"), "PostgreSQL URL (DATABASE_URL)")
-	fs.StringVar(&c.DatabaseDirectURL, "database-direct-url", env("DATABASE_DIRECT_URL", ""), "PostgreSQL URL bypassing a transaction pooler, for LISTEN (DATABASE_DIRECT_URL; default --database-url)")
+	fs.StringVar(&c.DatabaseDirectURL, "database-direct-url", env("DATABASE_DIRECT_URL", ""), "PostgreSQL URL bypassing a transaction pooler, for creating and migrating the database and LISTEN (DATABASE_DIRECT_URL; default --database-url)")
 	fs.StringVar(&c.RedisURL, "redis-url", env("REDIS_URL", "redis://localhost:6379/0"), "Redis URL (REDIS_URL)")
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "the Redis URL names a Redis Cluster: redis://h1:7000?addr=h2:7001&addr=h3:7002 (AISLE_REDIS_CLUSTER)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", env("AISLE_REDIS_PREFIX", "aisle:"), "prefix of every Redis key (AISLE_REDIS_PREFIX)")
@@ -364,7 +364,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}()
 
-	db, err := catalog.Open(ctx, c.DatabaseURL, log)
+	db, err := catalog.OpenPooled(ctx, c.DatabaseURL, c.directDatabaseURL(), log)
 	if err != nil {
 		return err
 	}
