@@ -41,6 +41,7 @@ func commandLogger(c *Config, stderr io.Writer) *slog.Logger {
 // flags take their variable as their default where they are registered.)
 var flagEnv = map[string]string{
 	"partitions":                       "AISLE_PARTITIONS",
+	"replication-factor":               "AISLE_REPLICATION_FACTOR",
 	"log-level":                        "AISLE_LOG_LEVEL",
 	"demo":                             "AISLE_DEMO",
 	"in-stock-above":                   "AISLE_IN_STOCK_ABOVE",

@@ -150,6 +150,7 @@ type Config struct {
 	EmbeddedKafka     string   // listen address of the embedded broker
 	DataDir           string   // embedded broker log directory
 	Partitions        int32
+	ReplicationFactor int16 // replicas per partition when creating topics; 0: the broker's default
 	Role              string // all, api or stream
 	Demo              bool
 	DemoRate          float64
@@ -206,6 +207,14 @@ func commonFlags(fs *flag.FlagSet, c *Config) {
 			return fmt.Errorf("partitions must be an integer in 1..1000, got %q", s)
 		}
 		c.Partitions = int32(n)
+		return nil
+	})
+	fs.Func("replication-factor", "replicas per partition when creating topics, at most the brokers of the cluster; 3 on a real cluster (AISLE_REPLICATION_FACTOR, default the broker's default.replication.factor)", func(s string) error {
+		n, err := strconv.ParseInt(s, 10, 16)
+		if err != nil || n < 1 {
+			return fmt.Errorf("replication factor must be an integer of at least 1, got %q", s)
+		}
+		c.ReplicationFactor = int16(n)
 		return nil
 	})
 	fs.Func("log-level", "debug, info, warn or error (AISLE_LOG_LEVEL)", func(s string) error {
@@ -394,7 +403,7 @@ func (m *Main) Run(ctx context.Context) error {
 		brokers = broker.Addrs()
 		log.Info("embedded Kafka-protocol broker listening", "addr", strings.Join(brokers, ","), "data_dir", c.DataDir)
 	}
-	if err := streaming.EnsureTopics(ctx, brokers, c.Partitions); err != nil {
+	if err := streaming.EnsureTopics(ctx, brokers, c.Partitions, c.ReplicationFactor); err != nil {
 		return err
 	}
 	m.KafkaBrokers = brokers
