@@ -150,7 +150,7 @@ type Config struct {
 	EmbeddedKafka     string   // listen address of the embedded broker
 	DataDir           string   // embedded broker log directory
 	Partitions        int32
-	ReplicationFactor int16 // replicas per partition when creating topics; 0: the broker's default
+	ReplicationFactor int16  // replicas per partition when creating topics; 0: the broker's default
 	Role              string // all, api or stream
 	Demo              bool
 	DemoRate          float64
