@@ -257,7 +257,7 @@ func TestREADMEConfigurationTable(t *testing.T) {
 	var usage bytes.Buffer
 	cmd := exec.Command(bin, "serve", "-h")
 	cmd.Stdout, cmd.Stderr = &usage, &usage
-	_ = cmd.Run() // -h exits non-zero
+	_ = cmd.Run()                // -h exits non-zero
 	flags := map[string]string{} // flag → its usage text
 	var last string
 	for _, line := range strings.Split(usage.String(), "\n") {
