@@ -1,5 +1,5 @@
 # The README's two commands are `make run` and `make test`; .ci/run calls the latter.
-.PHONY: run test test-cluster test-pgbouncer web services generate check-generated vet bench bench-cluster
+.PHONY: run test test-cluster test-pgbouncer soak web services generate check-generated vet bench bench-cluster
 
 GO ?= go
 
@@ -10,6 +10,7 @@ test: web services check-generated vet
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory test-cluster
 	$(MAKE) --no-print-directory test-pgbouncer
+	$(MAKE) --no-print-directory soak SOAK_DURATION=20s
 
 # The packages whose tests touch Redis run a second time on a local Redis
 # Cluster of 3 masters + 3 replicas (started, or reused, by
@@ -42,6 +43,16 @@ test-pgbouncer: services
 	export DATABASE_URL="$$url" AISLE_TEST_DIRECT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable && \
 	$(GO) test -count=1 $(PGBOUNCER_PACKAGES) && \
 	$(GO) test -count=1 -run '$(PGBOUNCER_ROOT_TESTS)' .
+
+# The cluster soak (soak_test.go): 3 stream workers, 2 API replicas, a Redis
+# Cluster, 3 Kafka brokers and pgbouncer on this machine under a mixed load,
+# one of each killed and restarted; it prints its report (BENCHMARKS.md).
+# make test runs a 20 s one.
+SOAK_DURATION ?= 3m
+soak: services
+	url=$$(./scripts/pgbouncer.sh start $(PGBOUNCER_PORT)) && \
+	DATABASE_URL="$$url" AISLE_TEST_DIRECT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable \
+	AISLE_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -run '^TestSoak$$' -v -timeout 60m .
 
 # GraphiQL's npm packages, pinned by web/package-lock.json, served by the binary.
 web: web/node_modules/.package-lock.json
