@@ -81,6 +81,7 @@ func TestSoak(t *testing.T) {
 	within := duration + faultWait
 
 	waitSoakSent(t, load, n/4, within)
+	queries.faultBegins()
 	workers[0].Kill()
 	t.Logf("kill -9 %s after %d of %d events", workers[0].Name, load.sent.Load(), n)
 	r.waitAssigned(group, 2)
@@ -139,6 +140,9 @@ func TestSoak(t *testing.T) {
 		n, published.Round(time.Millisecond), float64(n)/published.Seconds(), soakRate, applied.Round(time.Millisecond), float64(n)/applied.Seconds())
 	t.Logf("  queries: %d at %d/s offered; latency p50 %s, p99 %s; results by code %v",
 		stats.count, soakQueryRate, stats.p50.Round(10*time.Microsecond), stats.p99.Round(10*time.Microsecond), stats.codes)
+	t.Logf("  baseline, the %d queries sent before the first kill: p50 %s, p99 %s; whole run / baseline: p50 %.2fx, p99 %.2fx",
+		stats.calmCount, stats.calmP50.Round(10*time.Microsecond), stats.calmP99.Round(10*time.Microsecond),
+		float64(stats.p50)/float64(stats.calmP50), float64(stats.p99)/float64(stats.calmP99))
 	t.Logf("  subscriptions: %d availability changes received on %d subscriptions", received(), len(subscribed))
 	t.Logf("  against a clean replay: %d of %d keys differ (%d outside the killed Redis master's slots); features %s",
 		len(differing), len(want), outside, snapshotKeyCounts(want))
@@ -255,17 +259,21 @@ func countSoakMessages(clients []*wsClient) func() int64 {
 // soakQueries asks the replicas for availability at soakQueryRate, each
 // query sent on schedule whether or not the previous ones answered.
 type soakQueries struct {
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	latency []time.Duration
-	codes   map[string]int
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	// latency of every query, and of those sent before the first fault:
+	// the baseline of the same run on the same machine.
+	latency, calm []time.Duration
+	codes         map[string]int
+	faulted       bool
 }
 
 type soakStats struct {
-	count    int
-	p50, p99 time.Duration
-	codes    map[string]int
+	count, calmCount int
+	p50, p99         time.Duration
+	calmP50, calmP99 time.Duration
+	codes            map[string]int
 }
 
 func startSoakQueries(t *testing.T, r *faultRig, apis []*proctest.Proc) *soakQueries {
@@ -300,10 +308,17 @@ func startSoakQueries(t *testing.T, r *faultRig, apis []*proctest.Proc) *soakQue
 			q.wg.Add(1)
 			go func() {
 				defer q.wg.Done()
+				q.mu.Lock()
+				calm := !q.faulted
+				q.mu.Unlock()
 				began := time.Now()
 				code := soakQuery(client, url, body)
+				took := time.Since(began)
 				q.mu.Lock()
-				q.latency = append(q.latency, time.Since(began))
+				q.latency = append(q.latency, took)
+				if calm {
+					q.calm = append(q.calm, took)
+				}
 				q.codes[code]++
 				q.mu.Unlock()
 			}()
@@ -340,17 +355,30 @@ func soakQuery(client *http.Client, url string, body []byte) string {
 	return "OK"
 }
 
+// faultBegins marks the end of the calm baseline.
+func (q *soakQueries) faultBegins() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.faulted = true
+}
+
 func (q *soakQueries) stop() soakStats {
 	q.cancel()
 	q.wg.Wait()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	sorted := slices.Sorted(slices.Values(q.latency))
-	at := func(p float64) time.Duration {
-		if len(sorted) == 0 {
-			return 0
-		}
-		return sorted[int(math.Ceil(p*float64(len(sorted))))-1]
+	all, calm := slices.Sorted(slices.Values(q.latency)), slices.Sorted(slices.Values(q.calm))
+	return soakStats{
+		count: len(all), p50: percentile(all, 0.5), p99: percentile(all, 0.99),
+		calmCount: len(calm), calmP50: percentile(calm, 0.5), calmP99: percentile(calm, 0.99),
+		codes: maps.Clone(q.codes),
 	}
-	return soakStats{count: len(sorted), p50: at(0.5), p99: at(0.99), codes: maps.Clone(q.codes)}
+}
+
+// percentile returns the p-th (0..1] of sorted durations, 0 for none.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[int(math.Ceil(p*float64(len(sorted))))-1]
 }
