@@ -58,6 +58,11 @@ func NewDatabaseURL(tb testing.TB) string {
 	if err := catalog.Migrate(ctx, direct.String(), slog.New(slog.DiscardHandler)); err != nil {
 		tb.Fatalf("catalogtest: create database %s directly: %v", name, err)
 	}
+	// Tests' own connections (pgx.Connect on this URL) need a query mode
+	// that survives the pooler too: the one catalog chooses itself.
+	q := u.Query()
+	q.Set("default_query_exec_mode", "cache_describe")
+	u.RawQuery = q.Encode()
 	return u.String()
 }
 
