@@ -16,7 +16,11 @@ func (r *Report) Write(out io.Writer) error {
 	kb := func(b float64) string { return fmt.Sprintf("%.1f", b/1024) }
 	mb := func(b float64) string { return fmt.Sprintf("%.1f", b/(1<<20)) }
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "mixed workload against %s: %d in flight for %.1f s\n", r.URL, r.Concurrency, r.Elapsed.Seconds())
+	if r.OfferedRate > 0 {
+		fmt.Fprintf(tw, "mixed workload against %s: open loop, %.0f req/s offered (latency from when each was due), at most %d in flight, for %.1f s\n", r.URL, r.OfferedRate, r.Concurrency, r.Elapsed.Seconds())
+	} else {
+		fmt.Fprintf(tw, "mixed workload against %s: %d in flight for %.1f s\n", r.URL, r.Concurrency, r.Elapsed.Seconds())
+	}
 	fmt.Fprintln(tw, "operation\tok\treq/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\terrors\t")
 	line := func(name string, o OpReport) {
 		var errs []string

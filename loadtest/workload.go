@@ -28,8 +28,11 @@ type Config struct {
 	ConnectionsPerKey int
 	Duration          time.Duration // of the mixed workload
 	Requests          int64         // stop the mixed workload after this many operations (0: Duration alone)
-	Concurrency       int           // HTTP operations in flight
-	Subscriptions     int           // subscriptions open during the run
+	Concurrency       int           // HTTP operations in flight (with a Rate: at most)
+	// Rate, when positive, sends the mixed workload open loop: this many
+	// operations per second, each timed from when it was due.
+	Rate          float64
+	Subscriptions int // subscriptions open during the run
 	// SubscriptionsPerConnection are multiplexed on one websocket, as
 	// graphql-transport-ws clients do: Subscriptions of them need
 	// Connections() websockets.
@@ -47,7 +50,10 @@ type Mix map[string]int
 const DefaultMix = "stores=1,availability=4,recommendations=2,orderRisk=1,reportPick=2,recordSessionEvent=2,assessOrder=1"
 
 // Operations are the HTTP operations a Mix can name.
-var Operations = []string{"stores", "availability", "recommendations", "orderRisk", "reportPick", "recordSessionEvent", "assessOrder"}
+// Besides the default mix's, "typename" is `{ __typename }`, the floor of
+// any GraphQL request, and "availability100" the availability of a store's
+// first 100 products, the hot read of BENCHMARKS.md §1.
+var Operations = []string{"stores", "availability", "availability100", "recommendations", "orderRisk", "reportPick", "recordSessionEvent", "assessOrder", "typename"}
 
 // ParseMix reads "name=weight,..." over Operations.
 func ParseMix(s string) (Mix, error) {
@@ -87,6 +93,8 @@ func (c Config) Validate() error {
 		return errors.New("at least one API key is required")
 	case c.Duration <= 0 && c.Requests <= 0:
 		return errors.New("the duration or the request count must be positive")
+	case c.Rate < 0:
+		return fmt.Errorf("the rate must not be negative, got %g", c.Rate)
 	case c.Concurrency < 1:
 		return fmt.Errorf("concurrency must be at least 1, got %d", c.Concurrency)
 	case c.Subscriptions < 0 || c.FanoutRounds < 0:
@@ -107,7 +115,8 @@ func (c Config) Validate() error {
 type Report struct {
 	URL         string               `json:"url"`
 	Concurrency int                  `json:"concurrency"`
-	Elapsed     time.Duration        `json:"elapsed_ns"` // of the mixed workload
+	OfferedRate float64              `json:"offered_per_second,omitempty"` // open loop: operations sent per second
+	Elapsed     time.Duration        `json:"elapsed_ns"`                   // of the mixed workload
 	Operations  map[string]*OpReport `json:"operations"`
 	Total       OpReport             `json:"total"`
 	Subs        SubscriptionReport   `json:"subscriptions"`
@@ -378,7 +387,8 @@ func (w *workload) settle(ctx context.Context, rep *Report, when string) (Memory
 func (w *workload) key(i int) string { return w.cfg.Keys[i%len(w.cfg.Keys)] }
 
 // mixed runs the HTTP operations in the configured mix for the configured
-// duration or count, from Concurrency workers.
+// duration or count: from Concurrency closed-loop workers, or, with a Rate,
+// open loop at that rate with at most Concurrency in flight.
 func (w *workload) mixed(ctx context.Context, rep *Report) {
 	var names []string
 	for _, name := range Operations {
@@ -391,43 +401,58 @@ func (w *workload) mixed(ctx context.Context, rep *Report) {
 		d   time.Duration
 		err error
 	}
-	perWorker := make([][]sample, w.cfg.Concurrency)
+	var (
+		mu      sync.Mutex
+		samples []sample
+	)
+	record := func(s sample) {
+		mu.Lock()
+		samples = append(samples, s)
+		mu.Unlock()
+	}
 	runCtx := ctx
 	if w.cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		runCtx, cancel = context.WithTimeout(ctx, w.cfg.Duration)
 		defer cancel()
 	}
-	w.cfg.Log.Info("load: mixed workload", "concurrency", w.cfg.Concurrency, "duration", w.cfg.Duration, "requests", w.cfg.Requests)
+	w.cfg.Log.Info("load: mixed workload", "concurrency", w.cfg.Concurrency, "rate", w.cfg.Rate, "duration", w.cfg.Duration, "requests", w.cfg.Requests)
 	start := time.Now()
-	_, _ = ClosedLoop(runCtx, w.cfg.Concurrency, w.cfg.Requests, false, func(ctx context.Context, worker int) error {
-		op := names[rand.IntN(len(names))]
-		t0 := time.Now()
-		err := w.do(ctx, op, worker)
-		if ctx.Err() != nil {
-			return ctx.Err() // cut off by the end of the run: neither a sample nor an error
-		}
-		perWorker[worker] = append(perWorker[worker], sample{op, time.Since(t0), err})
-		return err
-	})
+	if w.cfg.Rate > 0 {
+		rep.OfferedRate = w.cfg.Rate
+		OpenLoop(runCtx, w.cfg.Rate, w.cfg.Requests, w.cfg.Concurrency, func(ctx context.Context, seq int64, due time.Time) {
+			op := names[rand.IntN(len(names))]
+			err := w.do(ctx, op, int(seq))
+			record(sample{op, time.Since(due), err})
+		})
+	} else {
+		_, _ = ClosedLoop(runCtx, w.cfg.Concurrency, w.cfg.Requests, false, func(ctx context.Context, worker int) error {
+			op := names[rand.IntN(len(names))]
+			t0 := time.Now()
+			err := w.do(ctx, op, worker)
+			if ctx.Err() != nil {
+				return ctx.Err() // cut off by the end of the run: neither a sample nor an error
+			}
+			record(sample{op, time.Since(t0), err})
+			return err
+		})
+	}
 	rep.Elapsed = time.Since(start)
 	var all []time.Duration
-	for _, samples := range perWorker {
-		for _, s := range samples {
-			o := rep.Operations[s.op]
-			if o == nil {
-				o = &OpReport{Errors: map[string]int{}}
-				rep.Operations[s.op] = o
-			}
-			if s.err != nil {
-				code := ErrorCode(s.err)
-				o.Errors[code]++
-				rep.errExamples[code] = s.op + ": " + s.err.Error()
-				continue
-			}
-			rep.latencies[s.op] = append(rep.latencies[s.op], s.d)
-			all = append(all, s.d)
+	for _, s := range samples {
+		o := rep.Operations[s.op]
+		if o == nil {
+			o = &OpReport{Errors: map[string]int{}}
+			rep.Operations[s.op] = o
 		}
+		if s.err != nil {
+			code := ErrorCode(s.err)
+			o.Errors[code]++
+			rep.errExamples[code] = s.op + ": " + s.err.Error()
+			continue
+		}
+		rep.latencies[s.op] = append(rep.latencies[s.op], s.d)
+		all = append(all, s.d)
 	}
 	rep.Total.Errors = map[string]int{}
 	for op, o := range rep.Operations {
@@ -461,10 +486,22 @@ func (w *workload) do(ctx context.Context, op string, worker int) error {
 			err = &Error{Code: "BAD_ANSWER", Status: 200, Message: "no stores"}
 		}
 		return err
-	case "availability":
-		ids := make([]string, 20)
-		for i := range ids {
-			ids[i] = products[rand.IntN(len(products))]
+	case "typename":
+		var data struct {
+			Typename string `json:"__typename"`
+		}
+		err := Post(ctx, w.client, w.url, key, Request(`{ __typename }`, nil), &data)
+		if err == nil && data.Typename != "Query" {
+			err = &Error{Code: "BAD_ANSWER", Status: 200, Message: fmt.Sprintf("__typename %q", data.Typename)}
+		}
+		return err
+	case "availability", "availability100":
+		ids := products // loadCatalog lists up to 100 per store
+		if op == "availability" {
+			ids = make([]string, 20)
+			for i := range ids {
+				ids[i] = products[rand.IntN(len(products))]
+			}
 		}
 		var data struct {
 			Availability []json.RawMessage `json:"availability"`
