@@ -1,13 +1,14 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"io"
+	"math"
 	"reflect"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,9 @@ import (
 // request. When a field's answer is a list of objects whose selection is
 // plain data (scalars, enums, __typename, and objects of plain data read
 // from struct fields, through any aliases, fragments and @include/@skip),
-// objectLists plans that selection once per list and writes the list's
+// objectLists plans that selection once per list (a field index and a
+// writer per selected field, checked against the schema and the Go type)
+// and writes the list's
 // JSON straight from the Go values, byte for byte what the executor would
 // write. Anything the plan does not cover is the executor's, with the
 // value the resolver already returned: a selection with another directive
@@ -34,9 +37,8 @@ import (
 // extensions are untouched: the plan only replaces the marshalling of a
 // resolver's successful result.
 type objectLists struct {
-	schema    *ast.Schema
-	resolved  map[string]bool // "Object.field" of every field with a resolver
-	accessors sync.Map        // accessorKey → *accessor (nil: none)
+	schema   *ast.Schema
+	resolved map[string]bool // "Object.field" of every field with a resolver
 }
 
 var (
@@ -77,14 +79,14 @@ func (l *objectLists) InterceptField(ctx context.Context, next graphql.Resolver)
 	if list.Kind() != reflect.Slice || list.IsNil() {
 		return res, err
 	}
-	oc := graphql.GetOperationContext(ctx)
-	var buf bytes.Buffer
-	if !l.writeList(&buf, ctx, oc, fc.Field.Selections, fc.Field.Definition.Type, list) {
+	p := l.planList(graphql.GetOperationContext(ctx), fc.Field.Selections, fc.Field.Definition.Type, list.Type())
+	buf := make([]byte, 0, 64+list.Len()*128)
+	if p == nil || !p.write(&buf, list) {
 		objectListAnswers.WithLabelValues("executor").Inc()
 		return res, err // the executor's: it answers what the plan does not cover
 	}
 	objectListAnswers.WithLabelValues("planned").Inc()
-	return rawJSON(buf.Bytes()), nil
+	return rawJSON(buf), nil
 }
 
 // objectListAnswers counts lists of objects by who wrote them: a share of
@@ -99,97 +101,181 @@ type rawJSON []byte
 
 func (r rawJSON) MarshalGQL(w io.Writer) { _, _ = w.Write(r) }
 
-// writeList writes a list of objects of type typ ([T] or [T!], T an object
-// type) from list, false when the plan does not cover it.
-func (l *objectLists) writeList(buf *bytes.Buffer, ctx context.Context, oc *graphql.OperationContext, sel ast.SelectionSet, typ *ast.Type, list reflect.Value) bool {
+// A writer appends the JSON of one value to buf, false when the executor
+// would answer it differently (with an error or a null it propagates).
+type writer func(buf *[]byte, v reflect.Value) bool
+
+// listPlan writes a list of objects.
+type listPlan struct {
+	object  *objectPlan
+	nonNull bool // elements are non-null
+}
+
+// objectPlan writes one object: its fields in the executor's order.
+type objectPlan struct {
+	fields []fieldPlan
+}
+
+type fieldPlan struct {
+	key   []byte // "alias":, with the comma before it unless first
+	index int    // of the struct field; -1 for __typename
+	write writer
+}
+
+// planList plans a list of objects of GraphQL type typ ([T] or [T!], T an
+// object type) held in a Go slice of type goType; nil when it cannot.
+func (l *objectLists) planList(oc *graphql.OperationContext, sel ast.SelectionSet, typ *ast.Type, goType reflect.Type) *listPlan {
 	def := l.schema.Types[typ.Elem.Name()]
-	if typ.Elem.Elem != nil || def == nil || def.Kind != ast.Object {
-		return false
+	if typ.Elem.Elem != nil || def == nil || def.Kind != ast.Object || goType.Kind() != reflect.Slice {
+		return nil
 	}
-	fields := graphql.CollectFields(oc, sel, []string{def.Name})
-	buf.WriteByte('[')
+	object := l.planObject(oc, def, sel, goType.Elem())
+	if object == nil {
+		return nil
+	}
+	return &listPlan{object: object, nonNull: typ.Elem.NonNull}
+}
+
+func (p *listPlan) write(buf *[]byte, list reflect.Value) bool {
+	*buf = append(*buf, '[')
 	for i := range list.Len() {
 		if i > 0 {
-			buf.WriteByte(',')
+			*buf = append(*buf, ',')
 		}
-		if !l.writeObject(buf, ctx, oc, def, fields, typ.Elem.NonNull, list.Index(i)) {
+		if !p.object.writeValue(buf, list.Index(i), p.nonNull) {
 			return false
 		}
 	}
-	buf.WriteByte(']')
+	*buf = append(*buf, ']')
 	return true
 }
 
-// writeObject writes one object of type def with its collected fields.
-func (l *objectLists) writeObject(buf *bytes.Buffer, ctx context.Context, oc *graphql.OperationContext, def *ast.Definition, fields []graphql.CollectedField, nonNull bool, v reflect.Value) bool {
+// planObject plans the fields of sel on object type def, read from Go type
+// goType (a struct or pointers to one); nil when it cannot.
+func (l *objectLists) planObject(oc *graphql.OperationContext, def *ast.Definition, sel ast.SelectionSet, goType reflect.Type) *objectPlan {
+	for goType.Kind() == reflect.Pointer {
+		goType = goType.Elem()
+	}
+	if goType.Kind() != reflect.Struct {
+		return nil
+	}
+	p := &objectPlan{}
+	for i, f := range graphql.CollectFields(oc, sel, []string{def.Name}) {
+		if len(f.Deferrables) > 0 || hasOtherDirectives(f.Directives) {
+			return nil
+		}
+		var key []byte
+		if i > 0 {
+			key = append(key, ',')
+		}
+		key = append(appendQuoted(key, f.Alias), ':')
+		if f.Name == "__typename" {
+			name := appendQuoted(nil, def.Name)
+			p.fields = append(p.fields, fieldPlan{key: key, index: -1, write: func(buf *[]byte, _ reflect.Value) bool {
+				*buf = append(*buf, name...)
+				return true
+			}})
+			continue
+		}
+		if f.Definition == nil || l.resolved[strings.ToLower(def.Name+"."+f.Name)] {
+			return nil
+		}
+		index, ok := structField(goType, f.Name)
+		if !ok {
+			return nil
+		}
+		write := l.planValue(oc, f, goType.Field(index).Type)
+		if write == nil {
+			return nil
+		}
+		p.fields = append(p.fields, fieldPlan{key: key, index: index, write: write})
+	}
+	return p
+}
+
+// writeValue writes the object held in v (a struct or pointers to one).
+func (p *objectPlan) writeValue(buf *[]byte, v reflect.Value, nonNull bool) bool {
 	for v.Kind() == reflect.Pointer {
 		if v.IsNil() {
 			if nonNull {
 				return false // the executor's error
 			}
-			buf.WriteString("null")
+			*buf = append(*buf, "null"...)
 			return true
 		}
 		v = v.Elem()
 	}
-	if v.Kind() != reflect.Struct {
-		return false
-	}
-	buf.WriteByte('{')
-	for i, f := range fields {
-		if len(f.Deferrables) > 0 || hasOtherDirectives(f.Directives) {
+	*buf = append(*buf, '{')
+	for _, f := range p.fields {
+		*buf = append(*buf, f.key...)
+		var fv reflect.Value
+		if f.index >= 0 {
+			fv = v.Field(f.index)
+		}
+		if !f.write(buf, fv) {
 			return false
-		}
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		graphql.MarshalString(f.Alias).MarshalGQL(buf)
-		buf.WriteByte(':')
-		if f.Name == "__typename" {
-			graphql.MarshalString(def.Name).MarshalGQL(buf)
-			continue
-		}
-		if f.Definition == nil || l.resolved[strings.ToLower(def.Name+"."+f.Name)] {
-			return false
-		}
-		a := l.accessor(v.Type(), f.Name)
-		if a == nil {
-			return false
-		}
-		fv := v.Field(a.index)
-		ftyp := f.Definition.Type
-		if ftyp.Elem != nil {
-			if fv.Kind() != reflect.Slice || (fv.IsNil() && ftyp.NonNull) || len(f.Selections) == 0 {
-				return false
-			}
-			if fv.IsNil() {
-				buf.WriteString("null")
-				continue
-			}
-			if !l.writeList(buf, ctx, oc, f.Selections, ftyp, fv) {
-				return false
-			}
-			continue
-		}
-		fdef := l.schema.Types[ftyp.Name()]
-		if fdef == nil {
-			return false
-		}
-		switch fdef.Kind {
-		case ast.Object:
-			if len(f.Selections) == 0 || !l.writeObject(buf, ctx, oc, fdef, graphql.CollectFields(oc, f.Selections, []string{fdef.Name}), ftyp.NonNull, fv) {
-				return false
-			}
-		case ast.Scalar, ast.Enum:
-			if !writeLeaf(buf, ctx, fdef, ftyp.NonNull, fv) {
-				return false
-			}
-		default:
-			return false // interfaces and unions need the executor's type resolution
 		}
 	}
-	buf.WriteByte('}')
+	*buf = append(*buf, '}')
 	return true
+}
+
+// planValue plans the value of field f, of Go type goType.
+func (l *objectLists) planValue(oc *graphql.OperationContext, f graphql.CollectedField, goType reflect.Type) writer {
+	typ := f.Definition.Type
+	if typ.Elem != nil {
+		if len(f.Selections) == 0 {
+			return nil // lists of scalars: left to the executor
+		}
+		list := l.planList(oc, f.Selections, typ, goType)
+		if list == nil {
+			return nil
+		}
+		return func(buf *[]byte, v reflect.Value) bool {
+			if v.IsNil() {
+				if typ.NonNull {
+					return false
+				}
+				*buf = append(*buf, "null"...)
+				return true
+			}
+			return list.write(buf, v)
+		}
+	}
+	def := l.schema.Types[typ.Name()]
+	if def == nil {
+		return nil
+	}
+	switch def.Kind {
+	case ast.Object:
+		if len(f.Selections) == 0 {
+			return nil
+		}
+		object := l.planObject(oc, def, f.Selections, goType)
+		if object == nil {
+			return nil
+		}
+		return func(buf *[]byte, v reflect.Value) bool { return object.writeValue(buf, v, typ.NonNull) }
+	case ast.Scalar, ast.Enum:
+		leaf := leafWriter(def, goType)
+		if leaf == nil {
+			return nil
+		}
+		if goType.Kind() != reflect.Pointer {
+			return leaf
+		}
+		return func(buf *[]byte, v reflect.Value) bool {
+			if v.IsNil() {
+				if typ.NonNull {
+					return false
+				}
+				*buf = append(*buf, "null"...)
+				return true
+			}
+			return leaf(buf, v.Elem())
+		}
+	}
+	return nil // interfaces and unions need the executor's type resolution
 }
 
 // hasOtherDirectives reports a directive other than @include and @skip,
@@ -203,112 +289,118 @@ func hasOtherDirectives(ds ast.DirectiveList) bool {
 	return false
 }
 
-// scalarWriters marshal the schema's scalars as the generated code does,
-// each from the Go type gqlgen.yml binds it to (nil for any other type).
-var scalarWriters = map[string]func(v reflect.Value) graphql.ContextMarshaler{
-	"ID":      stringScalar(graph.MarshalID),
-	"String":  stringScalar(graphql.MarshalString),
-	"Boolean": scalarOf(func(b bool) graphql.ContextMarshaler { return contextual(graphql.MarshalBoolean(b)) }),
-	"Float":   scalarOf(graphql.MarshalFloatContext),
-	"Int":     scalarOf(func(i int) graphql.ContextMarshaler { return contextual(graphql.MarshalInt(i)) }),
-	// The generated code turns a zero time into null (an error where the
-	// schema says non-null): the executor's to answer.
-	"Time": scalarOf(func(t time.Time) graphql.ContextMarshaler {
-		if t.IsZero() {
-			return nil
-		}
-		return contextual(graphql.MarshalTime(t))
-	}),
-}
-
-func scalarOf[T any](marshal func(T) graphql.ContextMarshaler) func(v reflect.Value) graphql.ContextMarshaler {
-	return func(v reflect.Value) graphql.ContextMarshaler {
-		if v.Type() != reflect.TypeFor[T]() {
-			return nil
-		}
-		return marshal(v.Interface().(T))
+// leafWriter writes a scalar or enum as the generated code does, for the Go
+// type gqlgen.yml binds it to (goType, or a pointer to it); nil for any
+// other Go type.
+func leafWriter(def *ast.Definition, goType reflect.Type) writer {
+	if goType.Kind() == reflect.Pointer {
+		goType = goType.Elem()
 	}
-}
-
-func stringScalar(marshal func(string) graphql.Marshaler) func(v reflect.Value) graphql.ContextMarshaler {
-	return scalarOf(func(s string) graphql.ContextMarshaler { return contextual(marshal(s)) })
-}
-
-func contextual(m graphql.Marshaler) graphql.ContextMarshaler {
-	return graphql.ContextWriterFunc(func(_ context.Context, w io.Writer) error {
-		m.MarshalGQL(w)
-		return nil
-	})
-}
-
-// writeLeaf writes a scalar or enum value; false when the executor would
-// answer it with an error (nil for non-null, a value the scalar refuses)
-// or its Go type is not the one the plan knows.
-func writeLeaf(buf *bytes.Buffer, ctx context.Context, def *ast.Definition, nonNull bool, v reflect.Value) bool {
-	if v.Kind() == reflect.Pointer {
-		if v.IsNil() {
-			if nonNull {
-				return false
-			}
-			buf.WriteString("null")
+	if def.Kind == ast.Enum {
+		// Generated enums are strings that write strconv.Quote of themselves.
+		if goType.Kind() != reflect.String || !goType.Implements(reflect.TypeFor[graphql.Marshaler]()) {
+			return nil
+		}
+		return func(buf *[]byte, v reflect.Value) bool {
+			*buf = strconv.AppendQuote(*buf, v.String())
 			return true
 		}
-		v = v.Elem()
 	}
-	var m graphql.ContextMarshaler
-	if def.Kind == ast.Enum {
-		enum, ok := v.Interface().(graphql.Marshaler)
-		if !ok || v.Kind() != reflect.String {
-			return false
+	switch {
+	case (def.Name == "ID" || def.Name == "String") && goType == reflect.TypeFor[string]():
+		// graph.MarshalID and graphql.MarshalString quote the same way.
+		return func(buf *[]byte, v reflect.Value) bool {
+			*buf = appendQuoted(*buf, v.String())
+			return true
 		}
-		m = contextual(enum)
-	} else {
-		write := scalarWriters[def.Name]
-		if write == nil {
-			return false
+	case def.Name == "Boolean" && goType == reflect.TypeFor[bool]():
+		return func(buf *[]byte, v reflect.Value) bool {
+			*buf = strconv.AppendBool(*buf, v.Bool())
+			return true
 		}
-		if m = write(v); m == nil {
-			return false
+	case def.Name == "Int" && goType == reflect.TypeFor[int]():
+		return func(buf *[]byte, v reflect.Value) bool {
+			*buf = strconv.AppendInt(*buf, v.Int(), 10)
+			return true
 		}
-	}
-	mark := buf.Len()
-	if err := m.MarshalGQLContext(ctx, buf); err != nil {
-		buf.Truncate(mark)
-		return false
-	}
-	return true
-}
-
-type accessorKey struct {
-	typ   reflect.Type
-	field string
-}
-
-// accessor reads a GraphQL field from an exported struct field of the same
-// name (ignoring case), as gqlgen binds it. A type with a method of that
-// name is left to the executor: gqlgen would call the method.
-type accessor struct{ index int }
-
-func (l *objectLists) accessor(t reflect.Type, field string) *accessor {
-	key := accessorKey{t, field}
-	if a, ok := l.accessors.Load(key); ok {
-		return a.(*accessor)
-	}
-	var found *accessor
-	if !hasMethodFold(t, field) && !hasMethodFold(reflect.PointerTo(t), field) {
-		for i := range t.NumField() {
-			sf := t.Field(i)
-			if sf.IsExported() && !sf.Anonymous && strings.EqualFold(sf.Name, field) {
-				if found != nil {
-					found = nil // ambiguous: the executor knows which
-					break
-				}
-				found = &accessor{index: i}
+	case def.Name == "Float" && goType == reflect.TypeFor[float64]():
+		return func(buf *[]byte, v reflect.Value) bool {
+			f := v.Float()
+			if math.IsInf(f, 0) || math.IsNaN(f) {
+				return false // graphql.MarshalFloatContext's error
 			}
+			*buf = strconv.AppendFloat(*buf, f, 'g', -1, 64) // fmt's %g
+			return true
+		}
+	case def.Name == "Time" && goType == reflect.TypeFor[time.Time]():
+		return func(buf *[]byte, v reflect.Value) bool {
+			t := v.Interface().(time.Time)
+			if t.IsZero() {
+				return false // the generated code's null: an error where non-null
+			}
+			*buf = append(t.AppendFormat(append(*buf, '"'), time.RFC3339Nano), '"') // RFC 3339 needs no escaping
+			return true
 		}
 	}
-	l.accessors.Store(key, found)
-	return found
+	return nil
+}
+
+// appendQuoted quotes s as graphql.MarshalString does: only control
+// characters, backslash and the quote are escaped.
+func appendQuoted(buf []byte, s string) []byte {
+	const hex = "0123456789ABCDEF"
+	buf = append(buf, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			_, size := utf8.DecodeRuneInString(s[i:])
+			i += size
+			continue
+		}
+		if c >= 0x20 && c != '\\' && c != '"' {
+			i++
+			continue
+		}
+		buf = append(buf, s[start:i]...)
+		switch c {
+		case '\t':
+			buf = append(buf, `\t`...)
+		case '\r':
+			buf = append(buf, `\r`...)
+		case '\n':
+			buf = append(buf, `\n`...)
+		case '\\':
+			buf = append(buf, `\\`...)
+		case '"':
+			buf = append(buf, `\"`...)
+		default:
+			buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		i++
+		start = i
+	}
+	return append(append(buf, s[start:]...), '"')
+}
+
+// structField finds the exported struct field of t that gqlgen binds to
+// GraphQL field name (same name ignoring case). A type with a method of
+// that name is left to the executor: gqlgen would call the method.
+func structField(t reflect.Type, name string) (int, bool) {
+	if hasMethodFold(t, name) || hasMethodFold(reflect.PointerTo(t), name) {
+		return 0, false
+	}
+	found := -1
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if sf.IsExported() && !sf.Anonymous && strings.EqualFold(sf.Name, name) {
+			if found >= 0 {
+				return 0, false // ambiguous: the executor knows which
+			}
+			found = i
+		}
+	}
+	return found, found >= 0
 }
 
 func hasMethodFold(t reflect.Type, name string) bool {

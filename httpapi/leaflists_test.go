@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/graph"
@@ -262,4 +264,36 @@ type listProduct struct{}
 
 func (listProduct) Availability(_ context.Context, p *catalog.Product) (*graph.ItemAvailability, error) {
 	return &graph.ItemAvailability{ProductID: p.ID, Probability: 0.5, Status: graph.AvailabilityStatusInStock}, nil
+}
+
+// BenchmarkObjectLists answers availability(100 products) with 5 fields,
+// as BENCHMARKS.md §1 reads it, through the executor alone and planned:
+// the CPU and allocations of executing and writing the answer (no HTTP,
+// no storage).
+//
+//	go test -run '^$' -bench ObjectLists -benchmem ./httpapi/
+func BenchmarkObjectLists(b *testing.B) {
+	data := &listData{items: make([]*graph.ItemAvailability, 100)}
+	at := time.Date(2026, 12, 2, 17, 0, 0, 123000000, time.UTC)
+	for i := range data.items {
+		data.items[i] = &graph.ItemAvailability{StoreID: "s-1", ProductID: fmt.Sprintf("p-%05d", i), Carried: true, Probability: 0.8731, Status: graph.AvailabilityStatusInStock, UpdatedAt: &at}
+	}
+	schema := graph.NewExecutableSchema(graph.Config{Resolvers: listResolvers{data: data}})
+	body := `{"query": "query($s: ID!, $p: [ID!]!) { availability(storeId: $s, productIds: $p) { productId probability status updatedAt carried } }", "variables": {"s": "s-1", "p": ["p-00001"]}}`
+	for _, path := range []string{"executor", "planned"} {
+		b.Run(path, func(b *testing.B) {
+			h := handler.New(schema)
+			h.AddTransport(transport.POST{})
+			h.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
+			if path == "planned" {
+				h.Use(newObjectLists(schema.Schema()))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if out := answer(h, body); !strings.HasPrefix(out, `200 {"data":{"availability":[{"productId":"p-00000"`) {
+					b.Fatalf("answer: %.200s", out)
+				}
+			}
+		})
+	}
 }
