@@ -54,8 +54,8 @@ func checkOpenLoopRun(t *testing.T, ts *testServer) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("decode report: %v\n%s", err, out.String())
 	}
-	if rep.OfferedRate != 200 || rep.Total.N != 200 || rep.Total.ErrorCount() > 0 {
-		t.Errorf("offered %v req/s, %d answered, errors %v; want 200, 200, none", rep.OfferedRate, rep.Total.N, rep.Total.Errors)
+	if rep.OfferedRate != 200 || rep.Sent != 200 || rep.Due != 200 || rep.Total.N != 200 || rep.Total.ErrorCount() > 0 {
+		t.Errorf("offered %v req/s, %d sent of %d due, %d answered, errors %v; want 200, 200, 200, 200, none", rep.OfferedRate, rep.Sent, rep.Due, rep.Total.N, rep.Total.Errors)
 	}
 	for _, op := range []string{"typename", "availability100"} {
 		if o := rep.Operations[op]; o == nil || o.N == 0 || o.P50 <= 0 || o.P50 > o.P99 {

@@ -17,7 +17,7 @@ func (r *Report) Write(out io.Writer) error {
 	mb := func(b float64) string { return fmt.Sprintf("%.1f", b/(1<<20)) }
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if r.OfferedRate > 0 {
-		fmt.Fprintf(tw, "mixed workload against %s: open loop, %.0f req/s offered (latency from when each was due), at most %d in flight, for %.1f s\n", r.URL, r.OfferedRate, r.Concurrency, r.Elapsed.Seconds())
+		fmt.Fprintf(tw, "mixed workload against %s: open loop, %.0f req/s offered (latency from when each was due), at most %d in flight, for %.1f s: %d sent of %d due\n", r.URL, r.OfferedRate, r.Concurrency, r.Elapsed.Seconds(), r.Sent, r.Due)
 	} else {
 		fmt.Fprintf(tw, "mixed workload against %s: %d in flight for %.1f s\n", r.URL, r.Concurrency, r.Elapsed.Seconds())
 	}
@@ -80,16 +80,21 @@ func (r *Report) Write(out io.Writer) error {
 
 // Report is what a run measured.
 type Report struct {
-	URL         string               `json:"url"`
-	Concurrency int                  `json:"concurrency"`
-	OfferedRate float64              `json:"offered_per_second,omitempty"` // open loop: operations sent per second
-	Elapsed     time.Duration        `json:"elapsed_ns"`                   // of the mixed workload
-	Operations  map[string]*OpReport `json:"operations"`
-	Total       OpReport             `json:"total"`
-	Subs        SubscriptionReport   `json:"subscriptions"`
-	Memory      MemoryReport         `json:"memory"`
-	Fanout      FanoutReport         `json:"fanout"`
-	Notes       []string             `json:"notes,omitempty"`
+	URL         string  `json:"url"`
+	Concurrency int     `json:"concurrency"`
+	OfferedRate float64 `json:"offered_per_second,omitempty"` // open loop: operations due per second
+	// Open loop: operations sent, and due by the end of the run; more due
+	// than sent means the server's backlog held the sender back (--concurrency
+	// in flight) and the unsent ones are in no latency.
+	Sent       int64                `json:"sent,omitempty"`
+	Due        int64                `json:"due,omitempty"`
+	Elapsed    time.Duration        `json:"elapsed_ns"` // of the mixed workload
+	Operations map[string]*OpReport `json:"operations"`
+	Total      OpReport             `json:"total"`
+	Subs       SubscriptionReport   `json:"subscriptions"`
+	Memory     MemoryReport         `json:"memory"`
+	Fanout     FanoutReport         `json:"fanout"`
+	Notes      []string             `json:"notes,omitempty"`
 
 	errExamples map[string]string          // code → one message, for the log
 	latencies   map[string][]time.Duration // by operation

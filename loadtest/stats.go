@@ -81,14 +81,15 @@ func ClosedLoop(ctx context.Context, concurrency int, count int64, stopOnError b
 // behind cannot hide its backlog by slowing the sender (coordinated
 // omission). At most maxInFlight run at once; when that many are running,
 // the next waits, and the wait counts in its latency. It returns how many
-// operations started.
-func OpenLoop(ctx context.Context, rate float64, count int64, maxInFlight int, op func(ctx context.Context, seq int64, due time.Time)) int64 {
+// operations started and how many were due by the time sending stopped:
+// more due than started means the server fell so far behind that the
+// sender could not send them all (those are not in any latency).
+func OpenLoop(ctx context.Context, rate float64, count int64, maxInFlight int, op func(ctx context.Context, seq int64, due time.Time)) (started, due int64) {
 	interval := time.Duration(float64(time.Second) / rate)
 	opCtx := context.WithoutCancel(ctx)
 	slots := make(chan struct{}, maxInFlight)
 	var wg sync.WaitGroup
 	start := time.Now()
-	var started int64
 	for ; count <= 0 || started < count; started++ {
 		due := start.Add(time.Duration(started) * interval)
 		if wait := time.Until(due); wait > 0 {
@@ -115,6 +116,13 @@ func OpenLoop(ctx context.Context, rate float64, count int64, maxInFlight int, o
 			op(opCtx, seq, due)
 		})
 	}
+	due = started
+	if ctx.Err() != nil {
+		due = max(started, int64(time.Since(start)/interval)) // those whose time came before the end
+		if count > 0 {
+			due = min(due, count)
+		}
+	}
 	wg.Wait()
-	return started
+	return started, due
 }

@@ -17,13 +17,13 @@ func TestOpenLoopSchedule(t *testing.T) {
 		dues = make([]time.Time, count)
 		seen = make([]bool, count)
 	)
-	started := OpenLoop(context.Background(), 2000, count, 1, func(ctx context.Context, seq int64, due time.Time) {
+	started, due := OpenLoop(context.Background(), 2000, count, 1, func(ctx context.Context, seq int64, due time.Time) {
 		mu.Lock()
 		defer mu.Unlock()
 		dues[seq], seen[seq] = due, true
 	})
-	if started != count {
-		t.Fatalf("started %d operations, want %d", started, count)
+	if started != count || due != count {
+		t.Fatalf("started %d operations of %d due, want %d", started, due, count)
 	}
 	for i := range count {
 		if !seen[i] {
@@ -43,7 +43,7 @@ func TestOpenLoopStops(t *testing.T) {
 		mu        sync.Mutex
 		cancelled []bool
 	)
-	started := OpenLoop(ctx, 1000, 0, 4, func(opCtx context.Context, seq int64, due time.Time) {
+	started, _ := OpenLoop(ctx, 1000, 0, 4, func(opCtx context.Context, seq int64, due time.Time) {
 		if seq == 9 {
 			cancel()
 		}

@@ -214,7 +214,7 @@ func (w *workload) mixed(ctx context.Context, rep *Report) {
 	start := time.Now()
 	if w.cfg.Rate > 0 {
 		rep.OfferedRate = w.cfg.Rate
-		OpenLoop(runCtx, w.cfg.Rate, w.cfg.Requests, w.cfg.Concurrency, func(ctx context.Context, seq int64, due time.Time) {
+		rep.Sent, rep.Due = OpenLoop(runCtx, w.cfg.Rate, w.cfg.Requests, w.cfg.Concurrency, func(ctx context.Context, seq int64, due time.Time) {
 			op := names[rand.IntN(len(names))]
 			err := w.do(ctx, op, int(seq))
 			record(sample{op, time.Since(due), err})
