@@ -25,9 +25,10 @@ import (
 )
 
 // TestObjectListsMatchTheExecutor is the differential test of the planned
-// object lists: generated selections (aliases, inline and named fragments,
-// @include/@skip on fields and fragments, __typename, nested objects, a
-// field with a resolver) over generated values (nulls, unusual strings,
+// object lists: generated selections over availability, recommendations
+// and stores with their nested product lists (aliases, inline and named
+// fragments, @include/@skip on fields and fragments, __typename, nested
+// objects and lists, fields with a resolver or a method) over generated values (nulls, unusual strings,
 // floats JSON cannot hold, zero times, resolver errors) must give the same
 // bytes through gqlgen's executor alone and with objectLists. The
 // resolvers here return the generated values directly: what is under test
@@ -98,6 +99,9 @@ func generateQuery(rng *rand.Rand) string {
 	if rng.IntN(3) > 0 {
 		fmt.Fprintf(&b, "recommendations(sessionId: \"x\", storeId: \"s\") { %s } ", generateSelection(rng, recommendationFields, "Recommendation", fragments, 0))
 	}
+	if rng.IntN(3) == 0 {
+		fmt.Fprintf(&b, "stores(first: 3) { edges { %s node { %s } } pageInfo { hasNextPage endCursor } } ", pick(rng, "", "cursor", "__typename cursor"), generateSelection(rng, storeFields, "Store", fragments, 0))
+	}
 	b.WriteString("}")
 	for name, f := range fragments {
 		fmt.Fprintf(&b, " fragment %s", name)
@@ -109,6 +113,7 @@ func generateQuery(rng *rand.Rand) string {
 var (
 	availabilityFields   = []string{"storeId", "productId", "carried", "probability", "status", "updatedAt", "__typename"}
 	recommendationFields = []string{"score", "reason", "__typename", "product"}
+	storeFields          = []string{"id", "name", "address", "timezone", "__typename", "location", "retailer", "products", "name", "id"}
 	productFields        = []string{"id", "name", "category", "brand", "size", "gtin", "imageUrl", "priceCents", "__typename", "availability"}
 )
 
@@ -118,7 +123,7 @@ func generateSelection(rng *rand.Rand, fields []string, typ string, fragments ma
 	var parts []string
 	for range 1 + rng.IntN(5) {
 		field := fields[rng.IntN(len(fields))]
-		if field == "availability" && rng.IntN(3) > 0 {
+		if (field == "availability" || field == "location" || field == "retailer") && rng.IntN(3) > 0 {
 			field = "name" // the resolver field sends the list to the executor: not too often
 		}
 		sel := field
@@ -127,6 +132,12 @@ func generateSelection(rng *rand.Rand, fields []string, typ string, fragments ma
 			sel += " { " + generateSelection(rng, productFields, "Product", fragments, depth+1) + " }"
 		case "availability":
 			sel += " { probability status }"
+		case "location":
+			sel += " { lat lon }" // a method of catalog.Store: the executor's
+		case "retailer":
+			sel += " { id name }" // a resolver: the executor's
+		case "products":
+			sel += "(first: 2) { edges { cursor node { " + generateSelection(rng, productFields, "Product", fragments, depth+1) + " } } }"
 		}
 		if rng.IntN(4) == 0 && field != "__typename" {
 			sel = field + "Alias: " + sel // one alias per field name, so merges stay valid
@@ -162,9 +173,11 @@ func pick(rng *rand.Rand, options ...string) string { return options[rng.IntN(le
 
 // listData is what the resolvers return for one case.
 type listData struct {
-	items []*graph.ItemAvailability
-	recs  []*graph.Recommendation
-	err   error
+	items    []*graph.ItemAvailability
+	recs     []*graph.Recommendation
+	stores   []*graph.StoreEdge
+	products []*graph.ProductEdge // every store's
+	err      error
 }
 
 func (d *listData) generate(rng *rand.Rand) {
@@ -187,11 +200,27 @@ func (d *listData) generate(rng *rand.Rand) {
 	for i := range d.recs {
 		d.recs[i] = &graph.Recommendation{Score: generateFloat(rng), Reason: generateString(rng)}
 		if rng.IntN(30) > 0 { // else a null product!
-			d.recs[i].Product = &catalog.Product{ID: generateString(rng), Name: generateString(rng), Category: generateString(rng),
-				Brand: optional(rng, generateString(rng)), Size: optional(rng, generateString(rng)), GTIN: optional(rng, "0123"),
-				ImageURL: optional(rng, "https://img/x?a=1&b=<2>"), PriceCents: optional(rng, rng.IntN(100000)-50)}
+			d.recs[i].Product = generateProduct(rng)
 		}
 	}
+	d.stores = make([]*graph.StoreEdge, rng.IntN(4))
+	for i := range d.stores {
+		d.stores[i] = &graph.StoreEdge{Cursor: generateString(rng), Node: &catalog.Store{ID: generateString(rng), Name: generateString(rng),
+			Address: optional(rng, generateString(rng)), Timezone: optional(rng, "Europe/Paris"), Lat: optional(rng, 48.85), Lon: optional(rng, generateFloat(rng))}}
+		if rng.IntN(30) == 0 {
+			d.stores[i].Node = nil // a null node where the schema says non-null
+		}
+	}
+	d.products = make([]*graph.ProductEdge, rng.IntN(3))
+	for i := range d.products {
+		d.products[i] = &graph.ProductEdge{Cursor: generateString(rng), Node: generateProduct(rng)}
+	}
+}
+
+func generateProduct(rng *rand.Rand) *catalog.Product {
+	return &catalog.Product{ID: generateString(rng), Name: generateString(rng), Category: generateString(rng),
+		Brand: optional(rng, generateString(rng)), Size: optional(rng, generateString(rng)), GTIN: optional(rng, "0123"),
+		ImageURL: optional(rng, "https://img/x?a=1&b=<2>"), PriceCents: optional(rng, rng.IntN(100000)-50)}
 }
 
 func generateString(rng *rand.Rand) string {
@@ -237,18 +266,20 @@ func optional[T any](rng *rand.Rand, v T) *T {
 	return &v
 }
 
-// listResolvers answer availability, recommendations and
-// Product.availability from listData; nothing else is queried.
+// listResolvers answer availability, recommendations, stores,
+// Store.retailer, Store.products and Product.availability from listData;
+// nothing else is queried.
 type listResolvers struct {
-	graph.ResolverRoot // nil: only the two methods below are called
+	graph.ResolverRoot // nil: only the methods below are called
 	data               *listData
 }
 
 func (r listResolvers) Query() graph.QueryResolver     { return listQuery{data: r.data} }
 func (r listResolvers) Product() graph.ProductResolver { return listProduct{} }
+func (r listResolvers) Store() graph.StoreResolver     { return listStore{data: r.data} }
 
 type listQuery struct {
-	graph.QueryResolver // nil: only the two methods below are called
+	graph.QueryResolver // nil: only the methods below are called
 	data                *listData
 }
 
@@ -258,6 +289,21 @@ func (q listQuery) Availability(context.Context, string, []string) ([]*graph.Ite
 
 func (q listQuery) Recommendations(context.Context, string, string, *int) ([]*graph.Recommendation, error) {
 	return q.data.recs, q.data.err
+}
+
+func (q listQuery) Stores(context.Context, *int, *string) (*graph.StoreConnection, error) {
+	end := "c-end"
+	return &graph.StoreConnection{Edges: q.data.stores, PageInfo: &graph.PageInfo{HasNextPage: len(q.data.stores) > 2, EndCursor: &end}}, nil
+}
+
+type listStore struct{ data *listData }
+
+func (listStore) Retailer(_ context.Context, s *catalog.Store) (*catalog.Retailer, error) {
+	return &catalog.Retailer{ID: "r-" + s.ID, Name: "Retailer"}, nil
+}
+
+func (st listStore) Products(context.Context, *catalog.Store, *int, *string, *string, *string) (*graph.ProductConnection, error) {
+	return &graph.ProductConnection{Edges: st.data.products, PageInfo: &graph.PageInfo{}}, nil
 }
 
 type listProduct struct{}
