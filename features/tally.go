@@ -14,13 +14,15 @@ import (
 
 // LivePopular returns the n products added to carts most often at the
 // store, by the live tally (see ApplySessions), most often first, scored
-// by how often.
+// by how often (ties by product id).
 func (s *Store) LivePopular(ctx context.Context, storeID string, n int) ([]models.ItemScore, error) {
 	zs, err := s.rdb.ZRevRangeWithScores(ctx, s.key("popz", storeID), 0, int64(n-1)).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read live popularity of store %s: %w", storeID, err)
 	}
-	return itemScores(zs), nil
+	out := itemScores(zs)
+	models.SortItemScores(out)
+	return out, nil
 }
 
 // LiveCoOccurrence returns, for each of productIDs, up to k products that
