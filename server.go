@@ -479,6 +479,9 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		goWork("fraud model reload", every(c.FraudModelPoll, "reload the fraud model", log, fraudService.ReloadModel))
 		goWork("fraud alerts", fraudService.RunAlerts)
+		if c.Demo {
+			goWork("demo", newDemo(c.DemoRate, db, producer, fraudService, reco, log).run)
+		}
 
 		merch, err := merchandising.NewService(db, producer)
 		if err != nil {
@@ -573,11 +576,6 @@ func (m *Main) Run(ctx context.Context) error {
 		log.Info("serving /healthz, /readyz and /metrics", "addr", ln.Addr().String())
 	}
 
-	if c.Demo {
-		goWork("simulator", func(ctx context.Context) error {
-			return runSimulator(ctx, db, producer, c.DemoRate, 1, demoProductsPerStore, log)
-		})
-	}
 	close(m.started)
 
 	select {
