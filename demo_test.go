@@ -18,8 +18,8 @@ func TestDemoModeAlertsOnRisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alerts.subscribe("alerts", `subscription { riskAlerts(minScore: 0) { orderId score decision modelVersion } }`, nil)
-	msg, err := alerts.next(15 * time.Second)
+	alerts.subscribe("alerts", `subscription { riskAlerts(minScore: 0.3) { orderId score decision modelVersion } }`, nil)
+	msg, err := alerts.next(60 * time.Second)
 	if err != nil {
 		t.Fatalf("no risk alert from the demo's checkout: %v", err)
 	}
