@@ -19,7 +19,7 @@ func TestDemoModeAlertsOnRisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	alerts.subscribe("alerts", `subscription { riskAlerts(minScore: 0.3) { orderId score decision modelVersion } }`, nil)
-	msg, err := alerts.next(60 * time.Second)
+	msg, err := alerts.next(4 * time.Minute)
 	if err != nil {
 		t.Fatalf("no risk alert from the demo's checkout: %v", err)
 	}

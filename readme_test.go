@@ -103,6 +103,7 @@ func TestReadmeBlocks(t *testing.T) {
 		case b.directive != "":
 			t.Fatalf("%s: unknown directive %q (want 'not run: REASON' or 'needs kcat: REASON')", where, b.directive)
 		}
+		t.Logf("%s: running the %s block", where, b.lang)
 		switch b.lang {
 		case "sh":
 			script := strings.NewReplacer("go run . ", bin+" ", "127.0.0.1:9092", ts.main.KafkaBrokers[0], "localhost:8080", addr).Replace(b.text)
