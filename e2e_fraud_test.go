@@ -222,6 +222,35 @@ func TestFraudEndToEnd(t *testing.T) {
 		t.Fatalf("riskAlerts after assessOrder: %s %v", msg.Payload, err)
 	}
 
+	// Concurrent orders of one new account see each other at once, not
+	// when the stream catches up (features.AssessOrder).
+	const rush = 10
+	var g errgroup.Group
+	for i := range rush {
+		g.Go(func() error {
+			resp := ts.query(service, assessOrderMutation, map[string]any{"in": orderInput(fmt.Sprint("o-rush-", i), "u-rush", store.ID, products[0], "card-rush", "dev-rush", 3500)})
+			if len(resp.Errors) > 0 {
+				return fmt.Errorf("assessOrder: %+v", resp.Errors)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	rushProbe := models.FraudOrder{UserID: "u-rush", StoreID: store.ID, Card: "card-rush", Device: "dev-rush", IP: "192.0.2.7", Address: "addr-u-rush", At: time.Now()}
+	snap, err := fs.FraudSnapshot(context.Background(), rushProbe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	userOrders, err := models.FraudFeatureIndex([]string{"user_orders_1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := models.ComputeFraudFeatures(rushProbe, snap)[userOrders[0]]; got != rush {
+		t.Errorf("user_orders_1h right after %d concurrent assessments = %v", rush, got)
+	}
+
 	// A card-testing burst on another new card and device: eight declines,
 	// one of them delivered three times.
 	now := time.Now().UTC()

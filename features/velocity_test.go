@@ -377,3 +377,79 @@ func TestReusedEventIDSuppressesNoOtherEvent(t *testing.T) {
 		t.Errorf("user_orders_1h = %v, want the order counted once", got)
 	}
 }
+
+// Concurrent assessments of one new account see each other: each reads the
+// states just before its own order and applies it atomically, so N of them
+// see 0..N-1 earlier orders in some order. The stream's later copies of the
+// same events (from Kafka, after more than features.RecentIDs other events
+// reached the entities) change nothing.
+func TestAssessedOrdersSeeEachOtherAndTheStreamCopyChangesNothing(t *testing.T) {
+	t.Parallel()
+	fs := featurestest.MustOpen(t)
+	const n = 3 * features.RecentIDs / 2
+	events := make([]*aisle.Decoded, n)
+	for i := range events {
+		events[i] = orderEvent(t, fmt.Sprintf("e-burst-%d", i), fmt.Sprintf("o-burst-%d", i), "u-new", "card-1", "dev-1", 2500, fraudT0)
+	}
+	seen := make([]map[string]float64, n)
+	errs := make(chan error, n)
+	for i, ev := range events {
+		go func() {
+			snap, err := fs.AssessOrder(context.Background(), ev)
+			if err == nil {
+				seen[i] = map[string]float64{}
+				for j, v := range models.ComputeFraudFeatures(features.FraudOrder(ev), snap) {
+					seen[i][models.FraudFeatures[j].Name] = v
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range events {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var counts []int
+	firsts := 0
+	for _, f := range seen {
+		counts = append(counts, int(f["user_orders_1h"]))
+		if f["card_orders_1h"] != f["user_orders_1h"] || f["device_orders_1h"] != f["user_orders_1h"] {
+			t.Errorf("user, card and device counts differ: %v %v %v", f["user_orders_1h"], f["card_orders_1h"], f["device_orders_1h"])
+		}
+		if f["first_order"] == 1 {
+			firsts++
+		}
+	}
+	slices.Sort(counts)
+	for i, c := range counts {
+		if c != i {
+			t.Fatalf("the assessments saw %v orders before theirs, want 0..%d", counts, n-1)
+		}
+	}
+	if firsts != 1 {
+		t.Errorf("%d assessments saw a first order, want 1", firsts)
+	}
+
+	at := probe(fraudT0.Add(time.Minute))
+	at.UserID = "u-new"
+	before := featuresAt(t, fs, at)
+	for i, ev := range events {
+		if applyOne(t, fs.ApplyVelocity, ev, features.Origin{Topic: aisle.TopicOrders, Partition: 0, Offset: int64(i)}) {
+			t.Errorf("the stream's copy of assessed order %d was applied", i)
+		}
+	}
+	// Assessing an order again reads; it does not count it twice either,
+	// though most of the burst's ids have left the entities' "@ids".
+	for _, ev := range events {
+		if _, err := fs.AssessOrder(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := featuresAt(t, fs, at); !reflect.DeepEqual(before, after) {
+		t.Errorf("the stream's copies changed the features:\nbefore %v\nafter  %v", before, after)
+	}
+	if before["user_orders_1h"] != n {
+		t.Errorf("user_orders_1h = %v after the burst, want %d", before["user_orders_1h"], n)
+	}
+}
