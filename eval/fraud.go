@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/models"
 	"github.com/aisle/aisle/simulate"
 )
@@ -86,7 +87,7 @@ func Fraud(seed int64) (FraudReport, error) {
 		}
 	}
 	report.Data.FraudRate = float64(report.Data.Frauds) / float64(report.Data.Orders)
-	examples := FraudDataset(events)
+	examples := fraud.Dataset(events)
 
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
 	rulesAt := rulesScorer()
@@ -98,7 +99,7 @@ func Fraud(seed int64) (FraudReport, error) {
 		trainTo := dayStart.AddDate(0, 0, -fraudDelayDays)
 		var X [][]float64
 		var y []bool
-		var test []FraudExample
+		var test []fraud.Example
 		for _, ex := range examples {
 			at := ex.Order.At
 			switch {
@@ -109,7 +110,7 @@ func Fraud(seed int64) (FraudReport, error) {
 				test = append(test, ex)
 			}
 		}
-		model, err := models.TrainFraudModel(X, y, models.DefaultLogisticOptions())
+		model, _, err := models.FitFraudModel(X, y, models.DefaultLogisticOptions())
 		if err != nil {
 			return FraudReport{}, fmt.Errorf("train for %s: %w", dayStart.Format(time.DateOnly), err)
 		}
