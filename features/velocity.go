@@ -199,7 +199,29 @@ func (s *Store) applyEntities(ctx context.Context, what string, n int, entities 
 // whether the label or the order arrives first (see labels.lua). The first
 // label of an order wins; later ones are skipped. It takes two pipelined
 // round trips: the labels, then the counts of those whose order is known.
+// applied[i] reports whether updates[i] labelled its order now or in an
+// earlier try of the step that failed before reporting it: a retried step
+// counts what it applied, a redelivery after a step that reported it is a
+// duplicate. A third round trip marks the applied labels reported.
 func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bool, err error) {
+	applied, err = s.countLabels(ctx, updates)
+	if err != nil {
+		return nil, err
+	}
+	pipe := s.rdb.Pipeline()
+	for i, u := range updates {
+		if applied[i] {
+			pipe.HSet(ctx, s.labelKey(u.Event.Label.OrderID), "@reported", "1")
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("apply labels: mark reported: %w", err)
+	}
+	return applied, nil
+}
+
+// countLabels is ApplyLabels but for marking the labels reported.
+func (s *Store) countLabels(ctx context.Context, updates []Update) (applied []bool, err error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}
@@ -240,8 +262,11 @@ func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bo
 		return nil, err
 	}
 	for i, res := range results {
-		// A label recorded now changed the features, even when it waits.
-		if r, _ := res.([]any); len(r) > 0 && r[0] == int64(1) {
+		// A label this record recorded is applied, even when it waits,
+		// and also when an earlier try of the step recorded it and failed
+		// before reporting it: counting it as a duplicate then would hide
+		// the labels a retried step applied.
+		if r, _ := res.([]any); len(r) > 0 && (r[0] == int64(1) || r[0] == int64(0)) {
 			applied[i] = true
 		}
 	}

@@ -453,3 +453,40 @@ func TestAssessedOrdersSeeEachOtherAndTheStreamCopyChangesNothing(t *testing.T) 
 		t.Errorf("user_orders_1h = %v after the burst, want %d", before["user_orders_1h"], n)
 	}
 }
+
+// Finding: a labels step retried after a failure part way counted the
+// labels its first try had recorded as duplicates. A retried step reports
+// what it applied; a redelivery after a step that reported it, and another
+// record's label of the same order, are the duplicates. The counts are
+// made once either way.
+func TestARetriedLabelStepCountsWhatItApplied(t *testing.T) {
+	t.Parallel()
+	fs := featurestest.MustOpen(t)
+	labelAt := fraudT0.Add(-time.Hour)
+	order := orderEvent(t, "e-o1", "o-1", "u-1", "card-1", "dev-1", 1000, fraudT0.Add(-2*time.Hour))
+	if !applyOne(t, fs.ApplyVelocity, order, features.Origin{Topic: aisle.TopicOrders, Offset: 1}) {
+		t.Fatal("order not applied")
+	}
+	label := features.Update{Event: labelEvent(t, "e-l1", "o-1", true, labelAt), Origin: features.Origin{Topic: aisle.TopicLabels, Offset: 5}}
+	// The first try applies the label and fails before reporting it.
+	if _, err := fs.CountLabels(context.Background(), []features.Update{label}); err != nil {
+		t.Fatal(err)
+	}
+	if !applyOne(t, fs.ApplyLabels, label.Event, label.Origin) {
+		t.Error("the retried step reports the label it applied a duplicate")
+	}
+	if applyOne(t, fs.ApplyLabels, label.Event, label.Origin) {
+		t.Error("a redelivery of a reported label is reported applied")
+	}
+	if applyOne(t, fs.ApplyLabels, labelEvent(t, "e-l2", "o-1", false, labelAt), features.Origin{Topic: aisle.TopicLabels, Offset: 6}) {
+		t.Error("a second label of the order is reported applied")
+	}
+	snap, err := fs.FraudSnapshot(context.Background(), probe(fraudT0.Add(24*time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	field := fmt.Sprint("lc:d:", labelAt.UnixMilli()/(24*time.Hour).Milliseconds())
+	if snap.Card[field] != 1 {
+		t.Errorf("card-1 counts %d labels, want 1", snap.Card[field])
+	}
+}
