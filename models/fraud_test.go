@@ -136,3 +136,37 @@ func TestFitLeavesOutFeaturesLearnedTheWrongWayRound(t *testing.T) {
 		t.Errorf("the shipped model still contradicts: %+v", bad)
 	}
 }
+
+// Delayed-label risk over 1, 7 and 30 days: a label counts in a window once
+// its day is over and while the day is inside it, so a store defrauded this
+// week reads riskier over 7 days than one whose fraud was labelled weeks ago.
+func TestLabelRiskWindowsTellRecentFromOld(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC)
+	o := FraudOrder{OrderID: "o-now", UserID: "u-1", StoreID: "s-recent", Card: "c", Device: "d", IP: "10.0.0.1", Address: "a", At: now}
+	state := EntityState{}
+	state.Apply(LabelOps(now.AddDate(0, 0, -1), true))  // yesterday
+	state.Apply(LabelOps(now.AddDate(0, 0, -5), true))  // this week
+	state.Apply(LabelOps(now.AddDate(0, 0, -20), true)) // weeks ago
+	state.Apply(LabelOps(now, true))                    // today: not yet
+	got := map[string]float64{}
+	for i, v := range ComputeFraudFeatures(o, FraudSnapshot{Store: state}) {
+		got[FraudFeatures[i].Name] = v
+	}
+	shrunk := func(fraud, labelled float64) float64 { return (fraud + 0.02) / (labelled + 2) }
+	for name, want := range map[string]float64{
+		"store_risk_1d": shrunk(1, 1), "store_risk_7d": shrunk(2, 2), "store_risk": shrunk(3, 3),
+	} {
+		if math.Abs(got[name]-want) > 1e-12 {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+	old := EntityState{}
+	old.Apply(LabelOps(now.AddDate(0, 0, -20), true))
+	old.Apply(LabelOps(now.AddDate(0, 0, -21), true))
+	for i, v := range ComputeFraudFeatures(o, FraudSnapshot{Store: old}) {
+		if FraudFeatures[i].Name == "store_risk_7d" && v != shrunk(0, 0) {
+			t.Errorf("labels of three weeks ago count in the 7-day risk: %v", v)
+		}
+	}
+}
