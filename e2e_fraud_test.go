@@ -68,8 +68,14 @@ func TestFraudWithoutModel(t *testing.T) {
 		t.Errorf("code %s (%q), want UNAVAILABLE", code, resp.Errors[0].Message)
 	}
 	bad := orderInput("o-2", "u-1", store.ID, products[0], "card-1", "dev-1", -5)
-	if code := ts.query(service, assessOrderMutation, map[string]any{"in": bad}).code(t); code != aisle.EINVALID {
-		t.Errorf("negative amount: code %s, want BAD_USER_INPUT", code)
+	// The API names the argument the caller sent, not the event's field.
+	if resp := ts.query(service, assessOrderMutation, map[string]any{"in": bad}); resp.code(t) != aisle.EINVALID || resp.Errors[0].Message != "input.amountCents -5 is negative" {
+		t.Errorf("negative amount: %+v, want BAD_USER_INPUT saying input.amountCents -5 is negative", resp.Errors)
+	}
+	badLine := orderInput("o-2", "u-1", store.ID, products[0], "card-1", "dev-1", 100)
+	badLine["items"] = []map[string]any{{"productId": products[0], "quantity": 1}, {"productId": products[0], "quantity": 0}}
+	if resp := ts.query(service, assessOrderMutation, map[string]any{"in": badLine}); resp.code(t) != aisle.EINVALID || resp.Errors[0].Message != "input.items[1].quantity 0 is not between 1 and 1000" {
+		t.Errorf("bad quantity: %+v, want it named input.items[1].quantity", resp.Errors)
 	}
 	unknown := orderInput("o-3", "u-1", store.ID, "p-999999", "card-1", "dev-1", 100)
 	if resp := ts.query(service, assessOrderMutation, map[string]any{"in": unknown}); resp.code(t) != aisle.ENOTFOUND {

@@ -235,7 +235,7 @@ func (s *Service) forget(ctx context.Context, a catalog.FraudAssessment) {
 func (s *Service) orderEvent(ctx context.Context, in Order) (*aisle.Decoded, error) {
 	ev, err := aisle.BuildEvent(orderEventID(in.OrderID), aisle.TypeOrderPlaced, in.Time, s.Now(), in.OrderPlaced)
 	if err != nil {
-		return nil, err
+		return nil, aisle.InArgument(err, "input") // assessOrder(input:) mirrors order.placed
 	}
 	if err := s.catalog.RequireReferences(ctx, ev); err != nil {
 		return nil, err
