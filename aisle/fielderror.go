@@ -61,4 +61,3 @@ func camelPath(path string) string {
 	}
 	return b.String()
 }
-
