@@ -77,7 +77,15 @@ func trainFraud(ctx context.Context, db *catalog.DB, brokers []string, now time.
 	_, err = fmt.Fprintf(stdout, "fraud model version %d saved (%s): %.0f labelled orders, %.0f fraud, %s to %s; holdout AUC %.3f, average precision %.3f (%d events replayed; skipped %d invalid, %d older than %s)\n",
 		version, state, v.Metrics["rows"], v.Metrics["frauds"], v.WindowStart.Format(time.RFC3339), v.WindowEnd.Format(time.RFC3339),
 		v.Metrics["holdout_auc"], v.Metrics["holdout_average_precision"], len(events), invalid, older, formatDuration(since))
-	return err
+	if err != nil {
+		return err
+	}
+	for _, c := range fraud.Contradictions(v) {
+		if _, err := fmt.Fprintf(stdout, "  left out %s: the history taught it the wrong way round (weight %+.2f)\n", c.Feature, c.Weight); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runModels is `aisle models list|activate VERSION`.

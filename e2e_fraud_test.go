@@ -68,8 +68,14 @@ func TestFraudWithoutModel(t *testing.T) {
 		t.Errorf("code %s (%q), want UNAVAILABLE", code, resp.Errors[0].Message)
 	}
 	bad := orderInput("o-2", "u-1", store.ID, products[0], "card-1", "dev-1", -5)
-	if code := ts.query(service, assessOrderMutation, map[string]any{"in": bad}).code(t); code != aisle.EINVALID {
-		t.Errorf("negative amount: code %s, want BAD_USER_INPUT", code)
+	// The API names the argument the caller sent, not the event's field.
+	if resp := ts.query(service, assessOrderMutation, map[string]any{"in": bad}); resp.code(t) != aisle.EINVALID || resp.Errors[0].Message != "input.amountCents -5 is negative" {
+		t.Errorf("negative amount: %+v, want BAD_USER_INPUT saying input.amountCents -5 is negative", resp.Errors)
+	}
+	badLine := orderInput("o-2", "u-1", store.ID, products[0], "card-1", "dev-1", 100)
+	badLine["items"] = []map[string]any{{"productId": products[0], "quantity": 1}, {"productId": products[0], "quantity": 0}}
+	if resp := ts.query(service, assessOrderMutation, map[string]any{"in": badLine}); resp.code(t) != aisle.EINVALID || resp.Errors[0].Message != "input.items[1].quantity 0 is not between 1 and 1000" {
+		t.Errorf("bad quantity: %+v, want it named input.items[1].quantity", resp.Errors)
 	}
 	unknown := orderInput("o-3", "u-1", store.ID, "p-999999", "card-1", "dev-1", 100)
 	if resp := ts.query(service, assessOrderMutation, map[string]any{"in": unknown}); resp.code(t) != aisle.ENOTFOUND {
@@ -220,6 +226,35 @@ func TestFraudEndToEnd(t *testing.T) {
 	msg, err := alerts.next(10 * time.Second)
 	if err != nil || !strings.Contains(string(msg.Payload), `"orderId":"o-calm"`) {
 		t.Fatalf("riskAlerts after assessOrder: %s %v", msg.Payload, err)
+	}
+
+	// Concurrent orders of one new account see each other at once, not
+	// when the stream catches up (features.AssessOrder).
+	const rush = 10
+	var g errgroup.Group
+	for i := range rush {
+		g.Go(func() error {
+			resp := ts.query(service, assessOrderMutation, map[string]any{"in": orderInput(fmt.Sprint("o-rush-", i), "u-rush", store.ID, products[0], "card-rush", "dev-rush", 3500)})
+			if len(resp.Errors) > 0 {
+				return fmt.Errorf("assessOrder: %+v", resp.Errors)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	rushProbe := models.FraudOrder{UserID: "u-rush", StoreID: store.ID, Card: "card-rush", Device: "dev-rush", IP: "192.0.2.7", Address: "addr-u-rush", At: time.Now()}
+	snap, err := fs.FraudSnapshot(context.Background(), rushProbe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	userOrders, err := models.FraudFeatureIndex([]string{"user_orders_1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := models.ComputeFraudFeatures(rushProbe, snap)[userOrders[0]]; got != rush {
+		t.Errorf("user_orders_1h right after %d concurrent assessments = %v", rush, got)
 	}
 
 	// A card-testing burst on another new card and device: eight declines,

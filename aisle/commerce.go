@@ -1,6 +1,7 @@
 package aisle
 
 import (
+	"fmt"
 	"net/netip"
 	"unicode/utf8"
 )
@@ -114,22 +115,22 @@ func (o *OrderPlaced) validate(string) error {
 	}
 	switch {
 	case o.AmountCents == nil:
-		return Errorf(EINVALID, "missing amount_cents")
+		return fieldErrorf(EINVALID, "amount_cents", "missing %s")
 	case *o.AmountCents < 0:
-		return Errorf(EINVALID, "amount_cents %d is negative", *o.AmountCents)
+		return fieldErrorf(EINVALID, "amount_cents", "%s %d is negative", *o.AmountCents)
 	case *o.AmountCents > MaxOrderAmountCents:
-		return Errorf(EINVALID, "amount_cents %d is more than %d", *o.AmountCents, MaxOrderAmountCents)
+		return fieldErrorf(EINVALID, "amount_cents", "%s %d is more than %d", *o.AmountCents, MaxOrderAmountCents)
 	case len(o.Items) == 0:
-		return Errorf(EINVALID, "missing items")
+		return fieldErrorf(EINVALID, "items", "missing %s")
 	case len(o.Items) > MaxOrderItems:
-		return Errorf(EINVALID, "order has %d items, more than %d", len(o.Items), MaxOrderItems)
+		return fieldErrorf(EINVALID, "items", "%s has %d lines, more than %d", len(o.Items), MaxOrderItems)
 	}
 	for i, it := range o.Items {
-		if err := ValidateID("items[].product_id", it.ProductID); err != nil {
+		if err := ValidateID(fmt.Sprintf("items[%d].product_id", i), it.ProductID); err != nil {
 			return err
 		}
 		if it.Quantity < 1 || it.Quantity > MaxItemQuantity {
-			return Errorf(EINVALID, "items[%d].quantity %d is not between 1 and %d", i, it.Quantity, MaxItemQuantity)
+			return fieldErrorf(EINVALID, fmt.Sprintf("items[%d].quantity", i), "%s %d is not between 1 and %d", it.Quantity, MaxItemQuantity)
 		}
 	}
 	return nil
@@ -156,10 +157,10 @@ func (l *OrderLabeled) validate(string) error {
 
 func validateIP(ip string) error {
 	if ip == "" {
-		return Errorf(EINVALID, "missing ip")
+		return fieldErrorf(EINVALID, "ip", "missing %s")
 	}
 	if _, err := netip.ParseAddr(ip); err != nil {
-		return Errorf(EINVALID, "ip %q is not an IP address", ip)
+		return fieldErrorf(EINVALID, "ip", "%s %q is not an IP address", ip)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -75,7 +76,7 @@ func TestDecodeEventRejectsBadCommerceEvents(t *testing.T) {
 		{"missing card", order(`"card_fingerprint":"c-1",`, ``), "", "missing card_fingerprint"},
 		{"no items", order(`[{"product_id":"p-1","quantity":2},{"product_id":"p-2","quantity":1}]`, `[]`), "", "missing items"},
 		{"zero quantity", order(`"quantity":2`, `"quantity":0`), "", "items[0].quantity 0"},
-		{"item without product", order(`"product_id":"p-2",`, ``), "", "missing items[].product_id"},
+		{"item without product", order(`"product_id":"p-2",`, ``), "", "missing items[1].product_id"},
 		{"NUL in user_id", order(`"user_id":"u-1"`, `"user_id":"u-1\u0000"`), "", "control character"},
 		{"newline in card", order(`"c-1"`, `"c-\n1"`), "", "control character"},
 		{"control character in an item", order(`"product_id":"p-2"`, `"product_id":"p-\u00022"`), "", "control character"},
@@ -89,5 +90,29 @@ func TestDecodeEventRejectsBadCommerceEvents(t *testing.T) {
 		if ErrorCode(err) != EINVALID || !strings.Contains(ErrorMessage(err), tc.reason) {
 			t.Errorf("%s: got %v, want %s mentioning %q", tc.name, err, EINVALID, tc.reason)
 		}
+	}
+}
+
+// One message, named for whoever sent the value: the event's field for the
+// stream and the dead-letter topic, the GraphQL argument for the API.
+func TestFieldErrorsNameTheArgument(t *testing.T) {
+	t.Parallel()
+	amount := int64(-100)
+	_, err := BuildEvent("e-1", TypeOrderPlaced, time.Time{}, time.Now(), OrderPlaced{OrderID: "o-1", UserID: "u-1", StoreID: "s-1",
+		AmountCents: &amount, CardFingerprint: "c-1", DeviceID: "d-1", IP: "192.0.2.1", AddressHash: "a-1", Items: []OrderItem{{ProductID: "p-1", Quantity: 1}}})
+	if got := ErrorMessage(err); got != "amount_cents -100 is negative" {
+		t.Errorf("event message %q", got)
+	}
+	if got := InArgument(err, "input"); ErrorCode(got) != EINVALID || ErrorMessage(got) != "input.amountCents -100 is negative" {
+		t.Errorf("argument message %q (%s)", ErrorMessage(got), ErrorCode(got))
+	}
+	_, err = BuildEvent("e-1", TypeOrderPlaced, time.Time{}, time.Now(), OrderPlaced{OrderID: "o-1", UserID: "u-1", StoreID: "s-1",
+		AmountCents: new(int64), DeviceID: "d-1", IP: "192.0.2.1", AddressHash: "a-1", Items: []OrderItem{{ProductID: "p-1", Quantity: 1}}})
+	if got := ErrorMessage(InArgument(err, "input")); got != "missing input.cardFingerprint" {
+		t.Errorf("argument message %q", got)
+	}
+	other := Errorf(ENOTFOUND, "unknown store s-9")
+	if InArgument(other, "input") != error(other) {
+		t.Error("an error about no field changed")
 	}
 }

@@ -312,15 +312,15 @@ func validateIDs(namesAndValues ...string) error {
 func ValidateID(name, id string) error {
 	switch {
 	case id == "":
-		return Errorf(EINVALID, "missing %s", name)
+		return fieldErrorf(EINVALID, name, "missing %s")
 	case len(id) > maxIDLength:
-		return Errorf(EINVALID, "%s is longer than %d bytes", name, maxIDLength)
+		return fieldErrorf(EINVALID, name, "%s is longer than %d bytes", maxIDLength)
 	case !utf8.ValidString(id):
-		return Errorf(EINVALID, "%s %q is not valid UTF-8", name, id)
+		return fieldErrorf(EINVALID, name, "%s %q is not valid UTF-8", id)
 	case strings.ContainsFunc(id, unicode.IsControl):
-		return Errorf(EINVALID, "%s %q contains a control character", name, id)
+		return fieldErrorf(EINVALID, name, "%s %q contains a control character", id)
 	case strings.ContainsAny(id, ": {}"):
-		return Errorf(EINVALID, "%s %q contains a forbidden character (colon, brace or space)", name, id)
+		return fieldErrorf(EINVALID, name, "%s %q contains a forbidden character (colon, brace or space)", id)
 	}
 	return nil
 }

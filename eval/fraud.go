@@ -2,12 +2,15 @@ package eval
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/aisle/aisle/aisle"
+	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/models"
 	"github.com/aisle/aisle/simulate"
 )
@@ -28,7 +31,11 @@ const (
 const (
 	BaselineRandom = "random" // a uniform random score
 	BaselineRules  = "rules"  // the hand-written rules of rulesScore
+	BaselineAmount = "amount" // the order amount alone: the riskier the dearer
 )
+
+// fraudBaselines are the baselines of the report, in its order.
+var fraudBaselines = []string{BaselineRules, BaselineAmount, BaselineRandom}
 
 // FraudReport is the outcome of `aisle eval fraud`: the contract's
 // {"seed", "model", "baselines"} (means over the test days) plus the days.
@@ -38,6 +45,10 @@ type FraudReport struct {
 	Baselines map[string]FraudMetrics `json:"baselines"`
 	Days      []FraudDay              `json:"days"`
 	Data      FraudData               `json:"data"`
+	// Scenarios ranks each scenario's frauds among the legitimate orders
+	// of the test week (the other scenarios' frauds left out), for the
+	// model and each baseline; CardPrecisionAt100 is not computed there.
+	Scenarios map[string]map[string]FraudMetrics `json:"scenarios"`
 }
 
 // FraudDay is one prequential test day.
@@ -71,11 +82,13 @@ func Fraud(seed int64) (FraudReport, error) {
 	report := FraudReport{Seed: seed, Data: FraudData{Days: world.Days, Scenarios: map[string]int{}}}
 	events := make([]*aisle.Decoded, len(records))
 	truth := map[string]bool{}
+	scenarioOf := map[string]string{}
 	for i, r := range records {
 		events[i] = r.Event
 		switch {
 		case r.Event.Order != nil:
 			truth[r.Event.Order.OrderID] = r.Fraud
+			scenarioOf[r.Event.Order.OrderID] = r.Scenario
 			report.Data.Orders++
 			if r.Fraud {
 				report.Data.Frauds++
@@ -86,19 +99,21 @@ func Fraud(seed int64) (FraudReport, error) {
 		}
 	}
 	report.Data.FraudRate = float64(report.Data.Frauds) / float64(report.Data.Orders)
-	examples := FraudDataset(events)
+	examples := fraud.Dataset(events)
 
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
 	rulesAt := rulesScorer()
 	var modelDays []FraudMetrics
 	baselineDays := map[string][]FraudMetrics{}
+	week := map[string][]scoredOrder{} // the test week's scores, by scorer
+	var weekScenarios []string         // their scenarios, in the same order
 	for d := world.Days - fraudTestDays; d < world.Days; d++ {
 		dayStart := world.Start.AddDate(0, 0, d)
 		trainFrom := dayStart.AddDate(0, 0, -fraudDelayDays-fraudTrainDays)
 		trainTo := dayStart.AddDate(0, 0, -fraudDelayDays)
 		var X [][]float64
 		var y []bool
-		var test []FraudExample
+		var test []fraud.Example
 		for _, ex := range examples {
 			at := ex.Order.At
 			switch {
@@ -109,7 +124,7 @@ func Fraud(seed int64) (FraudReport, error) {
 				test = append(test, ex)
 			}
 		}
-		model, err := models.TrainFraudModel(X, y, models.DefaultLogisticOptions())
+		model, _, err := models.FitFraudModel(X, y, models.DefaultLogisticOptions())
 		if err != nil {
 			return FraudReport{}, fmt.Errorf("train for %s: %w", dayStart.Format(time.DateOnly), err)
 		}
@@ -130,10 +145,15 @@ func Fraud(seed int64) (FraudReport, error) {
 			scored["model"] = append(scored["model"], scoredOrder{p, isFraud, card})
 			scored[BaselineRandom] = append(scored[BaselineRandom], scoredOrder{rng.Float64(), isFraud, card})
 			scored[BaselineRules] = append(scored[BaselineRules], scoredOrder{rulesAt(ex.Features), isFraud, card})
+			scored[BaselineAmount] = append(scored[BaselineAmount], scoredOrder{float64(ex.Order.AmountCents), isFraud, card})
+			weekScenarios = append(weekScenarios, scenarioOf[ex.Order.OrderID])
+		}
+		for name, orders := range scored {
+			week[name] = append(week[name], orders...)
 		}
 		day.Model = fraudMetrics(scored["model"])
 		modelDays = append(modelDays, day.Model)
-		for _, name := range []string{BaselineRandom, BaselineRules} {
+		for _, name := range fraudBaselines {
 			m := fraudMetrics(scored[name])
 			day.Baselines[name] = m
 			baselineDays[name] = append(baselineDays[name], m)
@@ -145,7 +165,33 @@ func Fraud(seed int64) (FraudReport, error) {
 	for name, days := range baselineDays {
 		report.Baselines[name] = meanFraudMetrics(days)
 	}
+	report.Scenarios = scenarioMetrics(week, weekScenarios)
 	return report, nil
+}
+
+// scenarioMetrics ranks each scenario's frauds among the legitimate orders
+// (scenario "") of scored, for each scorer; scenarios[i] is the scenario of
+// every scorer's i-th order.
+func scenarioMetrics(scored map[string][]scoredOrder, scenarios []string) map[string]map[string]FraudMetrics {
+	out := map[string]map[string]FraudMetrics{}
+	for _, sc := range scenarios {
+		if sc == "" || out[sc] != nil {
+			continue
+		}
+		out[sc] = map[string]FraudMetrics{}
+		for name, orders := range scored {
+			scores, labels := []float64{}, []bool{}
+			for i, o := range orders {
+				if scenarios[i] == "" || scenarios[i] == sc {
+					scores, labels = append(scores, o.score), append(labels, o.fraud)
+				}
+			}
+			var m FraudMetrics
+			m.AUC, m.AveragePrecision = models.FraudRanking(scores, labels)
+			out[sc][name] = m
+		}
+	}
+	return out
 }
 
 // rulesScorer returns the hand-written rules an analyst would start with,
@@ -185,16 +231,39 @@ func (r FraudReport) String() string {
 		r.Seed, r.Data.Days, r.Data.Orders, r.Data.Frauds, 100*r.Data.FraudRate, r.Data.Declines)
 	fmt.Fprintf(&b, "prequential: train %d days, delay %d days, test 1 day, %d test days\n\n", fraudTrainDays, fraudDelayDays, fraudTestDays)
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "day\torders\tfraud\tmodel AUC\tAP\tCP@100\trules AUC\tAP\tCP@100\trandom AUC\tAP\tCP@100\t")
-	row := func(label string, orders, frauds string, m, rules, random FraudMetrics) {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%.3f\t%.3f\t%.2f\t%.3f\t%.3f\t%.2f\t%.3f\t%.3f\t%.2f\t\n", label, orders, frauds,
-			m.AUC, m.AveragePrecision, m.CardPrecisionAt100, rules.AUC, rules.AveragePrecision, rules.CardPrecisionAt100,
-			random.AUC, random.AveragePrecision, random.CardPrecisionAt100)
+	fmt.Fprint(w, "day\torders\tfraud\tmodel AUC\tAP\tCP@100\t")
+	for _, name := range fraudBaselines {
+		fmt.Fprintf(w, "%s AUC\tAP\tCP@100\t", name)
+	}
+	fmt.Fprintln(w)
+	row := func(label string, orders, frauds string, m FraudMetrics, baselines map[string]FraudMetrics) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%.3f\t%.3f\t%.2f\t", label, orders, frauds, m.AUC, m.AveragePrecision, m.CardPrecisionAt100)
+		for _, name := range fraudBaselines {
+			bm := baselines[name]
+			fmt.Fprintf(w, "%.3f\t%.3f\t%.2f\t", bm.AUC, bm.AveragePrecision, bm.CardPrecisionAt100)
+		}
+		fmt.Fprintln(w)
 	}
 	for _, d := range r.Days {
-		row(d.Date, fmt.Sprint(d.Orders), fmt.Sprint(d.Frauds), d.Model, d.Baselines[BaselineRules], d.Baselines[BaselineRandom])
+		row(d.Date, fmt.Sprint(d.Orders), fmt.Sprint(d.Frauds), d.Model, d.Baselines)
 	}
-	row("mean", "", "", r.Model, r.Baselines[BaselineRules], r.Baselines[BaselineRandom])
+	row("mean", "", "", r.Model, r.Baselines)
+	w.Flush()
+
+	fmt.Fprintf(&b, "\nper scenario, test week pooled (its frauds among the legitimate orders): average precision\n")
+	w = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(w, "scenario\tmodel\t")
+	for _, name := range fraudBaselines {
+		fmt.Fprintf(w, "%s\t", name)
+	}
+	fmt.Fprintln(w)
+	for _, sc := range slices.Sorted(maps.Keys(r.Scenarios)) {
+		fmt.Fprintf(w, "%s\t%.3f\t", sc, r.Scenarios[sc]["model"].AveragePrecision)
+		for _, name := range fraudBaselines {
+			fmt.Fprintf(w, "%.3f\t", r.Scenarios[sc][name].AveragePrecision)
+		}
+		fmt.Fprintln(w)
+	}
 	w.Flush()
 	return b.String()
 }

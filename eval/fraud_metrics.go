@@ -3,6 +3,8 @@ package eval
 import (
 	"cmp"
 	"slices"
+
+	"github.com/aisle/aisle/models"
 )
 
 // FraudMetrics rank orders by fraud score (docs/design.md: auc,
@@ -22,47 +24,13 @@ type scoredOrder struct {
 
 // fraudMetrics scores one day's orders.
 func fraudMetrics(orders []scoredOrder) FraudMetrics {
-	preds := make([]prediction, len(orders))
+	scores := make([]float64, len(orders))
+	labels := make([]bool, len(orders))
 	for i, o := range orders {
-		preds[i] = prediction{p: o.score, found: o.fraud}
+		scores[i], labels[i] = o.score, o.fraud
 	}
-	slices.SortStableFunc(preds, func(a, b prediction) int { return cmp.Compare(b.p, a.p) })
-	return FraudMetrics{
-		AUC:                auc(preds),
-		AveragePrecision:   averagePrecision(preds),
-		CardPrecisionAt100: cardPrecisionAtK(orders, 100),
-	}
-}
-
-// averagePrecision is Σ (Rₙ − Rₙ₋₁)·Pₙ over the distinct scores, highest
-// first (precision Pₙ and recall Rₙ of everything scoring at least the n-th
-// score): the area under the precision-recall curve without interpolation.
-// Ties form one threshold. sorted is by descending score.
-func averagePrecision(sorted []prediction) float64 {
-	var positives float64
-	for _, x := range sorted {
-		if x.found {
-			positives++
-		}
-	}
-	if positives == 0 {
-		return 0
-	}
-	var ap, tp, seen float64
-	for i := 0; i < len(sorted); {
-		j := i
-		var groupTP float64
-		for ; j < len(sorted) && sorted[j].p == sorted[i].p; j++ {
-			if sorted[j].found {
-				groupTP++
-			}
-		}
-		seen += float64(j - i)
-		tp += groupTP
-		ap += (groupTP / positives) * (tp / seen)
-		i = j
-	}
-	return ap
+	auc, ap := models.FraudRanking(scores, labels)
+	return FraudMetrics{AUC: auc, AveragePrecision: ap, CardPrecisionAt100: cardPrecisionAtK(orders, 100)}
 }
 
 // cardPrecisionAtK is the handbook's card precision top-k: each card scores
@@ -114,15 +82,4 @@ func meanFraudMetrics(days []FraudMetrics) FraudMetrics {
 		m.CardPrecisionAt100 += d.CardPrecisionAt100 / float64(len(days))
 	}
 	return m
-}
-
-// FraudRanking is the AUC and average precision of scores for outcomes
-// fraud, for reports of model training.
-func FraudRanking(scores []float64, fraud []bool) (aucValue, ap float64) {
-	preds := make([]prediction, len(scores))
-	for i, p := range scores {
-		preds[i] = prediction{p: p, found: fraud[i]}
-	}
-	slices.SortStableFunc(preds, func(a, b prediction) int { return cmp.Compare(b.p, a.p) })
-	return auc(preds), averagePrecision(preds)
 }

@@ -14,12 +14,17 @@
 -- ARGV[4] hash TTL, ms
 -- Returns {1} when the label is recorded now and waits for its order,
 -- {1, signature} when it is recorded now and joined with its order, {0} or
--- {0, signature} when this record recorded it before (a redelivery: the
--- caller counts it again where it was joined, skipped where it was
--- counted), and {2} when another record labelled the order first.
-local cur = redis.call('HMGET', KEYS[1], '@rec', '@by')
+-- {0, signature} when this record recorded it in a try that failed before
+-- reporting it ("@reported", set by features.ApplyLabels: the caller counts
+-- it again where it was joined, skipped where it was counted), {3} when
+-- this record's label was reported applied before (a redelivery), and {2}
+-- when another record labelled the order first.
+local cur = redis.call('HMGET', KEYS[1], '@rec', '@by', '@reported')
 if cur[1] and cur[1] ~= ARGV[1] then
   return {2}
+end
+if cur[3] then
+  return {3}
 end
 local result = 0
 if not cur[1] then

@@ -12,9 +12,12 @@
 -- redelivery: its entity updates are made again, and skipped where they
 -- were made), {1, label time ms, fraud 0/1} when, besides, a label that
 -- arrived first is counted with it, and {2} when another record recorded
--- the order (a duplicate: nothing to do).
-local rec = redis.call('HGET', KEYS[1], '@rec')
-if rec and rec ~= ARGV[1] then
+-- the order (a duplicate: nothing to do) or this record's entity updates
+-- were all made ("@done", set by features.AssessOrder: an assessment's
+-- record is never a stream record, so the stream's copy of an assessed
+-- order is a duplicate however many events its entities saw since).
+local rec, done = unpack(redis.call('HMGET', KEYS[1], '@rec', '@done'))
+if rec and (rec ~= ARGV[1] or done) then
   return {2}
 end
 if not rec then

@@ -141,7 +141,7 @@ func (s *Store) ApplyVelocity(ctx context.Context, updates []Update) (applied []
 			ops, at = models.FailedPaymentOps(p), p.At
 		}
 		for _, e := range ops {
-			entities = append(entities, s.entityCall("velocity", u, e, at))
+			entities = append(entities, s.entityCall("velocity", u, e, at, false))
 			owner = append(owner, i)
 		}
 	}
@@ -162,10 +162,15 @@ func withOps(ops []models.EntityOps, entities []models.Entity, add []models.Velo
 	return ops
 }
 
-// entityCall is the velocity.lua call that applies e's operations for u.
-func (s *Store) entityCall(applier string, u Update, e models.EntityOps, at time.Time) call {
+// entityCall is the velocity.lua call that applies e's operations for u;
+// with readBefore it returns the hash as it was before, too.
+func (s *Store) entityCall(applier string, u Update, e models.EntityOps, at time.Time, readBefore bool) call {
 	minute, hour, day, lastSeen := models.PruneCutoffs(at)
-	args := append(markArgs(applier, u), s.ttl.Milliseconds(), minute, hour, day, lastSeen, models.PruneAbove, models.MaxCounterparts)
+	read := "0"
+	if readBefore {
+		read = "1"
+	}
+	args := append(markArgs(applier, u), s.ttl.Milliseconds(), minute, hour, day, lastSeen, models.PruneAbove, models.MaxCounterparts, read)
 	for _, op := range e.Ops {
 		args = append(args, string(rune(op.Kind)), op.Field, op.Value)
 	}
@@ -194,7 +199,29 @@ func (s *Store) applyEntities(ctx context.Context, what string, n int, entities 
 // whether the label or the order arrives first (see labels.lua). The first
 // label of an order wins; later ones are skipped. It takes two pipelined
 // round trips: the labels, then the counts of those whose order is known.
+// applied[i] reports whether updates[i] labelled its order now or in an
+// earlier try of the step that failed before reporting it: a retried step
+// counts what it applied, a redelivery after a step that reported it is a
+// duplicate. A third round trip marks the applied labels reported.
 func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bool, err error) {
+	applied, err = s.countLabels(ctx, updates)
+	if err != nil {
+		return nil, err
+	}
+	pipe := s.rdb.Pipeline()
+	for i, u := range updates {
+		if applied[i] {
+			pipe.HSet(ctx, s.labelKey(u.Event.Label.OrderID), "@reported", "1")
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("apply labels: mark reported: %w", err)
+	}
+	return applied, nil
+}
+
+// countLabels is ApplyLabels but for marking the labels reported.
+func (s *Store) countLabels(ctx context.Context, updates []Update) (applied []bool, err error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}
@@ -226,7 +253,7 @@ func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bo
 		l := updates[i].Event
 		for _, e := range labelEntities(sig) {
 			op := models.EntityOps{Entity: e, Ops: models.LabelOps(l.Time, *l.Label.Fraud)}
-			entities = append(entities, s.entityCall("labels", updates[i], op, l.Time))
+			entities = append(entities, s.entityCall("labels", updates[i], op, l.Time, false))
 			owner = append(owner, i)
 		}
 	}
@@ -235,22 +262,35 @@ func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bo
 		return nil, err
 	}
 	for i, res := range results {
-		// A label recorded now changed the features, even when it waits.
-		if r, _ := res.([]any); len(r) > 0 && r[0] == int64(1) {
+		// A label this record recorded is applied, even when it waits,
+		// and also when an earlier try of the step recorded it and failed
+		// before reporting it: counting it as a duplicate then would hide
+		// the labels a retried step applied.
+		if r, _ := res.([]any); len(r) > 0 && (r[0] == int64(1) || r[0] == int64(0)) {
 			applied[i] = true
 		}
 	}
 	return applied, nil
 }
 
-// FraudSnapshot reads the velocity state of o's entities in one pipelined
-// round trip. Entities never seen have empty states.
-func (s *Store) FraudSnapshot(ctx context.Context, o models.FraudOrder) (models.FraudSnapshot, error) {
-	entities := []models.Entity{
+// snapshotEntities are the entities whose states score o, in the order of
+// snapshotOf.
+func snapshotEntities(o models.FraudOrder) []models.Entity {
+	return []models.Entity{
 		{Kind: models.EntityUser, ID: o.UserID}, {Kind: models.EntityCard, ID: o.Card},
 		{Kind: models.EntityDevice, ID: o.Device}, {Kind: models.EntityIP, ID: o.IP},
 		{Kind: models.EntityAddress, ID: o.Address}, {Kind: models.EntityStore, ID: o.StoreID},
 	}
+}
+
+func snapshotOf(states []models.EntityState) models.FraudSnapshot {
+	return models.FraudSnapshot{User: states[0], Card: states[1], Device: states[2], IP: states[3], Address: states[4], Store: states[5]}
+}
+
+// FraudSnapshot reads the velocity state of o's entities in one pipelined
+// round trip. Entities never seen have empty states.
+func (s *Store) FraudSnapshot(ctx context.Context, o models.FraudOrder) (models.FraudSnapshot, error) {
+	entities := snapshotEntities(o)
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(entities))
 	for i, e := range entities {
@@ -261,20 +301,127 @@ func (s *Store) FraudSnapshot(ctx context.Context, o models.FraudOrder) (models.
 	}
 	states := make([]models.EntityState, len(entities))
 	for i, cmd := range cmds {
-		st := make(models.EntityState, len(cmd.Val()))
-		for f, v := range cmd.Val() {
-			if IsBookkeeping(f) {
-				continue
-			}
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return models.FraudSnapshot{}, fmt.Errorf("read velocity of %s:%s: bad %s %q", entities[i].Kind, entities[i].ID, f, v)
-			}
-			st[f] = n
+		st, err := parseEntityState(entities[i], cmd.Val())
+		if err != nil {
+			return models.FraudSnapshot{}, err
 		}
 		states[i] = st
 	}
-	return models.FraudSnapshot{User: states[0], Card: states[1], Device: states[2], IP: states[3], Address: states[4], Store: states[5]}, nil
+	return snapshotOf(states), nil
+}
+
+// parseEntityState reads an entity hash's state fields, leaving out the
+// bookkeeping.
+func parseEntityState(e models.Entity, fields map[string]string) (models.EntityState, error) {
+	st := make(models.EntityState, len(fields))
+	for f, v := range fields {
+		if IsBookkeeping(f) {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("read velocity of %s:%s: bad %s %q", e.Kind, e.ID, f, v)
+		}
+		st[f] = n
+	}
+	return st, nil
+}
+
+// readStateScript returns an entity hash, for an entity an assessed order
+// does not change (AssessOrder reads it in the same pipeline as the others).
+var readStateScript = redis.NewScript("return redis.call('HGETALL', KEYS[1])")
+
+// AssessOrder applies the velocity contribution of an order being assessed,
+// before it is published, and returns the state of its entities just
+// before it, each read and changed atomically: concurrent orders of one
+// account, card or device see each other, in some order, as the stream
+// would have shown them given time. It takes three pipelined round trips:
+// the order's record, its entities, and marking the record done.
+//
+// The record is the assessment's own ("assessed:" and the event's digest),
+// which no stream record equals, so the stream's later copy of the event
+// (order.lua) is a duplicate and changes nothing, however many events its
+// entities saw since (their "@ids" keep the last features.RecentIDs only).
+// A retried assessment whose first try failed part way redoes the entity
+// updates, skipped where made while they are among those last ids, and
+// sees what its first try applied in its own state; once the record is
+// done, assessing again (or an order the stream recorded first) only reads
+// the states, which then hold the order itself.
+func (s *Store) AssessOrder(ctx context.Context, ev *aisle.Decoded) (models.FraudSnapshot, error) {
+	if ev == nil || ev.Order == nil {
+		return models.FraudSnapshot{}, errors.New("assess order: not an order.placed event")
+	}
+	o := FraudOrder(ev)
+	rec := "assessed:" + digest("velocity", ev.ID)
+	res, err := s.evalEach(ctx, []call{{recordOrderScript, []string{s.orderKey(o.OrderID), s.labelKey(o.OrderID)},
+		[]any{rec, labelSignature(o), s.ttl.Milliseconds()}}})
+	if err != nil {
+		return models.FraudSnapshot{}, fmt.Errorf("assess order: record order: %w", err)
+	}
+	r, _ := res[0].([]any)
+	if len(r) == 0 || r[0] != int64(1) {
+		return s.FraudSnapshot(ctx, o)
+	}
+	ops := models.OrderOps(o)
+	if len(r) == 3 { // a label that came first, counted with the order
+		lt, _ := r[1].(int64)
+		fraud, _ := r[2].(int64)
+		ops = withOps(ops, models.LabelEntities(o), models.LabelOps(time.UnixMilli(lt), fraud == 1))
+	}
+	entities := snapshotEntities(o)
+	u := Update{Event: ev}
+	calls := make([]call, len(entities))
+	for i, e := range entities {
+		if j := slices.IndexFunc(ops, func(eo models.EntityOps) bool { return eo.Entity == e }); j >= 0 {
+			calls[i] = s.entityCall("velocity", u, ops[j], o.At, true)
+		} else {
+			calls[i] = call{readStateScript, []string{s.entityKey(e)}, nil}
+		}
+	}
+	results, err := s.evalEach(ctx, calls)
+	if err != nil {
+		return models.FraudSnapshot{}, fmt.Errorf("assess order: %w", err)
+	}
+	states := make([]models.EntityState, len(entities))
+	for i, res := range results {
+		flat := res
+		if calls[i].script != readStateScript {
+			pair, _ := res.([]any)
+			if len(pair) != 2 {
+				return models.FraudSnapshot{}, fmt.Errorf("assess order: velocity.lua returned %v", res)
+			}
+			flat = pair[1]
+		}
+		fields, err := fieldMap(flat)
+		if err != nil {
+			return models.FraudSnapshot{}, fmt.Errorf("assess order: %s:%s: %w", entities[i].Kind, entities[i].ID, err)
+		}
+		if states[i], err = parseEntityState(entities[i], fields); err != nil {
+			return models.FraudSnapshot{}, err
+		}
+	}
+	if err := s.rdb.HSet(ctx, s.orderKey(o.OrderID), "@done", "1").Err(); err != nil {
+		return models.FraudSnapshot{}, fmt.Errorf("assess order: mark record done: %w", err)
+	}
+	return snapshotOf(states), nil
+}
+
+// fieldMap reads an HGETALL reply returned by a script: field, value, ….
+func fieldMap(reply any) (map[string]string, error) {
+	flat, ok := reply.([]any)
+	if !ok || len(flat)%2 != 0 {
+		return nil, fmt.Errorf("not a hash: %v", reply)
+	}
+	out := make(map[string]string, len(flat)/2)
+	for i := 0; i < len(flat); i += 2 {
+		f, ok1 := flat[i].(string)
+		v, ok2 := flat[i+1].(string)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("not a hash: %v", reply)
+		}
+		out[f] = v
+	}
+	return out, nil
 }
 
 func (s *Store) entityKey(e models.Entity) string { return s.key("fv", string(e.Kind)+":"+e.ID) }

@@ -9,18 +9,27 @@
 -- ARGV[6..9] prune cutoffs: minute, hour, day, last-seen ms (models.PruneCutoffs)
 -- ARGV[10] the size from which a hash is pruned (models.PruneAbove)
 -- ARGV[11] how many counterparts a hash keeps at most (models.MaxCounterparts)
--- ARGV[12..] triples op, field, value (op '+' add, '>' max, '<' min)
--- Returns 1 when applied, 0 when skipped as already applied.
+-- ARGV[12] '1' to return the hash as it was before (features.AssessOrder)
+-- ARGV[13..] triples op, field, value (op '+' add, '>' max, '<' min)
+-- Returns 1 when applied, 0 when skipped as already applied; with ARGV[12]
+-- '1', {1 or 0, the hash's fields and values before}.
 --
 -- Every operation commutes, so events applied in any order give the same
 -- hashes. Pruning only drops buckets outside every window (see
 -- models.PruneCutoffs); a late event may recreate one, and reads ignore it.
+local before
+if ARGV[12] == '1' then
+  before = redis.call('HGETALL', KEYS[1])
+end
 local seen, ids = already_applied()
 if seen then
+  if before then
+    return {0, before}
+  end
   return 0
 end
 local key = KEYS[1]
-for a = 12, #ARGV, 3 do
+for a = 13, #ARGV, 3 do
   local op, f, v = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   if op == '+' then
     redis.call('HINCRBY', key, f, v)
@@ -82,4 +91,7 @@ if #all > 0 then
 end
 mark_applied(ids)
 redis.call('PEXPIRE', key, ARGV[5])
+if before then
+  return {1, before}
+end
 return 1

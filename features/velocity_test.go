@@ -377,3 +377,116 @@ func TestReusedEventIDSuppressesNoOtherEvent(t *testing.T) {
 		t.Errorf("user_orders_1h = %v, want the order counted once", got)
 	}
 }
+
+// Concurrent assessments of one new account see each other: each reads the
+// states just before its own order and applies it atomically, so N of them
+// see 0..N-1 earlier orders in some order. The stream's later copies of the
+// same events (from Kafka, after more than features.RecentIDs other events
+// reached the entities) change nothing.
+func TestAssessedOrdersSeeEachOtherAndTheStreamCopyChangesNothing(t *testing.T) {
+	t.Parallel()
+	fs := featurestest.MustOpen(t)
+	const n = 3 * features.RecentIDs / 2
+	events := make([]*aisle.Decoded, n)
+	for i := range events {
+		events[i] = orderEvent(t, fmt.Sprintf("e-burst-%d", i), fmt.Sprintf("o-burst-%d", i), "u-new", "card-1", "dev-1", 2500, fraudT0)
+	}
+	seen := make([]map[string]float64, n)
+	errs := make(chan error, n)
+	for i, ev := range events {
+		go func() {
+			snap, err := fs.AssessOrder(context.Background(), ev)
+			if err == nil {
+				seen[i] = map[string]float64{}
+				for j, v := range models.ComputeFraudFeatures(features.FraudOrder(ev), snap) {
+					seen[i][models.FraudFeatures[j].Name] = v
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range events {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var counts []int
+	firsts := 0
+	for _, f := range seen {
+		counts = append(counts, int(f["user_orders_1h"]))
+		if f["card_orders_1h"] != f["user_orders_1h"] || f["device_orders_1h"] != f["user_orders_1h"] {
+			t.Errorf("user, card and device counts differ: %v %v %v", f["user_orders_1h"], f["card_orders_1h"], f["device_orders_1h"])
+		}
+		if f["first_order"] == 1 {
+			firsts++
+		}
+	}
+	slices.Sort(counts)
+	for i, c := range counts {
+		if c != i {
+			t.Fatalf("the assessments saw %v orders before theirs, want 0..%d", counts, n-1)
+		}
+	}
+	if firsts != 1 {
+		t.Errorf("%d assessments saw a first order, want 1", firsts)
+	}
+
+	at := probe(fraudT0.Add(time.Minute))
+	at.UserID = "u-new"
+	before := featuresAt(t, fs, at)
+	for i, ev := range events {
+		if applyOne(t, fs.ApplyVelocity, ev, features.Origin{Topic: aisle.TopicOrders, Partition: 0, Offset: int64(i)}) {
+			t.Errorf("the stream's copy of assessed order %d was applied", i)
+		}
+	}
+	// Assessing an order again reads; it does not count it twice either,
+	// though most of the burst's ids have left the entities' "@ids".
+	for _, ev := range events {
+		if _, err := fs.AssessOrder(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := featuresAt(t, fs, at); !reflect.DeepEqual(before, after) {
+		t.Errorf("the stream's copies changed the features:\nbefore %v\nafter  %v", before, after)
+	}
+	if before["user_orders_1h"] != n {
+		t.Errorf("user_orders_1h = %v after the burst, want %d", before["user_orders_1h"], n)
+	}
+}
+
+// Finding: a labels step retried after a failure part way counted the
+// labels its first try had recorded as duplicates. A retried step reports
+// what it applied; a redelivery after a step that reported it, and another
+// record's label of the same order, are the duplicates. The counts are
+// made once either way.
+func TestARetriedLabelStepCountsWhatItApplied(t *testing.T) {
+	t.Parallel()
+	fs := featurestest.MustOpen(t)
+	labelAt := fraudT0.Add(-time.Hour)
+	order := orderEvent(t, "e-o1", "o-1", "u-1", "card-1", "dev-1", 1000, fraudT0.Add(-2*time.Hour))
+	if !applyOne(t, fs.ApplyVelocity, order, features.Origin{Topic: aisle.TopicOrders, Offset: 1}) {
+		t.Fatal("order not applied")
+	}
+	label := features.Update{Event: labelEvent(t, "e-l1", "o-1", true, labelAt), Origin: features.Origin{Topic: aisle.TopicLabels, Offset: 5}}
+	// The first try applies the label and fails before reporting it.
+	if _, err := fs.CountLabels(context.Background(), []features.Update{label}); err != nil {
+		t.Fatal(err)
+	}
+	if !applyOne(t, fs.ApplyLabels, label.Event, label.Origin) {
+		t.Error("the retried step reports the label it applied a duplicate")
+	}
+	if applyOne(t, fs.ApplyLabels, label.Event, label.Origin) {
+		t.Error("a redelivery of a reported label is reported applied")
+	}
+	if applyOne(t, fs.ApplyLabels, labelEvent(t, "e-l2", "o-1", false, labelAt), features.Origin{Topic: aisle.TopicLabels, Offset: 6}) {
+		t.Error("a second label of the order is reported applied")
+	}
+	snap, err := fs.FraudSnapshot(context.Background(), probe(fraudT0.Add(24*time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	field := fmt.Sprint("lc:d:", labelAt.UnixMilli()/(24*time.Hour).Milliseconds())
+	if snap.Card[field] != 1 {
+		t.Errorf("card-1 counts %d labels, want 1", snap.Card[field])
+	}
+}

@@ -131,9 +131,12 @@ type Order struct {
 	IdempotencyKey *string
 }
 
-// Assess scores an order synchronously from its current velocity features,
-// stores the assessment, publishes order.placed and queues the assessment
-// for riskAlerts subscribers (service keys only). An order is assessed once:
+// Assess scores an order synchronously from its velocity features, which it
+// updates with the order in the same step (features.AssessOrder), so that
+// concurrent orders of one account, card or device see each other; the
+// stream's later copy of order.placed changes them no more. It then stores
+// the assessment, publishes order.placed and queues the assessment for
+// riskAlerts subscribers (service keys only). An order is assessed once:
 // assessing it again returns the stored assessment (and publishes the order
 // again under the same event id, which the stream deduplicates). When the
 // order cannot be published the new assessment is deleted again (see
@@ -159,7 +162,7 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 		return catalog.FraudAssessment{}, aisle.Errorf(aisle.EUNAVAILABLE, "no active fraud model yet: run `aisle train fraud --activate`")
 	}
 	order := features.FraudOrder(ev)
-	snap, err := s.features.FraudSnapshot(ctx, order)
+	snap, err := s.features.AssessOrder(ctx, ev)
 	if err != nil {
 		return catalog.FraudAssessment{}, err
 	}
@@ -214,7 +217,9 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 // and a concurrent retry may have published the order meanwhile: then the
 // stream has the order without its assessment until the caller retries,
 // and that retry's score counts the order once in its own velocity
-// features.
+// features. The order's velocity contribution stays either way: it is an
+// attempt the card, device and account made, and a retry does not count
+// it again.
 func (s *Service) forget(ctx context.Context, a catalog.FraudAssessment) {
 	// The request's context may be what ran out; the delete gets its own.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
@@ -230,7 +235,7 @@ func (s *Service) forget(ctx context.Context, a catalog.FraudAssessment) {
 func (s *Service) orderEvent(ctx context.Context, in Order) (*aisle.Decoded, error) {
 	ev, err := aisle.BuildEvent(orderEventID(in.OrderID), aisle.TypeOrderPlaced, in.Time, s.Now(), in.OrderPlaced)
 	if err != nil {
-		return nil, err
+		return nil, aisle.InArgument(err, "input") // assessOrder(input:) mirrors order.placed
 	}
 	if err := s.catalog.RequireReferences(ctx, ev); err != nil {
 		return nil, err

@@ -2,10 +2,10 @@ package fraud
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/eval"
 	"github.com/aisle/aisle/models"
 )
 
@@ -24,14 +24,16 @@ const holdoutShare = 0.2
 // Train fits a model version to an event history (order.placed,
 // payment.failed and order.labeled, in any order): every labelled order
 // with its features as serving computed them when it was placed
-// (eval.FraudDataset replays the same velocity code). The version's metrics
+// (Dataset replays the same velocity code), leaving out the features it
+// learned the wrong way round (recorded in the metrics as
+// "contradicts:FEATURE", their weight). The version's metrics
 // are those of a fit on the older 80 % scored on the newest 20 %, so they
 // say how the model does on orders it has not seen. EINVALID when the
 // history has too few labelled orders or frauds.
 func Train(events []*aisle.Decoded) (catalog.FraudModelVersion, error) {
-	var rows []eval.FraudExample
+	var rows []Example
 	frauds := 0
-	for _, ex := range eval.FraudDataset(events) {
+	for _, ex := range Dataset(events) {
 		if ex.Labeled {
 			rows = append(rows, ex)
 			if ex.Fraud {
@@ -44,7 +46,7 @@ func Train(events []*aisle.Decoded) (catalog.FraudModelVersion, error) {
 			"not enough labelled history: %d labelled orders of which %d fraud; training needs at least %d and %d",
 			len(rows), frauds, MinTrainingOrders, MinTrainingFrauds)
 	}
-	slices.SortStableFunc(rows, func(a, b eval.FraudExample) int { return a.Order.At.Compare(b.Order.At) })
+	slices.SortStableFunc(rows, func(a, b Example) int { return a.Order.At.Compare(b.Order.At) })
 	split := int(float64(len(rows)) * (1 - holdoutShare))
 	metrics := map[string]float64{
 		"rows":         float64(len(rows)),
@@ -52,7 +54,7 @@ func Train(events []*aisle.Decoded) (catalog.FraudModelVersion, error) {
 		"holdout_rows": float64(len(rows) - split),
 	}
 	if train, test := rows[:split], rows[split:]; hasBothOutcomes(train) && hasBothOutcomes(test) {
-		m, err := fit(train)
+		m, _, err := fit(train)
 		if err != nil {
 			return catalog.FraudModelVersion{}, err
 		}
@@ -66,14 +68,18 @@ func Train(events []*aisle.Decoded) (catalog.FraudModelVersion, error) {
 			scores[i], _ = scorer.Score(ex.Features)
 			labels[i] = ex.Fraud
 		}
-		metrics["holdout_auc"], metrics["holdout_average_precision"] = eval.FraudRanking(scores, labels)
+		metrics["holdout_auc"], metrics["holdout_average_precision"] = models.FraudRanking(scores, labels)
 	}
-	m, err := fit(rows)
+	m, dropped, err := fit(rows)
 	if err != nil {
 		return catalog.FraudModelVersion{}, err
 	}
-	first := slices.MinFunc(rows, func(a, b eval.FraudExample) int { return a.Order.At.Compare(b.Order.At) })
-	last := slices.MaxFunc(rows, func(a, b eval.FraudExample) int { return a.Order.At.Compare(b.Order.At) })
+	metrics["contradicting_features"] = float64(len(dropped))
+	for _, c := range dropped {
+		metrics["contradicts:"+c.Feature] = c.Weight
+	}
+	first := slices.MinFunc(rows, func(a, b Example) int { return a.Order.At.Compare(b.Order.At) })
+	last := slices.MaxFunc(rows, func(a, b Example) int { return a.Order.At.Compare(b.Order.At) })
 	return catalog.FraudModelVersion{
 		WindowStart: first.Order.At.UTC(),
 		WindowEnd:   last.Order.At.UTC(),
@@ -82,16 +88,33 @@ func Train(events []*aisle.Decoded) (catalog.FraudModelVersion, error) {
 	}, nil
 }
 
-func fit(rows []eval.FraudExample) (models.FraudModel, error) {
+// fit fits a model to rows without the features it learns the wrong way
+// round (models.FitFraudModel), which it returns.
+func fit(rows []Example) (models.FraudModel, []models.Contradiction, error) {
 	X := make([][]float64, len(rows))
 	y := make([]bool, len(rows))
 	for i, ex := range rows {
 		X[i], y[i] = ex.Features, ex.Fraud
 	}
-	return models.TrainFraudModel(X, y, models.DefaultLogisticOptions())
+	return models.FitFraudModel(X, y, models.DefaultLogisticOptions())
 }
 
-func hasBothOutcomes(rows []eval.FraudExample) bool {
-	return slices.ContainsFunc(rows, func(ex eval.FraudExample) bool { return ex.Fraud }) &&
-		slices.ContainsFunc(rows, func(ex eval.FraudExample) bool { return !ex.Fraud })
+// Contradictions lists the features v was fitted without because the
+// history taught them the wrong way round (a young marketplace makes old
+// accounts look risky), with the weight each had: `aisle train fraud`
+// prints them, so that they are not dropped silently.
+func Contradictions(v catalog.FraudModelVersion) []models.Contradiction {
+	var out []models.Contradiction
+	for name, w := range v.Metrics {
+		if f, ok := strings.CutPrefix(name, "contradicts:"); ok {
+			out = append(out, models.Contradiction{Feature: f, Weight: w})
+		}
+	}
+	slices.SortFunc(out, func(a, b models.Contradiction) int { return strings.Compare(a.Feature, b.Feature) })
+	return out
+}
+
+func hasBothOutcomes(rows []Example) bool {
+	return slices.ContainsFunc(rows, func(ex Example) bool { return ex.Fraud }) &&
+		slices.ContainsFunc(rows, func(ex Example) bool { return !ex.Fraud })
 }

@@ -100,9 +100,18 @@ const (
 	// device, …) is remembered: "new device for this account" means not
 	// seen within it.
 	CounterpartRetention = 30 * 24 * time.Hour
-	// LabelRetention is the window of delayed-label risk.
+	// LabelRetention is the longest window of delayed-label risk.
 	LabelRetention = 30 * 24 * time.Hour
 )
+
+// LabelWindows are the windows of delayed-label risk, in days (the last is
+// LabelRetention): labels that became known in the last 1, 7 and 30
+// complete days, so that a model can tell a store defrauded this week from
+// one whose compromise ended weeks ago.
+var LabelWindows = [...]int64{1, 7, 30}
+
+// labelCounts are the labels of one window, and of them the frauds.
+type labelCounts struct{ labelled, fraud int64 }
 
 // Field name prefixes. Bucket fields end in the bucket's index (unix time
 // divided by the bucket size); counterpart fields in the counterpart's id.
@@ -275,7 +284,7 @@ type windows struct {
 	orders1h, orders24h            int64
 	orders30d, amount30d           int64
 	failed10m, failed1h, failed24h int64
-	labelled, fraud                int64
+	labels                         [len(LabelWindows)]labelCounts
 	firstMS                        int64 // 0: none
 	seen7d, seen24h                map[EntityKind]int64
 }
@@ -287,7 +296,6 @@ type windows struct {
 func scan(s EntityState, ms int64) windows {
 	w := windows{seen7d: map[EntityKind]int64{}, seen24h: map[EntityKind]int64{}}
 	minute, hour, day := ms/minuteMS, ms/hourMS, ms/dayMS
-	labelFrom := (ms - LabelRetention.Milliseconds()) / dayMS
 	for field, v := range s {
 		if field == fieldFirstSeen {
 			if v <= ms {
@@ -342,12 +350,19 @@ func scan(s EntityState, ms int64) windows {
 		case fieldLabelled, fieldFraud:
 			// A label counts once its whole day (UTC) is over: never
 			// before it was known, whatever the order of events, and the
-			// same answer all day.
-			if (idx+1)*dayMS <= ms && idx >= labelFrom {
+			// same answer all day. Window k holds the last
+			// LabelWindows[k] complete days.
+			if (idx+1)*dayMS > ms {
+				continue
+			}
+			for k, days := range LabelWindows {
+				if idx < day-days {
+					continue
+				}
 				if field[:i+1] == fieldLabelled {
-					w.labelled += v
+					w.labels[k].labelled += v
 				} else {
-					w.fraud += v
+					w.labels[k].fraud += v
 				}
 			}
 		}
@@ -379,8 +394,10 @@ const (
 	riskPriorStrength = 2
 )
 
-func (w windows) risk() float64 {
-	return (float64(w.fraud) + riskPrior*riskPriorStrength) / (float64(w.labelled) + riskPriorStrength)
+// risk is the shrunk share of fraud among the labels of window k.
+func (w windows) risk(k int) float64 {
+	l := w.labels[k]
+	return (float64(l.fraud) + riskPrior*riskPriorStrength) / (float64(l.labelled) + riskPriorStrength)
 }
 
 // Transform is how the model sees a raw feature value.
@@ -405,15 +422,43 @@ func (t Transform) apply(v float64) float64 {
 }
 
 // FraudFeature describes one feature: its name (part of every stored model's
-// schema), how the model transforms it, and how an analyst reads a value.
+// schema), how the model transforms it, how an analyst reads a value, and
+// which way it raises the risk by its meaning.
 type FraudFeature struct {
 	Name      string
 	Transform Transform
 	Describe  func(v float64) string
+	// LessIsRiskier: by its meaning less of it is riskier (a young
+	// account). For every other feature more is, or yes for a yes/no. A
+	// model that learned the other way is not trusted with it (see
+	// FitFraudModel) and never gives it as a reason.
+	LessIsRiskier bool
+	// Risk is set on the delayed-label risk features: the same labels
+	// count for the card, device and address a customer keeps together,
+	// and Reasons names equal ones once.
+	Risk *LabelRisk
 }
 
-func count(format string) func(float64) string {
-	return func(v float64) string { return fmt.Sprintf(format, int64(v)) }
+// LabelRisk is what a delayed-label risk feature is about.
+type LabelRisk struct {
+	Subject string // "this card"
+	Days    int64  // its window, one of LabelWindows
+}
+
+// Currency is the marketplace's one currency: order.placed carries cents
+// and no currency code, so descriptions name it.
+const Currency = "USD"
+
+// counted describes a count: format has a %d for the number and a %s for
+// the noun, singular or plural.
+func counted(format, one, many string) func(float64) string {
+	return func(v float64) string {
+		n := int64(v)
+		if n == 1 {
+			return fmt.Sprintf(format, n, one)
+		}
+		return fmt.Sprintf(format, n, many)
+	}
 }
 
 func flag(yes, no string) func(float64) string {
@@ -425,53 +470,80 @@ func flag(yes, no string) func(float64) string {
 	}
 }
 
-func share(what string) func(float64) string {
-	return func(v float64) string {
-		return fmt.Sprintf("%.0f%% fraud among labelled orders %s (last 30 days, shrunk toward 1%%)", 100*v, what)
+// describeRisk reads a delayed-label risk of one or more subjects ("on
+// this card and from this device").
+func describeRisk(v float64, days int64, subjects []string) string {
+	window := "yesterday's labels"
+	if days > 1 {
+		window = fmt.Sprintf("labels of the last %d complete days", days)
 	}
+	who := subjects[0]
+	if n := len(subjects); n > 1 {
+		who = strings.Join(subjects[:n-1], ", ") + " and " + subjects[n-1]
+	}
+	return fmt.Sprintf("%.0f%% fraud among labelled orders %s (%s, shrunk toward 1%%)", 100*v, who, window)
+}
+
+func riskFeature(name, subject string, days int64) FraudFeature {
+	r := &LabelRisk{Subject: subject, Days: days}
+	return FraudFeature{Name: name, Transform: Identity, Risk: r,
+		Describe: func(v float64) string { return describeRisk(v, days, []string{subject}) }}
 }
 
 func age(v float64) string {
 	switch {
+	case v == 0:
+		return "no earlier order by this account"
 	case v < 1.0/24:
-		return fmt.Sprintf("account first ordered %.0f minutes ago", v*24*60)
+		return counted("account first ordered %d %s ago", "minute", "minutes")(v * 24 * 60)
 	case v < 2:
 		return fmt.Sprintf("account first ordered %.1f hours ago", v*24)
 	}
-	return fmt.Sprintf("account first ordered %.0f days ago", v)
+	return counted("account first ordered %d %s ago", "day", "days")(v)
 }
 
 // FraudFeatures is the feature schema ComputeFraudFeatures fills, in order.
 var FraudFeatures = []FraudFeature{
-	{"amount", Identity, func(v float64) string { return fmt.Sprintf("order amount %.2f", v) }},
-	{"amount_vs_usual", Capped, func(v float64) string { return fmt.Sprintf("amount %.1f× the account's usual (30-day mean)", v) }},
-	{"first_order", Binary, flag("first order of this account", "returning account")},
-	{"account_age_days", Log1p, age},
-	{"user_orders_1h", Log1p, count("%d orders by this account in the last hour")},
-	{"user_orders_24h", Log1p, count("%d orders by this account in the last 24 hours")},
-	{"user_failed_payments_1h", Log1p, count("%d failed payments by this account in the last hour")},
-	{"new_device", Binary, flag("new device for this account", "known device for this account")},
-	{"new_address", Binary, flag("new delivery address for this account", "known delivery address")},
-	{"new_card", Binary, flag("new card for this account", "known card for this account")},
-	{"card_orders_1h", Log1p, count("%d orders on this card in the last hour")},
-	{"card_orders_24h", Log1p, count("%d orders on this card in the last 24 hours")},
-	{"card_failed_payments_10m", Log1p, count("%d failed payments on this card in the last 10 minutes")},
-	{"card_failed_payments_24h", Log1p, count("%d failed payments on this card in the last 24 hours")},
-	{"card_accounts_7d", Log1p, count("card used by %d accounts in the last 7 days")},
-	{"card_addresses_7d", Log1p, count("card shipped to %d addresses in the last 7 days")},
-	{"device_orders_1h", Log1p, count("%d orders from this device in the last hour")},
-	{"device_cards_24h", Log1p, count("%d cards tried on this device in the last 24 hours")},
-	{"device_accounts_7d", Log1p, count("device used by %d accounts in the last 7 days")},
-	{"device_failed_payments_1h", Log1p, count("%d failed payments from this device in the last hour")},
-	{"ip_orders_1h", Log1p, count("%d orders from this IP address in the last hour")},
-	{"ip_accounts_24h", Log1p, count("IP address used by %d accounts in the last 24 hours")},
-	{"ip_failed_payments_1h", Log1p, count("%d failed payments from this IP address in the last hour")},
-	{"address_accounts_7d", Log1p, count("delivery address used by %d accounts in the last 7 days")},
-	{"address_cards_7d", Log1p, count("%d cards paid for deliveries to this address in the last 7 days")},
-	{"card_risk", Identity, share("on this card")},
-	{"device_risk", Identity, share("from this device")},
-	{"address_risk", Identity, share("to this delivery address")},
-	{"store_risk", Identity, share("at this store")},
+	{Name: "amount", Transform: Identity, Describe: func(v float64) string { return fmt.Sprintf("order amount %.2f %s", v, Currency) }},
+	{Name: "amount_vs_usual", Transform: Capped, Describe: func(v float64) string {
+		return fmt.Sprintf("amount %.1f× the account's usual (its 30-day mean)", v)
+	}},
+	{Name: "first_order", Transform: Binary, Describe: flag("first order of this account", "returning account")},
+	{Name: "account_age_days", Transform: Log1p, Describe: age, LessIsRiskier: true},
+	{Name: "user_orders_1h", Transform: Log1p, Describe: counted("%d earlier %s by this account in the last hour", "order", "orders")},
+	{Name: "user_orders_24h", Transform: Log1p, Describe: counted("%d earlier %s by this account in the last 24 hours", "order", "orders")},
+	{Name: "user_failed_payments_1h", Transform: Log1p, Describe: counted("%d failed %s by this account in the last hour", "payment", "payments")},
+	{Name: "new_device", Transform: Binary, Describe: flag("new device for this account", "known device for this account")},
+	{Name: "new_address", Transform: Binary, Describe: flag("new delivery address for this account", "known delivery address")},
+	{Name: "new_card", Transform: Binary, Describe: flag("new card for this account", "known card for this account")},
+	{Name: "card_orders_1h", Transform: Log1p, Describe: counted("%d earlier %s on this card in the last hour", "order", "orders")},
+	{Name: "card_orders_24h", Transform: Log1p, Describe: counted("%d earlier %s on this card in the last 24 hours", "order", "orders")},
+	{Name: "card_failed_payments_10m", Transform: Log1p, Describe: counted("%d failed %s on this card in the last 10 minutes", "payment", "payments")},
+	{Name: "card_failed_payments_24h", Transform: Log1p, Describe: counted("%d failed %s on this card in the last 24 hours", "payment", "payments")},
+	{Name: "card_accounts_7d", Transform: Log1p, Describe: counted("card used by %d %s in the last 7 days", "account", "accounts")},
+	{Name: "card_addresses_7d", Transform: Log1p, Describe: counted("card shipped to %d delivery %s in the last 7 days", "address", "addresses")},
+	{Name: "device_orders_1h", Transform: Log1p, Describe: counted("%d earlier %s from this device in the last hour", "order", "orders")},
+	{Name: "device_cards_24h", Transform: Log1p, Describe: counted("%d %s tried on this device in the last 24 hours", "card", "cards")},
+	{Name: "device_accounts_7d", Transform: Log1p, Describe: counted("device used by %d %s in the last 7 days", "account", "accounts")},
+	{Name: "device_failed_payments_1h", Transform: Log1p, Describe: counted("%d failed %s from this device in the last hour", "payment", "payments")},
+	{Name: "ip_orders_1h", Transform: Log1p, Describe: counted("%d earlier %s from this IP address in the last hour", "order", "orders")},
+	{Name: "ip_accounts_24h", Transform: Log1p, Describe: counted("IP address used by %d %s in the last 24 hours", "account", "accounts")},
+	{Name: "ip_failed_payments_1h", Transform: Log1p, Describe: counted("%d failed %s from this IP address in the last hour", "payment", "payments")},
+	{Name: "address_accounts_7d", Transform: Log1p, Describe: counted("delivery address used by %d %s in the last 7 days", "account", "accounts")},
+	{Name: "address_cards_7d", Transform: Log1p, Describe: counted("%d %s paid for deliveries to this address in the last 7 days", "card", "cards")},
+	// The 30-day risks keep their first names, so stored versions still load.
+	riskFeature("card_risk", "on this card", 30),
+	riskFeature("device_risk", "from this device", 30),
+	riskFeature("address_risk", "to this delivery address", 30),
+	riskFeature("store_risk", "at this store", 30),
+	riskFeature("card_risk_7d", "on this card", 7),
+	riskFeature("device_risk_7d", "from this device", 7),
+	riskFeature("address_risk_7d", "to this delivery address", 7),
+	riskFeature("store_risk_7d", "at this store", 7),
+	riskFeature("card_risk_1d", "on this card", 1),
+	riskFeature("device_risk_1d", "from this device", 1),
+	riskFeature("address_risk_1d", "to this delivery address", 1),
+	riskFeature("store_risk_1d", "at this store", 1),
 }
 
 // ComputeFraudFeatures returns o's raw feature values (FraudFeatures order)
@@ -519,10 +591,9 @@ func ComputeFraudFeatures(o FraudOrder, snap FraudSnapshot) []float64 {
 		float64(i.failed1h),
 		distinct(snap.Address, a.seen7d, EntityUser, o.UserID, ms, week),
 		distinct(snap.Address, a.seen7d, EntityCard, o.Card, ms, week),
-		c.risk(),
-		d.risk(),
-		a.risk(),
-		s.risk(),
+		c.risk(2), d.risk(2), a.risk(2), s.risk(2),
+		c.risk(1), d.risk(1), a.risk(1), s.risk(1),
+		c.risk(0), d.risk(0), a.risk(0), s.risk(0),
 	}
 }
 

@@ -16,25 +16,87 @@ type FraudModel struct {
 }
 
 // TrainFraudModel fits a model to raw feature rows (FraudFeatures order)
-// and their labels.
-func TrainFraudModel(raw [][]float64, fraud []bool, opt LogisticOptions) (FraudModel, error) {
+// and their labels, on the named features (nil: all of them).
+func TrainFraudModel(raw [][]float64, fraud []bool, features []string, opt LogisticOptions) (FraudModel, error) {
+	if features == nil {
+		features = FraudFeatureNames()
+	}
+	idx, err := FraudFeatureIndex(features)
+	if err != nil {
+		return FraudModel{}, err
+	}
 	X := make([][]float64, len(raw))
 	for i, r := range raw {
-		X[i] = transformAll(r)
+		x := make([]float64, len(idx))
+		for j, k := range idx {
+			x[j] = FraudFeatures[k].Transform.apply(r[k])
+		}
+		X[i] = x
 	}
 	lr, err := TrainLogistic(X, fraud, opt)
 	if err != nil {
 		return FraudModel{}, err
 	}
-	return FraudModel{Features: FraudFeatureNames(), Logistic: lr}, nil
+	return FraudModel{Features: features, Logistic: lr}, nil
 }
 
-func transformAll(raw []float64) []float64 {
-	out := make([]float64, len(raw))
-	for j, v := range raw {
-		out[j] = FraudFeatures[j].Transform.apply(v)
+// Contradiction is a feature a fit learned the wrong way round: its weight
+// says a new account is safer, or fewer declines riskier.
+type Contradiction struct {
+	Feature string
+	Weight  float64 // on the standardised, transformed value
+}
+
+// contradictionWeight is the weight from which a feature's learned
+// direction counts as contradicting its meaning: below it the fit only
+// shares a signal between correlated features.
+const contradictionWeight = 0.05
+
+// Contradictions lists the features of m whose learned direction
+// contradicts their meaning (FraudFeature.LessIsRiskier).
+func (m FraudModel) Contradictions() ([]Contradiction, error) {
+	idx, err := FraudFeatureIndex(m.Features)
+	if err != nil {
+		return nil, err
 	}
-	return out
+	var out []Contradiction
+	for j, k := range idx {
+		w := m.Logistic.Weights[j]
+		if FraudFeatures[k].LessIsRiskier {
+			w = -w
+		}
+		if w <= -contradictionWeight {
+			out = append(out, Contradiction{Feature: m.Features[j], Weight: m.Logistic.Weights[j]})
+		}
+	}
+	return out, nil
+}
+
+// FitFraudModel fits a model to raw rows and their labels, then refits it
+// without the features it learned the wrong way round, until none is left:
+// a model whose reasons say "account first ordered 56 days ago" of a fraud
+// has learned the marketplace's youth, not fraud. It returns what it left
+// out, for the trainer to report.
+func FitFraudModel(raw [][]float64, fraud []bool, opt LogisticOptions) (FraudModel, []Contradiction, error) {
+	features := FraudFeatureNames()
+	var dropped []Contradiction
+	for {
+		m, err := TrainFraudModel(raw, fraud, features, opt)
+		if err != nil {
+			return FraudModel{}, nil, err
+		}
+		bad, err := m.Contradictions()
+		if err != nil || len(bad) == 0 {
+			return m, dropped, err
+		}
+		dropped = append(dropped, bad...)
+		features = slices.DeleteFunc(features, func(f string) bool {
+			return slices.ContainsFunc(bad, func(c Contradiction) bool { return c.Feature == f })
+		})
+		if len(features) == 0 {
+			return FraudModel{}, nil, fmt.Errorf("fraud model: every feature was learned the wrong way round")
+		}
+	}
 }
 
 // FraudScorer scores raw feature rows with a FraudModel whose schema it has
@@ -69,6 +131,10 @@ type Contribution struct {
 	Value        float64 `json:"value"`        // the raw value
 	Contribution float64 `json:"contribution"` // weight × standardised transformed value
 	Description  string  `json:"description"`
+	// backwards: the push comes from a weight against the feature's
+	// meaning (fewer declines raising the risk), which no analyst would
+	// read right; Reasons leaves it out.
+	backwards bool
 }
 
 // Score returns the fraud probability of raw (FraudFeatures order) and every
@@ -83,24 +149,54 @@ func (s *FraudScorer) Score(raw []float64) (float64, []Contribution) {
 	for j, c := range contrib {
 		f := FraudFeatures[s.index[j]]
 		v := raw[s.index[j]]
-		description := f.Describe(v)
-		if c > 0 && f.Transform != Binary && x[j] < s.model.Logistic.Means[j] {
-			// The model learned that less of this is riskier; "2 orders
-			// in the last 24 hours" alone would read as a reason for
-			// comfort.
-			description += " (fewer than usual, which raises the risk)"
-		}
-		out[j] = Contribution{Feature: f.Name, Value: v, Contribution: c, Description: description}
+		w := s.model.Logistic.Weights[j]
+		out[j] = Contribution{Feature: f.Name, Value: v, Contribution: c, Description: f.Describe(v),
+			backwards: (w < 0) != f.LessIsRiskier && w != 0}
 	}
 	slices.SortStableFunc(out, func(a, b Contribution) int { return cmp.Compare(b.Contribution, a.Contribution) })
 	return p, out
 }
 
 // Reasons are the top contributions worth showing an analyst: at most n
-// that raise the log-odds by at least minReasonContribution.
+// that raise the log-odds by at least minReasonContribution, from features
+// read the way the model learned them. Delayed-label risks of one window
+// and equal value (the same labels, of a customer who keeps card, device
+// and address together) are one reason, named after the largest, with
+// their contributions summed.
 func Reasons(contributions []Contribution, n int) []Contribution {
-	out := []Contribution{}           // none is an empty list, not a missing one
+	byName := make(map[string]FraudFeature, len(FraudFeatures))
+	for _, f := range FraudFeatures {
+		byName[f.Name] = f
+	}
+	type risk struct {
+		days  int64
+		value float64
+	}
+	merged := map[risk]int{} // position in kept
+	var kept []Contribution
+	var subjects [][]string
 	for _, c := range contributions { // sorted, largest first
+		if c.backwards || c.Contribution <= 0 {
+			continue
+		}
+		r := byName[c.Feature].Risk
+		if r == nil {
+			kept, subjects = append(kept, c), append(subjects, nil)
+			continue
+		}
+		key := risk{r.Days, c.Value}
+		if i, ok := merged[key]; ok {
+			kept[i].Contribution += c.Contribution
+			subjects[i] = append(subjects[i], r.Subject)
+			kept[i].Description = describeRisk(c.Value, r.Days, subjects[i])
+			continue
+		}
+		merged[key] = len(kept)
+		kept, subjects = append(kept, c), append(subjects, []string{r.Subject})
+	}
+	slices.SortStableFunc(kept, func(a, b Contribution) int { return cmp.Compare(b.Contribution, a.Contribution) })
+	out := []Contribution{} // none is an empty list, not a missing one
+	for _, c := range kept {
 		if len(out) == n || c.Contribution < minReasonContribution {
 			break
 		}

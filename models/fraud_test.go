@@ -1,6 +1,9 @@
 package models
 
 import (
+	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -53,5 +56,117 @@ func TestFraudFeaturesArePointInTime(t *testing.T) {
 	}
 	if mem.Order(order("o-a", "u-1", "card-1", "dev-1", "addr-1", 2000, t0)) {
 		t.Error("an order recorded twice")
+	}
+}
+
+// Reasons read as an analyst reads them: plurals, units and currency, and
+// the card's, device's and address's risk, carrying the same labels, as one.
+func TestReasonsReadRight(t *testing.T) {
+	t.Parallel()
+	describe := map[string]func(float64) string{}
+	for _, f := range FraudFeatures {
+		describe[f.Name] = f.Describe
+	}
+	for _, tc := range []struct {
+		feature string
+		value   float64
+		want    string
+	}{
+		{"address_cards_7d", 1, "1 card paid for deliveries to this address in the last 7 days"},
+		{"user_orders_1h", 1, "1 earlier order by this account in the last hour"},
+		{"user_orders_1h", 2, "2 earlier orders by this account in the last hour"},
+		{"amount", 450, "order amount 450.00 USD"},
+		{"account_age_days", 1.0 / 24 / 60, "account first ordered 1 minute ago"},
+		{"account_age_days", 0, "no earlier order by this account"},
+		{"card_risk_7d", 0.25, "25% fraud among labelled orders on this card (labels of the last 7 complete days, shrunk toward 1%)"},
+	} {
+		if got := describe[tc.feature](tc.value); got != tc.want {
+			t.Errorf("%s(%v) = %q, want %q", tc.feature, tc.value, got, tc.want)
+		}
+	}
+
+	contributions := []Contribution{
+		{Feature: "card_risk", Value: 0.4, Contribution: 1.2},
+		{Feature: "device_risk", Value: 0.4, Contribution: 1.1},
+		{Feature: "new_device", Value: 1, Contribution: 0.9},
+		{Feature: "address_risk", Value: 0.4, Contribution: 0.8},
+		{Feature: "store_risk", Value: 0.1, Contribution: 0.7},
+		{Feature: "card_risk_7d", Value: 0.4, Contribution: 0.6}, // another window: its own reason
+	}
+	got := Reasons(contributions, 3)
+	want := "40% fraud among labelled orders on this card, from this device and to this delivery address (labels of the last 30 complete days, shrunk toward 1%)"
+	if len(got) != 3 || got[0].Description != want || math.Abs(got[0].Contribution-3.1) > 1e-9 {
+		t.Fatalf("reasons %+v, want first one for the three equal 30-day risks (%q, 3.1)", got, want)
+	}
+	if got[1].Feature != "new_device" || got[2].Feature != "store_risk" {
+		t.Errorf("reasons %+v, want the new device then the store's risk next", got)
+	}
+}
+
+// A history in which older accounts are the fraudulent ones (a young
+// marketplace whose fraud rings bought aged accounts) teaches account age the
+// wrong way round: the fit leaves it out and says so.
+func TestFitLeavesOutFeaturesLearnedTheWrongWayRound(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	ageAt, declinesAt := slices.Index(FraudFeatureNames(), "account_age_days"), slices.Index(FraudFeatureNames(), "card_failed_payments_10m")
+	var X [][]float64
+	var y []bool
+	for i := range 2000 {
+		fraud := i%10 == 0
+		row := make([]float64, len(FraudFeatures))
+		row[ageAt] = rng.Float64() * 20
+		if fraud {
+			row[ageAt] += 30
+			row[declinesAt] = float64(rng.IntN(6))
+		}
+		X, y = append(X, row), append(y, fraud)
+	}
+	m, dropped, err := FitFraudModel(X, y, DefaultLogisticOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dropped) != 1 || dropped[0].Feature != "account_age_days" || dropped[0].Weight <= 0 {
+		t.Fatalf("left out %+v, want account_age_days", dropped)
+	}
+	if slices.Contains(m.Features, "account_age_days") || !slices.Contains(m.Features, "card_failed_payments_10m") {
+		t.Errorf("the model's features %v", m.Features)
+	}
+	if bad, _ := m.Contradictions(); len(bad) != 0 {
+		t.Errorf("the shipped model still contradicts: %+v", bad)
+	}
+}
+
+// Delayed-label risk over 1, 7 and 30 days: a label counts in a window once
+// its day is over and while the day is inside it, so a store defrauded this
+// week reads riskier over 7 days than one whose fraud was labelled weeks ago.
+func TestLabelRiskWindowsTellRecentFromOld(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC)
+	o := FraudOrder{OrderID: "o-now", UserID: "u-1", StoreID: "s-recent", Card: "c", Device: "d", IP: "10.0.0.1", Address: "a", At: now}
+	state := EntityState{}
+	state.Apply(LabelOps(now.AddDate(0, 0, -1), true))  // yesterday
+	state.Apply(LabelOps(now.AddDate(0, 0, -5), true))  // this week
+	state.Apply(LabelOps(now.AddDate(0, 0, -20), true)) // weeks ago
+	state.Apply(LabelOps(now, true))                    // today: not yet
+	got := map[string]float64{}
+	for i, v := range ComputeFraudFeatures(o, FraudSnapshot{Store: state}) {
+		got[FraudFeatures[i].Name] = v
+	}
+	shrunk := func(fraud, labelled float64) float64 { return (fraud + 0.02) / (labelled + 2) }
+	for name, want := range map[string]float64{
+		"store_risk_1d": shrunk(1, 1), "store_risk_7d": shrunk(2, 2), "store_risk": shrunk(3, 3),
+	} {
+		if math.Abs(got[name]-want) > 1e-12 {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+	old := EntityState{}
+	old.Apply(LabelOps(now.AddDate(0, 0, -20), true))
+	old.Apply(LabelOps(now.AddDate(0, 0, -21), true))
+	for i, v := range ComputeFraudFeatures(o, FraudSnapshot{Store: old}) {
+		if FraudFeatures[i].Name == "store_risk_7d" && v != shrunk(0, 0) {
+			t.Errorf("labels of three weeks ago count in the 7-day risk: %v", v)
+		}
 	}
 }

@@ -110,7 +110,8 @@ func TestFraudScorerReasons(t *testing.T) {
 		t.Errorf("description %q, want %q", reasons[0].Description, want)
 	}
 
-	// A count that raises the risk by being below the training mean says so.
+	// A count whose learned weight says fewer declines are riskier is never
+	// given as a reason: "7 failed payments" would read backwards.
 	m.Logistic.Means[idx[0]] = math.Log1p(20)
 	m.Logistic.Weights[idx[0]] = -1
 	s, err = NewFraudScorer(m)
@@ -118,8 +119,11 @@ func TestFraudScorerReasons(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, low := s.Score(raw)
-	if want := "7 failed payments on this card in the last 10 minutes (fewer than usual, which raises the risk)"; low[0].Feature != "card_failed_payments_10m" || low[0].Description != want {
-		t.Errorf("top contribution %+v, want %q", low[0], want)
+	if low[0].Feature != "card_failed_payments_10m" || low[0].Contribution <= minReasonContribution {
+		t.Fatalf("top contribution %+v, want the declines, below the mean", low[0])
+	}
+	if r := Reasons(low, 3); len(r) != 1 || r[0].Feature != "new_device" {
+		t.Errorf("reasons %+v, want only the new device", r)
 	}
 
 	if none := Reasons(contributions, 0); none == nil || len(none) != 0 {

@@ -238,8 +238,11 @@ func (s *fraudSim) simulateDay(day int) {
 	// Scenario switches of the day.
 	// Each store has a one-in-3,000 chance a day of being compromised, so
 	// the share of such fraud does not depend on how many stores there are.
+	// A compromise lasts 3 to 28 days, so that compromises start and end
+	// at different times and a model must tell this week's from one that
+	// ended weeks ago.
 	for range s.poisson(float64(len(s.w.Stores)) / 3000) {
-		s.compromised[r.IntN(len(s.w.Stores))] = day + 28
+		s.compromised[r.IntN(len(s.w.Stores))] = day + 3 + r.IntN(26)
 	}
 	if day > 0 {
 		for range s.poisson(float64(len(s.users)) * 0.0005) {

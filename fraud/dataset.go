@@ -1,4 +1,4 @@
-package eval
+package fraud
 
 import (
 	"cmp"
@@ -10,9 +10,9 @@ import (
 	"github.com/aisle/aisle/models"
 )
 
-// FraudExample is one order of a replayed history: its features as serving would
+// Example is one order of a replayed history: its features as serving would
 // have computed them when the order was placed, and its label if one came.
-type FraudExample struct {
+type Example struct {
 	Order    models.FraudOrder
 	Features []float64 // raw, models.FraudFeatures order
 	Labeled  bool
@@ -20,18 +20,18 @@ type FraudExample struct {
 	LabelAt  time.Time // when the label became known
 }
 
-// FraudDataset replays events (order.placed, payment.failed,
+// Dataset replays events (order.placed, payment.failed,
 // order.labeled; other types are ignored) in event-time order through the
 // same velocity operations the stream workers apply to Redis, and computes
 // each order's features just before applying it: point in time, nothing
 // from its future. Orders repeated under another event id count once, and
 // the first label of an order wins, as in Redis. Ties in time keep the
 // events' given order.
-func FraudDataset(events []*aisle.Decoded) []FraudExample {
+func Dataset(events []*aisle.Decoded) []Example {
 	sorted := slices.Clone(events)
 	slices.SortStableFunc(sorted, func(a, b *aisle.Decoded) int { return cmp.Compare(a.Time.UnixMilli(), b.Time.UnixMilli()) })
 	mem := models.NewVelocityMemory()
-	var out []FraudExample
+	var out []Example
 	byOrder := map[string]int{}
 	pending := map[string]*aisle.Decoded{} // labels that came before their order
 	label := func(i int, d *aisle.Decoded) {
@@ -47,7 +47,7 @@ func FraudDataset(events []*aisle.Decoded) []FraudExample {
 				continue
 			}
 			byOrder[o.OrderID] = len(out)
-			out = append(out, FraudExample{Order: o, Features: x})
+			out = append(out, Example{Order: o, Features: x})
 			if l, ok := pending[o.OrderID]; ok {
 				label(len(out)-1, l)
 			}
