@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -398,4 +399,138 @@ func TestLegacyGraphQLWSProtocol(t *testing.T) {
 			return "no data message on the legacy protocol"
 		}
 	})
+}
+
+const atRiskQuery = `query($s: ID!, $first: Int, $after: String) { store(id: $s) { atRisk(first: $first, after: $after) {
+  edges { cursor node { productId carried probability status evidence { found notFound lastPickAt lastPickFound feedQuantity feedAt countedAt prior signals } } }
+  pageInfo { hasNextPage hasPreviousPage endCursor } } } }`
+
+type atRiskPage struct {
+	Store struct {
+		AtRisk struct {
+			Edges []struct {
+				Cursor string `json:"cursor"`
+				Node   struct {
+					itemAvailability
+					Evidence struct {
+						Found         float64  `json:"found"`
+						NotFound      float64  `json:"notFound"`
+						LastPickFound *bool    `json:"lastPickFound"`
+						FeedQuantity  *int     `json:"feedQuantity"`
+						Prior         float64  `json:"prior"`
+						Signals       []string `json:"signals"`
+					} `json:"evidence"`
+				} `json:"node"`
+			} `json:"edges"`
+			PageInfo struct {
+				HasNextPage     bool    `json:"hasNextPage"`
+				HasPreviousPage bool    `json:"hasPreviousPage"`
+				EndCursor       *string `json:"endCursor"`
+			} `json:"pageInfo"`
+		} `json:"atRisk"`
+	} `json:"store"`
+}
+
+// A retailer asks "what is likely missing at my store, and why?" in one
+// query: the stream's index answers with the products most likely not on
+// the shelf, lowest first, phantom stock named as such, and drops a product
+// the store stopped carrying.
+func TestAtRiskAnswersWhatIsMissingAndWhy(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	store, products := ts.store(5)
+	phantom, missing, fine, zero, removed := products[0], products[1], products[2], products[3], products[4]
+	service := ts.createKey(aisle.RoleService, "", "")
+	retailer := ts.createKey(aisle.RoleRetailer, store.RetailerID, "")
+
+	var receipt map[string]any
+	for _, p := range []struct {
+		id  string
+		qty int
+	}{{phantom, 30}, {zero, 0}} {
+		ts.mustData(retailer, `mutation($s: ID!, $p: ID!, $q: Int!) { updateInventory(input: {storeId: $s, productId: $p, quantity: $q, time: "`+
+			time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)+`"}) { eventId } }`, map[string]any{"s": store.ID, "p": p.id, "q": p.qty}, &receipt)
+	}
+	for range 3 {
+		ts.reportPick(service, store.ID, phantom, "NOT_FOUND")
+		ts.reportPick(service, store.ID, missing, "NOT_FOUND")
+		ts.reportPick(service, store.ID, removed, "NOT_FOUND")
+	}
+	ts.reportPick(service, store.ID, fine, "FOUND")
+
+	var page atRiskPage
+	eventually(t, 10*time.Second, func() string {
+		ts.mustData(retailer, atRiskQuery, map[string]any{"s": store.ID, "first": 10}, &page)
+		if n := len(page.Store.AtRisk.Edges); n != 5 {
+			return fmt.Sprintf("%d products at risk, want the 5 with evidence", n)
+		}
+		if e := page.Store.AtRisk.Edges; e[0].Node.Evidence.NotFound < 2.5 && e[1].Node.Evidence.NotFound < 2.5 {
+			return "not every pick applied yet"
+		}
+		return ""
+	})
+	edges := page.Store.AtRisk.Edges
+	signals := map[string][]string{}
+	for i, e := range edges {
+		signals[e.Node.ProductID] = e.Node.Evidence.Signals
+		if i > 0 && e.Node.Probability < edges[i-1].Node.Probability {
+			t.Errorf("edge %d (%v) below edge %d (%v): want lowest probability first", i, e.Node.Probability, i-1, edges[i-1].Node.Probability)
+		}
+		if e.Node.Evidence.Prior <= 0 || e.Node.Evidence.Prior >= 1 {
+			t.Errorf("%s: prior %v", e.Node.ProductID, e.Node.Evidence.Prior)
+		}
+	}
+	if last := edges[len(edges)-1].Node.ProductID; last != fine {
+		t.Errorf("last at risk = %s, want the product shoppers found (%s)", last, fine)
+	}
+	if !slices.Contains(signals[phantom], "PHANTOM_STOCK") {
+		t.Errorf("a feed of 30 then 3 not-founds: signals %v, want PHANTOM_STOCK", signals[phantom])
+	}
+	if !slices.Contains(signals[zero], "FEED_SAYS_ZERO") || !slices.Contains(signals[missing], "NO_FEED") {
+		t.Errorf("signals %v", signals)
+	}
+
+	// Two at a time: the pages join up into the same list.
+	var ids []string
+	var after *string
+	for {
+		vars := map[string]any{"s": store.ID, "first": 2}
+		if after != nil {
+			vars["after"] = *after
+		}
+		var p atRiskPage
+		ts.mustData(retailer, atRiskQuery, vars, &p)
+		for _, e := range p.Store.AtRisk.Edges {
+			ids = append(ids, e.Node.ProductID)
+		}
+		if p.Store.AtRisk.PageInfo.HasPreviousPage != (after != nil) {
+			t.Errorf("hasPreviousPage = %t after %v", p.Store.AtRisk.PageInfo.HasPreviousPage, after)
+		}
+		if !p.Store.AtRisk.PageInfo.HasNextPage {
+			break
+		}
+		after = p.Store.AtRisk.PageInfo.EndCursor
+	}
+	want := make([]string, len(edges))
+	for i, e := range edges {
+		want[i] = e.Node.ProductID
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("pages of 2 = %v, want %v", ids, want)
+	}
+
+	ts.mustData(service, `mutation($s: ID!, $p: ID!) { removeAssortment(input: {storeId: $s, productIds: [$p]}) { eventIds } }`,
+		map[string]any{"s": store.ID, "p": removed}, &receipt)
+	eventually(t, 10*time.Second, func() string {
+		ts.mustData(retailer, atRiskQuery, map[string]any{"s": store.ID, "first": 10}, &page)
+		for _, e := range page.Store.AtRisk.Edges {
+			if e.Node.ProductID == removed {
+				return "a product the store no longer carries is still at risk"
+			}
+		}
+		return ""
+	})
+	if n := len(page.Store.AtRisk.Edges); n != 4 {
+		t.Errorf("%d at risk after the removal, want 4", n)
+	}
 }

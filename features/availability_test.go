@@ -70,7 +70,8 @@ func TestApplyAvailabilityMatchesModel(t *testing.T) {
 		{aisle.TypePickFound, 2 * q},
 		{aisle.TypePickNotFound, q / 2}, // older than the reference time
 		{aisle.TypePickFound, 5*q + 1234*time.Millisecond},
-		{aisle.TypePickReplaced, 5*q + 1234*time.Millisecond}, // tie
+		{aisle.TypePickReplaced, 5*q + 1234*time.Millisecond}, // tie: the not-found is the latest outcome
+		{aisle.TypePickFound, 5*q + 1234*time.Millisecond},    // and stays so
 		{aisle.TypePickFound, 0},
 		{aisle.TypePickNotFound, 7 * q},
 		{aisle.TypePickFound, 3*q + 7*time.Millisecond},
@@ -84,9 +85,9 @@ func TestApplyAvailabilityMatchesModel(t *testing.T) {
 			t.Fatalf("step %d: not applied", i)
 		}
 		got := read(t, s, sp)[0]
-		if math.Abs(got.Found-want.Found) > 1e-9 || math.Abs(got.NotFound-want.NotFound) > 1e-9 || !got.At.Equal(want.At) {
-			t.Fatalf("step %d: redis found=%.12f not_found=%.12f at=%s, model found=%.12f not_found=%.12f at=%s",
-				i, got.Found, got.NotFound, got.At, want.Found, want.NotFound, want.At)
+		if math.Abs(got.Found-want.Found) > 1e-9 || math.Abs(got.NotFound-want.NotFound) > 1e-9 || !got.At.Equal(want.At) || got.LastFound != want.LastFound {
+			t.Fatalf("step %d: redis found=%.12f not_found=%.12f at=%s last_found=%t, model found=%.12f not_found=%.12f at=%s last_found=%t",
+				i, got.Found, got.NotFound, got.At, got.LastFound, want.Found, want.NotFound, want.At, want.LastFound)
 		}
 		if !got.FeedAt.IsZero() {
 			t.Fatalf("step %d: feed time %s without a feed event", i, got.FeedAt)
@@ -381,7 +382,8 @@ func TestOpenFailsClearlyWithoutRedis(t *testing.T) {
 
 // Finding: every event left a dedup key for a week and moved one global
 // offsets hash, so Redis grew with events. Now 200 events on two
-// store-products leave two keys, their bookkeeping inside.
+// store-products of one store leave two keys, their bookkeeping inside,
+// and the store's at-risk index.
 func TestKeysGrowWithEntitiesNotEvents(t *testing.T) {
 	t.Parallel()
 	prefix := featurestest.NewPrefix()
@@ -397,7 +399,7 @@ func TestKeysGrowWithEntitiesNotEvents(t *testing.T) {
 	}
 	apply(t, s, updates...)
 	snap := featurestest.MustSnapshot(t, prefix)
-	if len(snap) != len(sps) {
-		t.Errorf("%d keys after 200 events on %d store-products, want %d: %v", len(snap), len(sps), len(sps), slices.Sorted(maps.Keys(snap)))
+	if want := len(sps) + 1; len(snap) != want {
+		t.Errorf("%d keys after 200 events on %d store-products, want %d: %v", len(snap), len(sps), want, slices.Sorted(maps.Keys(snap)))
 	}
 }

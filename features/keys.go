@@ -11,6 +11,7 @@ import (
 // entity's id:
 //
 //	{prefix}avail:{b}{store}:{product}  availability hash
+//	{prefix}atrisk:{b}{store}           a store's at-risk index (sorted set, see atrisk.go)
 //	{prefix}sess:{b}{session}           session hash
 //	{prefix}item:{b}{product}           a product's recent sessions (sorted set)
 //	{prefix}fv:{b}{kind}:{id}           fraud velocity of a user, card, device, IP, address or store

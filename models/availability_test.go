@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -263,5 +264,65 @@ func BenchmarkProbability(b *testing.B) {
 	now := t0.Add(time.Hour)
 	for b.Loop() {
 		m.Probability(e, p, "p07", "produce", now)
+	}
+}
+
+// The latest pick's outcome does not depend on the order picks arrive in:
+// an older pick leaves it, and of simultaneous picks a not-found wins.
+func TestObservePickLastFound(t *testing.T) {
+	m := DefaultAvailabilityModel()
+
+	for _, tc := range []struct {
+		name  string
+		picks []bool // outcomes, in arrival order
+		times []time.Duration
+		want  bool
+	}{
+		{"newer found", []bool{false, true}, []time.Duration{0, time.Minute}, true},
+		{"older found after a newer not-found", []bool{false, true}, []time.Duration{time.Minute, 0}, false},
+		{"tie, found first", []bool{true, false}, []time.Duration{0, 0}, false},
+		{"tie, not-found first", []bool{false, true}, []time.Duration{0, 0}, false},
+		{"one found", []bool{true}, []time.Duration{0}, true},
+	} {
+		var e AvailabilityEvidence
+		for i, found := range tc.picks {
+			e = m.ObservePick(e, found, t0.Add(tc.times[i]))
+		}
+		if e.LastFound != tc.want {
+			t.Errorf("%s: LastFound = %t, want %t", tc.name, e.LastFound, tc.want)
+		}
+	}
+}
+
+func TestExplainSignals(t *testing.T) {
+	m := DefaultAvailabilityModel()
+	priors := DefaultAvailabilityPriors()
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	feedAt := now.Add(-time.Hour)
+	notFound := func(e AvailabilityEvidence, n int) AvailabilityEvidence {
+		for i := range n {
+			e = m.ObservePick(e, false, now.Add(-time.Duration(n-i)*time.Minute))
+		}
+		return e
+	}
+	for _, tc := range []struct {
+		name string
+		e    AvailabilityEvidence
+		want []AvailabilitySignal
+	}{
+		{"nothing", AvailabilityEvidence{}, []AvailabilitySignal{SignalNoFeed}},
+		{"feed of 30, not found since", notFound(AvailabilityEvidence{FeedQuantity: 30, FeedAt: feedAt}, 3), []AvailabilitySignal{SignalPhantomStock, SignalRecentNotFound}},
+		{"feed of 30 after the not-founds", notFound(AvailabilityEvidence{FeedQuantity: 30, FeedAt: now.Add(-time.Second)}, 3), []AvailabilitySignal{SignalRecentNotFound}},
+		{"feed says zero", AvailabilityEvidence{FeedQuantity: 0, FeedAt: feedAt}, []AvailabilitySignal{SignalFeedSaysZero}},
+		{"negative count", AvailabilityEvidence{FeedQuantity: -4, FeedAt: feedAt}, []AvailabilitySignal{SignalFeedSaysZero}},
+		{"stale feed", AvailabilityEvidence{FeedQuantity: 9, FeedAt: now.Add(-FeedStaleAfter - time.Minute)}, []AvailabilitySignal{SignalFeedStale}},
+	} {
+		got := m.Explain(tc.e, priors, "p-1", "c-1", now)
+		if !slices.Equal(got.Signals, tc.want) {
+			t.Errorf("%s: signals %v, want %v", tc.name, got.Signals, tc.want)
+		}
+		if got.Prior != priors.Mean("p-1", "c-1") {
+			t.Errorf("%s: prior %v", tc.name, got.Prior)
+		}
 	}
 }
