@@ -26,7 +26,9 @@ func candidates(t *testing.T, s *features.Store, storeID string, n int) ([]strin
 func TestAtRiskIndexOrdersByScore(t *testing.T) {
 	t.Parallel()
 	s := featurestest.MustOpen(t)
-	sp := func(store, product string) aisle.StoreProduct { return aisle.StoreProduct{StoreID: store, ProductID: product} }
+	sp := func(store, product string) aisle.StoreProduct {
+		return aisle.StoreProduct{StoreID: store, ProductID: product}
+	}
 	apply(t, s,
 		features.Update{Event: pick("e-1", aisle.TypePickFound, sp("s-1", "p-found"), t0)},
 		features.Update{Event: pick("e-2", aisle.TypePickNotFound, sp("s-1", "p-missing"), t0)},
