@@ -23,19 +23,20 @@ var applyAvailabilityScript = newApplierScript(applyAvailabilitySource)
 
 // Fields of an availability hash.
 const (
-	fieldVer       = "ver"        // version: grows with every change (see availability.lua)
-	fieldFound     = "found"      // decayed pick.found count, valued at at_ms
-	fieldNotFound  = "not_found"  // decayed pick.not_found + pick.replaced count
-	fieldAt        = "at_ms"      // latest pick event time, unix ms
-	fieldFeedQty   = "feed_qty"   // latest retailer feed level
-	fieldFeedAt    = "feed_at_ms" // its event time, unix ms
-	fieldLastFound = "last_found" // the latest pick's outcome: "1" found, "0" not
+	fieldVer       = "ver"           // version: grows with every change (see availability.lua)
+	fieldFound     = "found"         // decayed pick.found count, valued at at_ms
+	fieldNotFound  = "not_found"     // decayed pick.not_found + pick.replaced count
+	fieldAt        = "at_ms"         // latest pick event time, unix ms
+	fieldFeedQty   = "feed_qty"      // latest retailer feed level
+	fieldFeedAt    = "feed_at_ms"    // its event time, unix ms
+	fieldLastFound = "last_found"    // the latest pick's outcome: "1" found, "0" not
+	fieldCountedAt = "counted_at_ms" // when feed_qty was counted, unix ms
 )
 
 // stateFields is the order in which reads (HMGET) ask for the fields of an
 // availability hash and change messages carry them; availability.lua
 // publishes them in this order too.
-var stateFields = []string{fieldVer, fieldFound, fieldNotFound, fieldAt, fieldFeedQty, fieldFeedAt, fieldLastFound}
+var stateFields = []string{fieldVer, fieldFound, fieldNotFound, fieldAt, fieldFeedQty, fieldFeedAt, fieldLastFound, fieldCountedAt}
 
 // Health of the change subscription: after changesPingAfter without a
 // message the watcher pings Redis, and a ping unanswered for as long means
@@ -123,9 +124,10 @@ func (s *Store) availabilityCall(u Update, now time.Time) (call, error) {
 	}
 	var kind string
 	var quantity int64
+	var countedAt time.Time
 	switch {
 	case ev.Inventory != nil:
-		kind, quantity = "feed", *ev.Inventory.Quantity
+		kind, quantity, countedAt = "feed", *ev.Inventory.Quantity, ev.Inventory.CountedTime(ev.Time)
 	case ev.Type == aisle.TypePickFound:
 		kind = "found"
 	default: // pick.not_found, pick.replaced: the item was not on the shelf
@@ -141,6 +143,7 @@ func (s *Store) availabilityCall(u Update, now time.Time) (call, error) {
 		s.changesChannel(bucketTag(sp.String())),
 		sp.String(),
 		now.UnixMicro(),
+		countedAt.UnixMilli(),
 	)
 	return call{applyAvailabilityScript, []string{s.availabilityKey(sp)}, args}, nil
 }
@@ -190,7 +193,7 @@ func (s *Store) readStates(ctx context.Context, sps []aisle.StoreProduct) ([]sta
 // parseState decodes the values of stateFields. Missing fields (nil) leave
 // the zero value; a hash written before versions existed has version 0.
 func parseState(vals []any) (st state, err error) {
-	ver, found, notFound, at, feedQty, feedAt, lastFound := vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6]
+	ver, found, notFound, at, feedQty, feedAt, lastFound, countedAt := vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6], vals[7]
 	if ver != nil {
 		if st.ver, err = parseInt(fieldVer, ver); err != nil {
 			return st, err
@@ -220,6 +223,15 @@ func parseState(vals []any) (st state, err error) {
 		e.FeedAt = time.UnixMilli(feedAtMS).UTC()
 		if e.FeedQuantity, err = parseInt(fieldFeedQty, feedQty); err != nil {
 			return st, err
+		}
+		// A hash written before counts had their own time leaves it zero:
+		// the model takes FeedAt then.
+		if countedAt != nil {
+			var countedAtMS int64
+			if countedAtMS, err = parseInt(fieldCountedAt, countedAt); err != nil {
+				return st, err
+			}
+			e.CountedAt = time.UnixMilli(countedAtMS).UTC()
 		}
 	}
 	return st, nil

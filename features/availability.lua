@@ -1,5 +1,5 @@
 -- Applies one availability event atomically (see features.ApplyAvailability).
--- It mirrors models.AvailabilityModel.ObservePick and ObserveFeed exactly.
+-- It mirrors models.AvailabilityModel.ObservePick and ObserveCount exactly.
 --
 -- KEYS[1] availability hash {prefix}avail:{bucket}{store}:{product}
 -- ARGV[1..4] effectively-once bookkeeping (applied.lua)
@@ -11,9 +11,10 @@
 -- ARGV[10] change channel: a shard channel in KEYS[1]'s slot
 -- ARGV[11] the store-product, "store:product"
 -- ARGV[12] the writer's clock, unix microseconds (the floor of the new version)
+-- ARGV[13] when the feed quantity was counted, unix milliseconds (feed only)
 -- Returns {applied, state}: applied is 1 when the event was applied, 0 when
 -- skipped as already applied; state is the hash's state after the call,
--- ver|found|not_found|at_ms|feed_qty|feed_at_ms|last_found (the order of
+-- ver|found|not_found|at_ms|feed_qty|feed_at_ms|last_found|counted_at_ms (the order of
 -- features.stateFields; absent fields empty), from which the caller scores
 -- the store's at-risk index (features/atrisk.go), also for a redelivery,
 -- so that an index write lost after the apply is made again.
@@ -21,7 +22,7 @@
 -- A change of the hash is published on the change channel with the new
 -- state followed by |store:product. An event that changes nothing (an
 -- older feed level) is not published.
-local nfields = 7
+local nfields = 8
 local function state_of(cur)
   for i = 1, nfields do
     cur[i] = cur[i] or ''
@@ -31,19 +32,20 @@ end
 
 local seen, ids = already_applied()
 if seen then
-  return {0, state_of(redis.call('HMGET', KEYS[1], 'ver', 'found', 'not_found', 'at_ms', 'feed_qty', 'feed_at_ms', 'last_found'))}
+  return {0, state_of(redis.call('HMGET', KEYS[1], 'ver', 'found', 'not_found', 'at_ms', 'feed_qty', 'feed_at_ms', 'last_found', 'counted_at_ms'))}
 end
 
 local t = tonumber(ARGV[6])
 -- The state, in features.stateFields order; absent fields are false.
-local cur = redis.call('HMGET', KEYS[1], 'ver', 'found', 'not_found', 'at_ms', 'feed_qty', 'feed_at_ms', 'last_found')
+local cur = redis.call('HMGET', KEYS[1], 'ver', 'found', 'not_found', 'at_ms', 'feed_qty', 'feed_at_ms', 'last_found', 'counted_at_ms')
 local changed -- name, value pairs of the fields the event changes; nil if none
 if ARGV[5] == 'feed' then
-  local feedAt = tonumber(cur[6])
-  -- Last writer wins by event time; a tie keeps the level already recorded.
-  if feedAt == nil or t > feedAt then
-    cur[5], cur[6] = ARGV[7], ARGV[6]
-    changed = {'feed_qty', cur[5], 'feed_at_ms', cur[6]}
+  -- The latest count wins; a tie keeps the level already recorded. A hash
+  -- written before counts had their own time was counted at feed_at_ms.
+  local countedAt = tonumber(cur[8]) or tonumber(cur[6])
+  if countedAt == nil or tonumber(ARGV[13]) > countedAt then
+    cur[5], cur[6], cur[8] = ARGV[7], ARGV[6], ARGV[13]
+    changed = {'feed_qty', cur[5], 'feed_at_ms', cur[6], 'counted_at_ms', cur[8]}
   end
 else
   local found = tonumber(cur[2]) or 0

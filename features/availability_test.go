@@ -118,8 +118,8 @@ func TestApplyAvailabilityFeedLastWriterWins(t *testing.T) {
 		want = m.ObserveFeed(want, st.qty, st.at)
 		apply(t, s, features.Update{Event: feed(fmt.Sprint("f-", i), sp, st.qty, st.at)})
 		got := read(t, s, sp)[0]
-		if got.FeedQuantity != want.FeedQuantity || !got.FeedAt.Equal(want.FeedAt) {
-			t.Fatalf("step %d: redis qty=%d at=%s, model qty=%d at=%s", i, got.FeedQuantity, got.FeedAt, want.FeedQuantity, want.FeedAt)
+		if got.FeedQuantity != want.FeedQuantity || !got.FeedAt.Equal(want.FeedAt) || !got.CountedAt.Equal(want.CountedAt) {
+			t.Fatalf("step %d: redis qty=%d at=%s counted=%s, model qty=%d at=%s counted=%s", i, got.FeedQuantity, got.FeedAt, got.CountedAt, want.FeedQuantity, want.FeedAt, want.CountedAt)
 		}
 	}
 	got := read(t, s, sp)[0]
@@ -128,6 +128,40 @@ func TestApplyAvailabilityFeedLastWriterWins(t *testing.T) {
 	}
 	if !got.UpdatedAt().Equal(t0.Add(2 * time.Hour)) {
 		t.Fatalf("UpdatedAt = %s", got.UpdatedAt())
+	}
+}
+
+// Finding (issue 18): a count sent hours after it was taken had only the
+// sending time. The script keeps the latest count by counted_at, as
+// models.ObserveCount does, and the evidence carries both times.
+func TestApplyAvailabilityLatestCountWins(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	m := models.DefaultAvailabilityModel()
+	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-counted"}
+	steps := []struct {
+		qty             int64
+		counted, sentAt time.Duration
+	}{
+		{5, 0, 3 * time.Hour},
+		{9, -time.Hour, 4 * time.Hour}, // sent later, counted earlier: ignored
+		{7, 0, 5 * time.Hour},          // the same count sent again: the level stays
+		{-3, time.Hour, 2 * time.Hour}, // counted later, though sent earlier: wins
+	}
+	var want models.AvailabilityEvidence
+	for i, st := range steps {
+		counted, sent := t0.Add(st.counted), t0.Add(st.sentAt)
+		want = m.ObserveCount(want, st.qty, counted, sent)
+		ev := feed(fmt.Sprint("c-", i), sp, st.qty, sent)
+		ev.Inventory.CountedAt = &counted
+		apply(t, s, features.Update{Event: ev})
+		got := read(t, s, sp)[0]
+		if got.FeedQuantity != want.FeedQuantity || !got.FeedAt.Equal(want.FeedAt) || !got.CountedAt.Equal(want.CountedAt) {
+			t.Fatalf("step %d: redis %+v, model %+v", i, got, want)
+		}
+	}
+	if want.FeedQuantity != -3 || !want.CountedAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("the sequence ends at %+v, it tests too little", want)
 	}
 }
 

@@ -21,8 +21,9 @@ type AvailabilityEvidence struct {
 	// does not matter.
 	LastFound bool
 
-	FeedQuantity int64     // the retailer feed's latest level (by event time)
+	FeedQuantity int64     // the retailer feed's latest level (the latest count), a signed system count
 	FeedAt       time.Time // event time of FeedQuantity; zero when no feed was seen
+	CountedAt    time.Time // when FeedQuantity was counted (FeedAt when the feed did not say)
 }
 
 // UpdatedAt is the event time of the newest evidence, zero when there is none.
@@ -65,14 +66,59 @@ func (m AvailabilityModel) ObservePick(e AvailabilityEvidence, found bool, t tim
 	return e
 }
 
-// ObserveFeed records a retailer feed level at event time t. The newest level
-// by event time wins; on a tie the level already recorded is kept, so replays
-// in any order converge.
+// ObserveFeed records a retailer feed level counted at its event time t.
 func (m AvailabilityModel) ObserveFeed(e AvailabilityEvidence, quantity int64, t time.Time) AvailabilityEvidence {
-	if e.FeedAt.IsZero() || t.After(e.FeedAt) {
-		e.FeedQuantity, e.FeedAt = quantity, t
+	return m.ObserveCount(e, quantity, t, t)
+}
+
+// ObserveCount records a retailer feed level counted at countedAt and sent
+// at event time t. The latest count wins; on a tie the level already
+// recorded is kept, so replays in any order converge. The online store's
+// Lua script mirrors this function exactly.
+func (m AvailabilityModel) ObserveCount(e AvailabilityEvidence, quantity int64, countedAt, t time.Time) AvailabilityEvidence {
+	if e.FeedAt.IsZero() || countedAt.After(e.countedAt()) {
+		e.FeedQuantity, e.FeedAt, e.CountedAt = quantity, t, countedAt
 	}
 	return e
+}
+
+// feedFreshness is how much the latest feed level is worth at now, from 1
+// (fresh) to 0 (nothing). How long a level lasts depends on what it says
+// and on what shoppers saw since it was counted:
+//
+//   - a count of zero or below holds at full weight until a shopper finds
+//     the product after it, or until RestockInterval has passed since it was
+//     counted; then it fades, halving every FeedHalfLife. An empty shelf stays
+//     empty until someone refills it.
+//   - a positive count fades from the time it was counted, halving every
+//     FeedHalfLife, so a stopped or frozen feed loses weight as it ages; and
+//     it counts for nothing once a shopper did not find the product after it
+//     (phantom stock: the system counts units that are not on the shelf).
+func (m AvailabilityModel) feedFreshness(e AvailabilityEvidence, now time.Time) float64 {
+	if e.FeedAt.IsZero() {
+		return 0
+	}
+	counted := e.countedAt()
+	pickedSince := !e.At.IsZero() && e.At.After(counted)
+	if e.FeedQuantity <= 0 {
+		if pickedSince && e.LastFound {
+			return 0
+		}
+		return decayFactor(decayPerSecond(m.FeedHalfLife), now.Sub(counted)-m.RestockInterval)
+	}
+	if pickedSince && !e.LastFound {
+		return 0
+	}
+	return decayFactor(decayPerSecond(m.FeedHalfLife), now.Sub(counted))
+}
+
+// countedAt is when the feed level was counted, for evidence recorded
+// before counts had their own time.
+func (e AvailabilityEvidence) countedAt() time.Time {
+	if e.CountedAt.IsZero() {
+		return e.FeedAt
+	}
+	return e.CountedAt
 }
 
 // AvailabilitySignal names one reason in the evidence that a product may not
@@ -117,7 +163,7 @@ func (m AvailabilityModel) Explain(e AvailabilityEvidence, priors AvailabilityPr
 		LastPickFound: e.LastFound,
 		FeedQuantity:  e.FeedQuantity,
 		FeedAt:        e.FeedAt,
-		CountedAt:     e.FeedAt,
+		CountedAt:     e.countedAt(),
 		Prior:         priors.Mean(productID, category),
 	}
 	if !e.At.IsZero() {
@@ -139,7 +185,7 @@ func (m AvailabilityModel) signals(e AvailabilityEvidence, now time.Time) []Avai
 	case m.phantomStock(e):
 		out = append(out, SignalPhantomStock)
 	}
-	if !e.FeedAt.IsZero() && now.Sub(e.FeedAt) > FeedStaleAfter {
+	if !e.FeedAt.IsZero() && now.Sub(e.countedAt()) > FeedStaleAfter {
 		out = append(out, SignalFeedStale)
 	}
 	if !e.At.IsZero() && !e.LastFound {
@@ -149,8 +195,8 @@ func (m AvailabilityModel) signals(e AvailabilityEvidence, now time.Time) []Avai
 }
 
 // phantomStock reports whether a positive feed level is contradicted by the
-// picks since: the latest pick, made after the feed level, did not find the
-// product, and not-founds outweigh founds.
+// picks since it was counted: the latest pick, made after the count, did not
+// find the product. The model then drops the feed's weight (feedFreshness).
 func (m AvailabilityModel) phantomStock(e AvailabilityEvidence) bool {
-	return e.FeedQuantity > 0 && !e.At.IsZero() && e.At.After(e.FeedAt) && !e.LastFound && e.NotFound > e.Found
+	return e.FeedQuantity > 0 && !e.At.IsZero() && e.At.After(e.countedAt()) && !e.LastFound
 }
