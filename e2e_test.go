@@ -617,3 +617,22 @@ func (ts *testServer) evidence(storeID, productID string) availabilityEvidence {
 	  evidence { feedQuantity countedAt lastPickFound signals } } }`, map[string]any{"s": storeID, "p": []string{productID}}, &data)
 	return data.Availability[0].Evidence
 }
+
+// Finding (issue 13): an unknown store had two wordings in API errors,
+// "unknown store s-x" and `store "s-x" not found`, by the path taken.
+func TestUnknownStoreHasOneWording(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	_, products := ts.store(1)
+	service := ts.createKey(aisle.RoleService, "", "")
+	for name, resp := range map[string]gqlResponse{
+		"availability": ts.query("", availabilityQuery, map[string]any{"s": "s-404", "p": products}),
+		"updateInventory": ts.query(service, `mutation($p: ID!) { updateInventory(input: {storeId: "s-404", productId: $p, quantity: 1}) { eventId } }`,
+			map[string]any{"p": products[0]}),
+		"recommendations": ts.query(service, `{ recommendations(sessionId: "ss-unknown-store", storeId: "s-404") { score } }`, nil),
+	} {
+		if code := resp.code(t); code != aisle.ENOTFOUND || resp.Errors[0].Message != "unknown store s-404" {
+			t.Errorf("%s: %s %q, want NOT_FOUND \"unknown store s-404\"", name, code, resp.Errors[0].Message)
+		}
+	}
+}
