@@ -19,7 +19,7 @@ var indexAtRiskSource string
 
 // indexAtRiskScript writes one store's at-risk index (see atrisk.lua). It
 // keeps no effectively-once bookkeeping of its own: writing the same state
-// again gives the same index.
+// again gives the same index, and an older state never replaces a newer one.
 var indexAtRiskScript = redis.NewScript(indexAtRiskSource)
 
 // MaxAtRiskPerStore bounds a store's at-risk index. It is above the ~1,600
@@ -55,11 +55,11 @@ func (s *Store) indexAtRisk(ctx context.Context, states []indexedState) error {
 			order = append(order, id)
 			byStore[id] = []any{MaxAtRiskPerStore, s.ttl.Milliseconds()}
 		}
-		byStore[id] = append(byStore[id], strconv.FormatFloat(s.AtRiskScore(st.state.evidence), 'g', -1, 64), st.sp.ProductID)
+		byStore[id] = append(byStore[id], strconv.FormatFloat(s.AtRiskScore(st.state.evidence), 'g', -1, 64), st.sp.ProductID, st.state.ver)
 	}
 	calls := make([]call, len(order))
 	for i, id := range order {
-		calls[i] = call{indexAtRiskScript, []string{s.atRiskKey(id)}, byStore[id]}
+		calls[i] = call{indexAtRiskScript, []string{s.atRiskKey(id), s.atRiskVersionsKey(id)}, byStore[id]}
 	}
 	results, err := s.evalEach(ctx, calls)
 	if err != nil {
@@ -104,7 +104,10 @@ func (s *Store) DropAtRisk(ctx context.Context, storeID string, productIDs []str
 	for i, id := range productIDs {
 		members[i] = id
 	}
-	if err := s.rdb.ZRem(ctx, s.atRiskKey(storeID), members...).Err(); err != nil {
+	pipe := s.rdb.Pipeline()
+	pipe.ZRem(ctx, s.atRiskKey(storeID), members...)
+	pipe.HDel(ctx, s.atRiskVersionsKey(storeID), productIDs...)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("drop from the at-risk index of %s: %w", storeID, err)
 	}
 	return nil
@@ -112,3 +115,7 @@ func (s *Store) DropAtRisk(ctx context.Context, storeID string, productIDs []str
 
 // atRiskKey is storeID's at-risk index, in the store's bucket.
 func (s *Store) atRiskKey(storeID string) string { return s.key("atrisk", storeID) }
+
+// atRiskVersionsKey holds the version of each product's indexed state, in
+// the same bucket as the index.
+func (s *Store) atRiskVersionsKey(storeID string) string { return s.key("atriskver", storeID) }

@@ -12,6 +12,7 @@ import (
 //
 //	{prefix}avail:{b}{store}:{product}  availability hash
 //	{prefix}atrisk:{b}{store}           a store's at-risk index (sorted set, see atrisk.go)
+//	{prefix}atriskver:{b}{store}        the versions of the states it indexed
 //	{prefix}sess:{b}{session}           session hash
 //	{prefix}item:{b}{product}           a product's recent sessions (sorted set)
 //	{prefix}fv:{b}{kind}:{id}           fraud velocity of a user, card, device, IP, address or store
