@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -421,4 +423,250 @@ func TestLegacyGraphQLWSProtocol(t *testing.T) {
 			return "no data message on the legacy protocol"
 		}
 	})
+}
+
+const atRiskQuery = `query($s: ID!, $first: Int, $after: String) { store(id: $s) { atRisk(first: $first, after: $after) {
+  edges { cursor node { productId carried probability status evidence { found notFound lastPickAt lastPickFound feedQuantity feedAt countedAt prior signals } } }
+  pageInfo { hasNextPage hasPreviousPage endCursor } } } }`
+
+type atRiskPage struct {
+	Store struct {
+		AtRisk struct {
+			Edges []struct {
+				Cursor string `json:"cursor"`
+				Node   struct {
+					itemAvailability
+					Evidence struct {
+						Found         float64  `json:"found"`
+						NotFound      float64  `json:"notFound"`
+						LastPickFound *bool    `json:"lastPickFound"`
+						FeedQuantity  *int     `json:"feedQuantity"`
+						Prior         float64  `json:"prior"`
+						Signals       []string `json:"signals"`
+					} `json:"evidence"`
+				} `json:"node"`
+			} `json:"edges"`
+			PageInfo struct {
+				HasNextPage     bool    `json:"hasNextPage"`
+				HasPreviousPage bool    `json:"hasPreviousPage"`
+				EndCursor       *string `json:"endCursor"`
+			} `json:"pageInfo"`
+		} `json:"atRisk"`
+	} `json:"store"`
+}
+
+// A retailer asks "what is likely missing at my store, and why?" in one
+// query: the stream's index answers with the products most likely not on
+// the shelf, lowest first, phantom stock named as such, and drops a product
+// the store stopped carrying.
+func TestAtRiskAnswersWhatIsMissingAndWhy(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	store, products := ts.store(5)
+	phantom, missing, fine, zero, removed := products[0], products[1], products[2], products[3], products[4]
+	service := ts.createKey(aisle.RoleService, "", "")
+	retailer := ts.createKey(aisle.RoleRetailer, store.RetailerID, "")
+
+	var receipt map[string]any
+	for _, p := range []struct {
+		id  string
+		qty int
+	}{{phantom, 30}, {zero, 0}} {
+		ts.mustData(retailer, `mutation($s: ID!, $p: ID!, $q: Int!) { updateInventory(input: {storeId: $s, productId: $p, quantity: $q, time: "`+
+			time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)+`"}) { eventId } }`, map[string]any{"s": store.ID, "p": p.id, "q": p.qty}, &receipt)
+	}
+	for range 3 {
+		ts.reportPick(service, store.ID, phantom, "NOT_FOUND")
+		ts.reportPick(service, store.ID, missing, "NOT_FOUND")
+		ts.reportPick(service, store.ID, removed, "NOT_FOUND")
+	}
+	ts.reportPick(service, store.ID, fine, "FOUND")
+
+	var page atRiskPage
+	eventually(t, 10*time.Second, func() string {
+		ts.mustData(retailer, atRiskQuery, map[string]any{"s": store.ID, "first": 10}, &page)
+		if n := len(page.Store.AtRisk.Edges); n != 5 {
+			return fmt.Sprintf("%d products at risk, want the 5 with evidence", n)
+		}
+		// Every pick applied: later ones would reorder the list between pages.
+		for _, e := range page.Store.AtRisk.Edges {
+			ev := e.Node.Evidence
+			switch e.Node.ProductID {
+			case phantom, missing, removed:
+				if ev.NotFound < 2.9 {
+					return fmt.Sprintf("%s: %v of 3 not-founds applied", e.Node.ProductID, ev.NotFound)
+				}
+			case fine:
+				if ev.LastPickFound == nil || !*ev.LastPickFound {
+					return "the found pick is not applied yet"
+				}
+			}
+		}
+		return ""
+	})
+	edges := page.Store.AtRisk.Edges
+	signals := map[string][]string{}
+	for i, e := range edges {
+		signals[e.Node.ProductID] = e.Node.Evidence.Signals
+		if i > 0 && e.Node.Probability < edges[i-1].Node.Probability {
+			t.Errorf("edge %d (%v) below edge %d (%v): want lowest probability first", i, e.Node.Probability, i-1, edges[i-1].Node.Probability)
+		}
+		if e.Node.Evidence.Prior <= 0 || e.Node.Evidence.Prior >= 1 {
+			t.Errorf("%s: prior %v", e.Node.ProductID, e.Node.Evidence.Prior)
+		}
+	}
+	if last := edges[len(edges)-1].Node.ProductID; last != fine {
+		t.Errorf("last at risk = %s, want the product shoppers found (%s)", last, fine)
+	}
+	if !slices.Contains(signals[phantom], "PHANTOM_STOCK") {
+		t.Errorf("a feed of 30 then 3 not-founds: signals %v, want PHANTOM_STOCK", signals[phantom])
+	}
+	if !slices.Contains(signals[zero], "FEED_SAYS_ZERO") || !slices.Contains(signals[missing], "NO_FEED") {
+		t.Errorf("signals %v", signals)
+	}
+
+	// Two at a time: the pages join up into the same list.
+	var ids []string
+	var after *string
+	for {
+		vars := map[string]any{"s": store.ID, "first": 2}
+		if after != nil {
+			vars["after"] = *after
+		}
+		var p atRiskPage
+		ts.mustData(retailer, atRiskQuery, vars, &p)
+		for _, e := range p.Store.AtRisk.Edges {
+			ids = append(ids, e.Node.ProductID)
+		}
+		if p.Store.AtRisk.PageInfo.HasPreviousPage != (after != nil) {
+			t.Errorf("hasPreviousPage = %t after %v", p.Store.AtRisk.PageInfo.HasPreviousPage, after)
+		}
+		if !p.Store.AtRisk.PageInfo.HasNextPage {
+			break
+		}
+		after = p.Store.AtRisk.PageInfo.EndCursor
+	}
+	want := make([]string, len(edges))
+	for i, e := range edges {
+		want[i] = e.Node.ProductID
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("pages of 2 = %v, want %v", ids, want)
+	}
+
+	ts.mustData(service, `mutation($s: ID!, $p: ID!) { removeAssortment(input: {storeId: $s, productIds: [$p]}) { eventIds } }`,
+		map[string]any{"s": store.ID, "p": removed}, &receipt)
+	eventually(t, 10*time.Second, func() string {
+		ts.mustData(retailer, atRiskQuery, map[string]any{"s": store.ID, "first": 10}, &page)
+		for _, e := range page.Store.AtRisk.Edges {
+			if e.Node.ProductID == removed {
+				return "a product the store no longer carries is still at risk"
+			}
+		}
+		return ""
+	})
+	if n := len(page.Store.AtRisk.Edges); n != 4 {
+		t.Errorf("%d at risk after the removal, want 4", n)
+	}
+}
+
+// Findings of issue 18, from a feed on Kafka to the answer: a zero sent ten
+// hours ago still holds (it faded to the prior in hours); a negative system
+// count counted 30 hours before it was sent is accepted (it was refused) and
+// has faded by its counted_at; a count of 30 contradicted by a shopper is
+// not IN_STOCK (phantom stock stayed in stock) and is named as such.
+func TestFeedSemanticsReachTheAnswer(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	store, products := ts.store(4)
+	held, late, phantom := products[0], products[1], products[2] // products[3] has no evidence: its prior
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	level := func(id, product string, qty int, at time.Time, countedAt *time.Time) aisle.Event {
+		data := map[string]any{"store_id": store.ID, "product_id": product, "quantity": qty}
+		if countedAt != nil {
+			data["counted_at"] = countedAt.Format(time.RFC3339Nano)
+		}
+		raw, err := json.Marshal(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aisle.Event{ID: id + "-" + store.ID, Type: aisle.TypeInventoryLevel, Time: at, Source: "feed", Data: raw}
+	}
+	longAgo := now.Add(-30 * time.Hour)
+	ts.publish(
+		level("e-held", held, 0, now.Add(-10*time.Hour), nil),
+		level("e-late", late, -4, now, &longAgo),
+		level("e-phantom", phantom, 30, now.Add(-time.Hour), nil),
+	)
+	ts.reportPick(ts.createKey(aisle.RoleService, "", ""), store.ID, phantom, "NOT_FOUND")
+
+	var items []itemAvailability
+	eventually(t, 10*time.Second, func() string {
+		items = ts.availability(store.ID, products...)
+		for _, it := range items[:3] {
+			if it.UpdatedAt == nil {
+				return fmt.Sprintf("not applied yet: %+v", items)
+			}
+		}
+		if ev := ts.evidence(store.ID, phantom); ev.LastPickFound == nil {
+			return "the pick is not applied yet"
+		}
+		return ""
+	})
+	prior := items[3].Probability
+	if p := items[0].Probability; p > prior-0.15 {
+		t.Errorf("a zero counted 10 h ago: %.3f, want it to hold well below the prior %.3f", p, prior)
+	}
+	if p := items[1].Probability; math.Abs(p-prior) > 0.1 {
+		t.Errorf("a negative count taken 30 h ago: %.3f, want about the prior %.3f", p, prior)
+	}
+	if items[2].Status == "IN_STOCK" {
+		t.Errorf("a count of 30 then a not-found: %+v, want not IN_STOCK", items[2])
+	}
+	ev := ts.evidence(store.ID, late)
+	if ev.FeedQuantity == nil || *ev.FeedQuantity != -4 || ev.CountedAt == nil || !strings.HasPrefix(*ev.CountedAt, longAgo.Format("2006-01-02T15:04")) {
+		t.Errorf("evidence of the late count = %+v, want quantity -4 counted at %s", ev, longAgo)
+	}
+	if signals := ts.evidence(store.ID, phantom).Signals; !slices.Contains(signals, "PHANTOM_STOCK") {
+		t.Errorf("signals %v, want PHANTOM_STOCK", signals)
+	}
+}
+
+type availabilityEvidence struct {
+	FeedQuantity  *int     `json:"feedQuantity"`
+	CountedAt     *string  `json:"countedAt"`
+	LastPickFound *bool    `json:"lastPickFound"`
+	Signals       []string `json:"signals"`
+}
+
+// evidence reads a product's evidence with a service key.
+func (ts *testServer) evidence(storeID, productID string) availabilityEvidence {
+	ts.t.Helper()
+	var data struct {
+		Availability []struct {
+			Evidence availabilityEvidence `json:"evidence"`
+		} `json:"availability"`
+	}
+	ts.mustData(ts.createKey(aisle.RoleService, "", ""), `query($s: ID!, $p: [ID!]!) { availability(storeId: $s, productIds: $p) {
+	  evidence { feedQuantity countedAt lastPickFound signals } } }`, map[string]any{"s": storeID, "p": []string{productID}}, &data)
+	return data.Availability[0].Evidence
+}
+
+// Finding (issue 13): an unknown store had two wordings in API errors,
+// "unknown store s-x" and `store "s-x" not found`, by the path taken.
+func TestUnknownStoreHasOneWording(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	_, products := ts.store(1)
+	service := ts.createKey(aisle.RoleService, "", "")
+	for name, resp := range map[string]gqlResponse{
+		"availability": ts.query("", availabilityQuery, map[string]any{"s": "s-404", "p": products}),
+		"updateInventory": ts.query(service, `mutation($p: ID!) { updateInventory(input: {storeId: "s-404", productId: $p, quantity: 1}) { eventId } }`,
+			map[string]any{"p": products[0]}),
+		"recommendations": ts.query(service, `{ recommendations(sessionId: "ss-unknown-store", storeId: "s-404") { score } }`, nil),
+	} {
+		if code := resp.code(t); code != aisle.ENOTFOUND || resp.Errors[0].Message != "unknown store s-404" {
+			t.Errorf("%s: %s %q, want NOT_FOUND \"unknown store s-404\"", name, code, resp.Errors[0].Message)
+		}
+	}
 }

@@ -98,7 +98,10 @@ type isolationCase struct {
 	doc      string
 	vars     map[string]any
 	siblings []string // response keys of public fields beside the guarded ones: answered even when those are refused
-	rule     isoRule
+	// nested names a guarded field below public ones (e.g. evidence inside
+	// availability): refusing it nulls only that field, wherever it occurs.
+	nested string
+	rule   isoRule
 }
 
 // isolationWorld is the server and the tenants the matrix runs against.
@@ -273,6 +276,8 @@ func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
 	const removal = `mutation($s: ID!, $p: ID!) { removeAssortment(input: {storeId: $s, productIds: [$p]}) { eventIds } }`
 	const picks = `mutation($s: ID!, $p: ID!, $shopper: ID) {
 	  reportPicks(input: {storeId: $s, orderId: "o-iso-picks", shopperId: $shopper, picks: [{productId: $p, outcome: FOUND}]}) { eventIds } }`
+	const evidence = `query($s: ID!, $p: [ID!]!) { availability(storeId: $s, productIds: $p) { productId
+	  evidence { found notFound lastPickAt lastPickFound feedQuantity feedAt countedAt prior signals } } }`
 	const recommendations = `query($session: ID!, $store: ID!) { recommendations(sessionId: $session, storeId: $store) { ` + isoRecommendation + ` } }`
 
 	httpCases = []isolationCase{
@@ -294,6 +299,13 @@ func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
 			vars: map[string]any{"s": s1, "p": w.store1.Products}, rule: isoPublic()},
 		{name: "availability at R2's store", doc: `query($s: ID!, $p: [ID!]!) { availability(storeId: $s, productIds: $p) { ` + isoAvailabilityFields + ` } }`,
 			vars: map[string]any{"s": s2, "p": w.store2.Products}, rule: isoPublic()},
+
+		{name: "atRisk at R1's store", doc: `query($id: ID!) { store(id: $id) { atRisk(first: 3) { edges { cursor node { ` + isoAvailabilityFields + ` } }
+		  pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } } }`, vars: map[string]any{"id": s1}, rule: isoPublic()},
+		{name: "evidence at R1's store", doc: evidence, vars: map[string]any{"s": s1, "p": w.store1.Products[:2]},
+			nested: "evidence", rule: isoOnly(pRetailer1, pOps, pService)},
+		{name: "evidence at R2's store", doc: evidence, vars: map[string]any{"s": s2, "p": w.store2.Products[:2]},
+			nested: "evidence", rule: isoOnly(pRetailer2, pOps, pService)},
 
 		{name: "recommendations of A's session", doc: recommendations, vars: sessionVars(isoSessionA), rule: isoOnly(pCustomerA, pService)},
 		{name: "recommendations of B's session", doc: recommendations, vars: sessionVars(isoSessionB), rule: isoOnly(pCustomerB, pService)},
@@ -540,6 +552,10 @@ func isoCheckAnswer(t *testing.T, c isolationCase, want string, resp gqlResponse
 			t.Fatalf("data %s: %v", resp.Data, err)
 		}
 	}
+	if c.nested != "" {
+		isoCheckNested(t, c, want, resp)
+		return
+	}
 	guarded := isoResponseKeys(t, c.doc)
 	guarded = slices.DeleteFunc(guarded, func(k string) bool { return slices.Contains(c.siblings, k) })
 	for _, k := range c.siblings {
@@ -572,6 +588,68 @@ func isoCheckAnswer(t *testing.T, c isolationCase, want string, resp gqlResponse
 	for _, k := range guarded {
 		if v, ok := data[k]; ok && string(v) != "null" {
 			t.Errorf("refused, yet data.%s = %s", k, v)
+		}
+	}
+}
+
+// isoCheckNested checks an answer whose guarded field is c.nested, below
+// public fields: allowed, every occurrence of it carries data; refused, each
+// is null with an error of the rule's code at its path, and the public
+// fields around it are answered.
+func isoCheckNested(t *testing.T, c isolationCase, want string, resp gqlResponse) {
+	t.Helper()
+	var data any
+	if err := json.Unmarshal(resp.Data, &data); err != nil || data == nil {
+		t.Fatalf("data %s (%v), want the public fields answered; errors %+v", resp.Data, err, resp.Errors)
+	}
+	var values []any
+	isoCollect(data, c.nested, &values)
+	if len(values) == 0 {
+		t.Fatalf("data %s has no %s to check", resp.Data, c.nested)
+	}
+	if want == isoAllowed {
+		if len(resp.Errors) > 0 {
+			t.Errorf("errors %+v, want data", resp.Errors)
+		}
+		for _, v := range values {
+			if v == nil {
+				t.Errorf("a %s is null, want data (data %s)", c.nested, resp.Data)
+			}
+		}
+		return
+	}
+	for _, v := range values {
+		if v != nil {
+			t.Errorf("refused, yet a %s = %v", c.nested, v)
+		}
+	}
+	if len(resp.Errors) != len(values) {
+		t.Errorf("%d errors for %d refused %s: %+v", len(resp.Errors), len(values), c.nested, resp.Errors)
+	}
+	for _, e := range resp.Errors {
+		if e.Extensions["code"] != want {
+			t.Errorf("error %q code %v, want %s", e.Message, e.Extensions["code"], want)
+		}
+		if len(e.Path) == 0 || fmt.Sprint(e.Path[len(e.Path)-1]) != c.nested {
+			t.Errorf("error %q at path %v, want it at a %s", e.Message, e.Path, c.nested)
+		}
+	}
+}
+
+// isoCollect appends the value of every key named key in v, at any depth.
+func isoCollect(v any, key string, out *[]any) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if k == key {
+				*out = append(*out, x)
+			} else {
+				isoCollect(x, key, out)
+			}
+		}
+	case []any:
+		for _, x := range v {
+			isoCollect(x, key, out)
 		}
 	}
 }

@@ -65,7 +65,22 @@ type Event struct {
 type InventoryLevel struct {
 	StoreID   string `json:"store_id"`
 	ProductID string `json:"product_id"`
-	Quantity  *int64 `json:"quantity"`
+	// Quantity is the retailer system's count: it may be negative (sales
+	// recorded against units never received), which says "none" more
+	// firmly than zero.
+	Quantity *int64 `json:"quantity"`
+	// CountedAt is when the count was taken, when the feed says so; the
+	// event's time is when it was sent, often hours later. At most the
+	// event time.
+	CountedAt *time.Time `json:"counted_at,omitempty"`
+}
+
+// CountedTime is when the count was taken: CountedAt, else the event time.
+func (l *InventoryLevel) CountedTime(eventTime time.Time) time.Time {
+	if l.CountedAt != nil {
+		return *l.CountedAt
+	}
+	return eventTime
 }
 
 // Pick is the data of pick.found, pick.not_found and pick.replaced events.
@@ -264,6 +279,11 @@ func DecodeEvent(value []byte, topic string, now time.Time) (*Decoded, error) {
 	if err := data.validate(ev.Type); err != nil {
 		return nil, err
 	}
+	if d.Inventory != nil {
+		if err := d.Inventory.checkCountedAt(ev.Time); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
@@ -273,8 +293,14 @@ func (l *InventoryLevel) validate(string) error {
 	}
 	if l.Quantity == nil {
 		return Errorf(EINVALID, "missing quantity")
-	} else if *l.Quantity < 0 {
-		return Errorf(EINVALID, "quantity %d is negative", *l.Quantity)
+	}
+	return nil
+}
+
+// checkCountedAt refuses a count taken after the event that reports it.
+func (l *InventoryLevel) checkCountedAt(eventTime time.Time) error {
+	if l.CountedAt != nil && l.CountedAt.After(eventTime) {
+		return Errorf(EINVALID, "counted_at %s is after the event time %s", l.CountedAt.Format(time.RFC3339Nano), eventTime.Format(time.RFC3339Nano))
 	}
 	return nil
 }

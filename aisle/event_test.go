@@ -30,6 +30,10 @@ func TestDecodeEventAcceptsContractEvents(t *testing.T) {
 		{"replaced pick", envelope(TypePickReplaced, okTime, `{"store_id":"s-1","product_id":"p-1","shopper_id":"sh-1","order_id":"o-1","replacement_product_id":"p-2"}`), TopicPicking, false},
 		{"inventory level", envelope(TypeInventoryLevel, okTime, goodInventory), TopicInventory, false},
 		{"zero inventory", envelope(TypeInventoryLevel, okTime, `{"store_id":"s-1","product_id":"p-1","quantity":0}`), "", false},
+		// Finding (issue 18): a negative system count was refused, losing what it says.
+		{"negative system count", envelope(TypeInventoryLevel, okTime, `{"store_id":"s-1","product_id":"p-1","quantity":-2}`), "", false},
+		// Finding (issue 18): one time could not say when a count sent later was taken.
+		{"count taken before it was sent", envelope(TypeInventoryLevel, okTime, `{"store_id":"s-1","product_id":"p-1","quantity":2,"counted_at":"2026-11-21T06:00:00Z"}`), "", false},
 		{"slightly in the future", envelope(TypePickFound, "2026-11-21T10:04:00Z", goodPick), "", true},
 	} {
 		d, err := DecodeEvent([]byte(tc.value), tc.topic, now)
@@ -70,7 +74,8 @@ func TestDecodeEventRejectsBadInput(t *testing.T) {
 		{"replacement missing", envelope(TypePickReplaced, okTime, goodPick), "", "missing replacement_product_id"},
 		{"replacement on a found pick", envelope(TypePickFound, okTime, `{"store_id":"s-1","product_id":"p-1","shopper_id":"sh-1","order_id":"o-1","replacement_product_id":"p-2"}`), "", "only allowed on pick.replaced"},
 		{"missing quantity", envelope(TypeInventoryLevel, okTime, `{"store_id":"s-1","product_id":"p-1"}`), "", "missing quantity"},
-		{"negative quantity", envelope(TypeInventoryLevel, okTime, `{"store_id":"s-1","product_id":"p-1","quantity":-2}`), "", "negative"},
+		{"count taken after it was sent", envelope(TypeInventoryLevel, okTime, `{"store_id":"s-1","product_id":"p-1","quantity":2,"counted_at":"2026-11-21T10:00:01Z"}`), "", "counted_at"},
+		{"counted_at not a time", envelope(TypeInventoryLevel, okTime, `{"store_id":"s-1","product_id":"p-1","quantity":2,"counted_at":"06:00"}`), "", "bad inventory.level data"},
 		{"fractional quantity", envelope(TypeInventoryLevel, okTime, `{"store_id":"s-1","product_id":"p-1","quantity":1.5}`), "", "bad inventory.level data"},
 		{"quantity as text", envelope(TypeInventoryLevel, okTime, `{"store_id":"s-1","product_id":"p-1","quantity":"3"}`), "", "bad inventory.level data"},
 		{"id too long", envelope(TypeInventoryLevel, okTime, `{"store_id":"`+strings.Repeat("s", 129)+`","product_id":"p-1","quantity":1}`), "", "longer than 128"},

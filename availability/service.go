@@ -4,9 +4,13 @@
 package availability
 
 import (
+	"cmp"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -203,6 +207,11 @@ func describeMissing(sps []aisle.StoreProduct, missing map[aisle.StoreProduct]st
 }
 
 func (s *Service) items(ctx context.Context, sps []aisle.StoreProduct) ([]Item, error) {
+	return s.itemsAt(ctx, sps, s.Now())
+}
+
+// itemsAt is items with the probabilities valued at now.
+func (s *Service) itemsAt(ctx context.Context, sps []aisle.StoreProduct, now time.Time) ([]Item, error) {
 	if len(sps) == 0 {
 		return nil, nil
 	}
@@ -224,7 +233,6 @@ func (s *Service) items(ctx context.Context, sps []aisle.StoreProduct) ([]Item, 
 		return nil, fmt.Errorf("read assortments: %w", err)
 	}
 	priors := s.priors.Load()
-	now := s.Now()
 	items := make([]Item, len(sps))
 	for i, sp := range sps {
 		item := Item{StoreID: sp.StoreID, ProductID: sp.ProductID, Carried: carried[i], UpdatedAt: evidence[i].UpdatedAt()}
@@ -235,4 +243,192 @@ func (s *Service) items(ctx context.Context, sps []aisle.StoreProduct) ([]Item, 
 		items[i] = item
 	}
 	return items, nil
+}
+
+// At-risk pages: sizes as for other connections, and how many index
+// candidates are re-scored at a time (see AtRisk).
+const (
+	DefaultAtRiskPageSize = 20
+	MaxAtRiskPageSize     = 100
+	atRiskWindow          = 256
+	atRiskCursorKind      = "atrisk"
+	maxAtRiskCursorLength = 1024
+)
+
+// atRiskCursor is a position in an at-risk list: the probability and the
+// product id of the item it follows, and the time the list was valued at.
+// Probabilities move with time (evidence decays), so every page of a list
+// is valued at the time of its first page: the pages join up.
+type atRiskCursor struct {
+	Kind        string  `json:"k"`
+	Probability float64 `json:"p"`
+	ProductID   string  `json:"i"`
+	AtMS        int64   `json:"t"`
+}
+
+func (c atRiskCursor) encode() string {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // a string, a finite float and a string always marshal
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeAtRiskCursor(after *string) (*atRiskCursor, error) {
+	if after == nil || *after == "" {
+		return nil, nil
+	}
+	bad := aisle.Errorf(aisle.EINVALID, "invalid cursor %q: not a cursor of an atRisk list", *after)
+	if len(*after) > maxAtRiskCursorLength {
+		return nil, bad
+	}
+	b, err := base64.RawURLEncoding.DecodeString(*after)
+	if err != nil {
+		return nil, bad
+	}
+	var c atRiskCursor
+	if err := json.Unmarshal(b, &c); err != nil || c.Kind != atRiskCursorKind || c.ProductID == "" || c.AtMS <= 0 {
+		return nil, bad
+	}
+	return &c, nil
+}
+
+// before reports whether item comes before (or is) the cursor's position
+// in the list's order: probability ascending, then product id.
+func (c *atRiskCursor) before(item Item) bool {
+	if item.Probability != c.Probability {
+		return item.Probability < c.Probability
+	}
+	return item.ProductID <= c.ProductID
+}
+
+// AtRisk returns a page of the store's carried products most likely not on
+// the shelf now, lowest probability first (then by product id).
+//
+// It reads no list of the store's products: the stream keeps a per-store
+// index of products by their probability at their latest evidence
+// (features.AtRiskCandidates). AtRisk takes its lowest-scored candidates a
+// window at a time, re-scores them now with the served priors (decay has
+// moved them since), drops products the store no longer carries (from the
+// answer and from the index), and stops once it has the page plus a page
+// more of margin beyond the cursor, or the index is exhausted. The pages
+// after the first are valued at the first page's time (see atRiskCursor). Products
+// without any evidence are not in the index: their answer is their prior.
+func (s *Service) AtRisk(ctx context.Context, storeID string, first *int, after *string) (catalog.Page[Item], error) {
+	var page catalog.Page[Item]
+	if err := aisle.ValidateID("storeId", storeID); err != nil {
+		return page, err
+	}
+	size := DefaultAtRiskPageSize
+	if first != nil {
+		if *first < 1 || *first > MaxAtRiskPageSize {
+			return page, aisle.Errorf(aisle.EINVALID, "first must be between 1 and %d, got %d", MaxAtRiskPageSize, *first)
+		}
+		size = *first
+	}
+	cur, err := decodeAtRiskCursor(after)
+	if err != nil {
+		return page, err
+	}
+	if _, err := s.catalog.StoreRetailer(ctx, storeID); err != nil {
+		return page, err
+	}
+	now := s.Now().Truncate(time.Millisecond) // as a cursor keeps it
+	if cur != nil {
+		now = time.UnixMilli(cur.AtMS)
+	}
+	var beyond []Item
+	var dropped []string
+	for read := 0; len(beyond) <= 2*size; read += atRiskWindow {
+		ids, total, err := s.features.AtRiskCandidates(ctx, storeID, read, atRiskWindow)
+		if err != nil {
+			return page, err
+		}
+		items, notCarried, err := s.carriedItems(ctx, storeID, ids, now)
+		if err != nil {
+			return page, err
+		}
+		dropped = append(dropped, notCarried...)
+		for _, item := range items {
+			if cur == nil || !cur.before(item) {
+				beyond = append(beyond, item)
+			}
+		}
+		if int64(read+atRiskWindow) >= total {
+			break
+		}
+	}
+	// Dropped after the reads, so that the windows' ranks stay put.
+	if err := s.features.DropAtRisk(ctx, storeID, dropped); err != nil {
+		return page, err
+	}
+	slices.SortFunc(beyond, func(a, b Item) int {
+		return cmp.Or(cmp.Compare(a.Probability, b.Probability), cmp.Compare(a.ProductID, b.ProductID))
+	})
+	page.HasPreviousPage = cur != nil
+	if len(beyond) > size {
+		beyond, page.HasNextPage = beyond[:size], true
+	}
+	page.Edges = make([]catalog.Edge[Item], len(beyond))
+	for i, item := range beyond {
+		c := atRiskCursor{Kind: atRiskCursorKind, Probability: item.Probability, ProductID: item.ProductID, AtMS: now.UnixMilli()}
+		page.Edges[i] = catalog.Edge[Item]{Cursor: c.encode(), Node: item}
+	}
+	return page, nil
+}
+
+// carriedItems answers productIDs at storeID, leaving out products the
+// store does not carry or the catalog does not know, which it returns apart.
+func (s *Service) carriedItems(ctx context.Context, storeID string, productIDs []string, now time.Time) (carried []Item, notCarried []string, err error) {
+	sps := make([]aisle.StoreProduct, len(productIDs))
+	for i, id := range productIDs {
+		sps[i] = aisle.StoreProduct{StoreID: storeID, ProductID: id}
+	}
+	missing, err := s.catalog.MissingStoreProducts(ctx, sps)
+	if err != nil {
+		return nil, nil, fmt.Errorf("check store products: %w", err)
+	}
+	known := slices.DeleteFunc(slices.Clone(sps), func(sp aisle.StoreProduct) bool { _, ok := missing[sp]; return ok })
+	items, err := s.itemsAt(ctx, known, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	for sp := range missing {
+		notCarried = append(notCarried, sp.ProductID)
+	}
+	for _, item := range items {
+		if item.Carried {
+			carried = append(carried, item)
+		} else {
+			notCarried = append(notCarried, item.ProductID)
+		}
+	}
+	return carried, notCarried, nil
+}
+
+// Evidence returns what the answer for productID at storeID rests on. It is
+// a private signal of the store's retailer: visible to that retailer's
+// keys, and to service and ops keys.
+func (s *Service) Evidence(ctx context.Context, storeID, productID string) (models.EvidenceView, error) {
+	p := aisle.PrincipalFromContext(ctx)
+	if err := requireAuthenticated(p); err != nil {
+		return models.EvidenceView{}, err
+	}
+	retailerID, err := s.catalog.StoreRetailer(ctx, storeID)
+	if err != nil {
+		return models.EvidenceView{}, err
+	}
+	if p.Role != aisle.RoleOps && !p.CanManageStore(retailerID) {
+		return models.EvidenceView{}, aisle.Errorf(aisle.EFORBIDDEN, "evidence is visible to the store's retailer and to service and ops keys only")
+	}
+	sp := aisle.StoreProduct{StoreID: storeID, ProductID: productID}
+	evidence, err := s.features.Availability(ctx, []aisle.StoreProduct{sp})
+	if err != nil {
+		return models.EvidenceView{}, fmt.Errorf("read availability evidence: %w", err)
+	}
+	categories, err := s.catalog.ProductCategories(ctx, []string{productID})
+	if err != nil {
+		return models.EvidenceView{}, fmt.Errorf("read product categories: %w", err)
+	}
+	return s.model.Explain(evidence[0], *s.priors.Load(), productID, categories[productID], s.Now()), nil
 }

@@ -220,7 +220,7 @@ func (db *DB) StoreRetailer(ctx context.Context, id string) (string, error) {
 	}
 	retailerID, ok := db.ids.storeRetailer(id)
 	if !ok {
-		return "", aisle.Errorf(aisle.ENOTFOUND, "store %q not found", id)
+		return "", aisle.Errorf(aisle.ENOTFOUND, "unknown store %s", id) // worded as aisle.UnknownReference
 	}
 	return retailerID, nil
 }

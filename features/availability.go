@@ -23,18 +23,20 @@ var applyAvailabilityScript = newApplierScript(applyAvailabilitySource)
 
 // Fields of an availability hash.
 const (
-	fieldVer      = "ver"        // version: grows with every change (see availability.lua)
-	fieldFound    = "found"      // decayed pick.found count, valued at at_ms
-	fieldNotFound = "not_found"  // decayed pick.not_found + pick.replaced count
-	fieldAt       = "at_ms"      // latest pick event time, unix ms
-	fieldFeedQty  = "feed_qty"   // latest retailer feed level
-	fieldFeedAt   = "feed_at_ms" // its event time, unix ms
+	fieldVer       = "ver"           // version: grows with every change (see availability.lua)
+	fieldFound     = "found"         // decayed pick.found count, valued at at_ms
+	fieldNotFound  = "not_found"     // decayed pick.not_found + pick.replaced count
+	fieldAt        = "at_ms"         // latest pick event time, unix ms
+	fieldFeedQty   = "feed_qty"      // latest retailer feed level
+	fieldFeedAt    = "feed_at_ms"    // its event time, unix ms
+	fieldLastFound = "last_found"    // the latest pick's outcome: "1" found, "0" not
+	fieldCountedAt = "counted_at_ms" // when feed_qty was counted, unix ms
 )
 
 // stateFields is the order in which reads (HMGET) ask for the fields of an
 // availability hash and change messages carry them; availability.lua
 // publishes them in this order too.
-var stateFields = []string{fieldVer, fieldFound, fieldNotFound, fieldAt, fieldFeedQty, fieldFeedAt}
+var stateFields = []string{fieldVer, fieldFound, fieldNotFound, fieldAt, fieldFeedQty, fieldFeedAt, fieldLastFound, fieldCountedAt}
 
 // Health of the change subscription: after changesPingAfter without a
 // message the watcher pings Redis, and a ping unanswered for as long means
@@ -62,7 +64,8 @@ type Origin struct {
 }
 
 // ApplyAvailability applies inventory.level and pick.* events in one
-// pipelined round trip. Each event is applied atomically together with its
+// pipelined round trip, then records the resulting states in their stores'
+// at-risk indexes in a second one (see atrisk.go). Each event is applied atomically together with its
 // bookkeeping in the store-product's hash, so applying the same event again
 // (an offset at or below the hash's mark of its partition, or one of its
 // last RecentIDs event ids) changes nothing.
@@ -71,10 +74,46 @@ type Origin struct {
 // On error nothing is reported and the caller may retry the whole slice:
 // what was already applied is skipped.
 func (s *Store) ApplyAvailability(ctx context.Context, updates []Update) (applied []bool, err error) {
+	if len(updates) == 0 {
+		return nil, nil
+	}
 	now := time.Now()
-	return s.applyEach(ctx, "availability", updates, func(u Update) (call, error) {
-		return s.availabilityCall(u, now)
-	})
+	calls := make([]call, len(updates))
+	for i, u := range updates {
+		if calls[i], err = s.availabilityCall(u, now); err != nil {
+			return nil, err
+		}
+	}
+	results, err := s.evalEach(ctx, calls)
+	if err != nil {
+		return nil, fmt.Errorf("apply availability events: %w", err)
+	}
+	applied = make([]bool, len(updates))
+	states := make([]indexedState, len(updates))
+	for i, r := range results {
+		flag, st, err := parseApplyResult(r)
+		if err != nil {
+			return nil, fmt.Errorf("apply availability event %s: %w", updates[i].Event.ID, err)
+		}
+		applied[i] = flag
+		states[i] = indexedState{sp: updates[i].Event.StoreProduct(), state: st}
+	}
+	if err := s.indexAtRisk(ctx, states); err != nil {
+		return nil, err
+	}
+	return applied, nil
+}
+
+// parseApplyResult reads availability.lua's answer: {applied, state}.
+func parseApplyResult(r any) (applied bool, st state, err error) {
+	vals, ok := r.([]any)
+	if !ok || len(vals) != 2 {
+		return false, st, fmt.Errorf("unexpected script result %v", r)
+	}
+	flag, _ := vals[0].(int64)
+	payload, _ := vals[1].(string)
+	st, err = parseStateMessage(payload)
+	return flag == 1, st, err
 }
 
 // availabilityCall builds the Lua call for u, applied at about now.
@@ -85,9 +124,10 @@ func (s *Store) availabilityCall(u Update, now time.Time) (call, error) {
 	}
 	var kind string
 	var quantity int64
+	var countedAt time.Time
 	switch {
 	case ev.Inventory != nil:
-		kind, quantity = "feed", *ev.Inventory.Quantity
+		kind, quantity, countedAt = "feed", *ev.Inventory.Quantity, ev.Inventory.CountedTime(ev.Time)
 	case ev.Type == aisle.TypePickFound:
 		kind = "found"
 	default: // pick.not_found, pick.replaced: the item was not on the shelf
@@ -103,6 +143,7 @@ func (s *Store) availabilityCall(u Update, now time.Time) (call, error) {
 		s.changesChannel(bucketTag(sp.String())),
 		sp.String(),
 		now.UnixMicro(),
+		countedAt.UnixMilli(),
 	)
 	return call{applyAvailabilityScript, []string{s.availabilityKey(sp)}, args}, nil
 }
@@ -152,7 +193,7 @@ func (s *Store) readStates(ctx context.Context, sps []aisle.StoreProduct) ([]sta
 // parseState decodes the values of stateFields. Missing fields (nil) leave
 // the zero value; a hash written before versions existed has version 0.
 func parseState(vals []any) (st state, err error) {
-	ver, found, notFound, at, feedQty, feedAt := vals[0], vals[1], vals[2], vals[3], vals[4], vals[5]
+	ver, found, notFound, at, feedQty, feedAt, lastFound, countedAt := vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6], vals[7]
 	if ver != nil {
 		if st.ver, err = parseInt(fieldVer, ver); err != nil {
 			return st, err
@@ -171,6 +212,8 @@ func parseState(vals []any) (st state, err error) {
 		if e.NotFound, err = parseFloat(fieldNotFound, notFound); err != nil {
 			return st, err
 		}
+		// A hash written before last_found existed reads as not found.
+		e.LastFound = lastFound == "1"
 	}
 	if feedAt != nil {
 		var feedAtMS int64
@@ -180,6 +223,15 @@ func parseState(vals []any) (st state, err error) {
 		e.FeedAt = time.UnixMilli(feedAtMS).UTC()
 		if e.FeedQuantity, err = parseInt(fieldFeedQty, feedQty); err != nil {
 			return st, err
+		}
+		// A hash written before counts had their own time leaves it zero:
+		// the model takes FeedAt then.
+		if countedAt != nil {
+			var countedAtMS int64
+			if countedAtMS, err = parseInt(fieldCountedAt, countedAt); err != nil {
+				return st, err
+			}
+			e.CountedAt = time.UnixMilli(countedAtMS).UTC()
 		}
 	}
 	return st, nil
@@ -197,13 +249,7 @@ func parseChange(payload string) (aisle.StoreProduct, state, error) {
 	if !ok || storeID == "" || productID == "" {
 		return aisle.StoreProduct{}, state{}, fmt.Errorf("change message %q: no store:product", payload)
 	}
-	vals := make([]any, len(stateFields))
-	for i, p := range parts[:len(stateFields)] {
-		if p != "" {
-			vals[i] = p
-		}
-	}
-	st, err := parseState(vals)
+	st, err := parseStateMessage(strings.Join(parts[:len(stateFields)], "|"))
 	if err != nil {
 		return aisle.StoreProduct{}, state{}, fmt.Errorf("change message %q: %w", payload, err)
 	}
@@ -211,6 +257,22 @@ func parseChange(payload string) (aisle.StoreProduct, state, error) {
 		return aisle.StoreProduct{}, state{}, fmt.Errorf("change message %q: no version", payload)
 	}
 	return aisle.StoreProduct{StoreID: storeID, ProductID: productID}, st, nil
+}
+
+// parseStateMessage decodes the values of stateFields separated by "|",
+// empty when absent, as availability.lua writes them.
+func parseStateMessage(payload string) (state, error) {
+	parts := strings.Split(payload, "|")
+	if len(parts) != len(stateFields) {
+		return state{}, fmt.Errorf("state %q: want %d fields", payload, len(stateFields))
+	}
+	vals := make([]any, len(stateFields))
+	for i, p := range parts {
+		if p != "" {
+			vals[i] = p
+		}
+	}
+	return parseState(vals)
 }
 
 func parseInt(field string, v any) (int64, error) {

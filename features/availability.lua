@@ -1,5 +1,5 @@
 -- Applies one availability event atomically (see features.ApplyAvailability).
--- It mirrors models.AvailabilityModel.ObservePick and ObserveFeed exactly.
+-- It mirrors models.AvailabilityModel.ObservePick and ObserveCount exactly.
 --
 -- KEYS[1] availability hash {prefix}avail:{bucket}{store}:{product}
 -- ARGV[1..4] effectively-once bookkeeping (applied.lua)
@@ -11,54 +11,76 @@
 -- ARGV[10] change channel: a shard channel in KEYS[1]'s slot
 -- ARGV[11] the store-product, "store:product"
 -- ARGV[12] the writer's clock, unix microseconds (the floor of the new version)
--- Returns 1 when applied, 0 when skipped as already applied.
+-- ARGV[13] when the feed quantity was counted, unix milliseconds (feed only)
+-- Returns {applied, state}: applied is 1 when the event was applied, 0 when
+-- skipped as already applied; state is the hash's state after the call,
+-- ver|found|not_found|at_ms|feed_qty|feed_at_ms|last_found|counted_at_ms (the order of
+-- features.stateFields; absent fields empty), from which the caller scores
+-- the store's at-risk index (features/atrisk.go), also for a redelivery,
+-- so that an index write lost after the apply is made again.
 --
 -- A change of the hash is published on the change channel with the new
--- state: ver|found|not_found|at_ms|feed_qty|feed_at_ms|store:product (the
--- order of features.stateFields; absent fields empty). An event that changes
--- nothing (an older feed level) is not published.
+-- state followed by |store:product. An event that changes nothing (an
+-- older feed level) is not published.
+local nfields = 8
+local function state_of(cur)
+  for i = 1, nfields do
+    cur[i] = cur[i] or ''
+  end
+  return table.concat(cur, '|')
+end
+
 local seen, ids = already_applied()
 if seen then
-  return 0
+  return {0, state_of(redis.call('HMGET', KEYS[1], 'ver', 'found', 'not_found', 'at_ms', 'feed_qty', 'feed_at_ms', 'last_found', 'counted_at_ms'))}
 end
 
 local t = tonumber(ARGV[6])
 -- The state, in features.stateFields order; absent fields are false.
-local cur = redis.call('HMGET', KEYS[1], 'ver', 'found', 'not_found', 'at_ms', 'feed_qty', 'feed_at_ms')
+local cur = redis.call('HMGET', KEYS[1], 'ver', 'found', 'not_found', 'at_ms', 'feed_qty', 'feed_at_ms', 'last_found', 'counted_at_ms')
 local changed -- name, value pairs of the fields the event changes; nil if none
 if ARGV[5] == 'feed' then
-  local feedAt = tonumber(cur[6])
-  -- Last writer wins by event time; a tie keeps the level already recorded.
-  if feedAt == nil or t > feedAt then
-    cur[5], cur[6] = ARGV[7], ARGV[6]
-    changed = {'feed_qty', cur[5], 'feed_at_ms', cur[6]}
+  -- The latest count wins; a tie keeps the level already recorded. A hash
+  -- written before counts had their own time was counted at feed_at_ms.
+  local countedAt = tonumber(cur[8]) or tonumber(cur[6])
+  if countedAt == nil or tonumber(ARGV[13]) > countedAt then
+    cur[5], cur[6], cur[8] = ARGV[7], ARGV[6], ARGV[13]
+    changed = {'feed_qty', cur[5], 'feed_at_ms', cur[6], 'counted_at_ms', cur[8]}
   end
 else
   local found = tonumber(cur[2]) or 0
   local notFound = tonumber(cur[3]) or 0
   local at = tonumber(cur[4])
   local decay = tonumber(ARGV[8])
+  local isFound = ARGV[5] == 'found'
+  -- The latest pick's outcome, "1" found or "0" not; of simultaneous picks
+  -- a not-found wins.
+  local lastFound = cur[7] == '1'
   local weight = 1
   if at == nil then
-    found, notFound, at = 0, 0, t
+    found, notFound, at, lastFound = 0, 0, t, isFound
   elseif t > at then
     -- Newer event: revalue the counts at t, then add a full observation.
     local scale = math.exp(-decay * ((t - at) / 1000))
     found = found * scale
     notFound = notFound * scale
-    at = t
+    at, lastFound = t, isFound
   else
     -- Older (or simultaneous) event: discount it to the reference time.
     weight = math.exp(-decay * ((at - t) / 1000))
+    if t == at then
+      lastFound = lastFound and isFound
+    end
   end
-  if ARGV[5] == 'found' then
+  if isFound then
     found = found + weight
   else
     notFound = notFound + weight
   end
   -- %.17g keeps every bit of a double; tostring would round to 14 digits.
   cur[2], cur[3], cur[4] = string.format('%.17g', found), string.format('%.17g', notFound), string.format('%.0f', at)
-  changed = {'found', cur[2], 'not_found', cur[3], 'at_ms', cur[4]}
+  cur[7] = lastFound and '1' or '0'
+  changed = {'found', cur[2], 'not_found', cur[3], 'at_ms', cur[4], 'last_found', cur[7]}
 end
 if changed then
   -- The version orders the states of this hash for the API's near caches.
@@ -74,10 +96,8 @@ end
 
 mark_applied(ids, changed)
 redis.call('PEXPIRE', KEYS[1], ARGV[9])
+local st = state_of(cur)
 if changed then
-  for i = 1, 6 do
-    cur[i] = cur[i] or ''
-  end
-  redis.call('SPUBLISH', ARGV[10], table.concat(cur, '|') .. '|' .. ARGV[11])
+  redis.call('SPUBLISH', ARGV[10], st .. '|' .. ARGV[11])
 end
-return 1
+return {1, st}

@@ -70,7 +70,8 @@ func TestApplyAvailabilityMatchesModel(t *testing.T) {
 		{aisle.TypePickFound, 2 * q},
 		{aisle.TypePickNotFound, q / 2}, // older than the reference time
 		{aisle.TypePickFound, 5*q + 1234*time.Millisecond},
-		{aisle.TypePickReplaced, 5*q + 1234*time.Millisecond}, // tie
+		{aisle.TypePickReplaced, 5*q + 1234*time.Millisecond}, // tie: the not-found is the latest outcome
+		{aisle.TypePickFound, 5*q + 1234*time.Millisecond},    // and stays so
 		{aisle.TypePickFound, 0},
 		{aisle.TypePickNotFound, 7 * q},
 		{aisle.TypePickFound, 3*q + 7*time.Millisecond},
@@ -84,9 +85,9 @@ func TestApplyAvailabilityMatchesModel(t *testing.T) {
 			t.Fatalf("step %d: not applied", i)
 		}
 		got := read(t, s, sp)[0]
-		if math.Abs(got.Found-want.Found) > 1e-9 || math.Abs(got.NotFound-want.NotFound) > 1e-9 || !got.At.Equal(want.At) {
-			t.Fatalf("step %d: redis found=%.12f not_found=%.12f at=%s, model found=%.12f not_found=%.12f at=%s",
-				i, got.Found, got.NotFound, got.At, want.Found, want.NotFound, want.At)
+		if math.Abs(got.Found-want.Found) > 1e-9 || math.Abs(got.NotFound-want.NotFound) > 1e-9 || !got.At.Equal(want.At) || got.LastFound != want.LastFound {
+			t.Fatalf("step %d: redis found=%.12f not_found=%.12f at=%s last_found=%t, model found=%.12f not_found=%.12f at=%s last_found=%t",
+				i, got.Found, got.NotFound, got.At, got.LastFound, want.Found, want.NotFound, want.At, want.LastFound)
 		}
 		if !got.FeedAt.IsZero() {
 			t.Fatalf("step %d: feed time %s without a feed event", i, got.FeedAt)
@@ -117,8 +118,8 @@ func TestApplyAvailabilityFeedLastWriterWins(t *testing.T) {
 		want = m.ObserveFeed(want, st.qty, st.at)
 		apply(t, s, features.Update{Event: feed(fmt.Sprint("f-", i), sp, st.qty, st.at)})
 		got := read(t, s, sp)[0]
-		if got.FeedQuantity != want.FeedQuantity || !got.FeedAt.Equal(want.FeedAt) {
-			t.Fatalf("step %d: redis qty=%d at=%s, model qty=%d at=%s", i, got.FeedQuantity, got.FeedAt, want.FeedQuantity, want.FeedAt)
+		if got.FeedQuantity != want.FeedQuantity || !got.FeedAt.Equal(want.FeedAt) || !got.CountedAt.Equal(want.CountedAt) {
+			t.Fatalf("step %d: redis qty=%d at=%s counted=%s, model qty=%d at=%s counted=%s", i, got.FeedQuantity, got.FeedAt, got.CountedAt, want.FeedQuantity, want.FeedAt, want.CountedAt)
 		}
 	}
 	got := read(t, s, sp)[0]
@@ -127,6 +128,40 @@ func TestApplyAvailabilityFeedLastWriterWins(t *testing.T) {
 	}
 	if !got.UpdatedAt().Equal(t0.Add(2 * time.Hour)) {
 		t.Fatalf("UpdatedAt = %s", got.UpdatedAt())
+	}
+}
+
+// Finding (issue 18): a count sent hours after it was taken had only the
+// sending time. The script keeps the latest count by counted_at, as
+// models.ObserveCount does, and the evidence carries both times.
+func TestApplyAvailabilityLatestCountWins(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	m := models.DefaultAvailabilityModel()
+	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-counted"}
+	steps := []struct {
+		qty             int64
+		counted, sentAt time.Duration
+	}{
+		{5, 0, 3 * time.Hour},
+		{9, -time.Hour, 4 * time.Hour}, // sent later, counted earlier: ignored
+		{7, 0, 5 * time.Hour},          // the same count sent again: the level stays
+		{-3, time.Hour, 2 * time.Hour}, // counted later, though sent earlier: wins
+	}
+	var want models.AvailabilityEvidence
+	for i, st := range steps {
+		counted, sent := t0.Add(st.counted), t0.Add(st.sentAt)
+		want = m.ObserveCount(want, st.qty, counted, sent)
+		ev := feed(fmt.Sprint("c-", i), sp, st.qty, sent)
+		ev.Inventory.CountedAt = &counted
+		apply(t, s, features.Update{Event: ev})
+		got := read(t, s, sp)[0]
+		if got.FeedQuantity != want.FeedQuantity || !got.FeedAt.Equal(want.FeedAt) || !got.CountedAt.Equal(want.CountedAt) {
+			t.Fatalf("step %d: redis %+v, model %+v", i, got, want)
+		}
+	}
+	if want.FeedQuantity != -3 || !want.CountedAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("the sequence ends at %+v, it tests too little", want)
 	}
 }
 
@@ -381,7 +416,8 @@ func TestOpenFailsClearlyWithoutRedis(t *testing.T) {
 
 // Finding: every event left a dedup key for a week and moved one global
 // offsets hash, so Redis grew with events. Now 200 events on two
-// store-products leave two keys, their bookkeeping inside.
+// store-products of one store leave two keys, their bookkeeping inside,
+// and the store's at-risk index (two keys).
 func TestKeysGrowWithEntitiesNotEvents(t *testing.T) {
 	t.Parallel()
 	prefix := featurestest.NewPrefix()
@@ -397,7 +433,7 @@ func TestKeysGrowWithEntitiesNotEvents(t *testing.T) {
 	}
 	apply(t, s, updates...)
 	snap := featurestest.MustSnapshot(t, prefix)
-	if len(snap) != len(sps) {
-		t.Errorf("%d keys after 200 events on %d store-products, want %d: %v", len(snap), len(sps), len(sps), slices.Sorted(maps.Keys(snap)))
+	if want := len(sps) + 2; len(snap) != want { // + the store's index and its versions
+		t.Errorf("%d keys after 200 events on %d store-products, want %d: %v", len(snap), len(sps), want, slices.Sorted(maps.Keys(snap)))
 	}
 }

@@ -11,6 +11,8 @@ import (
 // entity's id:
 //
 //	{prefix}avail:{b}{store}:{product}  availability hash
+//	{prefix}atrisk:{b}{store}           a store's at-risk index (sorted set, see atrisk.go)
+//	{prefix}atriskver:{b}{store}        the versions of the states it indexed
 //	{prefix}sess:{b}{session}           session hash
 //	{prefix}item:{b}{product}           a product's recent sessions (sorted set)
 //	{prefix}pop:{b}{store}, popz:…      live popularity: bookkeeping hash, cart adds (sorted set)

@@ -31,6 +31,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	ItemAvailability() ItemAvailabilityResolver
 	Mutation() MutationResolver
 	Product() ProductResolver
 	Query() QueryResolver
@@ -42,6 +43,28 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	AtRiskConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	AtRiskEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	AvailabilityEvidence struct {
+		CountedAt     func(childComplexity int) int
+		FeedAt        func(childComplexity int) int
+		FeedQuantity  func(childComplexity int) int
+		Found         func(childComplexity int) int
+		LastPickAt    func(childComplexity int) int
+		LastPickFound func(childComplexity int) int
+		NotFound      func(childComplexity int) int
+		Prior         func(childComplexity int) int
+		Signals       func(childComplexity int) int
+	}
+
 	Category struct {
 		ID           func(childComplexity int) int
 		Name         func(childComplexity int) int
@@ -71,6 +94,7 @@ type ComplexityRoot struct {
 
 	ItemAvailability struct {
 		Carried     func(childComplexity int) int
+		Evidence    func(childComplexity int) int
 		Probability func(childComplexity int) int
 		ProductID   func(childComplexity int) int
 		Status      func(childComplexity int) int
@@ -162,6 +186,7 @@ type ComplexityRoot struct {
 
 	Store struct {
 		Address  func(childComplexity int) int
+		AtRisk   func(childComplexity int, first *int, after *string) int
 		ID       func(childComplexity int) int
 		Location func(childComplexity int) int
 		Name     func(childComplexity int) int
@@ -191,6 +216,9 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type ItemAvailabilityResolver interface {
+	Evidence(ctx context.Context, obj *ItemAvailability) (*AvailabilityEvidence, error)
+}
 type MutationResolver interface {
 	ReportPick(ctx context.Context, input ReportPickInput) (*EventReceipt, error)
 	UpdateInventory(ctx context.Context, input UpdateInventoryInput) (*EventReceipt, error)
@@ -220,6 +248,7 @@ type StoreResolver interface {
 	Retailer(ctx context.Context, obj *catalog.Store) (*catalog.Retailer, error)
 
 	Products(ctx context.Context, obj *catalog.Store, first *int, after *string, query *string, category *string) (*ProductConnection, error)
+	AtRisk(ctx context.Context, obj *catalog.Store, first *int, after *string) (*AtRiskConnection, error)
 }
 type SubscriptionResolver interface {
 	AvailabilityChanged(ctx context.Context, storeID string, productIds []string) (<-chan *ItemAvailability, error)
@@ -244,6 +273,87 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "AtRiskConnection.edges":
+		if e.ComplexityRoot.AtRiskConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AtRiskConnection.Edges(childComplexity), true
+	case "AtRiskConnection.pageInfo":
+		if e.ComplexityRoot.AtRiskConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AtRiskConnection.PageInfo(childComplexity), true
+
+	case "AtRiskEdge.cursor":
+		if e.ComplexityRoot.AtRiskEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AtRiskEdge.Cursor(childComplexity), true
+	case "AtRiskEdge.node":
+		if e.ComplexityRoot.AtRiskEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AtRiskEdge.Node(childComplexity), true
+
+	case "AvailabilityEvidence.countedAt":
+		if e.ComplexityRoot.AvailabilityEvidence.CountedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AvailabilityEvidence.CountedAt(childComplexity), true
+	case "AvailabilityEvidence.feedAt":
+		if e.ComplexityRoot.AvailabilityEvidence.FeedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AvailabilityEvidence.FeedAt(childComplexity), true
+	case "AvailabilityEvidence.feedQuantity":
+		if e.ComplexityRoot.AvailabilityEvidence.FeedQuantity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AvailabilityEvidence.FeedQuantity(childComplexity), true
+	case "AvailabilityEvidence.found":
+		if e.ComplexityRoot.AvailabilityEvidence.Found == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AvailabilityEvidence.Found(childComplexity), true
+	case "AvailabilityEvidence.lastPickAt":
+		if e.ComplexityRoot.AvailabilityEvidence.LastPickAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AvailabilityEvidence.LastPickAt(childComplexity), true
+	case "AvailabilityEvidence.lastPickFound":
+		if e.ComplexityRoot.AvailabilityEvidence.LastPickFound == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AvailabilityEvidence.LastPickFound(childComplexity), true
+	case "AvailabilityEvidence.notFound":
+		if e.ComplexityRoot.AvailabilityEvidence.NotFound == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AvailabilityEvidence.NotFound(childComplexity), true
+	case "AvailabilityEvidence.prior":
+		if e.ComplexityRoot.AvailabilityEvidence.Prior == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AvailabilityEvidence.Prior(childComplexity), true
+	case "AvailabilityEvidence.signals":
+		if e.ComplexityRoot.AvailabilityEvidence.Signals == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AvailabilityEvidence.Signals(childComplexity), true
 
 	case "Category.id":
 		if e.ComplexityRoot.Category.ID == nil {
@@ -345,6 +455,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ItemAvailability.Carried(childComplexity), true
+	case "ItemAvailability.evidence":
+		if e.ComplexityRoot.ItemAvailability.Evidence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemAvailability.Evidence(childComplexity), true
 	case "ItemAvailability.probability":
 		if e.ComplexityRoot.ItemAvailability.Probability == nil {
 			break
@@ -773,6 +889,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Store.Address(childComplexity), true
+	case "Store.atRisk":
+		if e.ComplexityRoot.Store.AtRisk == nil {
+			break
+		}
+
+		args, err := ec.field_Store_atRisk_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Store.AtRisk(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "Store.id":
 		if e.ComplexityRoot.Store.ID == nil {
 			break
@@ -1010,6 +1137,50 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
 
+func (ec *executionContext) childFields_AtRiskConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_AtRiskConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_AtRiskConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AtRiskConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_AtRiskEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_AtRiskEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_AtRiskEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AtRiskEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_AvailabilityEvidence(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "found":
+		return ec.fieldContext_AvailabilityEvidence_found(ctx, field)
+	case "notFound":
+		return ec.fieldContext_AvailabilityEvidence_notFound(ctx, field)
+	case "lastPickAt":
+		return ec.fieldContext_AvailabilityEvidence_lastPickAt(ctx, field)
+	case "lastPickFound":
+		return ec.fieldContext_AvailabilityEvidence_lastPickFound(ctx, field)
+	case "feedQuantity":
+		return ec.fieldContext_AvailabilityEvidence_feedQuantity(ctx, field)
+	case "feedAt":
+		return ec.fieldContext_AvailabilityEvidence_feedAt(ctx, field)
+	case "countedAt":
+		return ec.fieldContext_AvailabilityEvidence_countedAt(ctx, field)
+	case "prior":
+		return ec.fieldContext_AvailabilityEvidence_prior(ctx, field)
+	case "signals":
+		return ec.fieldContext_AvailabilityEvidence_signals(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AvailabilityEvidence", field.Name)
+}
+
 func (ec *executionContext) childFields_Category(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1078,6 +1249,8 @@ func (ec *executionContext) childFields_ItemAvailability(ctx context.Context, fi
 		return ec.fieldContext_ItemAvailability_status(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_ItemAvailability_updatedAt(ctx, field)
+	case "evidence":
+		return ec.fieldContext_ItemAvailability_evidence(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ItemAvailability", field.Name)
 }
@@ -1214,6 +1387,8 @@ func (ec *executionContext) childFields_Store(ctx context.Context, field graphql
 		return ec.fieldContext_Store_timezone(ctx, field)
 	case "products":
 		return ec.fieldContext_Store_products(ctx, field)
+	case "atRisk":
+		return ec.fieldContext_Store_atRisk(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Store", field.Name)
 }
@@ -1670,6 +1845,28 @@ func (ec *executionContext) field_Query_stores_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Store_atRisk_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Store_products_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1833,6 +2030,332 @@ func (ec *executionContext) field___Type_fields_args(ctx context.Context, rawArg
 // endregion ***************************** args.gotpl *****************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _AtRiskConnection_edges(ctx context.Context, field graphql.CollectedField, obj *AtRiskConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AtRiskConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*AtRiskEdge) graphql.Marshaler {
+			return ec.marshalNAtRiskEdge2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAtRiskEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AtRiskConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AtRiskConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AtRiskEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AtRiskConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *AtRiskConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AtRiskConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AtRiskConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AtRiskConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AtRiskEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *AtRiskEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AtRiskEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AtRiskEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AtRiskEdge", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _AtRiskEdge_node(ctx context.Context, field graphql.CollectedField, obj *AtRiskEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AtRiskEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ItemAvailability) graphql.Marshaler {
+			return ec.marshalNItemAvailability2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐItemAvailability(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AtRiskEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AtRiskEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemAvailability(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AvailabilityEvidence_found(ctx context.Context, field graphql.CollectedField, obj *AvailabilityEvidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AvailabilityEvidence_found(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Found, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AvailabilityEvidence_found(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AvailabilityEvidence", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _AvailabilityEvidence_notFound(ctx context.Context, field graphql.CollectedField, obj *AvailabilityEvidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AvailabilityEvidence_notFound(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NotFound, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AvailabilityEvidence_notFound(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AvailabilityEvidence", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _AvailabilityEvidence_lastPickAt(ctx context.Context, field graphql.CollectedField, obj *AvailabilityEvidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AvailabilityEvidence_lastPickAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastPickAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AvailabilityEvidence_lastPickAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AvailabilityEvidence", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _AvailabilityEvidence_lastPickFound(ctx context.Context, field graphql.CollectedField, obj *AvailabilityEvidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AvailabilityEvidence_lastPickFound(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastPickFound, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
+			return ec.marshalOBoolean2ᚖbool(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AvailabilityEvidence_lastPickFound(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AvailabilityEvidence", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _AvailabilityEvidence_feedQuantity(ctx context.Context, field graphql.CollectedField, obj *AvailabilityEvidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AvailabilityEvidence_feedQuantity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FeedQuantity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AvailabilityEvidence_feedQuantity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AvailabilityEvidence", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _AvailabilityEvidence_feedAt(ctx context.Context, field graphql.CollectedField, obj *AvailabilityEvidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AvailabilityEvidence_feedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FeedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AvailabilityEvidence_feedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AvailabilityEvidence", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _AvailabilityEvidence_countedAt(ctx context.Context, field graphql.CollectedField, obj *AvailabilityEvidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AvailabilityEvidence_countedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CountedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AvailabilityEvidence_countedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AvailabilityEvidence", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _AvailabilityEvidence_prior(ctx context.Context, field graphql.CollectedField, obj *AvailabilityEvidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AvailabilityEvidence_prior(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Prior, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AvailabilityEvidence_prior(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AvailabilityEvidence", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _AvailabilityEvidence_signals(ctx context.Context, field graphql.CollectedField, obj *AvailabilityEvidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AvailabilityEvidence_signals(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Signals, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []AvailabilitySignal) graphql.Marshaler {
+			return ec.marshalNAvailabilitySignal2ᚕgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAvailabilitySignalᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AvailabilityEvidence_signals(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AvailabilityEvidence", field, false, false, errors.New("field of type AvailabilitySignal does not have child fields"))
+}
 
 func (ec *executionContext) _Category_id(ctx context.Context, field graphql.CollectedField, obj *catalog.Category) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -2324,6 +2847,38 @@ func (ec *executionContext) _ItemAvailability_updatedAt(ctx context.Context, fie
 }
 func (ec *executionContext) fieldContext_ItemAvailability_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ItemAvailability", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _ItemAvailability_evidence(ctx context.Context, field graphql.CollectedField, obj *ItemAvailability) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemAvailability_evidence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ItemAvailability().Evidence(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *AvailabilityEvidence) graphql.Marshaler {
+			return ec.marshalOAvailabilityEvidence2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAvailabilityEvidence(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ItemAvailability_evidence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ItemAvailability",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AvailabilityEvidence(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Location_lat(ctx context.Context, field graphql.CollectedField, obj *catalog.Location) (ret graphql.Marshaler) {
@@ -4143,6 +4698,50 @@ func (ec *executionContext) fieldContext_Store_products(ctx context.Context, fie
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Store_products_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Store_atRisk(ctx context.Context, field graphql.CollectedField, obj *catalog.Store) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Store_atRisk(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Store().AtRisk(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *AtRiskConnection) graphql.Marshaler {
+			return ec.marshalNAtRiskConnection2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAtRiskConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Store_atRisk(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Store",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AtRiskConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Store_atRisk_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6177,6 +6776,170 @@ func (ec *executionContext) unmarshalInputUpsertProductsInput(ctx context.Contex
 
 // region    **************************** object.gotpl ****************************
 
+var atRiskConnectionImplementors = []string{"AtRiskConnection"}
+
+func (ec *executionContext) _AtRiskConnection(ctx context.Context, sel ast.SelectionSet, obj *AtRiskConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, atRiskConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AtRiskConnection")
+		case "edges":
+			out.Values[i] = ec._AtRiskConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._AtRiskConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var atRiskEdgeImplementors = []string{"AtRiskEdge"}
+
+func (ec *executionContext) _AtRiskEdge(ctx context.Context, sel ast.SelectionSet, obj *AtRiskEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, atRiskEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AtRiskEdge")
+		case "cursor":
+			out.Values[i] = ec._AtRiskEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._AtRiskEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var availabilityEvidenceImplementors = []string{"AvailabilityEvidence"}
+
+func (ec *executionContext) _AvailabilityEvidence(ctx context.Context, sel ast.SelectionSet, obj *AvailabilityEvidence) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, availabilityEvidenceImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AvailabilityEvidence")
+		case "found":
+			out.Values[i] = ec._AvailabilityEvidence_found(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "notFound":
+			out.Values[i] = ec._AvailabilityEvidence_notFound(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastPickAt":
+			out.Values[i] = ec._AvailabilityEvidence_lastPickAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lastPickFound":
+			out.Values[i] = ec._AvailabilityEvidence_lastPickFound(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "feedQuantity":
+			out.Values[i] = ec._AvailabilityEvidence_feedQuantity(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "feedAt":
+			out.Values[i] = ec._AvailabilityEvidence_feedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "countedAt":
+			out.Values[i] = ec._AvailabilityEvidence_countedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "prior":
+			out.Values[i] = ec._AvailabilityEvidence_prior(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "signals":
+			out.Values[i] = ec._AvailabilityEvidence_signals(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var categoryImplementors = []string{"Category"}
 
 func (ec *executionContext) _Category(ctx context.Context, sel ast.SelectionSet, obj *catalog.Category) graphql.Marshaler {
@@ -6399,33 +7162,71 @@ func (ec *executionContext) _ItemAvailability(ctx context.Context, sel ast.Selec
 		case "storeId":
 			out.Values[i] = ec._ItemAvailability_storeId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "productId":
 			out.Values[i] = ec._ItemAvailability_productId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "carried":
 			out.Values[i] = ec._ItemAvailability_carried(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "probability":
 			out.Values[i] = ec._ItemAvailability_probability(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
 			out.Values[i] = ec._ItemAvailability_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._ItemAvailability_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "evidence":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._ItemAvailability_evidence(ctx, field, obj)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7402,6 +8203,44 @@ func (ec *executionContext) _Store(ctx context.Context, sel ast.SelectionSet, ob
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "atRisk":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Store_atRisk(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7947,6 +8786,82 @@ func (ec *executionContext) unmarshalNAssortmentItemInput2ᚕᚖgithubᚗcomᚋa
 func (ec *executionContext) unmarshalNAssortmentItemInput2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAssortmentItemInput(ctx context.Context, v any) (*AssortmentItemInput, error) {
 	res, err := ec.unmarshalInputAssortmentItemInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAtRiskConnection2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAtRiskConnection(ctx context.Context, sel ast.SelectionSet, v *AtRiskConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AtRiskConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAtRiskEdge2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAtRiskEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*AtRiskEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAtRiskEdge2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAtRiskEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAtRiskEdge2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAtRiskEdge(ctx context.Context, sel ast.SelectionSet, v *AtRiskEdge) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._AtRiskEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAvailabilitySignal2githubᚗcomᚋaisleᚋaisleᚋgraphᚐAvailabilitySignal(ctx context.Context, v any) (AvailabilitySignal, error) {
+	var res AvailabilitySignal
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAvailabilitySignal2githubᚗcomᚋaisleᚋaisleᚋgraphᚐAvailabilitySignal(ctx context.Context, sel ast.SelectionSet, v AvailabilitySignal) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNAvailabilitySignal2ᚕgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAvailabilitySignalᚄ(ctx context.Context, v any) ([]AvailabilitySignal, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]AvailabilitySignal, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAvailabilitySignal2githubᚗcomᚋaisleᚋaisleᚋgraphᚐAvailabilitySignal(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNAvailabilitySignal2ᚕgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAvailabilitySignalᚄ(ctx context.Context, sel ast.SelectionSet, v []AvailabilitySignal) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAvailabilitySignal2githubᚗcomᚋaisleᚋaisleᚋgraphᚐAvailabilitySignal(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNAvailabilityStatus2githubᚗcomᚋaisleᚋaisleᚋgraphᚐAvailabilityStatus(ctx context.Context, v any) (AvailabilityStatus, error) {
@@ -8626,6 +9541,13 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalOAvailabilityEvidence2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐAvailabilityEvidence(ctx context.Context, sel ast.SelectionSet, v *AvailabilityEvidence) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AvailabilityEvidence(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {

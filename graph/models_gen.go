@@ -36,6 +36,38 @@ type AssortmentItemInput struct {
 	Aisle      *string `json:"aisle,omitempty"`
 }
 
+type AtRiskConnection struct {
+	Edges    []*AtRiskEdge `json:"edges"`
+	PageInfo *PageInfo     `json:"pageInfo"`
+}
+
+type AtRiskEdge struct {
+	Cursor string            `json:"cursor"`
+	Node   *ItemAvailability `json:"node"`
+}
+
+// The evidence behind an availability answer, valued now.
+type AvailabilityEvidence struct {
+	// Pick.found events, each weighted by how recent it is (it halves every pick half-life).
+	Found float64 `json:"found"`
+	// Pick.not_found and pick.replaced events, weighted the same way.
+	NotFound float64 `json:"notFound"`
+	// Event time of the latest pick; null when no pick was seen.
+	LastPickAt *time.Time `json:"lastPickAt,omitempty"`
+	// Whether the latest pick found the product; null when no pick was seen.
+	LastPickFound *bool `json:"lastPickFound,omitempty"`
+	// The retailer feed's latest level: the system count, which may be negative.
+	FeedQuantity *int `json:"feedQuantity,omitempty"`
+	// The event time of that level; null when no feed level was seen.
+	FeedAt *time.Time `json:"feedAt,omitempty"`
+	// When that count was taken (the event's counted_at, else its time).
+	CountedAt *time.Time `json:"countedAt,omitempty"`
+	// The prior probability the evidence was shrunk to (product, category and store history).
+	Prior float64 `json:"prior"`
+	// What in the evidence argues against the product being on the shelf.
+	Signals []AvailabilitySignal `json:"signals"`
+}
+
 // What a batch mutation published: one event per item, in input order.
 type EventBatchReceipt struct {
 	EventIds []string `json:"eventIds"`
@@ -73,11 +105,19 @@ type ItemAvailability struct {
 	// still the time of the newest evidence, so a non-null updatedAt here means
 	// shoppers or the retailer's feed saw a product the assortment lacks.
 	Carried bool `json:"carried"`
-	// Probability that the product is on the shelf now, in [0, 1]; 0 when not carried.
+	// Probability that the product is on the shelf now, in [0, 1]; 0 when not
+	// carried. It means on the shelf, where a customer or a shopper can take it:
+	// not that the retailer's system counts units (the backroom and phantom stock
+	// do not count), and not that a shopper finds it (shoppers sometimes miss
+	// items that are there).
 	Probability float64            `json:"probability"`
 	Status      AvailabilityStatus `json:"status"`
 	// Event time of the newest evidence; null when the answer is the prior alone.
 	UpdatedAt *time.Time `json:"updatedAt,omitempty"`
+	// What the answer rests on: a private signal of the store's retailer. Retailer
+	// keys for their own stores, service and ops keys; other keys get FORBIDDEN on
+	// this field alone (and callers without a key UNAUTHENTICATED).
+	Evidence *AvailabilityEvidence `json:"evidence,omitempty"`
 }
 
 type Mutation struct {
@@ -237,6 +277,72 @@ type UpsertProductsInput struct {
 	Products []*ProductInput `json:"products"`
 	// Makes a retried call one set of events: the same key from the same API key publishes the same event ids.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+type AvailabilitySignal string
+
+const (
+	// The feed says there are units, but picks since did not find the product.
+	AvailabilitySignalPhantomStock AvailabilitySignal = "PHANTOM_STOCK"
+	// The feed's latest level is zero or below.
+	AvailabilitySignalFeedSaysZero AvailabilitySignal = "FEED_SAYS_ZERO"
+	// The feed's latest level is more than a day old.
+	AvailabilitySignalFeedStale AvailabilitySignal = "FEED_STALE"
+	// No feed level was ever seen for this product at this store.
+	AvailabilitySignalNoFeed AvailabilitySignal = "NO_FEED"
+	// The latest pick did not find the product.
+	AvailabilitySignalRecentNotFound AvailabilitySignal = "RECENT_NOT_FOUND"
+)
+
+var AllAvailabilitySignal = []AvailabilitySignal{
+	AvailabilitySignalPhantomStock,
+	AvailabilitySignalFeedSaysZero,
+	AvailabilitySignalFeedStale,
+	AvailabilitySignalNoFeed,
+	AvailabilitySignalRecentNotFound,
+}
+
+func (e AvailabilitySignal) IsValid() bool {
+	switch e {
+	case AvailabilitySignalPhantomStock, AvailabilitySignalFeedSaysZero, AvailabilitySignalFeedStale, AvailabilitySignalNoFeed, AvailabilitySignalRecentNotFound:
+		return true
+	}
+	return false
+}
+
+func (e AvailabilitySignal) String() string {
+	return string(e)
+}
+
+func (e *AvailabilitySignal) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = AvailabilitySignal(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid AvailabilitySignal", str)
+	}
+	return nil
+}
+
+func (e AvailabilitySignal) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *AvailabilitySignal) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e AvailabilitySignal) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 type AvailabilityStatus string

@@ -13,6 +13,9 @@ import (
 type AvailabilityModel struct {
 	PickHalfLife time.Duration // how fast pick evidence fades
 	FeedHalfLife time.Duration // how fast a retailer feed level stops being trusted
+	// RestockInterval is how long a feed's zero holds before it starts to
+	// fade: about the time between deliveries.
+	RestockInterval time.Duration
 
 	InStockAbove  float64 // probability above which the status is IN_STOCK
 	LowStockAbove float64 // probability above which the status is LOW_STOCK (else OUT_OF_STOCK)
@@ -21,10 +24,11 @@ type AvailabilityModel struct {
 // DefaultAvailabilityModel returns the parameters used in serving and evaluation.
 func DefaultAvailabilityModel() AvailabilityModel {
 	return AvailabilityModel{
-		PickHalfLife:  2 * time.Hour,
-		FeedHalfLife:  2 * time.Hour,
-		InStockAbove:  0.7,
-		LowStockAbove: 0.35,
+		PickHalfLife:    2 * time.Hour,
+		FeedHalfLife:    2 * time.Hour,
+		RestockInterval: 24 * time.Hour,
+		InStockAbove:    0.7,
+		LowStockAbove:   0.35,
 	}
 }
 
@@ -63,7 +67,9 @@ const minProbability = 0.001
 //     the global one, worth priors.PriorStrength pseudo-picks;
 //   - plus the decayed pick counts, decayed further from e.At to now;
 //   - plus the latest feed level as pseudo-picks at that level's found rate,
-//     worth priors.FeedStrength when fresh and halving every FeedHalfLife;
+//     worth priors.FeedStrength times its freshness (see feedFreshness: a
+//     zero holds until contradicted, a positive count fades and is dropped
+//     once a shopper does not find the product after it);
 //
 // then calibrated and clamped to [0.001, 0.999]. With no evidence it is the
 // (calibrated) prior; it is never NaN, even for corrupt evidence.
@@ -87,12 +93,10 @@ func (m AvailabilityModel) posterior(e AvailabilityEvidence, priors Availability
 		alpha += finiteCount(e.Found) * scale
 		beta += finiteCount(e.NotFound) * scale
 	}
-	if !e.FeedAt.IsZero() {
-		if rate, ok := priors.FeedRate(e.FeedQuantity); ok {
-			w := feedStrength * decayFactor(decayPerSecond(m.FeedHalfLife), now.Sub(e.FeedAt))
-			alpha += w * rate
-			beta += w * (1 - rate)
-		}
+	if rate, ok := priors.FeedRate(e.FeedQuantity); ok {
+		w := feedStrength * m.feedFreshness(e, now)
+		alpha += w * rate
+		beta += w * (1 - rate)
 	}
 	if !(alpha+beta > 0) || math.IsInf(alpha+beta, 0) {
 		return mean

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -263,5 +264,126 @@ func BenchmarkProbability(b *testing.B) {
 	now := t0.Add(time.Hour)
 	for b.Loop() {
 		m.Probability(e, p, "p07", "produce", now)
+	}
+}
+
+// The latest pick's outcome does not depend on the order picks arrive in:
+// an older pick leaves it, and of simultaneous picks a not-found wins.
+func TestObservePickLastFound(t *testing.T) {
+	m := DefaultAvailabilityModel()
+
+	for _, tc := range []struct {
+		name  string
+		picks []bool // outcomes, in arrival order
+		times []time.Duration
+		want  bool
+	}{
+		{"newer found", []bool{false, true}, []time.Duration{0, time.Minute}, true},
+		{"older found after a newer not-found", []bool{false, true}, []time.Duration{time.Minute, 0}, false},
+		{"tie, found first", []bool{true, false}, []time.Duration{0, 0}, false},
+		{"tie, not-found first", []bool{false, true}, []time.Duration{0, 0}, false},
+		{"one found", []bool{true}, []time.Duration{0}, true},
+	} {
+		var e AvailabilityEvidence
+		for i, found := range tc.picks {
+			e = m.ObservePick(e, found, t0.Add(tc.times[i]))
+		}
+		if e.LastFound != tc.want {
+			t.Errorf("%s: LastFound = %t, want %t", tc.name, e.LastFound, tc.want)
+		}
+	}
+}
+
+func TestExplainSignals(t *testing.T) {
+	m := DefaultAvailabilityModel()
+	priors := DefaultAvailabilityPriors()
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	feedAt := now.Add(-time.Hour)
+	notFound := func(e AvailabilityEvidence, n int) AvailabilityEvidence {
+		for i := range n {
+			e = m.ObservePick(e, false, now.Add(-time.Duration(n-i)*time.Minute))
+		}
+		return e
+	}
+	for _, tc := range []struct {
+		name string
+		e    AvailabilityEvidence
+		want []AvailabilitySignal
+	}{
+		{"nothing", AvailabilityEvidence{}, []AvailabilitySignal{SignalNoFeed}},
+		{"feed of 30, not found since", notFound(AvailabilityEvidence{FeedQuantity: 30, FeedAt: feedAt}, 3), []AvailabilitySignal{SignalPhantomStock, SignalRecentNotFound}},
+		{"feed of 30 after the not-founds", notFound(AvailabilityEvidence{FeedQuantity: 30, FeedAt: now.Add(-time.Second)}, 3), []AvailabilitySignal{SignalRecentNotFound}},
+		{"feed says zero", AvailabilityEvidence{FeedQuantity: 0, FeedAt: feedAt}, []AvailabilitySignal{SignalFeedSaysZero}},
+		{"negative count", AvailabilityEvidence{FeedQuantity: -4, FeedAt: feedAt}, []AvailabilitySignal{SignalFeedSaysZero}},
+		{"stale feed", AvailabilityEvidence{FeedQuantity: 9, FeedAt: now.Add(-FeedStaleAfter - time.Minute)}, []AvailabilitySignal{SignalFeedStale}},
+	} {
+		got := m.Explain(tc.e, priors, "p-1", "c-1", now)
+		if !slices.Equal(got.Signals, tc.want) {
+			t.Errorf("%s: signals %v, want %v", tc.name, got.Signals, tc.want)
+		}
+		if got.Prior != priors.Mean("p-1", "c-1") {
+			t.Errorf("%s: prior %v", tc.name, got.Prior)
+		}
+	}
+}
+
+// Finding (issue 18): a feed's zero faded with a 2 h half-life, so "0 on
+// hand" drifted back to the prior long before the next delivery. Now it
+// holds until contradicted: a found pick after the count, or a restock
+// interval passing.
+func TestFeedZeroHoldsUntilContradicted(t *testing.T) {
+	m := DefaultAvailabilityModel()
+	priors := DefaultAvailabilityPriors()
+	counted := t0
+	zero := m.ObserveCount(AvailabilityEvidence{}, 0, counted, counted.Add(2*time.Hour))
+	negative := m.ObserveCount(AvailabilityEvidence{}, -5, counted, counted.Add(2*time.Hour))
+	prior := m.Probability(AvailabilityEvidence{}, priors, "p-1", "c-1", t0)
+	fresh := m.Probability(zero, priors, "p-1", "c-1", counted)
+	if fresh > prior-0.15 {
+		t.Fatalf("a fresh zero count gives %.3f against the prior %.3f: it says too little to test", fresh, prior)
+	}
+	for _, tc := range []struct {
+		name string
+		e    AvailabilityEvidence
+		at   time.Duration
+		held bool // want the fresh zero's answer, else about the prior
+	}{
+		{"zero, 12 h later", zero, 12 * time.Hour, true},
+		{"negative count, 20 h later", negative, 20 * time.Hour, true},
+		{"zero, found by a shopper since", m.ObservePick(zero, true, counted.Add(3*time.Hour)), 4 * time.Hour, false},
+		{"zero, long past a restock interval", zero, m.RestockInterval + 12*m.FeedHalfLife, false},
+	} {
+		p := m.Probability(tc.e, priors, "p-1", "c-1", counted.Add(tc.at))
+		if tc.held && math.Abs(p-fresh) > 0.01 {
+			t.Errorf("%s: probability %.3f, want the zero to hold at %.3f", tc.name, p, fresh)
+		}
+		if !tc.held && p < prior-0.05 {
+			t.Errorf("%s: probability %.3f, want the zero dropped (prior %.3f)", tc.name, p, prior)
+		}
+	}
+}
+
+// Finding (issue 18): phantom stock stayed "in stock": a positive feed
+// outweighed shoppers who could not find the product. A not-found after the
+// count now drops the feed's weight.
+func TestPhantomStockIsNotInStock(t *testing.T) {
+	m := DefaultAvailabilityModel()
+	priors := DefaultAvailabilityPriors()
+	plenty := m.ObserveCount(AvailabilityEvidence{}, 30, t0, t0.Add(time.Hour))
+	if p := m.Probability(plenty, priors, "p-1", "c-1", t0.Add(time.Hour)); m.Status(p) != AvailabilityInStock {
+		t.Fatalf("a fresh count of 30 alone: %.3f %s, want IN_STOCK", p, m.Status(p))
+	}
+	phantom := m.ObservePick(plenty, false, t0.Add(90*time.Minute))
+	p := m.Probability(phantom, priors, "p-1", "c-1", t0.Add(2*time.Hour))
+	if m.Status(p) == AvailabilityInStock {
+		t.Errorf("a count of 30, then a shopper did not find it: %.3f IN_STOCK", p)
+	}
+	if got := m.Explain(phantom, priors, "p-1", "c-1", t0.Add(2*time.Hour)).Signals; !slices.Contains(got, SignalPhantomStock) {
+		t.Errorf("signals %v, want PHANTOM_STOCK", got)
+	}
+	// A not-found before the count is not phantom stock: the count is newer.
+	before := m.ObserveCount(m.ObservePick(AvailabilityEvidence{}, false, t0.Add(-time.Minute)), 30, t0, t0.Add(time.Hour))
+	if p := m.Probability(before, priors, "p-1", "c-1", t0.Add(time.Hour)); m.Status(p) != AvailabilityInStock {
+		t.Errorf("a not-found, then a count of 30: %.3f %s, want IN_STOCK", p, m.Status(p))
 	}
 }

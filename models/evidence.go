@@ -16,9 +16,14 @@ type AvailabilityEvidence struct {
 	Found    float64   // decayed count of pick.found, valued at At
 	NotFound float64   // decayed count of pick.not_found and pick.replaced, valued at At
 	At       time.Time // latest pick event time; zero when no pick was seen
+	// LastFound is the outcome of the latest pick (at At). Of picks at the
+	// same millisecond a not-found wins, so that the order they arrive in
+	// does not matter.
+	LastFound bool
 
-	FeedQuantity int64     // the retailer feed's latest level (by event time)
+	FeedQuantity int64     // the retailer feed's latest level (the latest count), a signed system count
 	FeedAt       time.Time // event time of FeedQuantity; zero when no feed was seen
+	CountedAt    time.Time // when FeedQuantity was counted (FeedAt when the feed did not say)
 }
 
 // UpdatedAt is the event time of the newest evidence, zero when there is none.
@@ -41,14 +46,17 @@ func (m AvailabilityModel) ObservePick(e AvailabilityEvidence, found bool, t tim
 	weight := 1.0
 	switch {
 	case e.At.IsZero():
-		e.Found, e.NotFound, e.At = 0, 0, t
+		e.Found, e.NotFound, e.At, e.LastFound = 0, 0, t, found
 	case t.After(e.At):
 		scale := math.Exp(-decay * t.Sub(e.At).Seconds())
 		e.Found *= scale
 		e.NotFound *= scale
-		e.At = t
+		e.At, e.LastFound = t, found
 	default:
 		weight = math.Exp(-decay * e.At.Sub(t).Seconds())
+		if t.Equal(e.At) {
+			e.LastFound = e.LastFound && found
+		}
 	}
 	if found {
 		e.Found += weight
@@ -58,12 +66,137 @@ func (m AvailabilityModel) ObservePick(e AvailabilityEvidence, found bool, t tim
 	return e
 }
 
-// ObserveFeed records a retailer feed level at event time t. The newest level
-// by event time wins; on a tie the level already recorded is kept, so replays
-// in any order converge.
+// ObserveFeed records a retailer feed level counted at its event time t.
 func (m AvailabilityModel) ObserveFeed(e AvailabilityEvidence, quantity int64, t time.Time) AvailabilityEvidence {
-	if e.FeedAt.IsZero() || t.After(e.FeedAt) {
-		e.FeedQuantity, e.FeedAt = quantity, t
+	return m.ObserveCount(e, quantity, t, t)
+}
+
+// ObserveCount records a retailer feed level counted at countedAt and sent
+// at event time t. The latest count wins; on a tie the level already
+// recorded is kept, so replays in any order converge. The online store's
+// Lua script mirrors this function exactly.
+func (m AvailabilityModel) ObserveCount(e AvailabilityEvidence, quantity int64, countedAt, t time.Time) AvailabilityEvidence {
+	if e.FeedAt.IsZero() || countedAt.After(e.countedAt()) {
+		e.FeedQuantity, e.FeedAt, e.CountedAt = quantity, t, countedAt
 	}
 	return e
+}
+
+// feedFreshness is how much the latest feed level is worth at now, from 1
+// (fresh) to 0 (nothing). How long a level lasts depends on what it says
+// and on what shoppers saw since it was counted:
+//
+//   - a count of zero or below holds at full weight until a shopper finds
+//     the product after it, or until RestockInterval has passed since it was
+//     counted; then it fades, halving every FeedHalfLife. An empty shelf stays
+//     empty until someone refills it.
+//   - a positive count fades from the time it was counted, halving every
+//     FeedHalfLife, so a stopped or frozen feed loses weight as it ages; and
+//     it counts for nothing once a shopper did not find the product after it
+//     (phantom stock: the system counts units that are not on the shelf).
+func (m AvailabilityModel) feedFreshness(e AvailabilityEvidence, now time.Time) float64 {
+	if e.FeedAt.IsZero() {
+		return 0
+	}
+	counted := e.countedAt()
+	pickedSince := !e.At.IsZero() && e.At.After(counted)
+	if e.FeedQuantity <= 0 {
+		if pickedSince && e.LastFound {
+			return 0
+		}
+		return decayFactor(decayPerSecond(m.FeedHalfLife), now.Sub(counted)-m.RestockInterval)
+	}
+	if pickedSince && !e.LastFound {
+		return 0
+	}
+	return decayFactor(decayPerSecond(m.FeedHalfLife), now.Sub(counted))
+}
+
+// countedAt is when the feed level was counted, for evidence recorded
+// before counts had their own time.
+func (e AvailabilityEvidence) countedAt() time.Time {
+	if e.CountedAt.IsZero() {
+		return e.FeedAt
+	}
+	return e.CountedAt
+}
+
+// AvailabilitySignal names one reason in the evidence that a product may not
+// be where the feed or the prior says, as the GraphQL enum spells it.
+type AvailabilitySignal string
+
+// Availability signals.
+const (
+	// SignalPhantomStock: the feed says there are units, but recent picks
+	// did not find the product.
+	SignalPhantomStock AvailabilitySignal = "PHANTOM_STOCK"
+	// SignalFeedSaysZero: the latest feed level is zero or below.
+	SignalFeedSaysZero AvailabilitySignal = "FEED_SAYS_ZERO"
+	// SignalFeedStale: the latest feed level is older than FeedStaleAfter.
+	SignalFeedStale AvailabilitySignal = "FEED_STALE"
+	// SignalNoFeed: no feed level was ever seen for the store-product.
+	SignalNoFeed AvailabilitySignal = "NO_FEED"
+	// SignalRecentNotFound: the latest pick did not find the product.
+	SignalRecentNotFound AvailabilitySignal = "RECENT_NOT_FOUND"
+)
+
+// FeedStaleAfter is the age after which a feed level is called stale: feeds
+// report at least daily.
+const FeedStaleAfter = 24 * time.Hour
+
+// EvidenceView is the evidence behind an answer, as a retailer sees it.
+type EvidenceView struct {
+	Found, NotFound float64 // decayed pick counts, valued at now
+	LastPickAt      time.Time
+	LastPickFound   bool
+	FeedQuantity    int64
+	FeedAt          time.Time
+	CountedAt       time.Time
+	Prior           float64 // the prior mean the posterior was shrunk to
+	Signals         []AvailabilitySignal
+}
+
+// Explain describes the evidence of productID (of category) as of now.
+func (m AvailabilityModel) Explain(e AvailabilityEvidence, priors AvailabilityPriors, productID, category string, now time.Time) EvidenceView {
+	v := EvidenceView{
+		LastPickAt:    e.At,
+		LastPickFound: e.LastFound,
+		FeedQuantity:  e.FeedQuantity,
+		FeedAt:        e.FeedAt,
+		CountedAt:     e.countedAt(),
+		Prior:         priors.Mean(productID, category),
+	}
+	if !e.At.IsZero() {
+		scale := decayFactor(m.PickDecayPerSecond(), now.Sub(e.At))
+		v.Found, v.NotFound = finiteCount(e.Found)*scale, finiteCount(e.NotFound)*scale
+	}
+	v.Signals = m.signals(e, now)
+	return v
+}
+
+// signals names what in e argues against the product being on the shelf.
+func (m AvailabilityModel) signals(e AvailabilityEvidence, now time.Time) []AvailabilitySignal {
+	var out []AvailabilitySignal
+	switch {
+	case e.FeedAt.IsZero():
+		out = append(out, SignalNoFeed)
+	case e.FeedQuantity <= 0:
+		out = append(out, SignalFeedSaysZero)
+	case m.phantomStock(e):
+		out = append(out, SignalPhantomStock)
+	}
+	if !e.FeedAt.IsZero() && now.Sub(e.countedAt()) > FeedStaleAfter {
+		out = append(out, SignalFeedStale)
+	}
+	if !e.At.IsZero() && !e.LastFound {
+		out = append(out, SignalRecentNotFound)
+	}
+	return out
+}
+
+// phantomStock reports whether a positive feed level is contradicted by the
+// picks since it was counted: the latest pick, made after the count, did not
+// find the product. The model then drops the feed's weight (feedFreshness).
+func (m AvailabilityModel) phantomStock(e AvailabilityEvidence) bool {
+	return e.FeedQuantity > 0 && !e.At.IsZero() && e.At.After(e.countedAt()) && !e.LastFound
 }

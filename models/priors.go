@@ -222,7 +222,6 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 	for i, lo := range feedLevelMins {
 		levels[i].Min = lo
 	}
-	feedDecay := decayPerSecond(m.FeedHalfLife)
 	for _, o := range obs {
 		y := boolFloat(o.Found)
 		p.Global = p.Global.plus(y, 1)
@@ -231,8 +230,7 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 		if _, ok := productCategory[o.ProductID]; !ok {
 			productCategory[o.ProductID] = o.Category
 		}
-		if !o.Evidence.FeedAt.IsZero() {
-			w := decayFactor(feedDecay, o.At.Sub(o.Evidence.FeedAt))
+		if w := m.feedFreshness(o.Evidence, o.At); w > 0 {
 			l := &levels[levelIndex(levels, o.Evidence.FeedQuantity)]
 			l.FoundRate = l.plus(y, w)
 		}

@@ -9,9 +9,18 @@ import (
 	"context"
 
 	"github.com/aisle/aisle/availability"
+	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/graph"
 	"github.com/aisle/aisle/live"
 )
+
+func (r *itemAvailabilityResolver) Evidence(ctx context.Context, obj *graph.ItemAvailability) (*graph.AvailabilityEvidence, error) {
+	view, err := r.AvailabilityService.Evidence(ctx, obj.StoreID, obj.ProductID)
+	if err != nil {
+		return nil, err
+	}
+	return newAvailabilityEvidence(view), nil
+}
 
 func (r *mutationResolver) ReportPick(ctx context.Context, input graph.ReportPickInput) (*graph.EventReceipt, error) {
 	receipt, err := r.AvailabilityService.ReportPick(ctx, availability.PickReport{
@@ -50,6 +59,14 @@ func (r *queryResolver) Availability(ctx context.Context, storeID string, produc
 	return out, nil
 }
 
+func (r *storeResolver) AtRisk(ctx context.Context, obj *catalog.Store, first *int, after *string) (*graph.AtRiskConnection, error) {
+	page, err := r.AvailabilityService.AtRisk(ctx, obj.ID, first, after)
+	if err != nil {
+		return nil, err
+	}
+	return &graph.AtRiskConnection{Edges: edges(page, newAtRiskEdge), PageInfo: pageInfo(page)}, nil
+}
+
 func (r *subscriptionResolver) AvailabilityChanged(ctx context.Context, storeID string, productIds []string) (<-chan *graph.ItemAvailability, error) {
 	if err := r.AvailabilityService.CheckSubscription(ctx, storeID, productIds); err != nil {
 		return nil, err
@@ -57,11 +74,16 @@ func (r *subscriptionResolver) AvailabilityChanged(ctx context.Context, storeID 
 	return live.Stream(ctx, r.AvailabilityHub, storeID, productIds, newItemAvailability), nil
 }
 
+func (r *Resolver) ItemAvailability() graph.ItemAvailabilityResolver {
+	return &itemAvailabilityResolver{r}
+}
+
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
 
 func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscriptionResolver{r} }
 
 type (
-	mutationResolver     struct{ *Resolver }
-	subscriptionResolver struct{ *Resolver }
+	itemAvailabilityResolver struct{ *Resolver }
+	mutationResolver         struct{ *Resolver }
+	subscriptionResolver     struct{ *Resolver }
 )

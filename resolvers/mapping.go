@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/graph"
+	"github.com/aisle/aisle/models"
 )
 
 func edges[T, E any](page catalog.Page[T], newEdge func(cursor string, node *T) E) []E {
@@ -50,6 +52,38 @@ func newItemAvailability(item availability.Item) *graph.ItemAvailability {
 		out.UpdatedAt = &t
 	}
 	return out
+}
+
+func newAtRiskEdge(cursor string, node *availability.Item) *graph.AtRiskEdge {
+	return &graph.AtRiskEdge{Cursor: cursor, Node: newItemAvailability(*node)}
+}
+
+func newAvailabilityEvidence(v models.EvidenceView) *graph.AvailabilityEvidence {
+	out := &graph.AvailabilityEvidence{
+		Found:    v.Found,
+		NotFound: v.NotFound,
+		Prior:    v.Prior,
+		Signals:  make([]graph.AvailabilitySignal, len(v.Signals)),
+	}
+	if !v.LastPickAt.IsZero() {
+		out.LastPickAt = utcTime(v.LastPickAt)
+		out.LastPickFound = &v.LastPickFound
+	}
+	if !v.FeedAt.IsZero() {
+		q := int(v.FeedQuantity)
+		out.FeedQuantity = &q
+		out.FeedAt = utcTime(v.FeedAt)
+		out.CountedAt = utcTime(v.CountedAt)
+	}
+	for i, s := range v.Signals {
+		out.Signals[i] = graph.AvailabilitySignal(s)
+	}
+	return out
+}
+
+func utcTime(t time.Time) *time.Time {
+	u := t.UTC()
+	return &u
 }
 
 var pickEventTypes = map[graph.PickOutcome]string{
