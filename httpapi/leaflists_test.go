@@ -296,7 +296,10 @@ func (q listQuery) Stores(context.Context, *int, *string) (*graph.StoreConnectio
 	return &graph.StoreConnection{Edges: q.data.stores, PageInfo: &graph.PageInfo{HasNextPage: len(q.data.stores) > 2, EndCursor: &end}}, nil
 }
 
-type listStore struct{ data *listData }
+type listStore struct {
+	graph.StoreResolver // nil: only the methods below are called
+	data                *listData
+}
 
 func (listStore) Retailer(_ context.Context, s *catalog.Store) (*catalog.Retailer, error) {
 	return &catalog.Retailer{ID: "r-" + s.ID, Name: "Retailer"}, nil
