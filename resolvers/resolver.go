@@ -17,6 +17,7 @@ import (
 	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/live"
 	"github.com/aisle/aisle/merchandising"
+	"github.com/aisle/aisle/pipeline"
 	"github.com/aisle/aisle/recommend"
 )
 
@@ -29,6 +30,7 @@ type Resolver struct {
 	RecommendHub         *live.Hub[struct{}] // which sessions changed
 	FraudService         *fraud.Service
 	MerchandisingService *merchandising.Service
+	Pipeline             *pipeline.Reader // pipelineStatus; set by server.go after NewResolver
 }
 
 // NewResolver checks that no dependency is missing.
