@@ -173,6 +173,7 @@ type Config struct {
 	RecommendRefresh time.Duration
 
 	Production          bool   // --env production: no GraphiQL, introspection or field suggestions
+	Dashboard           bool   // --dashboard: serve /dashboard in production too
 	RateLimit           int    // operations per second per API key (per IP for anonymous callers); 0 = off
 	RateBurst           int    // operations a caller may send at once
 	PersistedOperations string // allowlist file; empty = any operation
@@ -289,6 +290,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Func("env", "development or production: production turns off GraphiQL, introspection and field suggestions (AISLE_ENV)", func(s string) error {
 		return parseEnv(c, s)
 	})
+	fs.BoolVar(&c.Dashboard, "dashboard", os.Getenv("AISLE_DASHBOARD") == "true", "serve the live dashboard at /dashboard in production too; development always serves it (AISLE_DASHBOARD=true)")
 	fs.IntVar(&c.RateLimit, "rate-limit", 0,
 		"operations per second per API key, anonymous callers per client IP, shared by replicas through Redis; 0 = no limit (AISLE_RATE_LIMIT)")
 	fs.IntVar(&c.RateBurst, "rate-burst", 0,
@@ -515,6 +517,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Ready:      ready,
 			Log:        log,
 			Production: c.Production,
+			Dashboard:  c.Dashboard,
 			// Production's metrics are for operators only: they are off
 			// the public port, and served on --metrics-addr when set.
 			MetricsElsewhere: c.Production || c.MetricsAddr != "",
