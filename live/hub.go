@@ -15,6 +15,12 @@
 // the hub push them into the channel a GraphQL subscription reads, which
 // costs no goroutine per subscriber: with thousands of websocket
 // subscriptions, goroutine stacks are most of their memory.
+//
+// StreamTransitions is Stream across several topics for subscribers that
+// want a value only when it changes state (a product's status, not each
+// new probability): the hub remembers the newest value of every item of
+// the topics such streams watch, one copy shared by all of them, and
+// compares each change with it.
 package live
 
 import (
