@@ -34,11 +34,11 @@ import (
 	"github.com/aisle/aisle/live"
 	"github.com/aisle/aisle/merchandising"
 	"github.com/aisle/aisle/models"
-	"github.com/aisle/aisle/pipeline"
 	"github.com/aisle/aisle/ratelimit"
 	"github.com/aisle/aisle/recommend"
 	"github.com/aisle/aisle/resolvers"
 	"github.com/aisle/aisle/streaming"
+	"github.com/aisle/aisle/streamstatus"
 )
 
 func main() {
@@ -491,7 +491,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		resolver.Pipeline = pipeline.NewReader(brokers, c.ConsumerGroup)
+		resolver.Pipeline = streamstatus.NewReader(brokers, c.ConsumerGroup)
 		var limiter httpapi.RateLimiter // nil interface when off, not a nil *Limiter
 		if c.RateLimit > 0 {
 			rdb, err := features.NewClient(c.RedisURL, c.RedisCluster)

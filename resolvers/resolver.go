@@ -17,8 +17,8 @@ import (
 	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/live"
 	"github.com/aisle/aisle/merchandising"
-	"github.com/aisle/aisle/pipeline"
 	"github.com/aisle/aisle/recommend"
+	"github.com/aisle/aisle/streamstatus"
 )
 
 // Resolver holds the dependencies every resolver shares; server.go fills it.
@@ -30,7 +30,7 @@ type Resolver struct {
 	RecommendHub         *live.Hub[struct{}] // which sessions changed
 	FraudService         *fraud.Service
 	MerchandisingService *merchandising.Service
-	Pipeline             *pipeline.Reader // pipelineStatus; set by server.go after NewResolver
+	Pipeline             *streamstatus.Reader // pipelineStatus; set by server.go after NewResolver
 }
 
 // NewResolver checks that no dependency is missing.

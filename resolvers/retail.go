@@ -4,7 +4,7 @@ import (
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/graph"
-	"github.com/aisle/aisle/pipeline"
+	"github.com/aisle/aisle/streamstatus"
 )
 
 // inventoryLevels reads updateInventory's two forms: productId and
@@ -35,7 +35,7 @@ func newStatusAlert(prev, next availability.Item) *graph.StatusAlert {
 	return &graph.StatusAlert{PreviousStatus: graph.AvailabilityStatus(prev.Status), Availability: newItemAvailability(next)}
 }
 
-func newPipelineStatus(s pipeline.Status) *graph.PipelineStatus {
+func newPipelineStatus(s streamstatus.Status) *graph.PipelineStatus {
 	out := &graph.PipelineStatus{MeasuredAt: s.MeasuredAt.UTC(), ConsumerGroup: s.ConsumerGroup, Topics: make([]*graph.TopicStatus, len(s.Topics))}
 	for i, t := range s.Topics {
 		ts := &graph.TopicStatus{Topic: t.Topic, EventsPerSecond: t.EventsPerSecond, Lag: int(t.Lag)}

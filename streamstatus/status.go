@@ -1,8 +1,8 @@
-// Package pipeline reports the stream's event rates and freshness from
+// Package streamstatus reports the stream's event rates and freshness from
 // Kafka itself: the topics' offsets and timestamps and the stream workers'
 // committed offsets. An API process reads them whether or not it runs the
 // stream workers, so the figures are true in split api/stream deployments.
-package pipeline
+package streamstatus
 
 import (
 	"context"
