@@ -1,10 +1,18 @@
 # The README's two commands are `make run` and `make test`; .ci/run calls the latter.
-.PHONY: run test test-cluster web services generate check-generated vet bench bench-cluster
+.PHONY: run build test test-cluster web services generate check-generated vet bench bench-cluster
 
 GO ?= go
 
-run: web services
-	$(GO) run .
+# run builds bin/aisle and runs it rather than `go run .`: Ctrl-C then
+# reaches aisle alone, which drains and exits 0 (go run exits 1 after an
+# interrupt, and make reports it as an error).
+run: build web services
+	./bin/aisle serve
+
+# The binary, as the README's `aisle` commands name it: bin/aisle (go build
+# alone cannot write ./aisle, the aisle/ package's directory).
+build:
+	$(GO) build -o bin/aisle .
 
 test: web services check-generated vet
 	$(GO) test -count=1 ./...

@@ -24,7 +24,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("usage: aisle train fraud [--since DURATION] [--activate]")
 	}
 	fs, c := newCommand("train fraud", stderr)
-	since := fs.Duration("since", 30*24*time.Hour, "train on the orders, declines and labels of this long before now (720h = 30 days)")
+	since := durationFlag(fs, "since", 30*24*time.Hour, "train on the orders, declines and labels of this long before now")
 	activate := fs.Bool("activate", false, "make the new version the one serving scores with")
 	if err := parseCommand(fs, args[1:]); err != nil {
 		return err
@@ -61,7 +61,7 @@ func trainFraud(ctx context.Context, db *catalog.DB, brokers []string, now time.
 	}
 	v, err := fraud.Train(events)
 	if err != nil {
-		return fmt.Errorf("train fraud: %s", aisle.ErrorMessage(err))
+		return fmt.Errorf("train fraud: %s", operatorMessage(err))
 	}
 	version, err := db.SaveFraudModel(ctx, v)
 	if err != nil {
@@ -76,7 +76,7 @@ func trainFraud(ctx context.Context, db *catalog.DB, brokers []string, now time.
 	}
 	_, err = fmt.Fprintf(stdout, "fraud model version %d saved (%s): %.0f labelled orders, %.0f fraud, %s to %s; holdout AUC %.3f, average precision %.3f (%d events replayed; skipped %d invalid, %d older than %s)\n",
 		version, state, v.Metrics["rows"], v.Metrics["frauds"], v.WindowStart.Format(time.RFC3339), v.WindowEnd.Format(time.RFC3339),
-		v.Metrics["holdout_auc"], v.Metrics["holdout_average_precision"], len(events), invalid, older, since)
+		v.Metrics["holdout_auc"], v.Metrics["holdout_average_precision"], len(events), invalid, older, formatDuration(since))
 	return err
 }
 
@@ -111,7 +111,7 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer db.Close()
 	if sub == "activate" {
 		if err := db.ActivateFraudModel(ctx, version); err != nil {
-			return fmt.Errorf("activate: %s", aisle.ErrorMessage(err))
+			return fmt.Errorf("activate: %s", operatorMessage(err))
 		}
 		_, err := fmt.Fprintf(stdout, "fraud model version %d is active; serving switches to it within %s\n", version, fraud.DefaultModelPollInterval)
 		return err

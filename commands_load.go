@@ -20,7 +20,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "the server's base URL")
 	key := fs.String("key", "", "a service API key to use for everything; empty creates keys in --database-url")
 	fs.IntVar(&cfg.ConnectionsPerKey, "connections-per-key", 100, "websocket connections per created key (keep it within the server's --max-connections-per-key)")
-	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long the mixed workload runs")
+	durationVar(fs, &cfg.Duration, "duration", 30*time.Second, "how long the mixed workload runs")
 	fs.Int64Var(&cfg.Requests, "requests", 0, "stop the mixed workload after this many operations (0: --duration alone)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 32, "HTTP operations in flight")
 	fs.IntVar(&cfg.Subscriptions, "subscriptions", 5000, "websocket subscriptions open during the run")
@@ -73,8 +73,8 @@ func createLoadKeys(ctx context.Context, c *Config, n int, stderr io.Writer) ([]
 	name := "aisle load " + time.Now().UTC().Format(time.RFC3339)
 	keys := make([]string, n)
 	for i := range keys {
-		if keys[i], err = db.CreateKey(ctx, aisle.RoleService, "", "", fmt.Sprintf("%s #%d", name, i+1)); err != nil {
-			return nil, fmt.Errorf("create load key: %s", aisle.ErrorMessage(err))
+		if _, keys[i], err = db.CreateKey(ctx, aisle.RoleService, "", "", fmt.Sprintf("%s #%d", name, i+1)); err != nil {
+			return nil, fmt.Errorf("create load key: %s", operatorMessage(err))
 		}
 	}
 	return keys, nil

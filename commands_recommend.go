@@ -14,7 +14,7 @@ import (
 func runBatchCoPurchase(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, c := newCommand("batch copurchase", stderr)
 	cfg := models.DefaultCoPurchaseConfig()
-	since := fs.Duration("since", 90*24*time.Hour, "fit the orders placed in this long before now (2160h = 90 days)")
+	since := durationFlag(fs, "since", 90*24*time.Hour, "fit the orders placed in this long before now")
 	fs.IntVar(&cfg.K, "k", cfg.K, "co-purchase neighbours kept per product")
 	fs.IntVar(&cfg.MinSupport, "min-support", cfg.MinSupport, "orders a pair of products must share to count")
 	fs.IntVar(&cfg.Popular, "popular", cfg.Popular, "most popular products kept per store")

@@ -5,59 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
 	"text/tabwriter"
 	"time"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/features"
-	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/models"
-	"github.com/aisle/aisle/recommend"
+	"github.com/aisle/aisle/pipeline"
 	"github.com/aisle/aisle/streaming"
 )
-
-// featureAppliers are the appliers that write each event topic's features to
-// Redis: what `aisle replay` rebuilds.
-func featureAppliers(fs *features.Store) map[string]streaming.Applier {
-	return map[string]streaming.Applier{
-		aisle.TopicInventory: {Name: "availability", Apply: fs.ApplyAvailability},
-		aisle.TopicPicking:   {Name: "availability", Apply: fs.ApplyAvailability},
-		aisle.TopicSessions:  {Name: "sessions", Apply: fs.ApplySessions},
-		aisle.TopicOrders:    {Name: "velocity", Apply: fs.ApplyVelocity},
-		aisle.TopicLabels:    {Name: "label_risk", Apply: fs.ApplyLabels},
-	}
-}
-
-// streamAppliers are the stream workers' appliers: the features, then what
-// the topics keep in PostgreSQL (order history, the labels of assessments).
-func streamAppliers(fs *features.Store, db *catalog.DB, log *slog.Logger) map[string][]streaming.Applier {
-	appliers := make(map[string][]streaming.Applier)
-	for topic, a := range featureAppliers(fs) {
-		appliers[topic] = []streaming.Applier{a}
-	}
-	appliers[aisle.TopicOrders] = append(appliers[aisle.TopicOrders], streaming.Applier{Name: "order_history", Apply: recommend.OrderHistory(db)})
-	appliers[aisle.TopicLabels] = append(appliers[aisle.TopicLabels], streaming.Applier{Name: "assessment_labels", Apply: fraud.RecordLabels(db)})
-	appliers[aisle.TopicCatalog] = []streaming.Applier{catalogApplier(db)}
-	appliers[aisle.TopicPicking] = append(appliers[aisle.TopicPicking], streaming.Applier{Name: "accepted_replacements", Apply: recommend.AcceptedReplacements(db)})
-	appliers[aisle.TopicInventory] = append(appliers[aisle.TopicInventory], streaming.Applier{Name: "uncarried_check", Apply: availability.FlagUncarried(db, log)})
-	appliers[aisle.TopicPicking] = append(appliers[aisle.TopicPicking], streaming.Applier{Name: "uncarried_check", Apply: availability.FlagUncarried(db, log)})
-	return appliers
-}
 
 // runReplay is `aisle replay [--wipe] [--topics T,…] [--group G]`: it
 // rebuilds the Redis features of the key prefix from the event topics (Kafka
 // is the ground truth, docs/design.md "Processing guarantees").
 //
-// Replay writes Redis, and the catalog from aisle.catalog (last-writer-wins
-// by event time, so replaying it onto a fresh database rebuilds the same
-// rows, and onto a current one changes nothing). The other PostgreSQL
-// tables the workers fill (order history, assessment labels) are upserts
-// keyed by order, never wiped, and already hold every event the workers
-// consumed; re-running them would cost a write per order for nothing.
+// Replay re-runs the pipeline's replayed steps (pipeline.Replay): the Redis
+// features, and the catalog from aisle.catalog. The other PostgreSQL tables
+// the workers fill (order history, assessment labels) are never wiped and
+// already hold every event the workers consumed.
 //
 // Without --wipe, replay applies only what the features lack: records at or
 // below a partition's watermark, or whose event id is recorded, are skipped
@@ -73,7 +40,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fset, c := newCommand("replay", stderr)
 	wipe := fset.Bool("wipe", false, "first delete every key under --redis-prefix (refused while stream workers run)")
 	topics := aisle.EventTopics
-	fset.Func("topics", "comma-separated topics to replay (default: every event topic)", func(s string) error {
+	fset.Func("topics", "comma-separated `TOPICS` to replay (default: every event topic)", func(s string) error {
 		topics = splitList(s)
 		for _, t := range topics {
 			if !slices.Contains(aisle.EventTopics, t) {
@@ -85,8 +52,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return nil
 	})
-	fset.DurationVar(&c.FeatureTTL, "feature-ttl", features.DefaultTTL, "how long an untouched entity's features are kept: serve's --feature-ttl")
-	group := fset.String("group", env("AISLE_CONSUMER_GROUP", streaming.DefaultGroup), "consumer group of the stream workers, which must be stopped for --wipe (AISLE_CONSUMER_GROUP)")
+	durationVar(fset, &c.FeatureTTL, "feature-ttl", features.DefaultTTL, "how long an untouched entity's features are kept: serve's --feature-ttl")
+	group := fset.String("group", streaming.DefaultGroup, "consumer group of the stream workers, which must be stopped for --wipe")
 	batch := fset.Int("batch", 1000, "records of a partition applied per Redis round trip")
 	if err := parseCommand(fset, args); err != nil {
 		return err
@@ -126,13 +93,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		fmt.Fprintf(stdout, "wiped every key under %q\n", c.RedisPrefix)
 	}
-	appliers := featureAppliers(fs)
-	appliers[aisle.TopicCatalog] = catalogApplier(db)
-	for topic := range appliers {
-		if !slices.Contains(topics, topic) {
-			delete(appliers, topic)
-		}
-	}
+	appliers := pipeline.Replay(fs, db, log, topics)
 	stats, err := streaming.Replay(ctx, streaming.ReplayConfig{Brokers: c.KafkaBrokers, Appliers: appliers, Catalog: db, Log: log, Batch: *batch})
 	printReplayStats(stdout, topics, stats, time.Since(start))
 	if err != nil {

@@ -223,21 +223,44 @@ func TestGraphiQLIsServedOffline(t *testing.T) {
 func TestSIGTERMDrainsAndClosesSubscriptions(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
-	store, _ := ts.store(1)
+	store, products := ts.store(1)
 	ws, err := ts.dialWS(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ws.subscribe("1", `subscription($s: ID!) { availabilityChanged(storeId: $s) { productId } }`, map[string]any{"s": store.ID})
-	time.Sleep(100 * time.Millisecond)
+	// The subscription is live once it has pushed a change; new evidence
+	// is reported until it does, as it may be registered after the first.
+	shopper := ts.createKey(aisle.RoleShopper, "", "")
+	live := false
+	for range 10 {
+		ts.reportPick(shopper, store.ID, products[0], "NOT_FOUND")
+		if msg, err := ws.next(5 * time.Second); err == nil && msg.Type == "next" {
+			live = true
+			break
+		}
+	}
+	if !live {
+		t.Fatal("the subscription pushed no change of 10 picks")
+	}
 
 	if err := ts.stop(); err != nil {
 		t.Fatalf("Run after SIGTERM: %v", err)
 	}
-	// The subscription ends: a complete message or the connection closing.
-	msg, err := ws.next(5 * time.Second)
-	if err == nil && msg.Type != "complete" {
-		t.Fatalf("after shutdown got %+v, want complete or close", msg)
+	// The subscription ends with a close frame (maybe after its last
+	// messages and a complete), not with the connection cut or left open.
+	for {
+		msg, err := ws.next(30 * time.Second)
+		if err == nil {
+			if msg.Type != "next" && msg.Type != "complete" {
+				t.Fatalf("after shutdown got %+v, want next, complete or a close frame", msg)
+			}
+			continue
+		}
+		if status := websocket.CloseStatus(err); status == -1 {
+			t.Fatalf("after shutdown the websocket did not close with a close frame: %v", err)
+		}
+		break
 	}
 	if !strings.Contains(ts.logs.String(), "drained cleanly") {
 		t.Errorf("no clean drain in logs:\n%s", ts.logs.String())

@@ -513,13 +513,18 @@ func TestDepPostgresDown(t *testing.T) {
 			"no failed order_history and assessment_labels steps logged"
 	})
 
-	// Hold the outage a while: what is served from memory keeps working.
-	for time.Since(downAt) < 5*time.Second {
+	// Hold the outage past the catalog's retry window: what is served from
+	// memory keeps working once a read has tried PostgreSQL again, and
+	// failed again (each failed try is logged).
+	const failedTry = "catalog: PostgreSQL unreachable"
+	tries := strings.Count(ts.logs.String(), failedTry)
+	waitUntil(t, "a catalog read tries PostgreSQL again and is served from memory", func() (bool, string) {
 		if got := ts.stores(3, 5); fmt.Sprint(got) != fmt.Sprint(stores) {
 			t.Fatalf("stores %s into the outage = %v, want %v", time.Since(downAt), got, stores)
 		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		n := strings.Count(ts.logs.String(), failedTry)
+		return n > tries, fmt.Sprintf("%d failed tries logged since the first reads, want more", n-tries)
+	})
 
 	// A network partition: connections are never answered. The catalog is
 	// still served, once a connection attempt times out; writes still fail

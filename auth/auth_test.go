@@ -32,7 +32,7 @@ type testKey struct{ Key, ID string }
 func createKey(t *testing.T, db *catalog.DB, role aisle.Role, retailerID, userID string) testKey {
 	t.Helper()
 	ctx := context.Background()
-	key, err := db.CreateKey(ctx, role, retailerID, userID, "test "+string(role))
+	_, key, err := db.CreateKey(ctx, role, retailerID, userID, "test "+string(role))
 	if err != nil {
 		t.Fatal(err)
 	}

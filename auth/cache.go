@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/aisle/aisle/aisle"
@@ -41,13 +42,13 @@ type Cache struct {
 	// client; the price is that a key revoked just before the outage keeps
 	// working during it.
 	MaxStale   time.Duration
-	MaxEntries int              // bound on cached keys
+	MaxEntries int              // bound on cached valid keys, and apart on refusals: the least recently used go first
 	Now        func() time.Time // clock for expiry
 
-	mu       sync.Mutex
-	entries  map[string]cacheEntry // valid keys, by string(hash)
-	refusals map[string]cacheEntry // unknown or revoked keys, by string(hash)
-	inflight singleflight.Group    // lookups under way, by string(hash)
+	init     sync.Once
+	entries  *lru.Cache[string, cacheEntry] // valid keys, by string(hash)
+	refusals *lru.Cache[string, cacheEntry] // unknown or revoked keys, by string(hash)
+	inflight singleflight.Group             // lookups under way, by string(hash)
 }
 
 // cacheEntry is a valid key's principal, or a refused key's error.
@@ -74,23 +75,28 @@ func NewCache(keys KeyLookup, log *slog.Logger) (*Cache, error) {
 		MaxStale:   DefaultMaxStale,
 		MaxEntries: DefaultMaxEntries,
 		Now:        time.Now,
-		entries:    map[string]cacheEntry{},
-		refusals:   map[string]cacheEntry{},
 	}, nil
+}
+
+// lists makes the LRU lists on first use, once the settings are final.
+func (c *Cache) lists() {
+	c.init.Do(func() {
+		size := max(1, c.MaxEntries)
+		c.entries, _ = lru.New[string, cacheEntry](size) // errs only on a size below 1
+		c.refusals, _ = lru.New[string, cacheEntry](size)
+	})
 }
 
 // PrincipalByKeyHash returns a cached principal or asks the wrapped lookup,
 // caching valid answers.
 func (c *Cache) PrincipalByKeyHash(ctx context.Context, hash []byte) (*aisle.Principal, error) {
+	c.lists()
 	now := c.Now()
-	c.mu.Lock()
-	e, ok := c.entries[string(hash)]
-	refused, wasRefused := c.refusals[string(hash)]
-	c.mu.Unlock()
+	e, ok := c.entries.Get(string(hash))
 	if ok && now.Before(e.expires) {
 		return e.principal, nil
 	}
-	if wasRefused && now.Before(refused.expires) {
+	if refused, ok := c.refusals.Get(string(hash)); ok && now.Before(refused.expires) {
 		return nil, refused.refusal
 	}
 
@@ -103,23 +109,19 @@ func (c *Cache) PrincipalByKeyHash(ctx context.Context, hash []byte) (*aisle.Pri
 			// (which may wait for a connect timeout) per key per
 			// staleRetry, not one per request.
 			e.expires = now.Add(min(c.TTL, staleRetry, staleUntil.Sub(now)))
-			c.mu.Lock()
-			c.entries[string(hash)] = e
-			c.mu.Unlock()
+			c.entries.Add(string(hash), e)
 			return e.principal, nil
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err != nil {
-		delete(c.entries, string(hash)) // expired, and possibly revoked since
+		c.entries.Remove(string(hash)) // expired, and possibly revoked since
 		if aisle.ErrorCode(err) == aisle.EUNAUTHENTICATED {
-			c.remember(c.refusals, hash, cacheEntry{refusal: err, expires: now.Add(c.TTL)}, now)
+			c.refusals.Add(string(hash), cacheEntry{refusal: err, expires: now.Add(c.TTL)})
 		}
 		return nil, err
 	}
-	delete(c.refusals, string(hash))
-	c.remember(c.entries, hash, cacheEntry{principal: p, checked: now, expires: now.Add(c.TTL)}, now)
+	c.refusals.Remove(string(hash))
+	c.entries.Add(string(hash), cacheEntry{principal: p, checked: now, expires: now.Add(c.TTL)})
 	return p, nil
 }
 
@@ -138,28 +140,4 @@ func (c *Cache) lookupOnce(ctx context.Context, hash []byte) (*aisle.Principal, 
 	})
 	p, _ := v.(*aisle.Principal)
 	return p, err
-}
-
-// remember stores e in entries, evicting to stay within MaxEntries. Holds mu.
-func (c *Cache) remember(entries map[string]cacheEntry, hash []byte, e cacheEntry, now time.Time) {
-	if len(entries) >= c.MaxEntries {
-		evict(entries, c.MaxEntries, now)
-	}
-	entries[string(hash)] = e
-}
-
-// evict makes room in a full map: it drops expired entries, and if none
-// had expired, arbitrary ones (Go randomizes map iteration). Holds mu.
-func evict(entries map[string]cacheEntry, maxEntries int, now time.Time) {
-	for k, e := range entries {
-		if !now.Before(e.expires) {
-			delete(entries, k)
-		}
-	}
-	for k := range entries {
-		if len(entries) < maxEntries {
-			return
-		}
-		delete(entries, k)
-	}
 }

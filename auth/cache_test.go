@@ -119,8 +119,8 @@ func TestCache_RefusalsCachedApart(t *testing.T) {
 			t.Fatalf("made-up key: %v", err)
 		}
 	}
-	if len(c.refusals) > 3 {
-		t.Errorf("%d refusals cached, bound is 3", len(c.refusals))
+	if c.refusals.Len() > 3 {
+		t.Errorf("%d refusals cached, bound is 3", c.refusals.Len())
 	}
 	lookups := keys.lookups
 	if _, err := Authenticate(ctx, c, "Bearer "+valid); err != nil || keys.lookups != lookups {
@@ -136,7 +136,7 @@ func TestCache_RefusalsCachedApart(t *testing.T) {
 			t.Fatalf("unseen key with lookups failing: %v, want UNAVAILABLE", err)
 		}
 	}
-	if _, ok := c.refusals[string(HashKey(unseen))]; ok {
+	if _, ok := c.refusals.Peek(string(HashKey(unseen))); ok {
 		t.Error("a failed lookup was cached as a refusal")
 	}
 }
@@ -156,9 +156,76 @@ func TestCache_Bounded(t *testing.T) {
 		if _, err := Authenticate(context.Background(), c, "Bearer "+key); err != nil {
 			t.Fatal(err)
 		}
-		if len(c.entries) > 3 {
-			t.Fatalf("cache holds %d entries, bound is 3", len(c.entries))
+		if c.entries.Len() > 3 {
+			t.Fatalf("cache holds %d entries, bound is 3", c.entries.Len())
 		}
+	}
+}
+
+// A full cache evicts the least recently used key, never one in use.
+func TestCache_EvictsLeastRecentlyUsed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, keys, _ := newTestCache(t)
+	c.MaxEntries = 3
+	hot := keys.add("hot")
+	for range 20 {
+		if _, err := Authenticate(ctx, c, "Bearer "+hot); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Authenticate(ctx, c, "Bearer "+keys.add("cold")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lookups := keys.lookups
+	if _, err := Authenticate(ctx, c, "Bearer "+hot); err != nil || keys.lookups != lookups {
+		t.Errorf("the key used on every other request: %v, %d lookups; want it still cached", err, keys.lookups-lookups)
+	}
+}
+
+// blockingKeys is a KeyLookup whose lookups wait until released, to hold
+// concurrent misses together.
+type blockingKeys struct {
+	countingKeys
+	started chan struct{} // one value per lookup started
+	release chan struct{}
+}
+
+func (k *blockingKeys) PrincipalByKeyHash(ctx context.Context, hash []byte) (*aisle.Principal, error) {
+	k.started <- struct{}{}
+	<-k.release
+	return k.countingKeys.PrincipalByKeyHash(ctx, hash)
+}
+
+// Concurrent requests with one uncached key cost one lookup.
+func TestCache_CollapsesConcurrentMisses(t *testing.T) {
+	t.Parallel()
+	keys := &blockingKeys{countingKeys: countingKeys{valid: map[string]*aisle.Principal{}}, started: make(chan struct{}, 100), release: make(chan struct{})}
+	c, err := NewCache(keys, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := keys.add("k-1")
+	const callers = 50
+	var inLookup sync.WaitGroup
+	errs := make(chan error, callers)
+	for range callers {
+		inLookup.Go(func() {
+			_, err := Authenticate(context.Background(), c, "Bearer "+key)
+			errs <- err
+		})
+	}
+	<-keys.started // one lookup is under way; the others join it or are answered by its result
+	close(keys.release)
+	inLookup.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if keys.lookups != 1 {
+		t.Errorf("%d lookups for %d concurrent requests with one key, want 1", keys.lookups, callers)
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 // storeProductKey is the lastGood key of a store-product; IDs carry no
 // control characters (aisle.ValidateID), so NUL cannot be part of either.
 func storeProductKey(sp aisle.StoreProduct) string {
-	return "carried|" + sp.StoreID + "\x00" + sp.ProductID
+	return sp.StoreID + "\x00" + sp.ProductID
 }
 
 // Carried reports, for each store-product, whether the store carries the
@@ -28,18 +28,19 @@ func (db *DB) Carried(ctx context.Context, sps []aisle.StoreProduct) ([]bool, er
 	for i, sp := range sps {
 		keys[i] = storeProductKey(sp)
 	}
-	if old, ok := db.lastGood.recallFlags(true, keys); ok {
+	if old, ok := recallWhileDown(db.lastGood, db.lastGood.carried, keys); ok {
 		staleReads.Inc()
 		return old, nil
 	}
 	carried, err := db.carried(ctx, sps)
 	if err == nil {
-		db.lastGood.rememberFlags(keys, carried)
+		db.lastGood.reachable()
+		db.lastGood.carried.remember(keys, carried)
 		return carried, nil
 	}
 	if unreachable(ctx, err) {
 		db.lastGood.unreachable()
-		if old, ok := db.lastGood.recallFlags(false, keys); ok {
+		if old, ok := db.lastGood.carried.recall(keys); ok {
 			staleReads.Inc()
 			db.log.WarnContext(ctx, "catalog: PostgreSQL unreachable; serving remembered assortments", "store_products", len(sps), "err", err)
 			return old, nil

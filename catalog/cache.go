@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -273,15 +274,15 @@ func (db *DB) loadIDs(ctx context.Context, storeIDs, productIDs []string) error 
 	return nil
 }
 
-// maxLastGood bounds the answers lastGood keeps: about 100 rows each at
-// most, so some tens of MB when full, far more than the catalog API's
-// distinct pages in practice.
-const maxLastGood = 2000
-
-// maxLastGoodFlags bounds the yes/no answers lastGood keeps (whether a
-// store carries a product): apart from the pages, whose eviction they
-// would drive, and small, so 100,000 of them take some 15 MB.
-const maxLastGoodFlags = 100_000
+// Bounds of lastGood's memos, by the size of their answers: a page holds up
+// to 100 rows, so a full memo of pages takes some tens of MB; a store,
+// retailer or product is a few hundred bytes, a carried flag less; far more
+// than the catalog API's distinct reads in practice.
+const (
+	maxLastGoodPages   = 1000
+	maxLastGoodRows    = 20_000
+	maxLastGoodCarried = 100_000
+)
 
 var staleReads = promauto.NewCounter(prometheus.CounterOpts{
 	Name: "aisle_catalog_stale_reads_total",
@@ -299,80 +300,73 @@ const retryUnreachableAfter = 5 * time.Second
 // (stale-if-error). The catalog changes rarely and never loses stores or
 // products, so a remembered answer is at worst missing what was added
 // since. Only reads that already succeeded once in this process can be
-// served; others fail with the outage.
+// served; others fail with the outage. Each read has a memo of its own,
+// typed by its answer and bounded apart, so that a flood of one read (pages
+// of search results) cannot evict the answers of another; a full memo
+// drops its least recently used answer.
 type lastGood struct {
-	mu    sync.Mutex
-	pages memo[any]  // answers of whole reads (pages, stores, products)
-	flags memo[bool] // yes/no answers (whether a store carries a product), bounded apart
+	categories    *memo[[]Category]
+	stores        *memo[Page[Store]]
+	store         *memo[*Store]
+	storeProducts *memo[Page[Product]]
+	retailers     *memo[*Retailer]
+	products      *memo[*Product]
+	carried       *memo[bool] // whether a store carries a product
+
+	mu sync.Mutex
 	// skipUntil is set when PostgreSQL was found unreachable: until then,
 	// reads with a remembered answer do not try it.
 	skipUntil time.Time
 }
 
-// memo is one bounded set of remembered answers by key; lastGood's mutex
-// guards it.
+// memo is one read's remembered answers by key.
 type memo[V any] struct {
-	answers map[string]V
-	max     int
+	name    string // of the read, for logs
+	answers *lru.Cache[string, V]
+}
+
+func newMemo[V any](name string, size int) *memo[V] {
+	answers, _ := lru.New[string, V](size) // errs only on a size below 1
+	return &memo[V]{name: name, answers: answers}
 }
 
 func newLastGood() *lastGood {
 	return &lastGood{
-		pages: memo[any]{answers: map[string]any{}, max: maxLastGood},
-		flags: memo[bool]{answers: map[string]bool{}, max: maxLastGoodFlags},
+		categories:    newMemo[[]Category]("categories", 16),
+		stores:        newMemo[Page[Store]]("stores", maxLastGoodPages),
+		store:         newMemo[*Store]("store", maxLastGoodRows),
+		storeProducts: newMemo[Page[Product]]("store products", maxLastGoodPages),
+		retailers:     newMemo[*Retailer]("retailer", maxLastGoodRows),
+		products:      newMemo[*Product]("product", maxLastGoodRows),
+		carried:       newMemo[bool]("carried", maxLastGoodCarried),
 	}
 }
 
-// remember keeps v as the answer for key (see rememberIn).
-func (c *lastGood) remember(key string, v any) { rememberIn(c, &c.pages, []string{key}, []any{v}) }
-
-// recall returns the remembered answers of keys (see recallFrom).
-func (c *lastGood) recall(onlyWhileDown bool, keys ...string) ([]any, bool) {
-	return recallFrom(c, &c.pages, onlyWhileDown, keys)
-}
-
-// rememberFlags and recallFlags are remember and recall for yes/no answers.
-func (c *lastGood) rememberFlags(keys []string, values []bool) { rememberIn(c, &c.flags, keys, values) }
-
-func (c *lastGood) recallFlags(onlyWhileDown bool, keys []string) ([]bool, bool) {
-	return recallFrom(c, &c.flags, onlyWhileDown, keys)
-}
-
-// rememberIn keeps values[i] as the answer for keys[i] in m, first evicting
-// an arbitrary answer (Go randomises map iteration) when m is full. A read
-// succeeded, so PostgreSQL is reachable.
-func rememberIn[V any](c *lastGood, m *memo[V], keys []string, values []V) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.skipUntil = time.Time{}
+// remember keeps values[i] as the answer for keys[i].
+func (m *memo[V]) remember(keys []string, values []V) {
 	for i, key := range keys {
-		if _, ok := m.answers[key]; !ok && len(m.answers) >= m.max {
-			for victim := range m.answers {
-				delete(m.answers, victim)
-				break
-			}
-		}
-		m.answers[key] = values[i]
+		m.answers.Add(key, values[i])
 	}
 }
 
-// recallFrom returns the answers of keys remembered in m, all or none; with
-// onlyWhileDown, only while reads skip PostgreSQL.
-func recallFrom[V any](c *lastGood, m *memo[V], onlyWhileDown bool, keys []string) ([]V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if onlyWhileDown && !time.Now().Before(c.skipUntil) {
-		return nil, false
-	}
+// recall returns the answers of keys, all or none.
+func (m *memo[V]) recall(keys []string) ([]V, bool) {
 	answers := make([]V, len(keys))
 	for i, key := range keys {
-		v, ok := m.answers[key]
+		v, ok := m.answers.Get(key)
 		if !ok {
 			return nil, false
 		}
 		answers[i] = v
 	}
 	return answers, true
+}
+
+// reachable records that a read succeeded: PostgreSQL is reachable.
+func (c *lastGood) reachable() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.skipUntil = time.Time{}
 }
 
 // unreachable records that a read found PostgreSQL unreachable.
@@ -382,27 +376,45 @@ func (c *lastGood) unreachable() {
 	c.skipUntil = time.Now().Add(retryUnreachableAfter)
 }
 
-// orLastGood runs read and remembers its answer under key. When read fails
-// because PostgreSQL is unreachable (see unreachable) and an earlier
+// skipping reports whether reads with a remembered answer skip PostgreSQL
+// now.
+func (c *lastGood) skipping() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Before(c.skipUntil)
+}
+
+// recallWhileDown is m.recall while reads skip PostgreSQL.
+func recallWhileDown[V any](c *lastGood, m *memo[V], keys []string) ([]V, bool) {
+	if !c.skipping() {
+		return nil, false
+	}
+	return m.recall(keys)
+}
+
+// orLastGood runs read and remembers its answer in m under key. When read
+// fails because PostgreSQL is unreachable (see unreachable) and an earlier
 // answer is remembered, it returns that instead, and so it does without
 // trying for retryUnreachableAfter; the outage itself is visible in
 // /readyz and the logs.
-func orLastGood[T any](ctx context.Context, db *DB, key string, read func() (T, error)) (T, error) {
-	if old, ok := db.lastGood.recall(true, key); ok {
+func orLastGood[T any](ctx context.Context, db *DB, m *memo[T], key string, read func() (T, error)) (T, error) {
+	keys := []string{key}
+	if old, ok := recallWhileDown(db.lastGood, m, keys); ok {
 		staleReads.Inc()
-		return old[0].(T), nil
+		return old[0], nil
 	}
 	v, err := read()
 	if err == nil {
-		db.lastGood.remember(key, v)
+		db.lastGood.reachable()
+		m.remember(keys, []T{v})
 		return v, nil
 	}
 	if unreachable(ctx, err) {
 		db.lastGood.unreachable()
-		if old, ok := db.lastGood.recall(false, key); ok {
+		if old, ok := m.recall(keys); ok {
 			staleReads.Inc()
-			db.log.WarnContext(ctx, "catalog: PostgreSQL unreachable; serving a remembered answer", "read", key, "err", err)
-			return old[0].(T), nil
+			db.log.WarnContext(ctx, "catalog: PostgreSQL unreachable; serving a remembered answer", "read", m.name, "key", key, "err", err)
+			return old[0], nil
 		}
 	}
 	return v, err
@@ -411,27 +423,17 @@ func orLastGood[T any](ctx context.Context, db *DB, key string, read func() (T, 
 // byIDsOrLastGood is orLastGood for the dataloader reads, whose batches of
 // IDs vary: it remembers each value found by its ID, and serves a batch
 // from memory when every ID's value is remembered.
-func byIDsOrLastGood[T any](ctx context.Context, db *DB, what string, ids []string, load func() ([]*T, []error), id func(*T) string) ([]*T, []error) {
-	keys := make([]string, len(ids))
-	for i, key := range ids {
-		keys[i] = lastGoodKey(what, key)
-	}
-	remembered := func(old []any) []*T {
-		values := make([]*T, len(old))
-		for i, v := range old {
-			values[i] = v.(*T)
-		}
+func byIDsOrLastGood[T any](ctx context.Context, db *DB, m *memo[*T], ids []string, load func() ([]*T, []error), id func(*T) string) ([]*T, []error) {
+	if old, ok := recallWhileDown(db.lastGood, m, ids); ok {
 		staleReads.Inc()
-		return values
-	}
-	if old, ok := db.lastGood.recall(true, keys...); ok {
-		return remembered(old), nil
+		return old, nil
 	}
 	values, errs := load()
 	if values != nil { // the read worked; errs name unknown IDs only
+		db.lastGood.reachable()
 		for _, v := range values {
 			if v != nil {
-				db.lastGood.remember(lastGoodKey(what, id(v)), v)
+				m.remember([]string{id(v)}, []*T{v})
 			}
 		}
 		return values, errs
@@ -441,12 +443,13 @@ func byIDsOrLastGood[T any](ctx context.Context, db *DB, what string, ids []stri
 		return values, errs
 	}
 	db.lastGood.unreachable()
-	old, ok := db.lastGood.recall(false, keys...)
+	old, ok := m.recall(ids)
 	if !ok {
 		return values, errs
 	}
-	db.log.WarnContext(ctx, "catalog: PostgreSQL unreachable; serving remembered values", "read", what, "ids", len(ids), "err", errs[0])
-	return remembered(old), nil
+	staleReads.Inc()
+	db.log.WarnContext(ctx, "catalog: PostgreSQL unreachable; serving remembered values", "read", m.name, "ids", len(ids), "err", errs[0])
+	return old, nil
 }
 
 // unreachable reports whether err says PostgreSQL could not be reached:
@@ -456,12 +459,13 @@ func unreachable(ctx context.Context, err error) bool {
 	return aisle.IsUnavailable(err) || (errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
 }
 
-// lastGoodKey joins a read's name and arguments into a lastGood key.
-func lastGoodKey(read string, args ...any) string {
+// lastGoodKey joins a read's arguments into the key of its memo.
+func lastGoodKey(args ...any) string {
 	var b strings.Builder
-	b.WriteString(read)
-	for _, a := range args {
-		b.WriteByte('|')
+	for i, a := range args {
+		if i > 0 {
+			b.WriteByte('|')
+		}
 		switch a := a.(type) {
 		case *int:
 			if a != nil {

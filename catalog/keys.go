@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -14,27 +15,58 @@ import (
 // maxKeyNameLength bounds an API key's human-readable name.
 const maxKeyNameLength = 200
 
-// CreateKey creates an API key for role and returns it ("aisle_…"). The key
-// is shown only here: the database keeps its hash (auth.HashKey). Its ID,
-// for RevokeKey, is the KeyID of PrincipalByKeyHash(auth.HashKey(key)). A
+// CreateKey creates an API key for role and returns its ID (for RevokeKey)
+// and the key itself ("aisle_…"). The key is shown only here: the database
+// keeps its hash (auth.HashKey). A
 // customer key must be bound to a user and a retailer key to an existing
 // retailer; other roles take no binding. Errors: EINVALID for a bad role,
 // name or binding; ENOTFOUND for an unknown retailer.
-func (db *DB) CreateKey(ctx context.Context, role aisle.Role, retailerID, userID, name string) (key string, err error) {
+func (db *DB) CreateKey(ctx context.Context, role aisle.Role, retailerID, userID, name string) (id, key string, err error) {
 	if err := validateKey(role, retailerID, userID, name); err != nil {
-		return "", err
+		return "", "", err
 	}
 	key, hash := auth.NewKey()
-	_, err = db.pool.Exec(ctx, `INSERT INTO api_keys (name, role, user_id, retailer_id, key_hash, created_at)
-		VALUES ($1, $2, nullif($3, ''), nullif($4, ''), $5, $6)`,
-		name, string(role), userID, retailerID, hash, db.Now())
+	err = db.pool.QueryRow(ctx, `INSERT INTO api_keys (name, role, user_id, retailer_id, key_hash, created_at)
+		VALUES ($1, $2, nullif($3, ''), nullif($4, ''), $5, $6) RETURNING id`,
+		name, string(role), userID, retailerID, hash, db.Now()).Scan(&id)
 	if pgErrorCode(err) == pgForeignKeyViolation {
-		return "", aisle.Errorf(aisle.ENOTFOUND, "retailer %q not found", retailerID)
+		return "", "", aisle.Errorf(aisle.ENOTFOUND, "retailer %q not found", retailerID)
 	}
 	if err != nil {
-		return "", formatError(err, "API key")
+		return "", "", formatError(err, "API key")
 	}
-	return key, nil
+	return id, key, nil
+}
+
+// KeyInfo is what an operator may see of an API key: never the key or its
+// hash.
+type KeyInfo struct {
+	ID, Name   string
+	Role       aisle.Role
+	UserID     string // the user a customer or shopper key acts for, or ""
+	RetailerID string // the retailer a retailer key acts for, or ""
+	CreatedAt  time.Time
+	RevokedAt  *time.Time // nil while the key is live
+}
+
+// Keys returns every API key, live and revoked, oldest first.
+func (db *DB) Keys(ctx context.Context) ([]KeyInfo, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id, name, role, coalesce(user_id, ''), coalesce(retailer_id, ''), created_at, revoked_at
+		FROM api_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list API keys: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (KeyInfo, error) {
+		var k KeyInfo
+		var role string
+		err := row.Scan(&k.ID, &k.Name, &role, &k.UserID, &k.RetailerID, &k.CreatedAt, &k.RevokedAt)
+		k.Role = aisle.Role(role)
+		return k, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list API keys: %w", err)
+	}
+	return keys, nil
 }
 
 // validateKey checks a new key's role, name and binding; the table's CHECK

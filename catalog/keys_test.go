@@ -51,7 +51,7 @@ func TestKeys_CreateLookupRevoke(t *testing.T) {
 		{aisle.RoleService, "", ""},
 	} {
 		name := string(tt.role) + " key"
-		key, err := db.CreateKey(ctx, tt.role, tt.retailerID, tt.userID, name)
+		_, key, err := db.CreateKey(ctx, tt.role, tt.retailerID, tt.userID, name)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.role, err)
 		}
@@ -72,7 +72,7 @@ func TestKeys_CreateLookupRevoke(t *testing.T) {
 		}
 	}
 
-	key, err := db.CreateKey(ctx, aisle.RoleShopper, "", "", "to revoke")
+	_, key, err := db.CreateKey(ctx, aisle.RoleShopper, "", "", "to revoke")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestKeys_RoleBinding(t *testing.T) {
 		{"no name", aisle.RoleOps, "", "", "", aisle.EINVALID},
 		{"name too long", aisle.RoleOps, "", "", strings.Repeat("n", 201), aisle.EINVALID},
 	} {
-		_, err := db.CreateKey(context.Background(), tt.role, tt.retailerID, tt.userID, tt.name)
+		_, _, err := db.CreateKey(context.Background(), tt.role, tt.retailerID, tt.userID, tt.name)
 		if got := aisle.ErrorCode(err); got != tt.code || aisle.ErrorMessage(err) == "" {
 			t.Errorf("%s: got %v, want %s", tt.reason, err, tt.code)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -56,7 +57,7 @@ func Migrate(ctx context.Context, databaseURL string, log *slog.Logger) error {
 	}
 	for _, r := range results {
 		log.InfoContext(ctx, "applied migration", "database", cfg.Database,
-			"file", r.Source.Path, "duration", r.Duration)
+			"file", r.Source.Path, "duration", r.Duration.Round(time.Microsecond).String())
 	}
 	return nil
 }

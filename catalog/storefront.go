@@ -22,7 +22,7 @@ const MaxProductIDs = 100
 // Categories returns every category, ordered by name. While PostgreSQL is
 // unreachable the last answer is served again (see lastGood).
 func (db *DB) Categories(ctx context.Context) ([]Category, error) {
-	return orLastGood(ctx, db, lastGoodKey("categories"), func() ([]Category, error) {
+	return orLastGood(ctx, db, db.lastGood.categories, "", func() ([]Category, error) {
 		rows, err := db.pool.Query(ctx, `SELECT c.id, c.name, count(p.id)::int
 			FROM categories c LEFT JOIN products p ON p.category_id = c.id
 			GROUP BY c.id, c.name ORDER BY c.name, c.id`)

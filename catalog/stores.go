@@ -78,7 +78,7 @@ const (
 // served again from memory (see lastGood). Errors: EINVALID for first
 // outside 1..MaxPageSize or a bad cursor.
 func (db *DB) Stores(ctx context.Context, first *int, after *string) (Page[Store], error) {
-	return orLastGood(ctx, db, lastGoodKey("stores", first, after), func() (Page[Store], error) {
+	return orLastGood(ctx, db, db.lastGood.stores, lastGoodKey(first, after), func() (Page[Store], error) {
 		return db.stores(ctx, first, after)
 	})
 }
@@ -111,7 +111,7 @@ func (db *DB) stores(ctx context.Context, first *int, after *string) (Page[Store
 
 // Store returns one store. Errors: ENOTFOUND.
 func (db *DB) Store(ctx context.Context, id string) (*Store, error) {
-	return orLastGood(ctx, db, lastGoodKey("store", id), func() (*Store, error) { return db.store(ctx, id) })
+	return orLastGood(ctx, db, db.lastGood.store, id, func() (*Store, error) { return db.store(ctx, id) })
 }
 
 func (db *DB) store(ctx context.Context, id string) (*Store, error) {
@@ -136,7 +136,7 @@ func (db *DB) StoreProducts(ctx context.Context, storeID string, first *int, aft
 		// the pages a storefront needs (the memory is bounded).
 		return db.storeProducts(ctx, storeID, first, after, query, category)
 	}
-	return orLastGood(ctx, db, lastGoodKey("store products", storeID, first, after, query, category), func() (Page[Product], error) {
+	return orLastGood(ctx, db, db.lastGood.storeProducts, lastGoodKey(storeID, first, after, query, category), func() (Page[Product], error) {
 		return db.storeProducts(ctx, storeID, first, after, query, category)
 	})
 }
@@ -197,7 +197,7 @@ func (db *DB) storeProducts(ctx context.Context, storeID string, first *int, aft
 // with a nil retailer and an ENOTFOUND error where an ID is unknown. Its
 // signature is a vikstrous/dataloadgen fetch function.
 func (db *DB) RetailersByIDs(ctx context.Context, ids []string) ([]*Retailer, []error) {
-	return byIDsOrLastGood(ctx, db, "retailer", ids, func() ([]*Retailer, []error) { return db.retailersByIDs(ctx, ids) },
+	return byIDsOrLastGood(ctx, db, db.lastGood.retailers, ids, func() ([]*Retailer, []error) { return db.retailersByIDs(ctx, ids) },
 		func(r *Retailer) string { return r.ID })
 }
 
@@ -217,7 +217,7 @@ func (db *DB) retailersByIDs(ctx context.Context, ids []string) ([]*Retailer, []
 // with a nil product and an ENOTFOUND error where an ID is unknown. Its
 // signature is a vikstrous/dataloadgen fetch function.
 func (db *DB) ProductsByIDs(ctx context.Context, ids []string) ([]*Product, []error) {
-	return byIDsOrLastGood(ctx, db, "product", ids, func() ([]*Product, []error) { return db.productsByIDs(ctx, ids) },
+	return byIDsOrLastGood(ctx, db, db.lastGood.products, ids, func() ([]*Product, []error) { return db.productsByIDs(ctx, ids) },
 		func(p *Product) string { return p.ID })
 }
 

@@ -1,7 +1,11 @@
 package features
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,4 +39,36 @@ func NewClient(url string, cluster bool) (redis.UniversalClient, error) {
 		return nil, fmt.Errorf("parse Redis URL: %w", err)
 	}
 	return redis.NewClient(opts), nil
+}
+
+// LogRedisThrough makes go-redis, whose own logger prints plain lines to
+// stderr (pool and cluster errors, retries), log through log instead, so
+// that a process's log stays one JSON object a line. go-redis has one
+// logger per process: the last call wins.
+func LogRedisThrough(log *slog.Logger) {
+	redis.SetLogger(redisLogger{log})
+}
+
+// redisLogger is go-redis's internal.Logging over slog: its lines are
+// warnings, since go-redis logs what it retries or recovers from.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis: "+strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "go-redis")
+}
+
+// unreachableHint says what to do about an unreachable Redis at the
+// configured address: for one server on this machine, the command that
+// starts it on that port; otherwise, to check the URL.
+func unreachableHint(rdb redis.UniversalClient) string {
+	c, ok := rdb.(*redis.Client)
+	if !ok {
+		return "check --redis-url (REDIS_URL) and that the cluster's nodes are up"
+	}
+	host, port, err := net.SplitHostPort(c.Options().Addr)
+	if err != nil || (host != "localhost" && !net.ParseIP(host).IsLoopback()) {
+		return "check --redis-url (REDIS_URL) and that the server is up"
+	}
+	return "check --redis-url (REDIS_URL), or start it with: redis-server --daemonize yes --bind 127.0.0.1 -::1 --port " + port +
+		` --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log`
 }

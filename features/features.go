@@ -19,10 +19,6 @@ import (
 	"github.com/aisle/aisle/models"
 )
 
-// RedisStartCommand starts the local Redis the defaults point at; errors
-// about an unreachable Redis quote it.
-const RedisStartCommand = `redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log`
-
 // Defaults for Option.
 const (
 	DefaultTTL = 30 * 24 * time.Hour // entity hashes, refreshed on every write
@@ -112,7 +108,7 @@ func Open(ctx context.Context, redisURL, keyPrefix string, model models.Availabi
 	defer cancel()
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		s.rdb.Close()
-		return nil, fmt.Errorf("redis at %s is unreachable (start it with: %s): %w", Addrs(s.rdb), RedisStartCommand, err)
+		return nil, fmt.Errorf("redis at %s is unreachable (%s): %w", Addrs(s.rdb), unreachableHint(s.rdb), err)
 	}
 	if err := applyAvailabilityScript.Load(ctx, s.rdb).Err(); err != nil { // on every master of a cluster
 		s.rdb.Close()

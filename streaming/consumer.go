@@ -170,6 +170,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stream consumer: %w", err)
 	}
+	s.routing = newRoutingCheck(cl, c.cfg.Log)
 	c.cl.Store(cl)
 	defer c.cl.Store(nil)
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -232,6 +233,7 @@ type session struct {
 	owned   *progressSet
 	ctx     context.Context
 	workers map[topicPartition]*worker
+	routing *routingCheck // set once the client exists
 }
 
 func (s *session) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
@@ -261,6 +263,7 @@ func (s *session) start(cl *kgo.Client, tp topicPartition) *worker {
 		ctx:      s.ctx,
 		cl:       cl,
 		tp:       tp,
+		routing:  s.routing,
 		progress: newProgress(tp, s.cfg.StallThreshold),
 		latency:  processingSeconds.WithLabelValues(tp.topic),
 		batches:  make(chan batch, batchesPerWorker),
@@ -342,6 +345,7 @@ type worker struct {
 	ctx      context.Context
 	cl       *kgo.Client
 	tp       topicPartition
+	routing  *routingCheck
 	progress *progress
 	latency  prometheus.Observer // processingSeconds of tp's topic
 	batches  chan batch
@@ -372,6 +376,7 @@ func (w *worker) run() {
 // batch is then left unmarked for the partition's next owner.
 func (w *worker) process(b batch) bool {
 	start := time.Now()
+	w.routing.check(w.ctx, w.tp.topic, w.tp.partition, b.records)
 	d, err := decodeRecords(b.topicID, b.records, w.lookup)
 	if err != nil {
 		return false // revoked while the catalog kept failing

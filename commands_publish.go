@@ -1,5 +1,8 @@
 package main
 
+// The commands that publish events into Kafka: simulate, catalog import and
+// seed demo.
+
 import (
 	"bufio"
 	"context"
@@ -8,28 +11,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/features"
+	"github.com/aisle/aisle/simulate"
 	"github.com/aisle/aisle/streaming"
 )
-
-// catalogApplier applies aisle.catalog's events to the PostgreSQL catalog.
-func catalogApplier(db *catalog.DB) streaming.Applier {
-	return streaming.Applier{Name: "catalog", Apply: func(ctx context.Context, updates []features.Update) ([]bool, error) {
-		events := make([]*aisle.Decoded, len(updates))
-		for i, u := range updates {
-			events[i] = u.Event
-		}
-		return db.ApplyEvents(ctx, events)
-	}}
-}
 
 // runCatalog is `aisle catalog import [--batch N] FILE…`.
 func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -116,7 +111,7 @@ func (imp *importer) importFile(ctx context.Context, name string) error {
 	emit := func(line int, d *aisle.Decoded, err error) error {
 		if err != nil {
 			imp.lines++
-			imp.rejected = append(imp.rejected, fmt.Sprintf("%s:%d: %s", name, line, aisle.ErrorMessage(err)))
+			imp.rejected = append(imp.rejected, fmt.Sprintf("%s:%d: %s", name, line, operatorMessage(err)))
 			return nil
 		}
 		return imp.add(ctx, d)
@@ -349,7 +344,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errors.New("usage: aisle seed demo")
 	}
 	fset, c := newCommand("seed demo", stderr)
-	fset.Func("env", "development or production; production refuses (AISLE_ENV)", func(s string) error { return parseEnv(c, s) })
+	fset.Func("env", "`development|production`: production refuses", func(s string) error { return parseEnv(c, s) })
 	if err := parseCommand(fset, args[1:]); err != nil {
 		return err
 	}
@@ -375,4 +370,95 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	return imp.summary(stdout)
+}
+
+// runSimulate is `aisle simulate`: the live marketplace until interrupted
+// (or --duration), or with --fraud-history the checkout history alone, for
+// `aisle train fraud`, after which it exits.
+func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c := newCommand("simulate", stderr)
+	rate := fs.Float64("rate", 100, "events per second of each simulated world (shelves, shoppers)")
+	seed := fs.Int64("seed", 1, "random seed: the same seed publishes the same sequence")
+	duration := durationFlag(fs, "duration", 0, "stop after this long (0: until interrupted)")
+	perStore := fs.Int("products-per-store", demoProductsPerStore, "simulate this many products of each store's assortment (0: all)")
+	fraudHistory := fs.Int("fraud-history", 0, "publish only this many `DAYS` of simulated checkout history ending now, to train a fraud model on, and exit")
+	if err := parseCommand(fs, args); err != nil {
+		return err
+	}
+	if *fraudHistory < 0 {
+		return fmt.Errorf("--fraud-history must be 0 or more days, got %d", *fraudHistory)
+	}
+	if len(c.KafkaBrokers) == 0 {
+		c.KafkaBrokers = []string{c.EmbeddedKafka}
+	}
+	log := commandLogger(c, stderr)
+	db, err := catalog.Open(ctx, c.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	producer, err := streaming.NewProducer(c.KafkaBrokers, log)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	if *fraudHistory > 0 {
+		if err := publishFraudHistory(ctx, db, producer, *seed, *fraudHistory, log); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(stdout, "published %d days of simulated checkout history; train on it with: aisle train fraud --since %dd --activate\n", *fraudHistory, *fraudHistory)
+		return err
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	return runSimulator(ctx, db, producer, *rate, *seed, *perStore, log)
+}
+
+// demoProductsPerStore is how much of each store's assortment the simulator
+// animates by default: at tens of events per second every store then moves
+// within seconds.
+const demoProductsPerStore = 50
+
+// runSimulator publishes the simulated marketplace over the real catalog
+// until ctx is done.
+func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Producer, rate float64, seed int64, perStore int, log *slog.Logger) error {
+	cat, err := simulationCatalog(ctx, db)
+	if err != nil {
+		return err
+	}
+	log.Info("simulator publishing", "rate", rate, "seed", seed, "stores", len(cat.Stores), "products_per_store", perStore)
+	publish := func(ctx context.Context, ev aisle.Event) error {
+		_, err := producer.Publish(ctx, ev, "") // keyed by the event's entity
+		return err
+	}
+	// Beside the shelves: the shoppers' sessions and orders at the same
+	// rate over every store's whole assortment, and at a fifth of the rate
+	// the checkout's world (orders, declines and labels for fraud risk).
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return simulate.Run(ctx, simulate.RunConfig{Catalog: cat.Sample(perStore), Seed: seed, Rate: rate}, publish)
+	})
+	g.Go(func() error {
+		return simulate.RunShopping(ctx, simulate.RunConfig{Catalog: cat, Seed: seed, Rate: rate}, simulate.DefaultShoppingConfig(seed), publish)
+	})
+	g.Go(func() error {
+		return simulate.RunFraud(ctx, simulate.FraudRunConfig{Stores: cat.Sample(perStore).Stores, Seed: seed, Rate: rate / 5}, publish)
+	})
+	return g.Wait()
+}
+
+// simulationCatalog is the database's catalog as the simulator sees it.
+func simulationCatalog(ctx context.Context, db *catalog.DB) (simulate.Catalog, error) {
+	sc, err := db.SimulationCatalog(ctx)
+	if err != nil {
+		return simulate.Catalog{}, err
+	}
+	cat := simulate.Catalog{Categories: sc.Categories}
+	for _, s := range sc.Stores {
+		cat.Stores = append(cat.Stores, simulate.Store{ID: s.StoreID, Products: s.ProductIDs})
+	}
+	return cat, nil
 }

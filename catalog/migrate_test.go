@@ -1,0 +1,44 @@
+package catalog_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/catalog/catalogtest"
+)
+
+// Each applied migration's duration is logged readably ("1.234ms"), not
+// in nanoseconds.
+func TestMigrateLogsReadableDurations(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := catalog.Migrate(context.Background(), catalogtest.NewDatabaseURL(t), slog.New(slog.NewJSONHandler(&out, nil))); err != nil {
+		t.Fatal(err)
+	}
+	applied := 0
+	for _, line := range bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n")) {
+		var entry struct {
+			Msg      string `json:"msg"`
+			Duration any    `json:"duration"`
+		}
+		if err := json.Unmarshal(line, &entry); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if entry.Msg != "applied migration" {
+			continue
+		}
+		applied++
+		s, ok := entry.Duration.(string)
+		if _, err := time.ParseDuration(s); !ok || err != nil {
+			t.Errorf("duration %v (%T), want a readable duration such as 1.234ms", entry.Duration, entry.Duration)
+		}
+	}
+	if applied == 0 {
+		t.Fatalf("no applied migration logged:\n%s", out.String())
+	}
+}
