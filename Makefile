@@ -1,5 +1,5 @@
 # The README's two commands are `make run` and `make test`; .ci/run calls the latter.
-.PHONY: run build test test-cluster web services generate check-generated vet bench bench-cluster
+.PHONY: run build test test-cluster test-pgbouncer soak web services generate check-generated vet bench bench-cluster
 
 GO ?= go
 
@@ -17,6 +17,8 @@ build:
 test: web services check-generated vet
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory test-cluster
+	$(MAKE) --no-print-directory test-pgbouncer
+	$(MAKE) --no-print-directory soak SOAK_DURATION=20s
 
 # The packages whose tests touch Redis run a second time on a local Redis
 # Cluster of 3 masters + 3 replicas (started, or reused, by
@@ -31,6 +33,34 @@ CLUSTER_SKIP = ^TestDepRedisRestart$$
 test-cluster: services
 	url=$$(./scripts/redis-cluster.sh start $(CLUSTER_PORT)) && \
 	AISLE_REDIS_CLUSTER=true REDIS_URL="$$url" $(GO) test -count=1 -skip '$(CLUSTER_SKIP)' $(REDIS_PACKAGES)
+
+# The tests that touch PostgreSQL (the catalog with API keys, orders, the
+# fraud registry and the change feed; keys; the root package's end-to-end,
+# fraud and audit tests) run a second time through a local pgbouncer in
+# transaction pooling mode (started, or reused, by scripts/pgbouncer.sh on
+# PGBOUNCER_PORT; it keeps running for the next run: scripts/pgbouncer.sh
+# stop). Test databases are created, migrated and dropped on PostgreSQL
+# itself (catalogtest.DirectEnv), and the servers the tests start LISTEN
+# there too: what needs a session never goes through the pooler.
+# Not 6432: a pgbouncer service the package starts may listen there.
+PGBOUNCER_PORT ?= 6440
+PGBOUNCER_PACKAGES = ./catalog/... ./auth/
+PGBOUNCER_ROOT_TESTS = ^(TestEventToFeatureToQuery|TestFraud.*|TestGraphQLOverHTTPAudit|TestCatalogTopic|TestRecommendationsFollowTheSession)$$
+test-pgbouncer: services
+	url=$$(./scripts/pgbouncer.sh start $(PGBOUNCER_PORT)) && \
+	export DATABASE_URL="$$url" AISLE_TEST_DIRECT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable && \
+	$(GO) test -count=1 $(PGBOUNCER_PACKAGES) && \
+	$(GO) test -count=1 -run '$(PGBOUNCER_ROOT_TESTS)' .
+
+# The cluster soak (soak_test.go): 3 stream workers, 2 API replicas, a Redis
+# Cluster, 3 Kafka brokers and pgbouncer on this machine under a mixed load,
+# one of each killed and restarted; it prints its report (BENCHMARKS.md).
+# make test runs a 20 s one.
+SOAK_DURATION ?= 3m
+soak: services
+	url=$$(./scripts/pgbouncer.sh start $(PGBOUNCER_PORT)) && \
+	DATABASE_URL="$$url" AISLE_TEST_DIRECT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable \
+	AISLE_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -run '^TestSoak$$' -v -timeout 60m .
 
 # GraphiQL's npm packages, pinned by web/package-lock.json, served by the binary.
 web: web/node_modules/.package-lock.json

@@ -29,7 +29,7 @@ func runMigrate(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := parseCommand(fs, args); err != nil {
 		return err
 	}
-	return catalog.Migrate(ctx, c.DatabaseURL, commandLogger(c, stderr))
+	return catalog.Migrate(ctx, c.directDatabaseURL(), commandLogger(c, stderr))
 }
 
 const keysUsage = "usage: aisle keys create --role ROLE [--retailer ID] [--user ID] --name N\n       aisle keys list\n       aisle keys revoke KEY_ID | --name N"

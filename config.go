@@ -28,7 +28,7 @@ type Config struct {
 	DatabaseURL string
 	// DatabaseDirectURL reaches PostgreSQL itself when DatabaseURL is a
 	// pooler in transaction mode, for what needs a session of its own
-	// (LISTEN); empty means DatabaseURL.
+	// (creating and migrating the database, LISTEN); empty means DatabaseURL.
 	DatabaseDirectURL string
 	RedisURL          string
 	RedisCluster      bool // RedisURL names a Redis Cluster (go-redis's cluster URL form)
@@ -37,6 +37,7 @@ type Config struct {
 	EmbeddedKafka     string   // listen address of the embedded broker
 	DataDir           string   // embedded broker log directory
 	Partitions        int32
+	ReplicationFactor int16  // replicas per partition when creating topics; 0: the broker's default
 	Role              string // all, api or stream
 	Demo              bool
 	DemoRate          float64
@@ -76,7 +77,7 @@ type Config struct {
 // commonFlags registers the connection flags every command shares.
 func commonFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.DatabaseURL, "database-url", "postgres://postgres@localhost:5432/aisle?sslmode=disable", "PostgreSQL URL")
-	fs.StringVar(&c.DatabaseDirectURL, "database-direct-url", "", "PostgreSQL URL bypassing a transaction pooler, for LISTEN (default --database-url)")
+	fs.StringVar(&c.DatabaseDirectURL, "database-direct-url", "", "PostgreSQL URL bypassing a transaction pooler, for creating and migrating the database and LISTEN (default --database-url)")
 	fs.StringVar(&c.RedisURL, "redis-url", "redis://localhost:6379/0", "Redis URL")
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "the Redis URL names a Redis Cluster: redis://h1:7000?addr=h2:7001&addr=h3:7002")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "aisle:", "prefix of every Redis key")
@@ -93,6 +94,14 @@ func commonFlags(fs *flag.FlagSet, c *Config) {
 			return fmt.Errorf("partitions must be an integer in 1..1000, got %q", s)
 		}
 		c.Partitions = int32(n)
+		return nil
+	})
+	fs.Func("replication-factor", "`N` replicas per partition when creating topics, at most the brokers of the cluster; 3 on a real cluster (default the broker's default.replication.factor)", func(s string) error {
+		n, err := strconv.ParseInt(s, 10, 16)
+		if err != nil || n < 1 {
+			return fmt.Errorf("replication factor must be an integer of at least 1, got %q", s)
+		}
+		c.ReplicationFactor = int16(n)
 		return nil
 	})
 	fs.Func("log-level", "`LEVEL` of the log: debug, info, warn or error (default info)", func(s string) error {

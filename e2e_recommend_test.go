@@ -176,6 +176,108 @@ func TestRecommendationsFollowTheSession(t *testing.T) {
 	})
 }
 
+// Before any co-purchase fit, recommendations come from what the stream has
+// tallied live: a fresh session gets the store's most added products, and a
+// cart add brings what other sessions added with it, then more of its kind,
+// with scores that tell them apart and reasons that say what the session did.
+func TestRecommendationsLiveBeforeAnyFit(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	service := ts.createKey(aisle.RoleService, "", "")
+	alice := ts.createKey(aisle.RoleCustomer, "", "u-alice")
+	var data struct {
+		Stores struct {
+			Edges []struct {
+				Node struct {
+					ID       string `json:"id"`
+					Products struct {
+						Edges []struct {
+							Node struct{ ID, Name, Category string } `json:"node"`
+						} `json:"edges"`
+					} `json:"products"`
+				} `json:"node"`
+			} `json:"edges"`
+		} `json:"stores"`
+	}
+	ts.mustData("", `{ stores(first: 1) { edges { node { id products(first: 100) { edges { node { id name category } } } } } } }`, nil, &data)
+	store := data.Stores.Edges[0].Node
+	category := make(map[string]string)
+	var eggs, bacon, milk, charcoal string // eggs; two products of other categories; a third
+	for _, e := range store.Products.Edges {
+		p := e.Node
+		category[p.ID] = p.Category
+		switch {
+		case eggs == "":
+			eggs = p.ID
+		case p.Category == category[eggs]:
+		case bacon == "":
+			bacon = p.ID
+		case milk == "" && p.Category != category[bacon]:
+			milk = p.ID
+		case charcoal == "" && milk != "" && p.Category != category[bacon] && p.Category != category[milk]:
+			charcoal = p.ID
+		}
+	}
+	if charcoal == "" {
+		t.Fatalf("the store's first 100 products span fewer than 4 categories: %v", category)
+	}
+
+	// Others' carts: eggs with bacon four times, with milk once; charcoal
+	// alone three times.
+	add := func(session, product string) {
+		ts.sessionEvent(service, session, store.ID, "ADD_TO_CART", product, "u-"+session)
+	}
+	for i := range 4 {
+		add(fmt.Sprintf("ss-eb-%d", i), eggs)
+		add(fmt.Sprintf("ss-eb-%d", i), bacon)
+	}
+	add("ss-em", eggs)
+	add("ss-em", milk)
+	for i := range 3 {
+		add(fmt.Sprintf("ss-c-%d", i), charcoal)
+	}
+
+	// A fresh session: the most added products, eggs (5) before bacon (4).
+	eventually(t, 20*time.Second, func() string {
+		recs := ts.recommendations(alice, "ss-fresh", store.ID, 3)
+		if ids := recommendedIDs(recs); !slices.Equal(ids, []string{eggs, bacon, charcoal}) || recs[0].Reason != "popular at this store" {
+			return fmt.Sprintf("fresh session got %+v, want %s, %s, %s, popular at this store", recs, eggs, bacon, charcoal)
+		}
+		return ""
+	})
+
+	// Alice adds eggs: bacon, then milk, then more of eggs' category.
+	ts.sessionEvent(alice, "ss-alice", store.ID, "ADD_TO_CART", eggs, "")
+	eventually(t, 20*time.Second, func() string {
+		recs := ts.recommendations(alice, "ss-alice", store.ID, 10)
+		ids := recommendedIDs(recs)
+		if len(ids) < 10 || ids[0] != bacon || ids[1] != milk || slices.Contains(ids, eggs) {
+			return fmt.Sprintf("after eggs got %v, want %s, %s, then eggs' category", ids, bacon, milk)
+		}
+		if !(recs[0].Score > recs[1].Score && recs[1].Score > recs[2].Score) {
+			return fmt.Sprintf("scores do not tell bacon, milk and the rest apart: %+v", recs[:3])
+		}
+		var products struct {
+			Products []struct{ ID, Category string } `json:"products"`
+		}
+		ts.mustData("", `query($ids: [ID!]!) { products(ids: $ids) { id category } }`, map[string]any{"ids": ids[2:]}, &products)
+		for i, p := range products.Products {
+			if p.Category != category[eggs] {
+				return fmt.Sprintf("%s (%s) is neither added with eggs nor of eggs' category %s: %v", p.ID, p.Category, category[eggs], ids)
+			}
+			if r := recs[i+2]; !strings.HasPrefix(r.Reason, "similar to ") {
+				return fmt.Sprintf("%s's reason = %q, want similar to eggs", r.Product.ID, r.Reason)
+			}
+		}
+		for _, r := range recs {
+			if strings.Contains(r.Reason, "viewed") {
+				return fmt.Sprintf("%s's reason %q says viewed; eggs were added to the cart", r.Product.ID, r.Reason)
+			}
+		}
+		return ""
+	})
+}
+
 // Bad arguments get clear errors and no data (who may read and record
 // sessions is TestTenantIsolation's).
 func TestRecommendationsRejectBadArguments(t *testing.T) {
@@ -249,8 +351,9 @@ func TestRecommendationsUpdatedOnSessionChange(t *testing.T) {
 		}
 		return recommendedIDs(payload.Data.RecommendationsUpdated)
 	}
-	if first := next(); len(first) != 0 {
-		t.Fatalf("a cold session without order history got %v, want nothing yet", first)
+	// Without order history, a cold session gets what carts held most.
+	if first := next(); !slices.Equal(first, p) {
+		t.Fatalf("a cold session without order history got %v, want the live popular %v", first, p)
 	}
 	ts.sessionEvent(alice, "ss-alice", store.ID, "ADD_TO_CART", p[0], "")
 	got := next()

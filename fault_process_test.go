@@ -274,7 +274,12 @@ type faultRig struct {
 
 func newFaultRig(t *testing.T, bin string) *faultRig {
 	t.Helper()
-	broker := streamingtest.MustStartBroker(t, faultPartitions)
+	return newFaultRigOn(t, bin, streamingtest.MustStartBroker(t, faultPartitions).Addrs())
+}
+
+// newFaultRigOn is newFaultRig on the cluster at brokers.
+func newFaultRigOn(t *testing.T, bin string, brokers []string) *faultRig {
+	t.Helper()
 	dbURL := catalogtest.NewDatabaseURL(t)
 	ctx := context.Background()
 	// Created and seeded here, once, rather than by the first of several
@@ -294,9 +299,9 @@ func newFaultRig(t *testing.T, bin string) *faultRig {
 	return &faultRig{
 		t:       t,
 		bin:     bin,
-		brokers: broker.Addrs(),
+		brokers: brokers,
 		dbURL:   dbURL,
-		admin:   streamingtest.MustAdmin(t, broker.Addrs()),
+		admin:   streamingtest.MustAdmin(t, brokers),
 		events:  faultEvents(t, cat, time.Now()),
 		rate:    faultRate,
 	}

@@ -37,6 +37,31 @@ func TestLoadCommand(t *testing.T) {
 			checkLoadRun(t, ts, tc.perConnection, tc.connections, tc.keys)
 		})
 	}
+	t.Run("open loop", func(t *testing.T) { checkOpenLoopRun(t, ts) })
+}
+
+// checkOpenLoopRun sends the floor and the 100-product read open loop, with
+// no subscriptions: every operation sent is answered and counted once.
+func checkOpenLoopRun(t *testing.T, ts *testServer) {
+	var out bytes.Buffer
+	args := []string{"load", "--url", ts.url, "--database-url", ts.main.Config.DatabaseURL,
+		"--rate", "200", "--requests", "200", "--concurrency", "64", "--subscriptions", "0",
+		"--mix", "typename=1,availability100=1", "--json"}
+	if err := run(context.Background(), args, &out, io.Discard); err != nil {
+		t.Fatalf("aisle load --rate: %v", err)
+	}
+	var rep loadtest.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode report: %v\n%s", err, out.String())
+	}
+	if rep.OfferedRate != 200 || rep.Sent != 200 || rep.Due != 200 || rep.Total.N != 200 || rep.Total.ErrorCount() > 0 {
+		t.Errorf("offered %v req/s, %d sent of %d due, %d answered, errors %v; want 200, 200, 200, 200, none", rep.OfferedRate, rep.Sent, rep.Due, rep.Total.N, rep.Total.Errors)
+	}
+	for _, op := range []string{"typename", "availability100"} {
+		if o := rep.Operations[op]; o == nil || o.N == 0 || o.P50 <= 0 || o.P50 > o.P99 {
+			t.Errorf("%s: %+v", op, o)
+		}
+	}
 }
 
 // checkLoadRun runs 100 subscriptions, perConnection on each websocket,
@@ -55,7 +80,11 @@ func checkLoadRun(t *testing.T, ts *testServer, perConnection, connections, keys
 		t.Fatalf("decode report: %v\n%s", err, out.String())
 	}
 
-	for _, op := range loadtest.Operations {
+	mix, err := loadtest.ParseMix(loadtest.DefaultMix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for op := range mix {
 		o := rep.Operations[op]
 		switch {
 		case o == nil || o.N == 0:

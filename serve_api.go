@@ -39,6 +39,11 @@ func (m *Main) startAPI(ctx context.Context, deps *dependencies, w *workers, rea
 	if err != nil {
 		return nil, err
 	}
+	if c.Demo {
+		// Demo mode drives the API's own services (fraud assessments), so it
+		// runs where they do.
+		w.Go("demo", newDemo(c.DemoRate, deps.db, deps.producer, fraudService, reco, m.Log).run)
+	}
 	merch, err := merchandising.NewService(deps.db, deps.producer)
 	if err != nil {
 		return nil, err

@@ -28,7 +28,7 @@ type dependencies struct {
 // closes them.
 func (m *Main) openDependencies(ctx context.Context, res *resources) (*dependencies, error) {
 	c, log := &m.Config, m.Log
-	db, err := catalog.Open(ctx, c.DatabaseURL, log)
+	db, err := catalog.OpenPooled(ctx, c.DatabaseURL, c.directDatabaseURL(), log)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func (m *Main) openDependencies(ctx context.Context, res *resources) (*dependenc
 		brokers = broker.Addrs()
 		log.Info("embedded Kafka-protocol broker listening", "addr", strings.Join(brokers, ","), "data_dir", c.DataDir)
 	}
-	if err := streaming.EnsureTopics(ctx, brokers, c.Partitions); err != nil {
+	if err := streaming.EnsureTopics(ctx, brokers, c.Partitions, c.ReplicationFactor); err != nil {
 		return nil, err
 	}
 	m.KafkaBrokers = brokers

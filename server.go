@@ -21,6 +21,7 @@ import (
 )
 
 func main() {
+	setGCDefault()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -95,11 +96,6 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	if m.Config.Demo {
-		w.Go("simulator", func(ctx context.Context) error {
-			return runSimulator(ctx, deps.db, deps.producer, m.Config.DemoRate, 1, demoProductsPerStore, m.Log)
-		})
-	}
 	close(m.started)
 
 	select {

@@ -42,6 +42,7 @@ func startServer(t testing.TB, extraArgs ...string) *testServer {
 	args := append([]string{
 		"--http-addr", "127.0.0.1:0",
 		"--database-url", dbURL,
+		"--database-direct-url", catalogtest.DirectURL(t, dbURL),
 		"--redis-url", featurestest.URL(),
 		"--redis-prefix", prefix,
 		"--embedded-kafka-addr", "127.0.0.1:0",

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,23 +39,27 @@ type DB struct {
 // Open connects to the database at databaseURL, creating the database when it
 // does not exist yet, and applies pending migrations. Several processes may
 // call Open on the same URL at once: creation tolerates the race and goose
-// serializes migrations with an advisory lock.
+// serializes migrations with an advisory lock. databaseURL must reach
+// PostgreSQL itself; behind a pooler, use OpenPooled.
 func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*DB, error) {
+	return OpenPooled(ctx, databaseURL, databaseURL, log)
+}
+
+// OpenPooled is Open for a databaseURL that may be a connection pooler in
+// transaction mode (pgbouncer): what needs a session of its own, creating
+// the database and migrating it under goose's session advisory lock, goes
+// through directURL, which must reach PostgreSQL itself; every query goes
+// through databaseURL.
+func OpenPooled(ctx context.Context, databaseURL, directURL string, log *slog.Logger) (*DB, error) {
 	if log == nil {
 		return nil, errors.New("catalog: nil logger")
 	}
-	if err := Migrate(ctx, databaseURL, log); err != nil {
+	if err := Migrate(ctx, directURL, log); err != nil {
 		return nil, err
 	}
-	cfg, err := pgxpool.ParseConfig(databaseURL)
+	cfg, err := poolConfig(databaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("parse database URL: %w", err)
-	}
-	if cfg.ConnConfig.ConnectTimeout == 0 { // connect_timeout not in the URL
-		// Without a bound, a connection to an unreachable server (a network
-		// partition) waits for the request's deadline, and no read can fall
-		// back on remembered answers in time.
-		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -66,6 +71,43 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*DB, error
 	}
 	poolStats.Add(pool)
 	return &DB{pool: pool, log: log, ids: newIDCache(), lastGood: newLastGood(), Now: time.Now}, nil
+}
+
+// poolConfig parses databaseURL for the query pool (see setQueryMode).
+func poolConfig(databaseURL string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	setQueryMode(cfg.ConnConfig, databaseURL)
+	if cfg.ConnConfig.ConnectTimeout == 0 { // connect_timeout not in the URL
+		// Without a bound, a connection to an unreachable server (a network
+		// partition) waits for the request's deadline, and no read can fall
+		// back on remembered answers in time.
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	return cfg, nil
+}
+
+// setQueryMode chooses how cfg's connections send queries.
+//
+// Queries run in pgx's cache_describe mode unless the URL chooses another
+// (default_query_exec_mode=…), so that one configuration works both on
+// PostgreSQL itself and through a pooler in transaction mode. pgx's default,
+// cache_statement, prepares named statements on the server connection and
+// reuses them later, but a transaction pooler (pgbouncer before 1.21) hands
+// each transaction whichever server connection is free, where the statement
+// does not exist. cache_describe remembers only each statement's parameter
+// and result types, and then sends parse, bind and execute of the unnamed
+// statement in one round trip, which a pooler never splits: the types stay
+// exact (binary formats, arrays, JSON) at the cost of the server parsing
+// each statement again. describe_exec splits describe and execute over two
+// round trips and exec or simple_protocol guess parameter types from Go
+// values, so neither is chosen.
+func setQueryMode(cfg *pgx.ConnConfig, databaseURL string) {
+	if !strings.Contains(databaseURL, "default_query_exec_mode") {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	}
 }
 
 // Close closes every connection. It is safe to call more than once.

@@ -30,6 +30,9 @@ func Migrate(ctx context.Context, databaseURL string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("parse database URL: %w", err)
 	}
+	// Called with a pooler's URL (Open's callers that have only one), it
+	// finds nothing pending and takes no lock, if queries survive the pooler.
+	setQueryMode(cfg, databaseURL)
 	if err := ensureDatabase(ctx, cfg, log); err != nil {
 		return err
 	}

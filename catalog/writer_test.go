@@ -168,7 +168,8 @@ func TestFollowChanges(t *testing.T) {
 
 	listening := make(chan struct{}, 1)
 	done := make(chan error)
-	go func() { done <- server.FollowChanges(ctx, url, func() { listening <- struct{}{} }) }()
+	direct := catalogtest.DirectURL(t, url) // LISTEN needs a session: never through a pooler
+	go func() { done <- server.FollowChanges(ctx, direct, func() { listening <- struct{}{} }) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -13,13 +13,15 @@ import (
 //	{prefix}avail:{b}{store}:{product}  availability hash
 //	{prefix}sess:{b}{session}           session hash
 //	{prefix}item:{b}{product}           a product's recent sessions (sorted set)
+//	{prefix}pop:{b}{store}, popz:…      live popularity: bookkeeping hash, cart adds (sorted set)
+//	{prefix}co:{b}{product}, coz:…      live co-occurrence: bookkeeping hash, adds together (sorted set)
 //	{prefix}fv:{b}{kind}:{id}           fraud velocity of a user, card, device, IP, address or store
 //	{prefix}fo:{b}{order}               order record (the entities a label updates)
 //	{prefix}fl:{b}{order}               the order's label
 //
 // where {b} is the entity's bucket in braces, "{0}" to "{255}": the hash tag
 // that Redis Cluster places by, the same for every key one script touches
-// (fo and fl share the order's). The effectively-once bookkeeping lives in
+// (fo and fl share the order's, a tally's two keys their entity's). The effectively-once bookkeeping lives in
 // the entity's hash (see applied.lua); nothing is kept per event.
 //
 // Change notifications of a bucket go to a shard channel in the bucket's

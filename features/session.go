@@ -22,9 +22,13 @@ var applySessionSource string
 //go:embed item.lua
 var applyItemSource string
 
+//go:embed tally.lua
+var applyTallySource string
+
 var (
 	applySessionScript = newApplierScript(applySessionSource)
 	applyItemScript    = redis.NewScript(applyItemSource)
+	applyTallyScript   = newApplierScript(applyTallySource)
 )
 
 // Bounds of the session state (see session.lua).
@@ -38,6 +42,17 @@ const (
 	// SessionTTL is how long an untouched session, and an untouched
 	// product's session index, lives: a week of sessions are neighbours.
 	SessionTTL = 7 * 24 * time.Hour
+
+	// CoAdded is how many of the products a session added to its cart
+	// before an add the live co-occurrence counts the add with: the
+	// recent ones say what belongs together, and it bounds an add's
+	// writes to CoAdded+2 tallies.
+	CoAdded = 5
+	// CoOccurrenceKept is how many co-added products a product's live
+	// tally keeps (the most frequent).
+	CoOccurrenceKept = 200
+	// TallyTTL is how long an untouched live tally lives.
+	TallyTTL = 30 * 24 * time.Hour
 )
 
 // sessionActions maps session event types to the script's action names.
@@ -65,9 +80,14 @@ type SessionState struct {
 // ApplySessions applies session.* events in two pipelined round trips:
 // each event to its session, atomically with the session's bookkeeping like
 // ApplyAvailability, then the events about a product to the product's index
-// of sessions, which is idempotent. A session belongs to the user of its
-// first event: a later event of another user is skipped (applied false), so
-// no one can take over or pollute someone else's session by reusing its id.
+// of sessions, which is idempotent, and each cart add to the live tallies
+// that serve until a co-purchase fit exists: the store's popularity, and
+// the co-occurrence of the added product and the (at most CoAdded) products
+// the session added before it, both ways. Each tally is one entity with its
+// own bookkeeping, so an add counts once however often it is delivered. A
+// session belongs to the user of its first event: a later event of another
+// user is skipped (applied false), so no one can take over or pollute
+// someone else's session by reusing its id.
 func (s *Store) ApplySessions(ctx context.Context, updates []Update) (applied []bool, err error) {
 	if len(updates) == 0 {
 		return nil, nil
@@ -79,9 +99,13 @@ func (s *Store) ApplySessions(ctx context.Context, updates []Update) (applied []
 			return nil, errors.New("apply sessions: not a session event")
 		}
 		se := ev.Session
+		coAdded := 0
+		if ev.Type == aisle.TypeSessionAddToCart {
+			coAdded = CoAdded
+		}
 		args := append(markArgs("sessions", u),
 			sessionActions[ev.Type], se.UserID, se.ProductID, ev.Time.UnixMilli(),
-			SessionTTL.Milliseconds(), s.sessionChannel(bucketTag(se.SessionID)), se.SessionID, SessionItems)
+			SessionTTL.Milliseconds(), s.sessionChannel(bucketTag(se.SessionID)), se.SessionID, SessionItems, coAdded)
 		calls[i] = call{applySessionScript, []string{s.sessionKey(se.SessionID)}, args}
 	}
 	results, err := s.evalEach(ctx, calls)
@@ -91,18 +115,56 @@ func (s *Store) ApplySessions(ctx context.Context, updates []Update) (applied []
 	applied = make([]bool, len(updates))
 	var items []call
 	for i, r := range results {
-		applied[i] = r == int64(1)
-		// Applied now, or before (the index may not have been written if
-		// the worker died in between): the session's own product event.
-		if se := updates[i].Event.Session; se.ProductID != "" && (r == int64(1) || r == int64(0)) {
-			items = append(items, call{applyItemScript, []string{s.itemSessionsKey(se.ProductID)},
-				[]any{updates[i].Event.Time.UnixMilli(), se.SessionID, ItemSessions, SessionTTL.Milliseconds()}})
+		reply, ok := r.([]any)
+		if !ok || len(reply) == 0 {
+			return nil, fmt.Errorf("apply session events: unexpected reply %v", r)
+		}
+		result := reply[0]
+		applied[i] = result == int64(1)
+		// Applied now, or before (the index and tallies may not have been
+		// written if the worker died in between): the session's own product
+		// event.
+		u := updates[i]
+		se := u.Event.Session
+		if se.ProductID == "" || (result != int64(1) && result != int64(0)) {
+			continue
+		}
+		items = append(items, call{applyItemScript, []string{s.itemSessionsKey(se.ProductID)},
+			[]any{u.Event.Time.UnixMilli(), se.SessionID, ItemSessions, SessionTTL.Milliseconds()}})
+		if u.Event.Type == aisle.TypeSessionAddToCart {
+			before := make([]any, 0, len(reply)-1)
+			for _, p := range reply[1:] {
+				before = append(before, p)
+			}
+			items = append(items, s.tallyCalls(u, se, before)...)
 		}
 	}
 	if _, err := s.evalEach(ctx, items); err != nil {
 		return nil, fmt.Errorf("apply session events to their products: %w", err)
 	}
 	return applied, nil
+}
+
+// tallyCalls count the cart add u, of se.ProductID after the products
+// before, into the live tallies: the store's popularity, the product's
+// co-occurrence with each of before, and each one's with the product.
+func (s *Store) tallyCalls(u Update, se *aisle.SessionEvent, before []any) []call {
+	tally := func(kind, id string, keep int, self bool, members ...any) call {
+		own := "0"
+		if self {
+			own = "1"
+		}
+		args := append(markArgs(kind, u), keep, TallyTTL.Milliseconds(), own)
+		return call{applyTallyScript, []string{s.key(kind, id), s.key(kind+"z", id)}, append(args, members...)}
+	}
+	calls := []call{
+		tally("pop", se.StoreID, 0, false, se.ProductID),
+		tally("co", se.ProductID, CoOccurrenceKept, true, before...),
+	}
+	for _, p := range before {
+		calls = append(calls, tally("co", p.(string), CoOccurrenceKept, false, se.ProductID))
+	}
+	return calls
 }
 
 // Session reads a session's state; an unknown (or expired) session is the

@@ -11,29 +11,74 @@
 -- ARGV[10] change channel: a shard channel in KEYS[1]'s slot
 -- ARGV[11] session id
 -- ARGV[12] most item events kept per session
--- Returns 1 when applied, 2 when skipped because the session belongs to
--- another user (recorded as applied), 0 when skipped as already applied
--- and the session is the user's, 3 when skipped as already applied and it
--- is not.
+-- ARGV[13] for a cart add, how many of the products added before it to
+--          return (0 for other actions)
+-- Returns {result, product...}: result 1 when applied, 2 when skipped
+-- because the session belongs to another user (recorded as applied), 0
+-- when skipped as already applied and the session is the user's, 3 when
+-- skipped as already applied and it is not. For results 1 and 0 of a cart
+-- add, the products are the distinct ones the session added to its cart
+-- before this add (by event time, most recent first, at most ARGV[13]):
+-- what the live co-occurrence counts it with. A redelivery finds them as
+-- the first delivery did, from the add's place in the items.
 --
 -- The hash holds: user (the owner: the user of the first event, never
 -- changed), items (item events "action:product:ms"
--- separated by spaces, in event-time order, the newest ARGV[11]) and cart
+-- separated by spaces, in event-time order, the newest ARGV[12]) and cart
 -- (product ids separated by spaces). Ids never contain ":" or spaces.
 -- An applied event publishes the session id on the change channel.
+local function split(s)
+  local out = {}
+  for e in string.gmatch(s or '', '%S+') do
+    out[#out + 1] = e
+  end
+  return out
+end
+
+-- added_before returns the distinct products of the cart adds before
+-- position pos of items, most recent first, other than product.
+local function added_before(items, pos, product)
+  local out, seen = {}, {[product] = true}
+  local limit = tonumber(ARGV[13])
+  for i = pos - 1, 1, -1 do
+    if #out >= limit then
+      break
+    end
+    local _, _, action, p = string.find(items[i], '^(%a+):([^:]+):')
+    if action == 'add' and not seen[p] then
+      seen[p] = true
+      out[#out + 1] = p
+    end
+  end
+  return out
+end
+
+local entry = ARGV[5] .. ':' .. ARGV[7] .. ':' .. ARGV[8]
 local owner = redis.call('HGET', KEYS[1], 'user')
 local seen, ids = already_applied()
 if seen then
-  if owner == ARGV[6] then
-    return 0
+  if owner ~= ARGV[6] then
+    return {3}
   end
-  return 3
+  local reply = {0}
+  if ARGV[5] == 'add' then
+    local items = split(redis.call('HGET', KEYS[1], 'items'))
+    for i = #items, 1, -1 do
+      if items[i] == entry then
+        for _, p in ipairs(added_before(items, i, ARGV[7])) do
+          reply[#reply + 1] = p
+        end
+        break
+      end
+    end
+  end
+  return reply
 end
 
-local result = 1
+local reply = {1}
 local fields -- the session's, when the event is applied
 if owner and owner ~= ARGV[6] then
-  result = 2
+  reply = {2}
 else
   local action, product, t = ARGV[5], ARGV[7], tonumber(ARGV[8])
   local cur = redis.call('HMGET', KEYS[1], 'items', 'cart')
@@ -41,10 +86,7 @@ else
   if product ~= '' then
     -- Insert by event time, after entries at the same time, so a late event
     -- takes its place in the sequence; then keep the newest.
-    local items = {}
-    for e in string.gmatch(cur[1] or '', '%S+') do
-      items[#items + 1] = e
-    end
+    local items = split(cur[1])
     local pos = #items + 1
     while pos > 1 do
       local _, _, ms = string.find(items[pos - 1], ':(%d+)$')
@@ -53,7 +95,12 @@ else
       end
       pos = pos - 1
     end
-    table.insert(items, pos, action .. ':' .. product .. ':' .. ARGV[8])
+    table.insert(items, pos, entry)
+    if action == 'add' then
+      for _, p in ipairs(added_before(items, pos, product)) do
+        reply[#reply + 1] = p
+      end
+    end
     local keep = tonumber(ARGV[12])
     local from = math.max(1, #items - keep + 1)
     fields[#fields + 1] = 'items'
@@ -83,8 +130,8 @@ else
 end
 
 mark_applied(ids, fields)
-if result == 1 then
+if reply[1] == 1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[9])
   redis.call('SPUBLISH', ARGV[10], ARGV[11])
 end
-return result
+return reply

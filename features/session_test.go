@@ -198,3 +198,50 @@ func TestNeighbourSessionsStayCoherentWhileWatched(t *testing.T) {
 		t.Fatalf("after a change, items %v, want [eggs bacon]", got)
 	}
 }
+
+// Cart adds are tallied live, once each however often they arrive: the
+// store's popularity and the co-occurrence of products added together.
+func TestLiveTallies(t *testing.T) {
+	t.Parallel()
+	s := featurestest.MustOpen(t)
+	ctx := context.Background()
+	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+	add := func(id, session, product string, at int) features.Update {
+		u := sessionEvent(id, aisle.TypeSessionAddToCart, session, "u-"+session, product, sec(at))
+		u.Origin = features.Origin{Topic: aisle.TopicSessions, Partition: 0, Offset: int64(at)}
+		return u
+	}
+	first := []features.Update{
+		add("a1", "a", "eggs", 1), add("a2", "a", "bacon", 2), add("a3", "a", "milk", 3),
+		add("b1", "b", "eggs", 4), add("b2", "b", "bacon", 5),
+		add("c1", "c", "eggs", 6), add("c2", "c", "charcoal", 7),
+	}
+	applySessions(t, s, first...)
+	applySessions(t, s, first[3:]...) // a redelivery of the last records
+	applySessions(t, s, add("b2-again", "b", "bacon", 8))
+
+	popular, err := s.LivePopular(ctx, "s-1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// eggs 3 adds, bacon 3 (b's second add is an add again), charcoal 1, milk 1.
+	wantPopular := []models.ItemScore{
+		{ProductID: "bacon", Score: 3}, {ProductID: "eggs", Score: 3}, {ProductID: "charcoal", Score: 1}, {ProductID: "milk", Score: 1},
+	}
+	if !reflect.DeepEqual(popular, wantPopular) {
+		t.Errorf("popular = %v, want %v", popular, wantPopular)
+	}
+	co, err := s.LiveCoOccurrence(ctx, []string{"eggs", "unknown"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// eggs-bacon: a, b and b's second bacon (eggs added before it again):
+	// 3 / √(3·3); eggs-milk 1 / √(3·1); eggs-charcoal the same.
+	eggs := co["eggs"]
+	if len(eggs) != 3 || eggs[0].ProductID != "bacon" || eggs[0].Score != 1 || eggs[1].Score >= eggs[0].Score {
+		t.Errorf("eggs' co-occurrence = %v, want bacon first at 1, then charcoal and milk lower", eggs)
+	}
+	if len(co["unknown"]) != 0 {
+		t.Errorf("an untallied product's co-occurrence = %v, want none", co["unknown"])
+	}
+}

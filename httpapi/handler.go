@@ -103,7 +103,8 @@ func New(cfg Config) http.Handler {
 }
 
 func graphqlHandler(cfg Config) http.Handler {
-	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: cfg.Resolver}))
+	schema := graph.NewExecutableSchema(graph.Config{Resolvers: cfg.Resolver})
+	srv := handler.New(schema)
 	authenticate := auth.WebsocketInit(cfg.Keys)
 	// websocket.go configures gqlgen's transport and enforces the
 	// protocol's close codes, origins, caps and key revocation around it.
@@ -132,6 +133,7 @@ func graphqlHandler(cfg Config) http.Handler {
 	srv.Use(newOperationMetrics())
 	srv.Use(operationLimits{maxDepth: maxDepth, maxAliases: maxAliases, maxComplexity: maxComplexity, production: cfg.Production, cache: cache})
 	srv.Use(clearAnswers{production: cfg.Production})
+	srv.Use(newObjectLists(schema.Schema())) // the innermost field middleware: it writes what resolvers returned
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		cfg.Log.ErrorContext(ctx, "graphql: panic in resolver", "panic", p, "stack", string(debug.Stack()))

@@ -16,7 +16,11 @@ func (r *Report) Write(out io.Writer) error {
 	kb := func(b float64) string { return fmt.Sprintf("%.1f", b/1024) }
 	mb := func(b float64) string { return fmt.Sprintf("%.1f", b/(1<<20)) }
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "mixed workload against %s: %d in flight for %.1f s\n", r.URL, r.Concurrency, r.Elapsed.Seconds())
+	if r.OfferedRate > 0 {
+		fmt.Fprintf(tw, "mixed workload against %s: open loop, %.0f req/s offered (latency from when each was due), at most %d in flight, for %.1f s: %d sent of %d due\n", r.URL, r.OfferedRate, r.Concurrency, r.Elapsed.Seconds(), r.Sent, r.Due)
+	} else {
+		fmt.Fprintf(tw, "mixed workload against %s: %d in flight for %.1f s\n", r.URL, r.Concurrency, r.Elapsed.Seconds())
+	}
 	fmt.Fprintln(tw, "operation\tok\treq/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\terrors\t")
 	line := func(name string, o OpReport) {
 		var errs []string
@@ -72,4 +76,98 @@ func (r *Report) Write(out io.Writer) error {
 		fmt.Fprintln(tw, "note:", n)
 	}
 	return tw.Flush()
+}
+
+// Report is what a run measured.
+type Report struct {
+	URL         string  `json:"url"`
+	Concurrency int     `json:"concurrency"`
+	OfferedRate float64 `json:"offered_per_second,omitempty"` // open loop: operations due per second
+	// Open loop: operations sent, and due by the end of the run; more due
+	// than sent means the server's backlog held the sender back (--concurrency
+	// in flight) and the unsent ones are in no latency.
+	Sent       int64                `json:"sent,omitempty"`
+	Due        int64                `json:"due,omitempty"`
+	Elapsed    time.Duration        `json:"elapsed_ns"` // of the mixed workload
+	Operations map[string]*OpReport `json:"operations"`
+	Total      OpReport             `json:"total"`
+	Subs       SubscriptionReport   `json:"subscriptions"`
+	Memory     MemoryReport         `json:"memory"`
+	Fanout     FanoutReport         `json:"fanout"`
+	Notes      []string             `json:"notes,omitempty"`
+
+	errExamples map[string]string          // code → one message, for the log
+	latencies   map[string][]time.Duration // by operation
+}
+
+// OpReport is one operation's figures over the mixed workload.
+type OpReport struct {
+	Latencies
+	PerSecond float64        `json:"per_second"`
+	Errors    map[string]int `json:"errors,omitempty"` // by extensions.code
+}
+
+// ErrorCount sums the errors by code.
+func (o OpReport) ErrorCount() int {
+	n := 0
+	for _, c := range o.Errors {
+		n += c
+	}
+	return n
+}
+
+// SubscriptionReport counts the websocket side.
+type SubscriptionReport struct {
+	Requested     int            `json:"requested"`
+	PerConnection int            `json:"per_connection"` // subscriptions multiplexed on one socket
+	Connected     int            `json:"connected"`      // sockets acknowledged
+	Established   int            `json:"established"`    // subscriptions sent on them
+	Keys          int            `json:"keys"`
+	ConnectTime   time.Duration  `json:"connect_ns"` // to establish all of them
+	Failures      map[string]int `json:"failures,omitempty"`
+	ByKind        map[string]int `json:"by_kind"`
+	Messages      map[string]int `json:"messages"`            // next messages by kind
+	Errors        map[string]int `json:"errors,omitempty"`    // error messages by kind
+	Completed     map[string]int `json:"completed,omitempty"` // subscriptions the server completed, by kind
+	Dropped       int            `json:"dropped"`             // connections the server ended before the run did
+}
+
+// MemoryReport is the server's memory at five points of the run, each
+// scraped right after the server completed two GCs (see settle), and its
+// growth per connection and per subscription.
+type MemoryReport struct {
+	Before     Memory `json:"before"`     // warmed up, no sockets
+	Connected  Memory `json:"connected"`  // every socket acknowledged, none subscribed: the baseline of a bare connection
+	Subscribed Memory `json:"subscribed"` // one subscription on every socket
+	With       Memory `json:"with"`       // still subscribed, after the workload and the fan-out
+	After      Memory `json:"after"`      // sockets closed
+	// LivePerSubscription is the growth of the live heap plus stacks
+	// (Memory.Live) from Before to Subscribed per subscription, its share
+	// of the connection it runs on included; LivePerConnection what a bare
+	// connection costs (Before to Connected, per connection);
+	// LiveAddedPerSubscription what a subscription adds to its connection
+	// (Connected to Subscribed); ReleasedPerSubscription
+	// what closing gave back (With to After). InUsePerSubscription and
+	// RSSPerSubscription are the growth from Before to Subscribed of heap in
+	// use plus stacks (garbage included) and of the resident set.
+	LivePerSubscription       float64 `json:"live_bytes_per_subscription"`
+	LivePerConnection         float64 `json:"live_bytes_per_connection"`
+	LiveAddedPerSubscription  float64 `json:"live_bytes_added_per_subscription"`
+	ReleasedPerSubscription   float64 `json:"released_bytes_per_subscription"`
+	InUsePerSubscription      float64 `json:"inuse_bytes_per_subscription"`
+	RSSPerSubscription        float64 `json:"rss_bytes_per_subscription"`
+	GoroutinesPerConnection   float64 `json:"goroutines_per_connection"`
+	GoroutinesPerSubscription float64 `json:"goroutines_per_subscription"`
+	// GoroutinesAddedPerSubscription excludes the connection's.
+	GoroutinesAddedPerSubscription float64 `json:"goroutines_added_per_subscription"`
+}
+
+// FanoutReport times one published change to every subscriber of it.
+type FanoutReport struct {
+	Rounds      int       `json:"rounds"`
+	Subscribers int       `json:"subscribers"` // availabilityChanged subscribers
+	Expected    int       `json:"expected"`    // deliveries the measured rounds should make
+	Latency     Latencies `json:"latency"`     // reportPick sent → message read, per delivery
+	Missed      int       `json:"missed"`
+	WarmupMiss  int       `json:"warmup_missed"`
 }

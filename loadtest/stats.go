@@ -72,3 +72,57 @@ func ClosedLoop(ctx context.Context, concurrency int, count int64, stopOnError b
 	wg.Wait()
 	return slices.Concat(perWorker...), firstErr
 }
+
+// OpenLoop starts op at a fixed rate (per second) until count operations
+// have been started (count > 0) or ctx is done, and waits for the started
+// ones, which run on ctx's values but are not cancelled with it (cutting
+// off the slowest would hide them). op gets the time its operation was
+// due: measured from then, not from when it started, a server that falls
+// behind cannot hide its backlog by slowing the sender (coordinated
+// omission). At most maxInFlight run at once; when that many are running,
+// the next waits, and the wait counts in its latency. It returns how many
+// operations started and how many were due by the time sending stopped:
+// more due than started means the server fell so far behind that the
+// sender could not send them all (those are not in any latency).
+func OpenLoop(ctx context.Context, rate float64, count int64, maxInFlight int, op func(ctx context.Context, seq int64, due time.Time)) (started, due int64) {
+	interval := time.Duration(float64(time.Second) / rate)
+	opCtx := context.WithoutCancel(ctx)
+	slots := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for ; count <= 0 || started < count; started++ {
+		due := start.Add(time.Duration(started) * interval)
+		if wait := time.Until(due); wait > 0 {
+			timer := time.NewTimer(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				timer.Stop()
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		seq := started
+		wg.Go(func() {
+			defer func() { <-slots }()
+			op(opCtx, seq, due)
+		})
+	}
+	due = started
+	if ctx.Err() != nil {
+		due = max(started, int64(time.Since(start)/interval)) // those whose time came before the end
+		if count > 0 {
+			due = min(due, count)
+		}
+	}
+	wg.Wait()
+	return started, due
+}

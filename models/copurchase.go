@@ -92,7 +92,7 @@ func FitCoPurchase(baskets []Basket, cfg CoPurchaseConfig) CoPurchase {
 		neighbours[names[j]] = append(neighbours[names[j]], ItemScore{names[i], jaccard})
 	}
 	for p, nbs := range neighbours {
-		sortScores(nbs)
+		SortItemScores(nbs)
 		neighbours[p] = slices.Clip(nbs[:min(len(nbs), cfg.K)])
 	}
 
@@ -125,12 +125,12 @@ func shares(counts map[string]int, orders, n int) []ItemScore {
 	for p, c := range counts {
 		out = append(out, ItemScore{p, float64(c) / float64(orders)})
 	}
-	sortScores(out)
+	SortItemScores(out)
 	return slices.Clip(out[:min(len(out), n)])
 }
 
-// sortScores orders best first, ties by product id, so fits are reproducible.
-func sortScores(s []ItemScore) {
+// SortItemScores orders best first, ties by product id, so fits are reproducible.
+func SortItemScores(s []ItemScore) {
 	slices.SortFunc(s, func(a, b ItemScore) int {
 		if c := cmp.Compare(b.Score, a.Score); c != 0 {
 			return c

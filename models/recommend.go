@@ -8,8 +8,8 @@ import (
 
 // RecommendModel recommends what a customer will want next from the live
 // session: session nearest neighbours (V-SKNN) over recent sessions, blended
-// with co-purchase neighbours from order history, with store popularity as
-// the fallback for cold sessions. Availability at the store then drops items
+// with co-purchase neighbours from order history and the session items'
+// categories, with store popularity as the fallback for cold sessions. Availability at the store then drops items
 // that are likely gone and demotes uncertain ones.
 type RecommendModel struct {
 	// QueryItems is how many of the session's most recent distinct items
@@ -21,9 +21,10 @@ type RecommendModel struct {
 	SessionsPerItem, SampleSessions int
 	// Neighbours is how many of the most similar sessions vote (k).
 	Neighbours int
-	// Blend weights of the three signals, each first scaled to [0, 1].
+	// Blend weights of the signals, each first scaled to [0, 1].
 	SessionWeight    float64
 	CoPurchaseWeight float64
+	CategoryWeight   float64
 	PopularityWeight float64
 	// CartWeight and ViewWeight weigh a session item by what the customer
 	// did with it: a cart add says more than a look.
@@ -46,6 +47,7 @@ func DefaultRecommendModel() RecommendModel {
 		Neighbours:       100,
 		SessionWeight:    1,
 		CoPurchaseWeight: 0.6,
+		CategoryWeight:   0.2,
 		PopularityWeight: 0.05,
 		CartWeight:       1,
 		ViewWeight:       0.6,
@@ -98,6 +100,7 @@ type ReasonKind uint8
 const (
 	ReasonSession    ReasonKind = iota + 1 // sessions like this one touched it (Anchor: the shared item)
 	ReasonCoPurchase                       // often bought with Anchor
+	ReasonCategory                         // in the same category as Anchor
 	ReasonPopular                          // popular at this store
 )
 
@@ -165,8 +168,11 @@ type RecommendInput struct {
 	Session    Session
 	Neighbours []NeighbourSession       // recent sessions sharing an item with the query; never the session itself
 	CoPurchase func(string) []ItemScore // a product's co-purchase neighbours
-	Popular    []ItemScore              // popular products at the store, best first
-	Allowed    func(string) bool        // whether the store carries a product
+	// SameCategory returns the other products of a product's category;
+	// nil leaves the category signal out.
+	SameCategory func(string) []string
+	Popular      []ItemScore       // popular products at the store, best first
+	Allowed      func(string) bool // whether the store carries a product
 }
 
 // Candidates scores products for the session and returns the best n, best
@@ -177,6 +183,7 @@ func (m RecommendModel) Candidates(in RecommendInput, n int) []Recommendation {
 	const (
 		session = iota
 		copurchase
+		category
 		popular
 		signals
 	)
@@ -252,14 +259,23 @@ func (m RecommendModel) Candidates(in RecommendInput, n int) []Recommendation {
 			}
 		}
 	}
+	// A product of a query item's category gets the item's weight: among
+	// them, popularity and the other signals decide.
+	if in.SameCategory != nil {
+		for _, q := range query {
+			for _, p := range in.SameCategory(q.ProductID) {
+				add(category, p, q.ProductID, q.Score)
+			}
+		}
+	}
 	for _, p := range in.Popular {
 		add(popular, p.ProductID, "", p.Score)
 	}
 
 	// Scale each signal to [0, 1] by its best item so the weights compare
 	// like with like, then blend; the largest weighted part is the reason.
-	weights := [signals]float64{m.SessionWeight, m.CoPurchaseWeight, m.PopularityWeight}
-	kinds := [signals]ReasonKind{ReasonSession, ReasonCoPurchase, ReasonPopular}
+	weights := [signals]float64{m.SessionWeight, m.CoPurchaseWeight, m.CategoryWeight, m.PopularityWeight}
+	kinds := [signals]ReasonKind{ReasonSession, ReasonCoPurchase, ReasonCategory, ReasonPopular}
 	var top [signals]float64
 	for i := range pool {
 		for k := range signals {

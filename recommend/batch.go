@@ -2,6 +2,7 @@ package recommend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,6 +19,10 @@ type CoPurchaseFit struct {
 	Since    time.Time
 }
 
+// ErrNoOrders is FitCoPurchase's error when no order was placed in the
+// window: there is nothing to fit.
+var ErrNoOrders = errors.New("no orders placed in the window: nothing to fit")
+
 // FitCoPurchase fits co-purchase neighbours and popularity from the orders
 // placed since since and saves them as the newest fit, which serving picks
 // up within a minute. Running it again over the same orders saves the same
@@ -28,7 +33,7 @@ func FitCoPurchase(ctx context.Context, db *catalog.DB, since time.Time, cfg mod
 		return CoPurchaseFit{}, err
 	}
 	if len(baskets) == 0 {
-		return CoPurchaseFit{}, fmt.Errorf("no orders placed since %s: nothing to fit", since.Format(time.RFC3339))
+		return CoPurchaseFit{}, fmt.Errorf("since %s: %w", since.Format(time.RFC3339), ErrNoOrders)
 	}
 	fit := models.FitCoPurchase(baskets, cfg)
 	id, err := db.SaveCoPurchase(ctx, fit, since)

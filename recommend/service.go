@@ -1,7 +1,8 @@
 // Package recommend answers "what will this customer want next?" from the
 // live session: it joins the session state and recent neighbour sessions
-// (features), co-purchase neighbours and popularity fitted in batch and the
-// catalog (Postgres), and availability at the store, through
+// (features), co-purchase neighbours and popularity fitted in batch (or,
+// until a fit exists, the live tallies the stream keeps), the catalog's
+// categories (Postgres), and availability at the store, through
 // models.RecommendModel. It also publishes session events and keeps order
 // history for the batch.
 package recommend
@@ -10,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +29,13 @@ const MaxFirst = 50
 // DefaultRefresh is how often serving picks up a fit written by `aisle
 // batch copurchase` (and catalog changes).
 const DefaultRefresh = time.Minute
+
+// livePopular and liveNeighbours bound what is read of the live tallies
+// per request: like the batch fit's defaults (models.DefaultCoPurchaseConfig).
+const (
+	livePopular    = 200
+	liveNeighbours = 30
+)
 
 // candidateSlack is how many candidates beyond first are scored for
 // availability, so that dropping out-of-stock items still fills the list.
@@ -63,7 +72,17 @@ type snapshot struct {
 	fitID       int64
 	fit         models.CoPurchase
 	products    map[string]*catalog.Product
+	categories  map[string][]string        // category → its products
 	assortments map[string]map[string]bool // store → products it carries
+}
+
+// sameCategory returns the products of p's category (p among them, which
+// the model never recommends for itself: it is in the session).
+func (s *snapshot) sameCategory(p string) []string {
+	if product := s.products[p]; product != nil {
+		return s.categories[product.Category]
+	}
+	return nil
 }
 
 // NewService returns a Service; it loads the newest fit and the catalog once
@@ -100,8 +119,11 @@ func (s *Service) Refresh(ctx context.Context) error {
 		return err
 	}
 	next.products = make(map[string]*catalog.Product, len(products))
+	next.categories = make(map[string][]string)
 	for i := range products {
-		next.products[products[i].ID] = &products[i]
+		p := &products[i]
+		next.products[p.ID] = p
+		next.categories[p.Category] = append(next.categories[p.Category], p.ID)
 	}
 	sc, err := s.catalog.SimulationCatalog(ctx)
 	if err != nil {
@@ -157,13 +179,24 @@ func (s *Service) Recommend(ctx context.Context, sessionID, storeID string, firs
 	if err != nil {
 		return nil, err
 	}
+	coPurchase, popular := snap.fit.Neighbours, snap.fit.PopularAt(storeID)
+	if snap.fitID == 0 {
+		// Nothing fitted yet: what the stream has tallied so far.
+		if coPurchase, err = s.features.LiveCoOccurrence(ctx, queryIDs, liveNeighbours); err != nil {
+			return nil, err
+		}
+		if popular, err = s.features.LivePopular(ctx, storeID, livePopular); err != nil {
+			return nil, err
+		}
+	}
 	carried := snap.assortments[storeID]
 	candidates := s.model.Candidates(models.RecommendInput{
-		Session:    st.Session,
-		Neighbours: neighbours,
-		CoPurchase: func(p string) []models.ItemScore { return snap.fit.Neighbours[p] },
-		Popular:    snap.fit.PopularAt(storeID),
-		Allowed:    func(p string) bool { return carried[p] },
+		Session:      st.Session,
+		Neighbours:   neighbours,
+		CoPurchase:   func(p string) []models.ItemScore { return coPurchase[p] },
+		SameCategory: snap.sameCategory,
+		Popular:      popular,
+		Allowed:      func(p string) bool { return carried[p] },
 	}, first+candidateSlack)
 	if len(candidates) == 0 {
 		return []Recommendation{}, nil
@@ -188,13 +221,14 @@ func (s *Service) Recommend(ctx context.Context, sessionID, storeID string, firs
 		if product == nil {
 			continue // added to the catalog between the snapshot's two reads
 		}
-		out = append(out, Recommendation{Product: product, Score: r.Score, Reason: reason(r, snap.products)})
+		out = append(out, Recommendation{Product: product, Score: r.Score, Reason: reason(r, st.Session, snap.products)})
 	}
 	return out, nil
 }
 
-// reason says in a few words why r is on the list.
-func reason(r models.Recommendation, products map[string]*catalog.Product) string {
+// reason says in a few words why r is on the list, naming what the
+// session did with the item behind it.
+func reason(r models.Recommendation, session models.Session, products map[string]*catalog.Product) string {
 	anchor := r.Anchor
 	if p := products[anchor]; p != nil {
 		anchor = p.Name
@@ -202,9 +236,17 @@ func reason(r models.Recommendation, products map[string]*catalog.Product) strin
 	var text string
 	switch r.Reason {
 	case models.ReasonSession:
-		text = "people who viewed " + anchor + " also picked this"
+		did := "viewed " + anchor
+		if slices.ContainsFunc(session.Items, func(it models.SessionItem) bool {
+			return it.ProductID == r.Anchor && it.Action == models.ActionAddToCart
+		}) {
+			did = "added " + anchor + " to their cart"
+		}
+		text = "people who " + did + " also picked this"
 	case models.ReasonCoPurchase:
 		text = "often bought with " + anchor
+	case models.ReasonCategory:
+		text = "similar to " + anchor
 	default:
 		text = "popular at this store"
 	}

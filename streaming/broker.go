@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -77,6 +78,71 @@ func StartEmbeddedBroker(ctx context.Context, addr, dataDir string, partitions i
 	return b, nil
 }
 
+// StartEmbeddedCluster starts an in-memory cluster of nodes brokers, with
+// node ids 0..nodes-1, each on a free local port: for tests and the soak
+// of what a multi-broker Kafka does to clients (partition leaders moving,
+// a broker leaving and coming back). The brokers share one log, as
+// replicas in sync would. Topics created without a partition count get
+// partitions (when > 0).
+func StartEmbeddedCluster(ctx context.Context, nodes int, partitions int32, log *slog.Logger) (*Broker, error) {
+	if nodes < 1 {
+		return nil, fmt.Errorf("embedded Kafka cluster: %d brokers, want at least 1", nodes)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	opts := []kfake.Opt{kfake.NumBrokers(nodes), kfake.WithLogger(kfakeLogger{log})}
+	if partitions > 0 {
+		opts = append(opts, kfake.DefaultNumPartitions(int(partitions)))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("embedded Kafka cluster of %d brokers: %w", nodes, err)
+	}
+	b := &Broker{cluster: c}
+	if err := b.ping(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// ShuffleLeaders moves the leadership of every partition to a broker chosen
+// at random, as a leader election does: clients must find the new leaders.
+func (b *Broker) ShuffleLeaders() { b.cluster.ShufflePartitionLeaders() }
+
+// RemoveNode stops the broker with id node listening and hands its
+// partitions to the others, as when a broker dies.
+func (b *Broker) RemoveNode(node int32) error {
+	if err := b.cluster.RemoveNode(node); err != nil {
+		return fmt.Errorf("remove Kafka broker %d: %w", node, err)
+	}
+	return nil
+}
+
+// AddNode brings a broker back on addr's port (host:port, as Addrs listed
+// it before RemoveNode), so that clients whose seed list names it reach it
+// again, and returns its node id. It gets a new id, as a replaced broker
+// would: the in-process broker cannot cut the connections clients still
+// hold to the removed one, and a client would keep sending the removed
+// node's requests there. Partitions move among all brokers, the new one
+// included.
+func (b *Broker) AddNode(addr string) (int32, error) {
+	_, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, fmt.Errorf("add Kafka broker at %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return 0, fmt.Errorf("add Kafka broker at %q: %w", addr, err)
+	}
+	node, _, err := b.cluster.AddNode(-1, port)
+	if err != nil {
+		return 0, fmt.Errorf("add Kafka broker on port %d: %w", port, err)
+	}
+	return node, nil
+}
+
 // ping checks that the broker answers a metadata request at the address it
 // advertises.
 func (b *Broker) ping(ctx context.Context) error {
@@ -105,8 +171,11 @@ func (b *Broker) Close() { b.cluster.Close() }
 // aisle.catalog, which has one: its events name each other (a store its
 // retailer, an assortment its store and product), and one partition keeps
 // them in the order they were published, so a dependant is never applied
-// before what it names. Topics that exist already are left as they are.
-func EnsureTopics(ctx context.Context, brokers []string, partitions int32) error {
+// before what it names. Each partition has replicationFactor replicas (the
+// broker's default.replication.factor when <= 0; a real cluster wants 3, so
+// that losing a broker loses nothing). Topics that exist already are left as
+// they are.
+func EnsureTopics(ctx context.Context, brokers []string, partitions int32, replicationFactor int16) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return fmt.Errorf("ensure topics: %w", err)
@@ -114,6 +183,9 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int32) error
 	defer cl.Close()
 	if partitions <= 0 {
 		partitions = -1
+	}
+	if replicationFactor <= 0 {
+		replicationFactor = -1
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -123,11 +195,14 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int32) error
 		partitions int32
 		topics     []string
 	}{{partitions, others}, {PartitionsOf(aisle.TopicCatalog, partitions), []string{aisle.TopicCatalog}}} {
-		resps, err := adm.CreateTopics(ctx, create.partitions, -1, nil, create.topics...)
+		resps, err := adm.CreateTopics(ctx, create.partitions, replicationFactor, nil, create.topics...)
 		if err != nil {
 			return fmt.Errorf("ensure topics on %v: %w", brokers, err)
 		}
 		for _, r := range resps.Sorted() {
+			if errors.Is(r.Err, kerr.InvalidReplicationFactor) {
+				return fmt.Errorf("create topic %s with %d replicas per partition: more than the cluster's brokers? (%w)", r.Topic, replicationFactor, r.Err)
+			}
 			if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
 				return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
 			}

@@ -24,7 +24,7 @@ func TestEmbeddedBrokerKeepsEventsAndOffsetsAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b1.Close()
-	if err := streaming.EnsureTopics(ctx, b1.Addrs(), 0); err != nil {
+	if err := streaming.EnsureTopics(ctx, b1.Addrs(), 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	p1 := mustProducer(t, b1.Addrs())
@@ -50,7 +50,7 @@ func TestEmbeddedBrokerKeepsEventsAndOffsetsAcrossRestart(t *testing.T) {
 		t.Fatalf("restart on the same data dir: %v", err)
 	}
 	defer b2.Close()
-	if err := streaming.EnsureTopics(ctx, b2.Addrs(), 0); err != nil {
+	if err := streaming.EnsureTopics(ctx, b2.Addrs(), 0, 0); err != nil {
 		t.Fatalf("EnsureTopics after restart: %v", err)
 	}
 
@@ -103,7 +103,7 @@ func TestEnsureTopicsIsIdempotent(t *testing.T) {
 	}
 	defer b.Close()
 	for range 2 {
-		if err := streaming.EnsureTopics(ctx, b.Addrs(), 0); err != nil {
+		if err := streaming.EnsureTopics(ctx, b.Addrs(), 0, 0); err != nil {
 			t.Fatalf("EnsureTopics: %v", err)
 		}
 	}

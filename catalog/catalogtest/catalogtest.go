@@ -24,25 +24,87 @@ const DefaultURL = "postgres://postgres@localhost:5432/postgres?sslmode=disable"
 // StartCommand starts the local PostgreSQL cluster on a machine like CI's.
 const StartCommand = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 
+// DirectEnv names the variable that, when set, says DATABASE_URL is a
+// connection pooler in transaction mode (pgbouncer) and gives the server part
+// of a URL reaching PostgreSQL itself: test databases are then created,
+// migrated and dropped through it, and queried through the pooler (the
+// pooler must serve every database, pgbouncer's "*" entry). It is not
+// DATABASE_DIRECT_URL, which would name one database for every server a
+// test starts.
+const DirectEnv = "AISLE_TEST_DIRECT_DATABASE_URL"
+
 // NewDatabaseURL returns the URL of a uniquely named database on the server
 // of DATABASE_URL (or DefaultURL). The database does not exist yet
-// (catalog.Open creates it); it is dropped when the test ends. DATABASE_URL
-// must be a URL (postgres://…), not a keyword/value string.
+// (catalog.Open creates it), except behind a pooler (DirectEnv), where it
+// has been created and migrated through the direct server already; it is
+// dropped when the test ends. DATABASE_URL must be a URL (postgres://…),
+// not a keyword/value string.
 func NewDatabaseURL(tb testing.TB) string {
 	tb.Helper()
-	serverURL := os.Getenv("DATABASE_URL")
-	if serverURL == "" {
-		serverURL = DefaultURL
-	}
-	u, err := url.Parse(serverURL)
-	if err != nil || u.Scheme == "" {
-		tb.Fatalf("catalogtest: DATABASE_URL %q is not a postgres:// URL", serverURL)
-	}
-	mustReach(tb, u)
+	u := serverURL(tb, "DATABASE_URL", DefaultURL)
 	name := "aisle_test_" + randomHex(6)
 	u.Path = "/" + name
-	tb.Cleanup(func() { dropDatabase(tb, u, name) })
+	mustReach(tb, u)
+	direct, pooled := directServer(tb)
+	if !pooled {
+		tb.Cleanup(func() { dropDatabase(tb, u, name) })
+		return u.String()
+	}
+	mustReach(tb, direct)
+	direct.Path = "/" + name
+	tb.Cleanup(func() { dropDatabase(tb, direct, name) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := catalog.Migrate(ctx, direct.String(), slog.New(slog.DiscardHandler)); err != nil {
+		tb.Fatalf("catalogtest: create database %s directly: %v", name, err)
+	}
+	// Tests' own connections (pgx.Connect on this URL) need a query mode
+	// that survives the pooler too: the one catalog chooses itself.
+	q := u.Query()
+	q.Set("default_query_exec_mode", "cache_describe")
+	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// DirectURL returns the URL reaching the database of databaseURL (one of
+// NewDatabaseURL's) on PostgreSQL itself, for what needs a session of its
+// own (LISTEN): databaseURL itself unless DATABASE_URL is a pooler.
+func DirectURL(tb testing.TB, databaseURL string) string {
+	tb.Helper()
+	direct, pooled := directServer(tb)
+	if !pooled {
+		return databaseURL
+	}
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		tb.Fatalf("catalogtest: %v", err)
+	}
+	direct.Path = u.Path
+	return direct.String()
+}
+
+// directServer returns the server of DirectEnv, and whether it is set.
+func directServer(tb testing.TB) (*url.URL, bool) {
+	tb.Helper()
+	if os.Getenv(DirectEnv) == "" {
+		return nil, false
+	}
+	return serverURL(tb, DirectEnv, ""), true
+}
+
+// serverURL parses the URL in the environment variable name (fallback when
+// unset).
+func serverURL(tb testing.TB, name, fallback string) *url.URL {
+	tb.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		s = fallback
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		tb.Fatalf("catalogtest: %s %q is not a postgres:// URL", name, s)
+	}
+	return u
 }
 
 // MustOpenDB opens (creating and migrating) a fresh database from
@@ -51,7 +113,8 @@ func MustOpenDB(tb testing.TB) *catalog.DB {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := catalog.Open(ctx, NewDatabaseURL(tb), slog.New(slog.DiscardHandler))
+	dbURL := NewDatabaseURL(tb)
+	db, err := catalog.OpenPooled(ctx, dbURL, DirectURL(tb, dbURL), slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatalf("catalogtest: open test database: %v", err)
 	}
@@ -95,7 +158,7 @@ func mustReach(tb testing.TB, server *url.URL) {
 // server's database is gone.
 func DropDatabase(tb testing.TB, databaseURL string) {
 	tb.Helper()
-	u, err := url.Parse(databaseURL)
+	u, err := url.Parse(DirectURL(tb, databaseURL))
 	if err != nil {
 		tb.Fatalf("catalogtest: %v", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -19,14 +21,25 @@ import (
 // call is its own cluster, so tests never share topics or groups.
 func MustStartBroker(tb testing.TB, partitions int32) *streaming.Broker {
 	tb.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	b, err := streaming.StartEmbeddedBroker(ctx, "127.0.0.1:0", "", partitions, log)
+	b, err := streaming.StartEmbeddedBroker(context.Background(), "127.0.0.1:0", "", partitions, slog.New(slog.DiscardHandler))
+	return mustEnsureTopics(tb, b, err, partitions, 1)
+}
+
+// MustStartCluster is MustStartBroker for a cluster of nodes brokers (node
+// ids 0..nodes-1), whose topics have a replica on each.
+func MustStartCluster(tb testing.TB, nodes int, partitions int32) *streaming.Broker {
+	tb.Helper()
+	b, err := streaming.StartEmbeddedCluster(context.Background(), nodes, partitions, slog.New(slog.DiscardHandler))
+	return mustEnsureTopics(tb, b, err, partitions, int16(nodes))
+}
+
+func mustEnsureTopics(tb testing.TB, b *streaming.Broker, err error, partitions int32, replicas int16) *streaming.Broker {
+	tb.Helper()
 	if err != nil {
 		tb.Fatalf("streamingtest: %v", err)
 	}
 	tb.Cleanup(b.Close)
-	if err := streaming.EnsureTopics(ctx, b.Addrs(), partitions); err != nil {
+	if err := streaming.EnsureTopics(context.Background(), b.Addrs(), partitions, replicas); err != nil {
 		tb.Fatalf("streamingtest: %v", err)
 	}
 	return b
@@ -87,6 +100,36 @@ func (a *Admin) Committed(ctx context.Context, group string) (Offsets, error) {
 			out.set(o.Topic, o.Partition, o.At)
 		}
 	})
+	return out, nil
+}
+
+// Brokers returns the host:port of each broker of the cluster by node id.
+func (a *Admin) Brokers(ctx context.Context) (map[int32]string, error) {
+	meta, err := a.adm.BrokerMetadata(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("broker metadata: %w", err)
+	}
+	out := map[int32]string{}
+	for _, b := range meta.Brokers {
+		out[b.NodeID] = net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
+	}
+	return out, nil
+}
+
+// Replicas returns how many replicas each partition of topic has.
+func (a *Admin) Replicas(ctx context.Context, topic string) (map[int32]int, error) {
+	meta, err := a.adm.Metadata(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
+	}
+	td, ok := meta.Topics[topic]
+	if !ok || td.Err != nil {
+		return nil, fmt.Errorf("metadata of %s: missing (%v)", topic, td.Err)
+	}
+	out := map[int32]int{}
+	for p, pd := range td.Partitions {
+		out[p] = len(pd.Replicas)
+	}
 	return out, nil
 }
 

@@ -1,0 +1,197 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/aisle/aisle/aisle"
+)
+
+// clientMessage is the envelope of both protocols' client messages.
+type clientMessage struct {
+	ID      *string         `json:"id"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// NextReader passes gqlgen the client's next message that it should see,
+// answering or refusing the others.
+func (c *wsConn) NextReader() (int, io.Reader, error) {
+	for {
+		typ, r, err := c.inner.NextReader()
+		if err != nil {
+			return typ, r, err
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return typ, nil, err
+		}
+		forward, err := c.screen(data)
+		if err != nil {
+			return typ, nil, err
+		}
+		if forward {
+			return typ, bytes.NewReader(data), nil
+		}
+	}
+}
+
+// screen applies the rules gqlgen misses. graphql-transport-ws gets the
+// protocol's close codes; for legacy graphql-ws, messages this file has no
+// rule for go to gqlgen as they are.
+func (c *wsConn) screen(data []byte) (forward bool, err error) {
+	var msg clientMessage
+	if err := json.Unmarshal(data, &msg); err != nil {
+		if c.legacy {
+			return true, nil
+		}
+		return false, c.closeWith(closeBadRequest, "Invalid message received")
+	}
+	c.mu.Lock()
+	initSeen := c.initSeen
+	c.mu.Unlock()
+
+	switch {
+	case msg.Type == "connection_init":
+		if initSeen && !c.legacy {
+			return false, c.closeWith(closeTooMany, "Too many initialisation requests")
+		}
+		// gqlgen leaves the socket open when the payload is not an object.
+		if !jsonObjectOrNull(msg.Payload) {
+			return false, c.closeWith(closeBadRequest, "Invalid message received: connection_init payload must be an object")
+		}
+		c.mu.Lock()
+		c.initSeen = true
+		c.initTimer.Stop()
+		c.mu.Unlock()
+		return true, nil
+	case c.legacy && msg.Type == "start":
+		return c.startOperation(msg)
+	case c.legacy:
+		return true, nil
+	case msg.Type == "subscribe":
+		if !initSeen {
+			return false, c.closeWith(closeUnauthorized, "Unauthorized")
+		}
+		if msg.ID == nil || *msg.ID == "" {
+			return false, c.closeWith(closeBadRequest, "Invalid message received: subscribe needs an id")
+		}
+		if err := validSubscribePayload(msg.Payload); err != nil {
+			return false, c.closeWith(closeBadRequest, "Invalid message received: "+err.Error())
+		}
+		return c.startOperation(msg)
+	case msg.Type == "complete":
+		if msg.ID == nil || *msg.ID == "" {
+			return false, c.closeWith(closeBadRequest, "Invalid message received: complete needs an id")
+		}
+		return initSeen, nil // before the ack there is nothing to complete
+	case msg.Type == "ping" && !initSeen:
+		// The protocol allows pings at any time; gqlgen answers only
+		// after the ack.
+		return false, c.write(map[string]string{"type": "pong"})
+	case msg.Type == "pong":
+		c.mu.Lock()
+		c.pongSeen = true
+		c.mu.Unlock()
+		return initSeen, nil
+	case msg.Type == "ping":
+		return true, nil
+	default:
+		return false, c.closeWith(closeBadRequest, fmt.Sprintf("Invalid message received: unexpected type %q", msg.Type))
+	}
+}
+
+// startOperation admits a subscribe (start) when its id is free and the
+// connection is under its cap. Over the cap the operation alone fails
+// with RATE_LIMITED and the connection stays: the client can complete
+// another operation and retry.
+func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
+	if msg.ID == nil {
+		return true, nil // gqlgen answers a legacy start without id
+	}
+	id := *msg.ID
+	c.mu.Lock()
+	_, taken := c.active[id]
+	full := len(c.active) >= c.ws.maxSubs
+	owner := c.owner
+	c.mu.Unlock()
+	// The rate limit is checked here, before gqlgen parses and validates
+	// the operation, so a caller over its rate costs no more than this.
+	limited, retryAfter := false, time.Duration(0)
+	if !taken && !full && c.ws.limiter != nil && owner != "" {
+		ok, wait := c.ws.limiter.Allow(context.Background(), owner)
+		limited, retryAfter = !ok, wait
+	}
+	ownerFull := false
+	if !taken && !full && !limited {
+		ownerFull = owner != "" && !c.ws.acquire(c.ws.subs, owner, c.ws.maxOwnerSubs)
+	}
+	if !taken && !full && !limited && !ownerFull {
+		c.mu.Lock()
+		if c.finished { // finish has released the slots already
+			c.ws.release(c.ws.subs, owner, 1)
+		} else {
+			c.active[id] = struct{}{}
+		}
+		c.mu.Unlock()
+	}
+	var refusal string
+	var extensions any = map[string]string{"code": aisle.ERATELIMITED}
+	switch {
+	case taken && !c.legacy:
+		// An id is taken until the server's complete or error for it,
+		// even after the client's complete: gqlgen reuses its map
+		// slot and would mix up the two operations.
+		return false, c.closeWith(closeSubscriberExists, "Subscriber for "+id+" already exists")
+	case taken:
+		refusal = "operation id " + id + " is already in use on this connection"
+	case full:
+		refusal = fmt.Sprintf("too many subscriptions on this connection: at most %d; complete one first", c.ws.maxSubs)
+	case limited:
+		e := rateLimitError(retryAfter)
+		refusal, extensions = e.Message, e.Extensions
+	case ownerFull:
+		refusal = fmt.Sprintf("too many subscriptions for this API key (or address, without a key) over all its connections: at most %d; complete one first", c.ws.maxOwnerSubs)
+	default:
+		return true, nil
+	}
+	return false, c.write(map[string]any{"id": id, "type": "error", "payload": []any{map[string]any{
+		"message": refusal, "extensions": extensions,
+	}}})
+}
+
+// validSubscribePayload checks the field types the protocol gives a
+// subscribe payload. A missing query is left to gqlgen, which answers it
+// with an error message (persisted operations may send none).
+func validSubscribePayload(payload json.RawMessage) error {
+	var p struct {
+		Query         *json.RawMessage `json:"query"`
+		OperationName *json.RawMessage `json:"operationName"`
+		Variables     json.RawMessage  `json:"variables"`
+		Extensions    json.RawMessage  `json:"extensions"`
+	}
+	if len(payload) == 0 || payload[0] != '{' || json.Unmarshal(payload, &p) != nil {
+		return errors.New("subscribe payload must be an object")
+	}
+	var s string
+	if p.Query != nil && json.Unmarshal(*p.Query, &s) != nil {
+		return errors.New("query must be a string")
+	}
+	if p.OperationName != nil && string(*p.OperationName) != "null" && json.Unmarshal(*p.OperationName, &s) != nil {
+		return errors.New("operationName must be a string or null")
+	}
+	if !jsonObjectOrNull(p.Variables) || !jsonObjectOrNull(p.Extensions) {
+		return errors.New("variables and extensions must be objects or null")
+	}
+	return nil
+}
+
+// jsonObjectOrNull reports whether raw is absent, null or an object.
+func jsonObjectOrNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null" || raw[0] == '{'
+}
