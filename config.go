@@ -60,6 +60,7 @@ type Config struct {
 	RecommendRefresh time.Duration
 
 	Production          bool   // --env production: no GraphiQL, introspection or field suggestions
+	Dashboard           bool   // --dashboard: serve /dashboard in production too
 	RateLimit           int    // operations per second per API key (per IP for anonymous callers); 0 = off
 	RateBurst           int    // operations a caller may send at once
 	PersistedOperations string // allowlist file; empty = any operation
@@ -159,6 +160,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.Func("env", "`development|production`: production turns off GraphiQL, introspection and field suggestions", func(s string) error {
 		return parseEnv(c, s)
 	})
+	fs.BoolVar(&c.Dashboard, "dashboard", false, "serve the live dashboard at /dashboard in production too; development always serves it")
 	fs.IntVar(&c.RateLimit, "rate-limit", 0,
 		"operations per second per API key, anonymous callers per client IP, shared by replicas through Redis; 0 = no limit")
 	fs.IntVar(&c.RateBurst, "rate-burst", 0,

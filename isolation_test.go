@@ -256,7 +256,7 @@ const (
 	isoAvailabilityFields = `storeId productId carried probability status updatedAt`
 	isoRecommendation     = `product { id name category } score reason`
 	isoAssessmentFields   = `orderId score decision modelVersion assessedAt fraud reasons { feature description value contribution }`
-	isoReceiptFields      = `eventId topic partition offset`
+	isoReceiptFields      = `eventId topic partition offset eventIds`
 
 	isoR1Product      = "p-iso-r1"
 	isoSharedProduct  = "p-iso-shared"
@@ -352,6 +352,7 @@ func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
 		{name: "removeAssortment at R2's store", doc: removal, vars: map[string]any{"s": s2, "p": isoSharedProduct}, rule: isoOnly(pRetailer2, pService)},
 		{name: "reportPicks as the key's shopper", doc: picks, vars: map[string]any{"s": s1, "p": p, "shopper": isoShopperUser}, rule: isoOnly(pShopper, pAnyPicker, pService)},
 		{name: "reportPicks as another shopper", doc: picks, vars: map[string]any{"s": s1, "p": p, "shopper": "sh-iso-other"}, rule: isoOnly(pAnyPicker, pService)},
+		{name: "pipelineStatus", doc: `{ pipelineStatus { measuredAt consumerGroup topics { topic eventsPerSecond lag newestAppliedAt newestAppliedAgeSeconds } } }`, rule: isoOnly(pOps, pService)},
 		{name: "assessOrder", doc: `mutation($in: AssessOrderInput!) { assessOrder(input: $in) { ` + isoAssessmentFields + ` } }`,
 			vars: map[string]any{"in": orderInput("o-iso-assess", isoVictimUser, s1, p, isoVictimCard, isoVictimDev, 1200)}, rule: isoOnly(pService)},
 	}
@@ -362,6 +363,8 @@ func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
 			vars: map[string]any{"s": s1, "p": []string{p}}, rule: isoPublic()},
 		{name: "recommendationsUpdated of A's session", doc: recommendationsUpdated, vars: sessionVars(isoSessionA), rule: isoOnly(pCustomerA, pService)},
 		{name: "recommendationsUpdated of B's session", doc: recommendationsUpdated, vars: sessionVars(isoSessionB), rule: isoOnly(pCustomerB, pService)},
+		{name: "statusAlerts at R1's store", doc: `subscription($s: [ID!]!) { statusAlerts(storeIds: $s) { previousStatus availability { ` + isoAvailabilityFields + ` } } }`,
+			vars: map[string]any{"s": []string{s1}}, rule: isoOnly(pRetailer1, pService)},
 		{name: "riskAlerts", doc: `subscription { riskAlerts(minScore: 0) { ` + isoAssessmentFields + ` } }`, rule: isoOnly(pOps, pService)},
 	}
 	return httpCases, wsCases
@@ -832,6 +835,9 @@ func (w *isolationWorld) checkSubscriptions(t *testing.T, cases []isolationCase)
 	change := func(round int) {
 		ts.mustData(w.keys[pService], `mutation($s: ID!, $p: ID!, $q: Int!) { updateInventory(input: {storeId: $s, productId: $p, quantity: $q}) { eventId } }`,
 			map[string]any{"s": w.store1.ID, "p": w.sessionProduct, "q": round % 2 * 50}, &struct{}{})
+		// statusAlerts needs a change of status: a product no shopper picks.
+		ts.mustData(w.keys[pService], `mutation($s: ID!, $p: ID!, $q: Int!) { updateInventory(input: {storeId: $s, productId: $p, quantity: $q}) { eventId } }`,
+			map[string]any{"s": w.store1.ID, "p": w.store1.Products[1], "q": round % 2 * 50}, &struct{}{})
 		ts.sessionEvent(w.keys[pCustomerA], isoSessionA, w.store1.ID, "ADD_TO_CART", w.sessionProduct, "")
 		ts.sessionEvent(w.keys[pCustomerB], isoSessionB, w.store1.ID, "ADD_TO_CART", w.sessionProduct, "")
 		ts.assess(w.keys[pService], orderInput(fmt.Sprint("o-iso-alert-", round), isoVictimUser, w.store1.ID, w.sessionProduct, isoVictimCard, isoVictimDev, 9900))

@@ -17,6 +17,7 @@ import (
 	"github.com/aisle/aisle/ratelimit"
 	"github.com/aisle/aisle/recommend"
 	"github.com/aisle/aisle/resolvers"
+	"github.com/aisle/aisle/streamstatus"
 )
 
 // startAPI starts the GraphQL API's domains (each with the goroutines that
@@ -51,6 +52,7 @@ func (m *Main) startAPI(ctx context.Context, deps *dependencies, w *workers, rea
 	if err != nil {
 		return nil, err
 	}
+	resolver.Pipeline = streamstatus.NewReader(deps.brokers, c.ConsumerGroup)
 	limiter, err := m.rateLimiter(ctx, res)
 	if err != nil {
 		return nil, err
@@ -67,6 +69,7 @@ func (m *Main) startAPI(ctx context.Context, deps *dependencies, w *workers, rea
 		Ready:      ready,
 		Log:        m.Log,
 		Production: c.Production,
+		Dashboard:  c.Dashboard,
 		// Production's metrics are for operators only: they are off
 		// the public port, and served on --metrics-addr when set.
 		MetricsElsewhere: c.Production || c.MetricsAddr != "",

@@ -108,32 +108,74 @@ func itemError(err error, field string, i int) error {
 	return err
 }
 
-// UpdateInventory publishes a retailer's inventory level for one of its
-// stores; idempotencyKey as in PickReport.
-func (s *Service) UpdateInventory(ctx context.Context, storeID, productID string, quantity int64, at time.Time, idempotencyKey *string) (aisle.Receipt, error) {
+// InventoryLevel is a retailer's count of one product at a store.
+type InventoryLevel struct {
+	ProductID string
+	Quantity  int64
+	Time      time.Time // zero: now
+}
+
+// MaxLevelsPerCall bounds UpdateInventory.
+const MaxLevelsPerCall = 1000
+
+// UpdateInventory publishes a retailer's inventory levels for one of its
+// stores, one inventory.level event each, and returns where each was
+// written, in input order. Every level is validated, and the store checked
+// against the caller, before any is published: one bad level publishes
+// none. The events go out in one produce batch, which Kafka does not make
+// atomic: when the broker fails during it, some may have been written and
+// the call fails with EUNAVAILABLE. idempotencyKey (as in PickReport) gives
+// level i the same event id on every retry, so a retry after such a failure
+// writes the levels again under their ids and the stream applies each once.
+func (s *Service) UpdateInventory(ctx context.Context, storeID string, levels []InventoryLevel, idempotencyKey *string) ([]aisle.Receipt, error) {
 	p := aisle.PrincipalFromContext(ctx)
 	if err := requireAuthenticated(p); err != nil {
-		return aisle.Receipt{}, err
+		return nil, err
 	}
 	if p.Role != aisle.RoleService && p.Role != aisle.RoleRetailer {
-		return aisle.Receipt{}, aisle.Errorf(aisle.EFORBIDDEN, "only retailer and service keys may push inventory")
+		return nil, aisle.Errorf(aisle.EFORBIDDEN, "only retailer and service keys may push inventory")
 	}
-	id, err := aisle.EventIDFor(p, "updateInventory", idempotencyKey, 0)
-	if err != nil {
-		return aisle.Receipt{}, err
+	switch {
+	case len(levels) == 0:
+		return nil, aisle.Errorf(aisle.EINVALID, "no inventory levels")
+	case len(levels) > MaxLevelsPerCall:
+		return nil, aisle.Errorf(aisle.EINVALID, "%d inventory levels, more than %d in one call", len(levels), MaxLevelsPerCall)
 	}
-	ev, err := s.validEvent(ctx, id, aisle.TypeInventoryLevel, at, aisle.InventoryLevel{StoreID: storeID, ProductID: productID, Quantity: &quantity})
-	if err != nil {
-		return aisle.Receipt{}, err
+	if err := aisle.ValidateID("storeId", storeID); err != nil {
+		return nil, err
 	}
 	retailerID, err := s.catalog.StoreRetailer(ctx, storeID)
 	if err != nil {
-		return aisle.Receipt{}, err
+		return nil, err
 	}
 	if !p.CanPushInventory(retailerID) {
-		return aisle.Receipt{}, aisle.Errorf(aisle.EFORBIDDEN, "store %s belongs to another retailer", storeID)
+		return nil, aisle.Errorf(aisle.EFORBIDDEN, "store %s belongs to another retailer", storeID)
 	}
-	return s.publish(ctx, ev)
+	events := make([]*aisle.Decoded, len(levels))
+	for i, l := range levels {
+		ev, err := s.inventoryEvent(ctx, p, storeID, i, l, idempotencyKey)
+		if err != nil {
+			if len(levels) > 1 {
+				return nil, itemError(err, "levels", i)
+			}
+			return nil, err
+		}
+		events[i] = ev
+	}
+	receipts, err := s.publisher.PublishBatch(ctx, events)
+	if err != nil {
+		return nil, fmt.Errorf("publish inventory levels: %w", err)
+	}
+	return receipts, nil
+}
+
+func (s *Service) inventoryEvent(ctx context.Context, p *aisle.Principal, storeID string, i int, l InventoryLevel, idempotencyKey *string) (*aisle.Decoded, error) {
+	id, err := aisle.EventIDFor(p, "updateInventory", idempotencyKey, i)
+	if err != nil {
+		return nil, err
+	}
+	quantity := l.Quantity
+	return s.validEvent(ctx, id, aisle.TypeInventoryLevel, l.Time, aisle.InventoryLevel{StoreID: storeID, ProductID: l.ProductID, Quantity: &quantity})
 }
 
 func requireAuthenticated(p *aisle.Principal) error {

@@ -57,6 +57,8 @@ type Publisher interface {
 	// PublishEvents publishes validated events in order, keyed by entity,
 	// and returns their ids.
 	PublishEvents(ctx context.Context, events []*aisle.Decoded) ([]string, error)
+	// PublishBatch is PublishEvents answering where each event landed.
+	PublishBatch(ctx context.Context, events []*aisle.Decoded) ([]aisle.Receipt, error)
 }
 
 // Service reads and feeds item availability.

@@ -77,6 +77,7 @@ type ComplexityRoot struct {
 
 	EventReceipt struct {
 		EventID   func(childComplexity int) int
+		EventIds  func(childComplexity int) int
 		Offset    func(childComplexity int) int
 		Partition func(childComplexity int) int
 		Topic     func(childComplexity int) int
@@ -126,6 +127,12 @@ type ComplexityRoot struct {
 		StartCursor     func(childComplexity int) int
 	}
 
+	PipelineStatus struct {
+		ConsumerGroup func(childComplexity int) int
+		MeasuredAt    func(childComplexity int) int
+		Topics        func(childComplexity int) int
+	}
+
 	Product struct {
 		Availability func(childComplexity int) int
 		Brand        func(childComplexity int) int
@@ -152,6 +159,7 @@ type ComplexityRoot struct {
 		Availability    func(childComplexity int, storeID string, productIds []string) int
 		Categories      func(childComplexity int) int
 		OrderRisk       func(childComplexity int, orderID string) int
+		PipelineStatus  func(childComplexity int) int
 		Product         func(childComplexity int, id string) int
 		Products        func(childComplexity int, ids []string) int
 		Recommendations func(childComplexity int, sessionID string, storeID string, first *int) int
@@ -184,6 +192,11 @@ type ComplexityRoot struct {
 		Value        func(childComplexity int) int
 	}
 
+	StatusAlert struct {
+		Availability   func(childComplexity int) int
+		PreviousStatus func(childComplexity int) int
+	}
+
 	Store struct {
 		Address  func(childComplexity int) int
 		AtRisk   func(childComplexity int, first *int, after *string) int
@@ -209,6 +222,15 @@ type ComplexityRoot struct {
 		AvailabilityChanged    func(childComplexity int, storeID string, productIds []string) int
 		RecommendationsUpdated func(childComplexity int, sessionID string, storeID string, first *int) int
 		RiskAlerts             func(childComplexity int, minScore *float64) int
+		StatusAlerts           func(childComplexity int, storeIds []string) int
+	}
+
+	TopicStatus struct {
+		EventsPerSecond         func(childComplexity int) int
+		Lag                     func(childComplexity int) int
+		NewestAppliedAgeSeconds func(childComplexity int) int
+		NewestAppliedAt         func(childComplexity int) int
+		Topic                   func(childComplexity int) int
 	}
 }
 
@@ -243,6 +265,7 @@ type QueryResolver interface {
 	Availability(ctx context.Context, storeID string, productIds []string) ([]*ItemAvailability, error)
 	OrderRisk(ctx context.Context, orderID string) (*FraudAssessment, error)
 	Recommendations(ctx context.Context, sessionID string, storeID string, first *int) ([]*Recommendation, error)
+	PipelineStatus(ctx context.Context) (*PipelineStatus, error)
 }
 type StoreResolver interface {
 	Retailer(ctx context.Context, obj *catalog.Store) (*catalog.Retailer, error)
@@ -254,6 +277,7 @@ type SubscriptionResolver interface {
 	AvailabilityChanged(ctx context.Context, storeID string, productIds []string) (<-chan *ItemAvailability, error)
 	RiskAlerts(ctx context.Context, minScore *float64) (<-chan *FraudAssessment, error)
 	RecommendationsUpdated(ctx context.Context, sessionID string, storeID string, first *int) (<-chan []*Recommendation, error)
+	StatusAlerts(ctx context.Context, storeIds []string) (<-chan *StatusAlert, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -387,6 +411,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EventReceipt.EventID(childComplexity), true
+	case "EventReceipt.eventIds":
+		if e.ComplexityRoot.EventReceipt.EventIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EventReceipt.EventIds(childComplexity), true
 	case "EventReceipt.offset":
 		if e.ComplexityRoot.EventReceipt.Offset == nil {
 			break
@@ -630,6 +660,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
 
+	case "PipelineStatus.consumerGroup":
+		if e.ComplexityRoot.PipelineStatus.ConsumerGroup == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PipelineStatus.ConsumerGroup(childComplexity), true
+	case "PipelineStatus.measuredAt":
+		if e.ComplexityRoot.PipelineStatus.MeasuredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PipelineStatus.MeasuredAt(childComplexity), true
+	case "PipelineStatus.topics":
+		if e.ComplexityRoot.PipelineStatus.Topics == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PipelineStatus.Topics(childComplexity), true
+
 	case "Product.availability":
 		if e.ComplexityRoot.Product.Availability == nil {
 			break
@@ -740,6 +789,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.OrderRisk(childComplexity, args["orderId"].(string)), true
+	case "Query.pipelineStatus":
+		if e.ComplexityRoot.Query.PipelineStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.PipelineStatus(childComplexity), true
 	case "Query.product":
 		if e.ComplexityRoot.Query.Product == nil {
 			break
@@ -883,6 +938,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RiskReason.Value(childComplexity), true
 
+	case "StatusAlert.availability":
+		if e.ComplexityRoot.StatusAlert.Availability == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatusAlert.Availability(childComplexity), true
+	case "StatusAlert.previousStatus":
+		if e.ComplexityRoot.StatusAlert.PreviousStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StatusAlert.PreviousStatus(childComplexity), true
+
 	case "Store.address":
 		if e.ComplexityRoot.Store.Address == nil {
 			break
@@ -1001,6 +1069,48 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.RiskAlerts(childComplexity, args["minScore"].(*float64)), true
+	case "Subscription.statusAlerts":
+		if e.ComplexityRoot.Subscription.StatusAlerts == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_statusAlerts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.StatusAlerts(childComplexity, args["storeIds"].([]string)), true
+
+	case "TopicStatus.eventsPerSecond":
+		if e.ComplexityRoot.TopicStatus.EventsPerSecond == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TopicStatus.EventsPerSecond(childComplexity), true
+	case "TopicStatus.lag":
+		if e.ComplexityRoot.TopicStatus.Lag == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TopicStatus.Lag(childComplexity), true
+	case "TopicStatus.newestAppliedAgeSeconds":
+		if e.ComplexityRoot.TopicStatus.NewestAppliedAgeSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TopicStatus.NewestAppliedAgeSeconds(childComplexity), true
+	case "TopicStatus.newestAppliedAt":
+		if e.ComplexityRoot.TopicStatus.NewestAppliedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TopicStatus.NewestAppliedAt(childComplexity), true
+	case "TopicStatus.topic":
+		if e.ComplexityRoot.TopicStatus.Topic == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TopicStatus.Topic(childComplexity), true
 
 	}
 	return 0, false
@@ -1012,6 +1122,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
 		ec.unmarshalInputAssessOrderInput,
 		ec.unmarshalInputAssortmentItemInput,
+		ec.unmarshalInputInventoryLevelInput,
 		ec.unmarshalInputOrderItemInput,
 		ec.unmarshalInputPickInput,
 		ec.unmarshalInputProductInput,
@@ -1113,7 +1224,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "availability.graphqls" "catalog.graphqls" "fraud.graphqls" "merchandising.graphqls" "recommendations.graphqls"
+//go:embed "availability.graphqls" "catalog.graphqls" "fraud.graphqls" "merchandising.graphqls" "recommendations.graphqls" "retail.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1130,6 +1241,7 @@ var sources = []*ast.Source{
 	{Name: "fraud.graphqls", Input: sourceData("fraud.graphqls"), BuiltIn: false},
 	{Name: "merchandising.graphqls", Input: sourceData("merchandising.graphqls"), BuiltIn: false},
 	{Name: "recommendations.graphqls", Input: sourceData("recommendations.graphqls"), BuiltIn: false},
+	{Name: "retail.graphqls", Input: sourceData("retail.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -1211,6 +1323,8 @@ func (ec *executionContext) childFields_EventReceipt(ctx context.Context, field 
 		return ec.fieldContext_EventReceipt_partition(ctx, field)
 	case "offset":
 		return ec.fieldContext_EventReceipt_offset(ctx, field)
+	case "eventIds":
+		return ec.fieldContext_EventReceipt_eventIds(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EventReceipt", field.Name)
 }
@@ -1277,6 +1391,18 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_PipelineStatus(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "measuredAt":
+		return ec.fieldContext_PipelineStatus_measuredAt(ctx, field)
+	case "consumerGroup":
+		return ec.fieldContext_PipelineStatus_consumerGroup(ctx, field)
+	case "topics":
+		return ec.fieldContext_PipelineStatus_topics(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PipelineStatus", field.Name)
 }
 
 func (ec *executionContext) childFields_Product(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1371,6 +1497,16 @@ func (ec *executionContext) childFields_RiskReason(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type RiskReason", field.Name)
 }
 
+func (ec *executionContext) childFields_StatusAlert(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "previousStatus":
+		return ec.fieldContext_StatusAlert_previousStatus(ctx, field)
+	case "availability":
+		return ec.fieldContext_StatusAlert_availability(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StatusAlert", field.Name)
+}
+
 func (ec *executionContext) childFields_Store(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1411,6 +1547,22 @@ func (ec *executionContext) childFields_StoreEdge(ctx context.Context, field gra
 		return ec.fieldContext_StoreEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type StoreEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_TopicStatus(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "topic":
+		return ec.fieldContext_TopicStatus_topic(ctx, field)
+	case "eventsPerSecond":
+		return ec.fieldContext_TopicStatus_eventsPerSecond(ctx, field)
+	case "lag":
+		return ec.fieldContext_TopicStatus_lag(ctx, field)
+	case "newestAppliedAt":
+		return ec.fieldContext_TopicStatus_newestAppliedAt(ctx, field)
+	case "newestAppliedAgeSeconds":
+		return ec.fieldContext_TopicStatus_newestAppliedAgeSeconds(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TopicStatus", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1968,6 +2120,20 @@ func (ec *executionContext) field_Subscription_riskAlerts_args(ctx context.Conte
 		return nil, err
 	}
 	args["minScore"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_statusAlerts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "storeIds",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["storeIds"] = arg0
 	return args, nil
 }
 
@@ -2539,6 +2705,29 @@ func (ec *executionContext) _EventReceipt_offset(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_EventReceipt_offset(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("EventReceipt", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _EventReceipt_eventIds(ctx context.Context, field graphql.CollectedField, obj *EventReceipt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EventReceipt_eventIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventIds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNID2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EventReceipt_eventIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EventReceipt", field, false, false, errors.New("field of type ID does not have child fields"))
 }
 
 func (ec *executionContext) _FraudAssessment_orderId(ctx context.Context, field graphql.CollectedField, obj *FraudAssessment) (ret graphql.Marshaler) {
@@ -3415,6 +3604,84 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _PipelineStatus_measuredAt(ctx context.Context, field graphql.CollectedField, obj *PipelineStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PipelineStatus_measuredAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MeasuredAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PipelineStatus_measuredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PipelineStatus", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _PipelineStatus_consumerGroup(ctx context.Context, field graphql.CollectedField, obj *PipelineStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PipelineStatus_consumerGroup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConsumerGroup, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PipelineStatus_consumerGroup(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PipelineStatus", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _PipelineStatus_topics(ctx context.Context, field graphql.CollectedField, obj *PipelineStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PipelineStatus_topics(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Topics, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*TopicStatus) graphql.Marshaler {
+			return ec.marshalNTopicStatus2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐTopicStatusᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PipelineStatus_topics(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PipelineStatus",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TopicStatus(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Product_id(ctx context.Context, field graphql.CollectedField, obj *catalog.Product) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4134,6 +4401,38 @@ func (ec *executionContext) fieldContext_Query_recommendations(ctx context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_pipelineStatus(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_pipelineStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().PipelineStatus(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PipelineStatus) graphql.Marshaler {
+			return ec.marshalNPipelineStatus2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐPipelineStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_pipelineStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PipelineStatus(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4502,6 +4801,61 @@ func (ec *executionContext) _RiskReason_contribution(ctx context.Context, field 
 }
 func (ec *executionContext) fieldContext_RiskReason_contribution(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RiskReason", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _StatusAlert_previousStatus(ctx context.Context, field graphql.CollectedField, obj *StatusAlert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatusAlert_previousStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PreviousStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v AvailabilityStatus) graphql.Marshaler {
+			return ec.marshalNAvailabilityStatus2githubᚗcomᚋaisleᚋaisleᚋgraphᚐAvailabilityStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StatusAlert_previousStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StatusAlert", field, false, false, errors.New("field of type AvailabilityStatus does not have child fields"))
+}
+
+func (ec *executionContext) _StatusAlert_availability(ctx context.Context, field graphql.CollectedField, obj *StatusAlert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StatusAlert_availability(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Availability, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ItemAvailability) graphql.Marshaler {
+			return ec.marshalNItemAvailability2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐItemAvailability(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StatusAlert_availability(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StatusAlert",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemAvailability(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Store_id(ctx context.Context, field graphql.CollectedField, obj *catalog.Store) (ret graphql.Marshaler) {
@@ -4997,6 +5351,165 @@ func (ec *executionContext) fieldContext_Subscription_recommendationsUpdated(ctx
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_statusAlerts(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_statusAlerts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().StatusAlerts(ctx, fc.Args["storeIds"].([]string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *StatusAlert) graphql.Marshaler {
+			return ec.marshalNStatusAlert2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐStatusAlert(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_statusAlerts(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StatusAlert(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_statusAlerts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TopicStatus_topic(ctx context.Context, field graphql.CollectedField, obj *TopicStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TopicStatus_topic(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Topic, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TopicStatus_topic(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TopicStatus", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _TopicStatus_eventsPerSecond(ctx context.Context, field graphql.CollectedField, obj *TopicStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TopicStatus_eventsPerSecond(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventsPerSecond, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TopicStatus_eventsPerSecond(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TopicStatus", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _TopicStatus_lag(ctx context.Context, field graphql.CollectedField, obj *TopicStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TopicStatus_lag(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lag, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TopicStatus_lag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TopicStatus", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _TopicStatus_newestAppliedAt(ctx context.Context, field graphql.CollectedField, obj *TopicStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TopicStatus_newestAppliedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NewestAppliedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TopicStatus_newestAppliedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TopicStatus", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _TopicStatus_newestAppliedAgeSeconds(ctx context.Context, field graphql.CollectedField, obj *TopicStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TopicStatus_newestAppliedAgeSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NewestAppliedAgeSeconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TopicStatus_newestAppliedAgeSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TopicStatus", field, false, false, errors.New("field of type Float does not have child fields"))
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -6202,6 +6715,50 @@ func (ec *executionContext) unmarshalInputAssortmentItemInput(ctx context.Contex
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputInventoryLevelInput(ctx context.Context, obj any) (InventoryLevelInput, error) {
+	var it InventoryLevelInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"productId", "quantity", "time"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "quantity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quantity"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quantity = data
+		case "time":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("time"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Time = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputOrderItemInput(ctx context.Context, obj any) (OrderItemInput, error) {
 	var it OrderItemInput
 	if obj == nil {
@@ -6640,7 +7197,7 @@ func (ec *executionContext) unmarshalInputUpdateInventoryInput(ctx context.Conte
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"storeId", "productId", "quantity", "time", "idempotencyKey"}
+	fieldsInOrder := [...]string{"storeId", "productId", "quantity", "levels", "time", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -6656,18 +7213,25 @@ func (ec *executionContext) unmarshalInputUpdateInventoryInput(ctx context.Conte
 			it.StoreID = data
 		case "productId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
-			data, err := ec.unmarshalNID2string(ctx, v)
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ProductID = data
 		case "quantity":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quantity"))
-			data, err := ec.unmarshalNInt2int(ctx, v)
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.Quantity = data
+		case "levels":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("levels"))
+			data, err := ec.unmarshalOInventoryLevelInput2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐInventoryLevelInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Levels = data
 		case "time":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("time"))
 			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
@@ -7058,6 +7622,11 @@ func (ec *executionContext) _EventReceipt(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "eventIds":
+			out.Values[i] = ec._EventReceipt_eventIds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7425,6 +7994,54 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		case "endCursor":
 			out.Values[i] = ec._PageInfo_endCursor(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var pipelineStatusImplementors = []string{"PipelineStatus"}
+
+func (ec *executionContext) _PipelineStatus(ctx context.Context, sel ast.SelectionSet, obj *PipelineStatus) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, pipelineStatusImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PipelineStatus")
+		case "measuredAt":
+			out.Values[i] = ec._PipelineStatus_measuredAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "consumerGroup":
+			out.Values[i] = ec._PipelineStatus_consumerGroup(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "topics":
+			out.Values[i] = ec._PipelineStatus_topics(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -7863,6 +8480,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "pipelineStatus":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_pipelineStatus(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -8066,6 +8705,49 @@ func (ec *executionContext) _RiskReason(ctx context.Context, sel ast.SelectionSe
 			}
 		case "contribution":
 			out.Values[i] = ec._RiskReason_contribution(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var statusAlertImplementors = []string{"StatusAlert"}
+
+func (ec *executionContext) _StatusAlert(ctx context.Context, sel ast.SelectionSet, obj *StatusAlert) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, statusAlertImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StatusAlert")
+		case "previousStatus":
+			out.Values[i] = ec._StatusAlert_previousStatus(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "availability":
+			out.Values[i] = ec._StatusAlert_availability(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -8367,9 +9049,69 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_riskAlerts(ctx, fields[0])
 	case "recommendationsUpdated":
 		return ec._Subscription_recommendationsUpdated(ctx, fields[0])
+	case "statusAlerts":
+		return ec._Subscription_statusAlerts(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
+}
+
+var topicStatusImplementors = []string{"TopicStatus"}
+
+func (ec *executionContext) _TopicStatus(ctx context.Context, sel ast.SelectionSet, obj *TopicStatus) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, topicStatusImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TopicStatus")
+		case "topic":
+			out.Values[i] = ec._TopicStatus_topic(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eventsPerSecond":
+			out.Values[i] = ec._TopicStatus_eventsPerSecond(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lag":
+			out.Values[i] = ec._TopicStatus_lag(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "newestAppliedAt":
+			out.Values[i] = ec._TopicStatus_newestAppliedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "newestAppliedAgeSeconds":
+			out.Values[i] = ec._TopicStatus_newestAppliedAgeSeconds(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -9033,6 +9775,11 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 	return res
 }
 
+func (ec *executionContext) unmarshalNInventoryLevelInput2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐInventoryLevelInput(ctx context.Context, v any) (*InventoryLevelInput, error) {
+	res, err := ec.unmarshalInputInventoryLevelInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNItemAvailability2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐItemAvailabilityᚄ(ctx context.Context, sel ast.SelectionSet, v []*ItemAvailability) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -9115,6 +9862,16 @@ func (ec *executionContext) unmarshalNPickOutcome2githubᚗcomᚋaisleᚋaisle�
 
 func (ec *executionContext) marshalNPickOutcome2githubᚗcomᚋaisleᚋaisleᚋgraphᚐPickOutcome(ctx context.Context, sel ast.SelectionSet, v PickOutcome) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNPipelineStatus2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐPipelineStatus(ctx context.Context, sel ast.SelectionSet, v *PipelineStatus) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._PipelineStatus(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNProduct2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐProduct(ctx context.Context, sel ast.SelectionSet, v []*catalog.Product) graphql.Marshaler {
@@ -9310,6 +10067,16 @@ func (ec *executionContext) marshalNSessionEventType2githubᚗcomᚋaisleᚋaisl
 	return v
 }
 
+func (ec *executionContext) marshalNStatusAlert2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐStatusAlert(ctx context.Context, sel ast.SelectionSet, v *StatusAlert) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._StatusAlert(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNStore2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐStore(ctx context.Context, sel ast.SelectionSet, v *catalog.Store) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -9386,6 +10153,32 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNTopicStatus2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐTopicStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []*TopicStatus) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTopicStatus2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐTopicStatus(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNTopicStatus2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐTopicStatus(ctx context.Context, sel ast.SelectionSet, v *TopicStatus) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._TopicStatus(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNUpdateInventoryInput2githubᚗcomᚋaisleᚋaisleᚋgraphᚐUpdateInventoryInput(ctx context.Context, v any) (UpdateInventoryInput, error) {
@@ -9673,6 +10466,23 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	_ = ctx
 	res := graphql.MarshalInt(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOInventoryLevelInput2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐInventoryLevelInputᚄ(ctx context.Context, v any) ([]*InventoryLevelInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*InventoryLevelInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNInventoryLevelInput2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐInventoryLevelInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) marshalOItemAvailability2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐItemAvailability(ctx context.Context, sel ast.SelectionSet, v *ItemAvailability) graphql.Marshaler {

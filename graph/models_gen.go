@@ -80,6 +80,9 @@ type EventReceipt struct {
 	Partition int    `json:"partition"`
 	// The record's offset, as a string because Kafka offsets are 64-bit.
 	Offset string `json:"offset"`
+	// Every event the call published, in input order: one, eventId, for most
+	// mutations; one per level for updateInventory with levels.
+	EventIds []string `json:"eventIds"`
 }
 
 // How risky an order is, what to do about it and why.
@@ -95,6 +98,14 @@ type FraudAssessment struct {
 	AssessedAt   time.Time `json:"assessedAt"`
 	// The label, once known: true for fraud, false for legitimate.
 	Fraud *bool `json:"fraud,omitempty"`
+}
+
+// One product's count at the store of an updateInventory call.
+type InventoryLevelInput struct {
+	ProductID string `json:"productId"`
+	Quantity  int    `json:"quantity"`
+	// Event time; defaults to the input's time.
+	Time *time.Time `json:"time,omitempty"`
 }
 
 type ItemAvailability struct {
@@ -143,6 +154,15 @@ type PickInput struct {
 	ReplacementProductID *string `json:"replacementProductId,omitempty"`
 	// Event time; defaults to now. At most 5 minutes in the future.
 	Time *time.Time `json:"time,omitempty"`
+}
+
+type PipelineStatus struct {
+	// When the figures were read.
+	MeasuredAt time.Time `json:"measuredAt"`
+	// The consumer group of the stream workers the figures are about.
+	ConsumerGroup string `json:"consumerGroup"`
+	// One entry per event topic, and one for aisle.dlq.
+	Topics []*TopicStatus `json:"topics"`
 }
 
 type ProductConnection struct {
@@ -243,6 +263,13 @@ type SessionEventInput struct {
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
+// A product's status changed at a store.
+type StatusAlert struct {
+	PreviousStatus AvailabilityStatus `json:"previousStatus"`
+	// The availability now, with the new status.
+	Availability *ItemAvailability `json:"availability"`
+}
+
 type StoreConnection struct {
 	Edges    []*StoreEdge `json:"edges"`
 	PageInfo *PageInfo    `json:"pageInfo"`
@@ -256,13 +283,28 @@ type StoreEdge struct {
 type Subscription struct {
 }
 
+type TopicStatus struct {
+	Topic string `json:"topic"`
+	// Records written to the topic per second over the last minute.
+	EventsPerSecond float64 `json:"eventsPerSecond"`
+	// Records written and not yet committed by the stream workers (consumer lag).
+	Lag int `json:"lag"`
+	// Kafka timestamp of the newest record the stream workers have committed; null when none yet.
+	NewestAppliedAt *time.Time `json:"newestAppliedAt,omitempty"`
+	// Seconds from newestAppliedAt to measuredAt; null when none yet.
+	NewestAppliedAgeSeconds *float64 `json:"newestAppliedAgeSeconds,omitempty"`
+}
+
 type UpdateInventoryInput struct {
-	StoreID   string `json:"storeId"`
-	ProductID string `json:"productId"`
-	Quantity  int    `json:"quantity"`
-	// Event time; defaults to now. At most 5 minutes in the future.
+	StoreID string `json:"storeId"`
+	// One product's count, with quantity; leave both out when levels is given.
+	ProductID *string `json:"productId,omitempty"`
+	Quantity  *int    `json:"quantity,omitempty"`
+	// Up to 1,000 counts at the store, instead of productId and quantity.
+	Levels []*InventoryLevelInput `json:"levels,omitempty"`
+	// Event time of every level that has none; defaults to now. At most 5 minutes in the future.
 	Time *time.Time `json:"time,omitempty"`
-	// Makes a retried call one event: the same key from the same API key publishes the same event id.
+	// Makes a retried call the same events: the same key from the same API key publishes the same event id for each level.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 

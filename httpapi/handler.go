@@ -55,6 +55,7 @@ type Config struct {
 	// Production turns off GraphiQL, introspection and field suggestions,
 	// which help developers and attackers alike (AISLE_ENV=production).
 	Production bool
+	Dashboard  bool // serves /dashboard in production too (dashboard.go)
 	// MetricsElsewhere leaves /metrics off the API's handler: it names
 	// every operation, limit and dependency, and belongs on an operators'
 	// listener (Ops on --metrics-addr), not on the public port.
@@ -93,6 +94,7 @@ func New(cfg Config) http.Handler {
 			mux.Handle("GET "+pathPattern(path), h)
 		}
 	}
+	handleDashboard(mux, cfg)
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent) // browsers ask; an empty answer keeps consoles clean
 	})

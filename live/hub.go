@@ -15,6 +15,12 @@
 // the hub push them into the channel a GraphQL subscription reads, which
 // costs no goroutine per subscriber: with thousands of websocket
 // subscriptions, goroutine stacks are most of their memory.
+//
+// StreamTransitions is Stream across several topics for subscribers that
+// want a value only when it changes state (a product's status, not each
+// new probability): the hub remembers the newest value of every item of
+// the topics such streams watch, one copy shared by all of them, and
+// compares each change with it.
 package live
 
 import (
@@ -79,6 +85,12 @@ type Hub[V any] struct {
 	wake    chan struct{}    // one-slot signal that changed is not empty
 	topics  map[string]map[*Subscription[V]]struct{}
 	backlog map[*Subscription[V]]struct{} // pushed subscriptions whose channel was full
+	// last is the newest value loaded for each item of the topics that
+	// transition streams watch (tracked counts those streams per topic):
+	// what a change is compared with to tell a new state from a new value
+	// within the same state.
+	last    map[string]map[string]V
+	tracked map[string]int
 	closed  bool
 }
 
@@ -94,6 +106,8 @@ func NewHub[V any](name string, load Loader[V], log *slog.Logger) *Hub[V] {
 		wake:      make(chan struct{}, 1),
 		topics:    make(map[string]map[*Subscription[V]]struct{}),
 		backlog:   make(map[*Subscription[V]]struct{}),
+		last:      make(map[string]map[string]V),
+		tracked:   make(map[string]int),
 	}
 }
 
@@ -222,11 +236,24 @@ func (h *Hub[V]) deliverChanged(ctx context.Context) error {
 		return err
 	}
 	for i, k := range keys {
+		prev, known := h.remember(k, values[i])
 		for sub := range h.topics[k.Topic] {
-			sub.offer(k.Item, values[i])
+			sub.offer(k.Item, prev, known, values[i])
 		}
 	}
 	return nil
+}
+
+// remember records v as the newest value of k when transition streams
+// watch its topic, and returns the value it replaces; called with h.mu held.
+func (h *Hub[V]) remember(k Key, v V) (prev V, known bool) {
+	items, tracked := h.last[k.Topic]
+	if !tracked {
+		return prev, false
+	}
+	prev, known = items[k.Item]
+	items[k.Item] = v
+	return prev, known
 }
 
 // Subscribe watches topic, narrowed to items when items is not empty, for
@@ -253,7 +280,7 @@ func Stream[V, G any](ctx context.Context, h *Hub[V], topic string, items []stri
 	sub := h.subscribe(&Subscription[V]{
 		// The hub is the only sender and sends under its lock, so room
 		// seen here cannot vanish before the send.
-		send: func(v V) bool {
+		send: func(_, v V) bool {
 			if len(out) == cap(out) {
 				return false
 			}
@@ -263,6 +290,59 @@ func Stream[V, G any](ctx context.Context, h *Hub[V], topic string, items []stri
 		onClose: func() { close(out) },
 	}, topic, items)
 	context.AfterFunc(ctx, sub.Close)
+	return out
+}
+
+// StreamTransitions is Stream over several topics (whole topics, every
+// item) for values that matter only when they change state: it sends
+// convert(prev, next) when changed(prev, next), where prev is the value
+// the hub loaded for the item before next. Values in between that do not
+// change the state are not sent, and a state that changes and changes back
+// while the reader is slow is not sent either. baseline holds the values
+// of the topics' items now, by topic and item, for the first change to be
+// compared with; when other transition streams already watch a topic the
+// hub's own newer values are kept instead. An item missing from the
+// baseline is remembered at its first change and reported from its second.
+// Each topic is one subscription of the hub, with its own MaxPending; when
+// one is closed the stream ends.
+func StreamTransitions[V, G any](ctx context.Context, h *Hub[V], baseline map[string]map[string]V, changed func(prev, next V) bool, convert func(prev, next V) G) <-chan G {
+	out := make(chan G, 1)
+	ended := false // guarded by h.mu, as every send and close is
+	subs := make([]*Subscription[V], 0, len(baseline))
+	for topic, values := range baseline {
+		sub := &Subscription[V]{
+			changed:  changed,
+			baseline: values,
+			send: func(prev, next V) bool {
+				if ended {
+					return true // the stream is over; its other topics go with ctx
+				}
+				if len(out) == cap(out) {
+					return false
+				}
+				out <- convert(prev, next)
+				return true
+			},
+			onClose: func() {
+				if !ended {
+					ended = true
+					close(out)
+				}
+			},
+		}
+		subs = append(subs, h.subscribe(sub, topic, nil))
+	}
+	if len(subs) == 0 {
+		close(out)
+		return out
+	}
+	context.AfterFunc(ctx, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, sub := range subs {
+			h.unsubscribeLocked(sub)
+		}
+	})
 	return out
 }
 
@@ -287,6 +367,16 @@ func (h *Hub[V]) subscribe(sub *Subscription[V], topic string, items []string) *
 		h.topics[topic] = subs
 	}
 	subs[sub] = struct{}{}
+	if sub.changed != nil {
+		if h.tracked[topic] == 0 {
+			h.last[topic] = sub.baseline
+			if h.last[topic] == nil {
+				h.last[topic] = make(map[string]V)
+			}
+		}
+		h.tracked[topic]++
+	}
+	sub.baseline = nil
 	subscriptionsActive.WithLabelValues(h.name).Inc()
 	return sub
 }
@@ -304,6 +394,12 @@ func (h *Hub[V]) unsubscribeLocked(sub *Subscription[V]) {
 		if _, ok := subs[sub]; ok {
 			delete(subs, sub)
 			subscriptionsActive.WithLabelValues(h.name).Dec()
+			if sub.changed != nil {
+				if h.tracked[sub.topic]--; h.tracked[sub.topic] == 0 {
+					delete(h.tracked, sub.topic)
+					delete(h.last, sub.topic)
+				}
+			}
 		}
 		if len(subs) == 0 {
 			delete(h.topics, sub.topic)
@@ -327,6 +423,8 @@ func (h *Hub[V]) close() {
 	}
 	clear(h.topics)
 	clear(h.backlog)
+	clear(h.last)
+	clear(h.tracked)
 }
 
 // Subscription receives the newest value of each key it watches.
@@ -335,9 +433,15 @@ type Subscription[V any] struct {
 	topic string
 	items map[string]struct{} // nil: every item of the topic
 
+	// A transition subscription (StreamTransitions) takes only values
+	// for which changed(prev, next) holds; baseline is the topic's values
+	// when it subscribes, handed to the hub.
+	changed  func(prev, next V) bool
+	baseline map[string]V
+
 	// Everything below is guarded by hub.mu: offers happen under it.
-	pending map[string]V // created on the first value that waits
-	order   []string     // items in pending, in arrival order
+	pending map[string]pendingValue[V] // created on the first value that waits
+	order   []string                   // items in pending, in arrival order
 	closed  bool
 	onClose func() // called once, when the subscription closes
 
@@ -346,11 +450,18 @@ type Subscription[V any] struct {
 	done chan struct{}
 	// A Stream subscription has values pushed with send, which reports
 	// false, sending nothing, when the reader's channel is full.
-	send func(V) bool
+	send func(prev, next V) bool
 }
 
-// offer stores v as the newest value of item; called with hub.mu held.
-func (s *Subscription[V]) offer(item string, v V) {
+// pendingValue is an unread value and, for transition subscriptions, the
+// value before the first unread one: what the reader last had.
+type pendingValue[V any] struct {
+	prev, next V
+}
+
+// offer stores v as the newest value of item; prev is the value the hub
+// loaded before it, when known. Called with hub.mu held.
+func (s *Subscription[V]) offer(item string, prev V, known bool, v V) {
 	if s.closed {
 		return
 	}
@@ -359,15 +470,20 @@ func (s *Subscription[V]) offer(item string, v V) {
 			return
 		}
 	}
-	if s.send != nil && len(s.order) == 0 && s.send(v) {
+	waiting, unread := s.pending[item]
+	if s.changed != nil && !unread && (!known || !s.changed(prev, v)) {
+		return
+	}
+	if s.send != nil && len(s.order) == 0 && s.send(prev, v) {
 		s.hub.delivered.Inc()
 		return
 	}
 	if s.pending == nil {
-		s.pending = make(map[string]V)
+		s.pending = make(map[string]pendingValue[V])
 	}
-	if _, unread := s.pending[item]; unread {
+	if unread {
 		s.hub.replaced.Inc()
+		prev = waiting.prev
 	} else if len(s.order) >= MaxPending {
 		subscribersDropped.WithLabelValues(s.hub.name).Inc()
 		s.hub.unsubscribeLocked(s)
@@ -375,7 +491,7 @@ func (s *Subscription[V]) offer(item string, v V) {
 	} else {
 		s.order = append(s.order, item)
 	}
-	s.pending[item] = v
+	s.pending[item] = pendingValue[V]{prev: prev, next: v}
 	if s.send != nil {
 		s.hub.backlog[s] = struct{}{}
 		return
@@ -390,13 +506,20 @@ func (s *Subscription[V]) offer(item string, v V) {
 // channel has room, and reports whether none are left; called with hub.mu
 // held.
 func (s *Subscription[V]) push() bool {
-	n := 0
-	for n < len(s.order) && s.send(s.pending[s.order[n]]) {
+	n, sent := 0, 0
+	for ; n < len(s.order); n++ {
+		p := s.pending[s.order[n]]
+		if s.changed == nil || s.changed(p.prev, p.next) {
+			// else the state changed back while the reader was slow
+			if !s.send(p.prev, p.next) {
+				break
+			}
+			sent++
+		}
 		delete(s.pending, s.order[n])
-		n++
 	}
 	s.order = s.order[:copy(s.order, s.order[n:])]
-	s.hub.delivered.Add(float64(n))
+	s.hub.delivered.Add(float64(sent))
 	return len(s.order) == 0
 }
 
@@ -408,7 +531,7 @@ func (s *Subscription[V]) Next(ctx context.Context) (values []V, ok bool) {
 		if len(s.order) > 0 {
 			values = make([]V, len(s.order))
 			for i, item := range s.order {
-				values[i] = s.pending[item]
+				values[i] = s.pending[item].next
 			}
 			clear(s.pending)
 			s.order = s.order[:0]

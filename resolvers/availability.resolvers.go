@@ -40,11 +40,20 @@ func (r *mutationResolver) ReportPick(ctx context.Context, input graph.ReportPic
 }
 
 func (r *mutationResolver) UpdateInventory(ctx context.Context, input graph.UpdateInventoryInput) (*graph.EventReceipt, error) {
-	receipt, err := r.AvailabilityService.UpdateInventory(ctx, input.StoreID, input.ProductID, int64(input.Quantity), deref(input.Time), input.IdempotencyKey)
+	levels, err := inventoryLevels(input)
 	if err != nil {
 		return nil, err
 	}
-	return newEventReceipt(receipt), nil
+	receipts, err := r.AvailabilityService.UpdateInventory(ctx, input.StoreID, levels, input.IdempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	receipt := newEventReceipt(receipts[0])
+	receipt.EventIds = make([]string, len(receipts))
+	for i, rc := range receipts {
+		receipt.EventIds[i] = rc.EventID
+	}
+	return receipt, nil
 }
 
 func (r *queryResolver) Availability(ctx context.Context, storeID string, productIds []string) ([]*graph.ItemAvailability, error) {

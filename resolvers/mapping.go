@@ -98,6 +98,7 @@ func newEventReceipt(r aisle.Receipt) *graph.EventReceipt {
 		Topic:     r.Topic,
 		Partition: int(r.Partition),
 		Offset:    strconv.FormatInt(r.Offset, 10),
+		EventIds:  []string{r.EventID},
 	}
 }
 

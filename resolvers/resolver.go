@@ -18,6 +18,7 @@ import (
 	"github.com/aisle/aisle/live"
 	"github.com/aisle/aisle/merchandising"
 	"github.com/aisle/aisle/recommend"
+	"github.com/aisle/aisle/streamstatus"
 )
 
 // Resolver holds the dependencies every resolver shares; server.go fills it.
@@ -29,6 +30,7 @@ type Resolver struct {
 	RecommendHub         *live.Hub[struct{}] // which sessions changed
 	FraudService         *fraud.Service
 	MerchandisingService *merchandising.Service
+	Pipeline             *streamstatus.Reader // pipelineStatus; set by server.go after NewResolver
 }
 
 // NewResolver checks that no dependency is missing.

@@ -111,8 +111,20 @@ func (p *Producer) Publish(ctx context.Context, ev aisle.Event, key string) (ais
 // last-writer-wins by event time, publishing them again is harmless. It
 // returns the events' ids, in order.
 func (p *Producer) PublishEvents(ctx context.Context, events []*aisle.Decoded) ([]string, error) {
+	receipts, err := p.PublishBatch(ctx, events)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(receipts))
+	for i, r := range receipts {
+		ids[i] = r.EventID
+	}
+	return ids, nil
+}
+
+// PublishBatch is PublishEvents answering where each event was written.
+func (p *Producer) PublishBatch(ctx context.Context, events []*aisle.Decoded) ([]aisle.Receipt, error) {
 	recs := make([]*kgo.Record, len(events))
-	ids := make([]string, len(events))
 	for i, d := range events {
 		value, err := json.Marshal(d.Event)
 		if err != nil {
@@ -122,7 +134,6 @@ func (p *Producer) PublishEvents(ctx context.Context, events []*aisle.Decoded) (
 		if err != nil {
 			return nil, err
 		}
-		ids[i] = d.ID
 		recs[i] = &kgo.Record{Topic: topic, Key: []byte(d.Key()), Value: value}
 	}
 	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
@@ -141,7 +152,13 @@ func (p *Producer) PublishEvents(ctx context.Context, events []*aisle.Decoded) (
 		p.log.Warn("publish events", "events", len(recs), "failed", failed, "err", results.FirstErr())
 		return nil, aisle.Errorf(aisle.EUNAVAILABLE, "the event bus is unavailable, try again later")
 	}
-	return ids, nil
+	// results come in the order the broker acknowledged; the records
+	// themselves, in input order, now carry their partition and offset.
+	receipts := make([]aisle.Receipt, len(recs))
+	for i, r := range recs {
+		receipts[i] = aisle.Receipt{EventID: events[i].ID, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+	}
+	return receipts, nil
 }
 
 // Ping checks that a broker answers, for readiness probes: without one,
