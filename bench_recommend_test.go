@@ -20,7 +20,6 @@ import (
 	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/catalog/catalogtest"
-	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/features/featurestest"
 	"github.com/aisle/aisle/loadtest"
 	"github.com/aisle/aisle/models"
@@ -96,7 +95,7 @@ func BenchmarkRecommendations(b *testing.B) {
 
 	type target struct{ session, store string }
 	var (
-		updates []features.Update
+		updates []aisle.Update
 		baskets []models.Basket
 		recent  []target
 	)
@@ -113,7 +112,7 @@ func BenchmarkRecommendations(b *testing.B) {
 			baskets = append(baskets, basket)
 			continue
 		}
-		updates = append(updates, features.Update{Event: d})
+		updates = append(updates, aisle.Update{Event: d})
 		if d.Session.ProductID != "" {
 			recent = append(recent, target{d.Session.SessionID, d.Session.StoreID})
 		}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog/catalogtest"
-	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/features/featurestest"
 	"github.com/aisle/aisle/httpapi"
 	"github.com/aisle/aisle/internal/proctest"
@@ -83,7 +82,7 @@ func TestReadyzNamesStalledPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer producer.Close()
-	refused := func(context.Context, []features.Update) ([]bool, error) {
+	refused := func(context.Context, []aisle.Update) ([]bool, error) {
 		return nil, fmt.Errorf("apply: %w", &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 9, 8, 7), Port: 6379}, Err: syscall.ECONNREFUSED})
 	}
 	consumer, err := streaming.NewConsumer(streaming.ConsumerConfig{

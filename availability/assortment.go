@@ -9,7 +9,6 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/features"
 )
 
 var uncarriedEvidence = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -32,8 +31,8 @@ var uncarriedEvidence = promauto.NewCounterVec(prometheus.CounterOpts{
 // It writes nothing; applied says which events it checked. An event
 // redelivered after a crash is counted again: the counter is a signal, not
 // a ledger.
-func FlagUncarried(db *catalog.DB, log *slog.Logger) func(context.Context, []features.Update) ([]bool, error) {
-	return func(ctx context.Context, updates []features.Update) ([]bool, error) {
+func FlagUncarried(db *catalog.DB, log *slog.Logger) func(context.Context, []aisle.Update) ([]bool, error) {
+	return func(ctx context.Context, updates []aisle.Update) ([]bool, error) {
 		applied := make([]bool, len(updates))
 		var sps []aisle.StoreProduct
 		var at []int

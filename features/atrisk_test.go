@@ -30,12 +30,12 @@ func TestAtRiskIndexOrdersByScore(t *testing.T) {
 		return aisle.StoreProduct{StoreID: store, ProductID: product}
 	}
 	apply(t, s,
-		features.Update{Event: pick("e-1", aisle.TypePickFound, sp("s-1", "p-found"), t0)},
-		features.Update{Event: pick("e-2", aisle.TypePickNotFound, sp("s-1", "p-missing"), t0)},
-		features.Update{Event: pick("e-3", aisle.TypePickNotFound, sp("s-1", "p-missing"), t0.Add(time.Minute))},
-		features.Update{Event: feed("e-4", sp("s-1", "p-zero"), 0, t0)},
-		features.Update{Event: feed("e-5", sp("s-1", "p-plenty"), 40, t0)},
-		features.Update{Event: pick("e-6", aisle.TypePickNotFound, sp("s-2", "p-other"), t0)},
+		aisle.Update{Event: pick("e-1", aisle.TypePickFound, sp("s-1", "p-found"), t0)},
+		aisle.Update{Event: pick("e-2", aisle.TypePickNotFound, sp("s-1", "p-missing"), t0)},
+		aisle.Update{Event: pick("e-3", aisle.TypePickNotFound, sp("s-1", "p-missing"), t0.Add(time.Minute))},
+		aisle.Update{Event: feed("e-4", sp("s-1", "p-zero"), 0, t0)},
+		aisle.Update{Event: feed("e-5", sp("s-1", "p-plenty"), 40, t0)},
+		aisle.Update{Event: pick("e-6", aisle.TypePickNotFound, sp("s-2", "p-other"), t0)},
 	)
 	ids, total := candidates(t, s, "s-1", 10)
 	if total != 4 || len(ids) != 4 {
@@ -63,9 +63,9 @@ func TestAtRiskIndexRepairedByRedelivery(t *testing.T) {
 	t.Parallel()
 	prefix := featurestest.NewPrefix()
 	s := featurestest.MustOpenAt(t, featurestest.URL(), prefix)
-	u := features.Update{
+	u := aisle.Update{
 		Event:  pick("e-1", aisle.TypePickNotFound, aisle.StoreProduct{StoreID: "s-1", ProductID: "p-1"}, t0),
-		Origin: features.Origin{Topic: aisle.TopicPicking, Partition: 0, Offset: 7},
+		Origin: aisle.Origin{Topic: aisle.TopicPicking, Partition: 0, Offset: 7},
 	}
 	if !apply(t, s, u)[0] {
 		t.Fatal("first delivery not applied")
@@ -86,13 +86,13 @@ func TestAtRiskIndexRepairedByRedelivery(t *testing.T) {
 func TestAtRiskIndexIsBounded(t *testing.T) {
 	t.Parallel()
 	s := featurestest.MustOpen(t)
-	var updates []features.Update
+	var updates []aisle.Update
 	for i := range features.MaxAtRiskPerStore + 10 {
 		sp := aisle.StoreProduct{StoreID: "s-1", ProductID: fmt.Sprint("p-", i)}
-		updates = append(updates, features.Update{Event: pick(fmt.Sprint("e-", i), aisle.TypePickFound, sp, t0)})
+		updates = append(updates, aisle.Update{Event: pick(fmt.Sprint("e-", i), aisle.TypePickFound, sp, t0)})
 	}
 	risky := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-risky"}
-	updates = append(updates, features.Update{Event: pick("e-risky", aisle.TypePickNotFound, risky, t0)})
+	updates = append(updates, aisle.Update{Event: pick("e-risky", aisle.TypePickNotFound, risky, t0)})
 	apply(t, s, updates...)
 	ids, total := candidates(t, s, "s-1", 1)
 	if total != features.MaxAtRiskPerStore {

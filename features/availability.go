@@ -49,20 +49,6 @@ const (
 	resubscribeMaxDelay = 5 * time.Second
 )
 
-// Origin says where an event was read from. The entity hashes an event
-// changes keep the offset of the last record applied from its partition,
-// which makes a redelivery or a replay of applied records a no-op.
-type Origin struct {
-	Topic string // "" for events that did not come from Kafka: dedup by event id only
-	// TopicID is the broker's id of the topic (hex), if known. It is part of
-	// the watermark, so a deleted and recreated topic (whose offsets restart
-	// at 0, e.g. after wiping the embedded broker's data) is not mistaken
-	// for a replay.
-	TopicID   string
-	Partition int32
-	Offset    int64
-}
-
 // ApplyAvailability applies inventory.level and pick.* events in one
 // pipelined round trip, then records the resulting states in their stores'
 // at-risk indexes in a second one (see atrisk.go). Each event is applied atomically together with its
@@ -73,7 +59,7 @@ type Origin struct {
 // be given in offset order. applied[i] reports whether updates[i] was new.
 // On error nothing is reported and the caller may retry the whole slice:
 // what was already applied is skipped.
-func (s *Store) ApplyAvailability(ctx context.Context, updates []Update) (applied []bool, err error) {
+func (s *Store) ApplyAvailability(ctx context.Context, updates []aisle.Update) (applied []bool, err error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}
@@ -117,7 +103,7 @@ func parseApplyResult(r any) (applied bool, st state, err error) {
 }
 
 // availabilityCall builds the Lua call for u, applied at about now.
-func (s *Store) availabilityCall(u Update, now time.Time) (call, error) {
+func (s *Store) availabilityCall(u aisle.Update, now time.Time) (call, error) {
 	ev := u.Event
 	if ev == nil || (ev.Inventory == nil && ev.Pick == nil) {
 		return call{}, errors.New("apply availability: not an inventory or picking event")

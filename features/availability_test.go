@@ -34,7 +34,7 @@ func feed(id string, sp aisle.StoreProduct, qty int64, at time.Time) *aisle.Deco
 	}
 }
 
-func apply(t *testing.T, s *features.Store, updates ...features.Update) []bool {
+func apply(t *testing.T, s *features.Store, updates ...aisle.Update) []bool {
 	t.Helper()
 	applied, err := s.ApplyAvailability(context.Background(), updates)
 	if err != nil {
@@ -81,7 +81,7 @@ func TestApplyAvailabilityMatchesModel(t *testing.T) {
 	for i, st := range steps {
 		at := t0.Add(st.at).Truncate(time.Millisecond) // the store keeps milliseconds
 		want = m.ObservePick(want, st.typ == aisle.TypePickFound, at)
-		if got := apply(t, s, features.Update{Event: pick(fmt.Sprint("e-", i), st.typ, sp, at)}); !got[0] {
+		if got := apply(t, s, aisle.Update{Event: pick(fmt.Sprint("e-", i), st.typ, sp, at)}); !got[0] {
 			t.Fatalf("step %d: not applied", i)
 		}
 		got := read(t, s, sp)[0]
@@ -116,7 +116,7 @@ func TestApplyAvailabilityFeedLastWriterWins(t *testing.T) {
 	var want models.AvailabilityEvidence
 	for i, st := range steps {
 		want = m.ObserveFeed(want, st.qty, st.at)
-		apply(t, s, features.Update{Event: feed(fmt.Sprint("f-", i), sp, st.qty, st.at)})
+		apply(t, s, aisle.Update{Event: feed(fmt.Sprint("f-", i), sp, st.qty, st.at)})
 		got := read(t, s, sp)[0]
 		if got.FeedQuantity != want.FeedQuantity || !got.FeedAt.Equal(want.FeedAt) || !got.CountedAt.Equal(want.CountedAt) {
 			t.Fatalf("step %d: redis qty=%d at=%s counted=%s, model qty=%d at=%s counted=%s", i, got.FeedQuantity, got.FeedAt, got.CountedAt, want.FeedQuantity, want.FeedAt, want.CountedAt)
@@ -154,7 +154,7 @@ func TestApplyAvailabilityLatestCountWins(t *testing.T) {
 		want = m.ObserveCount(want, st.qty, counted, sent)
 		ev := feed(fmt.Sprint("c-", i), sp, st.qty, sent)
 		ev.Inventory.CountedAt = &counted
-		apply(t, s, features.Update{Event: ev})
+		apply(t, s, aisle.Update{Event: ev})
 		got := read(t, s, sp)[0]
 		if got.FeedQuantity != want.FeedQuantity || !got.FeedAt.Equal(want.FeedAt) || !got.CountedAt.Equal(want.CountedAt) {
 			t.Fatalf("step %d: redis %+v, model %+v", i, got, want)
@@ -180,7 +180,7 @@ func TestApplyAvailabilityConcurrentDuplicatesCountOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			applied, err := s.ApplyAvailability(context.Background(), []features.Update{{Event: ev}})
+			applied, err := s.ApplyAvailability(context.Background(), []aisle.Update{{Event: ev}})
 			if err != nil {
 				t.Errorf("ApplyAvailability: %v", err)
 				return
@@ -209,15 +209,15 @@ func TestApplyAvailabilitySkipsOffsetsAtOrBelowWatermark(t *testing.T) {
 	t.Parallel()
 	s := featurestest.MustOpen(t)
 	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-4"}
-	at := func(offset int64) features.Origin {
-		return features.Origin{Topic: aisle.TopicPicking, TopicID: "abc", Partition: 3, Offset: offset}
+	at := func(offset int64) aisle.Origin {
+		return aisle.Origin{Topic: aisle.TopicPicking, TopicID: "abc", Partition: 3, Offset: offset}
 	}
 
 	got := apply(t, s,
-		features.Update{Event: pick("e-10", aisle.TypePickFound, sp, t0), Origin: at(10)},
-		features.Update{Event: pick("e-5", aisle.TypePickFound, sp, t0), Origin: at(5)},    // stale offset, new id
-		features.Update{Event: pick("e-10b", aisle.TypePickFound, sp, t0), Origin: at(10)}, // same offset
-		features.Update{Event: pick("e-11", aisle.TypePickNotFound, sp, t0), Origin: at(11)},
+		aisle.Update{Event: pick("e-10", aisle.TypePickFound, sp, t0), Origin: at(10)},
+		aisle.Update{Event: pick("e-5", aisle.TypePickFound, sp, t0), Origin: at(5)},    // stale offset, new id
+		aisle.Update{Event: pick("e-10b", aisle.TypePickFound, sp, t0), Origin: at(10)}, // same offset
+		aisle.Update{Event: pick("e-11", aisle.TypePickNotFound, sp, t0), Origin: at(11)},
 	)
 	if want := []bool{true, false, false, true}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("applied = %v, want %v", got, want)
@@ -230,10 +230,10 @@ func TestApplyAvailabilitySkipsOffsetsAtOrBelowWatermark(t *testing.T) {
 	other := at(2)
 	other.Partition = 4
 	got = apply(t, s,
-		features.Update{Event: pick("e-r0", aisle.TypePickFound, sp, t0), Origin: recreated},
-		features.Update{Event: pick("e-p4", aisle.TypePickFound, sp, t0), Origin: other},
-		features.Update{Event: pick("e-api", aisle.TypePickFound, sp, t0)},
-		features.Update{Event: pick("e-api", aisle.TypePickFound, sp, t0)},
+		aisle.Update{Event: pick("e-r0", aisle.TypePickFound, sp, t0), Origin: recreated},
+		aisle.Update{Event: pick("e-p4", aisle.TypePickFound, sp, t0), Origin: other},
+		aisle.Update{Event: pick("e-api", aisle.TypePickFound, sp, t0)},
+		aisle.Update{Event: pick("e-api", aisle.TypePickFound, sp, t0)},
 	)
 	if want := []bool{true, true, true, false}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("applied = %v, want %v", got, want)
@@ -259,12 +259,12 @@ func TestAvailabilityManyKeys(t *testing.T) {
 	t.Parallel()
 	s := featurestest.MustOpen(t)
 	var sps []aisle.StoreProduct
-	var updates []features.Update
+	var updates []aisle.Update
 	for i := range 100 {
 		sp := aisle.StoreProduct{StoreID: fmt.Sprint("s-", i%7), ProductID: fmt.Sprint("p-", i)}
 		sps = append(sps, sp)
 		if i%2 == 0 { // every other key stays missing
-			updates = append(updates, features.Update{Event: feed(fmt.Sprint("f-", i), sp, int64(i), t0.Add(time.Duration(i)*time.Second))})
+			updates = append(updates, aisle.Update{Event: feed(fmt.Sprint("f-", i), sp, int64(i), t0.Add(time.Duration(i)*time.Second))})
 		}
 	}
 	apply(t, s, updates...)
@@ -294,8 +294,8 @@ func TestApplyAvailabilityReloadsScriptAfterRedisForgetsIt(t *testing.T) {
 		t.Fatalf("SCRIPT FLUSH: %v", err)
 	}
 	got := apply(t, s,
-		features.Update{Event: pick("e-1", aisle.TypePickFound, sp, t0)},
-		features.Update{Event: pick("e-1", aisle.TypePickFound, sp, t0)},
+		aisle.Update{Event: pick("e-1", aisle.TypePickFound, sp, t0)},
+		aisle.Update{Event: pick("e-1", aisle.TypePickFound, sp, t0)},
 	)
 	if !got[0] || got[1] {
 		t.Fatalf("applied = %v, want [true false]", got)
@@ -308,7 +308,7 @@ func TestApplyAvailabilityReloadsScriptAfterRedisForgetsIt(t *testing.T) {
 func TestApplyAvailabilityRejectsOtherEvents(t *testing.T) {
 	t.Parallel()
 	s := featurestest.MustOpen(t)
-	_, err := s.ApplyAvailability(context.Background(), []features.Update{{Event: &aisle.Decoded{Event: aisle.Event{ID: "x"}}}})
+	_, err := s.ApplyAvailability(context.Background(), []aisle.Update{{Event: &aisle.Decoded{Event: aisle.Event{ID: "x"}}}})
 	if err == nil {
 		t.Fatal("an event without inventory or pick data was accepted")
 	}
@@ -323,9 +323,9 @@ func TestWatchAvailability(t *testing.T) {
 	// announced: after sp2's first level the next change is sp3's pick.
 	sp2 := aisle.StoreProduct{StoreID: "s-2", ProductID: "p-6"}
 	sp3 := aisle.StoreProduct{StoreID: "s-3", ProductID: "p-6"}
-	apply(t, s, features.Update{Event: feed("f-new", sp2, 3, t0.Add(time.Hour))})
-	apply(t, s, features.Update{Event: feed("f-old", sp2, 8, t0)})
-	apply(t, s, features.Update{Event: pick("e-last", aisle.TypePickNotFound, sp3, t0)})
+	apply(t, s, aisle.Update{Event: feed("f-new", sp2, 3, t0.Add(time.Hour))})
+	apply(t, s, aisle.Update{Event: feed("f-old", sp2, 8, t0)})
+	apply(t, s, aisle.Update{Event: pick("e-last", aisle.TypePickNotFound, sp3, t0)})
 	var got []aisle.StoreProduct
 	for len(got) < 2 {
 		select {
@@ -378,7 +378,7 @@ func announce(t *testing.T, s *features.Store, changes <-chan aisle.StoreProduct
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for i := 0; ; i++ {
-		apply(t, s, features.Update{Event: pick(fmt.Sprint(idPrefix, i), aisle.TypePickFound, sp, t0)})
+		apply(t, s, aisle.Update{Event: pick(fmt.Sprint(idPrefix, i), aisle.TypePickFound, sp, t0)})
 		if announced(changes, sp, 50*time.Millisecond) {
 			return
 		}
@@ -423,12 +423,12 @@ func TestKeysGrowWithEntitiesNotEvents(t *testing.T) {
 	prefix := featurestest.NewPrefix()
 	s := featurestest.MustOpenAt(t, featurestest.URL(), prefix)
 	sps := []aisle.StoreProduct{{StoreID: "s-1", ProductID: "p-1"}, {StoreID: "s-1", ProductID: "p-2"}}
-	var updates []features.Update
+	var updates []aisle.Update
 	for i := range 200 {
 		sp := sps[i%2]
-		updates = append(updates, features.Update{
+		updates = append(updates, aisle.Update{
 			Event:  pick(fmt.Sprint("e-", i), aisle.TypePickFound, sp, t0.Add(time.Duration(i)*time.Second)),
-			Origin: features.Origin{Topic: aisle.TopicPicking, Partition: int32(i % 2), Offset: int64(i)},
+			Origin: aisle.Origin{Topic: aisle.TopicPicking, Partition: int32(i % 2), Offset: int64(i)},
 		})
 	}
 	apply(t, s, updates...)

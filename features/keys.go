@@ -2,6 +2,7 @@ package features
 
 import (
 	"crypto/sha256"
+	"github.com/aisle/aisle/aisle"
 	"hash/fnv"
 	"strconv"
 	"strings"
@@ -74,7 +75,7 @@ func digest(applier, eventID string) string {
 // field is the mark field of o's partition in an entity hash (applied.lua);
 // "" for an event that did not come from Kafka, which the scripts then
 // recognise by its digest only.
-func (o Origin) field() string {
+func markField(o aisle.Origin) string {
 	if o.Topic == "" {
 		return ""
 	}
@@ -86,7 +87,7 @@ func (o Origin) field() string {
 }
 
 // ParseMark returns the topic and partition of an entity hash's mark field
-// (see Origin.field), and false for any other field.
+// (see markField), and false for any other field.
 func ParseMark(field string) (topic string, partition int32, ok bool) {
 	rest, ok := strings.CutPrefix(field, "@")
 	if !ok {
@@ -105,8 +106,8 @@ func ParseMark(field string) (topic string, partition int32, ok bool) {
 }
 
 // markArgs are the first arguments of every applier script (applied.lua).
-func markArgs(applier string, u Update) []any {
-	return []any{u.Origin.field(), u.Origin.Offset, digest(applier, u.Event.ID), RecentIDs}
+func markArgs(applier string, u aisle.Update) []any {
+	return []any{markField(u.Origin), u.Origin.Offset, digest(applier, u.Event.ID), RecentIDs}
 }
 
 // IsBookkeeping reports whether an entity hash's field is effectively-once

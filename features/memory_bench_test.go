@@ -56,7 +56,7 @@ func BenchmarkMemory(b *testing.B) {
 		before := usedMemory(b, rdb)
 		start := time.Now()
 		offsets := map[string]int64{}
-		batch := make([]features.Update, 0, memoryBatch)
+		batch := make([]aisle.Update, 0, memoryBatch)
 		for i := range memoryEvents {
 			sp := aisle.StoreProduct{StoreID: fmt.Sprint("s-", i%memoryStores), ProductID: fmt.Sprint("p-", (i/memoryStores)%memoryProducts)}
 			at := time.UnixMilli(1_780_000_000_000 + int64(i)*10)
@@ -77,7 +77,7 @@ func BenchmarkMemory(b *testing.B) {
 			// A store-product's events stay in one partition, as keyed records do.
 			part := int32(i % memoryStores % memoryPartitions)
 			tp := topic + "/" + strconv.Itoa(int(part))
-			batch = append(batch, features.Update{Event: d, Origin: features.Origin{Topic: topic, TopicID: "0123456789abcdef0123456789abcdef", Partition: part, Offset: offsets[tp]}})
+			batch = append(batch, aisle.Update{Event: d, Origin: aisle.Origin{Topic: topic, TopicID: "0123456789abcdef0123456789abcdef", Partition: part, Offset: offsets[tp]}})
 			offsets[tp]++
 			if len(batch) == memoryBatch || i == memoryEvents-1 {
 				applied, err := fs.ApplyAvailability(ctx, batch)

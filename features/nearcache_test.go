@@ -28,12 +28,12 @@ func TestNearCacheServesRepeatReadsFromMemory(t *testing.T) {
 	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-1"}
 	unread := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-2"}
 
-	apply(t, s, features.Update{Event: pick("e-1", aisle.TypePickFound, sp, t0)})
+	apply(t, s, aisle.Update{Event: pick("e-1", aisle.TypePickFound, sp, t0)})
 	want := read(t, s, sp)[0]
 	if want.Found != 1 || !want.At.Equal(t0) {
 		t.Fatalf("first read %+v, want one found pick at %s", want, t0)
 	}
-	apply(t, s, features.Update{Event: pick("e-2", aisle.TypePickFound, unread, t0)})
+	apply(t, s, aisle.Update{Event: pick("e-2", aisle.TypePickFound, unread, t0)})
 	if !announced(changes, unread, 5*time.Second) {
 		t.Fatalf("change of %v not announced", unread)
 	}
@@ -70,7 +70,7 @@ func TestNearCacheFollowsAnnouncedChanges(t *testing.T) {
 	}
 	var previous models.AvailabilityEvidence
 	for i, ev := range steps {
-		apply(t, s, features.Update{Event: ev})
+		apply(t, s, aisle.Update{Event: ev})
 		if !announced(changes, sp, 5*time.Second) {
 			t.Fatalf("step %d: change not announced", i)
 		}
@@ -107,7 +107,7 @@ func TestNearCacheResetsWhenTheSubscriptionBreaks(t *testing.T) {
 	changes := watch(t, s)
 	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-1"}
 
-	apply(t, s, features.Update{Event: pick("e-1", aisle.TypePickFound, sp, t0)})
+	apply(t, s, aisle.Update{Event: pick("e-1", aisle.TypePickFound, sp, t0)})
 	cached := read(t, s, sp)[0]
 	deleteBehindTheCache(t, s)
 	if got := read(t, s, sp)[0]; got != cached {
@@ -118,7 +118,7 @@ func TestNearCacheResetsWhenTheSubscriptionBreaks(t *testing.T) {
 	waitFor(t, "the cache to be reset", func() bool { return read(t, s, sp)[0] == (models.AvailabilityEvidence{}) })
 	// Until it has subscribed again (100ms), a change is not announced, and
 	// reads go to Redis rather than to a cache that would miss it.
-	apply(t, s, features.Update{Event: pick("e-2", aisle.TypePickNotFound, sp, t0)})
+	apply(t, s, aisle.Update{Event: pick("e-2", aisle.TypePickNotFound, sp, t0)})
 	changed := models.AvailabilityEvidence{NotFound: 1, At: t0}
 	if got := read(t, s, sp)[0]; got != changed {
 		t.Fatalf("a change while unsubscribed: %+v, want %+v", got, changed)
@@ -146,7 +146,7 @@ func TestNearCacheResetsOnAnUnreadableMessage(t *testing.T) {
 	changes := watch(t, s)
 	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-1"}
 
-	apply(t, s, features.Update{Event: pick("e-1", aisle.TypePickFound, sp, t0)})
+	apply(t, s, aisle.Update{Event: pick("e-1", aisle.TypePickFound, sp, t0)})
 	read(t, s, sp)
 	deleteBehindTheCache(t, s)
 
@@ -181,7 +181,7 @@ func TestNearCacheUnusedReadsRedis(t *testing.T) {
 				watch(t, s)
 			}
 			sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-1"}
-			apply(t, s, features.Update{Event: pick("e-1", aisle.TypePickFound, sp, t0)})
+			apply(t, s, aisle.Update{Event: pick("e-1", aisle.TypePickFound, sp, t0)})
 			if got := read(t, s, sp)[0]; got.Found != 1 {
 				t.Fatalf("first read %+v", got)
 			}
@@ -224,15 +224,15 @@ func TestApplyAvailabilityVersions(t *testing.T) {
 		return v
 	}
 
-	apply(t, s, features.Update{Event: feed("f-1", sp, 3, t0.Add(time.Hour))})
+	apply(t, s, aisle.Update{Event: feed("f-1", sp, 3, t0.Add(time.Hour))})
 	v1 := version()
-	apply(t, s, features.Update{Event: feed("f-2", sp, 5, t0)}) // older: no change
+	apply(t, s, aisle.Update{Event: feed("f-2", sp, 5, t0)}) // older: no change
 	if v := version(); v != v1 {
 		t.Fatalf("a no-op feed changed the version %d to %d", v1, v)
 	}
 	var last int64 = v1
 	for i := range 3 {
-		apply(t, s, features.Update{Event: pick(fmt.Sprint("e-", i), aisle.TypePickFound, sp, t0)})
+		apply(t, s, aisle.Update{Event: pick(fmt.Sprint("e-", i), aisle.TypePickFound, sp, t0)})
 		v := version()
 		if v <= last {
 			t.Fatalf("pick %d: version %d after %d", i, v, last)
@@ -242,7 +242,7 @@ func TestApplyAvailabilityVersions(t *testing.T) {
 	if err := rdb.Del(ctx, key).Err(); err != nil {
 		t.Fatal(err)
 	}
-	apply(t, s, features.Update{Event: pick("e-new", aisle.TypePickFound, sp, t0)})
+	apply(t, s, aisle.Update{Event: pick("e-new", aisle.TypePickFound, sp, t0)})
 	if v := version(); v <= last {
 		t.Fatalf("re-created hash: version %d, not above the deleted one's %d", v, last)
 	}

@@ -54,12 +54,12 @@ func TestDeploymentsInTwoDatabasesDoNotHearEachOther(t *testing.T) {
 			t.Fatal("a never heard its own alert")
 		}
 	}
-	apply(t, b, features.Update{Event: pick("e-other", aisle.TypePickFound, other, t0)})
+	apply(t, b, aisle.Update{Event: pick("e-other", aisle.TypePickFound, other, t0)})
 	if err := b.PublishFraudAlert(ctx, []byte("other")); err != nil {
 		t.Fatal(err)
 	}
 	// What a hears after b's messages, in order: its own.
-	apply(t, a, features.Update{Event: pick("e-mine", aisle.TypePickFound, mine, t0)})
+	apply(t, a, aisle.Update{Event: pick("e-mine", aisle.TypePickFound, mine, t0)})
 	if err := a.PublishFraudAlert(ctx, []byte("mine again")); err != nil {
 		t.Fatal(err)
 	}

@@ -21,15 +21,6 @@ func newApplierScript(source string) *redis.Script {
 	return redis.NewScript(appliedPrelude + source)
 }
 
-// Update is one decoded event to apply, with where it was read. Each
-// entity an event changes is changed by one script call on that entity's
-// keys alone, which recognises a redelivery by the record's offset and a
-// repeated event by its id, both kept in the entity's hash (applied.lua).
-type Update struct {
-	Event  *aisle.Decoded
-	Origin Origin
-}
-
 // call is one script call: keys all in one slot (one hash tag).
 type call struct {
 	script *redis.Script
@@ -89,7 +80,7 @@ func (s *Store) evalEach(ctx context.Context, calls []call) ([]any, error) {
 // applyEach applies each update with one call (built by build) in one
 // pipelined round trip; applied[i] reports whether updates[i] changed the
 // features, which the scripts say by returning 1.
-func (s *Store) applyEach(ctx context.Context, what string, updates []Update, build func(Update) (call, error)) (applied []bool, err error) {
+func (s *Store) applyEach(ctx context.Context, what string, updates []aisle.Update, build func(aisle.Update) (call, error)) (applied []bool, err error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}

@@ -88,7 +88,7 @@ type SessionState struct {
 // session belongs to the user of its first event: a later event of another
 // user is skipped (applied false), so no one can take over or pollute
 // someone else's session by reusing its id.
-func (s *Store) ApplySessions(ctx context.Context, updates []Update) (applied []bool, err error) {
+func (s *Store) ApplySessions(ctx context.Context, updates []aisle.Update) (applied []bool, err error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}
@@ -148,7 +148,7 @@ func (s *Store) ApplySessions(ctx context.Context, updates []Update) (applied []
 // tallyCalls count the cart add u, of se.ProductID after the products
 // before, into the live tallies: the store's popularity, the product's
 // co-occurrence with each of before, and each one's with the product.
-func (s *Store) tallyCalls(u Update, se *aisle.SessionEvent, before []any) []call {
+func (s *Store) tallyCalls(u aisle.Update, se *aisle.SessionEvent, before []any) []call {
 	tally := func(kind, id string, keep int, self bool, members ...any) call {
 		own := "0"
 		if self {

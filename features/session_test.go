@@ -12,7 +12,7 @@ import (
 	"github.com/aisle/aisle/models"
 )
 
-func sessionEvent(id, eventType, session, user, product string, at time.Time) features.Update {
+func sessionEvent(id, eventType, session, user, product string, at time.Time) aisle.Update {
 	se := &aisle.SessionEvent{SessionID: session, UserID: user, StoreID: "s-1", ProductID: product}
 	switch eventType {
 	case aisle.TypeSessionSearch:
@@ -20,10 +20,10 @@ func sessionEvent(id, eventType, session, user, product string, at time.Time) fe
 	case aisle.TypeSessionCheckout:
 		se.ProductID, se.OrderID = "", "o-"+id
 	}
-	return features.Update{Event: &aisle.Decoded{Event: aisle.Event{ID: id, Type: eventType, Time: at}, Session: se}}
+	return aisle.Update{Event: &aisle.Decoded{Event: aisle.Event{ID: id, Type: eventType, Time: at}, Session: se}}
 }
 
-func applySessions(t *testing.T, s *features.Store, updates ...features.Update) []bool {
+func applySessions(t *testing.T, s *features.Store, updates ...aisle.Update) []bool {
 	t.Helper()
 	applied, err := s.ApplySessions(context.Background(), updates)
 	if err != nil {
@@ -85,7 +85,7 @@ func TestApplySessions(t *testing.T) {
 	}
 
 	// Only the newest SessionItems item events are kept.
-	var many []features.Update
+	var many []aisle.Update
 	for i := range features.SessionItems + 5 {
 		many = append(many, sessionEvent("m"+string(rune('a'+i)), aisle.TypeSessionView, "ss-2", "u-1", "p", sec(i)))
 	}
@@ -206,12 +206,12 @@ func TestLiveTallies(t *testing.T) {
 	s := featurestest.MustOpen(t)
 	ctx := context.Background()
 	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
-	add := func(id, session, product string, at int) features.Update {
+	add := func(id, session, product string, at int) aisle.Update {
 		u := sessionEvent(id, aisle.TypeSessionAddToCart, session, "u-"+session, product, sec(at))
-		u.Origin = features.Origin{Topic: aisle.TopicSessions, Partition: 0, Offset: int64(at)}
+		u.Origin = aisle.Origin{Topic: aisle.TopicSessions, Partition: 0, Offset: int64(at)}
 		return u
 	}
-	first := []features.Update{
+	first := []aisle.Update{
 		add("a1", "a", "eggs", 1), add("a2", "a", "bacon", 2), add("a3", "a", "milk", 3),
 		add("b1", "b", "eggs", 4), add("b2", "b", "bacon", 5),
 		add("c1", "c", "eggs", 6), add("c2", "c", "charcoal", 7),

@@ -123,22 +123,24 @@ func TestEveryScriptCallTouchesOneSlot(t *testing.T) {
 	label := func(id, orderID string) *aisle.Decoded {
 		return event(id, aisle.TypeOrderLabeled, aisle.OrderLabeled{OrderID: orderID, Fraud: &fraud})
 	}
-	origin := func(topic string, offset int64) Origin { return Origin{Topic: topic, Partition: 1, Offset: offset} }
+	origin := func(topic string, offset int64) aisle.Origin {
+		return aisle.Origin{Topic: topic, Partition: 1, Offset: offset}
+	}
 	steps := []struct {
-		apply  func(context.Context, []Update) ([]bool, error)
-		update Update
+		apply  func(context.Context, []aisle.Update) ([]bool, error)
+		update aisle.Update
 	}{
-		{s.ApplyAvailability, Update{event("e-1", aisle.TypePickFound, aisle.Pick{StoreID: "s-1", ProductID: "p-1", ShopperID: "sh-1", OrderID: "o-0"}), origin(aisle.TopicPicking, 1)}},
-		{s.ApplyAvailability, Update{event("e-2", aisle.TypeInventoryLevel, aisle.InventoryLevel{StoreID: "s-1", ProductID: "p-1", Quantity: &qty}), origin(aisle.TopicInventory, 1)}},
-		{s.ApplySessions, Update{event("e-3", aisle.TypeSessionView, aisle.SessionEvent{SessionID: "sess-1", UserID: "u-1", StoreID: "s-1", ProductID: "p-1"}), origin(aisle.TopicSessions, 1)}},
-		{s.ApplyVelocity, Update{order("e-4", "o-1"), origin(aisle.TopicOrders, 1)}},
-		{s.ApplyVelocity, Update{event("e-5", aisle.TypePaymentFailed, aisle.PaymentFailed{OrderID: "o-2", UserID: "u-1", CardFingerprint: "card-1", DeviceID: "dev-1", IP: "10.0.0.1"}), origin(aisle.TopicOrders, 2)}},
-		{s.ApplyLabels, Update{label("e-6", "o-1"), origin(aisle.TopicLabels, 1)}}, // after its order
-		{s.ApplyLabels, Update{label("e-7", "o-3"), origin(aisle.TopicLabels, 2)}}, // before its order
-		{s.ApplyVelocity, Update{order("e-8", "o-3"), origin(aisle.TopicOrders, 3)}},
+		{s.ApplyAvailability, aisle.Update{Event: event("e-1", aisle.TypePickFound, aisle.Pick{StoreID: "s-1", ProductID: "p-1", ShopperID: "sh-1", OrderID: "o-0"}), Origin: origin(aisle.TopicPicking, 1)}},
+		{s.ApplyAvailability, aisle.Update{Event: event("e-2", aisle.TypeInventoryLevel, aisle.InventoryLevel{StoreID: "s-1", ProductID: "p-1", Quantity: &qty}), Origin: origin(aisle.TopicInventory, 1)}},
+		{s.ApplySessions, aisle.Update{Event: event("e-3", aisle.TypeSessionView, aisle.SessionEvent{SessionID: "sess-1", UserID: "u-1", StoreID: "s-1", ProductID: "p-1"}), Origin: origin(aisle.TopicSessions, 1)}},
+		{s.ApplyVelocity, aisle.Update{Event: order("e-4", "o-1"), Origin: origin(aisle.TopicOrders, 1)}},
+		{s.ApplyVelocity, aisle.Update{Event: event("e-5", aisle.TypePaymentFailed, aisle.PaymentFailed{OrderID: "o-2", UserID: "u-1", CardFingerprint: "card-1", DeviceID: "dev-1", IP: "10.0.0.1"}), Origin: origin(aisle.TopicOrders, 2)}},
+		{s.ApplyLabels, aisle.Update{Event: label("e-6", "o-1"), Origin: origin(aisle.TopicLabels, 1)}}, // after its order
+		{s.ApplyLabels, aisle.Update{Event: label("e-7", "o-3"), Origin: origin(aisle.TopicLabels, 2)}}, // before its order
+		{s.ApplyVelocity, aisle.Update{Event: order("e-8", "o-3"), Origin: origin(aisle.TopicOrders, 3)}},
 	}
 	for i, st := range steps {
-		applied, err := st.apply(ctx, []Update{st.update})
+		applied, err := st.apply(ctx, []aisle.Update{st.update})
 		if err != nil || !applied[0] {
 			t.Fatalf("step %d (%s): applied %v, %v", i, st.update.Event.Type, applied, err)
 		}

@@ -84,8 +84,8 @@ func labelEntities(sig string) []models.Entity {
 // record identifies the record of u for order.lua and labels.lua: its
 // partition's mark field and offset, or the event's digest when it did not
 // come from Kafka.
-func record(applier string, u Update) string {
-	if f := u.Origin.field(); f != "" {
+func record(applier string, u aisle.Update) string {
+	if f := markField(u.Origin); f != "" {
 		return f + "=" + strconv.FormatInt(u.Origin.Offset, 10)
 	}
 	return digest(applier, u.Event.ID)
@@ -97,7 +97,7 @@ func record(applier string, u Update) string {
 // entity (one more). A second order.placed for an order id already recorded
 // by another record is skipped. applied[i] reports whether updates[i]
 // changed the features.
-func (s *Store) ApplyVelocity(ctx context.Context, updates []Update) (applied []bool, err error) {
+func (s *Store) ApplyVelocity(ctx context.Context, updates []aisle.Update) (applied []bool, err error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}
@@ -164,7 +164,7 @@ func withOps(ops []models.EntityOps, entities []models.Entity, add []models.Velo
 
 // entityCall is the velocity.lua call that applies e's operations for u;
 // with readBefore it returns the hash as it was before, too.
-func (s *Store) entityCall(applier string, u Update, e models.EntityOps, at time.Time, readBefore bool) call {
+func (s *Store) entityCall(applier string, u aisle.Update, e models.EntityOps, at time.Time, readBefore bool) call {
 	minute, hour, day, lastSeen := models.PruneCutoffs(at)
 	read := "0"
 	if readBefore {
@@ -203,7 +203,7 @@ func (s *Store) applyEntities(ctx context.Context, what string, n int, entities 
 // earlier try of the step that failed before reporting it: a retried step
 // counts what it applied, a redelivery after a step that reported it is a
 // duplicate. A third round trip marks the applied labels reported.
-func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bool, err error) {
+func (s *Store) ApplyLabels(ctx context.Context, updates []aisle.Update) (applied []bool, err error) {
 	applied, err = s.countLabels(ctx, updates)
 	if err != nil {
 		return nil, err
@@ -221,7 +221,7 @@ func (s *Store) ApplyLabels(ctx context.Context, updates []Update) (applied []bo
 }
 
 // countLabels is ApplyLabels but for marking the labels reported.
-func (s *Store) countLabels(ctx context.Context, updates []Update) (applied []bool, err error) {
+func (s *Store) countLabels(ctx context.Context, updates []aisle.Update) (applied []bool, err error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}
@@ -369,7 +369,7 @@ func (s *Store) AssessOrder(ctx context.Context, ev *aisle.Decoded) (models.Frau
 		ops = withOps(ops, models.LabelEntities(o), models.LabelOps(time.UnixMilli(lt), fraud == 1))
 	}
 	entities := snapshotEntities(o)
-	u := Update{Event: ev}
+	u := aisle.Update{Event: ev}
 	calls := make([]call, len(entities))
 	for i, e := range entities {
 		if j := slices.IndexFunc(ops, func(eo models.EntityOps) bool { return eo.Entity == e }); j >= 0 {

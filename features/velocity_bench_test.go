@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/features/featurestest"
 	"github.com/aisle/aisle/simulate"
 )
@@ -38,8 +37,8 @@ func BenchmarkApplyVelocity(b *testing.B) {
 		}
 	}
 	// n events of the week, replayed with fresh event and order ids.
-	velocityUpdates := func(n int) []features.Update {
-		updates := make([]features.Update, n)
+	velocityUpdates := func(n int) []aisle.Update {
+		updates := make([]aisle.Update, n)
 		for i := range updates {
 			d := *week[i%len(week)]
 			round := i / len(week)
@@ -49,18 +48,18 @@ func BenchmarkApplyVelocity(b *testing.B) {
 				o.OrderID = fmt.Sprint(o.OrderID, "-", round)
 				d.Order = &o
 			}
-			updates[i] = features.Update{Event: &d, Origin: features.Origin{Topic: aisle.TopicOrders, Partition: 0, Offset: int64(i)}}
+			updates[i] = aisle.Update{Event: &d, Origin: aisle.Origin{Topic: aisle.TopicOrders, Partition: 0, Offset: int64(i)}}
 		}
 		return updates
 	}
-	pickUpdates := func(n int) []features.Update {
-		picks := make([]features.Update, n)
+	pickUpdates := func(n int) []aisle.Update {
+		picks := make([]aisle.Update, n)
 		for i := range picks {
 			d := &aisle.Decoded{
 				Event: aisle.Event{ID: fmt.Sprint("e-pick-", i), Type: aisle.TypePickFound, Time: w.Start.Add(time.Duration(i) * time.Second)},
 				Pick:  &aisle.Pick{StoreID: fmt.Sprint("s-", i%60), ProductID: fmt.Sprint("p-", i%2000), ShopperID: "sh-1", OrderID: "o-1"},
 			}
-			picks[i] = features.Update{Event: d, Origin: features.Origin{Topic: aisle.TopicPicking, Partition: 0, Offset: int64(i)}}
+			picks[i] = aisle.Update{Event: d, Origin: aisle.Origin{Topic: aisle.TopicPicking, Partition: 0, Offset: int64(i)}}
 		}
 		return picks
 	}
@@ -76,7 +75,7 @@ func BenchmarkApplyVelocity(b *testing.B) {
 
 // applyInBatches applies updates in batches of velocityBatch, checks each
 // was new, and reports events/s.
-func applyInBatches(b *testing.B, apply func(context.Context, []features.Update) ([]bool, error), updates []features.Update) {
+func applyInBatches(b *testing.B, apply func(context.Context, []aisle.Update) ([]bool, error), updates []aisle.Update) {
 	ctx := context.Background()
 	b.ResetTimer()
 	start := time.Now()

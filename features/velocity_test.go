@@ -56,9 +56,9 @@ func decodeFraudEvent(t testing.TB, id, typ string, at time.Time, data any) *ais
 	return d
 }
 
-func applyOne(t *testing.T, apply func(context.Context, []features.Update) ([]bool, error), d *aisle.Decoded, origin features.Origin) bool {
+func applyOne(t *testing.T, apply func(context.Context, []aisle.Update) ([]bool, error), d *aisle.Decoded, origin aisle.Origin) bool {
 	t.Helper()
-	applied, err := apply(context.Background(), []features.Update{{Event: d, Origin: origin}})
+	applied, err := apply(context.Background(), []aisle.Update{{Event: d, Origin: origin}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestVelocityRedeliveryDoesNotInflateWindows(t *testing.T) {
 	at := fraudT0
 	order := orderEvent(t, "e-o1", "o-1", "u-1", "card-1", "dev-1", 2500, at)
 	fail := failedEvent(t, "e-f1", "u-1", "card-1", "dev-1", at)
-	origin := features.Origin{Topic: aisle.TopicOrders, Partition: 0, Offset: 7}
+	origin := aisle.Origin{Topic: aisle.TopicOrders, Partition: 0, Offset: 7}
 	if !applyOne(t, fs.ApplyVelocity, order, origin) {
 		t.Fatal("first delivery not applied")
 	}
@@ -109,7 +109,7 @@ func TestVelocityRedeliveryDoesNotInflateWindows(t *testing.T) {
 		t.Fatal("a record at the partition's watermark was applied")
 	}
 	// The same order again under another event id (a second producer).
-	if applyOne(t, fs.ApplyVelocity, orderEvent(t, "e-o1-again", "o-1", "u-1", "card-1", "dev-1", 2500, at), features.Origin{}) {
+	if applyOne(t, fs.ApplyVelocity, orderEvent(t, "e-o1-again", "o-1", "u-1", "card-1", "dev-1", 2500, at), aisle.Origin{}) {
 		t.Fatal("a second order.placed for the same order was applied")
 	}
 	got := featuresAt(t, fs, probe(at.Add(time.Minute)))
@@ -167,12 +167,12 @@ func TestVelocityIsOrderInsensitiveAndMatchesTheModel(t *testing.T) {
 		fs := featurestest.MustOpen(t)
 		perm := rng.Perm(len(events))
 		for from := 0; from < len(perm); from += 50 {
-			var orders, labels []features.Update
+			var orders, labels []aisle.Update
 			for _, i := range perm[from:min(from+50, len(perm))] {
 				if events[i].Label != nil {
-					labels = append(labels, features.Update{Event: events[i]})
+					labels = append(labels, aisle.Update{Event: events[i]})
 				} else {
-					orders = append(orders, features.Update{Event: events[i]})
+					orders = append(orders, aisle.Update{Event: events[i]})
 				}
 			}
 			if _, err := fs.ApplyVelocity(context.Background(), orders); err != nil {
@@ -215,17 +215,17 @@ func TestLabelChangesDelayedRiskOnlyAfterTheDelay(t *testing.T) {
 			order := orderEvent(t, "e-o", "o-1", "u-1", "card-1", "dev-1", 5000, orderAt)
 			label := labelEvent(t, "e-l", "o-1", true, labelAt)
 			if labelFirst {
-				applyOne(t, fs.ApplyLabels, label, features.Origin{})
-				applyOne(t, fs.ApplyVelocity, order, features.Origin{})
+				applyOne(t, fs.ApplyLabels, label, aisle.Origin{})
+				applyOne(t, fs.ApplyVelocity, order, aisle.Origin{})
 			} else {
-				applyOne(t, fs.ApplyVelocity, order, features.Origin{})
-				applyOne(t, fs.ApplyLabels, label, features.Origin{})
+				applyOne(t, fs.ApplyVelocity, order, aisle.Origin{})
+				applyOne(t, fs.ApplyLabels, label, aisle.Origin{})
 			}
 			// Redelivered and second labels change nothing.
-			if applyOne(t, fs.ApplyLabels, label, features.Origin{}) {
+			if applyOne(t, fs.ApplyLabels, label, aisle.Origin{}) {
 				t.Error("redelivered label applied")
 			}
-			if applyOne(t, fs.ApplyLabels, labelEvent(t, "e-l2", "o-1", false, labelAt), features.Origin{}) {
+			if applyOne(t, fs.ApplyLabels, labelEvent(t, "e-l2", "o-1", false, labelAt), aisle.Origin{}) {
 				t.Error("second label of an order applied")
 			}
 			const prior = 0.02 / 2 // no labels: the shrunk prior
@@ -259,11 +259,11 @@ func TestVelocityBoundsHotEntities(t *testing.T) {
 	t.Parallel()
 	fs := featurestest.MustOpen(t)
 	mem := models.NewVelocityMemory()
-	var updates []features.Update
+	var updates []aisle.Update
 	for i := range 4 * models.MaxCounterparts {
 		at := fraudT0.Add(-time.Duration(4*models.MaxCounterparts-i) * time.Second)
 		d := orderEvent(t, fmt.Sprint("e-hot-", i), fmt.Sprint("o-hot-", i), fmt.Sprint("u-", i), fmt.Sprint("card-", i), fmt.Sprint("dev-", i), 1000, at)
-		updates = append(updates, features.Update{Event: d})
+		updates = append(updates, aisle.Update{Event: d})
 		mem.Order(features.FraudOrder(d))
 	}
 	if _, err := fs.ApplyVelocity(context.Background(), updates); err != nil {
@@ -299,19 +299,19 @@ func TestLabelsRacingTheirOrdersAreEachCountedOnce(t *testing.T) {
 	const orders, batch = 2000, 40
 	orderAt := fraudT0.Add(-3 * 24 * time.Hour)
 	labelAt := fraudT0.Add(-time.Hour)
-	var orderUpdates, labelUpdates []features.Update
+	var orderUpdates, labelUpdates []aisle.Update
 	for i := range orders {
 		id := fmt.Sprint(i)
-		orderUpdates = append(orderUpdates, features.Update{
+		orderUpdates = append(orderUpdates, aisle.Update{
 			Event:  orderEvent(t, "e-o"+id, "o-"+id, "u-"+id, "card-"+id, "dev-"+id, 1000, orderAt),
-			Origin: features.Origin{Topic: aisle.TopicOrders, Offset: int64(i)},
+			Origin: aisle.Origin{Topic: aisle.TopicOrders, Offset: int64(i)},
 		})
-		labelUpdates = append(labelUpdates, features.Update{
+		labelUpdates = append(labelUpdates, aisle.Update{
 			Event:  labelEvent(t, "e-l"+id, "o-"+id, true, labelAt),
-			Origin: features.Origin{Topic: aisle.TopicLabels, Offset: int64(i)},
+			Origin: aisle.Origin{Topic: aisle.TopicLabels, Offset: int64(i)},
 		})
 	}
-	applyInBatches := func(apply func(context.Context, []features.Update) ([]bool, error), updates []features.Update) error {
+	applyInBatches := func(apply func(context.Context, []aisle.Update) ([]bool, error), updates []aisle.Update) error {
 		for from := 0; from < len(updates); from += batch {
 			applied, err := apply(context.Background(), updates[from:from+batch])
 			if err != nil {
@@ -357,9 +357,9 @@ func TestReusedEventIDSuppressesNoOtherEvent(t *testing.T) {
 	const id = "e-1" // two producers with simple ids
 	sp1 := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-1"}
 	sp2 := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-2"}
-	picks, err := fs.ApplyAvailability(ctx, []features.Update{
-		{Event: pick(id, aisle.TypePickFound, sp1, fraudT0), Origin: features.Origin{Topic: aisle.TopicPicking, Partition: 0, Offset: 7}},
-		{Event: pick(id, aisle.TypePickFound, sp2, fraudT0), Origin: features.Origin{Topic: aisle.TopicPicking, Partition: 1, Offset: 3}},
+	picks, err := fs.ApplyAvailability(ctx, []aisle.Update{
+		{Event: pick(id, aisle.TypePickFound, sp1, fraudT0), Origin: aisle.Origin{Topic: aisle.TopicPicking, Partition: 0, Offset: 7}},
+		{Event: pick(id, aisle.TypePickFound, sp2, fraudT0), Origin: aisle.Origin{Topic: aisle.TopicPicking, Partition: 1, Offset: 3}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +368,7 @@ func TestReusedEventIDSuppressesNoOtherEvent(t *testing.T) {
 		t.Errorf("picks with one id on two store-products: applied %v, want both", picks)
 	}
 	order := orderEvent(t, id, "o-reused", "u-reused", "card-reused", "dev-reused", 5000, fraudT0.Add(-time.Minute))
-	if !applyOne(t, fs.ApplyVelocity, order, features.Origin{Topic: aisle.TopicOrders, Partition: 0, Offset: 7}) {
+	if !applyOne(t, fs.ApplyVelocity, order, aisle.Origin{Topic: aisle.TopicOrders, Partition: 0, Offset: 7}) {
 		t.Error("the order with a pick's event id was skipped")
 	}
 	o := probe(fraudT0)
@@ -435,7 +435,7 @@ func TestAssessedOrdersSeeEachOtherAndTheStreamCopyChangesNothing(t *testing.T) 
 	at.UserID = "u-new"
 	before := featuresAt(t, fs, at)
 	for i, ev := range events {
-		if applyOne(t, fs.ApplyVelocity, ev, features.Origin{Topic: aisle.TopicOrders, Partition: 0, Offset: int64(i)}) {
+		if applyOne(t, fs.ApplyVelocity, ev, aisle.Origin{Topic: aisle.TopicOrders, Partition: 0, Offset: int64(i)}) {
 			t.Errorf("the stream's copy of assessed order %d was applied", i)
 		}
 	}
@@ -464,12 +464,12 @@ func TestARetriedLabelStepCountsWhatItApplied(t *testing.T) {
 	fs := featurestest.MustOpen(t)
 	labelAt := fraudT0.Add(-time.Hour)
 	order := orderEvent(t, "e-o1", "o-1", "u-1", "card-1", "dev-1", 1000, fraudT0.Add(-2*time.Hour))
-	if !applyOne(t, fs.ApplyVelocity, order, features.Origin{Topic: aisle.TopicOrders, Offset: 1}) {
+	if !applyOne(t, fs.ApplyVelocity, order, aisle.Origin{Topic: aisle.TopicOrders, Offset: 1}) {
 		t.Fatal("order not applied")
 	}
-	label := features.Update{Event: labelEvent(t, "e-l1", "o-1", true, labelAt), Origin: features.Origin{Topic: aisle.TopicLabels, Offset: 5}}
+	label := aisle.Update{Event: labelEvent(t, "e-l1", "o-1", true, labelAt), Origin: aisle.Origin{Topic: aisle.TopicLabels, Offset: 5}}
 	// The first try applies the label and fails before reporting it.
-	if _, err := fs.CountLabels(context.Background(), []features.Update{label}); err != nil {
+	if _, err := fs.CountLabels(context.Background(), []aisle.Update{label}); err != nil {
 		t.Fatal(err)
 	}
 	if !applyOne(t, fs.ApplyLabels, label.Event, label.Origin) {
@@ -478,7 +478,7 @@ func TestARetriedLabelStepCountsWhatItApplied(t *testing.T) {
 	if applyOne(t, fs.ApplyLabels, label.Event, label.Origin) {
 		t.Error("a redelivery of a reported label is reported applied")
 	}
-	if applyOne(t, fs.ApplyLabels, labelEvent(t, "e-l2", "o-1", false, labelAt), features.Origin{Topic: aisle.TopicLabels, Offset: 6}) {
+	if applyOne(t, fs.ApplyLabels, labelEvent(t, "e-l2", "o-1", false, labelAt), aisle.Origin{Topic: aisle.TopicLabels, Offset: 6}) {
 		t.Error("a second label of the order is reported applied")
 	}
 	snap, err := fs.FraudSnapshot(context.Background(), probe(fraudT0.Add(24*time.Hour)))

@@ -4,16 +4,16 @@ import (
 	"context"
 	"errors"
 
+	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/features"
 )
 
 // RecordLabels returns the stream applier that writes order.labeled events
 // onto the stored assessments of their orders (Postgres), for audit and for
 // orderRisk. It is the Postgres applier of aisle.labels, next to the Redis
 // one (features.ApplyLabels); idempotent, as appliers must be.
-func RecordLabels(db *catalog.DB) func(context.Context, []features.Update) ([]bool, error) {
-	return func(ctx context.Context, updates []features.Update) ([]bool, error) {
+func RecordLabels(db *catalog.DB) func(context.Context, []aisle.Update) ([]bool, error) {
+	return func(ctx context.Context, updates []aisle.Update) ([]bool, error) {
 		labels := make([]catalog.FraudLabel, len(updates))
 		for i, u := range updates {
 			if u.Event == nil || u.Event.Label == nil {

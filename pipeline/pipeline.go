@@ -76,7 +76,7 @@ func Replay(fs *features.Store, db *catalog.DB, log *slog.Logger, topics []strin
 
 // catalogApplier applies aisle.catalog's events to the PostgreSQL catalog.
 func catalogApplier(db *catalog.DB) streaming.Applier {
-	return streaming.Applier{Name: "catalog", Apply: func(ctx context.Context, updates []features.Update) ([]bool, error) {
+	return streaming.Applier{Name: "catalog", Apply: func(ctx context.Context, updates []aisle.Update) ([]bool, error) {
 		events := make([]*aisle.Decoded, len(updates))
 		for i, u := range updates {
 			events[i] = u.Event

@@ -8,19 +8,18 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog/catalogtest"
-	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/models"
 	"github.com/aisle/aisle/recommend"
 )
 
-func orderPlaced(id, user string, at time.Time, products ...string) features.Update {
+func orderPlaced(id, user string, at time.Time, products ...string) aisle.Update {
 	amount := int64(1000)
 	o := &aisle.OrderPlaced{OrderID: id, UserID: user, StoreID: "s-1", AmountCents: &amount,
 		CardFingerprint: "c", DeviceID: "d", IP: "192.0.2.1", AddressHash: "a"}
 	for _, p := range products {
 		o.Items = append(o.Items, aisle.OrderItem{ProductID: p, Quantity: 1})
 	}
-	return features.Update{Event: &aisle.Decoded{Event: aisle.Event{ID: "e-" + id, Type: aisle.TypeOrderPlaced, Time: at}, Order: o}}
+	return aisle.Update{Event: &aisle.Decoded{Event: aisle.Event{ID: "e-" + id, Type: aisle.TypeOrderPlaced, Time: at}, Order: o}}
 }
 
 // Order history records each order once, and the co-purchase batch gives
@@ -32,13 +31,13 @@ func TestOrderHistoryAndBatchAreIdempotent(t *testing.T) {
 	apply := recommend.OrderHistory(db)
 	t0 := time.Now().Add(-time.Hour)
 
-	var updates []features.Update
+	var updates []aisle.Update
 	for i := range 4 {
 		updates = append(updates, orderPlaced("o-"+string(rune('a'+i)), "u-1", t0, "p-1", "p-2", "p-1"))
 	}
 	updates = append(updates,
 		orderPlaced("o-x", "u-2", t0, "p-3"),
-		features.Update{Event: &aisle.Decoded{Event: aisle.Event{ID: "e-pf", Type: aisle.TypePaymentFailed, Time: t0},
+		aisle.Update{Event: &aisle.Decoded{Event: aisle.Event{ID: "e-pf", Type: aisle.TypePaymentFailed, Time: t0},
 			PaymentFailed: &aisle.PaymentFailed{OrderID: "o-y", UserID: "u-2", CardFingerprint: "c", DeviceID: "d", IP: "192.0.2.1"}}},
 	)
 	applied, err := apply(ctx, updates)

@@ -3,8 +3,8 @@ package recommend
 import (
 	"context"
 
+	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/features"
 )
 
 // OrderHistory returns the stream applier of aisle.orders that records
@@ -12,9 +12,9 @@ import (
 // idempotent by order id, so it needs no Redis dedup and can share the topic
 // with a Redis applier; other events of the topic are not its business
 // (applied false).
-func OrderHistory(db *catalog.DB) func(context.Context, []features.Update) ([]bool, error) {
-	return func(ctx context.Context, updates []features.Update) ([]bool, error) {
-		return applySome(ctx, updates, func(u features.Update) (catalog.Order, bool) {
+func OrderHistory(db *catalog.DB) func(context.Context, []aisle.Update) ([]bool, error) {
+	return func(ctx context.Context, updates []aisle.Update) ([]bool, error) {
+		return applySome(ctx, updates, func(u aisle.Update) (catalog.Order, bool) {
 			o := u.Event.Order
 			if o == nil {
 				return catalog.Order{}, false
@@ -32,7 +32,7 @@ func OrderHistory(db *catalog.DB) func(context.Context, []features.Update) ([]bo
 // one call, and reports in updates' order which of them record applied;
 // the updates pick leaves out are not the applier's business (applied
 // false).
-func applySome[T any](ctx context.Context, updates []features.Update, pick func(features.Update) (T, bool),
+func applySome[T any](ctx context.Context, updates []aisle.Update, pick func(aisle.Update) (T, bool),
 	record func(context.Context, []T) ([]bool, error)) ([]bool, error) {
 	var values []T
 	var at []int // index in updates of each value

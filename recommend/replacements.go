@@ -6,7 +6,6 @@ import (
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
 	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/models"
 )
 
@@ -21,9 +20,9 @@ const (
 // made, for replacement suggestions. It is idempotent by event id, so it
 // needs no Redis dedup and can share the topic with the availability
 // applier; other events of the topic are not its business (applied false).
-func AcceptedReplacements(db *catalog.DB) func(context.Context, []features.Update) ([]bool, error) {
-	return func(ctx context.Context, updates []features.Update) ([]bool, error) {
-		return applySome(ctx, updates, func(u features.Update) (catalog.AcceptedReplacement, bool) {
+func AcceptedReplacements(db *catalog.DB) func(context.Context, []aisle.Update) ([]bool, error) {
+	return func(ctx context.Context, updates []aisle.Update) ([]bool, error) {
+		return applySome(ctx, updates, func(u aisle.Update) (catalog.AcceptedReplacement, bool) {
 			if u.Event.Type != aisle.TypePickReplaced {
 				return catalog.AcceptedReplacement{}, false
 			}

@@ -16,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/features"
 )
 
 // DefaultGroup is the consumer group of the stream workers.
@@ -61,7 +60,7 @@ type Catalog interface {
 // as already applied, neither applied nor dead-lettered.
 type Applier struct {
 	Name  string // labels its metrics, e.g. "availability"
-	Apply func(ctx context.Context, updates []features.Update) (applied []bool, err error)
+	Apply func(ctx context.Context, updates []aisle.Update) (applied []bool, err error)
 }
 
 // ConsumerConfig configures NewConsumer.
@@ -71,7 +70,7 @@ type ConsumerConfig struct {
 	// Appliers are what each consumed topic's events are applied with, in
 	// order; the consumer reads exactly these topics. A topic's events go
 	// to Redis through at most one applier, whose dedup and watermark are
-	// per topic (see features.Update).
+	// per topic (see aisle.Update).
 	Appliers map[string][]Applier
 	Catalog  Catalog
 	DLQ      *Producer // writes rejected records to aisle.TopicDLQ
@@ -536,7 +535,7 @@ func (w *worker) deadLetter(rejects []reject) bool {
 
 // observeFreshness records, for each update an applier wrote (not the
 // duplicates it skipped), how long after its event time it reached Redis.
-func observeFreshness(applier string, updates []features.Update, applied []bool) {
+func observeFreshness(applier string, updates []aisle.Update, applied []bool) {
 	fresh := freshnessSeconds.WithLabelValues(applier)
 	written := time.Now()
 	for i, ok := range applied {

@@ -364,7 +364,7 @@ type recordingApplier struct {
 	ids map[string][]string
 }
 
-func (r *recordingApplier) apply(_ context.Context, updates []features.Update) ([]bool, error) {
+func (r *recordingApplier) apply(_ context.Context, updates []aisle.Update) ([]bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	applied := make([]bool, len(updates))

@@ -7,7 +7,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/features"
 )
 
 // reject is a record bound for the dead-letter topic.
@@ -20,8 +19,8 @@ type reject struct {
 
 // decoded is what decodeRecords makes of a partition's records.
 type decoded struct {
-	updates []features.Update // to apply, in offset order
-	from    []*kgo.Record     // from[i] is the record of updates[i]
+	updates []aisle.Update // to apply, in offset order
+	from    []*kgo.Record  // from[i] is the record of updates[i]
 	rejects []reject
 }
 
@@ -67,9 +66,9 @@ func decodeRecords(topicID string, recs []*kgo.Record, lookup lookupFunc) (decod
 			d.rejects = append(d.rejects, reject{r, kind, "invalid", aisle.ErrorMessage(err)})
 			continue
 		}
-		d.updates = append(d.updates, features.Update{
+		d.updates = append(d.updates, aisle.Update{
 			Event:  ev,
-			Origin: features.Origin{Topic: r.Topic, TopicID: topicID, Partition: r.Partition, Offset: r.Offset},
+			Origin: aisle.Origin{Topic: r.Topic, TopicID: topicID, Partition: r.Partition, Offset: r.Offset},
 		})
 		d.from = append(d.from, r)
 	}
@@ -99,7 +98,7 @@ func decodeRecords(topicID string, recs []*kgo.Record, lookup lookupFunc) (decod
 
 // references returns the distinct retailers, stores and products the
 // updates name.
-func references(updates []features.Update) (retailerIDs, storeIDs, productIDs []string) {
+func references(updates []aisle.Update) (retailerIDs, storeIDs, productIDs []string) {
 	seen := map[string]bool{}
 	add := func(ids []string, kind string, to *[]string) {
 		for _, id := range ids {

@@ -274,7 +274,7 @@ type txApplier struct {
 	calls   int
 }
 
-func (a *txApplier) apply(_ context.Context, updates []features.Update) ([]bool, error) {
+func (a *txApplier) apply(_ context.Context, updates []aisle.Update) ([]bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.calls++
@@ -365,7 +365,7 @@ type outageApplier struct {
 	ids   []string
 }
 
-func (a *outageApplier) apply(_ context.Context, updates []features.Update) ([]bool, error) {
+func (a *outageApplier) apply(_ context.Context, updates []aisle.Update) ([]bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.calls++

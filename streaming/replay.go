@@ -49,7 +49,7 @@ type ReplayStats struct {
 // catalog by the workers' own rule (decodeRecords, which judges an event's
 // time against its record's timestamp, as the workers do), and applied in
 // offset order within each partition, each atomically with its entities'
-// bookkeeping (features.Update). What was applied before is skipped, so Replay is idempotent and
+// bookkeeping (aisle.Update). What was applied before is skipped, so Replay is idempotent and
 // safe beside running workers, and a worker that later reads the same
 // records applies none of them again. Records an applier keeps refusing
 // (not an outage) are found as the workers find them and counted as
