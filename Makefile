@@ -40,11 +40,11 @@ test-cluster: services
 # transaction pooling mode (started, or reused, by scripts/pgbouncer.sh on
 # PGBOUNCER_PORT; it keeps running for the next run: scripts/pgbouncer.sh
 # stop). Test databases are created, migrated and dropped on PostgreSQL
-# itself (catalogtest.DirectEnv), and the servers the tests start LISTEN
+# itself (postgrestest.DirectEnv), and the servers the tests start LISTEN
 # there too: what needs a session never goes through the pooler.
 # Not 6432: a pgbouncer service the package starts may listen there.
 PGBOUNCER_PORT ?= 6440
-PGBOUNCER_PACKAGES = ./catalog/... ./auth/
+PGBOUNCER_PACKAGES = ./postgres/... ./auth/
 PGBOUNCER_ROOT_TESTS = ^(TestEventToFeatureToQuery|TestFraud.*|TestGraphQLOverHTTPAudit|TestCatalogTopic|TestRecommendationsFollowTheSession)$$
 test-pgbouncer: services
 	url=$$(./scripts/pgbouncer.sh start $(PGBOUNCER_PORT)) && \

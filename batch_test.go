@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog/catalogtest"
+	"github.com/aisle/aisle/postgres/postgrestest"
 	"github.com/aisle/aisle/streaming"
 	"github.com/aisle/aisle/streaming/streamingtest"
 )
@@ -20,7 +20,7 @@ import (
 func TestBatchPriors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := catalogtest.MustOpenSeededDB(t)
+	db := postgrestest.MustOpenSeededDB(t)
 	broker := streamingtest.MustStartBroker(t, 3)
 	log := slog.New(slog.DiscardHandler)
 	producer, err := streaming.NewProducer(broker.Addrs(), log)

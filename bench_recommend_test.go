@@ -18,11 +18,11 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
-	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/features/featurestest"
 	"github.com/aisle/aisle/loadtest"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
+	"github.com/aisle/aisle/postgres/postgrestest"
 	"github.com/aisle/aisle/recommend"
 	"github.com/aisle/aisle/simulate"
 	"github.com/aisle/aisle/streaming"
@@ -34,7 +34,7 @@ const benchSessions = 100_000 // recent sessions indexed for BenchmarkRecommenda
 // benchShopping simulates the demo catalog's shoppers until sessions
 // sessions have started (and their last events are in), and returns the
 // events in time order.
-func benchShopping(b *testing.B, db *catalog.DB, sessions int) []aisle.Event {
+func benchShopping(b *testing.B, db *postgres.DB, sessions int) []aisle.Event {
 	b.Helper()
 	cat, err := simulationCatalog(context.Background(), db)
 	if err != nil {
@@ -77,7 +77,7 @@ func benchShopping(b *testing.B, db *catalog.DB, sessions int) []aisle.Event {
 func BenchmarkRecommendations(b *testing.B) {
 	ts := startServer(b, "--recommend-refresh", "100ms")
 	ctx := context.Background()
-	db, err := catalog.Open(ctx, ts.main.Config.DatabaseURL, slog.New(slog.DiscardHandler))
+	db, err := postgres.Open(ctx, ts.main.Config.DatabaseURL, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func postRecommendations(ctx context.Context, client *http.Client, url, key stri
 // event is applied.
 func BenchmarkSessionIngest(b *testing.B) {
 	const partitions = 6
-	db := catalogtest.MustOpenSeededDB(b)
+	db := postgrestest.MustOpenSeededDB(b)
 	broker := streamingtest.MustStartBroker(b, partitions)
 	var events []aisle.Event
 	for _, ev := range benchShopping(b, db, 12_000) {

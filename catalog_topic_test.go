@@ -15,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/features/featurestest"
+	"github.com/aisle/aisle/postgres/postgrestest"
 	"github.com/aisle/aisle/streaming"
 )
 
@@ -189,7 +189,7 @@ not json
 	})
 
 	// Replaying aisle.catalog onto a fresh database rebuilds the same rows.
-	fresh := catalogtest.NewDatabaseURL(t)
+	fresh := postgrestest.NewDatabaseURL(t)
 	var replayOut bytes.Buffer
 	err = runReplay(context.Background(), []string{"--topics", aisle.TopicCatalog, "--database-url", fresh,
 		"--kafka-brokers", strings.Join(ts.main.KafkaBrokers, ","), "--redis-url", featurestest.URL(), "--redis-prefix", featurestest.NewPrefix()}, &replayOut, &bytes.Buffer{})

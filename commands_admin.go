@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/auth"
+	"github.com/aisle/aisle/postgres"
 )
 
 // operatorMessage is what a command says of err: a domain error's message,
@@ -29,7 +30,7 @@ func runMigrate(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := parseCommand(fs, args); err != nil {
 		return err
 	}
-	return catalog.Migrate(ctx, c.directDatabaseURL(), commandLogger(c, stderr))
+	return postgres.Migrate(ctx, c.directDatabaseURL(), commandLogger(c, stderr))
 }
 
 const keysUsage = "usage: aisle keys create --role ROLE [--retailer ID] [--user ID] --name N\n       aisle keys list\n       aisle keys revoke KEY_ID | --name N"
@@ -67,12 +68,13 @@ func createKey(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if strings.TrimSpace(*name) == "" {
 		return errors.New("--name is required")
 	}
-	db, err := catalog.Open(ctx, c.DatabaseURL, commandLogger(c, stderr))
+	db, err := postgres.Open(ctx, c.DatabaseURL, commandLogger(c, stderr))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	id, key, err := db.CreateKey(ctx, r, *retailerID, *userID, *name)
+	key, hash := auth.NewKey()
+	id, err := db.CreateKey(ctx, hash, r, *retailerID, *userID, *name)
 	if err != nil {
 		return fmt.Errorf("create key: %s", operatorMessage(err))
 	}
@@ -87,7 +89,7 @@ func listKeys(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseCommand(fs, args); err != nil {
 		return err
 	}
-	db, err := catalog.Open(ctx, c.DatabaseURL, commandLogger(c, stderr))
+	db, err := postgres.Open(ctx, c.DatabaseURL, commandLogger(c, stderr))
 	if err != nil {
 		return err
 	}
@@ -138,7 +140,7 @@ func revokeKeys(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if (id == "") == (*name == "") {
 		return fmt.Errorf("keys revoke: give a key ID or --name, not both\n%s", keysUsage)
 	}
-	db, err := catalog.Open(ctx, c.DatabaseURL, commandLogger(c, stderr))
+	db, err := postgres.Open(ctx, c.DatabaseURL, commandLogger(c, stderr))
 	if err != nil {
 		return err
 	}

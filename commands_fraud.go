@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/fraud"
+	"github.com/aisle/aisle/postgres"
 	"github.com/aisle/aisle/simulate"
 	"github.com/aisle/aisle/streaming"
 )
@@ -40,7 +40,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // trainFraud replays the orders and labels topics of the window, fits a
 // fraud model version, stores it (and activates it when asked) and prints a
 // one-line summary.
-func trainFraud(ctx context.Context, db *catalog.DB, brokers []string, now time.Time, since time.Duration, activate bool, stdout io.Writer, log *slog.Logger) error {
+func trainFraud(ctx context.Context, db *postgres.DB, brokers []string, now time.Time, since time.Duration, activate bool, stdout io.Writer, log *slog.Logger) error {
 	from := now.Add(-since)
 	var events []*aisle.Decoded
 	var invalid, older int
@@ -112,7 +112,7 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseCommand(fs, args); err != nil {
 		return err
 	}
-	db, err := catalog.Open(ctx, c.DatabaseURL, commandLogger(c, stderr))
+	db, err := postgres.Open(ctx, c.DatabaseURL, commandLogger(c, stderr))
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // publishFraudHistory publishes days of the simulated checkout (10,000
 // customers over the catalog's stores) ending now, 64 events at a time.
-func publishFraudHistory(ctx context.Context, db *catalog.DB, producer *streaming.Producer, seed int64, days int, log *slog.Logger) error {
+func publishFraudHistory(ctx context.Context, db *postgres.DB, producer *streaming.Producer, seed int64, days int, log *slog.Logger) error {
 	cat, err := simulationCatalog(ctx, db)
 	if err != nil {
 		return err

@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/auth"
 	"github.com/aisle/aisle/loadtest"
+	"github.com/aisle/aisle/postgres"
 )
 
 // runLoad is `aisle load`: a bounded mixed workload against a running
@@ -66,7 +67,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // createLoadKeys creates n service keys in the server's database, as `aisle
 // keys create --role service` would.
 func createLoadKeys(ctx context.Context, c *Config, n int, stderr io.Writer) ([]string, error) {
-	db, err := catalog.Open(ctx, c.DatabaseURL, commandLogger(c, stderr))
+	db, err := postgres.Open(ctx, c.DatabaseURL, commandLogger(c, stderr))
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +75,9 @@ func createLoadKeys(ctx context.Context, c *Config, n int, stderr io.Writer) ([]
 	name := "aisle load " + time.Now().UTC().Format(time.RFC3339)
 	keys := make([]string, n)
 	for i := range keys {
-		if _, keys[i], err = db.CreateKey(ctx, aisle.RoleService, "", "", fmt.Sprintf("%s #%d", name, i+1)); err != nil {
+		var hash []byte
+		keys[i], hash = auth.NewKey()
+		if _, err = db.CreateKey(ctx, hash, aisle.RoleService, "", "", fmt.Sprintf("%s #%d", name, i+1)); err != nil {
 			return nil, fmt.Errorf("create load key: %s", operatorMessage(err))
 		}
 	}

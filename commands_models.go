@@ -15,9 +15,9 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/eval"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
 	"github.com/aisle/aisle/streaming"
 )
 
@@ -77,7 +77,7 @@ func runBatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // openBatchJob does what every batch and training command does after
 // parsing its flags: check the --since window, point at the running `aisle
 // serve`'s embedded broker unless a cluster is named, and open the catalog.
-func openBatchJob(ctx context.Context, c *Config, since time.Duration, stderr io.Writer) (*catalog.DB, *slog.Logger, error) {
+func openBatchJob(ctx context.Context, c *Config, since time.Duration, stderr io.Writer) (*postgres.DB, *slog.Logger, error) {
 	if since <= 0 {
 		return nil, nil, fmt.Errorf("--since must be positive, got %s", since)
 	}
@@ -85,7 +85,7 @@ func openBatchJob(ctx context.Context, c *Config, since time.Duration, stderr io
 		c.KafkaBrokers = []string{c.EmbeddedKafka}
 	}
 	log := commandLogger(c, stderr)
-	db, err := catalog.Open(ctx, c.DatabaseURL, log)
+	db, err := postgres.Open(ctx, c.DatabaseURL, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -94,7 +94,7 @@ func openBatchJob(ctx context.Context, c *Config, since time.Duration, stderr io
 
 // batchPriors refits the availability priors from the inventory and picking
 // history in Kafka, saves them, and prints a one-line summary.
-func batchPriors(ctx context.Context, db *catalog.DB, brokers []string, now time.Time, since time.Duration, stdout io.Writer, log *slog.Logger) error {
+func batchPriors(ctx context.Context, db *postgres.DB, brokers []string, now time.Time, since time.Duration, stdout io.Writer, log *slog.Logger) error {
 	history := availability.NewHistory(now.Add(-since))
 	topics := []string{aisle.TopicInventory, aisle.TopicPicking}
 	err := streaming.ReadTopics(ctx, brokers, topics, log, func(topic string, _ int32, _ int64, value []byte, stamped time.Time) error {

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/postgres"
 	"github.com/aisle/aisle/simulate"
 	"github.com/aisle/aisle/streaming"
 )
@@ -351,7 +351,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if c.Production {
 		return errors.New("seed demo: refused with AISLE_ENV=production: production never gets demo data")
 	}
-	events, err := catalog.DemoEvents()
+	events, err := postgres.DemoEvents()
 	if err != nil {
 		return err
 	}
@@ -392,7 +392,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		c.KafkaBrokers = []string{c.EmbeddedKafka}
 	}
 	log := commandLogger(c, stderr)
-	db, err := catalog.Open(ctx, c.DatabaseURL, log)
+	db, err := postgres.Open(ctx, c.DatabaseURL, log)
 	if err != nil {
 		return err
 	}
@@ -424,7 +424,7 @@ const demoProductsPerStore = 50
 
 // runSimulator publishes the simulated marketplace over the real catalog
 // until ctx is done.
-func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Producer, rate float64, seed int64, perStore int, log *slog.Logger) error {
+func runSimulator(ctx context.Context, db *postgres.DB, producer *streaming.Producer, rate float64, seed int64, perStore int, log *slog.Logger) error {
 	cat, err := simulationCatalog(ctx, db)
 	if err != nil {
 		return err
@@ -451,7 +451,7 @@ func runSimulator(ctx context.Context, db *catalog.DB, producer *streaming.Produ
 }
 
 // simulationCatalog is the database's catalog as the simulator sees it.
-func simulationCatalog(ctx context.Context, db *catalog.DB) (simulate.Catalog, error) {
+func simulationCatalog(ctx context.Context, db *postgres.DB) (simulate.Catalog, error) {
 	sc, err := db.SimulationCatalog(ctx)
 	if err != nil {
 		return simulate.Catalog{}, err

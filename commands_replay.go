@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/models"
 	"github.com/aisle/aisle/pipeline"
+	"github.com/aisle/aisle/postgres"
 	"github.com/aisle/aisle/streaming"
 )
 
@@ -68,7 +68,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		c.KafkaBrokers = []string{c.EmbeddedKafka} // the running `aisle serve`'s embedded broker
 	}
 	log := commandLogger(c, stderr)
-	db, err := catalog.Open(ctx, c.DatabaseURL, log)
+	db, err := postgres.Open(ctx, c.DatabaseURL, log)
 	if err != nil {
 		return err
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/catalog/catalogtest"
+	"github.com/aisle/aisle/postgres"
+	"github.com/aisle/aisle/postgres/postgrestest"
 	"github.com/aisle/aisle/streaming/streamingtest"
 )
 
@@ -179,7 +179,7 @@ func TestEveryServeFlagHasOneEnvVar(t *testing.T) {
 func TestKeysCreateListRevoke(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := catalogtest.NewDatabaseURL(t)
+	dbURL := postgrestest.NewDatabaseURL(t)
 	var out bytes.Buffer
 	if err := run(ctx, []string{"keys", "create", "--database-url", dbURL, "--role", "ops", "--name", "oncall"}, &out, io.Discard); err != nil {
 		t.Fatal(err)
@@ -209,7 +209,7 @@ func TestKeysCreateListRevoke(t *testing.T) {
 func TestCommandsShowTheCauseOfInfrastructureFailures(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := catalogtest.NewDatabaseURL(t)
+	dbURL := postgrestest.NewDatabaseURL(t)
 	if err := run(ctx, []string{"migrate", "--database-url", dbURL}, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -232,8 +232,8 @@ func TestSimulateFraudHistoryExits(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dbURL := catalogtest.NewDatabaseURL(t)
-	db, err := catalog.Open(ctx, dbURL, slog.New(slog.DiscardHandler))
+	dbURL := postgrestest.NewDatabaseURL(t)
+	db, err := postgres.Open(ctx, dbURL, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
 	"github.com/aisle/aisle/recommend"
 	"github.com/aisle/aisle/simulate"
 	"github.com/aisle/aisle/streaming"
@@ -41,14 +41,14 @@ const (
 // demo is demo mode's work; its run is long-lived work of the server.
 type demo struct {
 	rate      float64 // events per second of each simulation
-	db        *catalog.DB
+	db        *postgres.DB
 	producer  *streaming.Producer
 	fraud     *fraud.Service
 	recommend *recommend.Service
 	log       *slog.Logger
 }
 
-func newDemo(rate float64, db *catalog.DB, producer *streaming.Producer, fraudService *fraud.Service, reco *recommend.Service, log *slog.Logger) *demo {
+func newDemo(rate float64, db *postgres.DB, producer *streaming.Producer, fraudService *fraud.Service, reco *recommend.Service, log *slog.Logger) *demo {
 	return &demo{rate: rate, db: db, producer: producer, fraud: fraudService, recommend: reco, log: log}
 }
 

@@ -16,7 +16,7 @@ import (
 	"github.com/coder/websocket/wsjson"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog/catalogtest"
+	"github.com/aisle/aisle/postgres/postgrestest"
 )
 
 const availabilityQuery = `query($s: ID!, $p: [ID!]!) {
@@ -321,7 +321,7 @@ func TestServeFailsClearlyWithoutRedis(t *testing.T) {
 	m := NewMain(io.Discard)
 	err := m.ParseFlags([]string{
 		"--http-addr", "127.0.0.1:0",
-		"--database-url", catalogtest.NewDatabaseURL(t),
+		"--database-url", postgrestest.NewDatabaseURL(t),
 		"--redis-url", "redis://127.0.0.1:1/0",
 		"--embedded-kafka-addr", "127.0.0.1:0",
 		"--data-dir", t.TempDir(),

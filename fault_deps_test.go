@@ -21,10 +21,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/internal/faulttest"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
+	"github.com/aisle/aisle/postgres/postgrestest"
 	"github.com/aisle/aisle/streaming"
 )
 
@@ -96,7 +96,7 @@ func wantUnavailable(t *testing.T, what string, resp gqlResponse) {
 func activateFraudModel(t *testing.T, dbURL string) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := catalog.Open(ctx, dbURL, slog.New(slog.DiscardHandler))
+	db, err := postgres.Open(ctx, dbURL, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func activateFraudModel(t *testing.T, dbURL string) {
 		Logistic: models.LogisticModel{Means: []float64{0}, Stds: []float64{1}, Weights: []float64{0.1}, Bias: -3},
 	}
 	now := time.Now()
-	version, err := db.SaveFraudModel(ctx, catalog.FraudModelVersion{WindowStart: now.Add(-time.Hour), WindowEnd: now, Model: model, Metrics: map[string]float64{}})
+	version, err := db.SaveFraudModel(ctx, postgres.FraudModelVersion{WindowStart: now.Add(-time.Hour), WindowEnd: now, Model: model, Metrics: map[string]float64{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,11 +426,11 @@ func TestDepRedisRestart(t *testing.T) {
 // and apply everything once it is back, each order once, none
 // dead-lettered.
 func TestDepPostgresDown(t *testing.T) {
-	realURL := catalogtest.NewDatabaseURL(t)
+	realURL := postgrestest.NewDatabaseURL(t)
 	proxy, proxiedURL := faulttest.NewURLProxy(t, realURL)
 	ts := startFaultServer(t, "--database-url", proxiedURL, "--fraud-model-poll", "100ms")
 	activateFraudModel(t, realURL)
-	direct, err := catalog.Open(context.Background(), realURL, slog.New(slog.DiscardHandler))
+	direct, err := postgres.Open(context.Background(), realURL, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,11 +27,11 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/features/featurestest"
 	"github.com/aisle/aisle/internal/proctest"
 	"github.com/aisle/aisle/internal/promtest"
+	"github.com/aisle/aisle/postgres"
+	"github.com/aisle/aisle/postgres/postgrestest"
 	"github.com/aisle/aisle/simulate"
 	"github.com/aisle/aisle/streaming"
 	"github.com/aisle/aisle/streaming/streamingtest"
@@ -280,11 +280,11 @@ func newFaultRig(t *testing.T, bin string) *faultRig {
 // newFaultRigOn is newFaultRig on the cluster at brokers.
 func newFaultRigOn(t *testing.T, bin string, brokers []string) *faultRig {
 	t.Helper()
-	dbURL := catalogtest.NewDatabaseURL(t)
+	dbURL := postgrestest.NewDatabaseURL(t)
 	ctx := context.Background()
 	// Created and seeded here, once, rather than by the first of several
 	// processes starting at the same time.
-	db, err := catalog.Open(ctx, dbURL, slog.New(slog.DiscardHandler))
+	db, err := postgres.Open(ctx, dbURL, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

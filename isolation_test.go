@@ -17,9 +17,9 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/graph"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
 )
 
 // The principals of the tenant-isolation matrix. Each tenant has a twin of
@@ -232,14 +232,14 @@ func newIsolationWorld(t *testing.T) *isolationWorld {
 func activateIsolationFraudModel(t *testing.T, ts *testServer) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := catalog.Open(ctx, ts.main.Config.DatabaseURL, slog.New(slog.DiscardHandler))
+	db, err := postgres.Open(ctx, ts.main.Config.DatabaseURL, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	now := time.Now()
 	model := models.FraudModel{Features: []string{"amount"}, Logistic: models.LogisticModel{Means: []float64{40}, Stds: []float64{20}, Weights: []float64{0.5}, Bias: -1}}
-	version, err := db.SaveFraudModel(ctx, catalog.FraudModelVersion{WindowStart: now.Add(-time.Hour), WindowEnd: now, Model: model, Metrics: map[string]float64{"rows": 0}})
+	version, err := db.SaveFraudModel(ctx, postgres.FraudModelVersion{WindowStart: now.Add(-time.Hour), WindowEnd: now, Model: model, Metrics: map[string]float64{"rows": 0}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/auth"
-	"github.com/aisle/aisle/catalog/catalogtest"
+	"github.com/aisle/aisle/postgres/postgrestest"
 )
 
 // wantLimit checks that a response refuses the request for limit.
@@ -326,7 +326,7 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := strings.TrimPrefix(u.Path, "/")
-	catalogtest.DropDatabase(t, ts.main.Config.DatabaseURL)
+	postgrestest.DropDatabase(t, ts.main.Config.DatabaseURL)
 
 	resp := ts.query("", `{ store(id: "s-gone") { id name } }`, nil)
 	if len(resp.Errors) != 1 {

@@ -15,11 +15,11 @@ import (
 	"github.com/coder/websocket/wsjson"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/httpapi"
 	"github.com/aisle/aisle/internal/promtest"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres/postgrestest"
 	"github.com/aisle/aisle/streaming"
 	"github.com/aisle/aisle/streaming/streamingtest"
 )
@@ -296,7 +296,7 @@ func TestReadiness(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	db := catalogtest.MustOpenDB(t)
+	db := postgrestest.MustOpenDB(t)
 	broker := streamingtest.MustStartBroker(t, 1)
 	producer, err := streaming.NewProducer(broker.Addrs(), ts.main.Log)
 	if err != nil {

@@ -17,10 +17,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/features/featurestest"
 	"github.com/aisle/aisle/httpapi"
 	"github.com/aisle/aisle/internal/proctest"
+	"github.com/aisle/aisle/postgres/postgrestest"
 	"github.com/aisle/aisle/streaming"
 	"github.com/aisle/aisle/streaming/streamingtest"
 )
@@ -72,7 +72,7 @@ func TestStallThresholdFlag(t *testing.T) {
 func TestReadyzNamesStalledPartitions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := catalogtest.MustOpenSeededDB(t)
+	db := postgrestest.MustOpenSeededDB(t)
 	fs := featurestest.MustOpen(t)
 	broker := streamingtest.MustStartBroker(t, 1)
 	logs := &proctest.SyncBuffer{}

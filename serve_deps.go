@@ -7,9 +7,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/httpapi"
+	"github.com/aisle/aisle/postgres"
 	"github.com/aisle/aisle/streaming"
 )
 
@@ -17,7 +17,7 @@ import (
 // (catalog, keys, models), Redis (features) and Kafka (the embedded broker
 // unless --kafka-brokers names a cluster).
 type dependencies struct {
-	db       *catalog.DB
+	db       *postgres.DB
 	features *features.Store
 	producer *streaming.Producer
 	brokers  []string
@@ -28,7 +28,7 @@ type dependencies struct {
 // closes them.
 func (m *Main) openDependencies(ctx context.Context, res *resources) (*dependencies, error) {
 	c, log := &m.Config, m.Log
-	db, err := catalog.OpenPooled(ctx, c.DatabaseURL, c.directDatabaseURL(), log)
+	db, err := postgres.OpenPooled(ctx, c.DatabaseURL, c.directDatabaseURL(), log)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +76,7 @@ func (m *Main) openDependencies(ctx context.Context, res *resources) (*dependenc
 // of its partitions has stalled (each stalled one is named: "stream
 // stalled: topic/partition"). The checks run at once, so one hanging
 // dependency does not hide the others, and every failure is named.
-func readiness(db *catalog.DB, fs *features.Store, producer *streaming.Producer, consumer *streaming.Consumer) func(context.Context) error {
+func readiness(db *postgres.DB, fs *features.Store, producer *streaming.Producer, consumer *streaming.Consumer) func(context.Context) error {
 	type check struct {
 		name string
 		run  func(context.Context) error

@@ -15,9 +15,9 @@ import (
 	"github.com/coder/websocket/wsjson"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/features/featurestest"
 	"github.com/aisle/aisle/internal/proctest"
+	"github.com/aisle/aisle/postgres/postgrestest"
 )
 
 // testServer is a whole Aisle process run in-process on loopback: its own
@@ -34,7 +34,7 @@ type testServer struct {
 // startServer runs Main like `aisle serve` with the given extra flags.
 func startServer(t testing.TB, extraArgs ...string) *testServer {
 	t.Helper()
-	dbURL := catalogtest.NewDatabaseURL(t)
+	dbURL := postgrestest.NewDatabaseURL(t)
 	prefix := featurestest.NewPrefix()
 	// Opened before the server so that its cleanup, which deletes the
 	// prefix's keys, runs after the server has stopped.
@@ -42,7 +42,7 @@ func startServer(t testing.TB, extraArgs ...string) *testServer {
 	args := append([]string{
 		"--http-addr", "127.0.0.1:0",
 		"--database-url", dbURL,
-		"--database-direct-url", catalogtest.DirectURL(t, dbURL),
+		"--database-direct-url", postgrestest.DirectURL(t, dbURL),
 		"--redis-url", featurestest.URL(),
 		"--redis-prefix", prefix,
 		"--embedded-kafka-addr", "127.0.0.1:0",

@@ -8,7 +8,7 @@ package main
 // 3 stream workers and 2 API replicas (processes of the aisle binary), a
 // Redis Cluster of 3 masters and 3 replicas, an in-process Kafka cluster of
 // 3 brokers, and PostgreSQL through pgbouncer when make soak's environment
-// points the tests there (catalogtest.DirectEnv). The load publishes
+// points the tests there (postgrestest.DirectEnv). The load publishes
 // events at a fixed rate, queries availability on both replicas at a fixed
 // rate (open loop) and holds a subscription on each. A quarter of the way
 // through a worker is killed with kill -9 and restarted; at half way a
@@ -33,8 +33,8 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/internal/proctest"
+	"github.com/aisle/aisle/postgres/postgrestest"
 	"github.com/aisle/aisle/streaming/streamingtest"
 )
 
@@ -57,8 +57,8 @@ func TestSoak(t *testing.T) {
 	r := newFaultRigOn(t, bin, brokers.Addrs())
 	r.events = soakEvents(r.events, int(duration.Seconds()*soakRate))
 	r.rate = soakRate
-	direct := []string{"--database-direct-url", catalogtest.DirectURL(t, r.dbURL)}
-	_, pooled := os.LookupEnv(catalogtest.DirectEnv)
+	direct := []string{"--database-direct-url", postgrestest.DirectURL(t, r.dbURL)}
+	_, pooled := os.LookupEnv(postgrestest.DirectEnv)
 
 	group, prefix := r.newGroup(), r.newPrefix()
 	workers := []*proctest.Proc{}

@@ -18,7 +18,7 @@ import (
 	"github.com/coder/websocket/wsjson"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog/catalogtest"
+	"github.com/aisle/aisle/postgres/postgrestest"
 )
 
 // openWS upgrades to /graphql with a subprotocol and request headers, and
@@ -592,7 +592,7 @@ func TestWebsocketFlagsAreValidated(t *testing.T) {
 // keys revoke takes an ID or a name, not both, and says when nothing matched.
 func TestKeysRevokeArguments(t *testing.T) {
 	t.Parallel()
-	dbURL := catalogtest.NewDatabaseURL(t) // keys create makes and migrates it
+	dbURL := postgrestest.NewDatabaseURL(t) // keys create makes and migrates it
 	revoke := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := runKeys(context.Background(), append([]string{"revoke", "--database-url", dbURL}, args...), &out, io.Discard)

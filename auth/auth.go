@@ -21,7 +21,7 @@ import (
 
 // KeyLookup finds the principal of a live API key by its hash (HashKey).
 // It returns an EUNAUTHENTICATED *aisle.Error for unknown or revoked keys;
-// catalog.DB implements it, and Cache wraps any KeyLookup.
+// postgres.DB implements it, and Cache wraps any KeyLookup.
 type KeyLookup interface {
 	PrincipalByKeyHash(ctx context.Context, hash []byte) (*aisle.Principal, error)
 }

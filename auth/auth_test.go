@@ -13,8 +13,8 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/auth"
-	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/catalog/catalogtest"
+	"github.com/aisle/aisle/postgres"
+	"github.com/aisle/aisle/postgres/postgrestest"
 )
 
 func newCache(t *testing.T, keys auth.KeyLookup) *auth.Cache {
@@ -29,10 +29,11 @@ func newCache(t *testing.T, keys auth.KeyLookup) *auth.Cache {
 // testKey is a key and its ID.
 type testKey struct{ Key, ID string }
 
-func createKey(t *testing.T, db *catalog.DB, role aisle.Role, retailerID, userID string) testKey {
+func createKey(t *testing.T, db *postgres.DB, role aisle.Role, retailerID, userID string) testKey {
 	t.Helper()
 	ctx := context.Background()
-	_, key, err := db.CreateKey(ctx, role, retailerID, userID, "test "+string(role))
+	key, hash := auth.NewKey()
+	_, err := db.CreateKey(ctx, hash, role, retailerID, userID, "test "+string(role))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func (b errorBody) code() string {
 
 func TestMiddleware(t *testing.T) {
 	t.Parallel()
-	db := catalogtest.MustOpenSeededDB(t)
+	db := postgrestest.MustOpenSeededDB(t)
 	customer := createKey(t, db, aisle.RoleCustomer, "", "u-7")
 	retailer := createKey(t, db, aisle.RoleRetailer, "r-1", "")
 	revoked := createKey(t, db, aisle.RoleShopper, "", "")
@@ -146,7 +147,7 @@ func TestMiddleware(t *testing.T) {
 // request fails as unavailable.
 func TestMiddleware_DatabaseDown(t *testing.T) {
 	t.Parallel()
-	db := catalogtest.MustOpenSeededDB(t)
+	db := postgrestest.MustOpenSeededDB(t)
 	key := createKey(t, db, aisle.RoleOps, "", "")
 	db.Close()
 	status, p, body := serve(t, newCache(t, db), "Bearer "+key.Key)
@@ -157,7 +158,7 @@ func TestMiddleware_DatabaseDown(t *testing.T) {
 
 func TestWebsocketInit(t *testing.T) {
 	t.Parallel()
-	db := catalogtest.MustOpenSeededDB(t)
+	db := postgrestest.MustOpenSeededDB(t)
 	shopper := createKey(t, db, aisle.RoleShopper, "", "")
 	ops := createKey(t, db, aisle.RoleOps, "", "")
 	unknown, _ := auth.NewKey()
@@ -210,7 +211,7 @@ func TestWebsocketInit(t *testing.T) {
 // the revocation.
 func TestCache_RevocationWithinTTL(t *testing.T) {
 	t.Parallel()
-	db := catalogtest.MustOpenSeededDB(t)
+	db := postgrestest.MustOpenSeededDB(t)
 	key := createKey(t, db, aisle.RoleShopper, "", "")
 	cache := newCache(t, db)
 	now := time.Now()
@@ -232,7 +233,7 @@ func TestCache_RevocationWithinTTL(t *testing.T) {
 // credential path (header or connection_init) gave the principal.
 func TestRecheck(t *testing.T) {
 	t.Parallel()
-	db := catalogtest.MustOpenSeededDB(t)
+	db := postgrestest.MustOpenSeededDB(t)
 	fromHeader := createKey(t, db, aisle.RoleShopper, "", "")
 	fromInit := createKey(t, db, aisle.RoleOps, "", "")
 	cache := newCache(t, db)

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/postgres"
 )
 
 // MaxAlertStores bounds the stores of one status-alert subscription.
@@ -63,7 +63,7 @@ func (s *Service) StatusBaseline(ctx context.Context, storeIDs []string) (map[st
 // one page of the assortment at a time.
 func (s *Service) storeItems(ctx context.Context, storeID string) (map[string]Item, error) {
 	out := make(map[string]Item)
-	size := catalog.MaxPageSize
+	size := postgres.MaxPageSize
 	var after *string
 	for {
 		page, err := s.catalog.StoreProducts(ctx, storeID, &size, after, nil, nil)

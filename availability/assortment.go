@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/postgres"
 )
 
 var uncarriedEvidence = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -31,7 +31,7 @@ var uncarriedEvidence = promauto.NewCounterVec(prometheus.CounterOpts{
 // It writes nothing; applied says which events it checked. An event
 // redelivered after a crash is counted again: the counter is a signal, not
 // a ledger.
-func FlagUncarried(db *catalog.DB, log *slog.Logger) func(context.Context, []aisle.Update) ([]bool, error) {
+func FlagUncarried(db *postgres.DB, log *slog.Logger) func(context.Context, []aisle.Update) ([]bool, error) {
 	return func(ctx context.Context, updates []aisle.Update) ([]bool, error) {
 		applied := make([]bool, len(updates))
 		var sps []aisle.StoreProduct

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
 )
 
 // MinPriorPicks is the fewest picks a fit needs to replace the stored priors:
@@ -90,7 +90,7 @@ type PriorsFit struct {
 // per id, like the stream's dedup. Events about stores or products not in
 // the catalog count as invalid. With fewer than MinPriorPicks picks it saves
 // nothing and returns an error wrapping ErrNotEnoughHistory. It reorders h.
-func RefitPriors(ctx context.Context, db *catalog.DB, model models.AvailabilityModel, h *History) (PriorsFit, error) {
+func RefitPriors(ctx context.Context, db *postgres.DB, model models.AvailabilityModel, h *History) (PriorsFit, error) {
 	fit := PriorsFit{Invalid: h.invalid, Older: h.older}
 	slices.SortFunc(h.events, func(a, b pastEvent) int {
 		return cmp.Or(a.at.Compare(b.at), strings.Compare(a.id, b.id))

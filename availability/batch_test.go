@@ -12,8 +12,8 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres/postgrestest"
 )
 
 var now = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
@@ -57,7 +57,7 @@ func historyOf(since time.Time, recs []rec) *availability.History {
 func TestRefitPriors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := catalogtest.MustOpenSeededDB(t)
+	db := postgrestest.MustOpenSeededDB(t)
 	model := models.DefaultAvailabilityModel()
 	since := now.Add(-24 * time.Hour)
 
@@ -147,7 +147,7 @@ func (r rec) topicOf(topic string) rec {
 func TestRefitPriorsNeedsEnoughPicks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := catalogtest.MustOpenSeededDB(t)
+	db := postgrestest.MustOpenSeededDB(t)
 	since := now.Add(-time.Hour)
 	var recs []rec
 	for i := range availability.MinPriorPicks {

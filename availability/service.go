@@ -19,17 +19,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/live"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
 )
 
 // MaxProducts bounds the product ids of one availability request or subscription.
 const MaxProducts = 500
 
 // PriorsRefreshInterval is how often serving picks up priors written by
-// `aisle batch priors` (server.go calls RefreshPriors).
+// `aisle batch priors` (serve_api.go refreshes them on a schedule).
 const PriorsRefreshInterval = time.Minute
 
 var batchedReads = promauto.NewCounter(prometheus.CounterOpts{
@@ -63,7 +63,7 @@ type Publisher interface {
 
 // Service reads and feeds item availability.
 type Service struct {
-	catalog   *catalog.DB
+	catalog   *postgres.DB
 	features  *features.Store
 	publisher Publisher
 	model     models.AvailabilityModel
@@ -74,7 +74,7 @@ type Service struct {
 
 // NewService returns a Service; it loads the priors once so that answers are
 // right from the first request.
-func NewService(ctx context.Context, db *catalog.DB, fs *features.Store, pub Publisher, model models.AvailabilityModel, log *slog.Logger) (*Service, error) {
+func NewService(ctx context.Context, db *postgres.DB, fs *features.Store, pub Publisher, model models.AvailabilityModel, log *slog.Logger) (*Service, error) {
 	if db == nil || fs == nil || pub == nil || log == nil {
 		return nil, fmt.Errorf("availability: nil dependency")
 	}
@@ -316,8 +316,8 @@ func (c *atRiskCursor) before(item Item) bool {
 // more of margin beyond the cursor, or the index is exhausted. The pages
 // after the first are valued at the first page's time (see atRiskCursor). Products
 // without any evidence are not in the index: their answer is their prior.
-func (s *Service) AtRisk(ctx context.Context, storeID string, first *int, after *string) (catalog.Page[Item], error) {
-	var page catalog.Page[Item]
+func (s *Service) AtRisk(ctx context.Context, storeID string, first *int, after *string) (postgres.Page[Item], error) {
+	var page postgres.Page[Item]
 	if err := aisle.ValidateID("storeId", storeID); err != nil {
 		return page, err
 	}
@@ -371,10 +371,10 @@ func (s *Service) AtRisk(ctx context.Context, storeID string, first *int, after 
 	if len(beyond) > size {
 		beyond, page.HasNextPage = beyond[:size], true
 	}
-	page.Edges = make([]catalog.Edge[Item], len(beyond))
+	page.Edges = make([]postgres.Edge[Item], len(beyond))
 	for i, item := range beyond {
 		c := atRiskCursor{Kind: atRiskCursorKind, Probability: item.Probability, ProductID: item.ProductID, AtMS: now.UnixMilli()}
-		page.Edges[i] = catalog.Edge[Item]{Cursor: c.encode(), Node: item}
+		page.Edges[i] = postgres.Edge[Item]{Cursor: c.encode(), Node: item}
 	}
 	return page, nil
 }

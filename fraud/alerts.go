@@ -3,7 +3,7 @@ package fraud
 import (
 	"sync"
 
-	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/postgres"
 )
 
 // alertBuffer is how many alerts a subscriber may have unread; one more
@@ -28,15 +28,15 @@ func NewAlertHub() *AlertHub {
 // AlertSubscription receives alerts on C until it is closed: by Close, by
 // the hub shutting down, or by overflowing its buffer.
 type AlertSubscription struct {
-	C        <-chan catalog.FraudAssessment
-	c        chan catalog.FraudAssessment
+	C        <-chan postgres.FraudAssessment
+	c        chan postgres.FraudAssessment
 	hub      *AlertHub
 	minScore float64
 }
 
 // Subscribe returns a subscription to alerts scoring at least minScore.
 func (h *AlertHub) Subscribe(minScore float64) *AlertSubscription {
-	c := make(chan catalog.FraudAssessment, alertBuffer)
+	c := make(chan postgres.FraudAssessment, alertBuffer)
 	sub := &AlertSubscription{C: c, c: c, hub: h, minScore: minScore}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -50,7 +50,7 @@ func (h *AlertHub) Subscribe(minScore float64) *AlertSubscription {
 }
 
 // Publish offers a to every subscriber whose minimum it reaches.
-func (h *AlertHub) Publish(a catalog.FraudAssessment) {
+func (h *AlertHub) Publish(a postgres.FraudAssessment) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for sub := range h.subs {

@@ -3,7 +3,7 @@ package fraud
 import (
 	"testing"
 
-	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/postgres"
 )
 
 func TestAlertHubFiltersAndDropsSlowSubscribers(t *testing.T) {
@@ -11,8 +11,8 @@ func TestAlertHubFiltersAndDropsSlowSubscribers(t *testing.T) {
 	h := NewAlertHub()
 	high := h.Subscribe(0.8)
 	all := h.Subscribe(0)
-	h.Publish(catalog.FraudAssessment{OrderID: "o-low", Score: 0.1})
-	h.Publish(catalog.FraudAssessment{OrderID: "o-high", Score: 0.9})
+	h.Publish(postgres.FraudAssessment{OrderID: "o-low", Score: 0.1})
+	h.Publish(postgres.FraudAssessment{OrderID: "o-high", Score: 0.9})
 	if a := <-high.C; a.OrderID != "o-high" {
 		t.Errorf("minScore 0.8 got %s first", a.OrderID)
 	}
@@ -23,7 +23,7 @@ func TestAlertHubFiltersAndDropsSlowSubscribers(t *testing.T) {
 	// high reads nothing more: one alert past its buffer closes it, and
 	// the publisher never waits.
 	for range alertBuffer + 1 {
-		h.Publish(catalog.FraudAssessment{OrderID: "o-flood", Score: 1})
+		h.Publish(postgres.FraudAssessment{OrderID: "o-flood", Score: 1})
 		<-all.C // all keeps up
 	}
 	n := 0
@@ -33,7 +33,7 @@ func TestAlertHubFiltersAndDropsSlowSubscribers(t *testing.T) {
 	if n != alertBuffer {
 		t.Errorf("slow subscriber got %d buffered alerts before being closed, want %d", n, alertBuffer)
 	}
-	h.Publish(catalog.FraudAssessment{OrderID: "o-after", Score: 1})
+	h.Publish(postgres.FraudAssessment{OrderID: "o-after", Score: 1})
 	if a := <-all.C; a.OrderID != "o-after" {
 		t.Errorf("the subscriber that kept up got %s", a.OrderID)
 	}

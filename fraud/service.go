@@ -19,9 +19,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
 )
 
 // DefaultModelPollInterval is how often serving checks which model version is
@@ -52,19 +52,19 @@ type activeModel struct {
 
 // Service assesses and labels orders. It is safe for concurrent use.
 type Service struct {
-	catalog    *catalog.DB
+	catalog    *postgres.DB
 	features   *features.Store
 	publisher  Publisher
 	thresholds models.FraudThresholds
 	model      atomic.Pointer[activeModel] // nil until a version is active
 	alerts     *AlertHub
-	outbox     chan catalog.FraudAssessment // new assessments for RunAlerts to announce
+	outbox     chan postgres.FraudAssessment // new assessments for RunAlerts to announce
 	log        *slog.Logger
 	Now        func() time.Time
 }
 
 // NewService returns a Service that has loaded the active model, if any.
-func NewService(ctx context.Context, db *catalog.DB, fs *features.Store, pub Publisher, thresholds models.FraudThresholds, log *slog.Logger) (*Service, error) {
+func NewService(ctx context.Context, db *postgres.DB, fs *features.Store, pub Publisher, thresholds models.FraudThresholds, log *slog.Logger) (*Service, error) {
 	if db == nil || fs == nil || pub == nil || log == nil {
 		return nil, fmt.Errorf("fraud: nil dependency")
 	}
@@ -73,7 +73,7 @@ func NewService(ctx context.Context, db *catalog.DB, fs *features.Store, pub Pub
 	}
 	s := &Service{
 		catalog: db, features: fs, publisher: pub, thresholds: thresholds, log: log, Now: time.Now,
-		alerts: NewAlertHub(), outbox: make(chan catalog.FraudAssessment, outboxSize),
+		alerts: NewAlertHub(), outbox: make(chan postgres.FraudAssessment, outboxSize),
 	}
 	if err := s.ReloadModel(ctx); err != nil {
 		return nil, err
@@ -142,29 +142,29 @@ type Order struct {
 // order cannot be published the new assessment is deleted again (see
 // forget), so a failed call leaves no audit row. EUNAVAILABLE when no
 // model version is active yet or a dependency is down.
-func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment, error) {
+func (s *Service) Assess(ctx context.Context, in Order) (postgres.FraudAssessment, error) {
 	p := aisle.PrincipalFromContext(ctx)
 	if err := requireFraudAccess(p); err != nil {
-		return catalog.FraudAssessment{}, err
+		return postgres.FraudAssessment{}, err
 	}
 	if err := aisle.ValidateIdempotencyKey(in.IdempotencyKey); err != nil {
-		return catalog.FraudAssessment{}, err
+		return postgres.FraudAssessment{}, err
 	}
 	if p.Role != aisle.RoleService {
-		return catalog.FraudAssessment{}, aisle.Errorf(aisle.EFORBIDDEN, "only service keys assess orders")
+		return postgres.FraudAssessment{}, aisle.Errorf(aisle.EFORBIDDEN, "only service keys assess orders")
 	}
 	ev, err := s.orderEvent(ctx, in)
 	if err != nil {
-		return catalog.FraudAssessment{}, err
+		return postgres.FraudAssessment{}, err
 	}
 	m := s.model.Load()
 	if m == nil {
-		return catalog.FraudAssessment{}, aisle.Errorf(aisle.EUNAVAILABLE, "no active fraud model yet: run `aisle train fraud --activate`")
+		return postgres.FraudAssessment{}, aisle.Errorf(aisle.EUNAVAILABLE, "no active fraud model yet: run `aisle train fraud --activate`")
 	}
 	order := features.FraudOrder(ev)
 	snap, err := s.features.AssessOrder(ctx, ev)
 	if err != nil {
-		return catalog.FraudAssessment{}, err
+		return postgres.FraudAssessment{}, err
 	}
 	raw := models.ComputeFraudFeatures(order, snap)
 	score, contributions := m.scorer.Score(raw)
@@ -172,7 +172,7 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 	for i, v := range raw {
 		values[models.FraudFeatures[i].Name] = v
 	}
-	a := catalog.FraudAssessment{
+	a := postgres.FraudAssessment{
 		OrderID:      order.OrderID,
 		UserID:       order.UserID,
 		StoreID:      order.StoreID,
@@ -189,13 +189,13 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 	// returns it); publishing again is harmless, see above.
 	stored, created, err := s.catalog.SaveFraudAssessment(ctx, a)
 	if err != nil {
-		return catalog.FraudAssessment{}, err
+		return postgres.FraudAssessment{}, err
 	}
 	if err := s.publish(ctx, ev); err != nil {
 		if created {
 			s.forget(ctx, stored)
 		}
-		return catalog.FraudAssessment{}, err
+		return postgres.FraudAssessment{}, err
 	}
 	if created {
 		assessments.WithLabelValues(string(stored.Decision)).Inc()
@@ -220,7 +220,7 @@ func (s *Service) Assess(ctx context.Context, in Order) (catalog.FraudAssessment
 // features. The order's velocity contribution stays either way: it is an
 // attempt the card, device and account made, and a retry does not count
 // it again.
-func (s *Service) forget(ctx context.Context, a catalog.FraudAssessment) {
+func (s *Service) forget(ctx context.Context, a postgres.FraudAssessment) {
 	// The request's context may be what ran out; the delete gets its own.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
 	defer cancel()
@@ -277,7 +277,7 @@ func (s *Service) RunAlerts(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		return s.features.WatchFraudAlerts(ctx, func(payload []byte) {
-			var a catalog.FraudAssessment
+			var a postgres.FraudAssessment
 			if err := json.Unmarshal(payload, &a); err != nil {
 				s.log.Warn("fraud: bad alert message", "err", err)
 				return
@@ -290,16 +290,16 @@ func (s *Service) RunAlerts(ctx context.Context) error {
 
 // OrderRisk returns the stored assessment of an order, and false when the
 // order was never assessed (ops and service keys only).
-func (s *Service) OrderRisk(ctx context.Context, orderID string) (catalog.FraudAssessment, bool, error) {
+func (s *Service) OrderRisk(ctx context.Context, orderID string) (postgres.FraudAssessment, bool, error) {
 	if err := requireFraudAccess(aisle.PrincipalFromContext(ctx)); err != nil {
-		return catalog.FraudAssessment{}, false, err
+		return postgres.FraudAssessment{}, false, err
 	}
 	if err := aisle.ValidateID("orderId", orderID); err != nil {
-		return catalog.FraudAssessment{}, false, err
+		return postgres.FraudAssessment{}, false, err
 	}
 	a, err := s.catalog.FraudAssessment(ctx, orderID)
 	if aisle.ErrorCode(err) == aisle.ENOTFOUND {
-		return catalog.FraudAssessment{}, false, nil
+		return postgres.FraudAssessment{}, false, nil
 	}
 	return a, err == nil, err
 }

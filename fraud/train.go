@@ -5,8 +5,8 @@ import (
 	"strings"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
 )
 
 // Training needs this much labelled history: fewer orders or frauds fit
@@ -30,7 +30,7 @@ const holdoutShare = 0.2
 // are those of a fit on the older 80 % scored on the newest 20 %, so they
 // say how the model does on orders it has not seen. EINVALID when the
 // history has too few labelled orders or frauds.
-func Train(events []*aisle.Decoded) (catalog.FraudModelVersion, error) {
+func Train(events []*aisle.Decoded) (postgres.FraudModelVersion, error) {
 	var rows []Example
 	frauds := 0
 	for _, ex := range Dataset(events) {
@@ -42,7 +42,7 @@ func Train(events []*aisle.Decoded) (catalog.FraudModelVersion, error) {
 		}
 	}
 	if len(rows) < MinTrainingOrders || frauds < MinTrainingFrauds {
-		return catalog.FraudModelVersion{}, aisle.Errorf(aisle.EINVALID,
+		return postgres.FraudModelVersion{}, aisle.Errorf(aisle.EINVALID,
 			"not enough labelled history: %d labelled orders of which %d fraud; training needs at least %d and %d",
 			len(rows), frauds, MinTrainingOrders, MinTrainingFrauds)
 	}
@@ -56,11 +56,11 @@ func Train(events []*aisle.Decoded) (catalog.FraudModelVersion, error) {
 	if train, test := rows[:split], rows[split:]; hasBothOutcomes(train) && hasBothOutcomes(test) {
 		m, _, err := fit(train)
 		if err != nil {
-			return catalog.FraudModelVersion{}, err
+			return postgres.FraudModelVersion{}, err
 		}
 		scorer, err := models.NewFraudScorer(m)
 		if err != nil {
-			return catalog.FraudModelVersion{}, err
+			return postgres.FraudModelVersion{}, err
 		}
 		scores := make([]float64, len(test))
 		labels := make([]bool, len(test))
@@ -72,7 +72,7 @@ func Train(events []*aisle.Decoded) (catalog.FraudModelVersion, error) {
 	}
 	m, dropped, err := fit(rows)
 	if err != nil {
-		return catalog.FraudModelVersion{}, err
+		return postgres.FraudModelVersion{}, err
 	}
 	metrics["contradicting_features"] = float64(len(dropped))
 	for _, c := range dropped {
@@ -80,7 +80,7 @@ func Train(events []*aisle.Decoded) (catalog.FraudModelVersion, error) {
 	}
 	first := slices.MinFunc(rows, func(a, b Example) int { return a.Order.At.Compare(b.Order.At) })
 	last := slices.MaxFunc(rows, func(a, b Example) int { return a.Order.At.Compare(b.Order.At) })
-	return catalog.FraudModelVersion{
+	return postgres.FraudModelVersion{
 		WindowStart: first.Order.At.UTC(),
 		WindowEnd:   last.Order.At.UTC(),
 		Model:       m,
@@ -103,7 +103,7 @@ func fit(rows []Example) (models.FraudModel, []models.Contradiction, error) {
 // history taught them the wrong way round (a young marketplace makes old
 // accounts look risky), with the weight each had: `aisle train fraud`
 // prints them, so that they are not dropped silently.
-func Contradictions(v catalog.FraudModelVersion) []models.Contradiction {
+func Contradictions(v postgres.FraudModelVersion) []models.Contradiction {
 	var out []models.Contradiction
 	for name, w := range v.Metrics {
 		if f, ok := strings.CutPrefix(name, "contradicts:"); ok {

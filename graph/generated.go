@@ -15,7 +15,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
-	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/postgres"
 	"github.com/aisle/aisle/recommend"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -253,14 +253,14 @@ type MutationResolver interface {
 	RecordSessionEvent(ctx context.Context, input SessionEventInput) (*EventReceipt, error)
 }
 type ProductResolver interface {
-	Availability(ctx context.Context, obj *catalog.Product) (*ItemAvailability, error)
+	Availability(ctx context.Context, obj *postgres.Product) (*ItemAvailability, error)
 }
 type QueryResolver interface {
 	Stores(ctx context.Context, first *int, after *string) (*StoreConnection, error)
-	Store(ctx context.Context, id string) (*catalog.Store, error)
-	Product(ctx context.Context, id string) (*catalog.Product, error)
-	Products(ctx context.Context, ids []string) ([]*catalog.Product, error)
-	Categories(ctx context.Context) ([]*catalog.Category, error)
+	Store(ctx context.Context, id string) (*postgres.Store, error)
+	Product(ctx context.Context, id string) (*postgres.Product, error)
+	Products(ctx context.Context, ids []string) ([]*postgres.Product, error)
+	Categories(ctx context.Context) ([]*postgres.Category, error)
 	Replacements(ctx context.Context, storeID string, productID string, first *int) ([]*recommend.Replacement, error)
 	Availability(ctx context.Context, storeID string, productIds []string) ([]*ItemAvailability, error)
 	OrderRisk(ctx context.Context, orderID string) (*FraudAssessment, error)
@@ -268,10 +268,10 @@ type QueryResolver interface {
 	PipelineStatus(ctx context.Context) (*PipelineStatus, error)
 }
 type StoreResolver interface {
-	Retailer(ctx context.Context, obj *catalog.Store) (*catalog.Retailer, error)
+	Retailer(ctx context.Context, obj *postgres.Store) (*postgres.Retailer, error)
 
-	Products(ctx context.Context, obj *catalog.Store, first *int, after *string, query *string, category *string) (*ProductConnection, error)
-	AtRisk(ctx context.Context, obj *catalog.Store, first *int, after *string) (*AtRiskConnection, error)
+	Products(ctx context.Context, obj *postgres.Store, first *int, after *string, query *string, category *string) (*ProductConnection, error)
+	AtRisk(ctx context.Context, obj *postgres.Store, first *int, after *string) (*AtRiskConnection, error)
 }
 type SubscriptionResolver interface {
 	AvailabilityChanged(ctx context.Context, storeID string, productIds []string) (<-chan *ItemAvailability, error)
@@ -2523,7 +2523,7 @@ func (ec *executionContext) fieldContext_AvailabilityEvidence_signals(_ context.
 	return graphql.NewScalarFieldContext("AvailabilityEvidence", field, false, false, errors.New("field of type AvailabilitySignal does not have child fields"))
 }
 
-func (ec *executionContext) _Category_id(ctx context.Context, field graphql.CollectedField, obj *catalog.Category) (ret graphql.Marshaler) {
+func (ec *executionContext) _Category_id(ctx context.Context, field graphql.CollectedField, obj *postgres.Category) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2546,7 +2546,7 @@ func (ec *executionContext) fieldContext_Category_id(_ context.Context, field gr
 	return graphql.NewScalarFieldContext("Category", field, false, false, errors.New("field of type ID does not have child fields"))
 }
 
-func (ec *executionContext) _Category_name(ctx context.Context, field graphql.CollectedField, obj *catalog.Category) (ret graphql.Marshaler) {
+func (ec *executionContext) _Category_name(ctx context.Context, field graphql.CollectedField, obj *postgres.Category) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2569,7 +2569,7 @@ func (ec *executionContext) fieldContext_Category_name(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Category", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
-func (ec *executionContext) _Category_productCount(ctx context.Context, field graphql.CollectedField, obj *catalog.Category) (ret graphql.Marshaler) {
+func (ec *executionContext) _Category_productCount(ctx context.Context, field graphql.CollectedField, obj *postgres.Category) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3070,7 +3070,7 @@ func (ec *executionContext) fieldContext_ItemAvailability_evidence(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _Location_lat(ctx context.Context, field graphql.CollectedField, obj *catalog.Location) (ret graphql.Marshaler) {
+func (ec *executionContext) _Location_lat(ctx context.Context, field graphql.CollectedField, obj *postgres.Location) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3093,7 +3093,7 @@ func (ec *executionContext) fieldContext_Location_lat(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Location", field, false, false, errors.New("field of type Float does not have child fields"))
 }
 
-func (ec *executionContext) _Location_lon(ctx context.Context, field graphql.CollectedField, obj *catalog.Location) (ret graphql.Marshaler) {
+func (ec *executionContext) _Location_lon(ctx context.Context, field graphql.CollectedField, obj *postgres.Location) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3682,7 +3682,7 @@ func (ec *executionContext) fieldContext_PipelineStatus_topics(_ context.Context
 	return fc, nil
 }
 
-func (ec *executionContext) _Product_id(ctx context.Context, field graphql.CollectedField, obj *catalog.Product) (ret graphql.Marshaler) {
+func (ec *executionContext) _Product_id(ctx context.Context, field graphql.CollectedField, obj *postgres.Product) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3705,7 +3705,7 @@ func (ec *executionContext) fieldContext_Product_id(_ context.Context, field gra
 	return graphql.NewScalarFieldContext("Product", field, false, false, errors.New("field of type ID does not have child fields"))
 }
 
-func (ec *executionContext) _Product_name(ctx context.Context, field graphql.CollectedField, obj *catalog.Product) (ret graphql.Marshaler) {
+func (ec *executionContext) _Product_name(ctx context.Context, field graphql.CollectedField, obj *postgres.Product) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3728,7 +3728,7 @@ func (ec *executionContext) fieldContext_Product_name(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Product", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
-func (ec *executionContext) _Product_category(ctx context.Context, field graphql.CollectedField, obj *catalog.Product) (ret graphql.Marshaler) {
+func (ec *executionContext) _Product_category(ctx context.Context, field graphql.CollectedField, obj *postgres.Product) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3751,7 +3751,7 @@ func (ec *executionContext) fieldContext_Product_category(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Product", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
-func (ec *executionContext) _Product_brand(ctx context.Context, field graphql.CollectedField, obj *catalog.Product) (ret graphql.Marshaler) {
+func (ec *executionContext) _Product_brand(ctx context.Context, field graphql.CollectedField, obj *postgres.Product) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3774,7 +3774,7 @@ func (ec *executionContext) fieldContext_Product_brand(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Product", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
-func (ec *executionContext) _Product_size(ctx context.Context, field graphql.CollectedField, obj *catalog.Product) (ret graphql.Marshaler) {
+func (ec *executionContext) _Product_size(ctx context.Context, field graphql.CollectedField, obj *postgres.Product) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3797,7 +3797,7 @@ func (ec *executionContext) fieldContext_Product_size(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Product", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
-func (ec *executionContext) _Product_gtin(ctx context.Context, field graphql.CollectedField, obj *catalog.Product) (ret graphql.Marshaler) {
+func (ec *executionContext) _Product_gtin(ctx context.Context, field graphql.CollectedField, obj *postgres.Product) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3820,7 +3820,7 @@ func (ec *executionContext) fieldContext_Product_gtin(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Product", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
-func (ec *executionContext) _Product_imageUrl(ctx context.Context, field graphql.CollectedField, obj *catalog.Product) (ret graphql.Marshaler) {
+func (ec *executionContext) _Product_imageUrl(ctx context.Context, field graphql.CollectedField, obj *postgres.Product) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3843,7 +3843,7 @@ func (ec *executionContext) fieldContext_Product_imageUrl(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Product", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
-func (ec *executionContext) _Product_priceCents(ctx context.Context, field graphql.CollectedField, obj *catalog.Product) (ret graphql.Marshaler) {
+func (ec *executionContext) _Product_priceCents(ctx context.Context, field graphql.CollectedField, obj *postgres.Product) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3866,7 +3866,7 @@ func (ec *executionContext) fieldContext_Product_priceCents(_ context.Context, f
 	return graphql.NewScalarFieldContext("Product", field, false, false, errors.New("field of type Int does not have child fields"))
 }
 
-func (ec *executionContext) _Product_availability(ctx context.Context, field graphql.CollectedField, obj *catalog.Product) (ret graphql.Marshaler) {
+func (ec *executionContext) _Product_availability(ctx context.Context, field graphql.CollectedField, obj *postgres.Product) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3997,8 +3997,8 @@ func (ec *executionContext) _ProductEdge_node(ctx context.Context, field graphql
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *catalog.Product) graphql.Marshaler {
-			return ec.marshalNProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐProduct(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *postgres.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐProduct(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4074,8 +4074,8 @@ func (ec *executionContext) _Query_store(ctx context.Context, field graphql.Coll
 			return ec.Resolvers.Query().Store(ctx, fc.Args["id"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *catalog.Store) graphql.Marshaler {
-			return ec.marshalOStore2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐStore(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *postgres.Store) graphql.Marshaler {
+			return ec.marshalOStore2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐStore(ctx, selections, v)
 		},
 		true,
 		false,
@@ -4118,8 +4118,8 @@ func (ec *executionContext) _Query_product(ctx context.Context, field graphql.Co
 			return ec.Resolvers.Query().Product(ctx, fc.Args["id"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *catalog.Product) graphql.Marshaler {
-			return ec.marshalOProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐProduct(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *postgres.Product) graphql.Marshaler {
+			return ec.marshalOProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐProduct(ctx, selections, v)
 		},
 		true,
 		false,
@@ -4162,8 +4162,8 @@ func (ec *executionContext) _Query_products(ctx context.Context, field graphql.C
 			return ec.Resolvers.Query().Products(ctx, fc.Args["ids"].([]string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*catalog.Product) graphql.Marshaler {
-			return ec.marshalNProduct2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐProduct(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*postgres.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐProduct(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4205,8 +4205,8 @@ func (ec *executionContext) _Query_categories(ctx context.Context, field graphql
 			return ec.Resolvers.Query().Categories(ctx)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*catalog.Category) graphql.Marshaler {
-			return ec.marshalNCategory2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐCategoryᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*postgres.Category) graphql.Marshaler {
+			return ec.marshalNCategory2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐCategoryᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4521,8 +4521,8 @@ func (ec *executionContext) _Recommendation_product(ctx context.Context, field g
 			return obj.Product, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *catalog.Product) graphql.Marshaler {
-			return ec.marshalNProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐProduct(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *postgres.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐProduct(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4599,8 +4599,8 @@ func (ec *executionContext) _Replacement_product(ctx context.Context, field grap
 			return obj.Product, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *catalog.Product) graphql.Marshaler {
-			return ec.marshalNProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐProduct(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *postgres.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐProduct(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4665,7 +4665,7 @@ func (ec *executionContext) fieldContext_Replacement_reason(_ context.Context, f
 	return graphql.NewScalarFieldContext("Replacement", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
-func (ec *executionContext) _Retailer_id(ctx context.Context, field graphql.CollectedField, obj *catalog.Retailer) (ret graphql.Marshaler) {
+func (ec *executionContext) _Retailer_id(ctx context.Context, field graphql.CollectedField, obj *postgres.Retailer) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4688,7 +4688,7 @@ func (ec *executionContext) fieldContext_Retailer_id(_ context.Context, field gr
 	return graphql.NewScalarFieldContext("Retailer", field, false, false, errors.New("field of type ID does not have child fields"))
 }
 
-func (ec *executionContext) _Retailer_name(ctx context.Context, field graphql.CollectedField, obj *catalog.Retailer) (ret graphql.Marshaler) {
+func (ec *executionContext) _Retailer_name(ctx context.Context, field graphql.CollectedField, obj *postgres.Retailer) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4858,7 +4858,7 @@ func (ec *executionContext) fieldContext_StatusAlert_availability(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _Store_id(ctx context.Context, field graphql.CollectedField, obj *catalog.Store) (ret graphql.Marshaler) {
+func (ec *executionContext) _Store_id(ctx context.Context, field graphql.CollectedField, obj *postgres.Store) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4881,7 +4881,7 @@ func (ec *executionContext) fieldContext_Store_id(_ context.Context, field graph
 	return graphql.NewScalarFieldContext("Store", field, false, false, errors.New("field of type ID does not have child fields"))
 }
 
-func (ec *executionContext) _Store_name(ctx context.Context, field graphql.CollectedField, obj *catalog.Store) (ret graphql.Marshaler) {
+func (ec *executionContext) _Store_name(ctx context.Context, field graphql.CollectedField, obj *postgres.Store) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4904,7 +4904,7 @@ func (ec *executionContext) fieldContext_Store_name(_ context.Context, field gra
 	return graphql.NewScalarFieldContext("Store", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
-func (ec *executionContext) _Store_retailer(ctx context.Context, field graphql.CollectedField, obj *catalog.Store) (ret graphql.Marshaler) {
+func (ec *executionContext) _Store_retailer(ctx context.Context, field graphql.CollectedField, obj *postgres.Store) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4916,8 +4916,8 @@ func (ec *executionContext) _Store_retailer(ctx context.Context, field graphql.C
 			return ec.Resolvers.Store().Retailer(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *catalog.Retailer) graphql.Marshaler {
-			return ec.marshalNRetailer2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐRetailer(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *postgres.Retailer) graphql.Marshaler {
+			return ec.marshalNRetailer2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐRetailer(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4936,7 +4936,7 @@ func (ec *executionContext) fieldContext_Store_retailer(_ context.Context, field
 	return fc, nil
 }
 
-func (ec *executionContext) _Store_address(ctx context.Context, field graphql.CollectedField, obj *catalog.Store) (ret graphql.Marshaler) {
+func (ec *executionContext) _Store_address(ctx context.Context, field graphql.CollectedField, obj *postgres.Store) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4959,7 +4959,7 @@ func (ec *executionContext) fieldContext_Store_address(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Store", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
-func (ec *executionContext) _Store_location(ctx context.Context, field graphql.CollectedField, obj *catalog.Store) (ret graphql.Marshaler) {
+func (ec *executionContext) _Store_location(ctx context.Context, field graphql.CollectedField, obj *postgres.Store) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -4971,8 +4971,8 @@ func (ec *executionContext) _Store_location(ctx context.Context, field graphql.C
 			return obj.Location(), nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *catalog.Location) graphql.Marshaler {
-			return ec.marshalOLocation2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐLocation(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *postgres.Location) graphql.Marshaler {
+			return ec.marshalOLocation2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐLocation(ctx, selections, v)
 		},
 		true,
 		false,
@@ -4991,7 +4991,7 @@ func (ec *executionContext) fieldContext_Store_location(_ context.Context, field
 	return fc, nil
 }
 
-func (ec *executionContext) _Store_timezone(ctx context.Context, field graphql.CollectedField, obj *catalog.Store) (ret graphql.Marshaler) {
+func (ec *executionContext) _Store_timezone(ctx context.Context, field graphql.CollectedField, obj *postgres.Store) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5014,7 +5014,7 @@ func (ec *executionContext) fieldContext_Store_timezone(_ context.Context, field
 	return graphql.NewScalarFieldContext("Store", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
-func (ec *executionContext) _Store_products(ctx context.Context, field graphql.CollectedField, obj *catalog.Store) (ret graphql.Marshaler) {
+func (ec *executionContext) _Store_products(ctx context.Context, field graphql.CollectedField, obj *postgres.Store) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5058,7 +5058,7 @@ func (ec *executionContext) fieldContext_Store_products(ctx context.Context, fie
 	return fc, nil
 }
 
-func (ec *executionContext) _Store_atRisk(ctx context.Context, field graphql.CollectedField, obj *catalog.Store) (ret graphql.Marshaler) {
+func (ec *executionContext) _Store_atRisk(ctx context.Context, field graphql.CollectedField, obj *postgres.Store) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5201,8 +5201,8 @@ func (ec *executionContext) _StoreEdge_node(ctx context.Context, field graphql.C
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *catalog.Store) graphql.Marshaler {
-			return ec.marshalNStore2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐStore(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *postgres.Store) graphql.Marshaler {
+			return ec.marshalNStore2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐStore(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7506,7 +7506,7 @@ func (ec *executionContext) _AvailabilityEvidence(ctx context.Context, sel ast.S
 
 var categoryImplementors = []string{"Category"}
 
-func (ec *executionContext) _Category(ctx context.Context, sel ast.SelectionSet, obj *catalog.Category) graphql.Marshaler {
+func (ec *executionContext) _Category(ctx context.Context, sel ast.SelectionSet, obj *postgres.Category) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, categoryImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -7819,7 +7819,7 @@ func (ec *executionContext) _ItemAvailability(ctx context.Context, sel ast.Selec
 
 var locationImplementors = []string{"Location"}
 
-func (ec *executionContext) _Location(ctx context.Context, sel ast.SelectionSet, obj *catalog.Location) graphql.Marshaler {
+func (ec *executionContext) _Location(ctx context.Context, sel ast.SelectionSet, obj *postgres.Location) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, locationImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -8067,7 +8067,7 @@ func (ec *executionContext) _PipelineStatus(ctx context.Context, sel ast.Selecti
 
 var productImplementors = []string{"Product"}
 
-func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, obj *catalog.Product) graphql.Marshaler {
+func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, obj *postgres.Product) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, productImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -8635,7 +8635,7 @@ func (ec *executionContext) _Replacement(ctx context.Context, sel ast.SelectionS
 
 var retailerImplementors = []string{"Retailer"}
 
-func (ec *executionContext) _Retailer(ctx context.Context, sel ast.SelectionSet, obj *catalog.Retailer) graphql.Marshaler {
+func (ec *executionContext) _Retailer(ctx context.Context, sel ast.SelectionSet, obj *postgres.Retailer) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, retailerImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -8774,7 +8774,7 @@ func (ec *executionContext) _StatusAlert(ctx context.Context, sel ast.SelectionS
 
 var storeImplementors = []string{"Store"}
 
-func (ec *executionContext) _Store(ctx context.Context, sel ast.SelectionSet, obj *catalog.Store) graphql.Marshaler {
+func (ec *executionContext) _Store(ctx context.Context, sel ast.SelectionSet, obj *postgres.Store) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, storeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -9632,11 +9632,11 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
-func (ec *executionContext) marshalNCategory2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐCategoryᚄ(ctx context.Context, sel ast.SelectionSet, v []*catalog.Category) graphql.Marshaler {
+func (ec *executionContext) marshalNCategory2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐCategoryᚄ(ctx context.Context, sel ast.SelectionSet, v []*postgres.Category) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNCategory2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐCategory(ctx, sel, v[i])
+		return ec.marshalNCategory2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐCategory(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -9648,7 +9648,7 @@ func (ec *executionContext) marshalNCategory2ᚕᚖgithubᚗcomᚋaisleᚋaisle�
 	return ret
 }
 
-func (ec *executionContext) marshalNCategory2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐCategory(ctx context.Context, sel ast.SelectionSet, v *catalog.Category) graphql.Marshaler {
+func (ec *executionContext) marshalNCategory2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐCategory(ctx context.Context, sel ast.SelectionSet, v *postgres.Category) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
 			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
@@ -9874,17 +9874,17 @@ func (ec *executionContext) marshalNPipelineStatus2ᚖgithubᚗcomᚋaisleᚋais
 	return ec._PipelineStatus(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNProduct2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐProduct(ctx context.Context, sel ast.SelectionSet, v []*catalog.Product) graphql.Marshaler {
+func (ec *executionContext) marshalNProduct2ᚕᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐProduct(ctx context.Context, sel ast.SelectionSet, v []*postgres.Product) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalOProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐProduct(ctx, sel, v[i])
+		return ec.marshalOProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐProduct(ctx, sel, v[i])
 	})
 
 	return ret
 }
 
-func (ec *executionContext) marshalNProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐProduct(ctx context.Context, sel ast.SelectionSet, v *catalog.Product) graphql.Marshaler {
+func (ec *executionContext) marshalNProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐProduct(ctx context.Context, sel ast.SelectionSet, v *postgres.Product) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
 			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
@@ -10016,7 +10016,7 @@ func (ec *executionContext) unmarshalNReportPicksInput2githubᚗcomᚋaisleᚋai
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNRetailer2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐRetailer(ctx context.Context, sel ast.SelectionSet, v *catalog.Retailer) graphql.Marshaler {
+func (ec *executionContext) marshalNRetailer2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐRetailer(ctx context.Context, sel ast.SelectionSet, v *postgres.Retailer) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
 			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
@@ -10077,7 +10077,7 @@ func (ec *executionContext) marshalNStatusAlert2ᚖgithubᚗcomᚋaisleᚋaisle�
 	return ec._StatusAlert(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNStore2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐStore(ctx context.Context, sel ast.SelectionSet, v *catalog.Store) graphql.Marshaler {
+func (ec *executionContext) marshalNStore2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐStore(ctx context.Context, sel ast.SelectionSet, v *postgres.Store) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
 			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
@@ -10492,21 +10492,21 @@ func (ec *executionContext) marshalOItemAvailability2ᚖgithubᚗcomᚋaisleᚋa
 	return ec._ItemAvailability(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalOLocation2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐLocation(ctx context.Context, sel ast.SelectionSet, v *catalog.Location) graphql.Marshaler {
+func (ec *executionContext) marshalOLocation2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐLocation(ctx context.Context, sel ast.SelectionSet, v *postgres.Location) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Location(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalOProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐProduct(ctx context.Context, sel ast.SelectionSet, v *catalog.Product) graphql.Marshaler {
+func (ec *executionContext) marshalOProduct2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐProduct(ctx context.Context, sel ast.SelectionSet, v *postgres.Product) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Product(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalOStore2ᚖgithubᚗcomᚋaisleᚋaisleᚋcatalogᚐStore(ctx context.Context, sel ast.SelectionSet, v *catalog.Store) graphql.Marshaler {
+func (ec *executionContext) marshalOStore2ᚖgithubᚗcomᚋaisleᚋaisleᚋpostgresᚐStore(ctx context.Context, sel ast.SelectionSet, v *postgres.Store) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

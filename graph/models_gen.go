@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/postgres"
 )
 
 // The data of order.placed.
@@ -171,8 +171,8 @@ type ProductConnection struct {
 }
 
 type ProductEdge struct {
-	Cursor string           `json:"cursor"`
-	Node   *catalog.Product `json:"node"`
+	Cursor string            `json:"cursor"`
+	Node   *postgres.Product `json:"node"`
 }
 
 type ProductInput struct {
@@ -194,7 +194,7 @@ type Query struct {
 }
 
 type Recommendation struct {
-	Product *catalog.Product `json:"product"`
+	Product *postgres.Product `json:"product"`
 	// Relative strength; comparable within one list only.
 	Score float64 `json:"score"`
 	// A short explanation, e.g. "often bought with Pancake Mix".
@@ -276,8 +276,8 @@ type StoreConnection struct {
 }
 
 type StoreEdge struct {
-	Cursor string         `json:"cursor"`
-	Node   *catalog.Store `json:"node"`
+	Cursor string          `json:"cursor"`
+	Node   *postgres.Store `json:"node"`
 }
 
 type Subscription struct {

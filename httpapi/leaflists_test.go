@@ -20,8 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/graph"
+	"github.com/aisle/aisle/postgres"
 )
 
 // TestObjectListsMatchTheExecutor is the differential test of the planned
@@ -133,7 +133,7 @@ func generateSelection(rng *rand.Rand, fields []string, typ string, fragments ma
 		case "availability":
 			sel += " { probability status }"
 		case "location":
-			sel += " { lat lon }" // a method of catalog.Store: the executor's
+			sel += " { lat lon }" // a method of postgres.Store: the executor's
 		case "retailer":
 			sel += " { id name }" // a resolver: the executor's
 		case "products":
@@ -205,7 +205,7 @@ func (d *listData) generate(rng *rand.Rand) {
 	}
 	d.stores = make([]*graph.StoreEdge, rng.IntN(4))
 	for i := range d.stores {
-		d.stores[i] = &graph.StoreEdge{Cursor: generateString(rng), Node: &catalog.Store{ID: generateString(rng), Name: generateString(rng),
+		d.stores[i] = &graph.StoreEdge{Cursor: generateString(rng), Node: &postgres.Store{ID: generateString(rng), Name: generateString(rng),
 			Address: optional(rng, generateString(rng)), Timezone: optional(rng, "Europe/Paris"), Lat: optional(rng, 48.85), Lon: optional(rng, generateFloat(rng))}}
 		if rng.IntN(30) == 0 {
 			d.stores[i].Node = nil // a null node where the schema says non-null
@@ -217,8 +217,8 @@ func (d *listData) generate(rng *rand.Rand) {
 	}
 }
 
-func generateProduct(rng *rand.Rand) *catalog.Product {
-	return &catalog.Product{ID: generateString(rng), Name: generateString(rng), Category: generateString(rng),
+func generateProduct(rng *rand.Rand) *postgres.Product {
+	return &postgres.Product{ID: generateString(rng), Name: generateString(rng), Category: generateString(rng),
 		Brand: optional(rng, generateString(rng)), Size: optional(rng, generateString(rng)), GTIN: optional(rng, "0123"),
 		ImageURL: optional(rng, "https://img/x?a=1&b=<2>"), PriceCents: optional(rng, rng.IntN(100000)-50)}
 }
@@ -301,17 +301,17 @@ type listStore struct {
 	data                *listData
 }
 
-func (listStore) Retailer(_ context.Context, s *catalog.Store) (*catalog.Retailer, error) {
-	return &catalog.Retailer{ID: "r-" + s.ID, Name: "Retailer"}, nil
+func (listStore) Retailer(_ context.Context, s *postgres.Store) (*postgres.Retailer, error) {
+	return &postgres.Retailer{ID: "r-" + s.ID, Name: "Retailer"}, nil
 }
 
-func (st listStore) Products(context.Context, *catalog.Store, *int, *string, *string, *string) (*graph.ProductConnection, error) {
+func (st listStore) Products(context.Context, *postgres.Store, *int, *string, *string, *string) (*graph.ProductConnection, error) {
 	return &graph.ProductConnection{Edges: st.data.products, PageInfo: &graph.PageInfo{}}, nil
 }
 
 type listProduct struct{}
 
-func (listProduct) Availability(_ context.Context, p *catalog.Product) (*graph.ItemAvailability, error) {
+func (listProduct) Availability(_ context.Context, p *postgres.Product) (*graph.ItemAvailability, error) {
 	return &graph.ItemAvailability{ProductID: p.ID, Probability: 0.5, Status: graph.AvailabilityStatusInStock}, nil
 }
 

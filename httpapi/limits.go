@@ -20,7 +20,7 @@ import (
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/postgres"
 )
 
 // Limits on the shape of one operation. Our schema has no cycles, so its
@@ -395,7 +395,7 @@ func (m *measurer) listSize(f *ast.Field) int {
 		if n, ok := asInt(args["first"]); ok {
 			return max(n, 1)
 		}
-		return catalog.DefaultPageSize
+		return postgres.DefaultPageSize
 	}
 	size := 1
 	for _, a := range def.Arguments {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/postgres"
 )
 
 // MaxItemsPerCall bounds the items of one call.
@@ -24,14 +24,14 @@ type Publisher interface {
 
 // Service publishes retailers' catalog changes.
 type Service struct {
-	catalog   *catalog.DB
+	catalog   *postgres.DB
 	publisher Publisher
 	// Now stamps the events; tests replace it before use.
 	Now func() time.Time
 }
 
 // NewService checks that no dependency is missing.
-func NewService(db *catalog.DB, publisher Publisher) (*Service, error) {
+func NewService(db *postgres.DB, publisher Publisher) (*Service, error) {
 	if db == nil || publisher == nil {
 		return nil, errors.New("merchandising: nil dependency")
 	}
@@ -40,7 +40,7 @@ func NewService(db *catalog.DB, publisher Publisher) (*Service, error) {
 
 // UpsertProducts publishes product.upserted for each product (retailer and
 // service keys). A retailer key may create products and replace those it
-// created (catalog.ClaimProducts); others are FORBIDDEN. It returns the
+// created (postgres.ClaimProducts); others are FORBIDDEN. It returns the
 // event ids in input order.
 func (s *Service) UpsertProducts(ctx context.Context, products []aisle.ProductUpserted, idempotencyKey *string) ([]string, error) {
 	p, err := requireMerchant(ctx)

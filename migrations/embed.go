@@ -1,6 +1,6 @@
 // Package migrations holds Aisle's PostgreSQL schema as goose SQL migrations,
 // embedded in the binary so that `aisle migrate` and `aisle serve` need no
-// files on disk. catalog.Migrate applies them.
+// files on disk. postgres.Migrate applies them.
 package migrations
 
 import "embed"

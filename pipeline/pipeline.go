@@ -10,9 +10,9 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/fraud"
+	"github.com/aisle/aisle/postgres"
 	"github.com/aisle/aisle/recommend"
 	"github.com/aisle/aisle/streaming"
 )
@@ -29,7 +29,7 @@ type step struct {
 
 // steps is the table, in the order each topic's steps run: features first,
 // then what the topics keep in PostgreSQL.
-func steps(fs *features.Store, db *catalog.DB, log *slog.Logger) []step {
+func steps(fs *features.Store, db *postgres.DB, log *slog.Logger) []step {
 	availabilityFeatures := streaming.Applier{Name: "availability", Apply: fs.ApplyAvailability}
 	uncarried := streaming.Applier{Name: "uncarried_check", Apply: availability.FlagUncarried(db, log)}
 	return []step{
@@ -48,7 +48,7 @@ func steps(fs *features.Store, db *catalog.DB, log *slog.Logger) []step {
 }
 
 // Stream returns the stream workers' appliers of each topic, in order.
-func Stream(fs *features.Store, db *catalog.DB, log *slog.Logger) map[string][]streaming.Applier {
+func Stream(fs *features.Store, db *postgres.DB, log *slog.Logger) map[string][]streaming.Applier {
 	appliers := map[string][]streaming.Applier{}
 	for _, s := range steps(fs, db, log) {
 		appliers[s.topic] = append(appliers[s.topic], s.applier)
@@ -60,7 +60,7 @@ func Stream(fs *features.Store, db *catalog.DB, log *slog.Logger) map[string][]s
 // Redis features, and the catalog from aisle.catalog (last-writer-wins by
 // event time, so replaying it onto a fresh database rebuilds the same rows,
 // and onto a current one changes nothing).
-func Replay(fs *features.Store, db *catalog.DB, log *slog.Logger, topics []string) map[string]streaming.Applier {
+func Replay(fs *features.Store, db *postgres.DB, log *slog.Logger, topics []string) map[string]streaming.Applier {
 	wanted := map[string]bool{}
 	for _, t := range topics {
 		wanted[t] = true
@@ -75,7 +75,7 @@ func Replay(fs *features.Store, db *catalog.DB, log *slog.Logger, topics []strin
 }
 
 // catalogApplier applies aisle.catalog's events to the PostgreSQL catalog.
-func catalogApplier(db *catalog.DB) streaming.Applier {
+func catalogApplier(db *postgres.DB) streaming.Applier {
 	return streaming.Applier{Name: "catalog", Apply: func(ctx context.Context, updates []aisle.Update) ([]bool, error) {
 		events := make([]*aisle.Decoded, len(updates))
 		for i, u := range updates {

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
 )
 
 // CoPurchaseFit is what a batch run fitted and saved.
@@ -27,7 +27,7 @@ var ErrNoOrders = errors.New("no orders placed in the window: nothing to fit")
 // placed since since and saves them as the newest fit, which serving picks
 // up within a minute. Running it again over the same orders saves the same
 // neighbours again: it is safe to re-run and to schedule.
-func FitCoPurchase(ctx context.Context, db *catalog.DB, since time.Time, cfg models.CoPurchaseConfig) (CoPurchaseFit, error) {
+func FitCoPurchase(ctx context.Context, db *postgres.DB, since time.Time, cfg models.CoPurchaseConfig) (CoPurchaseFit, error) {
 	baskets, err := db.Baskets(ctx, since)
 	if err != nil {
 		return CoPurchaseFit{}, err

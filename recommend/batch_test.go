@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres/postgrestest"
 	"github.com/aisle/aisle/recommend"
 )
 
@@ -27,7 +27,7 @@ func orderPlaced(id, user string, at time.Time, products ...string) aisle.Update
 func TestOrderHistoryAndBatchAreIdempotent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := catalogtest.MustOpenSeededDB(t)
+	db := postgrestest.MustOpenSeededDB(t)
 	apply := recommend.OrderHistory(db)
 	t0 := time.Now().Add(-time.Hour)
 

@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/postgres"
 )
 
 // OrderHistory returns the stream applier of aisle.orders that records
@@ -12,18 +12,18 @@ import (
 // idempotent by order id, so it needs no Redis dedup and can share the topic
 // with a Redis applier; other events of the topic are not its business
 // (applied false).
-func OrderHistory(db *catalog.DB) func(context.Context, []aisle.Update) ([]bool, error) {
+func OrderHistory(db *postgres.DB) func(context.Context, []aisle.Update) ([]bool, error) {
 	return func(ctx context.Context, updates []aisle.Update) ([]bool, error) {
-		return applySome(ctx, updates, func(u aisle.Update) (catalog.Order, bool) {
+		return applySome(ctx, updates, func(u aisle.Update) (postgres.Order, bool) {
 			o := u.Event.Order
 			if o == nil {
-				return catalog.Order{}, false
+				return postgres.Order{}, false
 			}
 			lines := make(map[string]int64, len(o.Items))
 			for _, it := range o.Items {
 				lines[it.ProductID] += it.Quantity
 			}
-			return catalog.Order{ID: o.OrderID, UserID: o.UserID, StoreID: o.StoreID, PlacedAt: u.Event.Time, Lines: lines}, true
+			return postgres.Order{ID: o.OrderID, UserID: o.UserID, StoreID: o.StoreID, PlacedAt: u.Event.Time, Lines: lines}, true
 		}, db.RecordOrders)
 	}
 }

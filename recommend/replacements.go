@@ -5,8 +5,8 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
 )
 
 // Replacements: first's default and bound.
@@ -20,14 +20,14 @@ const (
 // made, for replacement suggestions. It is idempotent by event id, so it
 // needs no Redis dedup and can share the topic with the availability
 // applier; other events of the topic are not its business (applied false).
-func AcceptedReplacements(db *catalog.DB) func(context.Context, []aisle.Update) ([]bool, error) {
+func AcceptedReplacements(db *postgres.DB) func(context.Context, []aisle.Update) ([]bool, error) {
 	return func(ctx context.Context, updates []aisle.Update) ([]bool, error) {
-		return applySome(ctx, updates, func(u aisle.Update) (catalog.AcceptedReplacement, bool) {
+		return applySome(ctx, updates, func(u aisle.Update) (postgres.AcceptedReplacement, bool) {
 			if u.Event.Type != aisle.TypePickReplaced {
-				return catalog.AcceptedReplacement{}, false
+				return postgres.AcceptedReplacement{}, false
 			}
 			p := u.Event.Pick
-			return catalog.AcceptedReplacement{EventID: u.Event.ID, StoreID: p.StoreID, ProductID: p.ProductID,
+			return postgres.AcceptedReplacement{EventID: u.Event.ID, StoreID: p.StoreID, ProductID: p.ProductID,
 				ReplacementID: p.ReplacementProductID, At: u.Event.Time}, true
 		}, db.RecordReplacements)
 	}
@@ -35,7 +35,7 @@ func AcceptedReplacements(db *catalog.DB) func(context.Context, []aisle.Update) 
 
 // Replacement is one suggested replacement, read at the store.
 type Replacement struct {
-	Product      *catalog.Product // StoreID set: its price and availability are the store's
+	Product      *postgres.Product // StoreID set: its price and availability are the store's
 	Availability availability.Item
 	Score        float64
 	Reason       string
@@ -113,7 +113,7 @@ func (s *Service) Replacements(ctx context.Context, storeID, productID string, f
 	return out, nil
 }
 
-func replacementItem(p *catalog.Product) models.ReplacementItem {
+func replacementItem(p *postgres.Product) models.ReplacementItem {
 	return models.ReplacementItem{ID: p.ID, Name: p.Name, Brand: deref(p.Brand), Size: deref(p.Size)}
 }
 

@@ -17,10 +17,10 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/live"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
 )
 
 // MaxFirst bounds the length of one list of recommendations.
@@ -43,7 +43,7 @@ const candidateSlack = 20
 
 // Recommendation is one recommended product.
 type Recommendation struct {
-	Product *catalog.Product
+	Product *postgres.Product
 	Score   float64
 	Reason  string
 }
@@ -55,7 +55,7 @@ type Publisher interface {
 
 // Service serves recommendations and publishes session events.
 type Service struct {
-	catalog   *catalog.DB
+	catalog   *postgres.DB
 	features  *features.Store
 	avail     *availability.Service
 	publisher Publisher
@@ -71,7 +71,7 @@ type Service struct {
 type snapshot struct {
 	fitID       int64
 	fit         models.CoPurchase
-	products    map[string]*catalog.Product
+	products    map[string]*postgres.Product
 	categories  map[string][]string        // category → its products
 	assortments map[string]map[string]bool // store → products it carries
 }
@@ -87,7 +87,7 @@ func (s *snapshot) sameCategory(p string) []string {
 
 // NewService returns a Service; it loads the newest fit and the catalog once
 // so that answers are right from the first request.
-func NewService(ctx context.Context, db *catalog.DB, fs *features.Store, avail *availability.Service, pub Publisher, model models.RecommendModel, log *slog.Logger) (*Service, error) {
+func NewService(ctx context.Context, db *postgres.DB, fs *features.Store, avail *availability.Service, pub Publisher, model models.RecommendModel, log *slog.Logger) (*Service, error) {
 	if db == nil || fs == nil || avail == nil || pub == nil || log == nil {
 		return nil, fmt.Errorf("recommend: nil dependency")
 	}
@@ -118,7 +118,7 @@ func (s *Service) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	next.products = make(map[string]*catalog.Product, len(products))
+	next.products = make(map[string]*postgres.Product, len(products))
 	next.categories = make(map[string][]string)
 	for i := range products {
 		p := &products[i]
@@ -228,7 +228,7 @@ func (s *Service) Recommend(ctx context.Context, sessionID, storeID string, firs
 
 // reason says in a few words why r is on the list, naming what the
 // session did with the item behind it.
-func reason(r models.Recommendation, session models.Session, products map[string]*catalog.Product) string {
+func reason(r models.Recommendation, session models.Session, products map[string]*postgres.Product) string {
 	anchor := r.Anchor
 	if p := products[anchor]; p != nil {
 		anchor = p.Name

@@ -9,9 +9,9 @@ import (
 	"context"
 
 	"github.com/aisle/aisle/availability"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/graph"
 	"github.com/aisle/aisle/live"
+	"github.com/aisle/aisle/postgres"
 )
 
 func (r *itemAvailabilityResolver) Evidence(ctx context.Context, obj *graph.ItemAvailability) (*graph.AvailabilityEvidence, error) {
@@ -68,7 +68,7 @@ func (r *queryResolver) Availability(ctx context.Context, storeID string, produc
 	return out, nil
 }
 
-func (r *storeResolver) AtRisk(ctx context.Context, obj *catalog.Store, first *int, after *string) (*graph.AtRiskConnection, error) {
+func (r *storeResolver) AtRisk(ctx context.Context, obj *postgres.Store, first *int, after *string) (*graph.AtRiskConnection, error) {
 	page, err := r.AvailabilityService.AtRisk(ctx, obj.ID, first, after)
 	if err != nil {
 		return nil, err

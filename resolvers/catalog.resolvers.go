@@ -9,12 +9,12 @@ import (
 	"context"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/graph"
+	"github.com/aisle/aisle/postgres"
 	"github.com/aisle/aisle/recommend"
 )
 
-func (r *productResolver) Availability(ctx context.Context, obj *catalog.Product) (*graph.ItemAvailability, error) {
+func (r *productResolver) Availability(ctx context.Context, obj *postgres.Product) (*graph.ItemAvailability, error) {
 	if obj.StoreID == "" {
 		return nil, nil // read outside a store: the schema's answer is null
 	}
@@ -33,7 +33,7 @@ func (r *queryResolver) Stores(ctx context.Context, first *int, after *string) (
 	return &graph.StoreConnection{Edges: edges(page, newStoreEdge), PageInfo: pageInfo(page)}, nil
 }
 
-func (r *queryResolver) Store(ctx context.Context, id string) (*catalog.Store, error) {
+func (r *queryResolver) Store(ctx context.Context, id string) (*postgres.Store, error) {
 	store, err := r.Catalog.Store(ctx, id)
 	if aisle.ErrorCode(err) == aisle.ENOTFOUND {
 		return nil, nil // the schema's answer for "no such store" is null
@@ -41,7 +41,7 @@ func (r *queryResolver) Store(ctx context.Context, id string) (*catalog.Store, e
 	return store, err
 }
 
-func (r *queryResolver) Product(ctx context.Context, id string) (*catalog.Product, error) {
+func (r *queryResolver) Product(ctx context.Context, id string) (*postgres.Product, error) {
 	if err := aisle.ValidateID("id", id); err != nil {
 		return nil, err
 	}
@@ -52,16 +52,16 @@ func (r *queryResolver) Product(ctx context.Context, id string) (*catalog.Produc
 	return product, err
 }
 
-func (r *queryResolver) Products(ctx context.Context, ids []string) ([]*catalog.Product, error) {
+func (r *queryResolver) Products(ctx context.Context, ids []string) ([]*postgres.Product, error) {
 	return r.Catalog.Products(ctx, ids)
 }
 
-func (r *queryResolver) Categories(ctx context.Context) ([]*catalog.Category, error) {
+func (r *queryResolver) Categories(ctx context.Context) ([]*postgres.Category, error) {
 	categories, err := r.Catalog.Categories(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*catalog.Category, len(categories))
+	out := make([]*postgres.Category, len(categories))
 	for i := range categories {
 		out[i] = &categories[i]
 	}
@@ -83,11 +83,11 @@ func (r *queryResolver) Replacements(ctx context.Context, storeID string, produc
 	return out, nil
 }
 
-func (r *storeResolver) Retailer(ctx context.Context, obj *catalog.Store) (*catalog.Retailer, error) {
+func (r *storeResolver) Retailer(ctx context.Context, obj *postgres.Store) (*postgres.Retailer, error) {
 	return loadersFrom(ctx).retailers.Load(ctx, obj.RetailerID)
 }
 
-func (r *storeResolver) Products(ctx context.Context, obj *catalog.Store, first *int, after *string, query *string, category *string) (*graph.ProductConnection, error) {
+func (r *storeResolver) Products(ctx context.Context, obj *postgres.Store, first *int, after *string, query *string, category *string) (*graph.ProductConnection, error) {
 	page, err := r.Catalog.StoreProducts(ctx, obj.ID, first, after, query, category)
 	if err != nil {
 		return nil, err

@@ -3,12 +3,12 @@ package resolvers
 import (
 	"context"
 
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/graph"
+	"github.com/aisle/aisle/postgres"
 )
 
-func newFraudAssessment(a catalog.FraudAssessment) *graph.FraudAssessment {
+func newFraudAssessment(a postgres.FraudAssessment) *graph.FraudAssessment {
 	out := &graph.FraudAssessment{
 		OrderID:      a.OrderID,
 		Score:        a.Score,

@@ -9,12 +9,12 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/graph"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
 )
 
-func edges[T, E any](page catalog.Page[T], newEdge func(cursor string, node *T) E) []E {
+func edges[T, E any](page postgres.Page[T], newEdge func(cursor string, node *T) E) []E {
 	out := make([]E, len(page.Edges))
 	for i := range page.Edges {
 		out[i] = newEdge(page.Edges[i].Cursor, &page.Edges[i].Node)
@@ -22,15 +22,15 @@ func edges[T, E any](page catalog.Page[T], newEdge func(cursor string, node *T) 
 	return out
 }
 
-func newStoreEdge(cursor string, node *catalog.Store) *graph.StoreEdge {
+func newStoreEdge(cursor string, node *postgres.Store) *graph.StoreEdge {
 	return &graph.StoreEdge{Cursor: cursor, Node: node}
 }
 
-func newProductEdge(cursor string, node *catalog.Product) *graph.ProductEdge {
+func newProductEdge(cursor string, node *postgres.Product) *graph.ProductEdge {
 	return &graph.ProductEdge{Cursor: cursor, Node: node}
 }
 
-func pageInfo[T any](page catalog.Page[T]) *graph.PageInfo {
+func pageInfo[T any](page postgres.Page[T]) *graph.PageInfo {
 	return &graph.PageInfo{
 		HasNextPage:     page.HasNextPage,
 		HasPreviousPage: page.HasPreviousPage,

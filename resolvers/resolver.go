@@ -13,28 +13,28 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/availability"
-	"github.com/aisle/aisle/catalog"
 	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/live"
 	"github.com/aisle/aisle/merchandising"
+	"github.com/aisle/aisle/postgres"
 	"github.com/aisle/aisle/recommend"
 	"github.com/aisle/aisle/streamstatus"
 )
 
-// Resolver holds the dependencies every resolver shares; server.go fills it.
+// Resolver holds the dependencies every resolver shares; serve_api.go fills it.
 type Resolver struct {
-	Catalog              *catalog.DB
+	Catalog              *postgres.DB
 	AvailabilityService  *availability.Service
 	AvailabilityHub      *live.Hub[availability.Item]
 	RecommendService     *recommend.Service
 	RecommendHub         *live.Hub[struct{}] // which sessions changed
 	FraudService         *fraud.Service
 	MerchandisingService *merchandising.Service
-	Pipeline             *streamstatus.Reader // pipelineStatus; set by server.go after NewResolver
+	Pipeline             *streamstatus.Reader // pipelineStatus; set by serve_api.go after NewResolver
 }
 
 // NewResolver checks that no dependency is missing.
-func NewResolver(db *catalog.DB, avail *availability.Service, hub *live.Hub[availability.Item],
+func NewResolver(db *postgres.DB, avail *availability.Service, hub *live.Hub[availability.Item],
 	reco *recommend.Service, recoHub *live.Hub[struct{}], fraudService *fraud.Service, merch *merchandising.Service) (*Resolver, error) {
 	if db == nil || avail == nil || hub == nil || reco == nil || recoHub == nil || fraudService == nil || merch == nil {
 		return nil, fmt.Errorf("resolvers: nil dependency")
@@ -45,8 +45,8 @@ func NewResolver(db *catalog.DB, avail *availability.Service, hub *live.Hub[avai
 
 // loaders batch the lookups that nested fields make, per operation.
 type loaders struct {
-	retailers *dataloadgen.Loader[string, *catalog.Retailer]
-	products  *dataloadgen.Loader[string, *catalog.Product]
+	retailers *dataloadgen.Loader[string, *postgres.Retailer]
+	products  *dataloadgen.Loader[string, *postgres.Product]
 	// availability batches the availability nested in a listing: one
 	// read per page (per operation, within loaderWait), not one per product.
 	availability *dataloadgen.Loader[aisle.StoreProduct, *availability.Item]

@@ -37,7 +37,7 @@ const (
 	poisonAttempts = 3
 )
 
-// Catalog tells which retailers, stores and products exist. *catalog.DB
+// Catalog tells which retailers, stores and products exist. *postgres.DB
 // implements it.
 type Catalog interface {
 	// UnknownIDs returns the store and product IDs that do not exist.

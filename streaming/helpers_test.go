@@ -18,7 +18,7 @@ import (
 )
 
 // fixedCatalog is a catalog over a fixed set of stores and products: our own
-// Catalog interface, standing in for the Postgres catalog package.
+// Catalog interface, standing in for the PostgreSQL adapter (package postgres).
 type fixedCatalog struct {
 	stores, products map[string]bool
 }

@@ -18,13 +18,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/features/featurestest"
 	"github.com/aisle/aisle/fraud"
 	"github.com/aisle/aisle/internal/faulttest"
 	"github.com/aisle/aisle/internal/promtest"
+	"github.com/aisle/aisle/postgres"
+	"github.com/aisle/aisle/postgres/postgrestest"
 	"github.com/aisle/aisle/recommend"
 	"github.com/aisle/aisle/streaming"
 	"github.com/aisle/aisle/streaming/streamingtest"
@@ -68,7 +68,7 @@ func TestConsumerDeadLettersPoisonRecords(t *testing.T) {
 	t.Parallel()
 	b := streamingtest.MustStartBroker(t, 1)
 	brokers := b.Addrs()
-	db := catalogtest.MustOpenSeededDB(t)
+	db := postgrestest.MustOpenSeededDB(t)
 	prefix := featurestest.NewPrefix()
 	fs := featurestest.MustOpenAt(t, featurestest.URL(), prefix)
 	at := time.Now().Add(-time.Minute)
@@ -469,9 +469,9 @@ func TestConsumerWaitsOutRedisAndPostgresOutages(t *testing.T) {
 	// A redis-server of the test's own, to kill: one server, also in the
 	// suite's cluster pass.
 	fs := featurestest.MustOpenAt(t, redis.URL(), featurestest.NewPrefix(), features.WithCluster(false))
-	proxy, proxiedURL := faulttest.NewURLProxy(t, catalogtest.NewDatabaseURL(t))
+	proxy, proxiedURL := faulttest.NewURLProxy(t, postgrestest.NewDatabaseURL(t))
 	ctx := context.Background()
-	db, err := catalog.Open(ctx, proxiedURL, testLogger(t))
+	db, err := postgres.Open(ctx, proxiedURL, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

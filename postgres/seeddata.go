@@ -1,4 +1,4 @@
-package catalog
+package postgres
 
 // The demo catalog's word lists. Product names are brand + item + size, drawn
 // from per-category lists so that every combination reads like a real

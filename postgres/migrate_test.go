@@ -1,4 +1,4 @@
-package catalog_test
+package postgres_test
 
 import (
 	"bytes"
@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/catalog/catalogtest"
+	"github.com/aisle/aisle/postgres"
+	"github.com/aisle/aisle/postgres/postgrestest"
 )
 
 // Each applied migration's duration is logged readably ("1.234ms"), not
@@ -17,7 +17,7 @@ import (
 func TestMigrateLogsReadableDurations(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	if err := catalog.Migrate(context.Background(), catalogtest.NewDatabaseURL(t), slog.New(slog.NewJSONHandler(&out, nil))); err != nil {
+	if err := postgres.Migrate(context.Background(), postgrestest.NewDatabaseURL(t), slog.New(slog.NewJSONHandler(&out, nil))); err != nil {
 		t.Fatal(err)
 	}
 	applied := 0

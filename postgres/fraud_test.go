@@ -1,4 +1,4 @@
-package catalog_test
+package postgres_test
 
 import (
 	"context"
@@ -6,14 +6,14 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
+	"github.com/aisle/aisle/postgres/postgrestest"
 )
 
 func TestFraudRegistryAndAudit(t *testing.T) {
 	t.Parallel()
-	db := catalogtest.MustOpenDB(t)
+	db := postgrestest.MustOpenDB(t)
 	ctx := context.Background()
 	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 	model := models.FraudModel{Features: []string{"amount"}, Logistic: models.LogisticModel{Means: []float64{40}, Stds: []float64{20}, Weights: []float64{0.5}, Bias: -4}}
@@ -23,7 +23,7 @@ func TestFraudRegistryAndAudit(t *testing.T) {
 	}
 	var versions []int64
 	for range 2 {
-		v, err := db.SaveFraudModel(ctx, catalog.FraudModelVersion{WindowStart: t0, WindowEnd: t0.Add(time.Hour), Model: model, Metrics: map[string]float64{"rows": 500}})
+		v, err := db.SaveFraudModel(ctx, postgres.FraudModelVersion{WindowStart: t0, WindowEnd: t0.Add(time.Hour), Model: model, Metrics: map[string]float64{"rows": 500}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +46,7 @@ func TestFraudRegistryAndAudit(t *testing.T) {
 	}
 
 	// An assessment without reasons, stored once; the second save returns the first.
-	a := catalog.FraudAssessment{
+	a := postgres.FraudAssessment{
 		OrderID: "o-1", UserID: "u-1", StoreID: "s-1", AmountCents: 1200, OrderTime: t0, Score: 0.01,
 		Decision: models.FraudApprove, Reasons: models.Reasons(nil, 3), Features: map[string]float64{"amount": 12},
 		ModelVersion: versions[1], AssessedAt: t0.Add(time.Second),
@@ -60,11 +60,11 @@ func TestFraudRegistryAndAudit(t *testing.T) {
 	if err != nil || created || stored.Score != 0.01 || len(stored.Reasons) != 0 || stored.Features["amount"] != 12 {
 		t.Fatalf("second save: %+v, created %v, %v; want the first assessment", stored, created, err)
 	}
-	labeled, err := db.LabelFraudAssessments(ctx, []catalog.FraudLabel{{OrderID: "o-1", Fraud: true, LabeledAt: t0.Add(48 * time.Hour)}, {OrderID: "o-404", Fraud: true}})
+	labeled, err := db.LabelFraudAssessments(ctx, []postgres.FraudLabel{{OrderID: "o-1", Fraud: true, LabeledAt: t0.Add(48 * time.Hour)}, {OrderID: "o-404", Fraud: true}})
 	if err != nil || !labeled[0] || labeled[1] {
 		t.Fatalf("labels recorded %v, %v", labeled, err)
 	}
-	if labeled, _ := db.LabelFraudAssessments(ctx, []catalog.FraudLabel{{OrderID: "o-1", Fraud: false}}); labeled[0] {
+	if labeled, _ := db.LabelFraudAssessments(ctx, []postgres.FraudLabel{{OrderID: "o-1", Fraud: false}}); labeled[0] {
 		t.Error("a second label replaced the first")
 	}
 	got, err := db.FraudAssessment(ctx, "o-1")

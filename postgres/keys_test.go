@@ -1,4 +1,4 @@
-package catalog_test
+package postgres_test
 
 import (
 	"bytes"
@@ -12,16 +12,16 @@ import (
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/auth"
-	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
+	"github.com/aisle/aisle/postgres/postgrestest"
 )
 
 // openSeeded returns a seeded database with a fixed clock, and its URL.
-func openSeeded(t *testing.T, now time.Time) (*catalog.DB, string) {
+func openSeeded(t *testing.T, now time.Time) (*postgres.DB, string) {
 	t.Helper()
-	url := catalogtest.NewDatabaseURL(t)
-	db, err := catalog.Open(context.Background(), url, slog.New(slog.DiscardHandler))
+	url := postgrestest.NewDatabaseURL(t)
+	db, err := postgres.Open(context.Background(), url, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,8 @@ func TestKeys_CreateLookupRevoke(t *testing.T) {
 		{aisle.RoleService, "", ""},
 	} {
 		name := string(tt.role) + " key"
-		_, key, err := db.CreateKey(ctx, tt.role, tt.retailerID, tt.userID, name)
+		key, hash := auth.NewKey()
+		_, err := db.CreateKey(ctx, hash, tt.role, tt.retailerID, tt.userID, name)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.role, err)
 		}
@@ -72,7 +73,8 @@ func TestKeys_CreateLookupRevoke(t *testing.T) {
 		}
 	}
 
-	_, key, err := db.CreateKey(ctx, aisle.RoleShopper, "", "", "to revoke")
+	key, hash := auth.NewKey()
+	_, err := db.CreateKey(ctx, hash, aisle.RoleShopper, "", "", "to revoke")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,14 +84,14 @@ func TestKeys_CreateLookupRevoke(t *testing.T) {
 	}
 	// Only the SHA-256 is stored: no column holds the key itself.
 	conn := connect(t, url)
-	var hash []byte
+	var stored []byte
 	var createdAt time.Time
-	err = conn.QueryRow(ctx, `SELECT key_hash, created_at FROM api_keys WHERE id = $1`, p.KeyID).Scan(&hash, &createdAt)
+	err = conn.QueryRow(ctx, `SELECT key_hash, created_at FROM api_keys WHERE id = $1`, p.KeyID).Scan(&stored, &createdAt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum := sha256.Sum256([]byte(key)); !bytes.Equal(hash, sum[:]) {
-		t.Errorf("stored hash %x is not the SHA-256 of the key", hash)
+	if sum := sha256.Sum256([]byte(key)); !bytes.Equal(stored, sum[:]) {
+		t.Errorf("stored hash %x is not the SHA-256 of the key", stored)
 	}
 	if n := count(t, conn, `SELECT count(*) FROM api_keys k WHERE strpos(k::text, $1) > 0`, key); n != 0 {
 		t.Errorf("the plaintext key is stored in %d rows", n)
@@ -136,7 +138,8 @@ func TestKeys_RoleBinding(t *testing.T) {
 		{"no name", aisle.RoleOps, "", "", "", aisle.EINVALID},
 		{"name too long", aisle.RoleOps, "", "", strings.Repeat("n", 201), aisle.EINVALID},
 	} {
-		_, _, err := db.CreateKey(context.Background(), tt.role, tt.retailerID, tt.userID, tt.name)
+		_, hash := auth.NewKey()
+		_, err := db.CreateKey(context.Background(), hash, tt.role, tt.retailerID, tt.userID, tt.name)
 		if got := aisle.ErrorCode(err); got != tt.code || aisle.ErrorMessage(err) == "" {
 			t.Errorf("%s: got %v, want %s", tt.reason, err, tt.code)
 		}
@@ -146,7 +149,7 @@ func TestKeys_RoleBinding(t *testing.T) {
 func TestAvailabilityPriors_SaveLoad(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := catalogtest.MustOpenDB(t)
+	db := postgrestest.MustOpenDB(t)
 
 	p, err := db.LoadAvailabilityPriors(ctx)
 	if err != nil || !reflect.DeepEqual(p, models.DefaultAvailabilityPriors()) {

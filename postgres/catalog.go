@@ -2,7 +2,7 @@
 // and assortments, API keys and the availability priors. It is the only
 // package that imports pgx; it translates driver errors into *aisle.Error
 // codes (see formatError) so callers never see pgx types.
-package catalog
+package postgres
 
 import (
 	"context"

@@ -1,5 +1,5 @@
 // Package catalogtest gives tests a real, private PostgreSQL database.
-package catalogtest
+package postgrestest
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/aisle/aisle/catalog"
+	"github.com/aisle/aisle/postgres"
 )
 
 // DefaultURL is used when DATABASE_URL is not set. Only the server part of
@@ -35,7 +35,7 @@ const DirectEnv = "AISLE_TEST_DIRECT_DATABASE_URL"
 
 // NewDatabaseURL returns the URL of a uniquely named database on the server
 // of DATABASE_URL (or DefaultURL). The database does not exist yet
-// (catalog.Open creates it), except behind a pooler (DirectEnv), where it
+// (postgres.Open creates it), except behind a pooler (DirectEnv), where it
 // has been created and migrated through the direct server already; it is
 // dropped when the test ends. DATABASE_URL must be a URL (postgres://…),
 // not a keyword/value string.
@@ -55,7 +55,7 @@ func NewDatabaseURL(tb testing.TB) string {
 	tb.Cleanup(func() { dropDatabase(tb, direct, name) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := catalog.Migrate(ctx, direct.String(), slog.New(slog.DiscardHandler)); err != nil {
+	if err := postgres.Migrate(ctx, direct.String(), slog.New(slog.DiscardHandler)); err != nil {
 		tb.Fatalf("catalogtest: create database %s directly: %v", name, err)
 	}
 	// Tests' own connections (pgx.Connect on this URL) need a query mode
@@ -109,12 +109,12 @@ func serverURL(tb testing.TB, name, fallback string) *url.URL {
 
 // MustOpenDB opens (creating and migrating) a fresh database from
 // NewDatabaseURL. It is closed and dropped when the test ends.
-func MustOpenDB(tb testing.TB) *catalog.DB {
+func MustOpenDB(tb testing.TB) *postgres.DB {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dbURL := NewDatabaseURL(tb)
-	db, err := catalog.OpenPooled(ctx, dbURL, DirectURL(tb, dbURL), slog.New(slog.DiscardHandler))
+	db, err := postgres.OpenPooled(ctx, dbURL, DirectURL(tb, dbURL), slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatalf("catalogtest: open test database: %v", err)
 	}
@@ -124,9 +124,9 @@ func MustOpenDB(tb testing.TB) *catalog.DB {
 }
 
 // MustOpenSeededDB is MustOpenDB with the demo catalog seeded (see
-// catalog.SeedDemo): stores s-1…s-24 of retailers r-1…r-4, products
+// postgres.SeedDemo): stores s-1…s-24 of retailers r-1…r-4, products
 // p-1…p-2100 in 30 categories.
-func MustOpenSeededDB(tb testing.TB) *catalog.DB {
+func MustOpenSeededDB(tb testing.TB) *postgres.DB {
 	tb.Helper()
 	db := MustOpenDB(tb)
 	seeded, err := db.SeedDemo(context.Background())

@@ -1,4 +1,4 @@
-package catalog_test
+package postgres_test
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/catalog/catalogtest"
+	"github.com/aisle/aisle/postgres"
+	"github.com/aisle/aisle/postgres/postgrestest"
 )
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -28,9 +28,9 @@ func catalogEvent(t *testing.T, eventType string, minutes int, data any) *aisle.
 }
 
 // mustOpenAt opens the database at url, closed when the test ends.
-func mustOpenAt(t *testing.T, url string) *catalog.DB {
+func mustOpenAt(t *testing.T, url string) *postgres.DB {
 	t.Helper()
-	db, err := catalog.Open(context.Background(), url, slog.New(slog.DiscardHandler))
+	db, err := postgres.Open(context.Background(), url, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func mustOpenAt(t *testing.T, url string) *catalog.DB {
 	return db
 }
 
-func mustApply(t *testing.T, db *catalog.DB, events ...*aisle.Decoded) []bool {
+func mustApply(t *testing.T, db *postgres.DB, events ...*aisle.Decoded) []bool {
 	t.Helper()
 	applied, err := db.ApplyEvents(context.Background(), events)
 	if err != nil {
@@ -63,7 +63,7 @@ func baseCatalog(t *testing.T) []*aisle.Decoded {
 func TestApplyEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := catalogtest.NewDatabaseURL(t)
+	url := postgrestest.NewDatabaseURL(t)
 	db := mustOpenAt(t, url)
 	conn := connect(t, url)
 
@@ -160,7 +160,7 @@ func TestFollowChanges(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	url := catalogtest.NewDatabaseURL(t)
+	url := postgrestest.NewDatabaseURL(t)
 	writer, server := mustOpenAt(t, url), mustOpenAt(t, url)
 
 	mustApply(t, writer, append(baseCatalog(t),
@@ -168,7 +168,7 @@ func TestFollowChanges(t *testing.T) {
 
 	listening := make(chan struct{}, 1)
 	done := make(chan error)
-	direct := catalogtest.DirectURL(t, url) // LISTEN needs a session: never through a pooler
+	direct := postgrestest.DirectURL(t, url) // LISTEN needs a session: never through a pooler
 	go func() { done <- server.FollowChanges(ctx, direct, func() { listening <- struct{}{} }) }()
 	defer func() {
 		cancel()

@@ -1,4 +1,4 @@
-package catalog_test
+package postgres_test
 
 import (
 	"context"
@@ -13,9 +13,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/migrations"
+	"github.com/aisle/aisle/postgres"
+	"github.com/aisle/aisle/postgres/postgrestest"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -53,14 +53,14 @@ func wantCode(t *testing.T, err error, code string) {
 func TestOpen_CreatesAndMigratesConcurrently(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := catalogtest.NewDatabaseURL(t)
+	url := postgrestest.NewDatabaseURL(t)
 	log := slog.New(slog.DiscardHandler)
 
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
 		wg.Go(func() {
-			db, err := catalog.Open(ctx, url, log)
+			db, err := postgres.Open(ctx, url, log)
 			if err == nil {
 				db.Close()
 			}
@@ -73,7 +73,7 @@ func TestOpen_CreatesAndMigratesConcurrently(t *testing.T) {
 			t.Fatalf("Open #%d: %v", i, err)
 		}
 	}
-	if err := catalog.Migrate(ctx, url, log); err != nil {
+	if err := postgres.Migrate(ctx, url, log); err != nil {
 		t.Fatalf("second Migrate: %v", err)
 	}
 
@@ -109,7 +109,7 @@ func TestOpen_CreatesAndMigratesConcurrently(t *testing.T) {
 
 func TestOpen_NilLogger(t *testing.T) {
 	t.Parallel()
-	if _, err := catalog.Open(context.Background(), "postgres://localhost/x", nil); err == nil {
+	if _, err := postgres.Open(context.Background(), "postgres://localhost/x", nil); err == nil {
 		t.Fatal("Open with nil logger succeeded")
 	}
 }
@@ -118,7 +118,7 @@ func TestOpen_NilLogger(t *testing.T) {
 func TestSeedDemo_OnceUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := catalogtest.MustOpenDB(t)
+	db := postgrestest.MustOpenDB(t)
 
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -152,8 +152,8 @@ func TestSeedDemo_OnceUnderConcurrency(t *testing.T) {
 func TestSeedDemo_Contents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := catalogtest.NewDatabaseURL(t)
-	db, err := catalog.Open(ctx, url, slog.New(slog.DiscardHandler))
+	url := postgrestest.NewDatabaseURL(t)
+	db, err := postgres.Open(ctx, url, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,8 +197,8 @@ func TestSeedDemo_Contents(t *testing.T) {
 // database.
 func TestSeededCatalog(t *testing.T) {
 	t.Parallel()
-	db := catalogtest.MustOpenSeededDB(t)
-	for name, test := range map[string]func(*testing.T, *catalog.DB){
+	db := postgrestest.MustOpenSeededDB(t)
+	for name, test := range map[string]func(*testing.T, *postgres.DB){
 		"Stores/WalkAllPages":            testStoresWalk,
 		"Stores/DefaultPageSize":         testStoresDefault,
 		"Stores/InvalidArguments":        testStoresInvalid,
@@ -219,7 +219,7 @@ func TestSeededCatalog(t *testing.T) {
 	}
 }
 
-func testStoresWalk(t *testing.T, db *catalog.DB) {
+func testStoresWalk(t *testing.T, db *postgres.DB) {
 	ctx := context.Background()
 	var names, ids []string
 	var after *string
@@ -262,12 +262,12 @@ func testStoresWalk(t *testing.T, db *catalog.DB) {
 	}
 }
 
-func testStoresDefault(t *testing.T, db *catalog.DB) {
+func testStoresDefault(t *testing.T, db *postgres.DB) {
 	p, err := db.Stores(context.Background(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Edges) != catalog.DefaultPageSize || !p.HasNextPage || p.HasPreviousPage {
+	if len(p.Edges) != postgres.DefaultPageSize || !p.HasNextPage || p.HasPreviousPage {
 		t.Fatalf("default page: %d edges, next %v, previous %v; want 20, true, false", len(p.Edges), p.HasNextPage, p.HasPreviousPage)
 	}
 	// The whole list fits in one page of 100.
@@ -282,7 +282,7 @@ func testStoresDefault(t *testing.T, db *catalog.DB) {
 	}
 }
 
-func testStoresInvalid(t *testing.T, db *catalog.DB) {
+func testStoresInvalid(t *testing.T, db *postgres.DB) {
 	ctx := context.Background()
 	products, err := db.StoreProducts(ctx, "s-1", ptr(1), nil, nil, nil)
 	if err != nil {
@@ -306,7 +306,7 @@ func testStoresInvalid(t *testing.T, db *catalog.DB) {
 	}
 }
 
-func testStore(t *testing.T, db *catalog.DB) {
+func testStore(t *testing.T, db *postgres.DB) {
 	s, err := db.Store(context.Background(), "s-1")
 	if err != nil {
 		t.Fatal(err)
@@ -322,7 +322,7 @@ func testStore(t *testing.T, db *catalog.DB) {
 	}
 }
 
-func testStoreProductsWalk(t *testing.T, db *catalog.DB) {
+func testStoreProductsWalk(t *testing.T, db *postgres.DB) {
 	ctx := context.Background()
 	sc, err := db.SimulationCatalog(ctx)
 	if err != nil {
@@ -357,14 +357,14 @@ func testStoreProductsWalk(t *testing.T, db *catalog.DB) {
 	}
 }
 
-func testStoreProductsSearch(t *testing.T, db *catalog.DB) {
+func testStoreProductsSearch(t *testing.T, db *postgres.DB) {
 	ctx := context.Background()
 	// The names of everything s-2 carries, to compute the expected answers.
 	sc, err := db.SimulationCatalog(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(sc.Stores, func(a catalog.Assortment) bool { return a.StoreID == "s-2" })
+	i := slices.IndexFunc(sc.Stores, func(a postgres.Assortment) bool { return a.StoreID == "s-2" })
 	products, errs := db.ProductsByIDs(ctx, sc.Stores[i].ProductIDs)
 	if errs != nil {
 		t.Fatal(errs)
@@ -420,7 +420,7 @@ func testStoreProductsSearch(t *testing.T, db *catalog.DB) {
 	}
 }
 
-func nodeIDs(p catalog.Page[catalog.Product]) []string {
+func nodeIDs(p postgres.Page[postgres.Product]) []string {
 	ids := make([]string, len(p.Edges))
 	for i, e := range p.Edges {
 		ids[i] = e.Node.ID
@@ -428,7 +428,7 @@ func nodeIDs(p catalog.Page[catalog.Product]) []string {
 	return ids
 }
 
-func testStoreProductsInvalid(t *testing.T, db *catalog.DB) {
+func testStoreProductsInvalid(t *testing.T, db *postgres.DB) {
 	ctx := context.Background()
 	stores, err := db.Stores(ctx, ptr(1), nil)
 	if err != nil {
@@ -447,7 +447,7 @@ func testStoreProductsInvalid(t *testing.T, db *catalog.DB) {
 		{"first 1000", ptr(1000), nil, nil, nil},
 		{"garbage cursor", nil, ptr("%%%"), nil, nil},
 		{"store cursor", nil, stores.EndCursor(), nil, nil},
-		{"query too long", nil, nil, ptr(strings.Repeat("x", catalog.MaxQueryLength+1)), nil},
+		{"query too long", nil, nil, ptr(strings.Repeat("x", postgres.MaxQueryLength+1)), nil},
 		{"category with NUL", nil, nil, nil, ptr("fruit\x00")},
 		{"empty category", nil, nil, nil, ptr("")},
 	} {
@@ -458,12 +458,12 @@ func testStoreProductsInvalid(t *testing.T, db *catalog.DB) {
 	}
 }
 
-func testRetailersByIDs(t *testing.T, db *catalog.DB) {
+func testRetailersByIDs(t *testing.T, db *postgres.DB) {
 	got, errs := db.RetailersByIDs(context.Background(), []string{"r-2", "r-x", "r-1", "r-2"})
 	if len(got) != 4 || len(errs) != 4 {
 		t.Fatalf("got %d values, %d errors; want 4, 4", len(got), len(errs))
 	}
-	want := []*catalog.Retailer{{"r-2", "Harvest Market"}, nil, {"r-1", "FreshCo"}, {"r-2", "Harvest Market"}}
+	want := []*postgres.Retailer{{"r-2", "Harvest Market"}, nil, {"r-1", "FreshCo"}, {"r-2", "Harvest Market"}}
 	for i := range want {
 		switch {
 		case want[i] == nil:
@@ -481,12 +481,12 @@ func testRetailersByIDs(t *testing.T, db *catalog.DB) {
 	}
 }
 
-func testProductsByIDs(t *testing.T, db *catalog.DB) {
+func testProductsByIDs(t *testing.T, db *postgres.DB) {
 	got, errs := db.ProductsByIDs(context.Background(), []string{"p-2100", "p-1", "nope"})
 	if len(got) != 3 || len(errs) != 3 {
 		t.Fatalf("got %d values, %d errors; want 3, 3", len(got), len(errs))
 	}
-	for i, want := range []catalog.Product{
+	for i, want := range []postgres.Product{
 		{ID: "p-2100", Name: "Pure Essentials Moisturizing Body Wash 30 oz", Category: "Personal Care"},
 		{ID: "p-1", Name: "Coastal Farms Bananas 2 lb", Category: "Fresh Fruit"},
 	} {
@@ -500,7 +500,7 @@ func testProductsByIDs(t *testing.T, db *catalog.DB) {
 	}
 }
 
-func testMissingStoreProducts(t *testing.T, db *catalog.DB) {
+func testMissingStoreProducts(t *testing.T, db *postgres.DB) {
 	ctx := context.Background()
 	known := []aisle.StoreProduct{{StoreID: "s-1", ProductID: "p-1"}, {StoreID: "s-24", ProductID: "p-2100"}, {StoreID: "s-3", ProductID: "p-77"}}
 	for range 2 { // cold, then cached
@@ -532,7 +532,7 @@ func testMissingStoreProducts(t *testing.T, db *catalog.DB) {
 	}
 }
 
-func testProductCategories(t *testing.T, db *catalog.DB) {
+func testProductCategories(t *testing.T, db *postgres.DB) {
 	got, err := db.ProductCategories(context.Background(), []string{"p-1", "p-71", "p-x", "p-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -543,7 +543,7 @@ func testProductCategories(t *testing.T, db *catalog.DB) {
 	}
 }
 
-func testSimulationCatalog(t *testing.T, db *catalog.DB) {
+func testSimulationCatalog(t *testing.T, db *postgres.DB) {
 	sc, err := db.SimulationCatalog(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -573,8 +573,8 @@ func testSimulationCatalog(t *testing.T, db *catalog.DB) {
 func TestMissingStoreProducts_CacheAndLateAdditions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := catalogtest.NewDatabaseURL(t)
-	db, err := catalog.Open(ctx, url, slog.New(slog.DiscardHandler))
+	url := postgrestest.NewDatabaseURL(t)
+	db, err := postgres.Open(ctx, url, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,7 +622,7 @@ func TestMissingStoreProducts_CacheAndLateAdditions(t *testing.T) {
 // 100-product availability query whose IDs are all cached.
 func BenchmarkMissingStoreProducts(b *testing.B) {
 	ctx := context.Background()
-	db := catalogtest.MustOpenSeededDB(b)
+	db := postgrestest.MustOpenSeededDB(b)
 	sps := make([]aisle.StoreProduct, 100)
 	for i := range sps {
 		sps[i] = aisle.StoreProduct{StoreID: "s-5", ProductID: "p-" + strconv.Itoa(1+i*20)}

@@ -1,4 +1,4 @@
-package catalog_test
+package postgres_test
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/catalog/catalogtest"
+	"github.com/aisle/aisle/postgres"
+	"github.com/aisle/aisle/postgres/postgrestest"
 )
 
 // A redelivered pick.replaced is recorded once, within a batch and across
@@ -15,19 +15,19 @@ import (
 func TestRecordReplacementsIsIdempotent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := catalogtest.MustOpenSeededDB(t)
+	db := postgrestest.MustOpenSeededDB(t)
 	at := time.Now().UTC().Truncate(time.Millisecond)
-	r := func(id, product, replacement string) catalog.AcceptedReplacement {
-		return catalog.AcceptedReplacement{EventID: id, StoreID: "s-1", ProductID: product, ReplacementID: replacement, At: at}
+	r := func(id, product, replacement string) postgres.AcceptedReplacement {
+		return postgres.AcceptedReplacement{EventID: id, StoreID: "s-1", ProductID: product, ReplacementID: replacement, At: at}
 	}
-	recorded, err := db.RecordReplacements(ctx, []catalog.AcceptedReplacement{r("e-1", "p-1", "p-2"), r("e-2", "p-1", "p-2"), r("e-1", "p-1", "p-2"), r("e-3", "p-1", "p-3"), r("e-4", "p-9", "p-2")})
+	recorded, err := db.RecordReplacements(ctx, []postgres.AcceptedReplacement{r("e-1", "p-1", "p-2"), r("e-2", "p-1", "p-2"), r("e-1", "p-1", "p-2"), r("e-3", "p-1", "p-3"), r("e-4", "p-9", "p-2")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []bool{true, true, false, true, true}; !slices.Equal(recorded, want) {
 		t.Errorf("recorded %v, want %v", recorded, want)
 	}
-	recorded, err = db.RecordReplacements(ctx, []catalog.AcceptedReplacement{r("e-2", "p-1", "p-2"), r("e-5", "p-1", "p-3")})
+	recorded, err = db.RecordReplacements(ctx, []postgres.AcceptedReplacement{r("e-2", "p-1", "p-2"), r("e-5", "p-1", "p-3")})
 	if err != nil || !slices.Equal(recorded, []bool{false, true}) {
 		t.Errorf("again: recorded %v, %v; want [false true]", recorded, err)
 	}

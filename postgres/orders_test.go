@@ -1,4 +1,4 @@
-package catalog_test
+package postgres_test
 
 import (
 	"context"
@@ -6,18 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aisle/aisle/catalog"
-	"github.com/aisle/aisle/catalog/catalogtest"
 	"github.com/aisle/aisle/models"
+	"github.com/aisle/aisle/postgres"
+	"github.com/aisle/aisle/postgres/postgrestest"
 )
 
 func TestOrderHistoryAndCoPurchaseFits(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := catalogtest.MustOpenSeededDB(t)
+	db := postgrestest.MustOpenSeededDB(t)
 	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 
-	orders := []catalog.Order{
+	orders := []postgres.Order{
 		{ID: "o-1", UserID: "u-1", StoreID: "s-1", PlacedAt: t0, Lines: map[string]int64{"p-1": 2, "p-2": 1}},
 		{ID: "o-2", UserID: "u-2", StoreID: "s-2", PlacedAt: t0.Add(time.Hour), Lines: map[string]int64{"p-2": 1}},
 	}
@@ -27,8 +27,8 @@ func TestOrderHistoryAndCoPurchaseFits(t *testing.T) {
 	}
 	// A redelivery (even with other lines) changes nothing; a new order is
 	// added once, although the batch holds it twice.
-	o3 := catalog.Order{ID: "o-3", UserID: "u-1", StoreID: "s-1", PlacedAt: t0.Add(2 * time.Hour), Lines: map[string]int64{"p-3": 1}}
-	again := []catalog.Order{orders[0], o3, o3}
+	o3 := postgres.Order{ID: "o-3", UserID: "u-1", StoreID: "s-1", PlacedAt: t0.Add(2 * time.Hour), Lines: map[string]int64{"p-3": 1}}
+	again := []postgres.Order{orders[0], o3, o3}
 	again[0].Lines = map[string]int64{"p-9": 1}
 	if recorded, err := db.RecordOrders(ctx, again); err != nil || !reflect.DeepEqual(recorded, []bool{false, true, false}) {
 		t.Fatalf("RecordOrders again = %v, %v", recorded, err)

@@ -1,4 +1,4 @@
-package catalog
+package postgres
 
 import (
 	"context"
@@ -9,33 +9,30 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aisle/aisle/aisle"
-	"github.com/aisle/aisle/auth"
 )
 
 // maxKeyNameLength bounds an API key's human-readable name.
 const maxKeyNameLength = 200
 
-// CreateKey creates an API key for role and returns its ID (for RevokeKey)
-// and the key itself ("aisle_…"). The key is shown only here: the database
-// keeps its hash (auth.HashKey). A
-// customer key must be bound to a user and a retailer key to an existing
+// CreateKey stores an API key for role by its hash (the caller mints the
+// key, auth.NewKey, and shows it once: the database never sees it) and
+// returns its ID (for RevokeKey). A customer key must be bound to a user and a retailer key to an existing
 // retailer; other roles take no binding. Errors: EINVALID for a bad role,
 // name or binding; ENOTFOUND for an unknown retailer.
-func (db *DB) CreateKey(ctx context.Context, role aisle.Role, retailerID, userID, name string) (id, key string, err error) {
+func (db *DB) CreateKey(ctx context.Context, hash []byte, role aisle.Role, retailerID, userID, name string) (id string, err error) {
 	if err := validateKey(role, retailerID, userID, name); err != nil {
-		return "", "", err
+		return "", err
 	}
-	key, hash := auth.NewKey()
 	err = db.pool.QueryRow(ctx, `INSERT INTO api_keys (name, role, user_id, retailer_id, key_hash, created_at)
 		VALUES ($1, $2, nullif($3, ''), nullif($4, ''), $5, $6) RETURNING id`,
 		name, string(role), userID, retailerID, hash, db.Now()).Scan(&id)
 	if pgErrorCode(err) == pgForeignKeyViolation {
-		return "", "", aisle.Errorf(aisle.ENOTFOUND, "retailer %q not found", retailerID)
+		return "", aisle.Errorf(aisle.ENOTFOUND, "retailer %q not found", retailerID)
 	}
 	if err != nil {
-		return "", "", formatError(err, "API key")
+		return "", formatError(err, "API key")
 	}
-	return id, key, nil
+	return id, nil
 }
 
 // KeyInfo is what an operator may see of an API key: never the key or its
