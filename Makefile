@@ -1,5 +1,5 @@
 # The README's two commands are `make run` and `make test`; .ci/run calls the latter.
-.PHONY: run build test test-cluster test-pgbouncer soak web services generate check-generated vet bench bench-cluster
+.PHONY: run build test test-tools test-cluster test-pgbouncer soak web services generate check-generated vet bench bench-cluster
 
 GO ?= go
 
@@ -14,7 +14,7 @@ run: build web services
 build:
 	$(GO) build -o bin/aisle .
 
-test: web services check-generated vet
+test: web services test-tools check-generated vet
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory test-cluster
 	$(MAKE) --no-print-directory test-pgbouncer
@@ -69,6 +69,10 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 
 services:
 	./scripts/services.sh
+
+# pgbouncer, chromium and kcat, installed when missing (Debian).
+test-tools:
+	./scripts/test-tools.sh
 
 generate:
 	$(GO) generate ./...
