@@ -92,7 +92,7 @@
   }
 
   var atRiskFields = "productId probability status updatedAt";
-  var evidenceFields = " evidence { found notFound lastPickAt lastPickFound feedQuantity feedAt prior }";
+  var evidenceFields = " evidence { signals found notFound lastPickAt lastPickFound feedQuantity feedAt countedAt prior }";
 
   // loadAtRisk asks for the at-risk list with evidence, then without it
   // (a key that may not see evidence), and says so when the server has
@@ -122,7 +122,8 @@
   function describeEvidence(ev) {
     var parts = [];
     Object.keys(ev).forEach(function (k) {
-      if (ev[k] !== null && ev[k] !== undefined) parts.push(k + " " + (typeof ev[k] === "number" ? +ev[k].toFixed(2) : ev[k]));
+      if (ev[k] === null || ev[k] === undefined || (Array.isArray(ev[k]) && ev[k].length === 0)) return;
+      parts.push(k + " " + (typeof ev[k] === "number" ? +ev[k].toFixed(2) : Array.isArray(ev[k]) ? ev[k].join(" ") : ev[k]));
     });
     return parts.join(", ");
   }
