@@ -60,7 +60,7 @@ func TestBatchPriors(t *testing.T) {
 	if err := batchPriors(ctx, db, broker.Addrs(), now, 24*time.Hour, &out, log); err != nil {
 		t.Fatalf("batch priors: %v", err)
 	}
-	want := fmt.Sprintf("availability priors saved: 300 picks, global found rate 0.5000, fitted_at %s (300 events replayed; skipped 1 duplicate, 0 invalid, 1 older than 24h0m0s)\n",
+	want := fmt.Sprintf("availability priors saved: 300 picks, global found rate 0.5000, fitted_at %s (300 events replayed; skipped 1 duplicate, 0 invalid, 1 older than 1d)\n",
 		last.Format(time.RFC3339Nano))
 	if out.String() != want {
 		t.Errorf("summary:\n%s\nwant:\n%s", out.String(), want)

@@ -63,21 +63,25 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	d.log.Info("demo: simulating", "rate", d.rate, "stores", len(cat.Stores), "products_per_store", demoProductsPerStore)
 	shelves := cat.Sample(demoProductsPerStore)
-	g, ctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return simulate.Run(ctx, simulate.RunConfig{Catalog: shelves, Seed: demoSeed, Rate: d.rate}, d.publish)
+		return simulate.Run(gctx, simulate.RunConfig{Catalog: shelves, Seed: demoSeed, Rate: d.rate}, d.publish)
 	})
 	g.Go(func() error {
-		return simulate.RunShopping(ctx, simulate.RunConfig{Catalog: cat, Seed: demoSeed, Rate: d.rate}, simulate.DefaultShoppingConfig(demoSeed), d.publish)
+		return simulate.RunShopping(gctx, simulate.RunConfig{Catalog: cat, Seed: demoSeed, Rate: d.rate}, simulate.DefaultShoppingConfig(demoSeed), d.publish)
 	})
 	g.Go(func() error {
-		if err := d.ensureFraudModel(ctx, shelves.Stores); err != nil {
+		if err := d.ensureFraudModel(gctx, shelves.Stores); err != nil {
 			return err
 		}
-		return simulate.RunFraud(ctx, simulate.FraudRunConfig{Stores: shelves.Stores, Seed: demoSeed, Rate: d.rate / 5}, d.checkout)
+		return simulate.RunFraud(gctx, simulate.FraudRunConfig{Stores: shelves.Stores, Seed: demoSeed, Rate: d.rate / 5}, d.checkout)
 	})
-	g.Go(func() error { return every(demoRefit, "demo: fit co-purchase", d.log, d.refit)(ctx) })
-	return g.Wait()
+	g.Go(func() error { return every(demoRefit, "demo: fit co-purchase", d.log, d.refit)(gctx) })
+	err = g.Wait()
+	if ctx.Err() != nil {
+		return nil // stopped: a step cut short by the stop (training, a save) is no failure
+	}
+	return err
 }
 
 // publish writes a simulated event to its topic, keyed by its entity.

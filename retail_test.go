@@ -95,15 +95,15 @@ func TestBulkInventoryIsAllOrNothing(t *testing.T) {
 	bad := levels(own.Products, 7)
 	bad[2]["productId"] = "p-no-such-product"
 	tooMany := levels(slices.Repeat(own.Products[:1], 1001), 1)
-	negative := levels(own.Products, 7)
-	negative[1]["quantity"] = -1
+	future := levels(own.Products, 7) // quantities are signed system counts: a negative one is valid
+	future[1]["time"] = time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
 	for _, c := range []struct {
 		name, store string
 		levels      []map[string]any
 		code, msg   string
 	}{
 		{"an unknown product", own.ID, bad, aisle.ENOTFOUND, "levels[2]"},
-		{"a negative quantity", own.ID, negative, aisle.EINVALID, "levels[1]"},
+		{"a time an hour ahead", own.ID, future, aisle.EINVALID, "levels[1]"},
 		{"1,001 levels", own.ID, tooMany, aisle.EINVALID, "1000"},
 		{"no levels", own.ID, levels(nil, 1), aisle.EINVALID, "no inventory levels"},
 		{"another retailer's store", other.ID, levels(other.Products, 7), aisle.EFORBIDDEN, "another retailer"},

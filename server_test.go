@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,9 @@ type testServer struct {
 func startServer(t testing.TB, extraArgs ...string) *testServer {
 	t.Helper()
 	dbURL := postgrestest.NewDatabaseURL(t)
+	if i := slices.Index(extraArgs, "--database-url"); i >= 0 && i+1 < len(extraArgs) {
+		dbURL = extraArgs[i+1] // the direct URL must name the same database
+	}
 	prefix := featurestest.NewPrefix()
 	// Opened before the server so that its cleanup, which deletes the
 	// prefix's keys, runs after the server has stopped.

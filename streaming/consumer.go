@@ -146,6 +146,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// bounded by stepTimeout): that is the drain.
 		ctx:     context.WithoutCancel(ctx),
 		workers: make(map[topicPartition]*worker),
+		// Made before the client: partitions may be assigned (and workers
+		// start) as soon as the client exists.
+		routing: newRoutingCheck(c.cfg.Log),
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.cfg.Brokers...),
@@ -169,7 +172,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stream consumer: %w", err)
 	}
-	s.routing = newRoutingCheck(cl, c.cfg.Log)
 	c.cl.Store(cl)
 	defer c.cl.Store(nil)
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -232,7 +234,7 @@ type session struct {
 	owned   *progressSet
 	ctx     context.Context
 	workers map[topicPartition]*worker
-	routing *routingCheck // set once the client exists
+	routing *routingCheck
 }
 
 func (s *session) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
@@ -375,7 +377,7 @@ func (w *worker) run() {
 // batch is then left unmarked for the partition's next owner.
 func (w *worker) process(b batch) bool {
 	start := time.Now()
-	w.routing.check(w.ctx, w.tp.topic, w.tp.partition, b.records)
+	w.routing.check(w.ctx, w.cl, w.tp.topic, w.tp.partition, b.records)
 	d, err := decodeRecords(b.topicID, b.records, w.lookup)
 	if err != nil {
 		return false // revoked while the catalog kept failing

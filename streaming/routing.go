@@ -24,17 +24,16 @@ var misroutedRecords = promauto.NewCounterVec(prometheus.CounterOpts{
 // still applied: the check tells operators about a producer that breaks
 // per-entity order, it does not refuse its events.
 type routingCheck struct {
-	admin *kadm.Client
-	log   *slog.Logger
-	key   kgo.Partitioner
+	log *slog.Logger
+	key kgo.Partitioner
 
 	mu         sync.Mutex
 	partitions map[string]int // partitions of each topic, as last looked up
 	warned     bool
 }
 
-func newRoutingCheck(cl *kgo.Client, log *slog.Logger) *routingCheck {
-	return &routingCheck{admin: kadm.NewClient(cl), log: log, key: kgo.StickyKeyPartitioner(nil), partitions: map[string]int{}}
+func newRoutingCheck(log *slog.Logger) *routingCheck {
+	return &routingCheck{log: log, key: kgo.StickyKeyPartitioner(nil), partitions: map[string]int{}}
 }
 
 // metadataTimeout bounds the look-up of a topic's partition count.
@@ -43,8 +42,9 @@ const metadataTimeout = 5 * time.Second
 // check counts the records of one partition's batch that Kafka's default
 // partitioner would have put elsewhere. Without the topic's partition
 // count (metadata unreachable) it checks nothing: it asks again next batch.
-func (r *routingCheck) check(ctx context.Context, topic string, partition int32, records []*kgo.Record) {
-	n := r.partitionCount(ctx, topic, partition)
+// cl is the consumer's client, which looks the count up.
+func (r *routingCheck) check(ctx context.Context, cl *kgo.Client, topic string, partition int32, records []*kgo.Record) {
+	n := r.partitionCount(ctx, cl, topic, partition)
 	if n == 0 {
 		return
 	}
@@ -81,7 +81,7 @@ func (r *routingCheck) check(ctx context.Context, topic string, partition int32,
 // partitionCount returns topic's partition count, looked up again when a
 // record arrives on a partition beyond it (partitions were added), or 0
 // when it cannot be looked up.
-func (r *routingCheck) partitionCount(ctx context.Context, topic string, partition int32) int {
+func (r *routingCheck) partitionCount(ctx context.Context, cl *kgo.Client, topic string, partition int32) int {
 	r.mu.Lock()
 	n := r.partitions[topic]
 	r.mu.Unlock()
@@ -90,7 +90,7 @@ func (r *routingCheck) partitionCount(ctx context.Context, topic string, partiti
 	}
 	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
 	defer cancel()
-	details, err := r.admin.ListTopics(ctx, topic)
+	details, err := kadm.NewClient(cl).ListTopics(ctx, topic)
 	if err != nil || details[topic].Err != nil {
 		return 0
 	}
