@@ -678,7 +678,10 @@ func (l *faultLoad) waitSent(t *testing.T, n int) {
 }
 
 // wait waits until every event is published.
-func (l *faultLoad) wait(t *testing.T) {
+func (l *faultLoad) wait(t *testing.T) { l.waitWithin(t, faultWait) }
+
+// waitWithin waits, at most within, until every event is published.
+func (l *faultLoad) waitWithin(t *testing.T, within time.Duration) {
 	t.Helper()
 	select {
 	case err := <-l.done:
@@ -686,8 +689,8 @@ func (l *faultLoad) wait(t *testing.T) {
 		if err != nil {
 			t.Fatalf("load: %v", err)
 		}
-	case <-time.After(faultWait):
-		t.Fatalf("load not published after %s (%d events sent)", faultWait, l.sent.Load())
+	case <-time.After(within):
+		t.Fatalf("load not published after %s (%d events sent)", within, l.sent.Load())
 	}
 }
 

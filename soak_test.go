@@ -115,7 +115,7 @@ func TestSoak(t *testing.T) {
 	}
 	t.Logf("re-added it as broker %d after %d events", added, load.sent.Load())
 
-	waitSoakLoad(t, load, within)
+	load.waitWithin(t, within)
 	published := time.Since(start)
 	waitCaughtUp(t, r.admin, group, faultWait)
 	applied := time.Since(start)
@@ -217,19 +217,6 @@ func waitSoakSent(t *testing.T, l *faultLoad, n int, within time.Duration) {
 		if time.Now().After(deadline) {
 			t.Fatalf("only %d events published after %s, want %d", l.sent.Load(), within, n)
 		}
-	}
-}
-
-func waitSoakLoad(t *testing.T, l *faultLoad, within time.Duration) {
-	t.Helper()
-	select {
-	case err := <-l.done:
-		l.done <- err
-		if err != nil {
-			t.Fatalf("load: %v", err)
-		}
-	case <-time.After(within):
-		t.Fatalf("load not published after %s (%d events sent)", within, l.sent.Load())
 	}
 }
 
