@@ -335,7 +335,10 @@ var readStateScript = redis.NewScript("return redis.call('HGETALL', KEYS[1])")
 // before it is published, and returns the state of its entities just
 // before it, each read and changed atomically: concurrent orders of one
 // account, card or device see each other, in some order, as the stream
-// would have shown them given time. It takes three pipelined round trips:
+// would have shown them given time. Each entity orders them on its own
+// (the entities hash to different slots, on a Redis Cluster to different
+// masters), so two concurrent orders of one account and one card may
+// reach the two in different orders. It takes three pipelined round trips:
 // the order's record, its entities, and marking the record done.
 //
 // The record is the assessment's own ("assessed:" and the event's digest),
