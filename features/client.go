@@ -58,17 +58,30 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 }
 
 // unreachableHint says what to do about an unreachable Redis at the
-// configured address: for one server on this machine, the command that
-// starts it on that port; otherwise, to check the URL.
+// configured address: on this machine, the command that starts it there
+// (one server, or the repository's local cluster); otherwise, to check the
+// URL.
 func unreachableHint(rdb redis.UniversalClient) string {
-	c, ok := rdb.(*redis.Client)
-	if !ok {
-		return "check --redis-url (REDIS_URL) and that the cluster's nodes are up"
+	if c, ok := rdb.(*redis.ClusterClient); ok {
+		addrs := c.Options().Addrs
+		if len(addrs) == 0 || !onThisMachine(addrs[0]) {
+			return "check --redis-url (REDIS_URL) and that the cluster's nodes are up"
+		}
+		_, port, _ := net.SplitHostPort(addrs[0])
+		return "check --redis-url (REDIS_URL), or start a local cluster of 3 masters and 3 replicas from port " + port +
+			" with: scripts/redis-cluster.sh start " + port
 	}
-	host, port, err := net.SplitHostPort(c.Options().Addr)
-	if err != nil || (host != "localhost" && !net.ParseIP(host).IsLoopback()) {
+	c, ok := rdb.(*redis.Client)
+	if !ok || !onThisMachine(c.Options().Addr) {
 		return "check --redis-url (REDIS_URL) and that the server is up"
 	}
+	_, port, _ := net.SplitHostPort(c.Options().Addr)
 	return "check --redis-url (REDIS_URL), or start it with: redis-server --daemonize yes --bind 127.0.0.1 -::1 --port " + port +
 		` --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log`
+}
+
+// onThisMachine reports whether addr (host:port) is a loopback address.
+func onThisMachine(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && (host == "localhost" || net.ParseIP(host).IsLoopback())
 }

@@ -16,15 +16,24 @@ import (
 )
 
 // The hint of an unreachable Redis names the configured address's port,
-// not the default's.
+// not the default's, in the command that starts one server or the
+// repository's local cluster there.
 func TestUnreachableRedisHintNamesTheConfiguredPort(t *testing.T) {
 	t.Parallel()
-	_, err := features.Open(context.Background(), "redis://127.0.0.1:1/0", featurestest.NewPrefix(), models.DefaultAvailabilityModel())
-	if err == nil {
-		t.Fatal("Open of a Redis on port 1: no error")
-	}
-	if msg := err.Error(); !strings.Contains(msg, "127.0.0.1:1 ") || !strings.Contains(msg, "--port 1 ") || strings.Contains(msg, "6379") {
-		t.Errorf("error %q, want the address 127.0.0.1:1 and a start command on --port 1, never 6379", msg)
+	for _, tc := range []struct {
+		cluster bool
+		command string
+	}{
+		{false, "--port 1 "},
+		{true, "scripts/redis-cluster.sh start 1"},
+	} {
+		_, err := features.Open(context.Background(), "redis://127.0.0.1:1/0", featurestest.NewPrefix(), models.DefaultAvailabilityModel(), features.WithCluster(tc.cluster))
+		if err == nil {
+			t.Fatalf("Open of a Redis on port 1 (cluster %t): no error", tc.cluster)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "127.0.0.1:1 ") || !strings.Contains(msg, tc.command) || strings.Contains(msg, "6379") {
+			t.Errorf("error %q (cluster %t), want the address 127.0.0.1:1 and %q, never 6379", msg, tc.cluster, tc.command)
+		}
 	}
 }
 
