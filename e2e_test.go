@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -526,8 +527,11 @@ func TestAtRiskAnswersWhatIsMissingAndWhy(t *testing.T) {
 		t.Errorf("signals %v", signals)
 	}
 
-	// Two at a time: the pages join up into the same list.
-	var ids []string
+	// Two at a time: the pages join up into one list of the same products,
+	// lowest probability first. Its order need not be the first query's:
+	// the pages are valued at the first page's time, later than that
+	// query's, and decay has moved the probabilities since.
+	var paged []itemAvailability
 	var after *string
 	for {
 		vars := map[string]any{"s": store.ID, "first": 2}
@@ -537,7 +541,7 @@ func TestAtRiskAnswersWhatIsMissingAndWhy(t *testing.T) {
 		var p atRiskPage
 		ts.mustData(retailer, atRiskQuery, vars, &p)
 		for _, e := range p.Store.AtRisk.Edges {
-			ids = append(ids, e.Node.ProductID)
+			paged = append(paged, e.Node.itemAvailability)
 		}
 		if p.Store.AtRisk.PageInfo.HasPreviousPage != (after != nil) {
 			t.Errorf("hasPreviousPage = %t after %v", p.Store.AtRisk.PageInfo.HasPreviousPage, after)
@@ -547,12 +551,20 @@ func TestAtRiskAnswersWhatIsMissingAndWhy(t *testing.T) {
 		}
 		after = p.Store.AtRisk.PageInfo.EndCursor
 	}
-	want := make([]string, len(edges))
-	for i, e := range edges {
-		want[i] = e.Node.ProductID
+	var ids, want []string
+	for i, n := range paged {
+		ids = append(ids, n.ProductID)
+		if i > 0 && cmp.Or(cmp.Compare(n.Probability, paged[i-1].Probability), strings.Compare(n.ProductID, paged[i-1].ProductID)) <= 0 {
+			t.Errorf("paged product %d (%s, %v) not after product %d (%s, %v)", i, n.ProductID, n.Probability, i-1, paged[i-1].ProductID, paged[i-1].Probability)
+		}
 	}
+	for _, e := range edges {
+		want = append(want, e.Node.ProductID)
+	}
+	slices.Sort(ids)
+	slices.Sort(want)
 	if !slices.Equal(ids, want) {
-		t.Errorf("pages of 2 = %v, want %v", ids, want)
+		t.Errorf("pages of 2 hold %v, want %v", ids, want)
 	}
 
 	ts.mustData(service, `mutation($s: ID!, $p: ID!) { removeAssortment(input: {storeId: $s, productIds: [$p]}) { eventIds } }`,
