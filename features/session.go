@@ -48,6 +48,16 @@ const (
 	// recent ones say what belongs together, and it bounds an add's
 	// writes to CoAdded+2 tallies.
 	CoAdded = 5
+
+	// CountedAddsKept is how many of its latest cart adds a session
+	// remembers the products of (the CoAdded before each) that the live
+	// co-occurrence counted them with, so that a redelivered add is counted
+	// with the same ones, after later events pushed what it saw out of the
+	// session's items: as many adds back as an entity recognises an event by
+	// its id (RecentIDs), far more than a dying worker leaves uncommitted
+	// for one session.
+	CountedAddsKept = RecentIDs
+
 	// CoOccurrenceKept is how many co-added products a product's live
 	// tally keeps (the most frequent).
 	CoOccurrenceKept = 200
@@ -92,25 +102,9 @@ func (s *Store) ApplySessions(ctx context.Context, updates []aisle.Update) (appl
 	if len(updates) == 0 {
 		return nil, nil
 	}
-	calls := make([]call, len(updates))
-	for i, u := range updates {
-		ev := u.Event
-		if ev == nil || ev.Session == nil {
-			return nil, errors.New("apply sessions: not a session event")
-		}
-		se := ev.Session
-		coAdded := 0
-		if ev.Type == aisle.TypeSessionAddToCart {
-			coAdded = CoAdded
-		}
-		args := append(markArgs("sessions", u),
-			sessionActions[ev.Type], se.UserID, se.ProductID, ev.Time.UnixMilli(),
-			SessionTTL.Milliseconds(), s.sessionChannel(bucketTag(se.SessionID)), se.SessionID, SessionItems, coAdded)
-		calls[i] = call{applySessionScript, []string{s.sessionKey(se.SessionID)}, args}
-	}
-	results, err := s.evalEach(ctx, calls)
+	results, err := s.applyToSessions(ctx, updates)
 	if err != nil {
-		return nil, fmt.Errorf("apply session events: %w", err)
+		return nil, err
 	}
 	applied = make([]bool, len(updates))
 	var items []call
@@ -143,6 +137,32 @@ func (s *Store) ApplySessions(ctx context.Context, updates []aisle.Update) (appl
 		return nil, fmt.Errorf("apply session events to their products: %w", err)
 	}
 	return applied, nil
+}
+
+// applyToSessions is ApplySessions's first round trip: each event to its
+// session (session.lua). It returns the scripts' replies.
+func (s *Store) applyToSessions(ctx context.Context, updates []aisle.Update) ([]any, error) {
+	calls := make([]call, len(updates))
+	for i, u := range updates {
+		ev := u.Event
+		if ev == nil || ev.Session == nil {
+			return nil, errors.New("apply sessions: not a session event")
+		}
+		se := ev.Session
+		coAdded := 0
+		if ev.Type == aisle.TypeSessionAddToCart {
+			coAdded = CoAdded
+		}
+		args := append(markArgs("sessions", u),
+			sessionActions[ev.Type], se.UserID, se.ProductID, ev.Time.UnixMilli(),
+			SessionTTL.Milliseconds(), s.sessionChannel(bucketTag(se.SessionID)), se.SessionID, SessionItems, coAdded, CountedAddsKept)
+		calls[i] = call{applySessionScript, []string{s.sessionKey(se.SessionID)}, args}
+	}
+	results, err := s.evalEach(ctx, calls)
+	if err != nil {
+		return nil, fmt.Errorf("apply session events: %w", err)
+	}
+	return results, nil
 }
 
 // tallyCalls count the cart add u, of se.ProductID after the products

@@ -13,19 +13,24 @@
 -- ARGV[12] most item events kept per session
 -- ARGV[13] for a cart add, how many of the products added before it to
 --          return (0 for other actions)
+-- ARGV[14] how many of its latest cart adds the session remembers the
+--          products returned for (features.CountedAddsKept)
 -- Returns {result, product...}: result 1 when applied, 2 when skipped
 -- because the session belongs to another user (recorded as applied), 0
 -- when skipped as already applied and the session is the user's, 3 when
 -- skipped as already applied and it is not. For results 1 and 0 of a cart
 -- add, the products are the distinct ones the session added to its cart
 -- before this add (by event time, most recent first, at most ARGV[13]):
--- what the live co-occurrence counts it with. A redelivery finds them as
--- the first delivery did, from the add's place in the items.
+-- what the live co-occurrence counts it with. A redelivery gets those the
+-- first delivery returned: the session remembers them for its latest adds,
+-- since its later events may have pushed the earlier adds out of its items.
 --
 -- The hash holds: user (the owner: the user of the first event, never
 -- changed), items (item events "action:product:ms"
--- separated by spaces, in event-time order, the newest ARGV[12]) and cart
--- (product ids separated by spaces). Ids never contain ":" or spaces.
+-- separated by spaces, in event-time order, the newest ARGV[12]), cart
+-- (product ids separated by spaces) and adds (the latest ARGV[14] cart adds
+-- "product:ms:before1:before2…", what each returned, oldest first,
+-- separated by spaces). Ids never contain ":" or spaces.
 -- An applied event publishes the session id on the change channel.
 local function split(s)
   local out = {}
@@ -62,10 +67,12 @@ if seen then
   end
   local reply = {0}
   if ARGV[5] == 'add' then
-    local items = split(redis.call('HGET', KEYS[1], 'items'))
-    for i = #items, 1, -1 do
-      if items[i] == entry then
-        for _, p in ipairs(added_before(items, i, ARGV[7])) do
+    local adds = split(redis.call('HGET', KEYS[1], 'adds'))
+    local this = ARGV[7] .. ':' .. ARGV[8]
+    for i = #adds, 1, -1 do
+      local a = adds[i]
+      if a == this or string.sub(a, 1, #this + 1) == this .. ':' then
+        for p in string.gmatch(string.sub(a, #this + 2), '[^:]+') do
           reply[#reply + 1] = p
         end
         break
@@ -81,7 +88,7 @@ if owner and owner ~= ARGV[6] then
   reply = {2}
 else
   local action, product, t = ARGV[5], ARGV[7], tonumber(ARGV[8])
-  local cur = redis.call('HMGET', KEYS[1], 'items', 'cart')
+  local cur = redis.call('HMGET', KEYS[1], 'items', 'cart', 'adds')
   fields = {'user', ARGV[6]}
   if product ~= '' then
     -- Insert by event time, after entries at the same time, so a late event
@@ -97,9 +104,15 @@ else
     end
     table.insert(items, pos, entry)
     if action == 'add' then
+      local added = {product, ARGV[8]}
       for _, p in ipairs(added_before(items, pos, product)) do
         reply[#reply + 1] = p
+        added[#added + 1] = p
       end
+      local adds = split(cur[3])
+      adds[#adds + 1] = table.concat(added, ':')
+      fields[#fields + 1] = 'adds'
+      fields[#fields + 1] = table.concat(adds, ' ', math.max(1, #adds - tonumber(ARGV[14]) + 1), #adds)
     end
     local keep = tonumber(ARGV[12])
     local from = math.max(1, #items - keep + 1)

@@ -2,6 +2,7 @@ package features_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -243,5 +244,43 @@ func TestLiveTallies(t *testing.T) {
 	}
 	if len(co["unknown"]) != 0 {
 		t.Errorf("an untallied product's co-occurrence = %v, want none", co["unknown"])
+	}
+}
+
+// Finding: after a worker died between a batch's two round trips, the
+// redelivered cart adds were counted into the live co-occurrence with the
+// products their session's items showed then, not when they were first
+// applied: a session's later events in the batch had pushed the earlier
+// adds out of its items, and the counts fell below a clean replay's.
+func TestARedeliveredAddCountsAsItsFirstDelivery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var updates []aisle.Update
+	event := func(eventType, product string) {
+		n := len(updates)
+		u := sessionEvent(fmt.Sprintf("e-%d", n), eventType, "sess-1", "u-1", product, t0.Add(time.Duration(n)*time.Second))
+		u.Origin = aisle.Origin{Topic: aisle.TopicSessions, Partition: 0, Offset: int64(n)}
+		updates = append(updates, u)
+	}
+	event(aisle.TypeSessionAddToCart, "eggs")
+	event(aisle.TypeSessionAddToCart, "bacon")
+	// More views than the session keeps items: the adds leave its items.
+	for i := 0; i < features.SessionItems; i++ {
+		event(aisle.TypeSessionView, fmt.Sprintf("p-%d", i))
+	}
+	event(aisle.TypeSessionAddToCart, "milk")
+
+	clean, redelivered := featurestest.NewPrefix(), featurestest.NewPrefix()
+	applySessions(t, featurestest.MustOpenAt(t, featurestest.URL(), clean), updates...)
+	died := featurestest.MustOpenAt(t, featurestest.URL(), redelivered)
+	if err := died.ApplyToSessionsOnly(ctx, updates); err != nil {
+		t.Fatal(err)
+	}
+	applySessions(t, featurestest.MustOpenAt(t, featurestest.URL(), redelivered), updates...)
+
+	want := featurestest.FeaturesOnly(featurestest.MustSnapshot(t, clean))
+	got := featurestest.FeaturesOnly(featurestest.MustSnapshot(t, redelivered))
+	if d := featurestest.Diff(got, want); d != "" {
+		t.Errorf("after a redelivery the features differ from a clean application:%s", d)
 	}
 }
