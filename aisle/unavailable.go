@@ -40,8 +40,10 @@ func IsUnavailable(err error) bool {
 
 // Redis error replies (their first word) that describe the server, not the
 // command: loading its data after a restart, a replica or a cluster in
-// failover, out of memory, unable to persist, refusing our credentials.
-var redisStates = []string{"LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY",
+// failover (a redirect reaches the caller only once go-redis has followed
+// as many as it follows: the slot map is still moving), out of memory,
+// unable to persist, refusing our credentials.
+var redisStates = []string{"LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "MOVED", "ASK",
 	"NOREPLICAS", "MISCONF", "OOM", "NOAUTH", "WRONGPASS", "NOPERM"}
 
 // PostgreSQL SQLSTATE classes (their first two characters) that describe

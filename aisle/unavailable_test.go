@@ -34,6 +34,10 @@ func TestIsUnavailable(t *testing.T) {
 		{redisError("READONLY You can't write against a read only replica."), true},
 		{redisError("CLUSTERDOWN The cluster is down"), true},
 		{redisError("TRYAGAIN Multiple keys request during rehashing of slot"), true},
+		// Finding (the soak): a read during a failover that go-redis had
+		// redirected as often as it follows redirects surfaced as INTERNAL.
+		{redisError("MOVED 3999 127.0.0.1:6381"), true},
+		{redisError("ASK 3999 127.0.0.1:6381"), true},
 		{redisError("OOM command not allowed when used memory > 'maxmemory'."), true},
 		{redisError("ERR max number of clients reached"), true},
 		{fmt.Errorf("record orders: %w", pgError("57P03")), true}, // the database system is starting up
