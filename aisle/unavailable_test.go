@@ -41,9 +41,9 @@ func TestIsUnavailable(t *testing.T) {
 		{redisError("OOM command not allowed when used memory > 'maxmemory'."), true},
 		{redisError("ERR max number of clients reached"), true},
 		{fmt.Errorf("record orders: %w", pgError("57P03")), true}, // the database system is starting up
-		{pgError("08006"), true}, // connection failure
-		{pgError("53300"), true}, // too many connections
-		{pgError("40P01"), true}, // deadlock: retry
+		{pgError("08006"), true},                                  // connection failure
+		{pgError("53300"), true},                                  // too many connections
+		{pgError("40P01"), true},                                  // deadlock: retry
 		// Refusals of the request itself.
 		{redisError("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
 		{redisError("ERR Error running script: attempt to compare nil with number"), false},
