@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aisle/aisle/aisle"
@@ -24,6 +26,11 @@ var trackSnapshotScript = redis.NewScript(trackSnapshotSource)
 // availability TTL because a tracking hash lists the products that got a
 // level (~1,600 for a store), and a feed may send a snapshot every hour.
 const SnapshotTTL = 48 * time.Hour
+
+var snapshotZeros = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "aisle_features_snapshot_zeros_total",
+	Help: "Zeros applied for carried products that a complete feed snapshot left out.",
+})
 
 // Carried lists the products a store carries now (its assortment).
 type Carried func(ctx context.Context, storeID string) ([]string, error)
@@ -45,7 +52,8 @@ type Carried func(ctx context.Context, storeID string) ([]string, error)
 // zeros are idempotent, also once their digests have left "@ids": a zero
 // replaces only a level counted before it that is not of its snapshot, and
 // a level of the snapshot replaces its zero, in whichever order they come.
-// A completion is applied when reported; levels as by ApplyAvailability.
+// applied[i] is ApplyAvailability's for a level, and true for a completion
+// (recording it again changes nothing).
 func (s *Store) ApplyInventory(ctx context.Context, updates []aisle.Update, carried Carried) (applied []bool, err error) {
 	applied = make([]bool, len(updates))
 	var levels []aisle.Update
@@ -81,25 +89,31 @@ func (s *Store) ApplyInventory(ctx context.Context, updates []aisle.Update, carr
 
 // completeSnapshot is a snapshot found complete by trackSnapshots.
 type completeSnapshot struct {
-	storeID, snapshotID string
-	countedAt, at       time.Time
-	levelled            map[string]bool // the products that got a level of it
+	trackedSnapshot
+	countedAt, at time.Time
+	levelled      map[string]bool // the products that got a level of it
 }
+
+// trackedSnapshot names a store's snapshot.
+type trackedSnapshot struct{ storeID, snapshotID string }
 
 // trackSnapshots records the snapshot levels and completions of updates in
 // one pipelined round trip and returns the snapshots they found complete,
 // each once.
 func (s *Store) trackSnapshots(ctx context.Context, updates []aisle.Update) ([]completeSnapshot, error) {
 	var calls []call
+	var tracked []trackedSnapshot // of each call
 	for _, u := range updates {
 		ev := u.Event
 		switch {
 		case ev.Snapshot != nil:
 			c := ev.Snapshot
 			calls = append(calls, s.trackSnapshotCall(c.StoreID, c.SnapshotID, "completed", *c.Levels, c.CountedTime(ev.Time).UnixMilli(), ev.Time.UnixMilli()))
+			tracked = append(tracked, trackedSnapshot{c.StoreID, c.SnapshotID})
 		case ev.Inventory != nil && ev.Inventory.Feed == aisle.FeedSnapshot:
 			l := ev.Inventory
 			calls = append(calls, s.trackSnapshotCall(l.StoreID, l.SnapshotID, "level", l.ProductID, "", ""))
+			tracked = append(tracked, trackedSnapshot{l.StoreID, l.SnapshotID})
 		}
 	}
 	if len(calls) == 0 {
@@ -110,36 +124,34 @@ func (s *Store) trackSnapshots(ctx context.Context, updates []aisle.Update) ([]c
 		return nil, fmt.Errorf("track snapshots: %w", err)
 	}
 	var complete []completeSnapshot
-	seen := map[string]bool{}
+	seen := map[trackedSnapshot]bool{}
 	for i, r := range results {
-		key := calls[i].keys[0]
 		vals, ok := r.([]any)
 		if !ok {
-			return nil, fmt.Errorf("track snapshot %s: unexpected script result %v", key, r)
+			return nil, fmt.Errorf("track snapshot %s of store %s: unexpected script result %v", tracked[i].snapshotID, tracked[i].storeID, r)
 		}
-		if len(vals) == 0 || seen[key] {
+		if len(vals) == 0 || seen[tracked[i]] {
 			continue
 		}
-		seen[key] = true
-		c, err := parseCompleteSnapshot(calls[i], vals)
+		seen[tracked[i]] = true
+		c, err := parseCompleteSnapshot(tracked[i], vals)
 		if err != nil {
-			return nil, fmt.Errorf("track snapshot %s: %w", key, err)
+			return nil, fmt.Errorf("track snapshot %s of store %s: %w", tracked[i].snapshotID, tracked[i].storeID, err)
 		}
 		complete = append(complete, c)
 	}
 	return complete, nil
 }
 
-// trackSnapshotCall is a snapshot.lua call; its last two arguments are the
-// store and snapshot, for parseCompleteSnapshot (the script does not read them).
+// trackSnapshotCall is a snapshot.lua call.
 func (s *Store) trackSnapshotCall(storeID, snapshotID, mode string, arg, countedAtMS, atMS any) call {
 	return call{trackSnapshotScript, []string{s.snapshotKey(storeID, snapshotID)},
-		[]any{mode, arg, countedAtMS, atMS, SnapshotTTL.Milliseconds(), storeID, snapshotID}}
+		[]any{mode, arg, countedAtMS, atMS, SnapshotTTL.Milliseconds()}}
 }
 
 // parseCompleteSnapshot reads snapshot.lua's answer for a complete snapshot:
 // {counted_at_ms, time_ms, product...}.
-func parseCompleteSnapshot(c call, vals []any) (completeSnapshot, error) {
+func parseCompleteSnapshot(t trackedSnapshot, vals []any) (completeSnapshot, error) {
 	if len(vals) < 2 {
 		return completeSnapshot{}, fmt.Errorf("unexpected script result %v", vals)
 	}
@@ -152,11 +164,10 @@ func parseCompleteSnapshot(c call, vals []any) (completeSnapshot, error) {
 		return completeSnapshot{}, err
 	}
 	out := completeSnapshot{
-		storeID:    c.args[5].(string),
-		snapshotID: c.args[6].(string),
-		countedAt:  time.UnixMilli(countedAt).UTC(),
-		at:         time.UnixMilli(at).UTC(),
-		levelled:   make(map[string]bool, len(vals)-2),
+		trackedSnapshot: t,
+		countedAt:       time.UnixMilli(countedAt).UTC(),
+		at:              time.UnixMilli(at).UTC(),
+		levelled:        make(map[string]bool, len(vals)-2),
 	}
 	for _, v := range vals[2:] {
 		p, _ := v.(string)
@@ -191,8 +202,14 @@ func (s *Store) applySnapshotZeros(ctx context.Context, c completeSnapshot, carr
 				return err
 			}
 		}
-		if _, err := s.applyAvailabilityCalls(ctx, batch, calls); err != nil {
+		applied, err := s.applyAvailabilityCalls(ctx, batch, calls)
+		if err != nil {
 			return fmt.Errorf("snapshot %s of store %s: %w", c.snapshotID, c.storeID, err)
+		}
+		for _, a := range applied {
+			if a {
+				snapshotZeros.Inc()
+			}
 		}
 	}
 	finish := s.trackSnapshotCall(c.storeID, c.snapshotID, "finished", "", "", "")
