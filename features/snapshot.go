@@ -52,19 +52,17 @@ type Carried func(ctx context.Context, storeID string) ([]string, error)
 // zeros are idempotent, also once their digests have left "@ids": a zero
 // replaces only a level counted before it that is not of its snapshot, and
 // a level of the snapshot replaces its zero, in whichever order they come.
-// applied[i] is ApplyAvailability's for a level, and true for a completion
-// (recording it again changes nothing).
+// applied[i] is ApplyAvailability's for a level, and for a completion
+// whether it was the snapshot's first (recording one again changes nothing).
 func (s *Store) ApplyInventory(ctx context.Context, updates []aisle.Update, carried Carried) (applied []bool, err error) {
 	applied = make([]bool, len(updates))
 	var levels []aisle.Update
 	var at []int
 	for i, u := range updates {
-		if u.Event != nil && u.Event.Snapshot != nil {
-			applied[i] = true
-			continue
+		if u.Event == nil || u.Event.Snapshot == nil {
+			levels = append(levels, u)
+			at = append(at, i)
 		}
-		levels = append(levels, u)
-		at = append(at, i)
 	}
 	if len(levels) > 0 {
 		got, err := s.ApplyAvailability(ctx, levels)
@@ -75,7 +73,7 @@ func (s *Store) ApplyInventory(ctx context.Context, updates []aisle.Update, carr
 			applied[i] = got[j]
 		}
 	}
-	complete, err := s.trackSnapshots(ctx, updates)
+	complete, err := s.trackSnapshots(ctx, updates, applied)
 	if err != nil {
 		return nil, err
 	}
@@ -98,22 +96,25 @@ type completeSnapshot struct {
 type trackedSnapshot struct{ storeID, snapshotID string }
 
 // trackSnapshots records the snapshot levels and completions of updates in
-// one pipelined round trip and returns the snapshots they found complete,
-// each once.
-func (s *Store) trackSnapshots(ctx context.Context, updates []aisle.Update) ([]completeSnapshot, error) {
+// one pipelined round trip, sets applied[i] for each completion it records
+// first, and returns the snapshots they found complete, each once.
+func (s *Store) trackSnapshots(ctx context.Context, updates []aisle.Update, applied []bool) ([]completeSnapshot, error) {
 	var calls []call
 	var tracked []trackedSnapshot // of each call
-	for _, u := range updates {
+	var completions []int         // the update of each call that records a completion, else -1
+	for i, u := range updates {
 		ev := u.Event
 		switch {
 		case ev.Snapshot != nil:
 			c := ev.Snapshot
 			calls = append(calls, s.trackSnapshotCall(c.StoreID, c.SnapshotID, "completed", *c.Levels, c.CountedTime(ev.Time).UnixMilli(), ev.Time.UnixMilli()))
 			tracked = append(tracked, trackedSnapshot{c.StoreID, c.SnapshotID})
+			completions = append(completions, i)
 		case ev.Inventory != nil && ev.Inventory.Feed == aisle.FeedSnapshot:
 			l := ev.Inventory
 			calls = append(calls, s.trackSnapshotCall(l.StoreID, l.SnapshotID, "level", l.ProductID, "", ""))
 			tracked = append(tracked, trackedSnapshot{l.StoreID, l.SnapshotID})
+			completions = append(completions, -1)
 		}
 	}
 	if len(calls) == 0 {
@@ -127,9 +128,13 @@ func (s *Store) trackSnapshots(ctx context.Context, updates []aisle.Update) ([]c
 	seen := map[trackedSnapshot]bool{}
 	for i, r := range results {
 		vals, ok := r.([]any)
-		if !ok {
+		if !ok || len(vals) == 0 {
 			return nil, fmt.Errorf("track snapshot %s of store %s: unexpected script result %v", tracked[i].snapshotID, tracked[i].storeID, r)
 		}
+		if u := completions[i]; u >= 0 {
+			applied[u] = vals[0] == int64(1)
+		}
+		vals = vals[1:]
 		if len(vals) == 0 || seen[tracked[i]] {
 			continue
 		}
