@@ -70,6 +70,9 @@ func TestReplayRebuildsFeatures(t *testing.T) {
 			t.Fatalf("the workers wrote no %s; keys: %v", k, slices.Sorted(maps.Keys(want)))
 		}
 	}
+	if zero := want[features.KeyName("avail", s1.ID+":"+s1.Products[2])]; zero["feed_qty"] != "0" || zero["feed_snap"] != "zero:snap-r" {
+		t.Fatalf("the workers gave %s, which snapshot snap-r left out, %v; want its zero", s1.Products[2], zero)
+	}
 	answers := replayAnswers(ts, key, s0, s1)
 
 	replay := func(args ...string) (string, error) {
@@ -203,6 +206,10 @@ func replayHistory(t *testing.T, s0, s1 testStore, at func(minute int) time.Time
 		ev(aisle.TypeInventoryLevel, 0, aisle.InventoryLevel{StoreID: s0.ID, ProductID: p[0], Quantity: ptr(int64(7))}),
 		ev(aisle.TypeInventoryLevel, 5, aisle.InventoryLevel{StoreID: s0.ID, ProductID: p[0], Quantity: ptr(int64(0))}),
 		ev(aisle.TypeInventoryLevel, 2, aisle.InventoryLevel{StoreID: s1.ID, ProductID: s1.Products[0], Quantity: ptr(int64(40))}),
+		// A complete snapshot of s1 that counts one product: every other
+		// product s1 carries gets a zero, s1.Products[0]'s older level too.
+		ev(aisle.TypeInventoryLevel, 3, aisle.InventoryLevel{StoreID: s1.ID, ProductID: s1.Products[1], Quantity: ptr(int64(6)), Feed: aisle.FeedSnapshot, SnapshotID: "snap-r"}),
+		ev(aisle.TypeInventorySnapshotCompleted, 3, aisle.SnapshotCompleted{StoreID: s1.ID, SnapshotID: "snap-r", Levels: ptr(int64(1))}),
 		ev(aisle.TypePickFound, 3, pick(s0, p[0], "")),
 		ev(aisle.TypePickNotFound, 6, pick(s0, p[0], "")),
 		ev(aisle.TypePickFound, 4, pick(s0, p[0], "")), // older than the one before

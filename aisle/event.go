@@ -25,10 +25,11 @@ var EventTopics = []string{TopicInventory, TopicPicking, TopicSessions, TopicOrd
 
 // Event types.
 const (
-	TypeInventoryLevel = "inventory.level"
-	TypePickFound      = "pick.found"
-	TypePickNotFound   = "pick.not_found"
-	TypePickReplaced   = "pick.replaced"
+	TypeInventoryLevel             = "inventory.level"
+	TypeInventorySnapshotCompleted = "inventory.snapshot_completed"
+	TypePickFound                  = "pick.found"
+	TypePickNotFound               = "pick.not_found"
+	TypePickReplaced               = "pick.replaced"
 
 	TypeSessionView           = "session.view"
 	TypeSessionSearch         = "session.search"
@@ -73,14 +74,66 @@ type InventoryLevel struct {
 	// event's time is when it was sent, often hours later. At most the
 	// event time.
 	CountedAt *time.Time `json:"counted_at,omitempty"`
+	// Feed says what kind of feed sent the level (FeedSnapshot, FeedDelta);
+	// empty for a feed that does not say. Every kind means the same for
+	// this product: its count is now Quantity. Only a snapshot says more,
+	// about the products it leaves out, once it is complete (see
+	// SnapshotCompleted).
+	Feed string `json:"feed,omitempty"`
+	// SnapshotID names the snapshot a FeedSnapshot level belongs to;
+	// required with it and forbidden otherwise.
+	SnapshotID string `json:"snapshot_id,omitempty"`
 }
+
+// Feed kinds of an inventory.level (docs/events.md).
+const (
+	// FeedSnapshot: the level is one of a full count of the store, named
+	// by its snapshot_id; once the snapshot is complete
+	// (inventory.snapshot_completed), a product the store carries that
+	// got no level of it counts as zero.
+	FeedSnapshot = "snapshot"
+	// FeedDelta: the feed sends only the products whose count changed,
+	// each with its new count (not the change); a product it leaves out
+	// keeps the count it had.
+	FeedDelta = "delta"
+)
 
 // CountedTime is when the count was taken: CountedAt, else the event time.
 func (l *InventoryLevel) CountedTime(eventTime time.Time) time.Time {
-	if l.CountedAt != nil {
-		return *l.CountedAt
+	return countedTime(l.CountedAt, eventTime)
+}
+
+func countedTime(countedAt *time.Time, eventTime time.Time) time.Time {
+	if countedAt != nil {
+		return *countedAt
 	}
 	return eventTime
+}
+
+// MaxSnapshotLevels bounds the levels of one snapshot: far above the
+// products a store carries (~1,600), so that a count beyond it is a
+// producer's mistake.
+const MaxSnapshotLevels = 1_000_000
+
+// SnapshotCompleted is the data of an inventory.snapshot_completed event:
+// the feed has sent every level of a full snapshot of the store's counts.
+// Once Levels distinct products have a level of the snapshot, every product
+// the store carries that got none counts as zero, counted at CountedAt.
+type SnapshotCompleted struct {
+	StoreID    string `json:"store_id"`
+	SnapshotID string `json:"snapshot_id"`
+	// Levels is how many distinct products the snapshot has a level for.
+	// Until that many have arrived the snapshot is partial and implies
+	// nothing about the products it leaves out.
+	Levels *int64 `json:"levels"`
+	// CountedAt is when the snapshot was counted, at most the event time;
+	// defaults to the event time.
+	CountedAt *time.Time `json:"counted_at,omitempty"`
+}
+
+// CountedTime is when the snapshot was counted: CountedAt, else the event time.
+func (c *SnapshotCompleted) CountedTime(eventTime time.Time) time.Time {
+	return countedTime(c.CountedAt, eventTime)
 }
 
 // Pick is the data of pick.found, pick.not_found and pick.replaced events.
@@ -96,6 +149,7 @@ type Pick struct {
 // the event catalog (docs/events.md) lists them.
 var typeTopics = []struct{ eventType, topic string }{
 	{TypeInventoryLevel, TopicInventory},
+	{TypeInventorySnapshotCompleted, TopicInventory},
 	{TypePickFound, TopicPicking},
 	{TypePickNotFound, TopicPicking},
 	{TypePickReplaced, TopicPicking},
@@ -146,12 +200,13 @@ func (sp StoreProduct) String() string { return sp.StoreID + ":" + sp.ProductID 
 // one of the data pointers is set, by type.
 type Decoded struct {
 	Event
-	Inventory     *InventoryLevel // inventory.level
-	Pick          *Pick           // pick.*
-	Session       *SessionEvent   // session.*
-	Order         *OrderPlaced    // order.placed
-	PaymentFailed *PaymentFailed  // payment.failed
-	Label         *OrderLabeled   // order.labeled
+	Inventory     *InventoryLevel    // inventory.level
+	Snapshot      *SnapshotCompleted // inventory.snapshot_completed
+	Pick          *Pick              // pick.*
+	Session       *SessionEvent      // session.*
+	Order         *OrderPlaced       // order.placed
+	PaymentFailed *PaymentFailed     // payment.failed
+	Label         *OrderLabeled      // order.labeled
 
 	Retailer   *RetailerUpserted // retailer.upserted
 	Store      *StoreUpserted    // store.upserted
@@ -159,7 +214,8 @@ type Decoded struct {
 	Assortment *Assortment       // assortment.upserted, assortment.removed
 }
 
-// StoreProduct returns the store-product an inventory or picking event is about.
+// StoreProduct returns the store-product an inventory level or picking
+// event is about.
 func (d *Decoded) StoreProduct() StoreProduct {
 	if d.Inventory != nil {
 		return StoreProduct{d.Inventory.StoreID, d.Inventory.ProductID}
@@ -181,6 +237,8 @@ func (d *Decoded) Key() string {
 		return d.Label.OrderID
 	case d.Retailer != nil || d.Store != nil || d.Product != nil || d.Assortment != nil:
 		return d.catalogKey()
+	case d.Snapshot != nil:
+		return d.Snapshot.StoreID
 	}
 	return d.StoreProduct().String()
 }
@@ -191,6 +249,8 @@ func (d *Decoded) References() (storeIDs, productIDs []string) {
 	switch {
 	case d.Inventory != nil:
 		return []string{d.Inventory.StoreID}, []string{d.Inventory.ProductID}
+	case d.Snapshot != nil:
+		return []string{d.Snapshot.StoreID}, nil
 	case d.Pick != nil:
 		productIDs = []string{d.Pick.ProductID}
 		if d.Pick.ReplacementProductID != "" {
@@ -251,8 +311,13 @@ func DecodeEvent(value []byte, topic string, now time.Time) (*Decoded, error) {
 	var data interface{ validate(eventType string) error }
 	switch wantTopic {
 	case TopicInventory:
-		d.Inventory = new(InventoryLevel)
-		data = d.Inventory
+		if ev.Type == TypeInventorySnapshotCompleted {
+			d.Snapshot = new(SnapshotCompleted)
+			data = d.Snapshot
+		} else {
+			d.Inventory = new(InventoryLevel)
+			data = d.Inventory
+		}
 	case TopicPicking:
 		d.Pick = new(Pick)
 		data = d.Pick
@@ -280,7 +345,12 @@ func DecodeEvent(value []byte, topic string, now time.Time) (*Decoded, error) {
 		return nil, err
 	}
 	if d.Inventory != nil {
-		if err := d.Inventory.checkCountedAt(ev.Time); err != nil {
+		if err := checkCountedAt(d.Inventory.CountedAt, ev.Time); err != nil {
+			return nil, err
+		}
+	}
+	if d.Snapshot != nil {
+		if err := checkCountedAt(d.Snapshot.CountedAt, ev.Time); err != nil {
 			return nil, err
 		}
 	}
@@ -294,13 +364,37 @@ func (l *InventoryLevel) validate(string) error {
 	if l.Quantity == nil {
 		return Errorf(EINVALID, "missing quantity")
 	}
+	switch l.Feed {
+	case FeedSnapshot:
+		return ValidateID("snapshot_id", l.SnapshotID)
+	case "", FeedDelta:
+		if l.SnapshotID != "" {
+			return Errorf(EINVALID, "snapshot_id is only allowed with feed %q", FeedSnapshot)
+		}
+		return nil
+	}
+	return Errorf(EINVALID, "unknown feed %q: want %q or %q (or none)", l.Feed, FeedSnapshot, FeedDelta)
+}
+
+func (c *SnapshotCompleted) validate(string) error {
+	if err := validateIDs("store_id", c.StoreID, "snapshot_id", c.SnapshotID); err != nil {
+		return err
+	}
+	switch {
+	case c.Levels == nil:
+		return Errorf(EINVALID, "missing levels")
+	case *c.Levels < 1 || *c.Levels > MaxSnapshotLevels:
+		// An empty snapshot would zero every product of the store: far
+		// more likely a broken export than an empty store.
+		return Errorf(EINVALID, "levels %d is out of range: 1 to %d", *c.Levels, MaxSnapshotLevels)
+	}
 	return nil
 }
 
 // checkCountedAt refuses a count taken after the event that reports it.
-func (l *InventoryLevel) checkCountedAt(eventTime time.Time) error {
-	if l.CountedAt != nil && l.CountedAt.After(eventTime) {
-		return Errorf(EINVALID, "counted_at %s is after the event time %s", l.CountedAt.Format(time.RFC3339Nano), eventTime.Format(time.RFC3339Nano))
+func checkCountedAt(countedAt *time.Time, eventTime time.Time) error {
+	if countedAt != nil && countedAt.After(eventTime) {
+		return Errorf(EINVALID, "counted_at %s is after the event time %s", countedAt.Format(time.RFC3339Nano), eventTime.Format(time.RFC3339Nano))
 	}
 	return nil
 }

@@ -65,6 +65,12 @@ func (h *History) Add(topic string, value []byte, stamped time.Time) {
 		h.older++
 		return
 	}
+	if d.Snapshot != nil {
+		// A completion is about the products a snapshot left out, which
+		// only the catalog of its time could name: the fit keeps to the
+		// levels the feed sent.
+		return
+	}
 	e := pastEvent{id: d.ID, at: d.Time, sp: d.StoreProduct()}
 	if d.Pick != nil {
 		e.pick, e.found = true, d.Type == aisle.TypePickFound

@@ -32,6 +32,11 @@ func feedRec(id, store, product string, quantity int64, at time.Time) rec {
 	return eventRec(aisle.TopicInventory, id, aisle.TypeInventoryLevel, at, aisle.InventoryLevel{StoreID: store, ProductID: product, Quantity: &quantity})
 }
 
+func snapshotDone(id, store string, at time.Time) rec {
+	levels := int64(1)
+	return eventRec(aisle.TopicInventory, id, aisle.TypeInventorySnapshotCompleted, at, aisle.SnapshotCompleted{StoreID: store, SnapshotID: "snap-1", Levels: &levels})
+}
+
 func eventRec(topic, id, typ string, at time.Time, data any) rec {
 	raw, err := json.Marshal(data)
 	if err != nil {
@@ -81,6 +86,7 @@ func TestRefitPriors(t *testing.T) {
 		pickRec("unknown-product", aisle.TypePickFound, "s-1", "p-999999", now),
 		pickRec("unknown-store", aisle.TypePickFound, "s-999", "p-1", now),
 		pickRec("old", aisle.TypePickNotFound, "s-1", "p-1", since.Add(-time.Second)),
+		snapshotDone("snap-done", "s-1", now), // names no product: not part of the fit
 	)
 	// Read order must not matter: partitions interleave arbitrarily.
 	reversed := slices.Clone(recs)

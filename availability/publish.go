@@ -118,16 +118,33 @@ type InventoryLevel struct {
 // MaxLevelsPerCall bounds UpdateInventory.
 const MaxLevelsPerCall = 1000
 
+// InventoryFeed says what kind of feed the levels of an UpdateInventory
+// call come from (docs/events.md, inventory.level).
+type InventoryFeed struct {
+	Kind       string // "" (the feed does not say), aisle.FeedDelta or aisle.FeedSnapshot
+	SnapshotID string // with FeedSnapshot: the snapshot the levels belong to
+	// CountedAt, with FeedSnapshot, is when the snapshot was counted: the
+	// counted_at of every level and of the completion. Zero: each event's
+	// time.
+	CountedAt time.Time
+	// CompleteWithLevels, when above 0 (FeedSnapshot only), completes the
+	// snapshot after the call's levels: it is how many distinct products
+	// the whole snapshot, over all its calls, has a level for.
+	CompleteWithLevels int64
+}
+
 // UpdateInventory publishes a retailer's inventory levels for one of its
 // stores, one inventory.level event each, and returns where each was
-// written, in input order. Every level is validated, and the store checked
-// against the caller, before any is published: one bad level publishes
-// none. The events go out in one produce batch, which Kafka does not make
-// atomic: when the broker fails during it, some may have been written and
-// the call fails with EUNAVAILABLE. idempotencyKey (as in PickReport) gives
-// level i the same event id on every retry, so a retry after such a failure
-// writes the levels again under their ids and the stream applies each once.
-func (s *Service) UpdateInventory(ctx context.Context, storeID string, levels []InventoryLevel, idempotencyKey *string) ([]aisle.Receipt, error) {
+// written, in input order; a call that completes a snapshot publishes its
+// inventory.snapshot_completed last, after the levels. Every event is
+// validated, and the store checked against the caller, before any is
+// published: one bad level publishes none. The events go out in one produce
+// batch, which Kafka does not make atomic: when the broker fails during it,
+// some may have been written and the call fails with EUNAVAILABLE.
+// idempotencyKey (as in PickReport) gives event i the same event id on
+// every retry, so a retry after such a failure writes the events again
+// under their ids and the stream applies each once.
+func (s *Service) UpdateInventory(ctx context.Context, storeID string, levels []InventoryLevel, feed InventoryFeed, idempotencyKey *string) ([]aisle.Receipt, error) {
 	p := aisle.PrincipalFromContext(ctx)
 	if err := requireAuthenticated(p); err != nil {
 		return nil, err
@@ -140,6 +157,10 @@ func (s *Service) UpdateInventory(ctx context.Context, storeID string, levels []
 		return nil, aisle.Errorf(aisle.EINVALID, "no inventory levels")
 	case len(levels) > MaxLevelsPerCall:
 		return nil, aisle.Errorf(aisle.EINVALID, "%d inventory levels, more than %d in one call", len(levels), MaxLevelsPerCall)
+	case feed.Kind != aisle.FeedSnapshot && (feed.SnapshotID != "" || !feed.CountedAt.IsZero() || feed.CompleteWithLevels != 0):
+		return nil, aisle.Errorf(aisle.EINVALID, "a snapshot id, count time or completion needs the snapshot feed kind")
+	case feed.CompleteWithLevels < 0:
+		return nil, aisle.Errorf(aisle.EINVALID, "completeWithLevels %d is negative", feed.CompleteWithLevels)
 	}
 	if err := aisle.ValidateID("storeId", storeID); err != nil {
 		return nil, err
@@ -151,9 +172,9 @@ func (s *Service) UpdateInventory(ctx context.Context, storeID string, levels []
 	if !p.CanPushInventory(retailerID) {
 		return nil, aisle.Errorf(aisle.EFORBIDDEN, "store %s belongs to another retailer", storeID)
 	}
-	events := make([]*aisle.Decoded, len(levels))
+	events := make([]*aisle.Decoded, len(levels), len(levels)+1)
 	for i, l := range levels {
-		ev, err := s.inventoryEvent(ctx, p, storeID, i, l, idempotencyKey)
+		ev, err := s.inventoryEvent(ctx, p, storeID, i, l, feed, idempotencyKey)
 		if err != nil {
 			if len(levels) > 1 {
 				return nil, itemError(err, "levels", i)
@@ -162,6 +183,13 @@ func (s *Service) UpdateInventory(ctx context.Context, storeID string, levels []
 		}
 		events[i] = ev
 	}
+	if feed.CompleteWithLevels > 0 {
+		ev, err := s.snapshotCompletedEvent(ctx, p, storeID, events, feed, idempotencyKey)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, ev)
+	}
 	receipts, err := s.publisher.PublishBatch(ctx, events)
 	if err != nil {
 		return nil, fmt.Errorf("publish inventory levels: %w", err)
@@ -169,13 +197,40 @@ func (s *Service) UpdateInventory(ctx context.Context, storeID string, levels []
 	return receipts, nil
 }
 
-func (s *Service) inventoryEvent(ctx context.Context, p *aisle.Principal, storeID string, i int, l InventoryLevel, idempotencyKey *string) (*aisle.Decoded, error) {
+func (s *Service) inventoryEvent(ctx context.Context, p *aisle.Principal, storeID string, i int, l InventoryLevel, feed InventoryFeed, idempotencyKey *string) (*aisle.Decoded, error) {
 	id, err := aisle.EventIDFor(p, "updateInventory", idempotencyKey, i)
 	if err != nil {
 		return nil, err
 	}
 	quantity := l.Quantity
-	return s.validEvent(ctx, id, aisle.TypeInventoryLevel, l.Time, aisle.InventoryLevel{StoreID: storeID, ProductID: l.ProductID, Quantity: &quantity})
+	data := aisle.InventoryLevel{StoreID: storeID, ProductID: l.ProductID, Quantity: &quantity, Feed: feed.Kind, SnapshotID: feed.SnapshotID, CountedAt: optionalTime(feed.CountedAt)}
+	return s.validEvent(ctx, id, aisle.TypeInventoryLevel, l.Time, data)
+}
+
+// snapshotCompletedEvent completes feed's snapshot at the time of the
+// call's latest level; its id follows the levels' ids.
+func (s *Service) snapshotCompletedEvent(ctx context.Context, p *aisle.Principal, storeID string, levels []*aisle.Decoded, feed InventoryFeed, idempotencyKey *string) (*aisle.Decoded, error) {
+	id, err := aisle.EventIDFor(p, "updateInventory", idempotencyKey, len(levels))
+	if err != nil {
+		return nil, err
+	}
+	var at time.Time
+	for _, l := range levels {
+		if l.Time.After(at) {
+			at = l.Time
+		}
+	}
+	n := feed.CompleteWithLevels
+	data := aisle.SnapshotCompleted{StoreID: storeID, SnapshotID: feed.SnapshotID, Levels: &n, CountedAt: optionalTime(feed.CountedAt)}
+	return s.validEvent(ctx, id, aisle.TypeInventorySnapshotCompleted, at, data)
+}
+
+// optionalTime is nil for the zero time.
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func requireAuthenticated(p *aisle.Principal) error {

@@ -58,7 +58,8 @@ const (
 // Event times are kept to the millisecond. Updates from one partition must
 // be given in offset order. applied[i] reports whether updates[i] was new.
 // On error nothing is reported and the caller may retry the whole slice:
-// what was already applied is skipped.
+// what was already applied is skipped. The levels of snapshots are applied
+// like any other; what their completion implies is ApplyInventory's.
 func (s *Store) ApplyAvailability(ctx context.Context, updates []aisle.Update) (applied []bool, err error) {
 	if len(updates) == 0 {
 		return nil, nil
@@ -66,10 +67,16 @@ func (s *Store) ApplyAvailability(ctx context.Context, updates []aisle.Update) (
 	now := time.Now()
 	calls := make([]call, len(updates))
 	for i, u := range updates {
-		if calls[i], err = s.availabilityCall(u, now); err != nil {
+		if calls[i], err = s.availabilityCall(u, levelSnapshotTag(u.Event), now); err != nil {
 			return nil, err
 		}
 	}
+	return s.applyAvailabilityCalls(ctx, updates, calls)
+}
+
+// applyAvailabilityCalls runs the availability.lua calls of updates and
+// indexes the states they leave (see ApplyAvailability).
+func (s *Store) applyAvailabilityCalls(ctx context.Context, updates []aisle.Update, calls []call) (applied []bool, err error) {
 	results, err := s.evalEach(ctx, calls)
 	if err != nil {
 		return nil, fmt.Errorf("apply availability events: %w", err)
@@ -102,8 +109,9 @@ func parseApplyResult(r any) (applied bool, st state, err error) {
 	return flag == 1, st, err
 }
 
-// availabilityCall builds the Lua call for u, applied at about now.
-func (s *Store) availabilityCall(u aisle.Update, now time.Time) (call, error) {
+// availabilityCall builds the Lua call for u, applied at about now;
+// snapshotTag is the level's snapshot as availability.lua's ARGV[14] says it.
+func (s *Store) availabilityCall(u aisle.Update, snapshotTag string, now time.Time) (call, error) {
 	ev := u.Event
 	if ev == nil || (ev.Inventory == nil && ev.Pick == nil) {
 		return call{}, errors.New("apply availability: not an inventory or picking event")
@@ -130,6 +138,7 @@ func (s *Store) availabilityCall(u aisle.Update, now time.Time) (call, error) {
 		sp.String(),
 		now.UnixMicro(),
 		countedAt.UnixMilli(),
+		snapshotTag,
 	)
 	return call{applyAvailabilityScript, []string{s.availabilityKey(sp)}, args}, nil
 }

@@ -12,6 +12,10 @@
 -- ARGV[11] the store-product, "store:product"
 -- ARGV[12] the writer's clock, unix microseconds (the floor of the new version)
 -- ARGV[13] when the feed quantity was counted, unix milliseconds (feed only)
+-- ARGV[14] the level's snapshot (feed only): "level:{snapshot}" for a level
+--          of a snapshot, "zero:{snapshot}" for the zero a complete
+--          snapshot implies for a product it left out, "" for any other
+--          level. The recorded level's is kept in the field feed_snap.
 -- Returns {applied, state}: applied is 1 when the event was applied, 0 when
 -- skipped as already applied; state is the hash's state after the call,
 -- ver|found|not_found|at_ms|feed_qty|feed_at_ms|last_found|counted_at_ms (the order of
@@ -43,9 +47,29 @@ if ARGV[5] == 'feed' then
   -- The latest count wins; a tie keeps the level already recorded. A hash
   -- written before counts had their own time was counted at feed_at_ms.
   local countedAt = tonumber(cur[8]) or tonumber(cur[6])
-  if countedAt == nil or tonumber(ARGV[13]) > countedAt then
+  local later = countedAt == nil or tonumber(ARGV[13]) > countedAt
+  local snap = ARGV[14]
+  local recorded = redis.call('HGET', KEYS[1], 'feed_snap') or ''
+  local kind, id = string.match(snap, '^(%a+):(.*)$')
+  local wins
+  if kind == 'zero' then
+    -- The product had a level of this snapshot after all (it arrived while
+    -- the completion was fanned out): the snapshot did not leave it out.
+    wins = later and recorded ~= 'level:' .. id
+  else
+    -- A level of a snapshot replaces the zero the snapshot's completion
+    -- implied before the level arrived, whenever it was counted.
+    wins = later or (kind == 'level' and recorded == 'zero:' .. id)
+  end
+  if wins then
     cur[5], cur[6], cur[8] = ARGV[7], ARGV[6], ARGV[13]
     changed = {'feed_qty', cur[5], 'feed_at_ms', cur[6], 'counted_at_ms', cur[8]}
+    if snap ~= '' then
+      changed[#changed + 1] = 'feed_snap'
+      changed[#changed + 1] = snap
+    elseif recorded ~= '' then
+      redis.call('HDEL', KEYS[1], 'feed_snap')
+    end
   end
 else
   local found = tonumber(cur[2]) or 0

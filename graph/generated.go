@@ -1123,6 +1123,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputAssessOrderInput,
 		ec.unmarshalInputAssortmentItemInput,
 		ec.unmarshalInputInventoryLevelInput,
+		ec.unmarshalInputInventorySnapshotInput,
 		ec.unmarshalInputOrderItemInput,
 		ec.unmarshalInputPickInput,
 		ec.unmarshalInputProductInput,
@@ -6759,6 +6760,50 @@ func (ec *executionContext) unmarshalInputInventoryLevelInput(ctx context.Contex
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputInventorySnapshotInput(ctx context.Context, obj any) (InventorySnapshotInput, error) {
+	var it InventorySnapshotInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "countedAt", "completeWithLevels"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "countedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("countedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CountedAt = data
+		case "completeWithLevels":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("completeWithLevels"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CompleteWithLevels = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputOrderItemInput(ctx context.Context, obj any) (OrderItemInput, error) {
 	var it OrderItemInput
 	if obj == nil {
@@ -7197,7 +7242,7 @@ func (ec *executionContext) unmarshalInputUpdateInventoryInput(ctx context.Conte
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"storeId", "productId", "quantity", "levels", "time", "idempotencyKey"}
+	fieldsInOrder := [...]string{"storeId", "productId", "quantity", "levels", "time", "idempotencyKey", "feed", "snapshot"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -7246,6 +7291,20 @@ func (ec *executionContext) unmarshalInputUpdateInventoryInput(ctx context.Conte
 				return it, err
 			}
 			it.IdempotencyKey = data
+		case "feed":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("feed"))
+			data, err := ec.unmarshalOFeedKind2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐFeedKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Feed = data
+		case "snapshot":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("snapshot"))
+			data, err := ec.unmarshalOInventorySnapshotInput2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐInventorySnapshotInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Snapshot = data
 		}
 	}
 	return it, nil
@@ -10373,6 +10432,22 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) unmarshalOFeedKind2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐFeedKind(ctx context.Context, v any) (*FeedKind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(FeedKind)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFeedKind2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐFeedKind(ctx context.Context, sel ast.SelectionSet, v *FeedKind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
 	if v == nil {
 		return nil, nil
@@ -10483,6 +10558,14 @@ func (ec *executionContext) unmarshalOInventoryLevelInput2ᚕᚖgithubᚗcomᚋa
 		}
 	}
 	return res, nil
+}
+
+func (ec *executionContext) unmarshalOInventorySnapshotInput2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐInventorySnapshotInput(ctx context.Context, v any) (*InventorySnapshotInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputInventorySnapshotInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOItemAvailability2ᚖgithubᚗcomᚋaisleᚋaisleᚋgraphᚐItemAvailability(ctx context.Context, sel ast.SelectionSet, v *ItemAvailability) graphql.Marshaler {

@@ -81,7 +81,8 @@ type EventReceipt struct {
 	// The record's offset, as a string because Kafka offsets are 64-bit.
 	Offset string `json:"offset"`
 	// Every event the call published, in input order: one, eventId, for most
-	// mutations; one per level for updateInventory with levels.
+	// mutations; one per level for updateInventory with levels, then its
+	// snapshot completion when it completes one.
 	EventIds []string `json:"eventIds"`
 }
 
@@ -106,6 +107,21 @@ type InventoryLevelInput struct {
 	Quantity  int    `json:"quantity"`
 	// Event time; defaults to the input's time.
 	Time *time.Time `json:"time,omitempty"`
+}
+
+// The snapshot an updateInventory call's levels belong to. A snapshot of more
+// than 1,000 products is sent in several calls with the same id; the last one
+// completes it.
+type InventorySnapshotInput struct {
+	// Names the snapshot at its store; every call of one snapshot gives the same.
+	ID string `json:"id"`
+	// When the snapshot was counted: the countedAt of every level of the call and of the completion. Defaults to each event's time.
+	CountedAt *time.Time `json:"countedAt,omitempty"`
+	// Completes the snapshot after this call's levels: how many distinct products
+	// the whole snapshot, over all its calls, has a level for. Until that many
+	// have arrived the snapshot implies nothing about the products it left out.
+	// The completion's event id comes last in eventIds.
+	CompleteWithLevels *int `json:"completeWithLevels,omitempty"`
 }
 
 type ItemAvailability struct {
@@ -306,6 +322,10 @@ type UpdateInventoryInput struct {
 	Time *time.Time `json:"time,omitempty"`
 	// Makes a retried call the same events: the same key from the same API key publishes the same event id for each level.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+	// What kind of feed the levels come from; left out, the feed does not say. SNAPSHOT needs snapshot.
+	Feed *FeedKind `json:"feed,omitempty"`
+	// With feed SNAPSHOT: the snapshot the levels belong to.
+	Snapshot *InventorySnapshotInput `json:"snapshot,omitempty"`
 }
 
 type UpsertAssortmentInput struct {
@@ -439,6 +459,68 @@ func (e *AvailabilityStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e AvailabilityStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What a feed's levels say (docs/events.md, inventory.level). Every kind says
+// that the product's count is now the level's quantity; they differ on the
+// products a call leaves out.
+type FeedKind string
+
+const (
+	// The feed sends only the products whose count changed, each with its new count (not the change): the others keep theirs.
+	FeedKindDelta FeedKind = "DELTA"
+	// The levels are part of a full count of the store. Once the snapshot is
+	// complete, a product the store carries that got no level of it counts as
+	// zero, counted at the snapshot's countedAt.
+	FeedKindSnapshot FeedKind = "SNAPSHOT"
+)
+
+var AllFeedKind = []FeedKind{
+	FeedKindDelta,
+	FeedKindSnapshot,
+}
+
+func (e FeedKind) IsValid() bool {
+	switch e {
+	case FeedKindDelta, FeedKindSnapshot:
+		return true
+	}
+	return false
+}
+
+func (e FeedKind) String() string {
+	return string(e)
+}
+
+func (e *FeedKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = FeedKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid FeedKind", str)
+	}
+	return nil
+}
+
+func (e FeedKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *FeedKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e FeedKind) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

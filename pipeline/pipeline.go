@@ -31,9 +31,14 @@ type step struct {
 // then what the topics keep in PostgreSQL.
 func steps(fs *features.Store, db *postgres.DB, log *slog.Logger) []step {
 	availabilityFeatures := streaming.Applier{Name: "availability", Apply: fs.ApplyAvailability}
+	// The feed's levels and the zeros its complete snapshots imply for the
+	// carried products they left out (features.ApplyInventory).
+	inventoryFeatures := streaming.Applier{Name: "availability", Apply: func(ctx context.Context, updates []aisle.Update) ([]bool, error) {
+		return fs.ApplyInventory(ctx, updates, db.CarriedProducts)
+	}}
 	uncarried := streaming.Applier{Name: "uncarried_check", Apply: availability.FlagUncarried(db, log)}
 	return []step{
-		{aisle.TopicInventory, availabilityFeatures, true},
+		{aisle.TopicInventory, inventoryFeatures, true},
 		{aisle.TopicInventory, uncarried, false},
 		{aisle.TopicPicking, availabilityFeatures, true},
 		{aisle.TopicPicking, streaming.Applier{Name: "accepted_replacements", Apply: recommend.AcceptedReplacements(db)}, false},

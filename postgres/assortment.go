@@ -75,3 +75,19 @@ func (db *DB) carried(ctx context.Context, sps []aisle.StoreProduct) ([]bool, er
 	}
 	return out, nil
 }
+
+// CarriedProducts lists the products a store carries now, in id order: what
+// a complete feed snapshot of the store implies a zero for when it leaves
+// them out. It reads PostgreSQL every time; the stream applier that calls it
+// retries on an error.
+func (db *DB) CarriedProducts(ctx context.Context, storeID string) ([]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT product_id FROM store_products WHERE store_id = $1 ORDER BY product_id`, storeID)
+	if err != nil {
+		return nil, fmt.Errorf("read the assortment of store %s: %w", storeID, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read the assortment of store %s: %w", storeID, err)
+	}
+	return ids, nil
+}

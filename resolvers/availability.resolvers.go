@@ -44,7 +44,11 @@ func (r *mutationResolver) UpdateInventory(ctx context.Context, input graph.Upda
 	if err != nil {
 		return nil, err
 	}
-	receipts, err := r.AvailabilityService.UpdateInventory(ctx, input.StoreID, levels, input.IdempotencyKey)
+	feed, err := inventoryFeed(input)
+	if err != nil {
+		return nil, err
+	}
+	receipts, err := r.AvailabilityService.UpdateInventory(ctx, input.StoreID, levels, feed, input.IdempotencyKey)
 	if err != nil {
 		return nil, err
 	}

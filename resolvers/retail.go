@@ -31,6 +31,27 @@ func inventoryLevels(input graph.UpdateInventoryInput) ([]availability.Inventory
 	return levels, nil
 }
 
+// inventoryFeed reads updateInventory's feed and snapshot: a snapshot goes
+// with feed SNAPSHOT and with it only.
+func inventoryFeed(input graph.UpdateInventoryInput) (availability.InventoryFeed, error) {
+	switch {
+	case input.Feed == nil && input.Snapshot == nil:
+		return availability.InventoryFeed{}, nil
+	case input.Feed == nil || (*input.Feed == graph.FeedKindSnapshot) != (input.Snapshot != nil):
+		return availability.InventoryFeed{}, aisle.Errorf(aisle.EINVALID, "feed SNAPSHOT and snapshot go together")
+	case *input.Feed == graph.FeedKindDelta:
+		return availability.InventoryFeed{Kind: aisle.FeedDelta}, nil
+	}
+	feed := availability.InventoryFeed{Kind: aisle.FeedSnapshot, SnapshotID: input.Snapshot.ID, CountedAt: deref(input.Snapshot.CountedAt)}
+	if n := input.Snapshot.CompleteWithLevels; n != nil {
+		if *n < 1 {
+			return availability.InventoryFeed{}, aisle.Errorf(aisle.EINVALID, "completeWithLevels %d is out of range: at least 1", *n)
+		}
+		feed.CompleteWithLevels = int64(*n)
+	}
+	return feed, nil
+}
+
 func newStatusAlert(prev, next availability.Item) *graph.StatusAlert {
 	return &graph.StatusAlert{PreviousStatus: graph.AvailabilityStatus(prev.Status), Availability: newItemAvailability(next)}
 }
