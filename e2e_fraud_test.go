@@ -112,7 +112,10 @@ func (ts *testServer) publishFraudHistory(days, customers int) {
 		stores = append(stores, simulate.Store{ID: s.ID, Products: s.Products})
 	}
 	w := simulate.DefaultFraudWorld(7, stores)
-	w.Customers = customers
+	// Scenarios at half the scale of 10,000 customers: at full scale the
+	// frauds of new accounts (card testing, promo rings, order bursts)
+	// crowd this small world, and a calm new account's order scored 0.4.
+	w.Customers, w.ScenarioScale = customers, 0.5
 	events, err := simulate.FraudHistory(w, days, time.Now())
 	if err != nil {
 		ts.t.Fatal(err)

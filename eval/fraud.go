@@ -49,6 +49,11 @@ type FraudReport struct {
 	// of the test week (the other scenarios' frauds left out), for the
 	// model and each baseline; CardPrecisionAt100 is not computed there.
 	Scenarios map[string]map[string]FraudMetrics `json:"scenarios"`
+	// StoreCompromiseCeiling is the average precision on compromised_store
+	// of a score that knows which stores are compromised on each day: half
+	// of a compromised store's orders are fraud and nothing else tells
+	// them from the other half, so no model can do better.
+	StoreCompromiseCeiling float64 `json:"compromised_store_ceiling"`
 }
 
 // FraudDay is one prequential test day.
@@ -59,6 +64,10 @@ type FraudDay struct {
 	TrainRows int                     `json:"train_rows"`
 	Model     FraudMetrics            `json:"model"`
 	Baselines map[string]FraudMetrics `json:"baselines"`
+	// LeftOut are the features the day's fit learned the wrong way round
+	// and left out (models.FitFraudModel), such as the account's age on
+	// a young marketplace.
+	LeftOut []string `json:"left_out"`
 }
 
 // FraudData describes the simulated data.
@@ -83,6 +92,7 @@ func Fraud(seed int64) (FraudReport, error) {
 	events := make([]*aisle.Decoded, len(records))
 	truth := map[string]bool{}
 	scenarioOf := map[string]string{}
+	compromise := map[string]*compromiseSpan{} // by store
 	for i, r := range records {
 		events[i] = r.Event
 		switch {
@@ -93,6 +103,13 @@ func Fraud(seed int64) (FraudReport, error) {
 			if r.Fraud {
 				report.Data.Frauds++
 				report.Data.Scenarios[r.Scenario]++
+			}
+			if r.Scenario == simulate.ScenarioCompromisedStore {
+				store, at := r.Event.Order.StoreID, r.Event.Time
+				if compromise[store] == nil {
+					compromise[store] = &compromiseSpan{first: at}
+				}
+				compromise[store].last = at
 			}
 		case r.Event.PaymentFailed != nil:
 			report.Data.Declines++
@@ -107,6 +124,7 @@ func Fraud(seed int64) (FraudReport, error) {
 	baselineDays := map[string][]FraudMetrics{}
 	week := map[string][]scoredOrder{} // the test week's scores, by scorer
 	var weekScenarios []string         // their scenarios, in the same order
+	var weekCompromised []float64      // 1 when the order's store was compromised then
 	for d := world.Days - fraudTestDays; d < world.Days; d++ {
 		dayStart := world.Start.AddDate(0, 0, d)
 		trainFrom := dayStart.AddDate(0, 0, -fraudDelayDays-fraudTrainDays)
@@ -124,7 +142,7 @@ func Fraud(seed int64) (FraudReport, error) {
 				test = append(test, ex)
 			}
 		}
-		model, _, err := models.FitFraudModel(X, y, models.DefaultLogisticOptions())
+		model, leftOut, err := models.FitFraudModel(X, y, models.DefaultLogisticOptions())
 		if err != nil {
 			return FraudReport{}, fmt.Errorf("train for %s: %w", dayStart.Format(time.DateOnly), err)
 		}
@@ -134,6 +152,9 @@ func Fraud(seed int64) (FraudReport, error) {
 		}
 		scored := map[string][]scoredOrder{}
 		day := FraudDay{Date: dayStart.Format(time.DateOnly), Orders: len(test), TrainRows: len(X), Baselines: map[string]FraudMetrics{}}
+		for _, c := range leftOut {
+			day.LeftOut = append(day.LeftOut, c.Feature)
+		}
 		for _, ex := range test {
 			isFraud := truth[ex.Order.OrderID]
 			if isFraud {
@@ -147,6 +168,7 @@ func Fraud(seed int64) (FraudReport, error) {
 			scored[BaselineRules] = append(scored[BaselineRules], scoredOrder{rulesAt(ex.Features), isFraud, card})
 			scored[BaselineAmount] = append(scored[BaselineAmount], scoredOrder{float64(ex.Order.AmountCents), isFraud, card})
 			weekScenarios = append(weekScenarios, scenarioOf[ex.Order.OrderID])
+			weekCompromised = append(weekCompromised, compromise[ex.Order.StoreID].covers(ex.Order.At))
 		}
 		for name, orders := range scored {
 			week[name] = append(week[name], orders...)
@@ -166,7 +188,29 @@ func Fraud(seed int64) (FraudReport, error) {
 		report.Baselines[name] = meanFraudMetrics(days)
 	}
 	report.Scenarios = scenarioMetrics(week, weekScenarios)
+	ceiling := scenarioMetrics(map[string][]scoredOrder{"ceiling": withScores(week["model"], weekCompromised)}, weekScenarios)
+	report.StoreCompromiseCeiling = ceiling[simulate.ScenarioCompromisedStore]["ceiling"].AveragePrecision
 	return report, nil
+}
+
+// compromiseSpan is when a store's compromise ran: from its first
+// compromised_store fraud to its last.
+type compromiseSpan struct{ first, last time.Time }
+
+func (s *compromiseSpan) covers(at time.Time) float64 {
+	if s != nil && !at.Before(s.first) && !at.After(s.last) {
+		return 1
+	}
+	return 0
+}
+
+// withScores is orders with scores replaced.
+func withScores(orders []scoredOrder, scores []float64) []scoredOrder {
+	out := slices.Clone(orders)
+	for i := range out {
+		out[i].score = scores[i]
+	}
+	return out
 }
 
 // scenarioMetrics ranks each scenario's frauds among the legitimate orders
@@ -265,5 +309,17 @@ func (r FraudReport) String() string {
 		fmt.Fprintln(w)
 	}
 	w.Flush()
+	fmt.Fprintf(&b, "compromised_store ceiling (knows which stores are compromised each day): %.3f\n", r.StoreCompromiseCeiling)
+	leftOut := map[string]int{}
+	for _, d := range r.Days {
+		for _, f := range d.LeftOut {
+			leftOut[f]++
+		}
+	}
+	fmt.Fprintf(&b, "left out as learned the wrong way round (days of %d):", len(r.Days))
+	for _, f := range slices.Sorted(maps.Keys(leftOut)) {
+		fmt.Fprintf(&b, " %s %d", f, leftOut[f])
+	}
+	fmt.Fprintln(&b)
 	return b.String()
 }

@@ -19,7 +19,7 @@ func RecordLabels(db *postgres.DB) func(context.Context, []aisle.Update) ([]bool
 			if u.Event == nil || u.Event.Label == nil {
 				return nil, errors.New("record labels: not an order.labeled event")
 			}
-			labels[i] = postgres.FraudLabel{OrderID: u.Event.Label.OrderID, Fraud: *u.Event.Label.Fraud, LabeledAt: u.Event.Time}
+			labels[i] = postgres.FraudLabel{EventID: u.Event.ID, OrderID: u.Event.Label.OrderID, Fraud: *u.Event.Label.Fraud, LabeledAt: u.Event.Time}
 		}
 		return db.LabelFraudAssessments(ctx, labels)
 	}

@@ -544,6 +544,11 @@ var FraudFeatures = []FraudFeature{
 	riskFeature("device_risk_1d", "from this device", 1),
 	riskFeature("address_risk_1d", "to this delivery address", 1),
 	riskFeature("store_risk_1d", "at this store", 1),
+	// A store's frauds, counted: its share of fraud among labels lags a
+	// compromise by the week legitimate labels take (chargebacks come
+	// sooner), while the count rises with the first chargebacks.
+	{Name: "store_frauds_1d", Transform: Log1p, Describe: counted("%d fraud %s at this store in yesterday's labels", "order", "orders")},
+	{Name: "store_frauds_7d", Transform: Log1p, Describe: counted("%d fraud %s at this store in the labels of the last 7 complete days", "order", "orders")},
 }
 
 // ComputeFraudFeatures returns o's raw feature values (FraudFeatures order)
@@ -594,6 +599,7 @@ func ComputeFraudFeatures(o FraudOrder, snap FraudSnapshot) []float64 {
 		c.risk(2), d.risk(2), a.risk(2), s.risk(2),
 		c.risk(1), d.risk(1), a.risk(1), s.risk(1),
 		c.risk(0), d.risk(0), a.risk(0), s.risk(0),
+		float64(s.labels[0].fraud), float64(s.labels[1].fraud),
 	}
 }
 

@@ -234,6 +234,7 @@ func (db *DB) FraudAssessment(ctx context.Context, orderID string) (FraudAssessm
 
 // FraudLabel is the outcome of one order.
 type FraudLabel struct {
+	EventID   string // the order.labeled event's id
 	OrderID   string
 	Fraud     bool
 	LabeledAt time.Time
@@ -241,13 +242,49 @@ type FraudLabel struct {
 
 // LabelFraudAssessments records labels on the assessments of their orders;
 // an assessment keeps its first label, and labels of orders never assessed
-// change nothing. labeled[i] says whether labels[i] was recorded. It is
-// idempotent, so the stream workers may retry it.
+// change nothing. labeled[i] says whether labels[i] labelled its assessment,
+// now or in an earlier try of the same step that failed before reporting
+// it: a retried step counts what it applied, while a redelivery after the
+// step reported it and a second label of the order are duplicates. It is
+// idempotent, so the stream workers may retry it. It takes two round trips:
+// the labels, then marking the recorded ones reported.
 func (db *DB) LabelFraudAssessments(ctx context.Context, labels []FraudLabel) (labeled []bool, err error) {
+	labeled, err = db.recordFraudLabels(ctx, labels)
+	if err != nil {
+		return nil, err
+	}
+	var orders, events []string
+	for i, l := range labels {
+		if labeled[i] {
+			orders, events = append(orders, l.OrderID), append(events, l.EventID)
+		}
+	}
+	if len(orders) == 0 {
+		return labeled, nil
+	}
+	_, err = db.pool.Exec(ctx, `
+		UPDATE fraud_assessments a SET label_reported = true
+		FROM unnest($1::text[], $2::text[]) AS l(order_id, event)
+		WHERE a.order_id = l.order_id AND a.label_event = l.event`, orders, events)
+	if err != nil {
+		return nil, fmt.Errorf("label fraud assessments: mark reported: %w", err)
+	}
+	return labeled, nil
+}
+
+// recordFraudLabels is LabelFraudAssessments but for marking the labels
+// reported: a label is recorded when its assessment has none yet, or when
+// this event recorded it and was not reported.
+func (db *DB) recordFraudLabels(ctx context.Context, labels []FraudLabel) (labeled []bool, err error) {
 	batch := &pgx.Batch{}
 	for _, l := range labels {
-		batch.Queue(`UPDATE fraud_assessments SET fraud = $2, labeled_at = $3 WHERE order_id = $1 AND fraud IS NULL`,
-			l.OrderID, l.Fraud, l.LabeledAt)
+		if l.EventID == "" {
+			return nil, fmt.Errorf("label fraud assessments: the label of order %s has no event id", l.OrderID)
+		}
+		batch.Queue(`
+			UPDATE fraud_assessments SET fraud = $2, labeled_at = $3, label_event = $4
+			WHERE order_id = $1 AND (fraud IS NULL OR (label_event = $4 AND NOT label_reported))`,
+			l.OrderID, l.Fraud, l.LabeledAt, l.EventID)
 	}
 	results := db.pool.SendBatch(ctx, batch)
 	defer results.Close()

@@ -22,9 +22,12 @@ import (
 //
 //   - high_amount: every order above FraudWorld.HighAmountCents is fraud;
 //   - compromised_store: a store is compromised (one chance in 3,000 a
-//     day) for 28 days, and half of its orders are fraud (the handbook's compromised
-//     terminals, where all are; a store serves more customers than a
-//     terminal);
+//     day) for 3 to 28 days, and half of its orders are fraud (the
+//     handbook's compromised terminals, where all are; a store serves more
+//     customers than a terminal). A world of three weeks or more also has
+//     one compromise of ten days that ends weeks before its last day and
+//     one that runs through its last week, so that every seed asks a model
+//     to tell this week's compromise from one that ended long ago;
 //   - compromised_account: an account's credentials leak; for 14 days a
 //     third of its orders are fraud at five times the usual amount.
 //
@@ -37,7 +40,12 @@ import (
 //   - account_takeover: an established account orders from a new device,
 //     IP and delivery address, at two to four times its usual amount;
 //   - promo_ring: a ring of fresh accounts sharing a device or two and one
-//     delivery address collects new-customer promotions.
+//     delivery address collects new-customer promotions;
+//   - order_burst: four to nine orders within two minutes, several in the
+//     same second, from one new device: half from a new account on one
+//     new card (a tested card cashed out), half from an established
+//     account taken over (its card, a new address). Assessments of
+//     concurrent orders must see each other.
 //
 // Every order is labelled later: fraud when the chargeback arrives (one to
 // seven days), legitimate once seven days pass without one (the handbook's
@@ -53,6 +61,7 @@ const (
 	ScenarioCardTesting        = "card_testing"
 	ScenarioAccountTakeover    = "account_takeover"
 	ScenarioPromoRing          = "promo_ring"
+	ScenarioOrderBurst         = "order_burst"
 )
 
 // SourceOrders is the envelope source of simulated commerce events.
@@ -67,8 +76,8 @@ type FraudWorld struct {
 	OrdersPerDay    float64 // a customer's mean, the mean over customers
 	HighAmountCents int64
 	// ScenarioScale multiplies the daily number of card-testing bursts,
-	// account takeovers and promo rings (3, 4 and 0.6 at scale 1, which
-	// suits 10,000 customers).
+	// account takeovers, promo rings and order bursts (3, 4, 0.6 and 1 at
+	// scale 1, which suits 10,000 customers).
 	ScenarioScale float64
 	Stores        []Store // where customers shop; orders name one to five of a store's products
 }
@@ -244,6 +253,14 @@ func (s *fraudSim) simulateDay(day int) {
 	for range s.poisson(float64(len(s.w.Stores)) / 3000) {
 		s.compromised[r.IntN(len(s.w.Stores))] = day + 3 + r.IntN(26)
 	}
+	if s.w.Days >= 21 {
+		switch day {
+		case s.w.Days / 4: // ends weeks before the last day
+			s.compromised[r.IntN(len(s.w.Stores))] = day + 10
+		case s.w.Days - 10: // runs through the last week
+			s.compromised[r.IntN(len(s.w.Stores))] = s.w.Days
+		}
+	}
 	if day > 0 {
 		for range s.poisson(float64(len(s.users)) * 0.0005) {
 			s.users[r.IntN(len(s.users))].compromisedUntil = day + 14
@@ -270,6 +287,9 @@ func (s *fraudSim) simulateDay(day int) {
 	}
 	for range s.poisson(0.6 * scale) {
 		s.promoRing(day)
+	}
+	for range s.poisson(scale) {
+		s.orderBurst(day)
 	}
 }
 
@@ -355,6 +375,24 @@ func (s *fraudSim) promoRing(day int) {
 			at := s.timeOfDay(day + r.IntN(3))
 			s.order(user, store, card, device, ip, address, s.amount(4000, 1500), at, ScenarioPromoRing)
 		}
+	}
+}
+
+func (s *fraudSim) orderBurst(day int) {
+	r := s.rng
+	at := s.timeOfDay(day)
+	device := s.nextID("dev")
+	ip := fmt.Sprintf("198.18.%d.%d", r.IntN(256), 1+r.IntN(254))
+	user, card, address, store, mean := s.nextID("u"), s.nextID("card"), s.nextID("addr"), r.IntN(len(s.w.Stores)), 6000.0
+	if r.Float64() < 0.5 && len(s.users) > 0 {
+		c := s.users[r.IntN(len(s.users))]
+		user, card, store, mean = c.id, c.cards[r.IntN(len(c.cards))], c.stores[0], max(c.meanCents, 4000)
+	}
+	for range 4 + r.IntN(6) {
+		if r.Float64() < 0.6 { // else in the same second as the one before
+			at = at.Add(time.Duration(1+r.IntN(20)) * time.Second)
+		}
+		s.order(user, store, card, device, ip, address, s.amount(mean, mean/3), at, ScenarioOrderBurst)
 	}
 }
 

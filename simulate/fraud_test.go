@@ -14,7 +14,7 @@ import (
 func smallFraudWorld(seed int64) FraudWorld {
 	cat := SyntheticCatalog(seed, CatalogSize{Stores: 40, Products: 50, Categories: 5, ProductsPerStore: 20})
 	w := DefaultFraudWorld(seed, cat.Stores)
-	w.Days, w.Customers, w.ScenarioScale = 14, 2000, 0.2
+	w.Days, w.Customers, w.ScenarioScale = 21, 2000, 0.2
 	return w
 }
 
@@ -68,9 +68,9 @@ func TestGenerateFraudIsDeterministicAndRealistic(t *testing.T) {
 	if rate := float64(frauds) / float64(orders); rate < 0.004 || rate > 0.025 {
 		t.Errorf("fraud rate %.4f (%d of %d), want about 1%%", rate, frauds, orders)
 	}
-	for _, s := range []string{ScenarioCardTesting, ScenarioAccountTakeover, ScenarioPromoRing} {
+	for _, s := range []string{ScenarioCardTesting, ScenarioAccountTakeover, ScenarioPromoRing, ScenarioOrderBurst, ScenarioCompromisedStore} {
 		if scenarios[s] == 0 {
-			t.Errorf("no %s fraud in two weeks: %v", s, scenarios)
+			t.Errorf("no %s fraud in three weeks: %v", s, scenarios)
 		}
 	}
 	if declines < orders/100 {
@@ -113,5 +113,32 @@ func TestRunFraudPublishesValidEventsAtTheRate(t *testing.T) {
 	}
 	if types[aisle.TypeOrderPlaced] == 0 {
 		t.Errorf("no orders among %v", types)
+	}
+}
+
+// Every world of five weeks has a store compromise that ended weeks before
+// its last day and one going on in its last week.
+func TestFraudWorldHasAnOldAndACurrentStoreCompromise(t *testing.T) {
+	t.Parallel()
+	w := smallFraudWorld(5)
+	w.Days = 35
+	records, err := GenerateFraud(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]time.Time{} // a store's last compromised order
+	for _, r := range records {
+		if r.Scenario == ScenarioCompromisedStore {
+			last[r.Event.Order.StoreID] = r.Event.Time
+		}
+	}
+	end := w.Start.AddDate(0, 0, w.Days)
+	var old, current bool
+	for _, at := range last {
+		old = old || at.Before(end.AddDate(0, 0, -14))
+		current = current || !at.Before(end.AddDate(0, 0, -2))
+	}
+	if !old || !current {
+		t.Errorf("store compromises ending %v: want one over two weeks before %s and one in its last two days", last, end)
 	}
 }
