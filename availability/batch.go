@@ -40,7 +40,8 @@ type pastEvent struct {
 	sp       aisle.StoreProduct
 	pick     bool  // a pick; else a feed level
 	found    bool  // pick.found (not_found and replaced are not found)
-	quantity int64 // the feed level
+	quantity int64     // the feed level
+	counted  time.Time // when the feed level was counted
 }
 
 // NewHistory returns an empty history of the events at or after since.
@@ -69,7 +70,7 @@ func (h *History) Add(topic string, value []byte, stamped time.Time) {
 	if d.Pick != nil {
 		e.pick, e.found = true, d.Type == aisle.TypePickFound
 	} else {
-		e.quantity = *d.Inventory.Quantity
+		e.quantity, e.counted = *d.Inventory.Quantity, d.Inventory.CountedTime(d.Time)
 	}
 	h.events = append(h.events, e)
 }
@@ -137,7 +138,7 @@ func RefitPriors(ctx context.Context, db *postgres.DB, model models.Availability
 		fit.Events++
 		key := e.sp.String()
 		if !e.pick {
-			history.Feed(key, e.quantity, e.at)
+			history.Count(key, e.quantity, e.counted, e.at)
 			continue
 		}
 		obs = append(obs, history.Pick(key, e.sp.ProductID, categories[e.sp.ProductID], e.found, e.at))

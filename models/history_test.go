@@ -60,7 +60,7 @@ func TestAvailabilityHistory(t *testing.T) {
 			h := m.NewHistory()
 			for i, s := range tt.steps {
 				if s.feed {
-					h.Feed(s.key, s.quantity, s.at)
+					h.Count(s.key, s.quantity, s.at, s.at)
 					continue
 				}
 				product := s.key[len("s:"):]
