@@ -141,7 +141,8 @@ func RefitPriors(ctx context.Context, db *postgres.DB, model models.Availability
 			history.Count(key, e.quantity, e.counted, e.at)
 			continue
 		}
-		obs = append(obs, history.Pick(key, e.sp.ProductID, categories[e.sp.ProductID], e.found, e.at))
+		item := models.ShelfItem{StoreID: e.sp.StoreID, ProductID: e.sp.ProductID, Category: categories[e.sp.ProductID]}
+		obs = append(obs, history.Pick(key, item, e.found, e.at))
 	}
 	if len(obs) < MinPriorPicks {
 		return fit, fmt.Errorf("%w: %d picks among %d events since %s, at least %d are needed; the current priors are kept",

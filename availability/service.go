@@ -239,7 +239,8 @@ func (s *Service) itemsAt(ctx context.Context, sps []aisle.StoreProduct, now tim
 	for i, sp := range sps {
 		item := Item{StoreID: sp.StoreID, ProductID: sp.ProductID, Carried: carried[i], UpdatedAt: evidence[i].UpdatedAt()}
 		if item.Carried {
-			item.Probability = s.model.Probability(evidence[i], *priors, sp.ProductID, categories[sp.ProductID], now)
+			shelf := models.ShelfItem{StoreID: sp.StoreID, ProductID: sp.ProductID, Category: categories[sp.ProductID]}
+			item.Probability = s.model.ProbabilityOf(evidence[i], *priors, shelf, now)
 		}
 		item.Status = s.model.Status(item.Probability)
 		items[i] = item
@@ -432,5 +433,6 @@ func (s *Service) Evidence(ctx context.Context, storeID, productID string) (mode
 	if err != nil {
 		return models.EvidenceView{}, fmt.Errorf("read product categories: %w", err)
 	}
-	return s.model.Explain(evidence[0], *s.priors.Load(), productID, categories[productID], s.Now()), nil
+	item := models.ShelfItem{StoreID: storeID, ProductID: productID, Category: categories[productID]}
+	return s.model.Explain(evidence[0], *s.priors.Load(), item, s.Now()), nil
 }

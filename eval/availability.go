@@ -167,7 +167,7 @@ func Availability(seed int64) (Report, error) {
 	}
 	predict := func(sp aisle.StoreProduct, category string, e models.AvailabilityEvidence, at time.Time) map[string]float64 {
 		return map[string]float64{
-			"model":            model.Probability(e, priors, sp.ProductID, category, at),
+			"model":            model.ProbabilityOf(e, priors, models.ShelfItem{StoreID: sp.StoreID, ProductID: sp.ProductID, Category: category}, at),
 			BaselineGlobalRate: global,
 			BaselineLastEvent:  lastTrain.rate(last[sp]),
 		}
@@ -209,7 +209,7 @@ func Availability(seed int64) (Report, error) {
 		}
 		// obs.Evidence is the evidence before this pick: the fit weighs it
 		// as serving would have.
-		obs := history.Pick(sp.String(), sp.ProductID, category, found, d.Time)
+		obs := history.Pick(sp.String(), models.ShelfItem{StoreID: sp.StoreID, ProductID: sp.ProductID, Category: category}, found, d.Time)
 		if d.Time.Before(split) {
 			train = append(train, obs)
 			lastTrain.add(last[sp], found)

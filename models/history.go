@@ -33,8 +33,8 @@ func (h *AvailabilityHistory) Evidence(key string) AvailabilityEvidence {
 
 // Pick records a pick outcome of key at event time t and returns it as an
 // observation for fitting, carrying the evidence from before this pick.
-func (h *AvailabilityHistory) Pick(key, productID, category string, found bool, t time.Time) PickObservation {
+func (h *AvailabilityHistory) Pick(key string, item ShelfItem, found bool, t time.Time) PickObservation {
 	before := h.evidence[key]
 	h.evidence[key] = h.model.ObservePick(before, found, t)
-	return PickObservation{ProductID: productID, Category: category, Found: found, At: t, Evidence: before}
+	return PickObservation{StoreID: item.StoreID, ProductID: item.ProductID, Category: item.Category, Found: found, At: t, Evidence: before}
 }

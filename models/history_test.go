@@ -64,7 +64,7 @@ func TestAvailabilityHistory(t *testing.T) {
 					continue
 				}
 				product := s.key[len("s:"):]
-				o := h.Pick(s.key, product, "cat-"+product, s.found, s.at)
+				o := h.Pick(s.key, ShelfItem{StoreID: "s", ProductID: product, Category: "cat-" + product}, s.found, s.at)
 				if o.ProductID != product || o.Category != "cat-"+product || o.Found != s.found || !o.At.Equal(s.at) {
 					t.Errorf("step %d: observation %+v does not describe the pick", i, o)
 				}
