@@ -38,8 +38,8 @@ type pastEvent struct {
 	id       string
 	at       time.Time
 	sp       aisle.StoreProduct
-	pick     bool  // a pick; else a feed level
-	found    bool  // pick.found (not_found and replaced are not found)
+	pick     bool      // a pick; else a feed level
+	found    bool      // pick.found (not_found and replaced are not found)
 	quantity int64     // the feed level
 	counted  time.Time // when the feed level was counted
 }

@@ -108,6 +108,11 @@ type AvailabilityFit struct {
 	PriorStrength     float64 `json:"prior_strength"`
 	FeedStrength      float64 `json:"feed_strength"`
 	CalibrationPoints int     `json:"calibration_points"`
+	// ShopperMiss is the learned share of items on the shelf that shoppers
+	// miss (the simulator's is about 3%); FeedReliability the stores whose
+	// feed got a factor of its own, by factor.
+	ShopperMiss     float64            `json:"shopper_miss"`
+	FeedReliability map[string]float64 `json:"feed_reliability,omitempty"`
 }
 
 // predictors are the model and the baselines, in report order.
@@ -182,6 +187,9 @@ func Availability(seed int64) (Report, error) {
 			e := history.Evidence(sp.String())
 			for name, p := range predict(sp, cat.Categories[sp.ProductID], e, r.Event.Time) {
 				results[name].addProbe(model, r.Truth, e, p)
+				if debugHook != nil && name == "model" {
+					debugHook(r.Truth, e, p, priors, r.Event.Time)
+				}
 			}
 			continue
 		}
@@ -242,6 +250,8 @@ func Availability(seed int64) (Report, error) {
 			PriorStrength:     priors.PriorStrength,
 			FeedStrength:      priors.FeedStrength,
 			CalibrationPoints: len(priors.Calibration.Points),
+			ShopperMiss:       priors.ShopperMiss.Rate(),
+			FeedReliability:   priors.FeedReliability,
 		},
 	}
 	for _, name := range predictors[1:] {
@@ -401,6 +411,7 @@ func (r Report) rounded() Report {
 	r.Data.OnShelfRate = round6(r.Data.OnShelfRate)
 	r.Fit.CategoryShrink = round6(r.Fit.CategoryShrink)
 	r.Fit.ProductShrink = round6(r.Fit.ProductShrink)
+	r.Fit.ShopperMiss = round6(r.Fit.ShopperMiss)
 	return r
 }
 
@@ -459,7 +470,9 @@ func (r Report) String() string {
 		s := r.Model.Segments[seg]
 		fmt.Fprintf(&b, " %s %d (%.1f%%);", seg, s.Probes, 100*s.OnShelfRate)
 	}
-	fmt.Fprintf(&b, "\nFit: prior worth %.3g picks, fresh feed worth %.3g picks, shrink product→category %.3g, category→global %.3g, isotonic calibration with %d points.\n",
-		r.Fit.PriorStrength, r.Fit.FeedStrength, r.Fit.ProductShrink, r.Fit.CategoryShrink, r.Fit.CalibrationPoints)
+	fmt.Fprintf(&b, "\nFit: prior worth %.3g picks, fresh feed worth %.3g picks, shrink product→category %.3g, category→global %.3g, isotonic calibration with %d points, shopper miss rate %.1f%%, feed reliability by store %v.\n",
+		r.Fit.PriorStrength, r.Fit.FeedStrength, r.Fit.ProductShrink, r.Fit.CategoryShrink, r.Fit.CalibrationPoints, 100*r.Fit.ShopperMiss, r.Fit.FeedReliability)
 	return b.String()
 }
+
+var debugHook func(simulate.Truth, models.AvailabilityEvidence, float64, models.AvailabilityPriors, time.Time)

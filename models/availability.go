@@ -72,9 +72,9 @@ func (m AvailabilityModel) Probability(e AvailabilityEvidence, priors Availabili
 // system counts units and not that a shopper finds it. It starts from the
 // mean of a Beta posterior of the chance that a pick finds the item:
 //
-//   - the prior: the product's found rate shrunk to its category's, shrunk to
-//     the global one, moved by the store's rate, worth priors.PriorStrength
-//     pseudo-picks;
+//   - the prior: the product's found rate shrunk to its category's and its
+//     velocity level's, moved by the store's rate and the hour's (ItemMean),
+//     worth priors.PriorStrength pseudo-picks;
 //   - plus the decayed pick counts, decayed further from e.At to now;
 //   - plus the latest feed level as pseudo-picks at that level's found rate,
 //     worth priors.FeedStrength times the store's feed reliability times its
@@ -88,20 +88,21 @@ func (m AvailabilityModel) Probability(e AvailabilityEvidence, priors Availabili
 // prior; it is never NaN, even for corrupt evidence.
 func (m AvailabilityModel) ProbabilityOf(e AvailabilityEvidence, priors AvailabilityPriors, item ShelfItem, now time.Time) float64 {
 	feed := priors.feedStrength() * priors.feedReliability(item.StoreID)
-	p := m.posterior(e, priors, priors.ItemMean(item), priors.priorStrength(), feed, now)
+	p := m.posterior(e, priors, priors.ItemMean(item, now), priors.priorStrength(), feed, priors.PicksPerDay(item.ProductID), now)
 	return clampProbability(priors.Calibration.Apply(p) / (1 - priors.ShopperMiss.Rate()))
 }
 
 // posterior is the uncalibrated posterior mean with explicit strengths, which
-// FitAvailabilityPriors searches over.
-func (m AvailabilityModel) posterior(e AvailabilityEvidence, priors AvailabilityPriors, mean, priorStrength, feedStrength float64, now time.Time) float64 {
+// FitAvailabilityPriors searches over, of a product picked picksPerDay
+// times a day.
+func (m AvailabilityModel) posterior(e AvailabilityEvidence, priors AvailabilityPriors, mean, priorStrength, feedStrength, picksPerDay float64, now time.Time) float64 {
 	alpha, beta := priorStrength*mean, priorStrength*(1-mean)
 	if !e.At.IsZero() {
 		scale := decayFactor(m.PickDecayPerSecond(), now.Sub(e.At))
 		alpha += finiteCount(e.Found) * scale
 		beta += finiteCount(e.NotFound) * scale
 	}
-	if rate, ok := priors.FeedRate(e.FeedQuantity); ok {
+	if rate, ok := priors.FeedRate(e.FeedQuantity, picksPerDay); ok {
 		w := feedStrength * m.feedFreshness(e, now)
 		alpha += w * rate
 		beta += w * (1 - rate)

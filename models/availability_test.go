@@ -186,7 +186,7 @@ func TestProbabilityEvidence(t *testing.T) {
 		t.Errorf("found a half-life ago: got %v, want %v", got, want)
 	}
 	// A fresh feed level is worth FeedStrength picks at its level's rate.
-	emptyRate, _ := p.FeedRate(0)
+	emptyRate, _ := p.FeedRate(0, 0)
 	if got, want := prob(emptyFeed, t0), (2*prior+4*emptyRate)/6; math.Abs(got-want) > 1e-12 {
 		t.Errorf("fresh empty feed: got %v, want %v", got, want)
 	}

@@ -164,7 +164,7 @@ func (m AvailabilityModel) Explain(e AvailabilityEvidence, priors AvailabilityPr
 		FeedQuantity:  e.FeedQuantity,
 		FeedAt:        e.FeedAt,
 		CountedAt:     e.countedAt(),
-		Prior:         priors.ItemMean(item),
+		Prior:         priors.ItemMean(item, now),
 	}
 	if !e.At.IsZero() {
 		scale := decayFactor(m.PickDecayPerSecond(), now.Sub(e.At))

@@ -29,11 +29,24 @@ type AvailabilityPriors struct {
 	Stores     map[string]FoundRate `json:"stores,omitempty"`
 	Products   map[string]FoundRate `json:"products,omitempty"`
 
-	// CategoryShrink, StoreShrink and ProductShrink are pseudo-counts
-	// pulling a category's and a store's rate to the global one and a
+	// Velocities are item-weighted found rates by how fast the product
+	// sells, in picks a day over the fit's window (WindowDays), ascending by
+	// Min: slow movers are on the shelf more often than fast ones, and a
+	// product without picks is in the slowest level.
+	Velocities []VelocityRate `json:"velocities,omitempty"`
+	WindowDays float64        `json:"window_days,omitempty"`
+	// Hours are item-weighted found rates by hour of the day (UTC), 24 of
+	// them or none: shelves are fullest after the overnight restock and
+	// emptiest at closing.
+	Hours []FoundRate `json:"hours,omitempty"`
+
+	// CategoryShrink, StoreShrink, VelocityShrink and ProductShrink are
+	// pseudo-counts pulling a category's, a store's and a velocity level's
+	// (and an hour's, as a velocity level's) rate to the global one and a
 	// product's rate to its category's.
 	CategoryShrink float64 `json:"category_shrink,omitempty"`
 	StoreShrink    float64 `json:"store_shrink,omitempty"`
+	VelocityShrink float64 `json:"velocity_shrink,omitempty"`
 	ProductShrink  float64 `json:"product_shrink,omitempty"`
 
 	// ShopperMiss counts picks confirmed to be on the shelf (a later pick of
@@ -67,6 +80,13 @@ type FoundRate struct {
 	Total float64 `json:"total"`
 }
 
+// VelocityRate is the found rate of products picked at least Min times a
+// day (and fewer than the next level's Min).
+type VelocityRate struct {
+	Min float64 `json:"min"`
+	FoundRate
+}
+
 // MissRate counts picks of items that were on the shelf: Missed of
 // Confirmed were not found.
 type MissRate struct {
@@ -90,10 +110,13 @@ type ShelfItem struct {
 }
 
 // FeedLevelRate is the found rate of picks made while the latest feed level
-// was at least Min (and below the next level's Min). Counts are weighted by
+// was at least Min (and below the next level's Min), of products picked at
+// least MinVelocity times a day (and fewer than the next class's): "2 left"
+// of a slow mover lasts days, of a fast one an hour. Counts are weighted by
 // the feed's freshness at the pick, so the rate is that of a fresh feed.
 type FeedLevelRate struct {
-	Min int64 `json:"min"`
+	MinVelocity float64 `json:"min_velocity,omitempty"`
+	Min         int64   `json:"min"`
 	FoundRate
 }
 
@@ -156,6 +179,12 @@ const (
 // because that is where phantom stock turns "2 left" into "none".
 var feedLevelMins = []int64{0, 1, 2, 3, 5, 8, 13, 21}
 
+// feedVelocityMins are the velocity classes (picks a day) of the feed levels.
+var feedVelocityMins = []float64{0, 1, 4}
+
+// velocityMins are the lower bounds of the velocity levels, in picks a day.
+var velocityMins = []float64{0, 0.25, 0.5, 1, 2, 4, 8, 16, 32}
+
 // DefaultAvailabilityPriors are the priors to serve before any fit: a 90%
 // global found rate and feed levels from typical grocery found rates, with
 // default strengths. Serving replaces them with a fit of real pick history.
@@ -175,26 +204,66 @@ func DefaultAvailabilityPriors() AvailabilityPriors {
 // particular: the product's rate shrunk to the category's, itself shrunk to
 // the global rate.
 func (p AvailabilityPriors) Mean(productID, category string) float64 {
-	return p.ItemMean(ShelfItem{ProductID: productID, Category: category})
+	product := p.Products[productID]
+	return p.mean(p.Categories[category], p.velocityRate(product), product, FoundRate{}, FoundRate{})
 }
 
-// ItemMean is the prior found rate of item: Mean, moved by the store's
-// rate against the global one (on the log-odds scale). A product with no
-// picks gets its category's and store's rate, which are item-weighted, so
-// a slow mover is not judged by the fast movers of its category.
-func (p AvailabilityPriors) ItemMean(item ShelfItem) float64 {
-	return p.mean(p.Categories[item.Category], p.Products[item.ProductID], p.Stores[item.StoreID])
+// ItemMean is the prior found rate of item at now: Mean, moved by the
+// store's rate and the hour's against the global one (on the log-odds
+// scale). A product with no picks gets its category's, velocity level's
+// and store's rates, which are item-weighted, so a slow mover is not
+// judged by the fast movers of its category.
+func (p AvailabilityPriors) ItemMean(item ShelfItem, now time.Time) float64 {
+	product := p.Products[item.ProductID]
+	return p.mean(p.Categories[item.Category], p.velocityRate(product), product, p.Stores[item.StoreID], p.hourRate(now))
 }
 
-func (p AvailabilityPriors) mean(category, product, store FoundRate) float64 {
-	global := p.GlobalRate()
-	cat := shrink(category, global, orDefault(p.CategoryShrink, defaultCategoryShrink))
-	prod := shrink(product, cat, orDefault(p.ProductShrink, defaultProductShrink))
-	if !(store.Total > 0) {
-		return prod
+// hourRate is the found rate at now's hour of the day, none when unknown.
+func (p AvailabilityPriors) hourRate(now time.Time) FoundRate {
+	if len(p.Hours) != 24 {
+		return FoundRate{}
 	}
-	st := shrink(store, global, orDefault(p.StoreShrink, defaultCategoryShrink))
-	return logistic(logit(prod) + logit(st) - logit(global))
+	return p.Hours[now.UTC().Hour()]
+}
+
+// velocityRate is the found rate of the velocity level of a product with
+// the given pick counts.
+func (p AvailabilityPriors) velocityRate(product FoundRate) FoundRate {
+	if len(p.Velocities) == 0 || !(p.WindowDays > 0) {
+		return FoundRate{}
+	}
+	return p.Velocities[velocityIndex(p.Velocities, finiteCount(product.Total)/p.WindowDays)].FoundRate
+}
+
+// velocityIndex is the index of the last level whose Min picksPerDay reaches, or 0.
+func velocityIndex(levels []VelocityRate, picksPerDay float64) int {
+	i := 0
+	for j, l := range levels {
+		if picksPerDay >= l.Min {
+			i = j
+		}
+	}
+	return i
+}
+
+// mean is the prior found rate from the rates of a category, a velocity
+// level, a product, a store and an hour: the category's, moved by the
+// velocity level's (log-odds against the global rate), is what the
+// product's rate is shrunk to; the store's and the hour's move the result.
+func (p AvailabilityPriors) mean(category, velocity, product, store, hour FoundRate) float64 {
+	global := p.GlobalRate()
+	base := shrink(category, global, orDefault(p.CategoryShrink, defaultCategoryShrink))
+	if velocity.Total > 0 {
+		base = logistic(logit(base) + logit(shrink(velocity, global, orDefault(p.VelocityShrink, defaultCategoryShrink))) - logit(global))
+	}
+	x := logit(shrink(product, base, orDefault(p.ProductShrink, defaultProductShrink)))
+	if store.Total > 0 {
+		x += logit(shrink(store, global, orDefault(p.StoreShrink, defaultCategoryShrink))) - logit(global)
+	}
+	if hour.Total > 0 {
+		x += logit(shrink(hour, global, orDefault(p.VelocityShrink, defaultCategoryShrink))) - logit(global)
+	}
+	return logistic(x)
 }
 
 func logit(p float64) float64 {
@@ -228,25 +297,41 @@ func shrink(r FoundRate, mean, k float64) float64 {
 	return (found + k*mean) / (total + k)
 }
 
-// FeedRate is the found rate for a feed quantity, or false when the priors
-// have no feed levels.
-func (p AvailabilityPriors) FeedRate(quantity int64) (float64, bool) {
+// FeedRate is the found rate for a feed quantity of a product picked
+// picksPerDay times a day, or false when the priors have no feed levels.
+func (p AvailabilityPriors) FeedRate(quantity int64, picksPerDay float64) (float64, bool) {
 	if len(p.FeedLevels) == 0 {
 		return 0, false
 	}
-	l := p.FeedLevels[levelIndex(p.FeedLevels, quantity)]
+	l := p.FeedLevels[feedLevelIndex(p.FeedLevels, quantity, picksPerDay)]
 	return shrink(l.FoundRate, p.GlobalRate(), feedLevelShrink), true
 }
 
-// levelIndex is the index of the last level whose Min quantity reaches, or 0.
-func levelIndex(levels []FeedLevelRate, quantity int64) int {
-	i := 0
+// feedLevelIndex is the index of the level of quantity among the levels of
+// the fastest velocity class picksPerDay reaches: the last whose Min
+// quantity reaches, or the class's first.
+func feedLevelIndex(levels []FeedLevelRate, quantity int64, picksPerDay float64) int {
+	class := 0.0
+	for _, l := range levels {
+		if l.MinVelocity <= picksPerDay && l.MinVelocity > class {
+			class = l.MinVelocity
+		}
+	}
+	i := -1
 	for j, l := range levels {
-		if quantity >= l.Min {
+		if l.MinVelocity == class && (i < 0 || quantity >= l.Min) {
 			i = j
 		}
 	}
-	return i
+	return max(i, 0)
+}
+
+// PicksPerDay is how often productID was picked a day over the fit's window.
+func (p AvailabilityPriors) PicksPerDay(productID string) float64 {
+	if !(p.WindowDays > 0) {
+		return 0
+	}
+	return finiteCount(p.Products[productID].Total) / p.WindowDays
 }
 
 func (p AvailabilityPriors) priorStrength() float64 {
@@ -310,9 +395,11 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 	}
 	weights := itemWeights(obs)
 	productCategory := make(map[string]string)
-	levels := make([]FeedLevelRate, len(feedLevelMins))
-	for i, lo := range feedLevelMins {
-		levels[i].Min = lo
+	var levels []FeedLevelRate
+	for _, v := range feedVelocityMins {
+		for _, lo := range feedLevelMins {
+			levels = append(levels, FeedLevelRate{MinVelocity: v, Min: lo})
+		}
 	}
 	for i, o := range obs {
 		y, w := boolFloat(o.Found), weights[i]
@@ -323,10 +410,6 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 		if _, ok := productCategory[o.ProductID]; !ok {
 			productCategory[o.ProductID] = o.Category
 		}
-		if f := m.feedFreshness(o.Evidence, o.At); f > 0 {
-			l := &levels[levelIndex(levels, o.Evidence.FeedQuantity)]
-			l.FoundRate = l.plus(y, f)
-		}
 		if o.At.After(p.FittedAt) {
 			p.FittedAt = o.At
 		}
@@ -335,10 +418,35 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 		return p
 	}
 	p.FeedLevels = levels
+	p.WindowDays = max(p.FittedAt.Sub(obs[0].At).Hours()/24, 1)
+	velocities := make([]VelocityRate, len(velocityMins))
+	for i, lo := range velocityMins {
+		velocities[i].Min = lo
+	}
+	for i, o := range obs {
+		y := boolFloat(o.Found)
+		v := &velocities[velocityIndex(velocities, p.PicksPerDay(o.ProductID))]
+		v.FoundRate = v.plus(y, weights[i])
+		if f := m.feedFreshness(o.Evidence, o.At); f > 0 {
+			l := &levels[feedLevelIndex(levels, o.Evidence.FeedQuantity, p.PicksPerDay(o.ProductID))]
+			l.FoundRate = l.plus(y, f)
+		}
+	}
+	p.Velocities = velocities
+	p.Hours = make([]FoundRate, 24)
+	for i, o := range obs {
+		h := &p.Hours[o.At.UTC().Hour()]
+		*h = h.plus(boolFloat(o.Found), weights[i])
+	}
 
 	global := p.GlobalRate()
 	p.CategoryShrink = fitShrink(groupsTo(p.Categories, func(string) float64 { return global }))
 	p.StoreShrink = fitShrink(groupsTo(p.Stores, func(string) float64 { return global }))
+	velocityGroups := make([]shrinkGroup, len(p.Velocities))
+	for i, v := range p.Velocities {
+		velocityGroups[i] = shrinkGroup{rate: v.FoundRate, mean: global}
+	}
+	p.VelocityShrink = fitShrink(velocityGroups)
 	p.ProductShrink = fitShrink(groupsTo(p.Products, func(id string) float64 {
 		return shrink(p.Categories[productCategory[id]], global, p.CategoryShrink)
 	}))
@@ -346,7 +454,7 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 	sample := strided(len(obs), maxFitObservations)
 	fits := make([]fitPick, len(sample))
 	for i, j := range sample {
-		fits[i] = fitPick{PickObservation: obs[j], weight: weights[j], mean: p.looMean(obs[j], weights[j])}
+		fits[i] = fitPick{PickObservation: obs[j], weight: weights[j], mean: p.looMean(obs[j], weights[j]), picksPerDay: p.PicksPerDay(obs[j].ProductID)}
 	}
 	p.PriorStrength, p.FeedStrength = m.fitStrengths(p, fits)
 	p.FeedReliability = m.fitFeedReliability(p, fits)
@@ -355,7 +463,7 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 	outcomes := make([]bool, len(fits))
 	w := make([]float64, len(fits))
 	for i, f := range fits {
-		raw[i] = m.posterior(f.Evidence, p, f.mean, p.PriorStrength, p.FeedStrength*p.feedReliability(f.StoreID), f.At)
+		raw[i] = m.posterior(f.Evidence, p, f.mean, p.PriorStrength, p.FeedStrength*p.feedReliability(f.StoreID), f.picksPerDay, f.At)
 		outcomes[i], w[i] = f.Found, f.weight
 	}
 	p.Calibration = FitCalibration(raw, outcomes, w)
@@ -410,7 +518,7 @@ func groupsTo(rates map[string]FoundRate, mean func(key string) float64) []shrin
 // fits: its item weight and its leave-one-out prior mean.
 type fitPick struct {
 	PickObservation
-	weight, mean float64
+	weight, mean, picksPerDay float64
 }
 
 // plus adds an outcome y (1 found, 0 not) of weight w.
@@ -428,11 +536,13 @@ func (r FoundRate) minus(y, w float64) FoundRate {
 }
 
 // looMean is the prior mean for o, of item weight w, with o itself removed
-// from its product, category and store counts (the global count is large
-// enough not to matter).
+// from its product, category, velocity and store counts (the global count is
+// large enough not to matter).
 func (p AvailabilityPriors) looMean(o PickObservation, w float64) float64 {
 	y := boolFloat(o.Found)
-	return p.mean(p.Categories[o.Category].minus(y, w), p.Products[o.ProductID].minus(y, 1), p.Stores[o.StoreID].minus(y, w))
+	product := p.Products[o.ProductID]
+	velocity := p.velocityRate(product).minus(y, w)
+	return p.mean(p.Categories[o.Category].minus(y, w), velocity, product.minus(y, 1), p.Stores[o.StoreID].minus(y, w), p.hourRate(o.At).minus(y, w))
 }
 
 // shrinkGroup is one group's counts and the mean it is shrunk to.
@@ -540,7 +650,7 @@ func (m AvailabilityModel) fitFeedReliability(p AvailabilityPriors, picks []fitP
 func (m AvailabilityModel) logLoss(p AvailabilityPriors, picks []fitPick, priorStrength float64, feedStrength func(store string) float64) float64 {
 	loss := 0.0
 	for _, f := range picks {
-		q := clampProbability(m.posterior(f.Evidence, p, f.mean, priorStrength, feedStrength(f.StoreID), f.At))
+		q := clampProbability(m.posterior(f.Evidence, p, f.mean, priorStrength, feedStrength(f.StoreID), f.picksPerDay, f.At))
 		if f.Found {
 			loss -= f.weight * math.Log(q)
 		} else {

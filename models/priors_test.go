@@ -70,10 +70,12 @@ func TestFitAvailabilityPriorsCounts(t *testing.T) {
 	if p.Observations != 4 || !p.FittedAt.Equal(t0.Add(2*time.Hour)) {
 		t.Errorf("observations %d fitted at %v", p.Observations, p.FittedAt)
 	}
-	// The feed was one half-life old at the pick: it counts half, in level [3, 5).
+	// The feed was one half-life old at the pick: it counts half, in level
+	// [3, 5) of products picked at least once a day (c: once in a window of
+	// at least a day).
 	for _, l := range p.FeedLevels {
 		wantTotal := 0.0
-		if l.Min == 3 {
+		if l.Min == 3 && l.MinVelocity == 1 {
 			wantTotal = 0.5
 		}
 		if math.Abs(l.Total-wantTotal) > 1e-12 || math.Abs(l.Found-wantTotal) > 1e-12 {
@@ -105,8 +107,8 @@ func TestFitAvailabilityPriorsLearns(t *testing.T) {
 		}
 	}
 	// The feed levels separate: an empty feed predicts failure.
-	empty, _ := p.FeedRate(0)
-	full, _ := p.FeedRate(10)
+	empty, _ := p.FeedRate(0, 0)
+	full, _ := p.FeedRate(10, 0)
 	if !(empty < 0.15 && full > 0.9) {
 		t.Errorf("feed rates: empty %v full %v", empty, full)
 	}
