@@ -187,9 +187,6 @@ func Availability(seed int64) (Report, error) {
 			e := history.Evidence(sp.String())
 			for name, p := range predict(sp, cat.Categories[sp.ProductID], e, r.Event.Time) {
 				results[name].addProbe(model, r.Truth, e, p)
-				if debugHook != nil && name == "model" {
-					debugHook(r.Truth, e, p, priors, r.Event.Time)
-				}
 			}
 			continue
 		}
@@ -474,5 +471,3 @@ func (r Report) String() string {
 		r.Fit.PriorStrength, r.Fit.FeedStrength, r.Fit.ProductShrink, r.Fit.CategoryShrink, r.Fit.CalibrationPoints, 100*r.Fit.ShopperMiss, r.Fit.FeedReliability)
 	return b.String()
 }
-
-var debugHook func(simulate.Truth, models.AvailabilityEvidence, float64, models.AvailabilityPriors, time.Time)
