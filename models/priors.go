@@ -626,7 +626,7 @@ func (m AvailabilityModel) fitFeedReliability(p AvailabilityPriors, picks []fitP
 			byStore[f.StoreID] = append(byStore[f.StoreID], f)
 		}
 	}
-	out := make(map[string]float64)
+	var out map[string]float64 // nil when no store has its own, as a stored document reads back
 	for _, store := range sortedKeys(byStore) {
 		if len(byStore[store]) < minReliabilityPicks {
 			continue
@@ -639,6 +639,9 @@ func (m AvailabilityModel) fitFeedReliability(p AvailabilityPriors, picks []fitP
 			}
 		}
 		if best != 1 {
+			if out == nil {
+				out = make(map[string]float64)
+			}
 			out[store] = best
 		}
 	}
