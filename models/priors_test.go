@@ -187,3 +187,94 @@ func logLoss(p float64, found bool) float64 {
 	}
 	return -math.Log(1 - p)
 }
+
+// Findings of issue 18: the model was calibrated to the wrong event. It
+// learnt the found rate of picks, which counts shopper misses as empty
+// shelves and is made mostly of fast movers' picks.
+func TestCalibratedToTheShelf(t *testing.T) {
+	t.Parallel()
+	m := DefaultAvailabilityModel()
+	rng := rand.New(rand.NewPCG(18, 1))
+	t.Run("shopper misses are not empty shelves", func(t *testing.T) {
+		t.Parallel()
+		// Always on the shelf; shoppers miss 3% of the picks.
+		var obs []PickObservation
+		for i := range 3 * 24 * 2 {
+			at := t0.Add(time.Duration(i) * 30 * time.Minute)
+			for p := range 50 {
+				obs = append(obs, PickObservation{StoreID: "s", ProductID: fmt.Sprintf("p%02d", p), Category: "c", Found: rng.Float64() >= 0.03, At: at})
+			}
+		}
+		priors := m.FitAvailabilityPriors(obs)
+		if miss := priors.ShopperMiss.Rate(); !(miss > 0.02 && miss < 0.045) {
+			t.Errorf("learned miss rate %v, want about 0.03", miss)
+		}
+		// The found rate is 0.97; the item is on the shelf.
+		if p := m.ProbabilityOf(AvailabilityEvidence{}, priors, ShelfItem{StoreID: "s", ProductID: "p01", Category: "c"}, t0.Add(80*time.Hour)); p < 0.985 {
+			t.Errorf("P(on shelf) of an item always there %v, want above 0.985 (the found rate is 0.97)", p)
+		}
+	})
+	t.Run("slow movers are not judged by fast movers", func(t *testing.T) {
+		t.Parallel()
+		// Ten fast movers picked every 2 h, found half the time; sixty slow
+		// movers picked once in three days, found 95% of the time.
+		var obs []PickObservation
+		for i := range 3 * 12 {
+			at := t0.Add(time.Duration(i) * 2 * time.Hour)
+			for p := range 10 {
+				obs = append(obs, PickObservation{StoreID: "s", ProductID: fmt.Sprintf("fast%d", p), Category: "c", Found: rng.IntN(2) == 0, At: at})
+			}
+			for p := range 60 {
+				if p%36 == i%36 && p < 36 || p >= 36 && (p-36) == i%24 && i < 24 {
+					obs = append(obs, PickObservation{StoreID: "s", ProductID: fmt.Sprintf("slow%d", p), Category: "c", Found: rng.Float64() < 0.95, At: at.Add(time.Minute)})
+				}
+			}
+		}
+		priors := m.FitAvailabilityPriors(obs)
+		byPick := priors.Products["fast0"] // for the message only
+		unseen := ShelfItem{StoreID: "s", ProductID: "never-picked", Category: "c"}
+		if p := m.ProbabilityOf(AvailabilityEvidence{}, priors, unseen, t0.Add(80*time.Hour)); p < 0.8 {
+			t.Errorf("P(on shelf) of a product without picks %v, want its slow peers' (about 0.95), not the picks' (fast0 found %v of %v)", p, byPick.Found, byPick.Total)
+		}
+	})
+}
+
+// Finding (issue 18): every feed counted the same, however often its levels
+// and the picks disagreed. The fit learns each store's feed reliability from
+// that, and serving weighs a store's feed by it.
+func TestFeedReliabilityPerStore(t *testing.T) {
+	t.Parallel()
+	m := DefaultAvailabilityModel()
+	rng := rand.New(rand.NewPCG(18, 2))
+	h := m.NewHistory()
+	var obs []PickObservation
+	// Picks 3 h apart: outcomes here are coin flips, not shoppers missing
+	// what a later pick finds.
+	for i := range 3 * 8 {
+		at := t0.Add(time.Duration(i) * 3 * time.Hour)
+		for p := range 40 {
+			for _, store := range []string{"good", "frozen"} {
+				item := ShelfItem{StoreID: store, ProductID: fmt.Sprintf("p%02d", p), Category: "c"}
+				key := store + ":" + item.ProductID
+				found := rng.IntN(2) == 0
+				level := int64(10) // a frozen export says 10 whatever the shelf holds
+				if store == "good" && !found {
+					level = 0
+				}
+				h.Count(key, level, at.Add(-10*time.Minute), at.Add(-5*time.Minute))
+				obs = append(obs, h.Pick(key, item, found, at))
+			}
+		}
+	}
+	priors := m.FitAvailabilityPriors(obs)
+	if good, frozen := priors.feedReliability("good"), priors.feedReliability("frozen"); !(frozen < 0.5 && good >= 1) {
+		t.Fatalf("feed reliability: good %v, frozen %v; want the frozen feed trusted far less", good, frozen)
+	}
+	now := t0.Add(80 * time.Hour)
+	says10 := AvailabilityEvidence{FeedQuantity: 10, FeedAt: now.Add(-5 * time.Minute), CountedAt: now.Add(-10 * time.Minute)}
+	good := m.ProbabilityOf(says10, priors, ShelfItem{StoreID: "good", ProductID: "p01", Category: "c"}, now)
+	frozen := m.ProbabilityOf(says10, priors, ShelfItem{StoreID: "frozen", ProductID: "p01", Category: "c"}, now)
+	if !(good > frozen+0.2 && frozen < 0.6) {
+		t.Errorf("a fresh count of 10: P(on shelf) %v at the good feed's store, %v at the frozen one's", good, frozen)
+	}
+}
