@@ -16,13 +16,11 @@ import (
 // through JSON, so it can be stored and loaded as a document. The zero value
 // is usable: an uninformative 0.5 prior, no feed signal, no shopper misses.
 //
-// Global, category and store rates, the strengths and the calibration are
-// item-weighted: each store-product's picks count as one
+// Global, category, store, velocity, hour and feed-level rates, the
+// strengths and the calibration are item-weighted: each store-product's picks count as one
 // store-product in all (a pick of a store-product picked n times weighs
 // 1/n), so that they describe an item looked at a random moment, not the
-// fast movers that make most picks. Product rates count picks; feed levels
-// count picks weighted by the feed's freshness (they say what a level is
-// worth as evidence, which every pick shows).
+// fast movers that make most picks. Product rates count picks.
 type AvailabilityPriors struct {
 	Global     FoundRate            `json:"global"`
 	Categories map[string]FoundRate `json:"categories,omitempty"`
@@ -370,9 +368,9 @@ const maxFitObservations = 200_000
 // FitAvailabilityPriors learns priors from pick history, in event-time
 // order:
 //
-//  1. item-weighted found counts globally, per category and per store, pick
-//     counts per product and per feed level (weighted by the feed's
-//     freshness at the pick);
+//  1. item-weighted found counts globally, per category, per store, per
+//     velocity level, per hour and per feed level (also weighted by the
+//     feed's freshness at the pick), and pick counts per product;
 //  2. the shopper miss rate, from picks confirmed on the shelf by a later
 //     found pick;
 //  3. the shrinkage strengths, by leave-one-out likelihood over categories,
@@ -429,7 +427,7 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 		v.FoundRate = v.plus(y, weights[i])
 		if f := m.feedFreshness(o.Evidence, o.At); f > 0 {
 			l := &levels[feedLevelIndex(levels, o.Evidence.FeedQuantity, p.PicksPerDay(o.ProductID))]
-			l.FoundRate = l.plus(y, f)
+			l.FoundRate = l.plus(y, weights[i]*f)
 		}
 	}
 	p.Velocities = velocities

@@ -106,10 +106,12 @@ func TestFitAvailabilityPriorsLearns(t *testing.T) {
 			t.Errorf("category %s prior %v, want about %v", cat, got, want)
 		}
 	}
-	// The feed levels separate: an empty feed predicts failure.
+	// The feed levels separate: an empty feed predicts failure (each level's
+	// counts are item-weighted, in store-products, so its 5 pseudo-counts at
+	// the global rate pull it more than 5 picks would).
 	empty, _ := p.FeedRate(0, 0)
 	full, _ := p.FeedRate(10, 0)
-	if !(empty < 0.15 && full > 0.9) {
+	if !(empty < 0.2 && full > 0.9) {
 		t.Errorf("feed rates: empty %v full %v", empty, full)
 	}
 	// Fitted priors beat the global rate on fresh data from the same world.
