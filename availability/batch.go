@@ -38,9 +38,10 @@ type pastEvent struct {
 	id       string
 	at       time.Time
 	sp       aisle.StoreProduct
-	pick     bool  // a pick; else a feed level
-	found    bool  // pick.found (not_found and replaced are not found)
-	quantity int64 // the feed level
+	pick     bool      // a pick; else a feed level
+	found    bool      // pick.found (not_found and replaced are not found)
+	quantity int64     // the feed level
+	counted  time.Time // when the feed level was counted
 }
 
 // NewHistory returns an empty history of the events at or after since.
@@ -75,7 +76,7 @@ func (h *History) Add(topic string, value []byte, stamped time.Time) {
 	if d.Pick != nil {
 		e.pick, e.found = true, d.Type == aisle.TypePickFound
 	} else {
-		e.quantity = *d.Inventory.Quantity
+		e.quantity, e.counted = *d.Inventory.Quantity, d.Inventory.CountedTime(d.Time)
 	}
 	h.events = append(h.events, e)
 }
@@ -143,10 +144,11 @@ func RefitPriors(ctx context.Context, db *postgres.DB, model models.Availability
 		fit.Events++
 		key := e.sp.String()
 		if !e.pick {
-			history.Feed(key, e.quantity, e.at)
+			history.Count(key, e.quantity, e.counted, e.at)
 			continue
 		}
-		obs = append(obs, history.Pick(key, e.sp.ProductID, categories[e.sp.ProductID], e.found, e.at))
+		item := models.ShelfItem{StoreID: e.sp.StoreID, ProductID: e.sp.ProductID, Category: categories[e.sp.ProductID]}
+		obs = append(obs, history.Pick(key, item, e.found, e.at))
 	}
 	if len(obs) < MinPriorPicks {
 		return fit, fmt.Errorf("%w: %d picks among %d events since %s, at least %d are needed; the current priors are kept",

@@ -120,9 +120,18 @@ func TestRefitPriors(t *testing.T) {
 		t.Errorf("prior means: always found %v, never found %v", found, notFound)
 	}
 	// Every pick saw the feed a minute before it: evidence is replayed in
-	// time order and handed to the fit.
+	// time order and handed to the fit. Feed levels are item-weighted: the
+	// picks of each store-product count as one in all, here all in the
+	// fastest velocity class.
 	var emptyFeed, fullFeed models.FeedLevelRate // the levels of quantities 0 and 10
+	fastest := 0.0
 	for _, l := range p.FeedLevels {
+		fastest = max(fastest, l.MinVelocity)
+	}
+	for _, l := range p.FeedLevels {
+		if l.MinVelocity != fastest {
+			continue
+		}
 		if l.Min <= 0 {
 			emptyFeed = l
 		}
@@ -130,7 +139,7 @@ func TestRefitPriors(t *testing.T) {
 			fullFeed = l
 		}
 	}
-	if !(emptyFeed.Total > 140 && emptyFeed.Found == 0) || !(fullFeed.Total > 140 && fullFeed.Found == fullFeed.Total) {
+	if !(emptyFeed.Total > 0.9 && emptyFeed.Found == 0) || !(fullFeed.Total > 0.9 && fullFeed.Found == fullFeed.Total) {
 		t.Errorf("feed levels %+v: want the level of 0 with only not-found picks and that of 10 with only found ones", p.FeedLevels)
 	}
 

@@ -37,6 +37,13 @@ var batchedReads = promauto.NewCounter(prometheus.CounterOpts{
 	Help: "Batched availability reads: each reads the evidence of any number of products in one Redis pipeline and their assortment in one PostgreSQL round trip.",
 })
 
+// servedPriorsFittedAt tells an operator which priors serving answers with:
+// it moves when a refresh loads priors written by a new `aisle batch priors`.
+var servedPriorsFittedAt = promauto.NewGauge(prometheus.GaugeOpts{
+	Name: "aisle_availability_priors_fitted_timestamp_seconds",
+	Help: "fitted_at (the latest pick time of the fit, Unix seconds) of the availability priors serving loaded; 0 for the built-in defaults.",
+})
+
 // Item is the availability of one product at one store.
 type Item struct {
 	StoreID   string
@@ -86,13 +93,26 @@ func NewService(ctx context.Context, db *postgres.DB, fs *features.Store, pub Pu
 }
 
 // RefreshPriors loads the newest priors, so that a batch job's new priors
-// are served without a restart.
+// are served without a restart. Loading priors other than those served
+// (the first load, or a new fit) is logged with what they learned, and sets
+// the fitted-at gauge, so an operator can tell that a fit is being served.
 func (s *Service) RefreshPriors(ctx context.Context) error {
 	priors, err := s.catalog.LoadAvailabilityPriors(ctx)
 	if err != nil {
 		return fmt.Errorf("load availability priors: %w", err)
 	}
-	s.priors.Store(&priors)
+	previous := s.priors.Swap(&priors)
+	if previous == nil || !previous.FittedAt.Equal(priors.FittedAt) || previous.Observations != priors.Observations {
+		fitted := 0.0
+		if !priors.FittedAt.IsZero() {
+			fitted = float64(priors.FittedAt.UnixMilli()) / 1000
+		}
+		servedPriorsFittedAt.Set(fitted)
+		s.log.Info("serving new availability priors",
+			"fitted_at", priors.FittedAt, "observations", priors.Observations,
+			"global_found_rate", priors.GlobalRate(), "shopper_miss_rate", priors.ShopperMiss.Rate(),
+			"stores_with_own_feed_reliability", len(priors.FeedReliability))
+	}
 	return nil
 }
 
@@ -239,7 +259,8 @@ func (s *Service) itemsAt(ctx context.Context, sps []aisle.StoreProduct, now tim
 	for i, sp := range sps {
 		item := Item{StoreID: sp.StoreID, ProductID: sp.ProductID, Carried: carried[i], UpdatedAt: evidence[i].UpdatedAt()}
 		if item.Carried {
-			item.Probability = s.model.Probability(evidence[i], *priors, sp.ProductID, categories[sp.ProductID], now)
+			shelf := models.ShelfItem{StoreID: sp.StoreID, ProductID: sp.ProductID, Category: categories[sp.ProductID]}
+			item.Probability = s.model.ProbabilityOf(evidence[i], *priors, shelf, now)
 		}
 		item.Status = s.model.Status(item.Probability)
 		items[i] = item
@@ -432,5 +453,6 @@ func (s *Service) Evidence(ctx context.Context, storeID, productID string) (mode
 	if err != nil {
 		return models.EvidenceView{}, fmt.Errorf("read product categories: %w", err)
 	}
-	return s.model.Explain(evidence[0], *s.priors.Load(), productID, categories[productID], s.Now()), nil
+	item := models.ShelfItem{StoreID: storeID, ProductID: productID, Category: categories[productID]}
+	return s.model.Explain(evidence[0], *s.priors.Load(), item, s.Now()), nil
 }

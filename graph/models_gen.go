@@ -136,7 +136,11 @@ type ItemAvailability struct {
 	// carried. It means on the shelf, where a customer or a shopper can take it:
 	// not that the retailer's system counts units (the backroom and phantom stock
 	// do not count), and not that a shopper finds it (shoppers sometimes miss
-	// items that are there).
+	// items that are there). It is calibrated per item, not per pick: of the
+	// items answered 0.8 at some moment, about 80% are on the shelf then, slow
+	// movers as much as fast ones. A shopper finds an item with about this
+	// probability times (1 - the shopper miss rate learned by `aisle batch
+	// priors`, about 3%).
 	Probability float64            `json:"probability"`
 	Status      AvailabilityStatus `json:"status"`
 	// Event time of the newest evidence; null when the answer is the prior alone.

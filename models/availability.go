@@ -61,39 +61,48 @@ func (m AvailabilityModel) Status(p float64) AvailabilityStatus {
 const minProbability = 0.001
 
 // Probability is the chance that productID (of category) is on the shelf at
-// now, given the store-product's evidence. It is the mean of a Beta posterior:
-//
-//   - the prior: the product's found rate shrunk to its category's, shrunk to
-//     the global one, worth priors.PriorStrength pseudo-picks;
-//   - plus the decayed pick counts, decayed further from e.At to now;
-//   - plus the latest feed level as pseudo-picks at that level's found rate,
-//     worth priors.FeedStrength times its freshness (see feedFreshness: a
-//     zero holds until contradicted, a positive count fades and is dropped
-//     once a shopper does not find the product after it);
-//
-// then calibrated and clamped to [0.001, 0.999]. With no evidence it is the
-// (calibrated) prior; it is never NaN, even for corrupt evidence.
+// now, at no store in particular (no store rate, every feed as reliable as
+// the fitted FeedStrength): ProbabilityOf an item without a store.
 func (m AvailabilityModel) Probability(e AvailabilityEvidence, priors AvailabilityPriors, productID, category string, now time.Time) float64 {
-	return m.probability(e, priors, priors.Mean(productID, category), now)
+	return m.ProbabilityOf(e, priors, ShelfItem{ProductID: productID, Category: category}, now)
 }
 
-// probability is Probability with the prior mean already known, so that
-// fitting can pass a leave-one-out mean.
-func (m AvailabilityModel) probability(e AvailabilityEvidence, priors AvailabilityPriors, mean float64, now time.Time) float64 {
-	p := m.posterior(e, priors, mean, priors.priorStrength(), priors.feedStrength(), now)
-	return clampProbability(priors.Calibration.Apply(p))
+// ProbabilityOf is the chance that item is on the shelf at now, given its
+// evidence: where a shopper or a customer can take it, which is not that the
+// system counts units and not that a shopper finds it. It starts from the
+// mean of a Beta posterior of the chance that a pick finds the item:
+//
+//   - the prior: the product's found rate shrunk to its category's and its
+//     velocity level's, moved by the store's rate and the hour's (ItemMean),
+//     worth priors.PriorStrength pseudo-picks;
+//   - plus the decayed pick counts, decayed further from e.At to now;
+//   - plus the latest feed level as pseudo-picks at that level's found rate,
+//     worth priors.FeedStrength times the store's feed reliability times its
+//     freshness (see feedFreshness: a zero holds until contradicted, a
+//     positive count fades and is dropped once a shopper does not find the
+//     product after it);
+//
+// then calibrates it to the found rate of picks, divides by the share of
+// items on the shelf that shoppers find (1 - the learned miss rate), and
+// clamps it to [0.001, 0.999]. With no evidence it is the (calibrated)
+// prior; it is never NaN, even for corrupt evidence.
+func (m AvailabilityModel) ProbabilityOf(e AvailabilityEvidence, priors AvailabilityPriors, item ShelfItem, now time.Time) float64 {
+	feed := priors.feedStrength() * priors.feedReliability(item.StoreID)
+	p := m.posterior(e, priors, priors.ItemMean(item, now), priors.priorStrength(), feed, priors.PicksPerDay(item.ProductID), now)
+	return clampProbability(priors.Calibration.Apply(p) / (1 - priors.ShopperMiss.Rate()))
 }
 
 // posterior is the uncalibrated posterior mean with explicit strengths, which
-// FitAvailabilityPriors searches over.
-func (m AvailabilityModel) posterior(e AvailabilityEvidence, priors AvailabilityPriors, mean, priorStrength, feedStrength float64, now time.Time) float64 {
+// FitAvailabilityPriors searches over, of a product picked picksPerDay
+// times a day.
+func (m AvailabilityModel) posterior(e AvailabilityEvidence, priors AvailabilityPriors, mean, priorStrength, feedStrength, picksPerDay float64, now time.Time) float64 {
 	alpha, beta := priorStrength*mean, priorStrength*(1-mean)
 	if !e.At.IsZero() {
 		scale := decayFactor(m.PickDecayPerSecond(), now.Sub(e.At))
 		alpha += finiteCount(e.Found) * scale
 		beta += finiteCount(e.NotFound) * scale
 	}
-	if rate, ok := priors.FeedRate(e.FeedQuantity); ok {
+	if rate, ok := priors.FeedRate(e.FeedQuantity, picksPerDay); ok {
 		w := feedStrength * m.feedFreshness(e, now)
 		alpha += w * rate
 		beta += w * (1 - rate)

@@ -186,7 +186,7 @@ func TestProbabilityEvidence(t *testing.T) {
 		t.Errorf("found a half-life ago: got %v, want %v", got, want)
 	}
 	// A fresh feed level is worth FeedStrength picks at its level's rate.
-	emptyRate, _ := p.FeedRate(0)
+	emptyRate, _ := p.FeedRate(0, 0)
 	if got, want := prob(emptyFeed, t0), (2*prior+4*emptyRate)/6; math.Abs(got-want) > 1e-12 {
 		t.Errorf("fresh empty feed: got %v, want %v", got, want)
 	}
@@ -317,7 +317,7 @@ func TestExplainSignals(t *testing.T) {
 		{"negative count", AvailabilityEvidence{FeedQuantity: -4, FeedAt: feedAt}, []AvailabilitySignal{SignalFeedSaysZero}},
 		{"stale feed", AvailabilityEvidence{FeedQuantity: 9, FeedAt: now.Add(-FeedStaleAfter - time.Minute)}, []AvailabilitySignal{SignalFeedStale}},
 	} {
-		got := m.Explain(tc.e, priors, "p-1", "c-1", now)
+		got := m.Explain(tc.e, priors, ShelfItem{ProductID: "p-1", Category: "c-1"}, now)
 		if !slices.Equal(got.Signals, tc.want) {
 			t.Errorf("%s: signals %v, want %v", tc.name, got.Signals, tc.want)
 		}
@@ -378,7 +378,7 @@ func TestPhantomStockIsNotInStock(t *testing.T) {
 	if m.Status(p) == AvailabilityInStock {
 		t.Errorf("a count of 30, then a shopper did not find it: %.3f IN_STOCK", p)
 	}
-	if got := m.Explain(phantom, priors, "p-1", "c-1", t0.Add(2*time.Hour)).Signals; !slices.Contains(got, SignalPhantomStock) {
+	if got := m.Explain(phantom, priors, ShelfItem{ProductID: "p-1", Category: "c-1"}, t0.Add(2*time.Hour)).Signals; !slices.Contains(got, SignalPhantomStock) {
 		t.Errorf("signals %v, want PHANTOM_STOCK", got)
 	}
 	// A not-found before the count is not phantom stock: the count is newer.

@@ -156,15 +156,15 @@ type EvidenceView struct {
 	Signals         []AvailabilitySignal
 }
 
-// Explain describes the evidence of productID (of category) as of now.
-func (m AvailabilityModel) Explain(e AvailabilityEvidence, priors AvailabilityPriors, productID, category string, now time.Time) EvidenceView {
+// Explain describes the evidence of item as of now.
+func (m AvailabilityModel) Explain(e AvailabilityEvidence, priors AvailabilityPriors, item ShelfItem, now time.Time) EvidenceView {
 	v := EvidenceView{
 		LastPickAt:    e.At,
 		LastPickFound: e.LastFound,
 		FeedQuantity:  e.FeedQuantity,
 		FeedAt:        e.FeedAt,
 		CountedAt:     e.countedAt(),
-		Prior:         priors.Mean(productID, category),
+		Prior:         priors.ItemMean(item, now),
 	}
 	if !e.At.IsZero() {
 		scale := decayFactor(m.PickDecayPerSecond(), now.Sub(e.At))

@@ -20,15 +20,21 @@ func (m AvailabilityModel) NewHistory() *AvailabilityHistory {
 	return &AvailabilityHistory{model: m, evidence: make(map[string]AvailabilityEvidence)}
 }
 
-// Feed records a retailer feed level of key at event time t.
-func (h *AvailabilityHistory) Feed(key string, quantity int64, t time.Time) {
-	h.evidence[key] = h.model.ObserveFeed(h.evidence[key], quantity, t)
+// Count records a retailer feed level of key counted at countedAt and sent
+// at event time t.
+func (h *AvailabilityHistory) Count(key string, quantity int64, countedAt, t time.Time) {
+	h.evidence[key] = h.model.ObserveCount(h.evidence[key], quantity, countedAt, t)
+}
+
+// Evidence is key's evidence so far, as serving would read it now.
+func (h *AvailabilityHistory) Evidence(key string) AvailabilityEvidence {
+	return h.evidence[key]
 }
 
 // Pick records a pick outcome of key at event time t and returns it as an
 // observation for fitting, carrying the evidence from before this pick.
-func (h *AvailabilityHistory) Pick(key, productID, category string, found bool, t time.Time) PickObservation {
+func (h *AvailabilityHistory) Pick(key string, item ShelfItem, found bool, t time.Time) PickObservation {
 	before := h.evidence[key]
 	h.evidence[key] = h.model.ObservePick(before, found, t)
-	return PickObservation{ProductID: productID, Category: category, Found: found, At: t, Evidence: before}
+	return PickObservation{StoreID: item.StoreID, ProductID: item.ProductID, Category: item.Category, Found: found, At: t, Evidence: before}
 }

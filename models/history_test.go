@@ -60,11 +60,11 @@ func TestAvailabilityHistory(t *testing.T) {
 			h := m.NewHistory()
 			for i, s := range tt.steps {
 				if s.feed {
-					h.Feed(s.key, s.quantity, s.at)
+					h.Count(s.key, s.quantity, s.at, s.at)
 					continue
 				}
 				product := s.key[len("s:"):]
-				o := h.Pick(s.key, product, "cat-"+product, s.found, s.at)
+				o := h.Pick(s.key, ShelfItem{StoreID: "s", ProductID: product, Category: "cat-" + product}, s.found, s.at)
 				if o.ProductID != product || o.Category != "cat-"+product || o.Found != s.found || !o.At.Equal(s.at) {
 					t.Errorf("step %d: observation %+v does not describe the pick", i, o)
 				}

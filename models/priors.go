@@ -8,20 +8,54 @@ import (
 )
 
 // AvailabilityPriors is everything the availability model learns from pick
-// history in batch: found rates at three levels, how strongly to shrink one
-// level to the next, what a feed level says, how much the prior and a feed
-// are worth against live picks, and a calibration. It is a plain value that
-// round-trips through JSON, so it can be stored and loaded as a document.
-// The zero value is usable: an uninformative 0.5 prior, no feed signal.
+// history in batch: found rates globally, per category, per store and per
+// product, how strongly to shrink one level to the next, what a feed level
+// says, how much the prior and a feed are worth against live picks (and how
+// far each store's feed is to be trusted), how often shoppers miss an item
+// that is there, and a calibration. It is a plain value that round-trips
+// through JSON, so it can be stored and loaded as a document. The zero value
+// is usable: an uninformative 0.5 prior, no feed signal, no shopper misses.
+//
+// Global, category, store, velocity, hour and feed-level rates, the
+// strengths and the calibration are item-weighted: each store-product's picks count as one
+// store-product in all (a pick of a store-product picked n times weighs
+// 1/n), so that they describe an item looked at a random moment, not the
+// fast movers that make most picks. Product rates count picks.
 type AvailabilityPriors struct {
 	Global     FoundRate            `json:"global"`
 	Categories map[string]FoundRate `json:"categories,omitempty"`
+	Stores     map[string]FoundRate `json:"stores,omitempty"`
 	Products   map[string]FoundRate `json:"products,omitempty"`
 
-	// CategoryShrink and ProductShrink are pseudo-picks pulling a category's
-	// rate to the global one and a product's rate to its category's.
+	// Velocities are item-weighted found rates by how fast the product
+	// sells, in picks a day over the fit's window (WindowDays), ascending by
+	// Min: slow movers are on the shelf more often than fast ones, and a
+	// product without picks is in the slowest level.
+	Velocities []VelocityRate `json:"velocities,omitempty"`
+	WindowDays float64        `json:"window_days,omitempty"`
+	// Hours are item-weighted found rates by hour of the day (UTC), 24 of
+	// them or none: shelves are fullest after the overnight restock and
+	// emptiest at closing.
+	Hours []FoundRate `json:"hours,omitempty"`
+
+	// CategoryShrink, StoreShrink, VelocityShrink and ProductShrink are
+	// pseudo-counts pulling a category's, a store's and a velocity level's
+	// (and an hour's, as a velocity level's) rate to the global one and a
+	// product's rate to its category's.
 	CategoryShrink float64 `json:"category_shrink,omitempty"`
+	StoreShrink    float64 `json:"store_shrink,omitempty"`
+	VelocityShrink float64 `json:"velocity_shrink,omitempty"`
 	ProductShrink  float64 `json:"product_shrink,omitempty"`
+
+	// ShopperMiss counts picks confirmed to be on the shelf (a later pick of
+	// the same store-product found it within confirmWindow) and the ones of
+	// them the shopper did not find: P(found) = (1 - miss) · P(on shelf).
+	ShopperMiss MissRate `json:"shopper_miss"`
+
+	// FeedReliability scales FeedStrength per store: how much that store's
+	// feed is worth, fitted from how often its levels and the picks disagree
+	// (0: not at all; absent: 1).
+	FeedReliability map[string]float64 `json:"feed_reliability,omitempty"`
 
 	// FeedLevels are found rates by the latest feed quantity, ascending by
 	// Min; a quantity falls in the last level whose Min it reaches.
@@ -44,11 +78,43 @@ type FoundRate struct {
 	Total float64 `json:"total"`
 }
 
+// VelocityRate is the found rate of products picked at least Min times a
+// day (and fewer than the next level's Min).
+type VelocityRate struct {
+	Min float64 `json:"min"`
+	FoundRate
+}
+
+// MissRate counts picks of items that were on the shelf: Missed of
+// Confirmed were not found.
+type MissRate struct {
+	Missed    float64 `json:"missed"`
+	Confirmed float64 `json:"confirmed"`
+}
+
+// Rate is the share of confirmed picks missed, shrunk to none by
+// missShrink pseudo-picks (so that a handful of picks cannot claim a high
+// miss rate), at most maxShopperMiss.
+func (r MissRate) Rate() float64 {
+	missed, confirmed := finiteCount(r.Missed), finiteCount(r.Confirmed)
+	return min(min(missed, confirmed)/(confirmed+missShrink), maxShopperMiss)
+}
+
+// ShelfItem names what is asked about: a store-product and the product's
+// category. An empty StoreID means no store (the store's rate and feed
+// reliability are left out).
+type ShelfItem struct {
+	StoreID, ProductID, Category string
+}
+
 // FeedLevelRate is the found rate of picks made while the latest feed level
-// was at least Min (and below the next level's Min). Counts are weighted by
+// was at least Min (and below the next level's Min), of products picked at
+// least MinVelocity times a day (and fewer than the next class's): "2 left"
+// of a slow mover lasts days, of a fast one an hour. Counts are weighted by
 // the feed's freshness at the pick, so the rate is that of a fresh feed.
 type FeedLevelRate struct {
-	Min int64 `json:"min"`
+	MinVelocity float64 `json:"min_velocity,omitempty"`
+	Min         int64   `json:"min"`
 	FoundRate
 }
 
@@ -97,12 +163,25 @@ const (
 	defaultFeedStrength   = 3
 	// feedLevelShrink pulls a feed level's rate to the global rate.
 	feedLevelShrink = 5
+	// missShrink and maxShopperMiss bound the learned shopper miss rate.
+	missShrink     = 20
+	maxShopperMiss = 0.3
+	// confirmWindow: a pick followed by a found pick of the same
+	// store-product within it was on the shelf (shelves only empty
+	// between deliveries, and deliveries are hours apart).
+	confirmWindow = 2 * time.Hour
 )
 
 // feedLevelMins are the lower bounds of the feed levels FitAvailabilityPriors
 // uses: empty, one, two, a few, some, many. Low levels are fine-grained
 // because that is where phantom stock turns "2 left" into "none".
 var feedLevelMins = []int64{0, 1, 2, 3, 5, 8, 13, 21}
+
+// feedVelocityMins are the velocity classes (picks a day) of the feed levels.
+var feedVelocityMins = []float64{0, 1, 4}
+
+// velocityMins are the lower bounds of the velocity levels, in picks a day.
+var velocityMins = []float64{0, 0.25, 0.5, 1, 2, 4, 8, 16, 32}
 
 // DefaultAvailabilityPriors are the priors to serve before any fit: a 90%
 // global found rate and feed levels from typical grocery found rates, with
@@ -119,15 +198,86 @@ func DefaultAvailabilityPriors() AvailabilityPriors {
 	}
 }
 
-// Mean is the prior found rate of productID in category: the product's rate
-// shrunk to the category's, itself shrunk to the global rate.
+// Mean is the prior found rate of productID in category, at no store in
+// particular: the product's rate shrunk to the category's, itself shrunk to
+// the global rate.
 func (p AvailabilityPriors) Mean(productID, category string) float64 {
-	return p.mean(p.Categories[category], p.Products[productID])
+	product := p.Products[productID]
+	return p.mean(p.Categories[category], p.velocityRate(product), product, FoundRate{}, FoundRate{})
 }
 
-func (p AvailabilityPriors) mean(category, product FoundRate) float64 {
-	cat := shrink(category, p.GlobalRate(), orDefault(p.CategoryShrink, defaultCategoryShrink))
-	return shrink(product, cat, orDefault(p.ProductShrink, defaultProductShrink))
+// ItemMean is the prior found rate of item at now: Mean, moved by the
+// store's rate and the hour's against the global one (on the log-odds
+// scale). A product with no picks gets its category's, velocity level's
+// and store's rates, which are item-weighted, so a slow mover is not
+// judged by the fast movers of its category.
+func (p AvailabilityPriors) ItemMean(item ShelfItem, now time.Time) float64 {
+	product := p.Products[item.ProductID]
+	return p.mean(p.Categories[item.Category], p.velocityRate(product), product, p.Stores[item.StoreID], p.hourRate(now))
+}
+
+// hourRate is the found rate at now's hour of the day, none when unknown.
+func (p AvailabilityPriors) hourRate(now time.Time) FoundRate {
+	if len(p.Hours) != 24 {
+		return FoundRate{}
+	}
+	return p.Hours[now.UTC().Hour()]
+}
+
+// velocityRate is the found rate of the velocity level of a product with
+// the given pick counts.
+func (p AvailabilityPriors) velocityRate(product FoundRate) FoundRate {
+	if len(p.Velocities) == 0 || !(p.WindowDays > 0) {
+		return FoundRate{}
+	}
+	return p.Velocities[velocityIndex(p.Velocities, finiteCount(product.Total)/p.WindowDays)].FoundRate
+}
+
+// velocityIndex is the index of the last level whose Min picksPerDay reaches, or 0.
+func velocityIndex(levels []VelocityRate, picksPerDay float64) int {
+	i := 0
+	for j, l := range levels {
+		if picksPerDay >= l.Min {
+			i = j
+		}
+	}
+	return i
+}
+
+// mean is the prior found rate from the rates of a category, a velocity
+// level, a product, a store and an hour: the category's, moved by the
+// velocity level's (log-odds against the global rate), is what the
+// product's rate is shrunk to; the store's and the hour's move the result.
+func (p AvailabilityPriors) mean(category, velocity, product, store, hour FoundRate) float64 {
+	global := p.GlobalRate()
+	base := shrink(category, global, orDefault(p.CategoryShrink, defaultCategoryShrink))
+	if velocity.Total > 0 {
+		base = logistic(logit(base) + logit(shrink(velocity, global, orDefault(p.VelocityShrink, defaultCategoryShrink))) - logit(global))
+	}
+	x := logit(shrink(product, base, orDefault(p.ProductShrink, defaultProductShrink)))
+	if store.Total > 0 {
+		x += logit(shrink(store, global, orDefault(p.StoreShrink, defaultCategoryShrink))) - logit(global)
+	}
+	if hour.Total > 0 {
+		x += logit(shrink(hour, global, orDefault(p.VelocityShrink, defaultCategoryShrink))) - logit(global)
+	}
+	return logistic(x)
+}
+
+func logit(p float64) float64 {
+	p = clampProbability(p)
+	return math.Log(p / (1 - p))
+}
+
+func logistic(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+
+// feedReliability is how much store's feed is worth, as a factor of
+// FeedStrength.
+func (p AvailabilityPriors) feedReliability(store string) float64 {
+	if r, ok := p.FeedReliability[store]; ok && r >= 0 && !math.IsInf(r, 1) {
+		return r
+	}
+	return 1
 }
 
 // GlobalRate is the found rate over all picks, with one pseudo-pick each way
@@ -145,25 +295,41 @@ func shrink(r FoundRate, mean, k float64) float64 {
 	return (found + k*mean) / (total + k)
 }
 
-// FeedRate is the found rate for a feed quantity, or false when the priors
-// have no feed levels.
-func (p AvailabilityPriors) FeedRate(quantity int64) (float64, bool) {
+// FeedRate is the found rate for a feed quantity of a product picked
+// picksPerDay times a day, or false when the priors have no feed levels.
+func (p AvailabilityPriors) FeedRate(quantity int64, picksPerDay float64) (float64, bool) {
 	if len(p.FeedLevels) == 0 {
 		return 0, false
 	}
-	l := p.FeedLevels[levelIndex(p.FeedLevels, quantity)]
+	l := p.FeedLevels[feedLevelIndex(p.FeedLevels, quantity, picksPerDay)]
 	return shrink(l.FoundRate, p.GlobalRate(), feedLevelShrink), true
 }
 
-// levelIndex is the index of the last level whose Min quantity reaches, or 0.
-func levelIndex(levels []FeedLevelRate, quantity int64) int {
-	i := 0
+// feedLevelIndex is the index of the level of quantity among the levels of
+// the fastest velocity class picksPerDay reaches: the last whose Min
+// quantity reaches, or the class's first.
+func feedLevelIndex(levels []FeedLevelRate, quantity int64, picksPerDay float64) int {
+	class := 0.0
+	for _, l := range levels {
+		if l.MinVelocity <= picksPerDay && l.MinVelocity > class {
+			class = l.MinVelocity
+		}
+	}
+	i := -1
 	for j, l := range levels {
-		if quantity >= l.Min {
+		if l.MinVelocity == class && (i < 0 || quantity >= l.Min) {
 			i = j
 		}
 	}
-	return i
+	return max(i, 0)
+}
+
+// PicksPerDay is how often productID was picked a day over the fit's window.
+func (p AvailabilityPriors) PicksPerDay(productID string) float64 {
+	if !(p.WindowDays > 0) {
+		return 0
+	}
+	return finiteCount(p.Products[productID].Total) / p.WindowDays
 }
 
 func (p AvailabilityPriors) priorStrength() float64 {
@@ -183,6 +349,7 @@ func orDefault(v, def float64) float64 {
 
 // PickObservation is one historical pick for fitting priors.
 type PickObservation struct {
+	StoreID   string
 	ProductID string
 	Category  string
 	Found     bool      // pick.found (not_found and replaced are false)
@@ -198,41 +365,48 @@ type PickObservation struct {
 // every pick.
 const maxFitObservations = 200_000
 
-// FitAvailabilityPriors learns priors from pick history:
+// FitAvailabilityPriors learns priors from pick history, in event-time
+// order:
 //
-//  1. found counts globally, per category, per product, and per feed level
-//     (weighted by the feed's freshness at the pick);
-//  2. the shrinkage strengths, by leave-one-out likelihood over categories,
-//     then over products (empirical Bayes);
-//  3. the prior and feed strengths, by leave-one-out log-loss of the
-//     posterior over a grid;
-//  4. an isotonic calibration of those leave-one-out posteriors.
+//  1. item-weighted found counts globally, per category, per store, per
+//     velocity level, per hour and per feed level (also weighted by the
+//     feed's freshness at the pick), and pick counts per product;
+//  2. the shopper miss rate, from picks confirmed on the shelf by a later
+//     found pick;
+//  3. the shrinkage strengths, by leave-one-out likelihood over categories,
+//     stores, then products (empirical Bayes);
+//  4. the prior and feed strengths, by leave-one-out log-loss of the
+//     posterior over a grid, then each store's feed reliability the same way;
+//  5. an isotonic calibration of those leave-one-out posteriors to the found
+//     rate, which Probability divides by (1 - miss) to say "on the shelf".
 //
-// Leave-one-out removes a pick from its own product and category counts
-// before predicting it, so the fit does not grade itself on what it memorised.
-// The result is deterministic for a given slice.
+// Leave-one-out removes a pick from its own product, category and store
+// counts before predicting it, so the fit does not grade itself on what it
+// memorised. The result is deterministic for a given slice.
 func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) AvailabilityPriors {
 	p := AvailabilityPriors{
 		Categories:   make(map[string]FoundRate),
+		Stores:       make(map[string]FoundRate),
 		Products:     make(map[string]FoundRate),
 		Observations: len(obs),
+		ShopperMiss:  shopperMisses(obs),
 	}
+	weights := itemWeights(obs)
 	productCategory := make(map[string]string)
-	levels := make([]FeedLevelRate, len(feedLevelMins))
-	for i, lo := range feedLevelMins {
-		levels[i].Min = lo
+	var levels []FeedLevelRate
+	for _, v := range feedVelocityMins {
+		for _, lo := range feedLevelMins {
+			levels = append(levels, FeedLevelRate{MinVelocity: v, Min: lo})
+		}
 	}
-	for _, o := range obs {
-		y := boolFloat(o.Found)
-		p.Global = p.Global.plus(y, 1)
-		p.Categories[o.Category] = p.Categories[o.Category].plus(y, 1)
+	for i, o := range obs {
+		y, w := boolFloat(o.Found), weights[i]
+		p.Global = p.Global.plus(y, w)
+		p.Categories[o.Category] = p.Categories[o.Category].plus(y, w)
+		p.Stores[o.StoreID] = p.Stores[o.StoreID].plus(y, w)
 		p.Products[o.ProductID] = p.Products[o.ProductID].plus(y, 1)
 		if _, ok := productCategory[o.ProductID]; !ok {
 			productCategory[o.ProductID] = o.Category
-		}
-		if w := m.feedFreshness(o.Evidence, o.At); w > 0 {
-			l := &levels[levelIndex(levels, o.Evidence.FeedQuantity)]
-			l.FoundRate = l.plus(y, w)
 		}
 		if o.At.After(p.FittedAt) {
 			p.FittedAt = o.At
@@ -242,38 +416,107 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 		return p
 	}
 	p.FeedLevels = levels
+	p.WindowDays = max(p.FittedAt.Sub(obs[0].At).Hours()/24, 1)
+	velocities := make([]VelocityRate, len(velocityMins))
+	for i, lo := range velocityMins {
+		velocities[i].Min = lo
+	}
+	for i, o := range obs {
+		y := boolFloat(o.Found)
+		v := &velocities[velocityIndex(velocities, p.PicksPerDay(o.ProductID))]
+		v.FoundRate = v.plus(y, weights[i])
+		if f := m.feedFreshness(o.Evidence, o.At); f > 0 {
+			l := &levels[feedLevelIndex(levels, o.Evidence.FeedQuantity, p.PicksPerDay(o.ProductID))]
+			l.FoundRate = l.plus(y, weights[i]*f)
+		}
+	}
+	p.Velocities = velocities
+	p.Hours = make([]FoundRate, 24)
+	for i, o := range obs {
+		h := &p.Hours[o.At.UTC().Hour()]
+		*h = h.plus(boolFloat(o.Found), weights[i])
+	}
 
 	global := p.GlobalRate()
-	categories := sortedKeys(p.Categories)
-	catGroups := make([]shrinkGroup, len(categories))
-	for i, c := range categories {
-		catGroups[i] = shrinkGroup{rate: p.Categories[c], mean: global}
+	p.CategoryShrink = fitShrink(groupsTo(p.Categories, func(string) float64 { return global }))
+	p.StoreShrink = fitShrink(groupsTo(p.Stores, func(string) float64 { return global }))
+	velocityGroups := make([]shrinkGroup, len(p.Velocities))
+	for i, v := range p.Velocities {
+		velocityGroups[i] = shrinkGroup{rate: v.FoundRate, mean: global}
 	}
-	p.CategoryShrink = fitShrink(catGroups)
+	p.VelocityShrink = fitShrink(velocityGroups)
+	p.ProductShrink = fitShrink(groupsTo(p.Products, func(id string) float64 {
+		return shrink(p.Categories[productCategory[id]], global, p.CategoryShrink)
+	}))
 
-	products := sortedKeys(p.Products)
-	prodGroups := make([]shrinkGroup, len(products))
-	for i, id := range products {
-		catMean := shrink(p.Categories[productCategory[id]], global, p.CategoryShrink)
-		prodGroups[i] = shrinkGroup{rate: p.Products[id], mean: catMean}
+	sample := strided(len(obs), maxFitObservations)
+	fits := make([]fitPick, len(sample))
+	for i, j := range sample {
+		fits[i] = fitPick{PickObservation: obs[j], weight: weights[j], mean: p.looMean(obs[j], weights[j]), picksPerDay: p.PicksPerDay(obs[j].ProductID)}
 	}
-	p.ProductShrink = fitShrink(prodGroups)
+	p.PriorStrength, p.FeedStrength = m.fitStrengths(p, fits)
+	p.FeedReliability = m.fitFeedReliability(p, fits)
 
-	sample := strided(obs, maxFitObservations)
-	means := make([]float64, len(sample))
-	for i, o := range sample {
-		means[i] = p.looMean(o)
+	raw := make([]float64, len(fits))
+	outcomes := make([]bool, len(fits))
+	w := make([]float64, len(fits))
+	for i, f := range fits {
+		raw[i] = m.posterior(f.Evidence, p, f.mean, p.PriorStrength, p.FeedStrength*p.feedReliability(f.StoreID), f.picksPerDay, f.At)
+		outcomes[i], w[i] = f.Found, f.weight
 	}
-	p.PriorStrength, p.FeedStrength = m.fitStrengths(p, sample, means)
-
-	raw := make([]float64, len(sample))
-	outcomes := make([]bool, len(sample))
-	for i, o := range sample {
-		raw[i] = m.posterior(o.Evidence, p, means[i], p.PriorStrength, p.FeedStrength, o.At)
-		outcomes[i] = o.Found
-	}
-	p.Calibration = FitCalibration(raw, outcomes)
+	p.Calibration = FitCalibration(raw, outcomes, w)
 	return p
+}
+
+// itemWeights weighs each pick 1/n, n the picks of its store-product, so
+// that every store-product counts alike.
+func itemWeights(obs []PickObservation) []float64 {
+	type storeProduct struct{ store, product string }
+	n := make(map[storeProduct]float64)
+	for _, o := range obs {
+		n[storeProduct{o.StoreID, o.ProductID}]++
+	}
+	w := make([]float64, len(obs))
+	for i, o := range obs {
+		w[i] = 1 / n[storeProduct{o.StoreID, o.ProductID}]
+	}
+	return w
+}
+
+// shopperMisses counts the picks followed by a found pick of the same
+// store-product within confirmWindow (so the item was on the shelf), and the
+// ones of them that were not found: the shopper missed it. obs must be in
+// event-time order.
+func shopperMisses(obs []PickObservation) MissRate {
+	type storeProduct struct{ store, product string }
+	previous := make(map[storeProduct]PickObservation)
+	var r MissRate
+	for _, o := range obs {
+		k := storeProduct{o.StoreID, o.ProductID}
+		if prev, ok := previous[k]; ok && o.Found && o.At.Sub(prev.At) <= confirmWindow {
+			r.Confirmed++
+			r.Missed += boolFloat(!prev.Found)
+		}
+		previous[k] = o
+	}
+	return r
+}
+
+// groupsTo lists rates (sorted by key) with the mean each is shrunk to.
+func groupsTo(rates map[string]FoundRate, mean func(key string) float64) []shrinkGroup {
+	keys := sortedKeys(rates)
+	groups := make([]shrinkGroup, len(keys))
+	for i, k := range keys {
+		groups[i] = shrinkGroup{rate: rates[k], mean: mean(k)}
+	}
+	return groups
+}
+
+// fitPick is an observation prepared for the strength and calibration
+// fits: its item weight and its leave-one-out prior mean.
+type fitPick struct {
+	PickObservation
+	weight, mean, picksPerDay float64
 }
 
 // plus adds an outcome y (1 found, 0 not) of weight w.
@@ -283,17 +526,21 @@ func (r FoundRate) plus(y, w float64) FoundRate {
 	return r
 }
 
-func (r FoundRate) minus(y float64) FoundRate {
-	r.Found = max(r.Found-y, 0)
-	r.Total = max(r.Total-1, 0)
+// minus removes an outcome y of weight w.
+func (r FoundRate) minus(y, w float64) FoundRate {
+	r.Found = max(r.Found-w*y, 0)
+	r.Total = max(r.Total-w, 0)
 	return r
 }
 
-// looMean is the prior mean for o with o itself removed from its product and
-// category counts (the global count is large enough not to matter).
-func (p AvailabilityPriors) looMean(o PickObservation) float64 {
+// looMean is the prior mean for o, of item weight w, with o itself removed
+// from its product, category, velocity and store counts (the global count is
+// large enough not to matter).
+func (p AvailabilityPriors) looMean(o PickObservation, w float64) float64 {
 	y := boolFloat(o.Found)
-	return p.mean(p.Categories[o.Category].minus(y), p.Products[o.ProductID].minus(y))
+	product := p.Products[o.ProductID]
+	velocity := p.velocityRate(product).minus(y, w)
+	return p.mean(p.Categories[o.Category].minus(y, w), velocity, product.minus(y, 1), p.Stores[o.StoreID].minus(y, w), p.hourRate(o.At).minus(y, w))
 }
 
 // shrinkGroup is one group's counts and the mean it is shrunk to.
@@ -343,22 +590,13 @@ var (
 	feedStrengthGrid  = []float64{0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32}
 )
 
-// fitStrengths picks the prior and feed strengths with the lowest log-loss of
-// the uncalibrated posterior over the observations.
-func (m AvailabilityModel) fitStrengths(p AvailabilityPriors, obs []PickObservation, means []float64) (priorStrength, feedStrength float64) {
+// fitStrengths picks the prior and feed strengths with the lowest weighted
+// log-loss of the uncalibrated posterior over the picks.
+func (m AvailabilityModel) fitStrengths(p AvailabilityPriors, picks []fitPick) (priorStrength, feedStrength float64) {
 	bestLoss := math.Inf(1)
 	for _, s := range priorStrengthGrid {
 		for _, w := range feedStrengthGrid {
-			loss := 0.0
-			for i, o := range obs {
-				q := clampProbability(m.posterior(o.Evidence, p, means[i], s, w, o.At))
-				if o.Found {
-					loss -= math.Log(q)
-				} else {
-					loss -= math.Log(1 - q)
-				}
-			}
-			if loss < bestLoss {
+			if loss := m.logLoss(p, picks, s, func(string) float64 { return w }); loss < bestLoss {
 				priorStrength, feedStrength, bestLoss = s, w, loss
 			}
 		}
@@ -366,17 +604,75 @@ func (m AvailabilityModel) fitStrengths(p AvailabilityPriors, obs []PickObservat
 	return priorStrength, feedStrength
 }
 
+// feedReliabilityGrid are the candidate factors of a store's feed strength.
+var feedReliabilityGrid = []float64{0, 0.125, 0.25, 0.5, 1, 1.5, 2, 3}
+
+// minReliabilityPicks is the fewest picks with a feed behind them a store
+// needs for its own feed reliability; below it, its feed is worth the
+// fitted FeedStrength.
+const minReliabilityPicks = 200
+
+// fitFeedReliability picks, store by store, the factor of the feed strength
+// with the lowest weighted log-loss over the store's picks that had a feed
+// level behind them: a feed whose levels the picks often contradict (a
+// frozen export, phantom stock, a noisy count) is worth less. Only factors
+// other than 1 are kept.
+func (m AvailabilityModel) fitFeedReliability(p AvailabilityPriors, picks []fitPick) map[string]float64 {
+	byStore := make(map[string][]fitPick)
+	for _, f := range picks {
+		if m.feedFreshness(f.Evidence, f.At) > 0 {
+			byStore[f.StoreID] = append(byStore[f.StoreID], f)
+		}
+	}
+	var out map[string]float64 // nil when no store has its own, as a stored document reads back
+	for _, store := range sortedKeys(byStore) {
+		if len(byStore[store]) < minReliabilityPicks {
+			continue
+		}
+		best, bestLoss := 1.0, math.Inf(1)
+		for _, r := range feedReliabilityGrid {
+			w := p.FeedStrength * r
+			if loss := m.logLoss(p, byStore[store], p.PriorStrength, func(string) float64 { return w }); loss < bestLoss {
+				best, bestLoss = r, loss
+			}
+		}
+		if best != 1 {
+			if out == nil {
+				out = make(map[string]float64)
+			}
+			out[store] = best
+		}
+	}
+	return out
+}
+
+// logLoss is the weighted log-loss of the uncalibrated posterior over picks
+// with the given prior strength and per-store feed strength.
+func (m AvailabilityModel) logLoss(p AvailabilityPriors, picks []fitPick, priorStrength float64, feedStrength func(store string) float64) float64 {
+	loss := 0.0
+	for _, f := range picks {
+		q := clampProbability(m.posterior(f.Evidence, p, f.mean, priorStrength, feedStrength(f.StoreID), f.picksPerDay, f.At))
+		if f.Found {
+			loss -= f.weight * math.Log(q)
+		} else {
+			loss -= f.weight * math.Log(1-q)
+		}
+	}
+	return loss
+}
+
 // minCalibrationBlock is the fewest picks behind one calibration step, so
 // that a handful of lucky picks cannot bend the mapping.
 const minCalibrationBlock = 50
 
 // FitCalibration fits an isotonic (monotone non-decreasing) mapping from
-// probabilities p to outcomes by pool-adjacent-violators, merges steps of
-// fewer than minCalibrationBlock picks into their neighbours, and gives each
-// step its found rate nudged by one pseudo-pick at its mean probability, so
-// that no step says 0 or 1. Each step becomes two points, at the lowest and
-// highest probability it covers.
-func FitCalibration(p []float64, outcomes []bool) Calibration {
+// probabilities p to outcomes of the given weights (nil: all 1) by
+// pool-adjacent-violators, merges steps of fewer than minCalibrationBlock
+// picks into their neighbours, and gives each step its weighted found rate
+// nudged by one pseudo-pick (of the step's mean weight) at its mean
+// probability, so that no step says 0 or 1. Each step becomes two points,
+// at the lowest and highest probability it covers.
+func FitCalibration(p []float64, outcomes []bool, weights []float64) Calibration {
 	order := make([]int, len(p))
 	for i := range order {
 		order[i] = i
@@ -385,7 +681,11 @@ func FitCalibration(p []float64, outcomes []bool) Calibration {
 	// Equal probabilities share a step from the start.
 	var ties []calibrationStep
 	for _, i := range order {
-		s := calibrationStep{n: 1, sumP: p[i], sumY: boolFloat(outcomes[i]), minP: p[i], maxP: p[i]}
+		w := 1.0
+		if weights != nil {
+			w = weights[i]
+		}
+		s := calibrationStep{n: 1, sumW: w, sumP: w * p[i], sumY: w * boolFloat(outcomes[i]), minP: p[i], maxP: p[i]}
 		if k := len(ties) - 1; k >= 0 && ties[k].maxP == p[i] {
 			ties[k] = ties[k].pool(s)
 		} else {
@@ -396,7 +696,7 @@ func FitCalibration(p []float64, outcomes []bool) Calibration {
 	for _, s := range ties {
 		steps = append(steps, s)
 		// Pool while the newest step's rate is below its predecessor's.
-		for k := len(steps) - 1; k > 0 && steps[k].sumY*steps[k-1].n < steps[k-1].sumY*steps[k].n; k-- {
+		for k := len(steps) - 1; k > 0 && steps[k].sumY*steps[k-1].sumW < steps[k-1].sumY*steps[k].sumW; k-- {
 			steps[k-1] = steps[k-1].pool(steps[k])
 			steps = steps[:k]
 		}
@@ -420,7 +720,8 @@ func FitCalibration(p []float64, outcomes []bool) Calibration {
 	var c Calibration
 	prev := 0.0
 	for _, s := range merged {
-		q := max(clampProbability((s.sumY+s.sumP/s.n)/(s.n+1)), prev)
+		pseudo := s.sumW / s.n
+		q := max(clampProbability((s.sumY+pseudo*s.sumP/s.sumW)/(s.sumW+pseudo)), prev)
 		c.Points = append(c.Points, CalibrationPoint{Raw: s.minP, Calibrated: q})
 		if s.maxP > s.minP {
 			c.Points = append(c.Points, CalibrationPoint{Raw: s.maxP, Calibrated: q})
@@ -430,23 +731,22 @@ func FitCalibration(p []float64, outcomes []bool) Calibration {
 	return c
 }
 
-// calibrationStep is a run of picks sorted by probability.
+// calibrationStep is a run of picks sorted by probability: n picks of
+// total weight sumW, weighted sums of probabilities and outcomes.
 type calibrationStep struct {
-	n, sumP, sumY, minP, maxP float64
+	n, sumW, sumP, sumY, minP, maxP float64
 }
 
 func (s calibrationStep) pool(t calibrationStep) calibrationStep {
-	return calibrationStep{n: s.n + t.n, sumP: s.sumP + t.sumP, sumY: s.sumY + t.sumY, minP: min(s.minP, t.minP), maxP: max(s.maxP, t.maxP)}
+	return calibrationStep{n: s.n + t.n, sumW: s.sumW + t.sumW, sumP: s.sumP + t.sumP, sumY: s.sumY + t.sumY, minP: min(s.minP, t.minP), maxP: max(s.maxP, t.maxP)}
 }
 
-// strided returns at most n elements spread evenly over s, in order.
-func strided[T any](s []T, n int) []T {
-	if len(s) <= n {
-		return s
-	}
-	out := make([]T, 0, n)
-	for i := range n {
-		out = append(out, s[i*len(s)/n])
+// strided returns at most n indices spread evenly over [0, length), in order.
+func strided(length, n int) []int {
+	n = min(n, length)
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i * length / n
 	}
 	return out
 }

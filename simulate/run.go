@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -59,6 +60,29 @@ func runIDOr(id string) string {
 	return id
 }
 
+// restamped is ev sent at now instead of its simulated time. A feed level's
+// counted_at keeps its distance before the event time: a count published an
+// hour after it was taken stays an hour old, not a simulated date.
+func restamped(ev aisle.Event, now time.Time) aisle.Event {
+	if ev.Type == aisle.TypeInventoryLevel {
+		var level aisle.InventoryLevel
+		if err := json.Unmarshal(ev.Data, &level); err != nil {
+			panic(fmt.Sprintf("simulate: decode own %s data: %v", ev.Type, err)) // the simulator encoded it
+		}
+		if level.CountedAt != nil {
+			counted := now.Add(-ev.Time.Sub(*level.CountedAt)).Truncate(time.Millisecond)
+			level.CountedAt = &counted
+			raw, err := json.Marshal(level)
+			if err != nil {
+				panic(fmt.Sprintf("simulate: encode %s data: %v", ev.Type, err)) // plain structs always encode
+			}
+			ev.Data = raw
+		}
+	}
+	ev.Time = now
+	return ev
+}
+
 // pace publishes next's events at cfg.Rate per second, each stamped with
 // cfg.Now and its id suffixed with the run id, until ctx is done or
 // cfg.Limit events were published.
@@ -85,9 +109,8 @@ func pace(ctx context.Context, cfg RunConfig, next func() aisle.Event, publish f
 				return nil
 			}
 		}
-		ev := next()
+		ev := restamped(next(), now().UTC())
 		ev.ID += "-" + runID
-		ev.Time = now().UTC()
 		if err := publish(ctx, ev); err != nil {
 			if ctx.Err() != nil {
 				return nil

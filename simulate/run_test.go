@@ -36,8 +36,22 @@ func TestRunPacesDeterministicEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	counts := 0
 	for i, ev := range got {
-		want := sim.Next().Event
+		simulated := sim.Next().Event
+		want := restamped(simulated, stamp)
+		if ev.Type == aisle.TypeInventoryLevel {
+			counts++
+			var sent, counted aisle.InventoryLevel
+			if json.Unmarshal(ev.Data, &sent) != nil || json.Unmarshal(simulated.Data, &counted) != nil {
+				t.Fatalf("event %d: feed data %s", i, ev.Data)
+			}
+			// As long before now as the simulated count was before its
+			// event, to the millisecond the event keeps.
+			if age, want := stamp.Sub(*sent.CountedAt), simulated.Time.Sub(*counted.CountedAt); age < want || age > want+time.Millisecond {
+				t.Fatalf("event %d counted_at %s: not as long before now as the simulated count before its event %s", i, ev.Data, simulated.Data)
+			}
+		}
 		if !ev.Time.Equal(stamp) {
 			t.Fatalf("event %d time %v, want now %v", i, ev.Time, stamp)
 		}
@@ -48,6 +62,9 @@ func TestRunPacesDeterministicEvents(t *testing.T) {
 		if _, err := aisle.DecodeEvent(value, "", stamp); err != nil {
 			t.Fatalf("event %d invalid: %v", i, err)
 		}
+	}
+	if counts == 0 {
+		t.Errorf("no feed level among the first 200 events: counted_at is not checked")
 	}
 }
 

@@ -1,11 +1,16 @@
 // Package simulate is a seeded synthetic marketplace for item availability.
-// Behind every store-product runs a hidden shelf: customers and shoppers take
-// units, shrink (theft, damage) removes units the retailer's system still
-// counts (phantom stock), and restocks, which sometimes fail, refill it. The
-// world shows itself only through events: retailer feeds that report the
-// system count late and with errors, and shoppers' picks, which miss an item
-// now and then even when it is on the shelf. The hidden state travels with
-// every event as ground truth for evaluation.
+// Behind every store-product runs a hidden shelf and backroom: customers and
+// shoppers take units; shrink (theft, spoilage) and mis-scanned sales remove
+// units the retailer's system still counts (phantom stock) until a cycle count
+// corrects it; deliveries, which are sometimes skipped or short, refill the
+// shelf, though some units stay in the backroom (counted, not on the shelf)
+// until the next restock; discontinued items stay listed but are never
+// delivered again. Popularity is heavy-tailed: a few fast movers and many
+// slow ones. The world shows itself only through events: retailer feeds that
+// report the system count late and with errors (full snapshots or deltas of
+// the changed counts; some stores send none, some feeds stop or freeze), and
+// shoppers' picks, which miss about 3% of the items that are there. The
+// hidden state travels with every event as ground truth for evaluation.
 package simulate
 
 import (
@@ -34,11 +39,18 @@ const (
 type Config struct {
 	Seed  int64
 	Start time.Time // simulated time of the first hour (UTC, on the hour); zero means 2026-01-05 00:00 UTC
+	// ProbesPerDay, when positive, adds probe records: each store-product is
+	// looked at that many times a day on average, at random times while the
+	// store is open, as a customer asking "is it there?" would. Probes carry
+	// the hidden state and no event, and use their own random streams, so
+	// the events are the same with or without them.
+	ProbesPerDay float64
 }
 
-// Record is one emitted event with the hidden state behind it.
+// Record is one emitted event with the hidden state behind it, or a probe.
 type Record struct {
-	Event aisle.Event
+	Event aisle.Event // for a probe, only its Time is set
+	Probe bool        // a look at the hidden state, not an event
 	Truth Truth
 }
 
@@ -49,13 +61,34 @@ type Truth struct {
 	StoreID     string
 	ProductID   string
 	OnShelf     int // units actually on the shelf
+	Backroom    int // units in the backroom: counted by the system, not on the shelf
 	SystemCount int // units the retailer's system believes it has
+	// PicksPerDay is the store-product's expected marketplace picks a day:
+	// slow movers are below one.
+	PicksPerDay  float64
+	Discontinued bool // still listed, never delivered again
+	FeedMode     FeedMode
 }
+
+// FeedMode is how (and whether) a store's retailer feed reports.
+type FeedMode string
+
+// Feed modes of the simulated stores.
+const (
+	FeedNone     FeedMode = "none"     // the store sends no inventory feed
+	FeedSnapshot FeedMode = "snapshot" // every count, every time
+	FeedDelta    FeedMode = "delta"    // only the counts that changed since the last report
+	// FeedFrozen sends snapshots that stopped changing at some point: a
+	// stuck export, with fresh counting times.
+	FeedFrozen  FeedMode = "frozen"
+	FeedStopped FeedMode = "stopped" // snapshots until a point, then nothing
+)
 
 // Sim generates the event stream lazily, one simulated hour at a time, in
 // event-time order. It is deterministic for a catalog and seed.
 type Sim struct {
 	seed    int64
+	probes  float64 // probes per store-product per day
 	stores  []*storeSim
 	horizon time.Time // every event before horizon has been generated
 	pending recordHeap
@@ -73,7 +106,7 @@ func New(cat Catalog, cfg Config) (*Sim, error) {
 	if start.IsZero() {
 		start = defaultStart
 	}
-	s := &Sim{seed: cfg.Seed, horizon: start.UTC()}
+	s := &Sim{seed: cfg.Seed, probes: max(cfg.ProbesPerDay, 0), horizon: start.UTC()}
 	for i, st := range cat.Stores {
 		if len(st.Products) > 0 {
 			s.stores = append(s.stores, newStoreSim(cfg.Seed, i, st, cat.Categories, s.horizon))
@@ -105,8 +138,10 @@ func (s *Sim) Next() Record {
 		s.advanceHour()
 	}
 	r := heap.Pop(&s.pending).(pending).Record
-	s.emitted++
-	r.Event.ID = fmt.Sprintf("sim%d-%d", s.seed, s.emitted)
+	if !r.Probe {
+		s.emitted++
+		r.Event.ID = fmt.Sprintf("sim%d-%d", s.seed, s.emitted)
+	}
 	return r
 }
 
@@ -125,16 +160,19 @@ func (s *Sim) advanceHour() {
 
 // Shape of the simulated world. Rates are per store-product per day.
 const (
-	openHour        = 8
-	closeHour       = 22
-	basePicksPerDay = 3.0 // marketplace picks of an average product at an average store
-	walkInsPerPick  = 3.0 // units taken by walk-in customers per marketplace pick
-	secondRestock   = 9 * time.Hour
-	auditHour       = 2 * time.Hour
-	feedDropRate    = 0.03 // share of items missing from a feed snapshot
-	replaceRate     = 0.5  // share of out-of-stock picks the shopper replaces
-	lastUnitMiss    = 0.08 // extra chance of missing the last unit on a shelf
-	shoppersPerShop = 20
+	openHour          = 8
+	closeHour         = 22
+	medianPicksPerDay = 1.5 // marketplace picks of a median product at an average store
+	popularitySpread  = 1.4 // log-normal sigma of popularity: heavy-tailed, many slow movers
+	walkInsPerPick    = 3.0 // units taken by walk-in customers per marketplace pick
+	secondRestock     = 9 * time.Hour
+	cycleCountHour    = 2 * time.Hour // nightly cycle counts, each item once a week
+	feedDropRate      = 0.03          // share of items missing from a feed snapshot
+	replaceRate       = 0.5           // share of out-of-stock picks the shopper replaces
+	shopperMissRate   = 0.03          // mean chance a shopper misses an item that is there
+	shortDelivery     = 0.15          // share of deliveries that bring half of what was ordered
+	discontinuedShare = 0.03          // share of store-products listed but no longer delivered
+	shoppersPerShop   = 20
 )
 
 // hourWeights is the share of a day's traffic in each hour: open 08:00-22:00,
@@ -165,11 +203,13 @@ type storeSim struct {
 	rng        *rand.Rand
 	traffic    float64       // demand multiplier
 	restockAt  time.Duration // time of day of the overnight restock
-	hasFeed    bool          // some retailers send no inventory feed
+	feedMode   FeedMode
+	feedChange time.Time // when a frozen feed froze or a stopped one stopped
 	feedEvery  time.Duration
 	feedDelay  time.Duration // mean delay between counting and publishing
 	feedNoise  float64       // chance that a reported count is off
-	auditDay   time.Weekday  // weekly count that clears phantom stock
+	backroom   float64       // chance that a delivery's units wait in the backroom
+	misScan    float64       // chance that a sale is scanned as another product
 	missFactor float64       // how well this store's shelves are kept
 	nextCount  time.Time     // next feed snapshot
 	items      []*itemSim
@@ -181,15 +221,21 @@ type itemSim struct {
 	productID    string
 	category     string
 	rng          *rand.Rand
+	probeRng     *rand.Rand // probe times, apart from the world's randomness
 	picksPerDay  float64
 	walkInPerDay float64
 	shrinkPerDay float64
 	capacity     int
 	twoRestocks  bool
 	reliability  float64 // chance that a scheduled restock happens
+	discontinued bool    // never delivered again
 	missRate     float64 // chance a shopper misses an item that is there
+	countDay     time.Weekday
 	shelf        int
+	backroom     int
 	system       int
+	reported     int // the last level the feed published, for delta feeds
+	frozen       int // the level a frozen feed keeps reporting
 }
 
 // productParams are shared by every store carrying a product.
@@ -206,11 +252,13 @@ func newStoreSim(seed int64, index int, st Store, categories map[string]string, 
 		rng:        rng,
 		traffic:    math.Exp(0.3 * rng.NormFloat64()),
 		restockAt:  4*time.Hour + time.Duration(rng.Float64()*float64(3*time.Hour)),
-		hasFeed:    rng.Float64() < 0.85,
+		feedMode:   feedModeOf(rng.Float64()),
+		feedChange: start.Add(time.Duration((1 + 3*rng.Float64()) * float64(24*time.Hour))),
 		feedEvery:  []time.Duration{3 * time.Hour, 4 * time.Hour, 6 * time.Hour}[rng.IntN(3)],
 		feedDelay:  20*time.Minute + time.Duration(rng.Float64()*float64(70*time.Minute)),
 		feedNoise:  0.05 + 0.2*rng.Float64(),
-		auditDay:   time.Weekday(rng.IntN(7)),
+		backroom:   0.15 * rng.Float64(),
+		misScan:    0.05 * rng.Float64(),
 		missFactor: math.Exp(0.25 * rng.NormFloat64()),
 		byCategory: make(map[string][]string),
 	}
@@ -229,21 +277,37 @@ func newStoreSim(seed int64, index int, st Store, categories map[string]string, 
 	return s
 }
 
+// feedModeOf draws a store's feed mode from a uniform u: most stores send
+// snapshots, some deltas, some none; a few feeds freeze or stop.
+func feedModeOf(u float64) FeedMode {
+	switch {
+	case u < 0.15:
+		return FeedNone
+	case u < 0.25:
+		return FeedFrozen
+	case u < 0.35:
+		return FeedStopped
+	case u < 0.6:
+		return FeedDelta
+	}
+	return FeedSnapshot
+}
+
 func newProductParams(seed int64, productID, category string) productParams {
 	crng := rand.New(rand.NewPCG(uint64(seed), hashString("category", category)))
 	catDemand := math.Exp(0.35 * crng.NormFloat64())
 	catCover := math.Exp(0.3 * crng.NormFloat64())
 	catReliability := 0.82 + 0.16*crng.Float64()
-	catMiss := 0.02 + 0.05*crng.Float64()
+	catMiss := shopperMissRate * (0.7 + 0.6*crng.Float64())
 	catShrink := 0.01 + 0.04*crng.Float64()
 	catTwoRestocks := crng.Float64() < 0.3
 
 	prng := rand.New(rand.NewPCG(uint64(seed), hashString("product", productID)))
 	return productParams{
-		popularity:  catDemand * math.Exp(0.7*prng.NormFloat64()),
+		popularity:  catDemand * math.Exp(popularitySpread*prng.NormFloat64()),
 		cover:       catCover * math.Exp(0.45*prng.NormFloat64()),
 		reliability: min(max(catReliability+0.04*prng.NormFloat64(), 0.5), 0.995),
-		missRate:    min(catMiss*math.Exp(0.3*prng.NormFloat64()), 0.3),
+		missRate:    min(catMiss*math.Exp(0.3*prng.NormFloat64()), 0.15),
 		shrinkShare: catShrink,
 		twoRestocks: catTwoRestocks,
 	}
@@ -251,7 +315,7 @@ func newProductParams(seed int64, productID, category string) productParams {
 
 func newItemSim(seed int64, st *storeSim, productID, category string, pp productParams) *itemSim {
 	rng := rand.New(rand.NewPCG(uint64(seed), hashString("item", st.id, productID)))
-	picks := basePicksPerDay * pp.popularity * st.traffic
+	picks := medianPicksPerDay * pp.popularity * st.traffic
 	consumption := picks * (1 + walkInsPerPick)
 	restocks := 1.0
 	if pp.twoRestocks {
@@ -264,16 +328,20 @@ func newItemSim(seed int64, st *storeSim, productID, category string, pp product
 		productID:    productID,
 		category:     category,
 		rng:          rng,
+		probeRng:     rand.New(rand.NewPCG(uint64(seed), hashString("probe", st.id, productID))),
 		picksPerDay:  picks,
 		walkInPerDay: picks * walkInsPerPick,
 		shrinkPerDay: consumption * pp.shrinkShare,
 		capacity:     capacity,
 		twoRestocks:  pp.twoRestocks,
 		reliability:  pp.reliability,
-		missRate:     min(pp.missRate*st.missFactor, 0.5),
+		missRate:     min(pp.missRate*st.missFactor, 0.15),
+		countDay:     time.Weekday(rng.IntN(7)),
 	}
+	it.discontinued = rng.Float64() < discontinuedShare
 	it.shelf = int(math.Round(float64(capacity) * (0.4 + 0.6*rng.Float64())))
 	it.system = it.shelf + rng.IntN(3)
+	it.reported, it.frozen = -1, it.system
 	return it
 }
 
@@ -283,7 +351,7 @@ type markKind int
 const (
 	markRestock markKind = iota
 	markSecondRestock
-	markAudit
+	markCycleCount
 	markCount // feed snapshot
 )
 
@@ -305,11 +373,9 @@ func (s *storeSim) schedule(from, to time.Time) []mark {
 	}
 	add(day.Add(s.restockAt), markRestock)
 	add(day.Add(s.restockAt+secondRestock), markSecondRestock)
-	if day.Weekday() == s.auditDay {
-		add(day.Add(auditHour), markAudit)
-	}
+	add(day.Add(cycleCountHour), markCycleCount)
 	for ; s.nextCount.Before(to); s.nextCount = s.nextCount.Add(s.feedEvery) {
-		if s.hasFeed && !s.nextCount.Before(from) {
+		if s.sends(s.nextCount) && !s.nextCount.Before(from) {
 			delay := time.Duration((0.5 + s.rng.Float64()) * float64(s.feedDelay))
 			marks = append(marks, mark{at: s.nextCount, kind: markCount, delay: delay})
 		}
@@ -323,6 +389,17 @@ func (s *storeSim) schedule(from, to time.Time) []mark {
 	return marks
 }
 
+// sends reports whether the store's feed counts at t.
+func (s *storeSim) sends(t time.Time) bool {
+	switch s.feedMode {
+	case FeedNone:
+		return false
+	case FeedStopped:
+		return t.Before(s.feedChange)
+	}
+	return true
+}
+
 // simulateItem runs one store-product through [from, to): Poisson arrivals of
 // walk-in customers, shoppers and shrink at the hour's rates, interleaved with
 // the scheduled marks. Arrivals are memoryless, so restarting the draw at
@@ -331,6 +408,7 @@ func (s *Sim) simulateItem(st *storeSim, it *itemSim, marks []mark, from, to tim
 	w := hourWeights[from.Hour()]
 	walkIn, picks, shrinkage := it.walkInPerDay*w, it.picksPerDay*w, it.shrinkPerDay*w
 	rate := (walkIn + picks + shrinkage) / time.Hour.Seconds() // per second
+	probes := s.probeTimes(it, from, to)
 	t := from
 	for i := 0; i <= len(marks); i++ {
 		until := to
@@ -342,17 +420,19 @@ func (s *Sim) simulateItem(st *storeSim, it *itemSim, marks []mark, from, to tim
 			if !t.Before(until) {
 				break
 			}
+			probes = s.probe(st, it, probes, t)
 			switch u := it.rng.Float64() * (walkIn + picks + shrinkage); {
 			case u < walkIn:
-				it.sell()
+				it.sell(it.rng.Float64() < st.misScan)
 			case u < walkIn+picks:
 				s.pick(st, it, t)
 			default:
 				if it.shelf > 0 {
-					it.shelf-- // gone, but the system still counts it
+					it.shelf-- // stolen or spoilt: gone, but the system still counts it
 				}
 			}
 		}
+		probes = s.probe(st, it, probes, until)
 		if i == len(marks) {
 			return
 		}
@@ -361,11 +441,44 @@ func (s *Sim) simulateItem(st *storeSim, it *itemSim, marks []mark, from, to tim
 	}
 }
 
-// sell takes one unit at the till: shelf and system both go down.
-func (it *itemSim) sell() {
+// probeTimes draws the probes of [from, to), in order: a Poisson process at
+// the configured rate spread over the open hours.
+func (s *Sim) probeTimes(it *itemSim, from, to time.Time) []time.Time {
+	if s.probes <= 0 || hourWeights[from.Hour()] == 0 {
+		return nil
+	}
+	rate := s.probes / float64(closeHour-openHour) / time.Hour.Seconds()
+	var times []time.Time
+	for t := from; ; {
+		t = t.Add(time.Duration(it.probeRng.ExpFloat64() / rate * float64(time.Second)))
+		if !t.Before(to) {
+			return times
+		}
+		times = append(times, t)
+	}
+}
+
+// probe records the hidden state for the probes before until and returns the rest.
+func (s *Sim) probe(st *storeSim, it *itemSim, probes []time.Time, until time.Time) []time.Time {
+	for len(probes) > 0 && probes[0].Before(until) {
+		s.seq++
+		heap.Push(&s.pending, pending{
+			Record: Record{Event: aisle.Event{Time: probes[0].Truncate(time.Millisecond)}, Probe: true, Truth: s.truth(st, it)},
+			seq:    s.seq,
+		})
+		probes = probes[1:]
+	}
+	return probes
+}
+
+// sell takes one unit at the till: the shelf goes down, and the system too
+// unless the sale was scanned as another product (phantom stock).
+func (it *itemSim) sell(misScanned bool) {
 	if it.shelf > 0 {
 		it.shelf--
-		it.system = max(it.system-1, 0)
+		if !misScanned {
+			it.system = max(it.system-1, 0)
+		}
 	}
 }
 
@@ -375,24 +488,63 @@ func (s *Sim) apply(st *storeSim, it *itemSim, m mark) {
 		if m.kind == markSecondRestock && !it.twoRestocks {
 			return
 		}
-		if it.rng.Float64() < it.reliability {
-			it.system += it.capacity - it.shelf
-			it.shelf = it.capacity
+		it.restock(st)
+	case markCycleCount:
+		if m.at.Weekday() == it.countDay {
+			it.system = it.shelf + it.backroom
 		}
-	case markAudit:
-		it.system = it.shelf
 	case markCount:
-		if it.rng.Float64() < feedDropRate {
-			return
-		}
-		level := it.system
-		if it.rng.Float64() < st.feedNoise {
-			level = max(level+[]int{-2, -1, 1, 2}[it.rng.IntN(4)], 0)
-		}
-		q := int64(level)
-		s.push(st, it, aisle.TypeInventoryLevel, SourceFeed, m.at.Add(m.delay),
-			aisle.InventoryLevel{StoreID: st.id, ProductID: it.productID, Quantity: &q})
+		s.count(st, it, m)
 	}
+}
+
+// restock moves the backroom's units to the shelf, then takes the delivery
+// (unless it is skipped, short, or the item is discontinued): the order
+// fills the shelf to capacity, but sometimes the staff leave it in the
+// backroom until the next restock. The system counts every delivered unit.
+func (it *itemSim) restock(st *storeSim) {
+	moved := min(it.backroom, it.capacity-it.shelf)
+	it.shelf += moved
+	it.backroom -= moved
+	if it.discontinued || it.rng.Float64() >= it.reliability {
+		return
+	}
+	delivered := it.capacity - it.shelf
+	if it.rng.Float64() < shortDelivery {
+		delivered /= 2
+	}
+	it.system += delivered
+	if it.rng.Float64() < st.backroom {
+		it.backroom += delivered
+	} else {
+		it.shelf += delivered
+	}
+}
+
+// count publishes the feed's level of the item, as the store's feed mode
+// reports it.
+func (s *Sim) count(st *storeSim, it *itemSim, m mark) {
+	if st.feedMode == FeedFrozen && m.at.Before(st.feedChange) {
+		it.frozen = it.system
+	}
+	if it.rng.Float64() < feedDropRate {
+		return
+	}
+	level := it.system
+	if st.feedMode == FeedFrozen {
+		level = it.frozen
+	}
+	if it.rng.Float64() < st.feedNoise {
+		level = max(level+[]int{-2, -1, 1, 2}[it.rng.IntN(4)], 0)
+	}
+	if st.feedMode == FeedDelta && level == it.reported {
+		return
+	}
+	it.reported = level
+	q := int64(level)
+	counted := m.at.Truncate(time.Millisecond)
+	s.push(st, it, aisle.TypeInventoryLevel, SourceFeed, m.at.Add(m.delay),
+		aisle.InventoryLevel{StoreID: st.id, ProductID: it.productID, Quantity: &q, CountedAt: &counted})
 }
 
 // pick emits a shopper's pick and takes the unit when it is found.
@@ -407,11 +559,7 @@ func (s *Sim) pick(st *storeSim, it *itemSim, t time.Time) {
 	eventType := aisle.TypePickNotFound
 	switch {
 	case it.shelf > 0:
-		miss := it.missRate
-		if it.shelf == 1 {
-			miss += lastUnitMiss
-		}
-		if it.rng.Float64() >= miss {
+		if it.rng.Float64() >= it.missRate {
 			eventType = aisle.TypePickFound
 		}
 	case it.rng.Float64() < replaceRate:
@@ -422,7 +570,7 @@ func (s *Sim) pick(st *storeSim, it *itemSim, t time.Time) {
 	}
 	s.push(st, it, eventType, SourceShopper, t, p)
 	if eventType == aisle.TypePickFound {
-		it.sell()
+		it.sell(false)
 	}
 }
 
@@ -457,10 +605,19 @@ func (s *Sim) push(st *storeSim, it *itemSim, eventType, source string, at time.
 	heap.Push(&s.pending, pending{
 		Record: Record{
 			Event: aisle.Event{Type: eventType, Time: at.Truncate(time.Millisecond), Source: source, Data: raw},
-			Truth: Truth{StoreID: st.id, ProductID: it.productID, OnShelf: it.shelf, SystemCount: it.system},
+			Truth: s.truth(st, it),
 		},
 		seq: s.seq,
 	})
+}
+
+// truth is the item's hidden state now.
+func (s *Sim) truth(st *storeSim, it *itemSim) Truth {
+	return Truth{
+		StoreID: st.id, ProductID: it.productID,
+		OnShelf: it.shelf, Backroom: it.backroom, SystemCount: it.system,
+		PicksPerDay: it.picksPerDay, Discontinued: it.discontinued, FeedMode: st.feedMode,
+	}
 }
 
 // pending is a generated event waiting for its turn.
