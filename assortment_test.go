@@ -104,9 +104,27 @@ func TestAvailabilityOfAProductTheStoreDoesNotCarry(t *testing.T) {
 	// a product of the same category added without evidence.
 	fresh := uncarried + "-fresh"
 	ts.uncarriedProduct(fresh)
-	ts.sql(`INSERT INTO store_products (store_id, product_id) VALUES ($1, $2), ($1, $3)`, store.ID, uncarried, fresh)
-	after := ts.availability(store.ID, uncarried, fresh)
-	if got, prior := after[0], after[1]; !got.Carried || !prior.Carried || got.Probability <= prior.Probability || got.Status != "IN_STOCK" {
-		t.Errorf("once carried, after %d found picks: %+v; want carried, IN_STOCK, above the prior %+v", picks, got, prior)
+	// Through the catalog (the API holds assortments in memory, kept fresh
+	// by the catalog's change feed, which direct SQL would bypass).
+	ts.mustData(key, upsertAssortmentMut, map[string]any{"in": map[string]any{"storeId": store.ID,
+		"items": []any{map[string]any{"productId": uncarried}, map[string]any{"productId": fresh}}}}, &struct{}{})
+	var after []itemAvailability
+	eventually(t, 30*time.Second, func() string {
+		if after = ts.availability(store.ID, uncarried, fresh); !after[0].Carried || !after[1].Carried {
+			return fmt.Sprintf("after upsertAssortment: %+v", after)
+		}
+		return ""
+	})
+	if got, prior := after[0], after[1]; got.Probability <= prior.Probability || got.Status != "IN_STOCK" {
+		t.Errorf("once carried, after %d found picks: %+v; want IN_STOCK, above the prior %+v", picks, got, prior)
 	}
+
+	// And a removal is answered as soon as it is applied.
+	ts.mustData(key, removeAssortmentMut, map[string]any{"in": map[string]any{"storeId": store.ID, "productIds": []string{carried}}}, &struct{}{})
+	eventually(t, 30*time.Second, func() string {
+		if got := ts.availability(store.ID, carried)[0]; got.Carried || got.Probability != 0 || got.Status != "OUT_OF_STOCK" {
+			return fmt.Sprintf("after removeAssortment: %+v; want carried false, probability 0, OUT_OF_STOCK", got)
+		}
+		return ""
+	})
 }

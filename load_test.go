@@ -40,13 +40,13 @@ func TestLoadCommand(t *testing.T) {
 	t.Run("open loop", func(t *testing.T) { checkOpenLoopRun(t, ts) })
 }
 
-// checkOpenLoopRun sends the floor and the 100-product read open loop, with
+// checkOpenLoopRun sends the floor and the 100-product reads open loop, with
 // no subscriptions: every operation sent is answered and counted once.
 func checkOpenLoopRun(t *testing.T, ts *testServer) {
 	var out bytes.Buffer
 	args := []string{"load", "--url", ts.url, "--database-url", ts.main.Config.DatabaseURL,
 		"--rate", "200", "--requests", "200", "--concurrency", "64", "--subscriptions", "0",
-		"--mix", "typename=1,availability100=1", "--json"}
+		"--mix", "typename=1,availability100=1,storeListing100=1", "--json"}
 	if err := run(context.Background(), args, &out, io.Discard); err != nil {
 		t.Fatalf("aisle load --rate: %v", err)
 	}
@@ -57,7 +57,7 @@ func checkOpenLoopRun(t *testing.T, ts *testServer) {
 	if rep.OfferedRate != 200 || rep.Sent != 200 || rep.Due != 200 || rep.Total.N != 200 || rep.Total.ErrorCount() > 0 {
 		t.Errorf("offered %v req/s, %d sent of %d due, %d answered, errors %v; want 200, 200, 200, 200, none", rep.OfferedRate, rep.Sent, rep.Due, rep.Total.N, rep.Total.Errors)
 	}
-	for _, op := range []string{"typename", "availability100"} {
+	for _, op := range []string{"typename", "availability100", "storeListing100"} {
 		if o := rep.Operations[op]; o == nil || o.N == 0 || o.P50 <= 0 || o.P50 > o.P99 {
 			t.Errorf("%s: %+v", op, o)
 		}

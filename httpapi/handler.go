@@ -133,7 +133,7 @@ func graphqlHandler(cfg Config) http.Handler {
 	srv.Use(newOperationMetrics())
 	srv.Use(operationLimits{maxDepth: maxDepth, maxAliases: maxAliases, maxComplexity: maxComplexity, production: cfg.Production, cache: cache})
 	srv.Use(clearAnswers{production: cfg.Production})
-	srv.Use(newObjectLists(schema.Schema())) // the innermost field middleware: it writes what resolvers returned
+	srv.Use(newObjectLists(schema.Schema(), cfg.Resolver)) // the innermost field middleware: it writes what resolvers returned
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		cfg.Log.ErrorContext(ctx, "graphql: panic in resolver", "panic", p, "stack", string(debug.Stack()))

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -31,15 +32,29 @@ import (
 // JSON straight from the Go values, byte for byte what the executor would
 // write. Anything the plan does not cover is the executor's, with the
 // value the resolver already returned: a selection with another directive
-// or @defer, a field that has a resolver or no struct field, a nil where
-// the schema says non-null, a float that JSON cannot hold (the executor
-// answers those with an error). Resolvers, auth, limits, errors and
-// extensions are untouched: the plan only replaces the marshalling of a
-// resolver's successful result.
+// or @defer, a field that has a resolver (other than plannedResolvers) or
+// no struct field, a nil where the schema says non-null, a float that JSON
+// cannot hold (the executor answers those with an error). Resolvers, auth,
+// limits, errors and extensions are untouched: the plan only replaces the
+// marshalling of a resolver's successful result, and calls only the
+// resolvers of plannedResolvers itself.
 type objectLists struct {
 	schema   *ast.Schema
-	resolved map[string]bool // "Object.field" of every field with a resolver
+	resolved map[string]bool // "object.field" (lower case) of every field with a resolver
+	// callable holds the resolver methods of plannedResolvers, bound to
+	// the resolver root, by "object.field".
+	callable map[string]reflect.Value
 }
+
+// plannedResolvers are the resolver fields ("object.field", lower case) a
+// plan calls itself, element by element, instead of leaving the whole list
+// to the executor. Each takes no arguments and reads only its object and the
+// operation's dataloaders, not the field context (which, called from a plan,
+// is the list's). Product.availability is the availability nested in a
+// store's listing, which Store.products reads for the whole page at once.
+// An error from one of them sends the list to the executor, which calls it
+// again (the dataloaders answer the same, from memory).
+var plannedResolvers = map[string]bool{"product.availability": true}
 
 var (
 	_ graphql.HandlerExtension = (*objectLists)(nil)
@@ -49,18 +64,23 @@ var (
 // newObjectLists reads which fields have resolvers from the generated
 // resolver interfaces: graph.ResolverRoot has one method per object with
 // resolvers (Query, Store, …), returning an interface with one method per
-// resolved field.
-func newObjectLists(schema *ast.Schema) *objectLists {
-	resolved := map[string]bool{}
-	root := reflect.TypeFor[graph.ResolverRoot]()
-	for i := range root.NumMethod() {
-		object := root.Method(i)
+// resolved field. root is the resolver the schema was built with.
+func newObjectLists(schema *ast.Schema, root graph.ResolverRoot) *objectLists {
+	l := &objectLists{schema: schema, resolved: map[string]bool{}, callable: map[string]reflect.Value{}}
+	rootType := reflect.TypeFor[graph.ResolverRoot]()
+	for i := range rootType.NumMethod() {
+		object := rootType.Method(i)
 		fields := object.Type.Out(0)
 		for j := range fields.NumMethod() {
-			resolved[strings.ToLower(object.Name+"."+fields.Method(j).Name)] = true
+			key := strings.ToLower(object.Name + "." + fields.Method(j).Name)
+			l.resolved[key] = true
+			if plannedResolvers[key] {
+				resolver := reflect.ValueOf(root).MethodByName(object.Name).Call(nil)[0]
+				l.callable[key] = resolver.MethodByName(fields.Method(j).Name)
+			}
 		}
 	}
-	return &objectLists{schema: schema, resolved: resolved}
+	return l
 }
 
 func (*objectLists) ExtensionName() string                   { return "ObjectLists" }
@@ -79,7 +99,7 @@ func (l *objectLists) InterceptField(ctx context.Context, next graphql.Resolver)
 	if list.Kind() != reflect.Slice || list.IsNil() {
 		return res, err
 	}
-	p := l.planList(graphql.GetOperationContext(ctx), fc.Field.Selections, fc.Field.Definition.Type, list.Type())
+	p := l.planList(ctx, fc.Field.Selections, fc.Field.Definition.Type, list.Type())
 	buf := make([]byte, 0, 64+list.Len()*128)
 	if p == nil || !p.write(&buf, list) {
 		objectListAnswers.WithLabelValues("executor").Inc()
@@ -114,22 +134,26 @@ type listPlan struct {
 // objectPlan writes one object: its fields in the executor's order.
 type objectPlan struct {
 	fields []fieldPlan
+	// calls says the object, or one nested in it, has a field of
+	// plannedResolvers: lists of it write their elements concurrently, as
+	// the executor resolves them, so that the resolvers' dataloaders batch.
+	calls bool
 }
 
 type fieldPlan struct {
 	key   []byte // "alias":, with the comma before it unless first
-	index int    // of the struct field; -1 for __typename
+	index int    // of the struct field; -1 for __typename and resolver calls, which read the object
 	write writer
 }
 
 // planList plans a list of objects of GraphQL type typ ([T] or [T!], T an
 // object type) held in a Go slice of type goType; nil when it cannot.
-func (l *objectLists) planList(oc *graphql.OperationContext, sel ast.SelectionSet, typ *ast.Type, goType reflect.Type) *listPlan {
+func (l *objectLists) planList(ctx context.Context, sel ast.SelectionSet, typ *ast.Type, goType reflect.Type) *listPlan {
 	def := l.schema.Types[typ.Elem.Name()]
 	if typ.Elem.Elem != nil || def == nil || def.Kind != ast.Object || goType.Kind() != reflect.Slice {
 		return nil
 	}
-	object := l.planObject(oc, def, sel, goType.Elem())
+	object := l.planObject(ctx, def, sel, goType.Elem())
 	if object == nil {
 		return nil
 	}
@@ -137,6 +161,9 @@ func (l *objectLists) planList(oc *graphql.OperationContext, sel ast.SelectionSe
 }
 
 func (p *listPlan) write(buf *[]byte, list reflect.Value) bool {
+	if p.object.calls && list.Len() > 1 {
+		return p.writeConcurrently(buf, list)
+	}
 	*buf = append(*buf, '[')
 	for i := range list.Len() {
 		if i > 0 {
@@ -150,9 +177,33 @@ func (p *listPlan) write(buf *[]byte, list reflect.Value) bool {
 	return true
 }
 
+// writeConcurrently writes each element in a goroutine of its own, all
+// awaited.
+func (p *listPlan) writeConcurrently(buf *[]byte, list reflect.Value) bool {
+	elements := make([][]byte, list.Len())
+	written := make([]bool, list.Len())
+	var wg sync.WaitGroup
+	for i := range elements {
+		wg.Go(func() { written[i] = p.object.writeValue(&elements[i], list.Index(i), p.nonNull) })
+	}
+	wg.Wait()
+	*buf = append(*buf, '[')
+	for i, element := range elements {
+		if !written[i] {
+			return false
+		}
+		if i > 0 {
+			*buf = append(*buf, ',')
+		}
+		*buf = append(*buf, element...)
+	}
+	*buf = append(*buf, ']')
+	return true
+}
+
 // planObject plans the fields of sel on object type def, read from Go type
 // goType (a struct or pointers to one); nil when it cannot.
-func (l *objectLists) planObject(oc *graphql.OperationContext, def *ast.Definition, sel ast.SelectionSet, goType reflect.Type) *objectPlan {
+func (l *objectLists) planObject(ctx context.Context, def *ast.Definition, sel ast.SelectionSet, goType reflect.Type) *objectPlan {
 	for goType.Kind() == reflect.Pointer {
 		goType = goType.Elem()
 	}
@@ -160,7 +211,7 @@ func (l *objectLists) planObject(oc *graphql.OperationContext, def *ast.Definiti
 		return nil
 	}
 	p := &objectPlan{}
-	for i, f := range graphql.CollectFields(oc, sel, []string{def.Name}) {
+	for i, f := range graphql.CollectFields(graphql.GetOperationContext(ctx), sel, []string{def.Name}) {
 		if len(f.Deferrables) > 0 || hasOtherDirectives(f.Directives) {
 			return nil
 		}
@@ -177,20 +228,65 @@ func (l *objectLists) planObject(oc *graphql.OperationContext, def *ast.Definiti
 			}})
 			continue
 		}
-		if f.Definition == nil || l.resolved[strings.ToLower(def.Name+"."+f.Name)] {
+		if f.Definition == nil {
 			return nil
+		}
+		if resolver := strings.ToLower(def.Name + "." + f.Name); l.resolved[resolver] {
+			write := l.planCall(ctx, f, resolver, goType)
+			if write == nil {
+				return nil
+			}
+			p.fields = append(p.fields, fieldPlan{key: key, index: -1, write: write})
+			p.calls = true
+			continue
 		}
 		index, ok := structField(goType, f.Name)
 		if !ok {
 			return nil
 		}
-		write := l.planValue(oc, f, goType.Field(index).Type)
+		write, calls := l.planValue(ctx, f, goType.Field(index).Type)
 		if write == nil {
 			return nil
 		}
 		p.fields = append(p.fields, fieldPlan{key: key, index: index, write: write})
+		p.calls = p.calls || calls
 	}
 	return p
+}
+
+// planCall plans field f, whose resolver is "object.field" resolver, on an
+// object of Go struct type goType: the resolver is called with the object
+// and its answer written by the plan of its type; nil when it cannot (a
+// resolver outside plannedResolvers, a field with arguments).
+func (l *objectLists) planCall(ctx context.Context, f graphql.CollectedField, resolver string, goType reflect.Type) writer {
+	method, ok := l.callable[resolver]
+	if !ok || len(f.Arguments) > 0 || method.Type().NumIn() != 2 || method.Type().In(1) != reflect.PointerTo(goType) {
+		return nil
+	}
+	write, _ := l.planValue(ctx, f, method.Type().Out(0))
+	if write == nil {
+		return nil
+	}
+	in := reflect.ValueOf(ctx)
+	return func(buf *[]byte, object reflect.Value) bool {
+		if !object.CanAddr() {
+			return false
+		}
+		answer, ok := call(method, in, object.Addr())
+		return ok && write(buf, answer)
+	}
+}
+
+// call runs a resolver method; ok is false when it returned an error or
+// panicked: the executor, which answers both, calls it again.
+func call(method, ctx, object reflect.Value) (answer reflect.Value, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	out := method.Call([]reflect.Value{ctx, object})
+	return out[0], out[1].IsNil()
 }
 
 // writeValue writes the object held in v (a struct or pointers to one).
@@ -208,7 +304,7 @@ func (p *objectPlan) writeValue(buf *[]byte, v reflect.Value, nonNull bool) bool
 	*buf = append(*buf, '{')
 	for _, f := range p.fields {
 		*buf = append(*buf, f.key...)
-		var fv reflect.Value
+		fv := v
 		if f.index >= 0 {
 			fv = v.Field(f.index)
 		}
@@ -220,16 +316,17 @@ func (p *objectPlan) writeValue(buf *[]byte, v reflect.Value, nonNull bool) bool
 	return true
 }
 
-// planValue plans the value of field f, of Go type goType.
-func (l *objectLists) planValue(oc *graphql.OperationContext, f graphql.CollectedField, goType reflect.Type) writer {
+// planValue plans the value of field f, of Go type goType; calls says the
+// plan calls a resolver (see objectPlan).
+func (l *objectLists) planValue(ctx context.Context, f graphql.CollectedField, goType reflect.Type) (write writer, calls bool) {
 	typ := f.Definition.Type
 	if typ.Elem != nil {
 		if len(f.Selections) == 0 {
-			return nil // lists of scalars: left to the executor
+			return nil, false // lists of scalars: left to the executor
 		}
-		list := l.planList(oc, f.Selections, typ, goType)
+		list := l.planList(ctx, f.Selections, typ, goType)
 		if list == nil {
-			return nil
+			return nil, false
 		}
 		return func(buf *[]byte, v reflect.Value) bool {
 			if v.IsNil() {
@@ -240,29 +337,29 @@ func (l *objectLists) planValue(oc *graphql.OperationContext, f graphql.Collecte
 				return true
 			}
 			return list.write(buf, v)
-		}
+		}, list.object.calls
 	}
 	def := l.schema.Types[typ.Name()]
 	if def == nil {
-		return nil
+		return nil, false
 	}
 	switch def.Kind {
 	case ast.Object:
 		if len(f.Selections) == 0 {
-			return nil
+			return nil, false
 		}
-		object := l.planObject(oc, def, f.Selections, goType)
+		object := l.planObject(ctx, def, f.Selections, goType)
 		if object == nil {
-			return nil
+			return nil, false
 		}
-		return func(buf *[]byte, v reflect.Value) bool { return object.writeValue(buf, v, typ.NonNull) }
+		return func(buf *[]byte, v reflect.Value) bool { return object.writeValue(buf, v, typ.NonNull) }, object.calls
 	case ast.Scalar, ast.Enum:
 		leaf := leafWriter(def, goType)
 		if leaf == nil {
-			return nil
+			return nil, false
 		}
 		if goType.Kind() != reflect.Pointer {
-			return leaf
+			return leaf, false
 		}
 		return func(buf *[]byte, v reflect.Value) bool {
 			if v.IsNil() {
@@ -273,9 +370,9 @@ func (l *objectLists) planValue(oc *graphql.OperationContext, f graphql.Collecte
 				return true
 			}
 			return leaf(buf, v.Elem())
-		}
+		}, false
 	}
-	return nil // interfaces and unions need the executor's type resolution
+	return nil, false // interfaces and unions need the executor's type resolution
 }
 
 // hasOtherDirectives reports a directive other than @include and @skip,

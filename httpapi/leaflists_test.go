@@ -11,9 +11,11 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -41,7 +43,7 @@ func TestObjectListsMatchTheExecutor(t *testing.T) {
 	executor.AddTransport(transport.POST{})
 	planned := handler.New(schema)
 	planned.AddTransport(transport.POST{})
-	planned.Use(newObjectLists(schema.Schema()))
+	planned.Use(newObjectLists(schema.Schema(), listResolvers{data: data}))
 
 	before := testutil.ToFloat64(objectListAnswers.WithLabelValues("planned"))
 	const cases = 3000
@@ -57,6 +59,9 @@ func TestObjectListsMatchTheExecutor(t *testing.T) {
 	// The comparison means something only if the plan wrote most answers.
 	if n := testutil.ToFloat64(objectListAnswers.WithLabelValues("planned")) - before; n < cases/3 {
 		t.Errorf("the plan wrote %.0f lists in %d cases: the generator hardly reaches it", n, cases)
+	}
+	if n := data.plannedCalls.Load(); n < cases/40 {
+		t.Errorf("plans called Product.availability %d times in %d cases: the generator hardly reaches nested availability", n, cases)
 	}
 }
 
@@ -123,15 +128,15 @@ func generateSelection(rng *rand.Rand, fields []string, typ string, fragments ma
 	var parts []string
 	for range 1 + rng.IntN(5) {
 		field := fields[rng.IntN(len(fields))]
-		if (field == "availability" || field == "location" || field == "retailer") && rng.IntN(3) > 0 {
-			field = "name" // the resolver field sends the list to the executor: not too often
+		if (field == "location" || field == "retailer") && rng.IntN(3) > 0 {
+			field = "name" // the field sends the list to the executor: not too often
 		}
 		sel := field
 		switch field {
 		case "product":
 			sel += " { " + generateSelection(rng, productFields, "Product", fragments, depth+1) + " }"
-		case "availability":
-			sel += " { probability status }"
+		case "availability": // a resolver the plan calls (plannedResolvers)
+			sel += " { " + generateSelection(rng, availabilityFields, "ItemAvailability", fragments, depth+1) + " }"
 		case "location":
 			sel += " { lat lon }" // a method of postgres.Store: the executor's
 		case "retailer":
@@ -178,10 +183,19 @@ type listData struct {
 	stores   []*graph.StoreEdge
 	products []*graph.ProductEdge // every store's
 	err      error
+	// availability is Product.availability's answer for each product.
+	availability map[*postgres.Product]availabilityAnswer
+	plannedCalls atomic.Int64 // Product.availability calls made by a plan
+}
+
+type availabilityAnswer struct {
+	item *graph.ItemAvailability
+	err  error
 }
 
 func (d *listData) generate(rng *rand.Rand) {
 	d.err = nil
+	d.availability = map[*postgres.Product]availabilityAnswer{}
 	if rng.IntN(30) == 0 {
 		d.err = errors.New("the resolver failed")
 	}
@@ -200,7 +214,7 @@ func (d *listData) generate(rng *rand.Rand) {
 	for i := range d.recs {
 		d.recs[i] = &graph.Recommendation{Score: generateFloat(rng), Reason: generateString(rng)}
 		if rng.IntN(30) > 0 { // else a null product!
-			d.recs[i].Product = generateProduct(rng)
+			d.recs[i].Product = d.generateProduct(rng)
 		}
 	}
 	d.stores = make([]*graph.StoreEdge, rng.IntN(4))
@@ -211,16 +225,30 @@ func (d *listData) generate(rng *rand.Rand) {
 			d.stores[i].Node = nil // a null node where the schema says non-null
 		}
 	}
-	d.products = make([]*graph.ProductEdge, rng.IntN(3))
+	d.products = make([]*graph.ProductEdge, rng.IntN(5))
 	for i := range d.products {
-		d.products[i] = &graph.ProductEdge{Cursor: generateString(rng), Node: generateProduct(rng)}
+		d.products[i] = &graph.ProductEdge{Cursor: generateString(rng), Node: d.generateProduct(rng)}
 	}
 }
 
-func generateProduct(rng *rand.Rand) *postgres.Product {
-	return &postgres.Product{ID: generateString(rng), Name: generateString(rng), Category: generateString(rng),
+// generateProduct makes a product and its Product.availability answer: an
+// item, a null (outside a store) or an error.
+func (d *listData) generateProduct(rng *rand.Rand) *postgres.Product {
+	p := &postgres.Product{ID: generateString(rng), Name: generateString(rng), Category: generateString(rng),
 		Brand: optional(rng, generateString(rng)), Size: optional(rng, generateString(rng)), GTIN: optional(rng, "0123"),
 		ImageURL: optional(rng, "https://img/x?a=1&b=<2>"), PriceCents: optional(rng, rng.IntN(100000)-50)}
+	var answer availabilityAnswer
+	switch rng.IntN(20) {
+	case 0:
+		answer.err = errors.New("availability failed")
+	case 1, 2:
+	default:
+		answer.item = &graph.ItemAvailability{StoreID: generateString(rng), ProductID: p.ID, Carried: rng.IntN(2) == 0,
+			Probability: generateFloat(rng), Status: graph.AllAvailabilityStatus[rng.IntN(len(graph.AllAvailabilityStatus))],
+			UpdatedAt: generateTime(rng)}
+	}
+	d.availability[p] = answer
+	return p
 }
 
 func generateString(rng *rand.Rand) string {
@@ -275,7 +303,7 @@ type listResolvers struct {
 }
 
 func (r listResolvers) Query() graph.QueryResolver     { return listQuery{data: r.data} }
-func (r listResolvers) Product() graph.ProductResolver { return listProduct{} }
+func (r listResolvers) Product() graph.ProductResolver { return listProduct{data: r.data} }
 func (r listResolvers) Store() graph.StoreResolver     { return listStore{data: r.data} }
 
 type listQuery struct {
@@ -309,10 +337,14 @@ func (st listStore) Products(context.Context, *postgres.Store, *int, *string, *s
 	return &graph.ProductConnection{Edges: st.data.products, PageInfo: &graph.PageInfo{}}, nil
 }
 
-type listProduct struct{}
+type listProduct struct{ data *listData }
 
-func (listProduct) Availability(_ context.Context, p *postgres.Product) (*graph.ItemAvailability, error) {
-	return &graph.ItemAvailability{ProductID: p.ID, Probability: 0.5, Status: graph.AvailabilityStatusInStock}, nil
+func (lp listProduct) Availability(ctx context.Context, p *postgres.Product) (*graph.ItemAvailability, error) {
+	if graphql.GetFieldContext(ctx).Field.Name != "availability" {
+		lp.data.plannedCalls.Add(1) // called by a plan, with its list's context
+	}
+	answer := lp.data.availability[p]
+	return answer.item, answer.err
 }
 
 // BenchmarkObjectLists answers availability(100 products) with 5 fields,
@@ -335,7 +367,7 @@ func BenchmarkObjectLists(b *testing.B) {
 			h.AddTransport(transport.POST{})
 			h.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 			if path == "planned" {
-				h.Use(newObjectLists(schema.Schema()))
+				h.Use(newObjectLists(schema.Schema(), listResolvers{data: data}))
 			}
 			b.ReportAllocs()
 			for b.Loop() {

@@ -44,8 +44,10 @@ const DefaultMix = "stores=1,availability=4,recommendations=2,orderRisk=1,report
 // Operations are the HTTP operations a Mix can name.
 // Besides the default mix's, "typename" is `{ __typename }`, the floor of
 // any GraphQL request, and "availability100" the availability of a store's
-// first 100 products, the hot read of BENCHMARKS.md §1.
-var Operations = []string{"stores", "availability", "availability100", "recommendations", "orderRisk", "reportPick", "recordSessionEvent", "assessOrder", "typename"}
+// first 100 products, the hot read of BENCHMARKS.md §1, and "storeListing100"
+// a page of a store's first 100 products with each one's availability
+// nested (Store.products, Product.availability).
+var Operations = []string{"stores", "availability", "availability100", "storeListing100", "recommendations", "orderRisk", "reportPick", "recordSessionEvent", "assessOrder", "typename"}
 
 // ParseMix reads "name=weight,..." over Operations.
 func ParseMix(s string) (Mix, error) {

@@ -306,6 +306,24 @@ func (w *workload) do(ctx context.Context, op string, worker int) error {
 			err = &Error{Code: "BAD_ANSWER", Status: 200, Message: fmt.Sprintf("%d items for %d ids", len(data.Availability), len(ids))}
 		}
 		return err
+	case "storeListing100":
+		var data struct {
+			Store struct {
+				Products struct {
+					Edges []struct {
+						Node struct {
+							Availability *json.RawMessage `json:"availability"`
+						} `json:"node"`
+					} `json:"edges"`
+				} `json:"products"`
+			} `json:"store"`
+		}
+		err := Post(ctx, w.client, w.url, key, Request(`query($s: ID!) { store(id: $s) { products(first: 100) { edges { node { id name priceCents availability { productId probability status updatedAt carried } } } } } }`,
+			map[string]any{"s": store}), &data)
+		if edges := data.Store.Products.Edges; err == nil && (len(edges) == 0 || edges[0].Node.Availability == nil) {
+			err = &Error{Code: "BAD_ANSWER", Status: 200, Message: fmt.Sprintf("%d products, the first without availability", len(edges))}
+		}
+		return err
 	case "recommendations":
 		return Post(ctx, w.client, w.url, key, Request(`query($session: ID!, $store: ID!) { recommendations(sessionId: $session, storeId: $store, first: 10) { product { id name } score reason } }`,
 			map[string]any{"session": w.session(session), "store": w.stores[1]}), nil)

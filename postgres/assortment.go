@@ -16,14 +16,27 @@ func storeProductKey(sp aisle.StoreProduct) string {
 }
 
 // Carried reports, for each store-product, whether the store carries the
-// product now (its assortment lists it), in one round trip. It reads
-// PostgreSQL every time, so an assortment change is seen by the next read;
-// while PostgreSQL is unreachable the last answer for each store-product is
-// served again (see lastGood), all or none.
+// product now (its assortment lists it). While this process follows the
+// change feed, whole store assortments are answered from memory
+// (assortmentCache), read from PostgreSQL on first use and again after a
+// change to them is committed and announced; otherwise it reads PostgreSQL
+// every time, in one round trip. While PostgreSQL is unreachable the last
+// answer for each store-product is served again (see lastGood), all or none.
 func (db *DB) Carried(ctx context.Context, sps []aisle.StoreProduct) ([]bool, error) {
 	if len(sps) == 0 {
 		return nil, nil
 	}
+	storeIDs := make([]string, len(sps))
+	productIDs := make([]string, len(sps))
+	for i, sp := range sps {
+		storeIDs[i], productIDs[i] = sp.StoreID, sp.ProductID
+	}
+	if carried, ok, err := db.carriedFromMemory(ctx, storeIDs, productIDs); ok {
+		return carried, nil
+	} else if err != nil {
+		return db.carriedWhileDown(ctx, sps, err)
+	}
+
 	keys := make([]string, len(sps))
 	for i, sp := range sps {
 		keys[i] = storeProductKey(sp)
@@ -32,29 +45,40 @@ func (db *DB) Carried(ctx context.Context, sps []aisle.StoreProduct) ([]bool, er
 		staleReads.Inc()
 		return old, nil
 	}
-	carried, err := db.carried(ctx, sps)
+	carried, err := db.carried(ctx, storeIDs, productIDs)
 	if err == nil {
 		db.lastGood.reachable()
 		db.lastGood.carried.remember(keys, carried)
 		return carried, nil
 	}
-	if unreachable(ctx, err) {
-		db.lastGood.unreachable()
-		if old, ok := db.lastGood.carried.recall(keys); ok {
-			staleReads.Inc()
-			db.log.WarnContext(ctx, "catalog: PostgreSQL unreachable; serving remembered assortments", "store_products", len(sps), "err", err)
-			return old, nil
-		}
-	}
-	return nil, err
+	return db.carriedWhileDown(ctx, sps, err)
 }
 
-func (db *DB) carried(ctx context.Context, sps []aisle.StoreProduct) ([]bool, error) {
-	storeIDs := make([]string, len(sps))
-	productIDs := make([]string, len(sps))
-	for i, sp := range sps {
-		storeIDs[i], productIDs[i] = sp.StoreID, sp.ProductID
+// carriedWhileDown answers a Carried whose read failed with err: from the
+// last good answers when PostgreSQL is unreachable, the assortments held in
+// memory first.
+func (db *DB) carriedWhileDown(ctx context.Context, sps []aisle.StoreProduct, err error) ([]bool, error) {
+	if !unreachable(ctx, err) {
+		return nil, err
 	}
+	db.lastGood.unreachable()
+	old, ok := db.assortments.recall(sps)
+	if !ok {
+		keys := make([]string, len(sps))
+		for i, sp := range sps {
+			keys[i] = storeProductKey(sp)
+		}
+		old, ok = db.lastGood.carried.recall(keys)
+	}
+	if !ok {
+		return nil, err
+	}
+	staleReads.Inc()
+	db.log.WarnContext(ctx, "catalog: PostgreSQL unreachable; serving remembered assortments", "store_products", len(sps), "err", err)
+	return old, nil
+}
+
+func (db *DB) carried(ctx context.Context, storeIDs, productIDs []string) ([]bool, error) {
 	rows, err := db.pool.Query(ctx, `SELECT sp.store_id, sp.product_id
 		FROM unnest($1::text[], $2::text[]) AS q(store_id, product_id)
 		JOIN store_products sp USING (store_id, product_id)`, storeIDs, productIDs)
@@ -69,9 +93,9 @@ func (db *DB) carried(ctx context.Context, sps []aisle.StoreProduct) ([]bool, er
 	}); err != nil {
 		return nil, fmt.Errorf("read assortments: %w", err)
 	}
-	out := make([]bool, len(sps))
-	for i, sp := range sps {
-		out[i] = carried[sp]
+	out := make([]bool, len(storeIDs))
+	for i := range storeIDs {
+		out[i] = carried[aisle.StoreProduct{StoreID: storeIDs[i], ProductID: productIDs[i]}]
 	}
 	return out, nil
 }

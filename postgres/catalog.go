@@ -28,6 +28,8 @@ type DB struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
 	ids  *idCache
+	// assortments holds store assortments while the change feed is followed.
+	assortments *assortmentCache
 	// lastGood serves storefront reads while PostgreSQL is unreachable.
 	lastGood *lastGood
 
@@ -70,7 +72,7 @@ func OpenPooled(ctx context.Context, databaseURL, directURL string, log *slog.Lo
 		return nil, fmt.Errorf("ping database %q: %w", cfg.ConnConfig.Database, err)
 	}
 	poolStats.Add(pool)
-	return &DB{pool: pool, log: log, ids: newIDCache(), lastGood: newLastGood(), Now: time.Now}, nil
+	return &DB{pool: pool, log: log, ids: newIDCache(), assortments: newAssortmentCache(), lastGood: newLastGood(), Now: time.Now}, nil
 }
 
 // poolConfig parses databaseURL for the query pool (see setQueryMode).

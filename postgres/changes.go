@@ -56,6 +56,8 @@ func (db *DB) followChanges(ctx context.Context, directURL string, listening fun
 	}
 	// Whatever changed before LISTEN took effect went unannounced to us.
 	db.ids.forget(change{All: true})
+	db.assortments.listen()
+	defer db.assortments.deaf()
 	listening()
 	for {
 		// A connection cut off without a reset (a network partition)
@@ -78,6 +80,12 @@ func (db *DB) followChanges(ctx context.Context, directURL string, listening fun
 		if err := json.Unmarshal([]byte(n.Payload), &ch); err != nil {
 			ch = change{All: true}
 		}
-		db.ids.forget(ch)
+		db.forget(ch)
 	}
+}
+
+// forget drops from this process's caches what a change names.
+func (db *DB) forget(ch change) {
+	db.ids.forget(ch)
+	db.assortments.forget(ch)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -29,6 +30,8 @@ type change struct {
 	All      bool     `json:"all,omitempty"`
 	Stores   []string `json:"stores,omitempty"`
 	Products []string `json:"products,omitempty"`
+	// Assortments are the stores whose assortment changed.
+	Assortments []string `json:"assortments,omitempty"`
 }
 
 // ApplyEvents applies catalog events (aisle.TopicCatalog) in one
@@ -64,7 +67,7 @@ func (db *DB) ApplyEvents(ctx context.Context, events []*aisle.Decoded) (applied
 		return nil, fmt.Errorf("apply catalog events: commit: %w", err)
 	}
 	// This process's own caches need not wait for the notification.
-	db.ids.forget(w.changed)
+	db.forget(w.changed)
 	return applied, nil
 }
 
@@ -345,13 +348,18 @@ func (w *catalogWrite) writeAssortments(ctx context.Context, tx pgx.Tx, idx []in
 			return nil, err
 		}
 	}
+	for _, i := range idx {
+		if storeID := w.events[i].Assortment.StoreID; changed[w.events[i].Key()] && !slices.Contains(w.changed.Assortments, storeID) {
+			w.changed.Assortments = append(w.changed.Assortments, storeID)
+		}
+	}
 	return changed, nil
 }
 
 // notify announces the changed stores and products to every process's
 // FollowChanges, when the transaction commits.
 func (w *catalogWrite) notify(ctx context.Context, tx pgx.Tx) error {
-	if len(w.changed.Stores) == 0 && len(w.changed.Products) == 0 {
+	if len(w.changed.Stores) == 0 && len(w.changed.Products) == 0 && len(w.changed.Assortments) == 0 {
 		return nil
 	}
 	payload, err := json.Marshal(w.changed)
