@@ -177,7 +177,7 @@ func (t websocketTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 		}}})
 		return
 	}
-	c := &wsConn{ws: t.ws, active: map[string]struct{}{}}
+	c := &wsConn{ws: t.ws, exec: exec, active: map[string]context.CancelFunc{}}
 	defer c.finish()
 	t.Websocket.Do(w, r.WithContext(context.WithValue(r.Context(), wsConnKey{}, c)), exec)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
 	"github.com/aisle/aisle/aisle"
@@ -20,14 +21,16 @@ import (
 // Its timers stop in finish, when the connection's handler returns.
 type wsConn struct {
 	ws     *websockets
+	exec   graphql.GraphExecutor // runs the operations (wsop.go)
 	inner  transport.WebsocketConn
 	legacy bool // graphql-ws (subscriptions-transport-ws), not graphql-transport-ws
 
 	mu        sync.Mutex
 	initTimer *time.Timer
 	initSeen  bool
-	active    map[string]struct{} // operation ids the server has not ended yet
-	owner     string              // whose connection slot this holds, once admitted
+	active    map[string]context.CancelFunc // operations the server has not ended yet, by id
+	owner     string                        // whose connection slot this holds, once admitted
+	opCtx     context.Context               // the operations' parent: the connection's, with its principal, once admitted
 	recheck   *time.Timer
 	pinger    *time.Timer // graphql-transport-ws pings, once admitted
 	pongSeen  bool        // since the last ping
@@ -69,7 +72,7 @@ func (c *wsConn) admit(ctx context.Context) (context.Context, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.owner = owner
+	c.owner, c.opCtx = owner, ctx
 	if p.KeyID != "" {
 		c.recheck = time.AfterFunc(c.ws.recheckPeriod, func() { c.recheckKey(ctx) })
 	}
@@ -132,7 +135,8 @@ func (c *wsConn) recheckKey(ctx context.Context) {
 	}
 }
 
-// finish releases the connection's slot and stops its timers.
+// finish ends the connection's operations, releases its slots and stops
+// its timers.
 func (c *wsConn) finish() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -149,6 +153,9 @@ func (c *wsConn) finish() {
 	if c.owner != "" {
 		c.ws.release(c.ws.conns, c.owner, 1)
 		c.ws.release(c.ws.subs, c.owner, len(c.active))
+	}
+	for _, cancel := range c.active {
+		cancel()
 	}
 	clear(c.active)
 }

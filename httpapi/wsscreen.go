@@ -72,6 +72,8 @@ func (c *wsConn) screen(data []byte) (forward bool, err error) {
 		return true, nil
 	case c.legacy && msg.Type == "start":
 		return c.startOperation(msg)
+	case c.legacy && msg.Type == "stop":
+		return c.stopOperation(msg)
 	case c.legacy:
 		return true, nil
 	case msg.Type == "subscribe":
@@ -89,7 +91,7 @@ func (c *wsConn) screen(data []byte) (forward bool, err error) {
 		if msg.ID == nil || *msg.ID == "" {
 			return false, c.closeWith(closeBadRequest, "Invalid message received: complete needs an id")
 		}
-		return initSeen, nil // before the ack there is nothing to complete
+		return c.stopOperation(msg) // before the ack there is nothing to complete
 	case msg.Type == "ping" && !initSeen:
 		// The protocol allows pings at any time; gqlgen answers only
 		// after the ack.
@@ -107,9 +109,9 @@ func (c *wsConn) screen(data []byte) (forward bool, err error) {
 }
 
 // startOperation admits a subscribe (start) when its id is free and the
-// connection is under its cap. Over the cap the operation alone fails
-// with RATE_LIMITED and the connection stays: the client can complete
-// another operation and retry.
+// connection is under its cap, and runs it (wsop.go). Over the cap the
+// operation alone fails with RATE_LIMITED and the connection stays: the
+// client can complete another operation and retry.
 func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
 	if msg.ID == nil {
 		return true, nil // gqlgen answers a legacy start without id
@@ -118,7 +120,7 @@ func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
 	c.mu.Lock()
 	_, taken := c.active[id]
 	full := len(c.active) >= c.ws.maxSubs
-	owner := c.owner
+	owner, opCtx := c.owner, c.opCtx
 	c.mu.Unlock()
 	// The rate limit is checked here, before gqlgen parses and validates
 	// the operation, so a caller over its rate costs no more than this.
@@ -131,12 +133,16 @@ func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
 	if !taken && !full && !limited {
 		ownerFull = owner != "" && !c.ws.acquire(c.ws.subs, owner, c.ws.maxOwnerSubs)
 	}
+	var op *wsOperation
 	if !taken && !full && !limited && !ownerFull {
+		ctx, cancel := context.WithCancel(opCtx)
 		c.mu.Lock()
 		if c.finished { // finish has released the slots already
 			c.ws.release(c.ws.subs, owner, 1)
+			cancel()
 		} else {
-			c.active[id] = struct{}{}
+			c.active[id] = cancel
+			op = &wsOperation{c: c, id: id, ctx: ctx, cancel: cancel}
 		}
 		c.mu.Unlock()
 	}
@@ -145,8 +151,8 @@ func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
 	switch {
 	case taken && !c.legacy:
 		// An id is taken until the server's complete or error for it,
-		// even after the client's complete: gqlgen reuses its map
-		// slot and would mix up the two operations.
+		// even after the client's complete: until then the operation
+		// may still send under it, mixing up the two.
 		return false, c.closeWith(closeSubscriberExists, "Subscriber for "+id+" already exists")
 	case taken:
 		refusal = "operation id " + id + " is already in use on this connection"
@@ -157,12 +163,34 @@ func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
 		refusal, extensions = e.Message, e.Extensions
 	case ownerFull:
 		refusal = fmt.Sprintf("too many subscriptions for this API key (or address, without a key) over all its connections: at most %d; complete one first", c.ws.maxOwnerSubs)
+	case op != nil:
+		// Off the read loop: parsing and the resolver's first reads
+		// neither hold up the connection's other messages nor grow the
+		// stack of its resting goroutine.
+		go op.run(msg.Payload)
+		return false, nil
 	default:
-		return true, nil
+		return false, nil // the connection is ending
 	}
 	return false, c.write(map[string]any{"id": id, "type": "error", "payload": []any{map[string]any{
 		"message": refusal, "extensions": extensions,
 	}}})
+}
+
+// stopOperation ends the operation the client completes (legacy: stops);
+// the server's complete follows when it has ended. An unknown id is
+// ignored: the operation may have ended already.
+func (c *wsConn) stopOperation(msg clientMessage) (forward bool, err error) {
+	if msg.ID == nil {
+		return false, nil
+	}
+	c.mu.Lock()
+	cancel := c.active[*msg.ID]
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	return false, nil
 }
 
 // validSubscribePayload checks the field types the protocol gives a
