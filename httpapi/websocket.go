@@ -1,9 +1,13 @@
 package httpapi
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -87,23 +91,32 @@ type websockets struct {
 	mu    sync.Mutex
 	conns map[string]int // open connections by owner (rateKey: the key, or an anonymous client's address); per replica
 	subs  map[string]int // open operations by owner, over all its connections; per replica
+
+	// closing ends every connection when an HTTP server serving them
+	// shuts down (see serveDetached); shutdownHooked holds the servers
+	// told to.
+	closing        context.Context
+	closeAll       context.CancelFunc
+	shutdownHooked map[*http.Server]bool
 }
 
 func newWebsockets(cfg Config) *websockets {
 	ws := &websockets{
-		keys:          cfg.Keys,
-		log:           cfg.Log,
-		origins:       cfg.AllowedOrigins,
-		maxSubs:       cfg.MaxSubscriptionsPerConnection,
-		maxConns:      cfg.MaxConnectionsPerKey,
-		maxOwnerSubs:  cfg.MaxSubscriptionsPerKey,
-		initTimeout:   cfg.WebsocketInitTimeout,
-		recheckPeriod: cfg.KeyRecheckInterval,
-		pingInterval:  cfg.WebsocketPingInterval,
-		limiter:       cfg.RateLimiter,
-		conns:         map[string]int{},
-		subs:          map[string]int{},
+		keys:           cfg.Keys,
+		log:            cfg.Log,
+		origins:        cfg.AllowedOrigins,
+		maxSubs:        cfg.MaxSubscriptionsPerConnection,
+		maxConns:       cfg.MaxConnectionsPerKey,
+		maxOwnerSubs:   cfg.MaxSubscriptionsPerKey,
+		initTimeout:    cfg.WebsocketInitTimeout,
+		recheckPeriod:  cfg.KeyRecheckInterval,
+		pingInterval:   cfg.WebsocketPingInterval,
+		limiter:        cfg.RateLimiter,
+		conns:          map[string]int{},
+		subs:           map[string]int{},
+		shutdownHooked: map[*http.Server]bool{},
 	}
+	ws.closing, ws.closeAll = context.WithCancel(context.Background())
 	if ws.origins == nil {
 		ws.origins = DefaultAllowedOrigins
 	}
@@ -177,9 +190,52 @@ func (t websocketTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 		}}})
 		return
 	}
-	c := &wsConn{ws: t.ws, exec: exec, active: map[string]context.CancelFunc{}}
-	defer c.finish()
-	t.Websocket.Do(w, r.WithContext(context.WithValue(r.Context(), wsConnKey{}, c)), exec)
+	c := &wsConn{ws: t.ws, exec: exec, active: map[string]context.CancelFunc{}, accepted: make(chan struct{})}
+	t.ws.serveDetached(w, r, c.accepted, func(w http.ResponseWriter, r *http.Request) {
+		defer c.finish()
+		t.Websocket.Do(w, r.WithContext(context.WithValue(r.Context(), wsConnKey{}, c)), exec)
+	})
+}
+
+// serveDetached runs serve, which upgrades the request to a websocket and
+// serves it until it ends, on a goroutine of its own, and returns once the
+// connection is accepted (closes accepted) or serve has returned. net/http's goroutine
+// then ends, and with it the 16 KiB stack it grew serving the upgrade,
+// the connection's 4 KiB read and write buffers, the request and the
+// response, none of which a websocket needs. The connection's context
+// keeps the request's values; it ends when an http.Server that served
+// through ws shuts down (which does not wait for hijacked connections,
+// hence RegisterOnShutdown) or when serve returns.
+func (ws *websockets) serveDetached(w http.ResponseWriter, r *http.Request, accepted <-chan struct{}, serve func(http.ResponseWriter, *http.Request)) {
+	ws.closeOnShutdown(r)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	stop := context.AfterFunc(ws.closing, cancel)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		defer stop()
+		defer cancel()
+		serve(smallBuffers{w}, r.WithContext(ctx))
+	}()
+	select {
+	case <-accepted:
+	case <-served:
+	}
+}
+
+// closeOnShutdown has the server serving r end ws's connections when it
+// shuts down.
+func (ws *websockets) closeOnShutdown(r *http.Request) {
+	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if srv == nil {
+		return
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if !ws.shutdownHooked[srv] {
+		ws.shutdownHooked[srv] = true
+		srv.RegisterOnShutdown(ws.closeAll)
+	}
 }
 
 // checkOrigin protects browser users from pages of other sites opening
@@ -247,5 +303,44 @@ func (websocketImplementation) Accept(w http.ResponseWriter, r *http.Request, op
 	}
 	c := connFromContext(r.Context())
 	c.start(inner)
+	close(c.accepted)
 	return c, nil
 }
+
+// Buffer sizes of a websocket after the upgrade, instead of net/http's
+// 4 KiB each: client messages are a few hundred bytes and coder/websocket
+// reads a larger one through them in pieces; results larger than the
+// write buffer go to the socket directly.
+const (
+	wsReadBufferBytes  = 512
+	wsWriteBufferBytes = 1024
+)
+
+// smallBuffers is a ResponseWriter whose Hijack hands coder/websocket
+// small buffers of its own instead of the net/http connection's, which
+// would stay with the websocket for its whole life.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	early := brw.Reader.Buffered() // sent before the 101 answer: rare, kept
+	if early > wsReadBufferBytes {
+		return conn, brw, nil
+	}
+	sent, _ := brw.Reader.Peek(early)
+	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(sent)), conn), wsReadBufferBytes)
+	if early > 0 {
+		// Into r's buffer, where coder/websocket looks for them.
+		if _, err := r.Peek(early); err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("websocket: keep the bytes sent before the upgrade: %w", err)
+		}
+	}
+	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, wsWriteBufferBytes)), nil
+}
+
+// Unwrap lets http.ResponseController reach the writer's other methods.
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -24,6 +24,9 @@ type wsConn struct {
 	exec   graphql.GraphExecutor // runs the operations (wsop.go)
 	inner  transport.WebsocketConn
 	legacy bool // graphql-ws (subscriptions-transport-ws), not graphql-transport-ws
+	// accepted is closed once the websocket is accepted: the upgrade's
+	// handler may return (serveDetached).
+	accepted chan struct{}
 
 	mu        sync.Mutex
 	initTimer *time.Timer
