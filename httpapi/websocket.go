@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -215,6 +216,13 @@ func (ws *websockets) serveDetached(w http.ResponseWriter, r *http.Request, acce
 		defer close(served)
 		defer stop()
 		defer cancel()
+		// net/http recovers a handler's panic and closes its
+		// connection; off its goroutine, this does.
+		defer func() {
+			if p := recover(); p != nil {
+				ws.log.Error("websocket: panic serving a connection", "panic", p, "stack", string(debug.Stack()))
+			}
+		}()
 		serve(smallBuffers{w}, r.WithContext(ctx))
 	}()
 	select {
