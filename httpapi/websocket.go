@@ -18,7 +18,6 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/coder/websocket"
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/auth"
@@ -70,12 +69,14 @@ func ValidateOriginPatterns(patterns []string) error {
 	return nil
 }
 
-// websockets wraps gqlgen's websocket transport where it deviates from
-// graphql-transport-ws or lacks a limit: it checks the Origin, enforces
-// the protocol's close codes, caps subscriptions per connection and
+// websockets is the websocket transport of /graphql, in place of
+// gqlgen's (which holds two goroutines per connection and one per
+// subscription, and the upgrade's net/http goroutine and buffers): it
+// checks the Origin, speaks both protocols with graphql-transport-ws's
+// close codes, caps subscriptions per connection and per key and
 // connections per key, closes connections whose key is revoked, and pings
-// graphql-transport-ws peers to drop dead ones. gqlgen keeps doing the
-// GraphQL work.
+// graphql-transport-ws peers to drop dead ones. gqlgen's executor does
+// the GraphQL work.
 type websockets struct {
 	keys          auth.KeyLookup
 	log           *slog.Logger
@@ -146,41 +147,26 @@ func newWebsockets(cfg Config) *websockets {
 	return ws
 }
 
-// transport returns gqlgen's websocket transport, configured and wrapped
-// by ws. authenticate is the InitFunc that sets the principal.
+// transport returns the websocket transport: wsConn speaks both
+// protocols itself (wsserve.go) and runs the operations with gqlgen's
+// executor (wsop.go). authenticate is the InitFunc that sets the
+// principal, as it would be gqlgen's.
 func (ws *websockets) transport(authenticate transport.WebsocketInitFunc) graphql.Transport {
-	readLimit := int64(maxWebsocketBytes)
-	return websocketTransport{ws: ws, Websocket: transport.Websocket{
-		Implementation: websocketImplementation{},
-		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-			ctx, ack, err := authenticate(ctx, payload)
-			if err != nil {
-				return ctx, ack, err
-			}
-			if ctx, err = connFromContext(ctx).admit(ctx); err != nil {
-				return ctx, nil, err
-			}
-			return ctx, ack, nil
-		},
-		// InitTimeout stays 0: wsConn times connection_init out itself,
-		// with 4408 rather than gqlgen's 1002.
-		KeepAlivePingInterval: wsKeepAlive,
-		// PingPongInterval stays 0: wsConn pings from a timer, which
-		// costs no goroutine per connection as gqlgen's ping loop does.
-		PayloadReadLimit: &readLimit,
-	}}
+	return websocketTransport{ws: ws, authenticate: authenticate}
 }
 
-// websocketTransport is gqlgen's transport with a per-connection wsConn
-// around each websocket.
+// websocketTransport serves websocket upgrades of /graphql.
 type websocketTransport struct {
-	transport.Websocket
-	ws *websockets
+	ws           *websockets
+	authenticate transport.WebsocketInitFunc
 }
 
 type wsConnKey struct{}
 
 func connFromContext(ctx context.Context) *wsConn { return ctx.Value(wsConnKey{}).(*wsConn) }
+
+// Supports takes the requests gqlgen's websocket transport would.
+func (websocketTransport) Supports(r *http.Request) bool { return r.Header.Get("Upgrade") != "" }
 
 // Do refuses foreign origins, then serves one websocket until it ends and
 // releases what the connection held.
@@ -191,10 +177,10 @@ func (t websocketTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 		}}})
 		return
 	}
-	c := &wsConn{ws: t.ws, exec: exec, active: map[string]context.CancelFunc{}, accepted: make(chan struct{})}
+	c := &wsConn{ws: t.ws, exec: exec, authenticate: t.authenticate, active: map[string]context.CancelFunc{}, accepted: make(chan struct{})}
 	t.ws.serveDetached(w, r, c.accepted, func(w http.ResponseWriter, r *http.Request) {
 		defer c.finish()
-		t.Websocket.Do(w, r.WithContext(context.WithValue(r.Context(), wsConnKey{}, c)), exec)
+		c.serve(w, r.WithContext(context.WithValue(r.Context(), wsConnKey{}, c)))
 	})
 }
 
@@ -295,24 +281,6 @@ func (ws *websockets) release(counts map[string]int, owner string, n int) {
 	if counts[owner] -= n; counts[owner] <= 0 {
 		delete(counts, owner)
 	}
-}
-
-// websocketImplementation is gqlgen's coder/websocket adapter with a wsConn
-// around each connection.
-type websocketImplementation struct{}
-
-func (websocketImplementation) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	inner, err := transport.CoderWebsocketImplementation{
-		// checkOrigin has already run, with the configured patterns.
-		AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: true},
-	}.Accept(w, r, opts)
-	if err != nil {
-		return nil, err
-	}
-	c := connFromContext(r.Context())
-	c.start(inner)
-	close(c.accepted)
-	return c, nil
 }
 
 // Buffer sizes of a websocket after the upgrade, instead of net/http's

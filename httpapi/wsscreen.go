@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/aisle/aisle/aisle"
@@ -17,40 +15,18 @@ type clientMessage struct {
 	ID      *string         `json:"id"`
 	Type    string          `json:"type"`
 	Payload json.RawMessage `json:"payload"`
+	invalid bool            // not a JSON object (legacy graphql-ws only gets this far)
 }
 
-// NextReader passes gqlgen the client's next message that it should see,
-// answering or refusing the others.
-func (c *wsConn) NextReader() (int, io.Reader, error) {
-	for {
-		typ, r, err := c.inner.NextReader()
-		if err != nil {
-			return typ, r, err
-		}
-		data, err := io.ReadAll(r)
-		if err != nil {
-			return typ, nil, err
-		}
-		forward, err := c.screen(data)
-		if err != nil {
-			return typ, nil, err
-		}
-		if forward {
-			return typ, bytes.NewReader(data), nil
-		}
-	}
-}
-
-// screen applies the rules gqlgen misses. graphql-transport-ws gets the
-// protocol's close codes; for legacy graphql-ws, messages this file has no
-// rule for go to gqlgen as they are.
-func (c *wsConn) screen(data []byte) (forward bool, err error) {
-	var msg clientMessage
+// screen applies the protocols' rules and runs the operations;
+// graphql-transport-ws gets the protocol's close codes. What it forwards,
+// serve handles.
+func (c *wsConn) screen(data []byte) (msg clientMessage, forward bool, err error) {
 	if err := json.Unmarshal(data, &msg); err != nil {
 		if c.legacy {
-			return true, nil
+			return clientMessage{invalid: true}, true, nil
 		}
-		return false, c.closeWith(closeBadRequest, "Invalid message received")
+		return msg, false, c.closeWith(closeBadRequest, "Invalid message received")
 	}
 	c.mu.Lock()
 	initSeen := c.initSeen
@@ -59,52 +35,53 @@ func (c *wsConn) screen(data []byte) (forward bool, err error) {
 	switch {
 	case msg.Type == "connection_init":
 		if initSeen && !c.legacy {
-			return false, c.closeWith(closeTooMany, "Too many initialisation requests")
+			return msg, false, c.closeWith(closeTooMany, "Too many initialisation requests")
 		}
-		// gqlgen leaves the socket open when the payload is not an object.
+		// gqlgen left the socket open when the payload was not an object.
 		if !jsonObjectOrNull(msg.Payload) {
-			return false, c.closeWith(closeBadRequest, "Invalid message received: connection_init payload must be an object")
+			return msg, false, c.closeWith(closeBadRequest, "Invalid message received: connection_init payload must be an object")
 		}
 		c.mu.Lock()
 		c.initSeen = true
 		c.initTimer.Stop()
 		c.mu.Unlock()
-		return true, nil
+		return msg, true, nil
 	case c.legacy && msg.Type == "start":
-		return c.startOperation(msg)
+		forward, err := c.startOperation(msg)
+		return msg, forward, err
 	case c.legacy && msg.Type == "stop":
-		return c.stopOperation(msg)
+		return msg, false, c.stopOperation(msg)
 	case c.legacy:
-		return true, nil
+		return msg, true, nil
 	case msg.Type == "subscribe":
 		if !initSeen {
-			return false, c.closeWith(closeUnauthorized, "Unauthorized")
+			return msg, false, c.closeWith(closeUnauthorized, "Unauthorized")
 		}
 		if msg.ID == nil || *msg.ID == "" {
-			return false, c.closeWith(closeBadRequest, "Invalid message received: subscribe needs an id")
+			return msg, false, c.closeWith(closeBadRequest, "Invalid message received: subscribe needs an id")
 		}
 		if err := validSubscribePayload(msg.Payload); err != nil {
-			return false, c.closeWith(closeBadRequest, "Invalid message received: "+err.Error())
+			return msg, false, c.closeWith(closeBadRequest, "Invalid message received: "+err.Error())
 		}
-		return c.startOperation(msg)
+		forward, err := c.startOperation(msg)
+		return msg, forward, err
 	case msg.Type == "complete":
 		if msg.ID == nil || *msg.ID == "" {
-			return false, c.closeWith(closeBadRequest, "Invalid message received: complete needs an id")
+			return msg, false, c.closeWith(closeBadRequest, "Invalid message received: complete needs an id")
 		}
-		return c.stopOperation(msg) // before the ack there is nothing to complete
+		return msg, false, c.stopOperation(msg) // before the ack there is nothing to complete
 	case msg.Type == "ping" && !initSeen:
-		// The protocol allows pings at any time; gqlgen answers only
-		// after the ack.
-		return false, c.write(map[string]string{"type": "pong"})
+		// The protocol allows pings at any time, before the ack too.
+		return msg, false, c.write(serverMessage{Payload: msg.Payload, Type: "pong"})
 	case msg.Type == "pong":
 		c.mu.Lock()
 		c.pongSeen = true
 		c.mu.Unlock()
-		return initSeen, nil
+		return msg, initSeen, nil
 	case msg.Type == "ping":
-		return true, nil
+		return msg, true, nil
 	default:
-		return false, c.closeWith(closeBadRequest, fmt.Sprintf("Invalid message received: unexpected type %q", msg.Type))
+		return msg, false, c.closeWith(closeBadRequest, fmt.Sprintf("Invalid message received: unexpected type %q", msg.Type))
 	}
 }
 
@@ -113,14 +90,20 @@ func (c *wsConn) screen(data []byte) (forward bool, err error) {
 // operation alone fails with RATE_LIMITED and the connection stays: the
 // client can complete another operation and retry.
 func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
+	c.mu.Lock()
+	opCtx := c.opCtx
+	c.mu.Unlock()
+	if opCtx == nil {
+		return true, nil // a legacy start before the ack: serve refuses it
+	}
 	if msg.ID == nil {
-		return true, nil // gqlgen answers a legacy start without id
+		return false, c.write(serverMessage{Type: "error", Payload: json.RawMessage(`[{"message":"start needs an id"}]`)})
 	}
 	id := *msg.ID
 	c.mu.Lock()
 	_, taken := c.active[id]
 	full := len(c.active) >= c.ws.maxSubs
-	owner, opCtx := c.owner, c.opCtx
+	owner := c.owner
 	c.mu.Unlock()
 	// The rate limit is checked here, before gqlgen parses and validates
 	// the operation, so a caller over its rate costs no more than this.
@@ -180,9 +163,9 @@ func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
 // stopOperation ends the operation the client completes (legacy: stops);
 // the server's complete follows when it has ended. An unknown id is
 // ignored: the operation may have ended already.
-func (c *wsConn) stopOperation(msg clientMessage) (forward bool, err error) {
+func (c *wsConn) stopOperation(msg clientMessage) error {
 	if msg.ID == nil {
-		return false, nil
+		return nil
 	}
 	c.mu.Lock()
 	cancel := c.active[*msg.ID]
@@ -190,7 +173,7 @@ func (c *wsConn) stopOperation(msg clientMessage) (forward bool, err error) {
 	if cancel != nil {
 		cancel()
 	}
-	return false, nil
+	return nil
 }
 
 // validSubscribePayload checks the field types the protocol gives a
