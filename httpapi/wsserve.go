@@ -26,7 +26,7 @@ const (
 // serve accepts the websocket and speaks the protocol its client chose
 // (graphql-transport-ws, or the legacy graphql-ws) until the connection
 // ends. The loop is the connection's only goroutine: it reads whole
-// messages and hands each to receive, on a goroutine of its own.
+// messages and hands each to receive.
 func (c *wsConn) serve(w http.ResponseWriter, r *http.Request) {
 	inner, err := transport.CoderWebsocketImplementation{
 		// checkOrigin has already run, with the configured patterns.
@@ -54,29 +54,9 @@ func (c *wsConn) serve(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return
 		}
-		goOn := false
-		onFreshStack(func() { goOn = c.receive(r.Context(), data) })
-		if !goOn {
+		if !c.receive(r.Context(), data) {
 			return
 		}
-	}
-}
-
-// onFreshStack runs f on a goroutine of its own and waits for it; a panic
-// of f is raised again in the caller. The read loop hands it each message:
-// a goroutine's stack keeps the size it grew to (halved at most once per
-// GC, and never below four times the depth it rests at), and handling a
-// message runs deep (a key's database lookup, JSON, writes), so the read
-// loop, which rests for the connection's whole life, would keep 8 KiB
-// instead of 4.
-func onFreshStack(f func()) {
-	done := make(chan any)
-	go func() {
-		defer func() { done <- recover() }()
-		f()
-	}()
-	if p := <-done; p != nil {
-		panic(p)
 	}
 }
 
