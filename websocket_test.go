@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -617,4 +618,60 @@ func TestKeysRevokeArguments(t *testing.T) {
 	if _, err := revoke("--name", "ci"); err == nil || !strings.Contains(err.Error(), "no live API key") {
 		t.Errorf("second revoke --name ci: %v, want no live key", err)
 	}
+}
+
+// A subscription fed by the live hub holds no goroutine between values:
+// the hub signals each value and a goroutine sends it and ends
+// (httpapi/wsop.go). gqlgen's transport kept one blocked on each
+// subscription's channel, 8 KiB of stack per subscription.
+func TestHubSubscriptionsHoldNoGoroutine(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	store, products := ts.store(1)
+	key := ts.createKey(aisle.RoleService, "", "")
+	ws, err := ts.dialWS(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Goroutines waiting on a subscription's channel, of any server in
+	// this process: other tests' count too, hence a difference and a
+	// margin below.
+	waiting := func() int {
+		var dump bytes.Buffer
+		if err := pprof.Lookup("goroutine").WriteTo(&dump, 2); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(dump.String(), "graphql.ResolveFieldStream")
+	}
+	before := waiting()
+	const subscriptions = 40
+	for i := range subscriptions {
+		ws.subscribe(strconv.Itoa(i), `subscription($s: ID!, $p: [ID!]) { availabilityChanged(storeId: $s, productIds: $p) { productId } }`,
+			map[string]any{"s": store.ID, "p": []string{products[0]}})
+	}
+	// Every subscription is running once each has pushed a change.
+	pushed := map[string]bool{}
+	eventually(t, 30*time.Second, func() string {
+		ts.reportPick(key, store.ID, products[0], "FOUND")
+		for {
+			msg, err := ws.next(300 * time.Millisecond)
+			if err != nil {
+				break
+			}
+			if msg.Type == "next" {
+				pushed[msg.ID] = true
+			}
+		}
+		if len(pushed) < subscriptions {
+			return fmt.Sprintf("%d of %d subscriptions pushed a change", len(pushed), subscriptions)
+		}
+		return ""
+	})
+	// The goroutines that sent the last values may still be ending.
+	eventually(t, 10*time.Second, func() string {
+		if added := waiting() - before; added >= subscriptions/2 {
+			return fmt.Sprintf("%d more goroutines wait on subscription channels after %d availabilityChanged subscriptions", added, subscriptions)
+		}
+		return ""
+	})
 }

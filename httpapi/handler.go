@@ -106,8 +106,8 @@ func graphqlHandler(cfg Config) http.Handler {
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: cfg.Resolver})
 	srv := handler.New(schema)
 	authenticate := auth.WebsocketInit(cfg.Keys)
-	// websocket.go configures gqlgen's transport and enforces the
-	// protocol's close codes, origins, caps and key revocation around it.
+	// websocket.go is the websocket transport, with the protocol's close
+	// codes, origins, caps and key revocation.
 	srv.AddTransport(newWebsockets(cfg).transport(func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 		return authenticate(context.WithValue(ctx, websocketKey{}, true), payload)
 	}))

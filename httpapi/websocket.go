@@ -1,19 +1,23 @@
 package httpapi
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/coder/websocket"
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/auth"
@@ -65,12 +69,14 @@ func ValidateOriginPatterns(patterns []string) error {
 	return nil
 }
 
-// websockets wraps gqlgen's websocket transport where it deviates from
-// graphql-transport-ws or lacks a limit: it checks the Origin, enforces
-// the protocol's close codes, caps subscriptions per connection and
+// websockets is the websocket transport of /graphql, in place of
+// gqlgen's (which holds two goroutines per connection and one per
+// subscription, and the upgrade's net/http goroutine and buffers): it
+// checks the Origin, speaks both protocols with graphql-transport-ws's
+// close codes, caps subscriptions per connection and per key and
 // connections per key, closes connections whose key is revoked, and pings
-// graphql-transport-ws peers to drop dead ones. gqlgen keeps doing the
-// GraphQL work.
+// graphql-transport-ws peers to drop dead ones. gqlgen's executor does
+// the GraphQL work.
 type websockets struct {
 	keys          auth.KeyLookup
 	log           *slog.Logger
@@ -87,23 +93,32 @@ type websockets struct {
 	mu    sync.Mutex
 	conns map[string]int // open connections by owner (rateKey: the key, or an anonymous client's address); per replica
 	subs  map[string]int // open operations by owner, over all its connections; per replica
+
+	// closing ends every connection when an HTTP server serving them
+	// shuts down (see serveDetached); shutdownHooked holds the servers
+	// told to.
+	closing        context.Context
+	closeAll       context.CancelFunc
+	shutdownHooked map[*http.Server]bool
 }
 
 func newWebsockets(cfg Config) *websockets {
 	ws := &websockets{
-		keys:          cfg.Keys,
-		log:           cfg.Log,
-		origins:       cfg.AllowedOrigins,
-		maxSubs:       cfg.MaxSubscriptionsPerConnection,
-		maxConns:      cfg.MaxConnectionsPerKey,
-		maxOwnerSubs:  cfg.MaxSubscriptionsPerKey,
-		initTimeout:   cfg.WebsocketInitTimeout,
-		recheckPeriod: cfg.KeyRecheckInterval,
-		pingInterval:  cfg.WebsocketPingInterval,
-		limiter:       cfg.RateLimiter,
-		conns:         map[string]int{},
-		subs:          map[string]int{},
+		keys:           cfg.Keys,
+		log:            cfg.Log,
+		origins:        cfg.AllowedOrigins,
+		maxSubs:        cfg.MaxSubscriptionsPerConnection,
+		maxConns:       cfg.MaxConnectionsPerKey,
+		maxOwnerSubs:   cfg.MaxSubscriptionsPerKey,
+		initTimeout:    cfg.WebsocketInitTimeout,
+		recheckPeriod:  cfg.KeyRecheckInterval,
+		pingInterval:   cfg.WebsocketPingInterval,
+		limiter:        cfg.RateLimiter,
+		conns:          map[string]int{},
+		subs:           map[string]int{},
+		shutdownHooked: map[*http.Server]bool{},
 	}
+	ws.closing, ws.closeAll = context.WithCancel(context.Background())
 	if ws.origins == nil {
 		ws.origins = DefaultAllowedOrigins
 	}
@@ -132,41 +147,26 @@ func newWebsockets(cfg Config) *websockets {
 	return ws
 }
 
-// transport returns gqlgen's websocket transport, configured and wrapped
-// by ws. authenticate is the InitFunc that sets the principal.
+// transport returns the websocket transport: wsConn speaks both
+// protocols itself (wsserve.go) and runs the operations with gqlgen's
+// executor (wsop.go). authenticate is the InitFunc that sets the
+// principal, as it would be gqlgen's.
 func (ws *websockets) transport(authenticate transport.WebsocketInitFunc) graphql.Transport {
-	readLimit := int64(maxWebsocketBytes)
-	return websocketTransport{ws: ws, Websocket: transport.Websocket{
-		Implementation: websocketImplementation{},
-		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-			ctx, ack, err := authenticate(ctx, payload)
-			if err != nil {
-				return ctx, ack, err
-			}
-			if ctx, err = connFromContext(ctx).admit(ctx); err != nil {
-				return ctx, nil, err
-			}
-			return ctx, ack, nil
-		},
-		// InitTimeout stays 0: wsConn times connection_init out itself,
-		// with 4408 rather than gqlgen's 1002.
-		KeepAlivePingInterval: wsKeepAlive,
-		// PingPongInterval stays 0: wsConn pings from a timer, which
-		// costs no goroutine per connection as gqlgen's ping loop does.
-		PayloadReadLimit: &readLimit,
-	}}
+	return websocketTransport{ws: ws, authenticate: authenticate}
 }
 
-// websocketTransport is gqlgen's transport with a per-connection wsConn
-// around each websocket.
+// websocketTransport serves websocket upgrades of /graphql.
 type websocketTransport struct {
-	transport.Websocket
-	ws *websockets
+	ws           *websockets
+	authenticate transport.WebsocketInitFunc
 }
 
 type wsConnKey struct{}
 
 func connFromContext(ctx context.Context) *wsConn { return ctx.Value(wsConnKey{}).(*wsConn) }
+
+// Supports takes the requests gqlgen's websocket transport would.
+func (websocketTransport) Supports(r *http.Request) bool { return r.Header.Get("Upgrade") != "" }
 
 // Do refuses foreign origins, then serves one websocket until it ends and
 // releases what the connection held.
@@ -177,9 +177,59 @@ func (t websocketTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 		}}})
 		return
 	}
-	c := &wsConn{ws: t.ws, active: map[string]struct{}{}}
-	defer c.finish()
-	t.Websocket.Do(w, r.WithContext(context.WithValue(r.Context(), wsConnKey{}, c)), exec)
+	c := &wsConn{ws: t.ws, exec: exec, authenticate: t.authenticate, active: map[string]context.CancelFunc{}, accepted: make(chan struct{})}
+	t.ws.serveDetached(w, r, c.accepted, func(w http.ResponseWriter, r *http.Request) {
+		defer c.finish()
+		c.serve(w, r.WithContext(context.WithValue(r.Context(), wsConnKey{}, c)))
+	})
+}
+
+// serveDetached runs serve, which upgrades the request to a websocket and
+// serves it until it ends, on a goroutine of its own, and returns once the
+// connection is accepted (closes accepted) or serve has returned. net/http's goroutine
+// then ends, and with it the 16 KiB stack it grew serving the upgrade,
+// the connection's 4 KiB read and write buffers, the request and the
+// response, none of which a websocket needs. The connection's context
+// keeps the request's values; it ends when an http.Server that served
+// through ws shuts down (which does not wait for hijacked connections,
+// hence RegisterOnShutdown) or when serve returns.
+func (ws *websockets) serveDetached(w http.ResponseWriter, r *http.Request, accepted <-chan struct{}, serve func(http.ResponseWriter, *http.Request)) {
+	ws.closeOnShutdown(r)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	stop := context.AfterFunc(ws.closing, cancel)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		defer stop()
+		defer cancel()
+		// net/http recovers a handler's panic and closes its
+		// connection; off its goroutine, this does.
+		defer func() {
+			if p := recover(); p != nil {
+				ws.log.Error("websocket: panic serving a connection", "panic", p, "stack", string(debug.Stack()))
+			}
+		}()
+		serve(smallBuffers{w}, r.WithContext(ctx))
+	}()
+	select {
+	case <-accepted:
+	case <-served:
+	}
+}
+
+// closeOnShutdown has the server serving r end ws's connections when it
+// shuts down.
+func (ws *websockets) closeOnShutdown(r *http.Request) {
+	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if srv == nil {
+		return
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if !ws.shutdownHooked[srv] {
+		ws.shutdownHooked[srv] = true
+		srv.RegisterOnShutdown(ws.closeAll)
+	}
 }
 
 // checkOrigin protects browser users from pages of other sites opening
@@ -233,19 +283,40 @@ func (ws *websockets) release(counts map[string]int, owner string, n int) {
 	}
 }
 
-// websocketImplementation is gqlgen's coder/websocket adapter with a wsConn
-// around each connection.
-type websocketImplementation struct{}
+// Buffer sizes of a websocket after the upgrade, instead of net/http's
+// 4 KiB each: client messages are a few hundred bytes and coder/websocket
+// reads a larger one through them in pieces; results larger than the
+// write buffer go to the socket directly.
+const (
+	wsReadBufferBytes  = 512
+	wsWriteBufferBytes = 1024
+)
 
-func (websocketImplementation) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	inner, err := transport.CoderWebsocketImplementation{
-		// checkOrigin has already run, with the configured patterns.
-		AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: true},
-	}.Accept(w, r, opts)
+// smallBuffers is a ResponseWriter whose Hijack hands coder/websocket
+// small buffers of its own instead of the net/http connection's, which
+// would stay with the websocket for its whole life.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	c := connFromContext(r.Context())
-	c.start(inner)
-	return c, nil
+	early := brw.Reader.Buffered() // sent before the 101 answer: rare, kept
+	if early > wsReadBufferBytes {
+		return conn, brw, nil
+	}
+	sent, _ := brw.Reader.Peek(early)
+	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(sent)), conn), wsReadBufferBytes)
+	if early > 0 {
+		// Into r's buffer, where coder/websocket looks for them.
+		if _, err := r.Peek(early); err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("websocket: keep the bytes sent before the upgrade: %w", err)
+		}
+	}
+	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, wsWriteBufferBytes)), nil
 }
+
+// Unwrap lets http.ResponseController reach the writer's other methods.
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }

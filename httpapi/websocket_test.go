@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -40,7 +41,7 @@ func TestWriteTimeoutCutsOffStalledPeer(t *testing.T) {
 	t.Parallel()
 	ws := &websockets{writeTimeout: 50 * time.Millisecond}
 	stalled := &stalledConn{block: true, closed: make(chan struct{})}
-	c := &wsConn{ws: ws, inner: stalled, active: map[string]struct{}{}}
+	c := &wsConn{ws: ws, inner: stalled, active: map[string]context.CancelFunc{}}
 	written := make(chan error, 1)
 	go func() { written <- c.WriteJSON(map[string]string{"type": "ping"}) }()
 	select {
@@ -53,7 +54,7 @@ func TestWriteTimeoutCutsOffStalledPeer(t *testing.T) {
 	}
 
 	reading := &stalledConn{closed: make(chan struct{})}
-	c = &wsConn{ws: ws, inner: reading, active: map[string]struct{}{}}
+	c = &wsConn{ws: ws, inner: reading, active: map[string]context.CancelFunc{}}
 	if err := c.WriteJSON(map[string]string{"type": "ping"}); err != nil {
 		t.Fatal(err)
 	}

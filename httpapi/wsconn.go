@@ -9,33 +9,42 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/auth"
 )
 
-// wsConn is one websocket: it screens what the client sends before gqlgen
-// reads it and watches what gqlgen sends, to enforce what gqlgen does not.
-// Its timers stop in finish, when the connection's handler returns.
+// wsConn is one websocket: it speaks graphql-transport-ws or legacy
+// graphql-ws (wsserve.go, wsscreen.go), runs the client's operations with
+// gqlgen's executor (wsop.go) and enforces the limits. It has one
+// goroutine, its read loop; its timers stop in finish, when that ends.
 type wsConn struct {
-	ws     *websockets
-	inner  transport.WebsocketConn
-	legacy bool // graphql-ws (subscriptions-transport-ws), not graphql-transport-ws
+	ws   *websockets
+	exec graphql.GraphExecutor // runs the operations (wsop.go)
+	// authenticate reads connection_init's key (auth.WebsocketInit)
+	authenticate transport.WebsocketInitFunc
+	inner        transport.WebsocketConn
+	legacy       bool // graphql-ws (subscriptions-transport-ws), not graphql-transport-ws
+	// accepted is closed once the websocket is accepted: the upgrade's
+	// handler may return (serveDetached).
+	accepted chan struct{}
 
 	mu        sync.Mutex
 	initTimer *time.Timer
 	initSeen  bool
-	active    map[string]struct{} // operation ids the server has not ended yet
-	owner     string              // whose connection slot this holds, once admitted
+	active    map[string]context.CancelFunc // operations the server has not ended yet, by id
+	owner     string                        // whose connection slot this holds, once admitted
+	opCtx     context.Context               // the operations' parent: the connection's, with its principal, once admitted
 	recheck   *time.Timer
-	pinger    *time.Timer // graphql-transport-ws pings, once admitted
+	pinger    *time.Timer // graphql-transport-ws pings (legacy: keep-alives), once admitted
 	pongSeen  bool        // since the last ping
 	finished  bool
 }
 
-// errClosedByPolicy ends gqlgen's read loop after wsConn has closed the
-// connection with a protocol close code; gqlgen takes it for a peer close.
+// errClosedByPolicy ends the read loop after wsConn has closed the
+// connection with a protocol close code.
 var errClosedByPolicy = fmt.Errorf("closed by the server: %w", transport.ErrWebsocketClosed)
 
 func (c *wsConn) start(inner transport.WebsocketConn) {
@@ -56,28 +65,28 @@ func (c *wsConn) start(inner transport.WebsocketConn) {
 // admit runs after the key of connection_init is accepted: it takes a
 // connection slot of the key (of the client IP when anonymous), refusing
 // with 4429 when there is none, and schedules the revocation re-checks.
-func (c *wsConn) admit(ctx context.Context) (context.Context, error) {
+func (c *wsConn) admit(ctx context.Context) error {
 	p := aisle.PrincipalFromContext(ctx)
 	owner, what := rateKey(ctx), "API key"
 	if p.KeyID == "" {
 		what = "anonymous client address"
 	}
 	if !c.ws.acquire(c.ws.conns, owner, c.ws.maxConns) {
-		err := aisle.Errorf(aisle.ERATELIMITED, "too many websocket connections for this %s: at most %d", what, c.ws.maxConns)
-		ctx = transport.WithWebsocketCloseCode(ctx, closeTooMany)
-		return transport.AppendCloseReason(ctx, aisle.ErrorMessage(err)), err
+		return aisle.Errorf(aisle.ERATELIMITED, "too many websocket connections for this %s: at most %d", what, c.ws.maxConns)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.owner = owner
+	c.owner, c.opCtx = owner, ctx
 	if p.KeyID != "" {
 		c.recheck = time.AfterFunc(c.ws.recheckPeriod, func() { c.recheckKey(ctx) })
 	}
-	if !c.legacy {
+	if c.legacy {
+		c.pinger = time.AfterFunc(wsKeepAlive, c.keepAlive)
+	} else {
 		_ = c.SetReadDeadline(time.Now().Add(2 * c.ws.pingInterval))
 		c.pinger = time.AfterFunc(c.ws.pingInterval, c.ping)
 	}
-	return ctx, nil
+	return nil
 }
 
 // ping runs every pingInterval on a graphql-transport-ws connection, from
@@ -132,7 +141,8 @@ func (c *wsConn) recheckKey(ctx context.Context) {
 	}
 }
 
-// finish releases the connection's slot and stops its timers.
+// finish ends the connection's operations, releases its slots and stops
+// its timers.
 func (c *wsConn) finish() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -150,11 +160,14 @@ func (c *wsConn) finish() {
 		c.ws.release(c.ws.conns, c.owner, 1)
 		c.ws.release(c.ws.subs, c.owner, len(c.active))
 	}
+	for _, cancel := range c.active {
+		cancel()
+	}
 	clear(c.active)
 }
 
-// closeWith starts the close handshake with code; later closes, gqlgen's
-// included, are no-ops. It returns errClosedByPolicy for NextReader.
+// closeWith starts the close handshake with code; later closes are
+// no-ops. It returns errClosedByPolicy for nextMessage.
 func (c *wsConn) closeWith(code int, reason string) error {
 	const maxReason = 123 // bytes, RFC 6455
 	if len(reason) > maxReason {
@@ -204,22 +217,8 @@ func (c *wsConn) write(v any) error {
 	return c.inner.WriteJSON(v)
 }
 
-func (c *wsConn) WriteClose(code int, reason string) error { return c.inner.WriteClose(code, reason) }
-func (c *wsConn) Close() error                             { return c.inner.Close() }
-func (c *wsConn) Subprotocol() string                      { return c.inner.Subprotocol() }
-
-// SetReadLimit and SetReadDeadline pass gqlgen's payload limit and its
-// clearing of the pong deadline through; without them neither would reach
-// the connection.
-func (c *wsConn) SetReadLimit(limit int64) {
-	c.inner.(transport.WebsocketReadLimiter).SetReadLimit(limit)
-}
-
+// SetReadDeadline sets the deadline by which the peer must send a
+// message (a pong clears it).
 func (c *wsConn) SetReadDeadline(t time.Time) error {
 	return c.inner.(transport.WebsocketReadDeadliner).SetReadDeadline(t)
 }
-
-var (
-	_ transport.WebsocketReadLimiter   = (*wsConn)(nil)
-	_ transport.WebsocketReadDeadliner = (*wsConn)(nil)
-)

@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/aisle/aisle/aisle"
@@ -17,40 +15,18 @@ type clientMessage struct {
 	ID      *string         `json:"id"`
 	Type    string          `json:"type"`
 	Payload json.RawMessage `json:"payload"`
+	invalid bool            // not a JSON object (legacy graphql-ws only gets this far)
 }
 
-// NextReader passes gqlgen the client's next message that it should see,
-// answering or refusing the others.
-func (c *wsConn) NextReader() (int, io.Reader, error) {
-	for {
-		typ, r, err := c.inner.NextReader()
-		if err != nil {
-			return typ, r, err
-		}
-		data, err := io.ReadAll(r)
-		if err != nil {
-			return typ, nil, err
-		}
-		forward, err := c.screen(data)
-		if err != nil {
-			return typ, nil, err
-		}
-		if forward {
-			return typ, bytes.NewReader(data), nil
-		}
-	}
-}
-
-// screen applies the rules gqlgen misses. graphql-transport-ws gets the
-// protocol's close codes; for legacy graphql-ws, messages this file has no
-// rule for go to gqlgen as they are.
-func (c *wsConn) screen(data []byte) (forward bool, err error) {
-	var msg clientMessage
+// screen applies the protocols' rules and runs the operations;
+// graphql-transport-ws gets the protocol's close codes. What it forwards,
+// serve handles.
+func (c *wsConn) screen(data []byte) (msg clientMessage, forward bool, err error) {
 	if err := json.Unmarshal(data, &msg); err != nil {
 		if c.legacy {
-			return true, nil
+			return clientMessage{invalid: true}, true, nil
 		}
-		return false, c.closeWith(closeBadRequest, "Invalid message received")
+		return msg, false, c.closeWith(closeBadRequest, "Invalid message received")
 	}
 	c.mu.Lock()
 	initSeen := c.initSeen
@@ -59,60 +35,69 @@ func (c *wsConn) screen(data []byte) (forward bool, err error) {
 	switch {
 	case msg.Type == "connection_init":
 		if initSeen && !c.legacy {
-			return false, c.closeWith(closeTooMany, "Too many initialisation requests")
+			return msg, false, c.closeWith(closeTooMany, "Too many initialisation requests")
 		}
-		// gqlgen leaves the socket open when the payload is not an object.
+		// gqlgen left the socket open when the payload was not an object.
 		if !jsonObjectOrNull(msg.Payload) {
-			return false, c.closeWith(closeBadRequest, "Invalid message received: connection_init payload must be an object")
+			return msg, false, c.closeWith(closeBadRequest, "Invalid message received: connection_init payload must be an object")
 		}
 		c.mu.Lock()
 		c.initSeen = true
 		c.initTimer.Stop()
 		c.mu.Unlock()
-		return true, nil
+		return msg, true, nil
 	case c.legacy && msg.Type == "start":
-		return c.startOperation(msg)
+		forward, err := c.startOperation(msg)
+		return msg, forward, err
+	case c.legacy && msg.Type == "stop":
+		return msg, false, c.stopOperation(msg)
 	case c.legacy:
-		return true, nil
+		return msg, true, nil
 	case msg.Type == "subscribe":
 		if !initSeen {
-			return false, c.closeWith(closeUnauthorized, "Unauthorized")
+			return msg, false, c.closeWith(closeUnauthorized, "Unauthorized")
 		}
 		if msg.ID == nil || *msg.ID == "" {
-			return false, c.closeWith(closeBadRequest, "Invalid message received: subscribe needs an id")
+			return msg, false, c.closeWith(closeBadRequest, "Invalid message received: subscribe needs an id")
 		}
 		if err := validSubscribePayload(msg.Payload); err != nil {
-			return false, c.closeWith(closeBadRequest, "Invalid message received: "+err.Error())
+			return msg, false, c.closeWith(closeBadRequest, "Invalid message received: "+err.Error())
 		}
-		return c.startOperation(msg)
+		forward, err := c.startOperation(msg)
+		return msg, forward, err
 	case msg.Type == "complete":
 		if msg.ID == nil || *msg.ID == "" {
-			return false, c.closeWith(closeBadRequest, "Invalid message received: complete needs an id")
+			return msg, false, c.closeWith(closeBadRequest, "Invalid message received: complete needs an id")
 		}
-		return initSeen, nil // before the ack there is nothing to complete
+		return msg, false, c.stopOperation(msg) // before the ack there is nothing to complete
 	case msg.Type == "ping" && !initSeen:
-		// The protocol allows pings at any time; gqlgen answers only
-		// after the ack.
-		return false, c.write(map[string]string{"type": "pong"})
+		// The protocol allows pings at any time, before the ack too.
+		return msg, false, c.write(serverMessage{Payload: msg.Payload, Type: "pong"})
 	case msg.Type == "pong":
 		c.mu.Lock()
 		c.pongSeen = true
 		c.mu.Unlock()
-		return initSeen, nil
+		return msg, initSeen, nil
 	case msg.Type == "ping":
-		return true, nil
+		return msg, true, nil
 	default:
-		return false, c.closeWith(closeBadRequest, fmt.Sprintf("Invalid message received: unexpected type %q", msg.Type))
+		return msg, false, c.closeWith(closeBadRequest, fmt.Sprintf("Invalid message received: unexpected type %q", msg.Type))
 	}
 }
 
 // startOperation admits a subscribe (start) when its id is free and the
-// connection is under its cap. Over the cap the operation alone fails
-// with RATE_LIMITED and the connection stays: the client can complete
-// another operation and retry.
+// connection is under its cap, and runs it (wsop.go). Over the cap the
+// operation alone fails with RATE_LIMITED and the connection stays: the
+// client can complete another operation and retry.
 func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
+	c.mu.Lock()
+	opCtx := c.opCtx
+	c.mu.Unlock()
+	if opCtx == nil {
+		return true, nil // a legacy start before the ack: serve refuses it
+	}
 	if msg.ID == nil {
-		return true, nil // gqlgen answers a legacy start without id
+		return false, c.write(serverMessage{Type: "error", Payload: json.RawMessage(`[{"message":"start needs an id"}]`)})
 	}
 	id := *msg.ID
 	c.mu.Lock()
@@ -131,12 +116,16 @@ func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
 	if !taken && !full && !limited {
 		ownerFull = owner != "" && !c.ws.acquire(c.ws.subs, owner, c.ws.maxOwnerSubs)
 	}
+	var op *wsOperation
 	if !taken && !full && !limited && !ownerFull {
+		ctx, cancel := context.WithCancel(opCtx)
 		c.mu.Lock()
 		if c.finished { // finish has released the slots already
 			c.ws.release(c.ws.subs, owner, 1)
+			cancel()
 		} else {
-			c.active[id] = struct{}{}
+			c.active[id] = cancel
+			op = &wsOperation{c: c, id: id, ctx: ctx, cancel: cancel}
 		}
 		c.mu.Unlock()
 	}
@@ -145,8 +134,8 @@ func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
 	switch {
 	case taken && !c.legacy:
 		// An id is taken until the server's complete or error for it,
-		// even after the client's complete: gqlgen reuses its map
-		// slot and would mix up the two operations.
+		// even after the client's complete: until then the operation
+		// may still send under it, mixing up the two.
 		return false, c.closeWith(closeSubscriberExists, "Subscriber for "+id+" already exists")
 	case taken:
 		refusal = "operation id " + id + " is already in use on this connection"
@@ -157,12 +146,34 @@ func (c *wsConn) startOperation(msg clientMessage) (forward bool, err error) {
 		refusal, extensions = e.Message, e.Extensions
 	case ownerFull:
 		refusal = fmt.Sprintf("too many subscriptions for this API key (or address, without a key) over all its connections: at most %d; complete one first", c.ws.maxOwnerSubs)
+	case op != nil:
+		// Off the read loop: parsing and the resolver's first reads
+		// neither hold up the connection's other messages nor grow the
+		// stack of its resting goroutine.
+		go op.run(msg.Payload)
+		return false, nil
 	default:
-		return true, nil
+		return false, nil // the connection is ending
 	}
 	return false, c.write(map[string]any{"id": id, "type": "error", "payload": []any{map[string]any{
 		"message": refusal, "extensions": extensions,
 	}}})
+}
+
+// stopOperation ends the operation the client completes (legacy: stops);
+// the server's complete follows when it has ended. An unknown id is
+// ignored: the operation may have ended already.
+func (c *wsConn) stopOperation(msg clientMessage) error {
+	if msg.ID == nil {
+		return nil
+	}
+	c.mu.Lock()
+	cancel := c.active[*msg.ID]
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	return nil
 }
 
 // validSubscribePayload checks the field types the protocol gives a

@@ -277,6 +277,7 @@ func (h *Hub[V]) Subscribe(topic string, items []string) *Subscription[V] {
 // ends, closing the channel, when ctx is done or the hub shuts down.
 func Stream[V, G any](ctx context.Context, h *Hub[V], topic string, items []string, convert func(V) G) <-chan G {
 	out := make(chan G, 1)
+	ready := takeReadySignal(ctx)
 	sub := h.subscribe(&Subscription[V]{
 		// The hub is the only sender and sends under its lock, so room
 		// seen here cannot vanish before the send.
@@ -285,9 +286,13 @@ func Stream[V, G any](ctx context.Context, h *Hub[V], topic string, items []stri
 				return false
 			}
 			out <- convert(v)
+			ready()
 			return true
 		},
-		onClose: func() { close(out) },
+		onClose: func() {
+			close(out)
+			ready()
+		},
 	}, topic, items)
 	context.AfterFunc(ctx, sub.Close)
 	return out
@@ -307,6 +312,7 @@ func Stream[V, G any](ctx context.Context, h *Hub[V], topic string, items []stri
 // one is closed the stream ends.
 func StreamTransitions[V, G any](ctx context.Context, h *Hub[V], baseline map[string]map[string]V, changed func(prev, next V) bool, convert func(prev, next V) G) <-chan G {
 	out := make(chan G, 1)
+	ready := takeReadySignal(ctx)
 	ended := false // guarded by h.mu, as every send and close is
 	subs := make([]*Subscription[V], 0, len(baseline))
 	for topic, values := range baseline {
@@ -321,12 +327,14 @@ func StreamTransitions[V, G any](ctx context.Context, h *Hub[V], baseline map[st
 					return false
 				}
 				out <- convert(prev, next)
+				ready()
 				return true
 			},
 			onClose: func() {
 				if !ended {
 					ended = true
 					close(out)
+					ready()
 				}
 			},
 		}
@@ -334,6 +342,7 @@ func StreamTransitions[V, G any](ctx context.Context, h *Hub[V], baseline map[st
 	}
 	if len(subs) == 0 {
 		close(out)
+		ready()
 		return out
 	}
 	context.AfterFunc(ctx, func() {

@@ -273,3 +273,55 @@ func TestSubscriberPastMaxPendingIsClosed(t *testing.T) {
 		t.Errorf("narrow subscriber got %v", got)
 	}
 }
+
+// A stream made under WithReadySignal signals once per value it puts in
+// its channel and once when it closes it, so that a reader that receives
+// only after a signal never blocks and never misses one.
+func TestReadySignalOncePerValueAndClose(t *testing.T) {
+	t.Parallel()
+	var loads atomic.Int64
+	h, _ := startHub(t, counterLoader(&loads))
+	signals := make(chan struct{}, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	ctx, taken := WithReadySignal(ctx, func() { signals <- struct{}{} })
+	ch := Stream(ctx, h, "s-1", []string{"p-1"}, func(v string) string { return v })
+	if !taken() {
+		t.Fatal("Stream did not take the ready signal of its context")
+	}
+	if _, second := WithReadySignal(ctx, func() {}); second() {
+		t.Fatal("a fresh signal reports taken")
+	}
+	receive := func() (string, bool) {
+		t.Helper()
+		select {
+		case v, ok := <-ch:
+			return v, ok
+		default:
+			t.Fatal("signalled, but the channel has nothing to receive")
+			return "", false
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		h.Notify(Key{"s-1", "p-1"})
+		<-signals
+		if v, ok := receive(); !ok || v != fmt.Sprintf("s-1:p-1#%d", i) {
+			t.Fatalf("value %d after its signal: %q, %v", i, v, ok)
+		}
+	}
+	cancel()
+	<-signals
+	if v, ok := receive(); ok {
+		t.Fatalf("after the close signal got %q, want the channel closed", v)
+	}
+	if len(signals) != 0 {
+		t.Fatalf("%d signals more than values and the close", len(signals))
+	}
+
+	empty := make(chan struct{}, 1)
+	ctx, taken = WithReadySignal(context.Background(), func() { empty <- struct{}{} })
+	out := StreamTransitions(ctx, h, nil, func(a, b string) bool { return a != b }, func(_, b string) string { return b })
+	<-empty
+	if _, ok := <-out; ok || !taken() {
+		t.Fatal("a transition stream over no topics is not closed and signalled")
+	}
+}
