@@ -30,7 +30,7 @@ var allowedImports = map[string][]string{
 	"eval":          {"aisle", "models", "features", "simulate", "fraud"},
 	"graph":         {"aisle", "postgres", "recommend"},
 	"resolvers":     {"aisle", "models", "graph", "postgres", "live", "availability", "recommend", "fraud", "merchandising", "streamstatus"},
-	"httpapi":       {"aisle", "auth", "graph", "resolvers", "postgres", "ratelimit"},
+	"httpapi":       {"aisle", "auth", "graph", "resolvers", "postgres", "ratelimit", "live"}, // live: the hub wakes a websocket's subscription when a value is ready
 	"loadtest":      {},
 }
 
