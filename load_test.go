@@ -140,8 +140,11 @@ func checkLoadRun(t *testing.T, ts *testServer, perConnection, connections, keys
 			t.Errorf("memory %s: %+v", name, mem)
 		}
 	}
-	if m.GoroutinesPerConnection < 1 || m.GoroutinesAddedPerSubscription <= 0 || m.With.GCs < m.Subscribed.GCs+2 {
-		t.Errorf("goroutines per connection %.1f, added per subscription %.1f; GCs %v → %v", m.GoroutinesPerConnection, m.GoroutinesAddedPerSubscription, m.Subscribed.GCs, m.With.GCs)
+	// The goroutine counts are as noisy here (the client's goroutines are
+	// counted too), and a hub-fed subscription holds none between values
+	// (TestHubSubscriptionsHoldNoGoroutine): nothing is asked of them.
+	if m.With.GCs < m.Subscribed.GCs+2 {
+		t.Errorf("GCs %v → %v, want the two the load command waits for before it reads memory (settle)", m.Subscribed.GCs, m.With.GCs)
 	}
 	if len(rep.Notes) > 0 {
 		t.Errorf("notes: %v", rep.Notes)
