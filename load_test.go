@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,7 +91,7 @@ func checkLoadRun(t *testing.T, ts *testServer, perConnection, connections, keys
 		case o == nil || o.N == 0:
 			t.Errorf("%s: no successful operation in 2 s", op)
 		case o.ErrorCount() > 0:
-			t.Errorf("%s: errors %v", op, o.Errors)
+			t.Errorf("%s: errors %v; the server's warnings and errors:\n%s", op, o.Errors, warningLines(ts.logs.String()))
 		case o.P50 <= 0 || o.P50 > o.P99 || o.P99 > o.Max || o.Max > 2*time.Second+30*time.Second:
 			t.Errorf("%s: latencies out of order or range: %+v", op, o.Latencies)
 		}
@@ -149,4 +150,17 @@ func checkLoadRun(t *testing.T, ts *testServer, perConnection, connections, keys
 	if len(rep.Notes) > 0 {
 		t.Errorf("notes: %v", rep.Notes)
 	}
+}
+
+// warningLines returns the WARN and ERROR lines of a server's JSON log, and
+// its GraphQL lines of any level: why it answered an operation with an
+// error.
+func warningLines(log string) string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, `"msg":"graphql:`) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -37,6 +37,9 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			// the message describes their input, as validation's do.
 			setCode(gqlErr, aisle.EINVALID)
 		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			// Usually the caller gave up or the server's answer deadline
+			// passed; either way operators may want to see where.
+			log.InfoContext(ctx, "graphql: request cancelled or timed out", "path", gqlErr.Path.String(), "err", err)
 			gqlErr.Message = "the request was cancelled or timed out"
 			setCode(gqlErr, aisle.EUNAVAILABLE)
 		case aisle.IsUnavailable(err):
