@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/url"
 	"testing"
 	"time"
 
@@ -16,8 +17,17 @@ import (
 // in nanoseconds.
 func TestMigrateLogsReadableDurations(t *testing.T) {
 	t.Parallel()
+	// Migrations run on PostgreSQL itself, never through a pooler (behind
+	// one, NewDatabaseURL's database is migrated already): a database of
+	// the test's own there, not migrated yet.
+	u, err := url.Parse(postgrestest.DirectURL(t, postgrestest.NewDatabaseURL(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path += "_migrate"
+	t.Cleanup(func() { postgrestest.DropDatabase(t, u.String()) })
 	var out bytes.Buffer
-	if err := postgres.Migrate(context.Background(), postgrestest.NewDatabaseURL(t), slog.New(slog.NewJSONHandler(&out, nil))); err != nil {
+	if err := postgres.Migrate(context.Background(), u.String(), slog.New(slog.NewJSONHandler(&out, nil))); err != nil {
 		t.Fatal(err)
 	}
 	applied := 0
