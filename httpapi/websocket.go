@@ -178,7 +178,7 @@ func (t websocketTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 		return
 	}
 	c := &wsConn{ws: t.ws, exec: exec, authenticate: t.authenticate, active: map[string]context.CancelFunc{}, accepted: make(chan struct{})}
-	t.ws.serveDetached(w, r, c.accepted, func(w http.ResponseWriter, r *http.Request) {
+	t.ws.serveDetached(w, r, c.accepted, func(w *smallBuffers, r *http.Request) {
 		defer c.finish()
 		c.serve(w, r.WithContext(context.WithValue(r.Context(), wsConnKey{}, c)))
 	})
@@ -193,7 +193,7 @@ func (t websocketTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 // keeps the request's values; it ends when an http.Server that served
 // through ws shuts down (which does not wait for hijacked connections,
 // hence RegisterOnShutdown) or when serve returns.
-func (ws *websockets) serveDetached(w http.ResponseWriter, r *http.Request, accepted <-chan struct{}, serve func(http.ResponseWriter, *http.Request)) {
+func (ws *websockets) serveDetached(w http.ResponseWriter, r *http.Request, accepted <-chan struct{}, serve func(*smallBuffers, *http.Request)) {
 	ws.closeOnShutdown(r)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	stop := context.AfterFunc(ws.closing, cancel)
@@ -209,7 +209,7 @@ func (ws *websockets) serveDetached(w http.ResponseWriter, r *http.Request, acce
 				ws.log.Error("websocket: panic serving a connection", "panic", p, "stack", string(debug.Stack()))
 			}
 		}()
-		serve(smallBuffers{w}, r.WithContext(ctx))
+		serve(&smallBuffers{ResponseWriter: w}, r.WithContext(ctx))
 	}()
 	select {
 	case <-accepted:
@@ -294,10 +294,16 @@ const (
 
 // smallBuffers is a ResponseWriter whose Hijack hands coder/websocket
 // small buffers of its own instead of the net/http connection's, which
-// would stay with the websocket for its whole life.
-type smallBuffers struct{ http.ResponseWriter }
+// would stay with the websocket for its whole life. It keeps what the
+// read loop waits on between messages (wsConn.awaitMessage).
+type smallBuffers struct {
+	http.ResponseWriter
+	// idle waits until the socket has bytes to read, once hijacked with
+	// nothing buffered; nil: the read loop waits in coder/websocket.
+	idle func() error
+}
 
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -314,9 +320,14 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			conn.Close()
 			return nil, nil, fmt.Errorf("websocket: keep the bytes sent before the upgrade: %w", err)
 		}
+	} else {
+		// With early bytes, coder/websocket reads them from a reader
+		// of its own that r.Buffered does not see: those connections
+		// wait in coder/websocket.
+		w.idle = socketIdleWait(conn, r)
 	}
 	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, wsWriteBufferBytes)), nil
 }
 
 // Unwrap lets http.ResponseController reach the writer's other methods.
-func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -25,19 +25,17 @@ const (
 
 // serve accepts the websocket and speaks the protocol its client chose
 // (graphql-transport-ws, or the legacy graphql-ws) until the connection
-// ends. The loop is the connection's only goroutine: it reads whole
-// messages and hands each to receive.
-func (c *wsConn) serve(w http.ResponseWriter, r *http.Request) {
-	inner, err := transport.CoderWebsocketImplementation{
-		// checkOrigin has already run, with the configured patterns.
-		AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: true},
-	}.Accept(w, r, transport.WebsocketAcceptOptions{
-		// gqlgen's order: a client offering both gets graphql-ws.
-		Subprotocols: []string{"graphql-ws", transportWSProtocol},
-	})
+// ends. The loop is the connection's only goroutine: it waits for a
+// message with w.idle (wsidle.go), where it rests, reads it whole and
+// hands it to receive.
+func (c *wsConn) serve(w *smallBuffers, r *http.Request) {
+	inner, err := accept(w, r)
 	if err != nil {
 		return // Accept has answered the request
 	}
+	// Not w itself: it would keep net/http's response, and with it the
+	// connection's 4 KiB read and write buffers, for the websocket's life.
+	idle := w.idle
 	c.start(inner)
 	close(c.accepted)
 	defer inner.Close()
@@ -46,18 +44,39 @@ func (c *wsConn) serve(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(r.Context(), func() { c.closeWith(closeNormal, closeTerminated) })
 	defer stop()
 	for {
-		_, message, err := c.inner.NextReader()
-		if err != nil {
+		if idle != nil && idle() != nil {
 			return
 		}
-		data, err := io.ReadAll(message)
-		if err != nil {
-			return
-		}
-		if !c.receive(r.Context(), data) {
+		if !c.readMessage(r.Context()) {
 			return
 		}
 	}
+}
+
+// accept upgrades r to a websocket. It is a function of its own so that
+// its large locals are not part of serve's resting frame.
+func accept(w http.ResponseWriter, r *http.Request) (transport.WebsocketConn, error) {
+	return transport.CoderWebsocketImplementation{
+		// checkOrigin has already run, with the configured patterns.
+		AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: true},
+	}.Accept(w, r, transport.WebsocketAcceptOptions{
+		// gqlgen's order: a client offering both gets graphql-ws.
+		Subprotocols: []string{"graphql-ws", transportWSProtocol},
+	})
+}
+
+// readMessage reads the next message and hands it to receive; it reports
+// whether the connection goes on.
+func (c *wsConn) readMessage(ctx context.Context) bool {
+	_, message, err := c.inner.NextReader()
+	if err != nil {
+		return false
+	}
+	data, err := io.ReadAll(message)
+	if err != nil {
+		return false
+	}
+	return c.receive(ctx, data)
 }
 
 // receive screens one client message (wsscreen.go) and acts on what
