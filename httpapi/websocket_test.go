@@ -113,8 +113,30 @@ func TestIdleWebsocketWaitsOutsideCoderReader(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	const conns = 5
-	for range conns {
+	const conns = 6
+	// One client sends connection_init with the upgrade request, before
+	// the 101 answer: the bytes net/http has read are the websocket's.
+	early, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+	initFrame := maskedTextFrame(`{"type":"connection_init"}`)
+	if _, err := early.Write(append([]byte("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"), initFrame...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = early.SetReadDeadline(time.Now().Add(30 * time.Second))
+	answer := make([]byte, 0, 512)
+	for !strings.Contains(string(answer), "connection_ack") {
+		buf := make([]byte, 512)
+		n, err := early.Read(buf)
+		if err != nil {
+			t.Fatalf("the client that sent connection_init with its upgrade request got %q, then %v; want connection_ack", answer, err)
+		}
+		answer = append(answer, buf[:n]...)
+	}
+	for range conns - 1 {
 		conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{Subprotocols: []string{transportWSProtocol}})
 		if err != nil {
 			t.Fatal(err)
@@ -158,4 +180,15 @@ func TestIdleWebsocketWaitsOutsideCoderReader(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// maskedTextFrame is one client text frame (RFC 6455 §5.2; a client's
+// frames are masked) of a payload under 126 bytes.
+func maskedTextFrame(payload string) []byte {
+	mask := [4]byte{1, 2, 3, 4}
+	frame := append([]byte{0x81, 0x80 | byte(len(payload))}, mask[:]...)
+	for i := range len(payload) {
+		frame = append(frame, payload[i]^mask[i%4])
+	}
+	return frame
 }

@@ -23,6 +23,12 @@ const (
 	closeTerminated    = "terminated"
 )
 
+// serveAndFinish serves the websocket, then releases what it held.
+func (c *wsConn) serveAndFinish(w *smallBuffers, r *http.Request) {
+	defer c.finish()
+	c.serve(w, r)
+}
+
 // serve accepts the websocket and speaks the protocol its client chose
 // (graphql-transport-ws, or the legacy graphql-ws) until the connection
 // ends. The loop is the connection's only goroutine: it waits for a
@@ -33,21 +39,22 @@ func (c *wsConn) serve(w *smallBuffers, r *http.Request) {
 	if err != nil {
 		return // Accept has answered the request
 	}
-	// Not w itself: it would keep net/http's response, and with it the
-	// connection's 4 KiB read and write buffers, for the websocket's life.
-	idle := w.idle
+	// Neither w nor r from here on: w would keep net/http's response,
+	// and with it the connection's 4 KiB read and write buffers, r the
+	// request's headers, for the websocket's life.
+	ctx, idle := r.Context(), w.idle
 	c.start(inner)
 	close(c.accepted)
 	defer inner.Close()
 	inner.(transport.WebsocketReadLimiter).SetReadLimit(maxWebsocketBytes)
 	// The connection's context ends when the server shuts down.
-	stop := context.AfterFunc(r.Context(), func() { c.closeWith(closeNormal, closeTerminated) })
+	stop := context.AfterFunc(ctx, func() { c.closeWith(closeNormal, closeTerminated) })
 	defer stop()
 	for {
 		if idle != nil && idle() != nil {
 			return
 		}
-		if !c.readMessage(r.Context()) {
+		if !c.readMessage(ctx) {
 			return
 		}
 	}
