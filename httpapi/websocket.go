@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -178,10 +177,10 @@ func (t websocketTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 		return
 	}
 	c := &wsConn{ws: t.ws, exec: exec, authenticate: t.authenticate, active: map[string]context.CancelFunc{}, accepted: make(chan struct{})}
-	t.ws.serveDetached(w, r, c.accepted, func(w http.ResponseWriter, r *http.Request) {
-		defer c.finish()
-		c.serve(w, r.WithContext(context.WithValue(r.Context(), wsConnKey{}, c)))
-	})
+	// The value is set here rather than on the connection's goroutine: a
+	// frame copying the request would rest on its stack (see wsidle.go).
+	r = r.WithContext(context.WithValue(r.Context(), wsConnKey{}, c))
+	t.ws.serveDetached(w, r, c.accepted, c.serveAndFinish)
 }
 
 // serveDetached runs serve, which upgrades the request to a websocket and
@@ -193,7 +192,7 @@ func (t websocketTransport) Do(w http.ResponseWriter, r *http.Request, exec grap
 // keeps the request's values; it ends when an http.Server that served
 // through ws shuts down (which does not wait for hijacked connections,
 // hence RegisterOnShutdown) or when serve returns.
-func (ws *websockets) serveDetached(w http.ResponseWriter, r *http.Request, accepted <-chan struct{}, serve func(http.ResponseWriter, *http.Request)) {
+func (ws *websockets) serveDetached(w http.ResponseWriter, r *http.Request, accepted <-chan struct{}, serve func(*smallBuffers, *http.Request)) {
 	ws.closeOnShutdown(r)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	stop := context.AfterFunc(ws.closing, cancel)
@@ -209,7 +208,7 @@ func (ws *websockets) serveDetached(w http.ResponseWriter, r *http.Request, acce
 				ws.log.Error("websocket: panic serving a connection", "panic", p, "stack", string(debug.Stack()))
 			}
 		}()
-		serve(smallBuffers{w}, r.WithContext(ctx))
+		serve(&smallBuffers{ResponseWriter: w}, r.WithContext(ctx))
 	}()
 	select {
 	case <-accepted:
@@ -284,39 +283,63 @@ func (ws *websockets) release(counts map[string]int, owner string, n int) {
 }
 
 // Buffer sizes of a websocket after the upgrade, instead of net/http's
-// 4 KiB each: client messages are a few hundred bytes and coder/websocket
-// reads a larger one through them in pieces; results larger than the
-// write buffer go to the socket directly.
+// 4 KiB each; every connection holds both for its life. Client messages
+// are a few hundred bytes, and coder/websocket reads a larger one through
+// the read buffer in pieces. The write buffer holds a frame's header and
+// a typical result (an availabilityChanged message is about 200 bytes),
+// so that most take one write to the socket; a larger one takes two, the
+// rest of it going to the socket directly.
 const (
-	wsReadBufferBytes  = 512
-	wsWriteBufferBytes = 1024
+	wsReadBufferBytes  = 256
+	wsWriteBufferBytes = 512
 )
 
 // smallBuffers is a ResponseWriter whose Hijack hands coder/websocket
 // small buffers of its own instead of the net/http connection's, which
-// would stay with the websocket for its whole life.
-type smallBuffers struct{ http.ResponseWriter }
+// would stay with the websocket for its whole life. It keeps how the
+// read loop waits between messages (wsidle.go).
+type smallBuffers struct {
+	http.ResponseWriter
+	// idle waits until the socket has bytes to read; nil: the read loop
+	// waits in coder/websocket.
+	idle func() error
+}
 
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
-	early := brw.Reader.Buffered() // sent before the 101 answer: rare, kept
-	if early > wsReadBufferBytes {
-		return conn, brw, nil
+	// Bytes the client sent before the 101 answer reached it, or that
+	// net/http's background read took: a client may send connection_init
+	// as soon as the answer is flushed, which Hijack does.
+	var early *bytes.Reader
+	src := conn
+	if n := brw.Reader.Buffered(); n > 0 {
+		sent, _ := brw.Reader.Peek(n)
+		early = bytes.NewReader(bytes.Clone(sent))
+		src = earlyConn{Conn: conn, early: early}
 	}
-	sent, _ := brw.Reader.Peek(early)
-	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(sent)), conn), wsReadBufferBytes)
-	if early > 0 {
-		// Into r's buffer, where coder/websocket looks for them.
-		if _, err := r.Peek(early); err != nil {
-			conn.Close()
-			return nil, nil, fmt.Errorf("websocket: keep the bytes sent before the upgrade: %w", err)
-		}
-	}
-	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, wsWriteBufferBytes)), nil
+	r := bufio.NewReaderSize(src, wsReadBufferBytes)
+	w.idle = socketIdleWait(conn, r, early)
+	return src, bufio.NewReadWriter(r, bufio.NewWriterSize(src, wsWriteBufferBytes)), nil
 }
 
 // Unwrap lets http.ResponseController reach the writer's other methods.
-func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// earlyConn is a hijacked connection whose client sent bytes before the
+// upgrade was answered: they are read first. (coder/websocket would keep
+// bytes left in the read buffer in a reader of its own, which the read
+// loop's wait could not see.)
+type earlyConn struct {
+	net.Conn
+	early *bytes.Reader
+}
+
+func (c earlyConn) Read(p []byte) (int, error) {
+	if c.early.Len() > 0 {
+		return c.early.Read(p)
+	}
+	return c.Conn.Read(p)
+}

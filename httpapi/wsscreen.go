@@ -43,7 +43,10 @@ func (c *wsConn) screen(data []byte) (msg clientMessage, forward bool, err error
 		}
 		c.mu.Lock()
 		c.initSeen = true
-		c.initTimer.Stop()
+		if c.initTimer != nil { // legacy clients may init again
+			c.initTimer.Stop()
+			c.initTimer = nil // not kept for the connection's life
+		}
 		c.mu.Unlock()
 		return msg, true, nil
 	case c.legacy && msg.Type == "start":

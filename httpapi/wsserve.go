@@ -23,41 +23,67 @@ const (
 	closeTerminated    = "terminated"
 )
 
+// serveAndFinish serves the websocket, then releases what it held.
+func (c *wsConn) serveAndFinish(w *smallBuffers, r *http.Request) {
+	defer c.finish()
+	c.serve(w, r)
+}
+
 // serve accepts the websocket and speaks the protocol its client chose
 // (graphql-transport-ws, or the legacy graphql-ws) until the connection
-// ends. The loop is the connection's only goroutine: it reads whole
-// messages and hands each to receive.
-func (c *wsConn) serve(w http.ResponseWriter, r *http.Request) {
-	inner, err := transport.CoderWebsocketImplementation{
+// ends. The loop is the connection's only goroutine: it waits for a
+// message with w.idle (wsidle.go), where it rests, reads it whole and
+// hands it to receive.
+func (c *wsConn) serve(w *smallBuffers, r *http.Request) {
+	inner, err := accept(w, r)
+	if err != nil {
+		return // Accept has answered the request
+	}
+	// Neither w nor r from here on: w would keep net/http's response,
+	// and with it the connection's 4 KiB read and write buffers, r the
+	// request's headers, for the websocket's life.
+	ctx, idle := r.Context(), w.idle
+	c.start(inner)
+	close(c.accepted)
+	defer inner.Close()
+	inner.(transport.WebsocketReadLimiter).SetReadLimit(maxWebsocketBytes)
+	// The connection's context ends when the server shuts down.
+	stop := context.AfterFunc(ctx, func() { c.closeWith(closeNormal, closeTerminated) })
+	defer stop()
+	for {
+		if idle != nil && idle() != nil {
+			return
+		}
+		if !c.readMessage(ctx) {
+			return
+		}
+	}
+}
+
+// accept upgrades r to a websocket. It is a function of its own so that
+// its large locals are not part of serve's resting frame.
+func accept(w http.ResponseWriter, r *http.Request) (transport.WebsocketConn, error) {
+	return transport.CoderWebsocketImplementation{
 		// checkOrigin has already run, with the configured patterns.
 		AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: true},
 	}.Accept(w, r, transport.WebsocketAcceptOptions{
 		// gqlgen's order: a client offering both gets graphql-ws.
 		Subprotocols: []string{"graphql-ws", transportWSProtocol},
 	})
+}
+
+// readMessage reads the next message and hands it to receive; it reports
+// whether the connection goes on.
+func (c *wsConn) readMessage(ctx context.Context) bool {
+	_, message, err := c.inner.NextReader()
 	if err != nil {
-		return // Accept has answered the request
+		return false
 	}
-	c.start(inner)
-	close(c.accepted)
-	defer inner.Close()
-	inner.(transport.WebsocketReadLimiter).SetReadLimit(maxWebsocketBytes)
-	// The connection's context ends when the server shuts down.
-	stop := context.AfterFunc(r.Context(), func() { c.closeWith(closeNormal, closeTerminated) })
-	defer stop()
-	for {
-		_, message, err := c.inner.NextReader()
-		if err != nil {
-			return
-		}
-		data, err := io.ReadAll(message)
-		if err != nil {
-			return
-		}
-		if !c.receive(r.Context(), data) {
-			return
-		}
+	data, err := io.ReadAll(message)
+	if err != nil {
+		return false
 	}
+	return c.receive(ctx, data)
 }
 
 // receive screens one client message (wsscreen.go) and acts on what
