@@ -7,6 +7,7 @@ package resolvers
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/vikstrous/dataloadgen"
@@ -59,20 +60,37 @@ const loaderWait = time.Millisecond
 
 // WithLoaders returns ctx with fresh dataloaders for one operation; install it
 // with the handler's AroundOperations so HTTP and websocket operations alike
-// get their own.
+// get their own. The loaders are made when a field first asks for them: most
+// operations (a hot availability read, every subscription) never do, and a
+// websocket subscription would hold them for its whole life.
 func (r *Resolver) WithLoaders(ctx context.Context) context.Context {
-	return context.WithValue(ctx, loadersKey{}, &loaders{
-		retailers: dataloadgen.NewLoader(r.Catalog.RetailersByIDs, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(100)),
-		products:  dataloadgen.NewLoader(r.Catalog.ProductsByIDs, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(100)),
-		availability: dataloadgen.NewLoader(r.AvailabilityService.Lookup, dataloadgen.WithWait(loaderWait),
-			dataloadgen.WithBatchCapacity(availability.MaxProducts)),
+	return context.WithValue(ctx, loadersKey{}, &operationLoaders{resolver: r})
+}
+
+// operationLoaders makes one operation's loaders once, when first needed.
+type operationLoaders struct {
+	resolver *Resolver
+	once     sync.Once
+	loaders  *loaders
+}
+
+func (o *operationLoaders) get() *loaders {
+	o.once.Do(func() {
+		r := o.resolver
+		o.loaders = &loaders{
+			retailers: dataloadgen.NewLoader(r.Catalog.RetailersByIDs, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(100)),
+			products:  dataloadgen.NewLoader(r.Catalog.ProductsByIDs, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(100)),
+			availability: dataloadgen.NewLoader(r.AvailabilityService.Lookup, dataloadgen.WithWait(loaderWait),
+				dataloadgen.WithBatchCapacity(availability.MaxProducts)),
+		}
 	})
+	return o.loaders
 }
 
 func loadersFrom(ctx context.Context) *loaders {
-	l, ok := ctx.Value(loadersKey{}).(*loaders)
+	l, ok := ctx.Value(loadersKey{}).(*operationLoaders)
 	if !ok {
 		panic("resolvers: no dataloaders in context; wrap operations with Resolver.WithLoaders")
 	}
-	return l
+	return l.get()
 }
