@@ -62,6 +62,11 @@ type AvailabilityEvidence struct {
 	FeedAt *time.Time `json:"feedAt,omitempty"`
 	// When that count was taken (the event's counted_at, else its time).
 	CountedAt *time.Time `json:"countedAt,omitempty"`
+	// Since when the feed's level has stood at feedQuantity: the count time of
+	// the first of the latest counts that all said it. A positive count that
+	// stopped moving for a product that normally sells is likely phantom stock
+	// (NO_RECENT_SALES).
+	LevelSince *time.Time `json:"levelSince,omitempty"`
 	// The prior probability the evidence was shrunk to (product, category and store history).
 	Prior float64 `json:"prior"`
 	// What in the evidence argues against the product being on the shelf.
@@ -358,6 +363,12 @@ const (
 	AvailabilitySignalNoFeed AvailabilitySignal = "NO_FEED"
 	// The latest pick did not find the product.
 	AvailabilitySignalRecentNotFound AvailabilitySignal = "RECENT_NOT_FOUND"
+	// The feed's positive count has not moved, and no shopper found the product,
+	// for longer than the product usually takes to sell, and such counts were
+	// often phantom stock in the pick history (aisle batch priors): nobody can
+	// buy what is not on the shelf. Slow movers, which expect no sale in that
+	// time, are not named.
+	AvailabilitySignalNoRecentSales AvailabilitySignal = "NO_RECENT_SALES"
 )
 
 var AllAvailabilitySignal = []AvailabilitySignal{
@@ -366,11 +377,12 @@ var AllAvailabilitySignal = []AvailabilitySignal{
 	AvailabilitySignalFeedStale,
 	AvailabilitySignalNoFeed,
 	AvailabilitySignalRecentNotFound,
+	AvailabilitySignalNoRecentSales,
 }
 
 func (e AvailabilitySignal) IsValid() bool {
 	switch e {
-	case AvailabilitySignalPhantomStock, AvailabilitySignalFeedSaysZero, AvailabilitySignalFeedStale, AvailabilitySignalNoFeed, AvailabilitySignalRecentNotFound:
+	case AvailabilitySignalPhantomStock, AvailabilitySignalFeedSaysZero, AvailabilitySignalFeedStale, AvailabilitySignalNoFeed, AvailabilitySignalRecentNotFound, AvailabilitySignalNoRecentSales:
 		return true
 	}
 	return false
