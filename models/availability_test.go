@@ -452,7 +452,9 @@ func TestStalledCountIsPhantomStock(t *testing.T) {
 	stalled := m.ObserveCount(m.ObserveCount(AvailabilityEvidence{}, 5, now.Add(-12*time.Hour), now.Add(-12*time.Hour)), 5, now.Add(-time.Hour), now.Add(-time.Hour))
 	foundSince := m.ObservePick(stalled, true, now.Add(-30*time.Minute))
 	zero := m.ObserveCount(m.ObserveCount(AvailabilityEvidence{}, 0, now.Add(-12*time.Hour), now.Add(-12*time.Hour)), 0, now.Add(-time.Hour), now.Add(-time.Hour))
-	item := func(product string) ShelfItem { return ShelfItem{StoreID: "s-1", ProductID: product, Category: "dairy"} }
+	item := func(product string) ShelfItem {
+		return ShelfItem{StoreID: "s-1", ProductID: product, Category: "dairy"}
+	}
 	for _, tc := range []struct {
 		name     string
 		e        AvailabilityEvidence
