@@ -144,9 +144,8 @@ type FeedLevelRate struct {
 }
 
 // Calibration maps a posterior mean to a calibrated probability (isotonic
-// regression): a step function whose steps are joined by straight lines, as
-// points sorted by Raw with linear interpolation between them; below the first
-// and above the last point the mapping is flat. The zero value (no points) is
+// regression): points sorted by Raw with linear interpolation between them;
+// below the first and above the last point the mapping is flat. The zero value (no points) is
 // the identity.
 type Calibration struct {
 	Points []CalibrationPoint `json:"points,omitempty"`
@@ -831,8 +830,10 @@ const minCalibrationBlock = 50
 // pool-adjacent-violators, merges steps of fewer than minCalibrationBlock
 // picks into their neighbours, and gives each step its weighted found rate
 // nudged by one pseudo-pick (of the step's mean weight) at its mean
-// probability, so that no step says 0 or 1. Each step becomes two points,
-// at the lowest and highest probability it covers.
+// probability, so that no step says 0 or 1. Each step becomes one point,
+// at its weighted mean probability: interpolating between the steps'
+// centroids keeps the order of the posteriors within a step, where flat
+// steps tied every item of a step (and cost AUC and log-loss).
 func FitCalibration(p []float64, outcomes []bool, weights []float64) Calibration {
 	order := make([]int, len(p))
 	for i := range order {
@@ -883,10 +884,7 @@ func FitCalibration(p []float64, outcomes []bool, weights []float64) Calibration
 	for _, s := range merged {
 		pseudo := s.sumW / s.n
 		q := max(clampProbability((s.sumY+pseudo*s.sumP/s.sumW)/(s.sumW+pseudo)), prev)
-		c.Points = append(c.Points, CalibrationPoint{Raw: s.minP, Calibrated: q})
-		if s.maxP > s.minP {
-			c.Points = append(c.Points, CalibrationPoint{Raw: s.maxP, Calibrated: q})
-		}
+		c.Points = append(c.Points, CalibrationPoint{Raw: s.sumP / s.sumW, Calibrated: q})
 		prev = q
 	}
 	return c
