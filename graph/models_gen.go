@@ -146,8 +146,14 @@ type ItemAvailability struct {
 	// movers as much as fast ones. A shopper finds an item with about this
 	// probability times (1 - the shopper miss rate learned by `aisle batch
 	// priors`, about 3%).
-	Probability float64            `json:"probability"`
-	Status      AvailabilityStatus `json:"status"`
+	Probability float64 `json:"probability"`
+	// The probability in three steps (the server's --in-stock-above and
+	// --low-stock-above): IN_STOCK above 0.8, LOW_STOCK above 0.35, else
+	// OUT_OF_STOCK. Since the probability is calibrated to the shelf, IN_STOCK
+	// means that at least 4 in 5 of the items answered so are on the shelf; in
+	// the evaluation 9 in 10 of them were (0.8 is the lowest threshold for which
+	// that held).
+	Status AvailabilityStatus `json:"status"`
 	// Event time of the newest evidence; null when the answer is the prior alone.
 	UpdatedAt *time.Time `json:"updatedAt,omitempty"`
 	// What the answer rests on: a private signal of the store's retailer. Retailer

@@ -27,7 +27,7 @@ func DefaultAvailabilityModel() AvailabilityModel {
 		PickHalfLife:    2 * time.Hour,
 		FeedHalfLife:    2 * time.Hour,
 		RestockInterval: 24 * time.Hour,
-		InStockAbove:    0.7,
+		InStockAbove:    0.8,
 		LowStockAbove:   0.35,
 	}
 }
