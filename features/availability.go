@@ -31,12 +31,15 @@ const (
 	fieldFeedAt    = "feed_at_ms"    // its event time, unix ms
 	fieldLastFound = "last_found"    // the latest pick's outcome: "1" found, "0" not
 	fieldCountedAt = "counted_at_ms" // when feed_qty was counted, unix ms
+	// since when the level has stood at feed_qty (the first count of the
+	// run of equal latest counts), unix ms
+	fieldLevelSince = "level_since_ms"
 )
 
 // stateFields is the order in which reads (HMGET) ask for the fields of an
 // availability hash and change messages carry them; availability.lua
 // publishes them in this order too.
-var stateFields = []string{fieldVer, fieldFound, fieldNotFound, fieldAt, fieldFeedQty, fieldFeedAt, fieldLastFound, fieldCountedAt}
+var stateFields = []string{fieldVer, fieldFound, fieldNotFound, fieldAt, fieldFeedQty, fieldFeedAt, fieldLastFound, fieldCountedAt, fieldLevelSince}
 
 // Health of the change subscription: after changesPingAfter without a
 // message the watcher pings Redis, and a ping unanswered for as long means
@@ -188,7 +191,7 @@ func (s *Store) readStates(ctx context.Context, sps []aisle.StoreProduct) ([]sta
 // parseState decodes the values of stateFields. Missing fields (nil) leave
 // the zero value; a hash written before versions existed has version 0.
 func parseState(vals []any) (st state, err error) {
-	ver, found, notFound, at, feedQty, feedAt, lastFound, countedAt := vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6], vals[7]
+	ver, found, notFound, at, feedQty, feedAt, lastFound, countedAt, levelSince := vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6], vals[7], vals[8]
 	if ver != nil {
 		if st.ver, err = parseInt(fieldVer, ver); err != nil {
 			return st, err
@@ -227,6 +230,14 @@ func parseState(vals []any) (st state, err error) {
 				return st, err
 			}
 			e.CountedAt = time.UnixMilli(countedAtMS).UTC()
+		}
+		// So does a hash written before levels kept their start.
+		if levelSince != nil {
+			var sinceMS int64
+			if sinceMS, err = parseInt(fieldLevelSince, levelSince); err != nil {
+				return st, err
+			}
+			e.LevelSince = time.UnixMilli(sinceMS).UTC()
 		}
 	}
 	return st, nil

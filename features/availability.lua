@@ -18,7 +18,7 @@
 --          level. The recorded level's is kept in the field feed_snap.
 -- Returns {applied, state}: applied is 1 when the event was applied, 0 when
 -- skipped as already applied; state is the hash's state after the call,
--- ver|found|not_found|at_ms|feed_qty|feed_at_ms|last_found|counted_at_ms (the order of
+-- ver|found|not_found|at_ms|feed_qty|feed_at_ms|last_found|counted_at_ms|level_since_ms (the order of
 -- features.stateFields; absent fields empty), from which the caller scores
 -- the store's at-risk index (features/atrisk.go), also for a redelivery,
 -- so that an index write lost after the apply is made again.
@@ -26,7 +26,7 @@
 -- A change of the hash is published on the change channel with the new
 -- state followed by |store:product. An event that changes nothing (an
 -- older feed level) is not published.
-local nfields = 8
+local nfields = 9
 local function state_of(cur)
   for i = 1, nfields do
     cur[i] = cur[i] or ''
@@ -36,12 +36,12 @@ end
 
 local seen, ids = already_applied()
 if seen then
-  return {0, state_of(redis.call('HMGET', KEYS[1], 'ver', 'found', 'not_found', 'at_ms', 'feed_qty', 'feed_at_ms', 'last_found', 'counted_at_ms'))}
+  return {0, state_of(redis.call('HMGET', KEYS[1], 'ver', 'found', 'not_found', 'at_ms', 'feed_qty', 'feed_at_ms', 'last_found', 'counted_at_ms', 'level_since_ms'))}
 end
 
 local t = tonumber(ARGV[6])
 -- The state, in features.stateFields order; absent fields are false.
-local cur = redis.call('HMGET', KEYS[1], 'ver', 'found', 'not_found', 'at_ms', 'feed_qty', 'feed_at_ms', 'last_found', 'counted_at_ms')
+local cur = redis.call('HMGET', KEYS[1], 'ver', 'found', 'not_found', 'at_ms', 'feed_qty', 'feed_at_ms', 'last_found', 'counted_at_ms', 'level_since_ms')
 local changed -- name, value pairs of the fields the event changes; nil if none
 if ARGV[5] == 'feed' then
   -- The latest count wins; a tie keeps the level already recorded. A hash
@@ -62,8 +62,17 @@ if ARGV[5] == 'feed' then
     wins = later or (kind == 'level' and recorded == 'zero:' .. id)
   end
   if wins then
+    -- level_since_ms: since when the level has stood at this quantity
+    -- (models.ObserveCount): kept by a count of the quantity recorded, else
+    -- this count's time. A hash written before it was kept had its level
+    -- since its count.
+    if not cur[6] or cur[5] ~= ARGV[7] then
+      cur[9] = ARGV[13]
+    else
+      cur[9] = cur[9] or cur[8] or cur[6]
+    end
     cur[5], cur[6], cur[8] = ARGV[7], ARGV[6], ARGV[13]
-    changed = {'feed_qty', cur[5], 'feed_at_ms', cur[6], 'counted_at_ms', cur[8]}
+    changed = {'feed_qty', cur[5], 'feed_at_ms', cur[6], 'counted_at_ms', cur[8], 'level_since_ms', cur[9]}
     if snap ~= '' then
       changed[#changed + 1] = 'feed_snap'
       changed[#changed + 1] = snap

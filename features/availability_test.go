@@ -133,7 +133,8 @@ func TestApplyAvailabilityFeedLastWriterWins(t *testing.T) {
 
 // Finding (issue 18): a count sent hours after it was taken had only the
 // sending time. The script keeps the latest count by counted_at, as
-// models.ObserveCount does, and the evidence carries both times.
+// models.ObserveCount does, and the evidence carries both times, and since
+// when the level has not moved.
 func TestApplyAvailabilityLatestCountWins(t *testing.T) {
 	t.Parallel()
 	s := featurestest.MustOpen(t)
@@ -144,9 +145,13 @@ func TestApplyAvailabilityLatestCountWins(t *testing.T) {
 		counted, sentAt time.Duration
 	}{
 		{5, 0, 3 * time.Hour},
-		{9, -time.Hour, 4 * time.Hour}, // sent later, counted earlier: ignored
-		{7, 0, 5 * time.Hour},          // the same count sent again: the level stays
-		{-3, time.Hour, 2 * time.Hour}, // counted later, though sent earlier: wins
+		{9, -time.Hour, 4 * time.Hour},        // sent later, counted earlier: ignored
+		{7, 0, 5 * time.Hour},                 // the same count sent again: the level stays
+		{-3, time.Hour, 2 * time.Hour},        // counted later, though sent earlier: wins
+		{-3, 2 * time.Hour, 6 * time.Hour},    // the same level counted again: it stands since 1 h
+		{-3, 90 * time.Minute, 7 * time.Hour}, // an older count of it: ignored
+		{4, 3 * time.Hour, 8 * time.Hour},     // moved: it stands since 3 h
+		{4, 4 * time.Hour, 9 * time.Hour},
 	}
 	var want models.AvailabilityEvidence
 	for i, st := range steps {
@@ -156,11 +161,14 @@ func TestApplyAvailabilityLatestCountWins(t *testing.T) {
 		ev.Inventory.CountedAt = &counted
 		apply(t, s, aisle.Update{Event: ev})
 		got := read(t, s, sp)[0]
-		if got.FeedQuantity != want.FeedQuantity || !got.FeedAt.Equal(want.FeedAt) || !got.CountedAt.Equal(want.CountedAt) {
+		if got.FeedQuantity != want.FeedQuantity || !got.FeedAt.Equal(want.FeedAt) || !got.CountedAt.Equal(want.CountedAt) || !got.LevelSince.Equal(want.LevelSince) {
 			t.Fatalf("step %d: redis %+v, model %+v", i, got, want)
 		}
+		if i == 4 && !want.LevelSince.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("step %d: the level stands since %s, want since its first count", i, want.LevelSince)
+		}
 	}
-	if want.FeedQuantity != -3 || !want.CountedAt.Equal(t0.Add(time.Hour)) {
+	if want.FeedQuantity != 4 || !want.CountedAt.Equal(t0.Add(4*time.Hour)) || !want.LevelSince.Equal(t0.Add(3*time.Hour)) {
 		t.Fatalf("the sequence ends at %+v, it tests too little", want)
 	}
 }

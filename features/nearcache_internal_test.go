@@ -188,27 +188,29 @@ func TestNearCacheEvictsWhenFull(t *testing.T) {
 }
 
 func TestParseChange(t *testing.T) {
-	sp, st, err := parseChange("1795000000000001|0.5|1.25|1795000000000|7|1795000000001|1|1795000000000|s-1:p|x")
+	sp, st, err := parseChange("1795000000000001|0.5|1.25|1795000000000|7|1795000000001|1|1795000000000|1794990000000|s-1:p|x")
 	want := state{ver: 1795000000000001, evidence: models.AvailabilityEvidence{
 		Found: 0.5, NotFound: 1.25, At: time.UnixMilli(1795000000000).UTC(), LastFound: true,
 		FeedQuantity: 7, FeedAt: time.UnixMilli(1795000000001).UTC(), CountedAt: time.UnixMilli(1795000000000).UTC(),
+		LevelSince: time.UnixMilli(1794990000000).UTC(),
 	}}
 	if err != nil || sp != (aisle.StoreProduct{StoreID: "s-1", ProductID: "p|x"}) || st != want {
 		t.Fatalf("parseChange = %v, %+v, %v", sp, st, err)
 	}
-	if _, st, err := parseChange("3||||2|1795000000001|||s-1:p-1"); err != nil || st.evidence.FeedQuantity != 2 || !st.evidence.At.IsZero() {
+	if _, st, err := parseChange("3||||2|1795000000001||||s-1:p-1"); err != nil || st.evidence.FeedQuantity != 2 || !st.evidence.At.IsZero() {
 		t.Fatalf("feed only: %+v, %v", st, err)
 	}
 	for _, bad := range []string{
-		"s-1:p-1",                          // no state
-		"|0.5|1|1795000000000|||||s-1:p-1", // no version
-		"0|0.5|1|1795000000000|||||s-1:p-1",
-		"x|0.5|1|1795000000000|||||s-1:p-1",
-		"3|x|1|1795000000000|||||s-1:p-1",
-		"3|0.5|1|1795000000000||x|||s-1:p-1",
-		"3|0.5|1|1795000000000|||||s-1",
-		"3|0.5|1|1795000000000|||||:p-1",
-		"3|0.5|1|1795000000000||||s-1:p-1",
+		"s-1:p-1",                           // no state
+		"|0.5|1|1795000000000||||||s-1:p-1", // no version
+		"0|0.5|1|1795000000000||||||s-1:p-1",
+		"x|0.5|1|1795000000000||||||s-1:p-1",
+		"3|x|1|1795000000000||||||s-1:p-1",
+		"3|0.5|1|1795000000000||x||||s-1:p-1",
+		"3|0.5|1|1795000000000|2|1795000000001|||x|s-1:p-1", // a bad level_since_ms
+		"3|0.5|1|1795000000000||||||s-1",
+		"3|0.5|1|1795000000000||||||:p-1",
+		"3|0.5|1|1795000000000|||||s-1:p-1",
 	} {
 		if _, _, err := parseChange(bad); err == nil || !strings.Contains(err.Error(), "change message") {
 			t.Errorf("parseChange(%q) = %v, want an error", bad, err)

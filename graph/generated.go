@@ -60,6 +60,7 @@ type ComplexityRoot struct {
 		Found         func(childComplexity int) int
 		LastPickAt    func(childComplexity int) int
 		LastPickFound func(childComplexity int) int
+		LevelSince    func(childComplexity int) int
 		NotFound      func(childComplexity int) int
 		Prior         func(childComplexity int) int
 		Signals       func(childComplexity int) int
@@ -360,6 +361,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AvailabilityEvidence.LastPickFound(childComplexity), true
+	case "AvailabilityEvidence.levelSince":
+		if e.ComplexityRoot.AvailabilityEvidence.LevelSince == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AvailabilityEvidence.LevelSince(childComplexity), true
 	case "AvailabilityEvidence.notFound":
 		if e.ComplexityRoot.AvailabilityEvidence.NotFound == nil {
 			break
@@ -1286,6 +1293,8 @@ func (ec *executionContext) childFields_AvailabilityEvidence(ctx context.Context
 		return ec.fieldContext_AvailabilityEvidence_feedAt(ctx, field)
 	case "countedAt":
 		return ec.fieldContext_AvailabilityEvidence_countedAt(ctx, field)
+	case "levelSince":
+		return ec.fieldContext_AvailabilityEvidence_levelSince(ctx, field)
 	case "prior":
 		return ec.fieldContext_AvailabilityEvidence_prior(ctx, field)
 	case "signals":
@@ -2475,6 +2484,29 @@ func (ec *executionContext) _AvailabilityEvidence_countedAt(ctx context.Context,
 	)
 }
 func (ec *executionContext) fieldContext_AvailabilityEvidence_countedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AvailabilityEvidence", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _AvailabilityEvidence_levelSince(ctx context.Context, field graphql.CollectedField, obj *AvailabilityEvidence) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AvailabilityEvidence_levelSince(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LevelSince, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AvailabilityEvidence_levelSince(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AvailabilityEvidence", field, false, false, errors.New("field of type Time does not have child fields"))
 }
 
@@ -7529,6 +7561,11 @@ func (ec *executionContext) _AvailabilityEvidence(ctx context.Context, sel ast.S
 			}
 		case "countedAt":
 			out.Values[i] = ec._AvailabilityEvidence_countedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "levelSince":
+			out.Values[i] = ec._AvailabilityEvidence_levelSince(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

@@ -62,6 +62,11 @@ type AvailabilityEvidence struct {
 	FeedAt *time.Time `json:"feedAt,omitempty"`
 	// When that count was taken (the event's counted_at, else its time).
 	CountedAt *time.Time `json:"countedAt,omitempty"`
+	// Since when the feed's level has stood at feedQuantity: the count time of
+	// the first of the latest counts that all said it. A positive count that
+	// stopped moving for a product that normally sells is likely phantom stock
+	// (NO_RECENT_SALES).
+	LevelSince *time.Time `json:"levelSince,omitempty"`
 	// The prior probability the evidence was shrunk to (product, category and store history).
 	Prior float64 `json:"prior"`
 	// What in the evidence argues against the product being on the shelf.
@@ -141,8 +146,14 @@ type ItemAvailability struct {
 	// movers as much as fast ones. A shopper finds an item with about this
 	// probability times (1 - the shopper miss rate learned by `aisle batch
 	// priors`, about 3%).
-	Probability float64            `json:"probability"`
-	Status      AvailabilityStatus `json:"status"`
+	Probability float64 `json:"probability"`
+	// The probability in three steps (the server's --in-stock-above and
+	// --low-stock-above): IN_STOCK above 0.8, LOW_STOCK above 0.35, else
+	// OUT_OF_STOCK. Since the probability is calibrated to the shelf, IN_STOCK
+	// means that at least 4 in 5 of the items answered so are on the shelf; in
+	// the evaluation 9 in 10 of them were (0.8 is the lowest threshold for which
+	// that held).
+	Status AvailabilityStatus `json:"status"`
 	// Event time of the newest evidence; null when the answer is the prior alone.
 	UpdatedAt *time.Time `json:"updatedAt,omitempty"`
 	// What the answer rests on: a private signal of the store's retailer. Retailer
@@ -358,6 +369,12 @@ const (
 	AvailabilitySignalNoFeed AvailabilitySignal = "NO_FEED"
 	// The latest pick did not find the product.
 	AvailabilitySignalRecentNotFound AvailabilitySignal = "RECENT_NOT_FOUND"
+	// The feed's positive count has not moved, and no shopper found the product,
+	// for longer than the product usually takes to sell, and such counts were
+	// often phantom stock in the pick history (aisle batch priors): nobody can
+	// buy what is not on the shelf. Slow movers, which expect no sale in that
+	// time, are not named.
+	AvailabilitySignalNoRecentSales AvailabilitySignal = "NO_RECENT_SALES"
 )
 
 var AllAvailabilitySignal = []AvailabilitySignal{
@@ -366,11 +383,12 @@ var AllAvailabilitySignal = []AvailabilitySignal{
 	AvailabilitySignalFeedStale,
 	AvailabilitySignalNoFeed,
 	AvailabilitySignalRecentNotFound,
+	AvailabilitySignalNoRecentSales,
 }
 
 func (e AvailabilitySignal) IsValid() bool {
 	switch e {
-	case AvailabilitySignalPhantomStock, AvailabilitySignalFeedSaysZero, AvailabilitySignalFeedStale, AvailabilitySignalNoFeed, AvailabilitySignalRecentNotFound:
+	case AvailabilitySignalPhantomStock, AvailabilitySignalFeedSaysZero, AvailabilitySignalFeedStale, AvailabilitySignalNoFeed, AvailabilitySignalRecentNotFound, AvailabilitySignalNoRecentSales:
 		return true
 	}
 	return false

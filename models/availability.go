@@ -27,7 +27,7 @@ func DefaultAvailabilityModel() AvailabilityModel {
 		PickHalfLife:    2 * time.Hour,
 		FeedHalfLife:    2 * time.Hour,
 		RestockInterval: 24 * time.Hour,
-		InStockAbove:    0.7,
+		InStockAbove:    0.8,
 		LowStockAbove:   0.35,
 	}
 }
@@ -82,14 +82,25 @@ func (m AvailabilityModel) Probability(e AvailabilityEvidence, priors Availabili
 //     positive count fades and is dropped once a shopper does not find the
 //     product after it);
 //
-// then calibrates it to the found rate of picks, divides by the share of
+// moves it by the stall shift of a positive count that has not moved for
+// as long as the product takes to sell (priors.StallShifts), then
+// calibrates it to the found rate of picks, divides by the share of
 // items on the shelf that shoppers find (1 - the learned miss rate), and
 // clamps it to [0.001, 0.999]. With no evidence it is the (calibrated)
 // prior; it is never NaN, even for corrupt evidence.
 func (m AvailabilityModel) ProbabilityOf(e AvailabilityEvidence, priors AvailabilityPriors, item ShelfItem, now time.Time) float64 {
 	feed := priors.feedStrength() * priors.feedReliability(item.StoreID)
 	p := m.posterior(e, priors, priors.ItemMean(item, now), priors.priorStrength(), feed, priors.PicksPerDay(item.ProductID), now)
-	return clampProbability(priors.Calibration.Apply(p) / (1 - priors.ShopperMiss.Rate()))
+	p = shiftLogOdds(p, priors.stallShift(e, item.ProductID, now))
+	return clampProbability(priors.calibration(e).Apply(p) / (1 - priors.ShopperMiss.Rate()))
+}
+
+// shiftLogOdds moves p by shift on the log-odds scale.
+func shiftLogOdds(p, shift float64) float64 {
+	if shift == 0 {
+		return p
+	}
+	return logistic(logit(p) + shift)
 }
 
 // posterior is the uncalibrated posterior mean with explicit strengths, which

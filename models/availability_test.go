@@ -381,9 +381,141 @@ func TestPhantomStockIsNotInStock(t *testing.T) {
 	if got := m.Explain(phantom, priors, ShelfItem{ProductID: "p-1", Category: "c-1"}, t0.Add(2*time.Hour)).Signals; !slices.Contains(got, SignalPhantomStock) {
 		t.Errorf("signals %v, want PHANTOM_STOCK", got)
 	}
-	// A not-found before the count is not phantom stock: the count is newer.
+	// A not-found before the count is not phantom stock: the count is newer
+	// (the not-found still counts, decayed, so it is not IN_STOCK at the
+	// default priors).
 	before := m.ObserveCount(m.ObservePick(AvailabilityEvidence{}, false, t0.Add(-time.Minute)), 30, t0, t0.Add(time.Hour))
-	if p := m.Probability(before, priors, "p-1", "c-1", t0.Add(time.Hour)); m.Status(p) != AvailabilityInStock {
-		t.Errorf("a not-found, then a count of 30: %.3f %s, want IN_STOCK", p, m.Status(p))
+	if q := m.Probability(before, priors, "p-1", "c-1", t0.Add(time.Hour)); !(q > p+0.05) || m.Status(q) == AvailabilityOutOfStock {
+		t.Errorf("a not-found, then a count of 30: %.3f %s, want above the phantom's %.3f", q, m.Status(q), p)
+	}
+	if got := m.Explain(before, priors, ShelfItem{ProductID: "p-1", Category: "c-1"}, t0.Add(time.Hour)).Signals; slices.Contains(got, SignalPhantomStock) {
+		t.Errorf("a not-found, then a count of 30: signals %v, want no PHANTOM_STOCK", got)
+	}
+}
+
+// A count of the quantity already recorded keeps the time the level
+// started; a different quantity, or the first count, starts it again; an
+// older count changes nothing.
+func TestObserveCountLevelSince(t *testing.T) {
+	t.Parallel()
+	m := DefaultAvailabilityModel()
+	type count struct {
+		qty     int64
+		counted time.Duration
+	}
+	for _, tc := range []struct {
+		name   string
+		counts []count
+		want   time.Duration
+	}{
+		{"first count", []count{{5, 0}}, 0},
+		{"unchanged", []count{{5, 0}, {5, time.Hour}, {5, 3 * time.Hour}}, 0},
+		{"moved", []count{{5, 0}, {4, time.Hour}, {4, 3 * time.Hour}}, time.Hour},
+		{"moved back", []count{{5, 0}, {4, time.Hour}, {5, 3 * time.Hour}}, 3 * time.Hour},
+		{"an older count", []count{{5, time.Hour}, {5, 0}}, time.Hour},
+		{"an older, different count", []count{{5, time.Hour}, {7, 0}, {5, 2 * time.Hour}}, time.Hour},
+	} {
+		var e AvailabilityEvidence
+		for _, c := range tc.counts {
+			e = m.ObserveCount(e, c.qty, t0.Add(c.counted), t0.Add(c.counted+time.Hour))
+		}
+		if !e.LevelSince.Equal(t0.Add(tc.want)) {
+			t.Errorf("%s: level since %s, want %s", tc.name, e.LevelSince, t0.Add(tc.want))
+		}
+	}
+	// Evidence recorded before LevelSince was kept: its count is the start.
+	old := AvailabilityEvidence{FeedQuantity: 5, FeedAt: t0, CountedAt: t0}
+	if e := m.ObserveCount(old, 5, t0.Add(time.Hour), t0.Add(time.Hour)); !e.LevelSince.Equal(t0) {
+		t.Errorf("an old hash counted again: level since %s, want %s", e.LevelSince, t0)
+	}
+}
+
+// stallPriors: a fast mover (8 picks a day), a slow one (0.1 a day), picks
+// spread evenly over the day, and stall shifts that lower counts which
+// stood still over 2 expected picks and more.
+func stallPriors() AvailabilityPriors {
+	p := testPriors()
+	p.WindowDays = 10
+	p.Products = map[string]FoundRate{"fast": {Found: 70, Total: 80}, "slow": {Found: 1, Total: 1}}
+	p.StallShifts = []StallShift{{Min: 0, Shift: 0.1}, {Min: 2, Shift: -1}, {Min: 8, Shift: -2}}
+	return p
+}
+
+// Finding (issue 18, zero-sales streak): a positive count that stopped
+// moving for a product that sells was trusted like one that moves. Now it
+// lowers the probability by the learned stall shift and is named
+// NO_RECENT_SALES, while a slow mover, which expects no sale in that time,
+// is left alone, and a found pick restarts the clock.
+func TestStalledCountIsPhantomStock(t *testing.T) {
+	t.Parallel()
+	m := DefaultAvailabilityModel()
+	priors := stallPriors()
+	now := t0.Add(12 * time.Hour)
+	var moving AvailabilityEvidence
+	moving = m.ObserveCount(moving, 6, now.Add(-12*time.Hour), now.Add(-12*time.Hour))
+	moving = m.ObserveCount(moving, 5, now.Add(-time.Hour), now.Add(-time.Hour))
+	stalled := m.ObserveCount(m.ObserveCount(AvailabilityEvidence{}, 5, now.Add(-12*time.Hour), now.Add(-12*time.Hour)), 5, now.Add(-time.Hour), now.Add(-time.Hour))
+	foundSince := m.ObservePick(stalled, true, now.Add(-30*time.Minute))
+	zero := m.ObserveCount(m.ObserveCount(AvailabilityEvidence{}, 0, now.Add(-12*time.Hour), now.Add(-12*time.Hour)), 0, now.Add(-time.Hour), now.Add(-time.Hour))
+	item := func(product string) ShelfItem {
+		return ShelfItem{StoreID: "s-1", ProductID: product, Category: "dairy"}
+	}
+	for _, tc := range []struct {
+		name     string
+		e        AvailabilityEvidence
+		product  string
+		shift    float64 // the stall shift that applies
+		signaled bool
+	}{
+		// 12 h of a fast mover's count standing still: 4 expected picks.
+		{"fast mover, count stood still 12 h", stalled, "fast", -1, true},
+		{"fast mover, count moved an hour ago", moving, "fast", 0.1, false},
+		{"fast mover, found by a shopper since", foundSince, "fast", 0.1, false},
+		{"slow mover, count stood still 12 h", stalled, "slow", 0.1, false},
+		{"fast mover, zero stood still 12 h", zero, "fast", 0, false},
+	} {
+		if got := priors.stallShift(tc.e, tc.product, now); math.Abs(got-tc.shift) > 1e-12 {
+			t.Errorf("%s: stall shift %v, want %v", tc.name, got, tc.shift)
+		}
+		unshifted := priors
+		unshifted.StallShifts = nil
+		p, base := m.ProbabilityOf(tc.e, priors, item(tc.product), now), m.ProbabilityOf(tc.e, unshifted, item(tc.product), now)
+		if tc.shift < 0 && !(p < base-0.05) {
+			t.Errorf("%s: probability %.3f, want well below %.3f without the stall", tc.name, p, base)
+		}
+		if tc.shift >= 0 && !(p >= base) {
+			t.Errorf("%s: probability %.3f, want at least %.3f: nothing stalled", tc.name, p, base)
+		}
+		signals := m.Explain(tc.e, priors, item(tc.product), now).Signals
+		if slices.Contains(signals, SignalNoRecentSales) != tc.signaled {
+			t.Errorf("%s: signals %v, NO_RECENT_SALES wanted: %t", tc.name, signals, tc.signaled)
+		}
+	}
+}
+
+// Expected picks follow the day's pick profile: a night without picks adds
+// none, a whole day adds a day's picks.
+func TestExpectedPicksFollowTheDay(t *testing.T) {
+	t.Parallel()
+	p := stallPriors() // "fast": 8 picks a day
+	p.PickHours = make([]float64, 24)
+	for h := 8; h < 16; h++ {
+		p.PickHours[h] = 1.0 / 8
+	}
+	day := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name     string
+		from, to time.Time
+		want     float64
+	}{
+		{"the night", day.Add(16 * time.Hour), day.Add(32 * time.Hour), 0},
+		{"one open hour", day.Add(9 * time.Hour), day.Add(10 * time.Hour), 1},
+		{"half an hour", day.Add(9*time.Hour + 15*time.Minute), day.Add(9*time.Hour + 45*time.Minute), 0.5},
+		{"a day and an hour", day.Add(9 * time.Hour), day.Add(34 * time.Hour), 9},
+		{"backwards", day.Add(10 * time.Hour), day.Add(9 * time.Hour), 0},
+	} {
+		if got := p.expectedPicks("fast", tc.from, tc.to); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s: %v expected picks, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -24,6 +24,11 @@ type AvailabilityEvidence struct {
 	FeedQuantity int64     // the retailer feed's latest level (the latest count), a signed system count
 	FeedAt       time.Time // event time of FeedQuantity; zero when no feed was seen
 	CountedAt    time.Time // when FeedQuantity was counted (FeedAt when the feed did not say)
+	// LevelSince is when the feed level was first counted at FeedQuantity,
+	// of the run of equal latest counts that ends at CountedAt: since when
+	// the count has not moved. Zero for evidence recorded before it was
+	// kept (CountedAt is taken then).
+	LevelSince time.Time
 }
 
 // UpdatedAt is the event time of the newest evidence, zero when there is none.
@@ -73,13 +78,53 @@ func (m AvailabilityModel) ObserveFeed(e AvailabilityEvidence, quantity int64, t
 
 // ObserveCount records a retailer feed level counted at countedAt and sent
 // at event time t. The latest count wins; on a tie the level already
-// recorded is kept, so replays in any order converge. The online store's
-// Lua script mirrors this function exactly.
+// recorded is kept, so replays in any order converge. A count that wins
+// with the quantity already recorded keeps LevelSince: the count has not
+// moved since then. (That is the one order-dependent part: a count of the
+// same quantity arriving after a later one is not seen. One
+// store-product's levels travel on one partition, so a replay sees them in
+// the same order.) The online store's Lua script mirrors this function
+// exactly.
 func (m AvailabilityModel) ObserveCount(e AvailabilityEvidence, quantity int64, countedAt, t time.Time) AvailabilityEvidence {
 	if e.FeedAt.IsZero() || countedAt.After(e.countedAt()) {
+		e.LevelSince = e.nextLevelSince(quantity, countedAt)
 		e.FeedQuantity, e.FeedAt, e.CountedAt = quantity, t, countedAt
 	}
 	return e
+}
+
+// nextLevelSince is LevelSince once a count of quantity at countedAt
+// replaces e's level.
+func (e AvailabilityEvidence) nextLevelSince(quantity int64, countedAt time.Time) time.Time {
+	if e.FeedAt.IsZero() || quantity != e.FeedQuantity {
+		return countedAt
+	}
+	return e.levelSince()
+}
+
+// levelSince is since when the feed level has stood at FeedQuantity; for
+// evidence recorded before that was kept, since its count.
+func (e AvailabilityEvidence) levelSince() time.Time {
+	if e.LevelSince.IsZero() || e.LevelSince.After(e.countedAt()) {
+		return e.countedAt()
+	}
+	return e.LevelSince
+}
+
+// unsoldSince is since when a positive feed level has stood still with no
+// shopper finding the product (a found pick is a sale the count should
+// show), zero when the level is not positive: nobody can buy what is not on
+// the shelf, so a count that stopped moving for a product that normally
+// sells is likely phantom stock.
+func (e AvailabilityEvidence) unsoldSince() time.Time {
+	if e.FeedAt.IsZero() || e.FeedQuantity <= 0 {
+		return time.Time{}
+	}
+	since := e.levelSince()
+	if !e.At.IsZero() && e.LastFound && e.At.After(since) {
+		since = e.At
+	}
+	return since
 }
 
 // feedFreshness is how much the latest feed level is worth at now, from 1
@@ -138,6 +183,11 @@ const (
 	SignalNoFeed AvailabilitySignal = "NO_FEED"
 	// SignalRecentNotFound: the latest pick did not find the product.
 	SignalRecentNotFound AvailabilitySignal = "RECENT_NOT_FOUND"
+	// SignalNoRecentSales: the feed's positive count has not moved, and no
+	// shopper found the product, for longer than the product usually takes
+	// to sell, and the priors learned that such counts are often phantom
+	// stock (see AvailabilityPriors.StallShifts).
+	SignalNoRecentSales AvailabilitySignal = "NO_RECENT_SALES"
 )
 
 // FeedStaleAfter is the age after which a feed level is called stale: feeds
@@ -152,7 +202,8 @@ type EvidenceView struct {
 	FeedQuantity    int64
 	FeedAt          time.Time
 	CountedAt       time.Time
-	Prior           float64 // the prior mean the posterior was shrunk to
+	LevelSince      time.Time // since when the feed level has not moved; zero without a feed
+	Prior           float64   // the prior mean the posterior was shrunk to
 	Signals         []AvailabilitySignal
 }
 
@@ -166,11 +217,17 @@ func (m AvailabilityModel) Explain(e AvailabilityEvidence, priors AvailabilityPr
 		CountedAt:     e.countedAt(),
 		Prior:         priors.ItemMean(item, now),
 	}
+	if !e.FeedAt.IsZero() {
+		v.LevelSince = e.levelSince()
+	}
 	if !e.At.IsZero() {
 		scale := decayFactor(m.PickDecayPerSecond(), now.Sub(e.At))
 		v.Found, v.NotFound = finiteCount(e.Found)*scale, finiteCount(e.NotFound)*scale
 	}
 	v.Signals = m.signals(e, now)
+	if priors.stallShift(e, item.ProductID, now) < 0 {
+		v.Signals = append(v.Signals, SignalNoRecentSales)
+	}
 	return v
 }
 

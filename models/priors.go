@@ -61,12 +61,30 @@ type AvailabilityPriors struct {
 	// Min; a quantity falls in the last level whose Min it reaches.
 	FeedLevels []FeedLevelRate `json:"feed_levels,omitempty"`
 
+	// PickHours is the share of picks in each hour of the day (UTC), 24 of
+	// them or none (then picks are spread evenly): how a product's picks a
+	// day spread over the day, for the picks expected while a count stood
+	// still.
+	PickHours []float64 `json:"pick_hours,omitempty"`
+	// StallShifts move the posterior, on the log-odds scale, of an item
+	// whose positive feed level has not moved, and which no shopper found,
+	// for as long as the product takes to sell Min picks (ascending by Min;
+	// the last level whose Min the expected picks reach applies): a count
+	// that stopped moving for a product that sells is likely phantom stock,
+	// while a slow mover expects no sale and is left alone. They are fitted
+	// as what the posterior leaves unexplained (see fitStallShifts).
+	StallShifts []StallShift `json:"stall_shifts,omitempty"`
+
 	// PriorStrength is what the prior mean is worth in picks; FeedStrength is
 	// what a fresh feed level is worth in picks.
 	PriorStrength float64 `json:"prior_strength,omitempty"`
 	FeedStrength  float64 `json:"feed_strength,omitempty"`
 
 	Calibration Calibration `json:"calibration"`
+	// NoFeedCalibration calibrates the items without any feed level: their
+	// posterior rests on the prior and picks alone, and the same posterior
+	// means less there than where a feed backs it. Empty: Calibration.
+	NoFeedCalibration Calibration `json:"no_feed_calibration,omitzero"`
 
 	Observations int       `json:"observations"`       // picks the fit saw
 	FittedAt     time.Time `json:"fitted_at,omitzero"` // latest pick time in the fit
@@ -83,6 +101,13 @@ type FoundRate struct {
 type VelocityRate struct {
 	Min float64 `json:"min"`
 	FoundRate
+}
+
+// StallShift is the log-odds shift of items whose positive count stood
+// still over at least Min expected picks.
+type StallShift struct {
+	Min   float64 `json:"min"`
+	Shift float64 `json:"shift"`
 }
 
 // MissRate counts picks of items that were on the shelf: Missed of
@@ -119,9 +144,8 @@ type FeedLevelRate struct {
 }
 
 // Calibration maps a posterior mean to a calibrated probability (isotonic
-// regression): a step function whose steps are joined by straight lines, as
-// points sorted by Raw with linear interpolation between them; below the first
-// and above the last point the mapping is flat. The zero value (no points) is
+// regression): points sorted by Raw with linear interpolation between them;
+// below the first and above the last point the mapping is flat. The zero value (no points) is
 // the identity.
 type Calibration struct {
 	Points []CalibrationPoint `json:"points,omitempty"`
@@ -179,6 +203,15 @@ var feedLevelMins = []int64{0, 1, 2, 3, 5, 8, 13, 21}
 
 // feedVelocityMins are the velocity classes (picks a day) of the feed levels.
 var feedVelocityMins = []float64{0, 1, 4}
+
+// stallMins are the lower bounds of the stall levels, in picks expected
+// while the count stood still.
+var stallMins = []float64{0, 0.5, 1, 2, 4, 8, 16}
+
+// stallShiftPrior is the pseudo-weight (in store-products) of a Gaussian
+// prior holding each stall shift at 0, so that a level with few picks
+// moves little.
+const stallShiftPrior = 10
 
 // velocityMins are the lower bounds of the velocity levels, in picks a day.
 var velocityMins = []float64{0, 0.25, 0.5, 1, 2, 4, 8, 16, 32}
@@ -324,6 +357,49 @@ func feedLevelIndex(levels []FeedLevelRate, quantity int64, picksPerDay float64)
 	return max(i, 0)
 }
 
+// expectedPicks is how many picks productID is expected to get in [from,
+// to), by its picks a day spread over the day as PickHours says.
+func (p AvailabilityPriors) expectedPicks(productID string, from, to time.Time) float64 {
+	perDay := p.PicksPerDay(productID)
+	if !(perDay > 0) || !to.After(from) {
+		return 0
+	}
+	if len(p.PickHours) != 24 {
+		return perDay * to.Sub(from).Hours() / 24
+	}
+	days := math.Floor(to.Sub(from).Hours() / 24)
+	share := days
+	for t := from.Add(time.Duration(days) * 24 * time.Hour).UTC(); t.Before(to); {
+		end := t.Truncate(time.Hour).Add(time.Hour)
+		if end.After(to) {
+			end = to
+		}
+		share += finiteCount(p.PickHours[t.Hour()]) * end.Sub(t).Hours()
+		t = end
+	}
+	return perDay * share
+}
+
+// stallShift is the log-odds shift of item evidence e at now for a count
+// that stood still (StallShifts); 0 when there is none.
+func (p AvailabilityPriors) stallShift(e AvailabilityEvidence, productID string, now time.Time) float64 {
+	since := e.unsoldSince()
+	if since.IsZero() || len(p.StallShifts) == 0 {
+		return 0
+	}
+	x := p.expectedPicks(productID, since, now)
+	shift := 0.0
+	for _, l := range p.StallShifts {
+		if x >= l.Min {
+			shift = l.Shift
+		}
+	}
+	if math.IsNaN(shift) || math.IsInf(shift, 0) {
+		return 0
+	}
+	return shift
+}
+
 // PicksPerDay is how often productID was picked a day over the fit's window.
 func (p AvailabilityPriors) PicksPerDay(productID string) float64 {
 	if !(p.WindowDays > 0) {
@@ -377,8 +453,11 @@ const maxFitObservations = 200_000
 //     stores, then products (empirical Bayes);
 //  4. the prior and feed strengths, by leave-one-out log-loss of the
 //     posterior over a grid, then each store's feed reliability the same way;
-//  5. an isotonic calibration of those leave-one-out posteriors to the found
-//     rate, which Probability divides by (1 - miss) to say "on the shelf".
+//  5. the stall shifts: what those posteriors leave unexplained about picks
+//     whose positive count stood still (fitStallShifts);
+//  6. an isotonic calibration of the shifted leave-one-out posteriors to the
+//     found rate, which Probability divides by (1 - miss) to say "on the
+//     shelf".
 //
 // Leave-one-out removes a pick from its own product, category and store
 // counts before predicting it, so the fit does not grade itself on what it
@@ -431,6 +510,7 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 		}
 	}
 	p.Velocities = velocities
+	p.PickHours = pickHours(obs)
 	p.Hours = make([]FoundRate, 24)
 	for i, o := range obs {
 		h := &p.Hours[o.At.UTC().Hour()]
@@ -464,8 +544,88 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 		raw[i] = m.posterior(f.Evidence, p, f.mean, p.PriorStrength, p.FeedStrength*p.feedReliability(f.StoreID), f.picksPerDay, f.At)
 		outcomes[i], w[i] = f.Found, f.weight
 	}
+	p.StallShifts = p.fitStallShifts(fits, raw)
+	for i, f := range fits {
+		raw[i] = shiftLogOdds(raw[i], p.stallShift(f.Evidence, f.ProductID, f.At))
+	}
 	p.Calibration = FitCalibration(raw, outcomes, w)
+	var noFeedRaw, noFeedWeights []float64
+	var noFeedOutcomes []bool
+	for i, f := range fits {
+		if f.Evidence.FeedAt.IsZero() {
+			noFeedRaw = append(noFeedRaw, raw[i])
+			noFeedOutcomes = append(noFeedOutcomes, outcomes[i])
+			noFeedWeights = append(noFeedWeights, w[i])
+		}
+	}
+	if len(noFeedRaw) >= minClassCalibration {
+		p.NoFeedCalibration = FitCalibration(noFeedRaw, noFeedOutcomes, noFeedWeights)
+	}
 	return p
+}
+
+// minClassCalibration is the fewest picks a class of evidence needs for a
+// calibration of its own.
+const minClassCalibration = 1000
+
+// calibration is the calibration of evidence e.
+func (p AvailabilityPriors) calibration(e AvailabilityEvidence) Calibration {
+	if e.FeedAt.IsZero() && len(p.NoFeedCalibration.Points) > 0 {
+		return p.NoFeedCalibration
+	}
+	return p.Calibration
+}
+
+// pickHours is the share of obs in each hour of the day (UTC).
+func pickHours(obs []PickObservation) []float64 {
+	out := make([]float64, 24)
+	for _, o := range obs {
+		out[o.At.UTC().Hour()] += 1 / float64(len(obs))
+	}
+	return out
+}
+
+// fitStallShifts fits, stall level by stall level, the log-odds shift of
+// the posteriors raw (of picks) that minimises their weighted log-loss
+// plus a Gaussian prior at 0 worth stallShiftPrior store-products: what
+// the posterior leaves unexplained about picks whose positive count stood
+// still, and no shopper found the product, over that many expected picks.
+// p.PickHours must be set.
+func (p AvailabilityPriors) fitStallShifts(fits []fitPick, raw []float64) []StallShift {
+	levels := make([]StallShift, len(stallMins))
+	members := make([][]int, len(stallMins))
+	for i, lo := range stallMins {
+		levels[i].Min = lo
+	}
+	for i, f := range fits {
+		since := f.Evidence.unsoldSince()
+		if since.IsZero() {
+			continue
+		}
+		x := p.expectedPicks(f.ProductID, since, f.At)
+		j := 0
+		for k, lo := range stallMins {
+			if x >= lo {
+				j = k
+			}
+		}
+		members[j] = append(members[j], i)
+	}
+	for j, idx := range members {
+		s := 0.0
+		// Newton's method on a convex loss: a few steps converge.
+		for range 20 {
+			g, h := stallShiftPrior*s, float64(stallShiftPrior)
+			for _, i := range idx {
+				q := logistic(logit(raw[i]) + s)
+				g += fits[i].weight * (q - boolFloat(fits[i].Found))
+				h += fits[i].weight * q * (1 - q)
+			}
+			s -= g / h
+		}
+		levels[j].Shift = s
+	}
+	return levels
 }
 
 // itemWeights weighs each pick 1/n, n the picks of its store-product, so
@@ -670,8 +830,10 @@ const minCalibrationBlock = 50
 // pool-adjacent-violators, merges steps of fewer than minCalibrationBlock
 // picks into their neighbours, and gives each step its weighted found rate
 // nudged by one pseudo-pick (of the step's mean weight) at its mean
-// probability, so that no step says 0 or 1. Each step becomes two points,
-// at the lowest and highest probability it covers.
+// probability, so that no step says 0 or 1. Each step becomes one point,
+// at its weighted mean probability: interpolating between the steps'
+// centroids keeps the order of the posteriors within a step, where flat
+// steps tied every item of a step (and cost AUC and log-loss).
 func FitCalibration(p []float64, outcomes []bool, weights []float64) Calibration {
 	order := make([]int, len(p))
 	for i := range order {
@@ -722,10 +884,7 @@ func FitCalibration(p []float64, outcomes []bool, weights []float64) Calibration
 	for _, s := range merged {
 		pseudo := s.sumW / s.n
 		q := max(clampProbability((s.sumY+pseudo*s.sumP/s.sumW)/(s.sumW+pseudo)), prev)
-		c.Points = append(c.Points, CalibrationPoint{Raw: s.minP, Calibrated: q})
-		if s.maxP > s.minP {
-			c.Points = append(c.Points, CalibrationPoint{Raw: s.maxP, Calibrated: q})
-		}
+		c.Points = append(c.Points, CalibrationPoint{Raw: s.sumP / s.sumW, Calibrated: q})
 		prev = q
 	}
 	return c

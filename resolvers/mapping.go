@@ -74,6 +74,7 @@ func newAvailabilityEvidence(v models.EvidenceView) *graph.AvailabilityEvidence 
 		out.FeedQuantity = &q
 		out.FeedAt = utcTime(v.FeedAt)
 		out.CountedAt = utcTime(v.CountedAt)
+		out.LevelSince = utcTime(v.LevelSince)
 	}
 	for i, s := range v.Signals {
 		out.Signals[i] = graph.AvailabilitySignal(s)
