@@ -9,7 +9,9 @@ import (
 // The targets on the simulated marketplace: AUC ≥ 0.9 and average
 // precision ≥ 0.6, above the hand-written rules; compromised stores ranked
 // above what the rules and the amount do, and no better than the ceiling of
-// knowing which stores are compromised. (About 30 s.)
+// knowing which stores are compromised. The target of 0.6 on compromised
+// stores is not met on every seed (README, Fraud risk), so it is not asked
+// here. (About 30 s.)
 func TestFraudEvaluationMeetsTargets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the fraud evaluation simulates five weeks")
@@ -33,6 +35,9 @@ func TestFraudEvaluationMeetsTargets(t *testing.T) {
 	}
 	if random.AUC < 0.4 || random.AUC > 0.6 || random.AveragePrecision > 0.05 {
 		t.Errorf("random baseline %+v is not random", random)
+	}
+	if labels := r.StoreLabelsReference; labels <= 0 || labels > r.StoreCompromiseCeiling {
+		t.Errorf("compromised_store by yesterday's labels %.3f: want above 0 and at most the ceiling %.3f", labels, r.StoreCompromiseCeiling)
 	}
 	if len(r.Days) != 7 || r.Data.FraudRate < 0.005 || r.Data.FraudRate > 0.02 {
 		t.Errorf("%d test days, fraud rate %.4f", len(r.Days), r.Data.FraudRate)

@@ -407,7 +407,7 @@ type Transform int
 const (
 	Identity Transform = iota
 	Log1p              // log(1 + v): counts, whose first few matter most
-	Capped             // v clamped to [0, 20]: ratios, whose tail matters most
+	Capped             // v clamped to [0, 20]: ratios and counts whose tail matters most
 	Binary             // 0 or 1, as is: a yes/no whose description names the answer
 )
 
@@ -547,7 +547,11 @@ var FraudFeatures = []FraudFeature{
 	// A store's frauds, counted: its share of fraud among labels lags a
 	// compromise by the week legitimate labels take (chargebacks come
 	// sooner), while the count rises with the first chargebacks.
-	{Name: "store_frauds_1d", Transform: Log1p, Describe: counted("%d fraud %s at this store in yesterday's labels", "order", "orders")},
+	// Yesterday's count is read linearly (capped): one to three fraud
+	// labels come after any cluster of fraud at a store (a promo ring, a
+	// burst), a compromise brings about one a day per order the store
+	// takes, and a log would squeeze the two together.
+	{Name: "store_frauds_1d", Transform: Capped, Describe: counted("%d fraud %s at this store in yesterday's labels", "order", "orders")},
 	{Name: "store_frauds_7d", Transform: Log1p, Describe: counted("%d fraud %s at this store in the labels of the last 7 complete days", "order", "orders")},
 }
 

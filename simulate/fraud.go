@@ -22,12 +22,15 @@ import (
 //
 //   - high_amount: every order above FraudWorld.HighAmountCents is fraud;
 //   - compromised_store: a store is compromised (one chance in 3,000 a
-//     day) for 3 to 28 days, and half of its orders are fraud (the
-//     handbook's compromised terminals, where all are; a store serves more
-//     customers than a terminal). A world of three weeks or more also has
-//     one compromise of ten days that ends weeks before its last day and
-//     one that runs through its last week, so that every seed asks a model
-//     to tell this week's compromise from one that ended long ago;
+//     day) for 3 to 28 days, and every order placed there meanwhile is
+//     fraud, as at the handbook's compromised terminals and in the outside
+//     world the evaluation is held against. (An earlier version made half
+//     of them fraud by coin flip; nothing in an order told the two halves
+//     apart, so no score could pass an average precision of about 0.5.)
+//     A world of three weeks or more also has one compromise of ten days
+//     that ends weeks before its last day and one that runs through its
+//     last week, so that every seed asks a model to tell this week's
+//     compromise from one that ended long ago;
 //   - compromised_account: an account's credentials leak; for 14 days a
 //     third of its orders are fraud at five times the usual amount.
 //
@@ -306,7 +309,7 @@ func (s *fraudSim) customerOrder(c *customer, day int) {
 		amount *= 5
 		scenario = ScenarioCompromisedAccount
 	}
-	if until, ok := s.compromised[store]; ok && until > day && r.Float64() < 0.5 {
+	if until, ok := s.compromised[store]; ok && until > day {
 		scenario = ScenarioCompromisedStore
 	}
 	if amount > s.w.HighAmountCents {

@@ -12,7 +12,7 @@ import (
 )
 
 func smallFraudWorld(seed int64) FraudWorld {
-	cat := SyntheticCatalog(seed, CatalogSize{Stores: 40, Products: 50, Categories: 5, ProductsPerStore: 20})
+	cat := SyntheticCatalog(seed, CatalogSize{Stores: 150, Products: 50, Categories: 5, ProductsPerStore: 20})
 	w := DefaultFraudWorld(seed, cat.Stores)
 	w.Days, w.Customers, w.ScenarioScale = 21, 2000, 0.2
 	return w
