@@ -75,9 +75,13 @@ type Config struct {
 }
 
 // New returns the HTTP handler of the API.
-func New(cfg Config) http.Handler {
+func New(cfg Config) http.Handler { return newHandler(cfg, getQueries{}, postQueries{}) }
+
+// newHandler is New with the GET and POST transports given: the tests
+// compare answers through ours (transport.go) and through gqlgen's.
+func newHandler(cfg Config, get, post graphql.Transport) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", withClientIP(auth.Middleware(cfg.Keys, limitRequests(cfg.RateLimiter, maxRequestBytes, bodyReadTimeout, bodyReadTimeout+operationTimeout+responseWriteTimeout, withOperationTimeout(graphqlHandler(cfg))))))
+	mux.Handle("/graphql", withClientIP(auth.Middleware(cfg.Keys, limitRequests(cfg.RateLimiter, maxRequestBytes, bodyReadTimeout, bodyReadTimeout+operationTimeout+responseWriteTimeout, withOperationTimeout(graphqlHandler(cfg, get, post))))))
 	if cfg.Production {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "GraphiQL is off in production (AISLE_ENV=production).\nGraphQL is served at /graphql.", http.StatusNotFound)
@@ -102,7 +106,7 @@ func New(cfg Config) http.Handler {
 	return withRequestID(mux)
 }
 
-func graphqlHandler(cfg Config) http.Handler {
+func graphqlHandler(cfg Config, get, post graphql.Transport) http.Handler {
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: cfg.Resolver})
 	srv := handler.New(schema)
 	authenticate := auth.WebsocketInit(cfg.Keys)
@@ -112,8 +116,8 @@ func graphqlHandler(cfg Config) http.Handler {
 		return authenticate(context.WithValue(ctx, websocketKey{}, true), payload)
 	}))
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(getQueries{})
-	srv.AddTransport(postQueries{})
+	srv.AddTransport(get)
+	srv.AddTransport(post)
 	srv.AddTransport(unsupportedRequests{}) // last: takes what the others do not
 	cache := lru.New[*ast.QueryDocument](queryCacheSize)
 	srv.SetQueryCache(cache)

@@ -431,7 +431,7 @@ func leafWriter(def *ast.Definition, goType reflect.Type) writer {
 		}
 	case def.Name == "Time" && goType == reflect.TypeFor[time.Time]():
 		return func(buf *[]byte, v reflect.Value) bool {
-			t := v.Interface().(time.Time)
+			t, _ := reflect.TypeAssert[time.Time](v) // v.Interface() would allocate a copy
 			if t.IsZero() {
 				return false // the generated code's null: an error where non-null
 			}
