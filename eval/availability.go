@@ -110,9 +110,11 @@ type AvailabilityFit struct {
 	CalibrationPoints int     `json:"calibration_points"`
 	// ShopperMiss is the learned share of items on the shelf that shoppers
 	// miss (the simulator's is about 3%); FeedReliability the stores whose
-	// feed got a factor of its own, by factor.
-	ShopperMiss     float64            `json:"shopper_miss"`
-	FeedReliability map[string]float64 `json:"feed_reliability,omitempty"`
+	// feed got a factor of its own, by factor; FeedZeroReliability those
+	// whose zeros did.
+	ShopperMiss         float64            `json:"shopper_miss"`
+	FeedReliability     map[string]float64 `json:"feed_reliability,omitempty"`
+	FeedZeroReliability map[string]float64 `json:"feed_zero_reliability,omitempty"`
 }
 
 // predictors are the model and the baselines, in report order.
@@ -242,13 +244,14 @@ func Availability(seed int64) (Report, error) {
 			OnShelfRate:   foundRate(results["model"].probes),
 		},
 		Fit: AvailabilityFit{
-			CategoryShrink:    priors.CategoryShrink,
-			ProductShrink:     priors.ProductShrink,
-			PriorStrength:     priors.PriorStrength,
-			FeedStrength:      priors.FeedStrength,
-			CalibrationPoints: len(priors.Calibration.Points),
-			ShopperMiss:       priors.ShopperMiss.Rate(),
-			FeedReliability:   priors.FeedReliability,
+			CategoryShrink:      priors.CategoryShrink,
+			ProductShrink:       priors.ProductShrink,
+			PriorStrength:       priors.PriorStrength,
+			FeedStrength:        priors.FeedStrength,
+			CalibrationPoints:   len(priors.Calibration.Points),
+			ShopperMiss:         priors.ShopperMiss.Rate(),
+			FeedReliability:     priors.FeedReliability,
+			FeedZeroReliability: priors.FeedZeroReliability,
 		},
 	}
 	for _, name := range predictors[1:] {
@@ -467,7 +470,7 @@ func (r Report) String() string {
 		s := r.Model.Segments[seg]
 		fmt.Fprintf(&b, " %s %d (%.1f%%);", seg, s.Probes, 100*s.OnShelfRate)
 	}
-	fmt.Fprintf(&b, "\nFit: prior worth %.3g picks, fresh feed worth %.3g picks, shrink product→category %.3g, category→global %.3g, isotonic calibration with %d points, shopper miss rate %.1f%%, feed reliability by store %v.\n",
-		r.Fit.PriorStrength, r.Fit.FeedStrength, r.Fit.ProductShrink, r.Fit.CategoryShrink, r.Fit.CalibrationPoints, 100*r.Fit.ShopperMiss, r.Fit.FeedReliability)
+	fmt.Fprintf(&b, "\nFit: prior worth %.3g picks, fresh feed worth %.3g picks, shrink product→category %.3g, category→global %.3g, isotonic calibration with %d points, shopper miss rate %.1f%%, feed reliability by store %v, of its zeros %v.\n",
+		r.Fit.PriorStrength, r.Fit.FeedStrength, r.Fit.ProductShrink, r.Fit.CategoryShrink, r.Fit.CalibrationPoints, 100*r.Fit.ShopperMiss, r.Fit.FeedReliability, r.Fit.FeedZeroReliability)
 	return b.String()
 }

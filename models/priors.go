@@ -56,6 +56,14 @@ type AvailabilityPriors struct {
 	// feed is worth, fitted from how often its levels and the picks disagree
 	// (0: not at all; absent: 1).
 	FeedReliability map[string]float64 `json:"feed_reliability,omitempty"`
+	// FeedZeroReliability scales FeedStrength per store for a zero (or
+	// negative) level instead, fitted on the picks behind the store's
+	// zeros alone: a delta feed's noisy count rounded down to 0, which it
+	// never corrects while the count does not move, says "none" of items
+	// that are there, and is worth less than the same feed's positive
+	// counts; a full snapshot's zero is usually right. Absent: the
+	// store's FeedReliability.
+	FeedZeroReliability map[string]float64 `json:"feed_zero_reliability,omitempty"`
 
 	// FeedLevels are found rates by the latest feed quantity, ascending by
 	// Min; a quantity falls in the last level whose Min it reaches.
@@ -304,9 +312,12 @@ func logit(p float64) float64 {
 
 func logistic(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
-// feedReliability is how much store's feed is worth, as a factor of
-// FeedStrength.
-func (p AvailabilityPriors) feedReliability(store string) float64 {
+// feedReliability is how much a level of quantity from store's feed is
+// worth, as a factor of FeedStrength.
+func (p AvailabilityPriors) feedReliability(store string, quantity int64) float64 {
+	if r, ok := p.FeedZeroReliability[store]; quantity <= 0 && ok && r >= 0 && !math.IsInf(r, 1) {
+		return r
+	}
 	if r, ok := p.FeedReliability[store]; ok && r >= 0 && !math.IsInf(r, 1) {
 		return r
 	}
@@ -535,13 +546,14 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 		fits[i] = fitPick{PickObservation: obs[j], weight: weights[j], mean: p.looMean(obs[j], weights[j]), picksPerDay: p.PicksPerDay(obs[j].ProductID)}
 	}
 	p.PriorStrength, p.FeedStrength = m.fitStrengths(p, fits)
-	p.FeedReliability = m.fitFeedReliability(p, fits)
+	p.FeedReliability = m.fitFeedReliability(p, fits, func(fitPick) bool { return true }, minReliabilityPicks)
+	p.FeedZeroReliability = m.fitFeedReliability(p, fits, func(f fitPick) bool { return f.Evidence.FeedQuantity <= 0 }, minZeroReliabilityPicks)
 
 	raw := make([]float64, len(fits))
 	outcomes := make([]bool, len(fits))
 	w := make([]float64, len(fits))
 	for i, f := range fits {
-		raw[i] = m.posterior(f.Evidence, p, f.mean, p.PriorStrength, p.FeedStrength*p.feedReliability(f.StoreID), f.picksPerDay, f.At)
+		raw[i] = m.posterior(f.Evidence, p, f.mean, p.PriorStrength, p.FeedStrength*p.feedReliability(f.StoreID, f.Evidence.FeedQuantity), f.picksPerDay, f.At)
 		outcomes[i], w[i] = f.Found, f.weight
 	}
 	p.StallShifts = p.fitStallShifts(fits, raw)
@@ -772,21 +784,25 @@ var feedReliabilityGrid = []float64{0, 0.125, 0.25, 0.5, 1, 1.5, 2, 3}
 // fitted FeedStrength.
 const minReliabilityPicks = 200
 
+// minZeroReliabilityPicks is the fewest picks behind a zero a store needs
+// for its own zero reliability.
+const minZeroReliabilityPicks = 50
+
 // fitFeedReliability picks, store by store, the factor of the feed strength
 // with the lowest weighted log-loss over the store's picks that had a feed
-// level behind them: a feed whose levels the picks often contradict (a
-// frozen export, phantom stock, a noisy count) is worth less. Only factors
-// other than 1 are kept.
-func (m AvailabilityModel) fitFeedReliability(p AvailabilityPriors, picks []fitPick) map[string]float64 {
+// level behind them and that keep says to (with at least minPicks of them):
+// a feed whose levels the picks often contradict (a frozen export, phantom
+// stock, a noisy count) is worth less. Only factors other than 1 are kept.
+func (m AvailabilityModel) fitFeedReliability(p AvailabilityPriors, picks []fitPick, keep func(fitPick) bool, minPicks int) map[string]float64 {
 	byStore := make(map[string][]fitPick)
 	for _, f := range picks {
-		if m.feedFreshness(f.Evidence, f.At) > 0 {
+		if m.feedFreshness(f.Evidence, f.At) > 0 && keep(f) {
 			byStore[f.StoreID] = append(byStore[f.StoreID], f)
 		}
 	}
 	var out map[string]float64 // nil when no store has its own, as a stored document reads back
 	for _, store := range sortedKeys(byStore) {
-		if len(byStore[store]) < minReliabilityPicks {
+		if len(byStore[store]) < minPicks {
 			continue
 		}
 		best, bestLoss := 1.0, math.Inf(1)
