@@ -11,7 +11,7 @@ import (
 // above what the rules and the amount do, and no better than the ceiling of
 // knowing which stores are compromised. The target of 0.6 on compromised
 // stores is not met on every seed (README, Fraud risk), so it is not asked
-// here. (About 30 s.)
+// here. (About a minute: the fit of two mechanisms is five times that of one.)
 func TestFraudEvaluationMeetsTargets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the fraud evaluation simulates five weeks")

@@ -38,6 +38,15 @@ func (m LogisticModel) Score(x []float64) (p float64, contributions []float64) {
 	return sigmoid(z), contributions
 }
 
+// Probability is Score's probability alone.
+func (m LogisticModel) Probability(x []float64) float64 {
+	z := m.Bias
+	for j, w := range m.Weights {
+		z += w * (x[j] - m.Means[j]) / m.Stds[j]
+	}
+	return sigmoid(z)
+}
+
 func sigmoid(z float64) float64 {
 	if z >= 0 {
 		return 1 / (1 + math.Exp(-z))
@@ -51,18 +60,31 @@ func sigmoid(z float64) float64 {
 // with an L2 penalty. Inputs are standardised first; a constant input gets
 // standard deviation 1 and weight 0. It needs both outcomes present.
 func TrainLogistic(X [][]float64, y []bool, opt LogisticOptions) (LogisticModel, error) {
+	t := make([]float64, len(y))
+	for i, v := range y {
+		t[i] = boolFloat(v)
+	}
+	return TrainLogisticSoft(X, t, opt)
+}
+
+// TrainLogisticSoft is TrainLogistic on outcomes that are probabilities
+// (in [0, 1]): the expected outcomes of a mixture's E-step, where an
+// outcome is only partly explained by this model. It needs some weight on
+// both outcomes.
+func TrainLogisticSoft(X [][]float64, y []float64, opt LogisticOptions) (LogisticModel, error) {
 	n := len(X)
 	if n == 0 || n != len(y) {
 		return LogisticModel{}, fmt.Errorf("train logistic: %d rows and %d outcomes", n, len(y))
 	}
 	d := len(X[0])
-	var positives int
+	var positives float64
 	for _, v := range y {
-		if v {
-			positives++
+		if !(v >= 0 && v <= 1) {
+			return LogisticModel{}, fmt.Errorf("train logistic: outcome %v outside [0, 1]", v)
 		}
+		positives += v
 	}
-	if positives == 0 || positives == n {
+	if positives <= 0 || positives >= float64(n) {
 		return LogisticModel{}, errors.New("train logistic: need both positive and negative examples")
 	}
 	m := LogisticModel{Means: make([]float64, d), Stds: make([]float64, d), Weights: make([]float64, d)}
@@ -97,7 +119,7 @@ func TrainLogistic(X [][]float64, y []bool, opt LogisticOptions) (LogisticModel,
 		}
 		Z[i] = z
 	}
-	base := float64(positives) / float64(n)
+	base := positives / float64(n)
 	beta := make([]float64, d+1)
 	beta[0] = math.Log(base / (1 - base))
 	// objective is the penalised negative log-likelihood that Newton's
@@ -111,7 +133,7 @@ func TrainLogistic(X [][]float64, y []bool, opt LogisticOptions) (LogisticModel,
 				eta += beta[j] * v
 			}
 			// log(1+e^η) − y·η, computed without overflow.
-			obj += math.Max(eta, 0) + math.Log1p(math.Exp(-math.Abs(eta))) - boolFloat(y[i])*eta
+			obj += math.Max(eta, 0) + math.Log1p(math.Exp(-math.Abs(eta))) - y[i]*eta
 		}
 		for j := 1; j <= d; j++ {
 			obj += opt.L2 / 2 * beta[j] * beta[j]
@@ -131,7 +153,7 @@ func TrainLogistic(X [][]float64, y []bool, opt LogisticOptions) (LogisticModel,
 				eta += beta[j] * v
 			}
 			p := sigmoid(eta)
-			r := p - boolFloat(y[i])
+			r := p - y[i]
 			w := max(p*(1-p), 1e-10)
 			for j, vj := range z {
 				grad[j] += r * vj
