@@ -277,7 +277,7 @@ func isolationCases(w *isolationWorld) (httpCases, wsCases []isolationCase) {
 	const picks = `mutation($s: ID!, $p: ID!, $shopper: ID) {
 	  reportPicks(input: {storeId: $s, orderId: "o-iso-picks", shopperId: $shopper, picks: [{productId: $p, outcome: FOUND}]}) { eventIds } }`
 	const evidence = `query($s: ID!, $p: [ID!]!) { availability(storeId: $s, productIds: $p) { productId
-	  evidence { found notFound lastPickAt lastPickFound feedQuantity feedAt countedAt prior signals } } }`
+	  evidence { found notFound lastPickAt lastPickFound feedQuantity feedAt countedAt levelSince prior signals } } }`
 	const recommendations = `query($session: ID!, $store: ID!) { recommendations(sessionId: $session, storeId: $store) { ` + isoRecommendation + ` } }`
 
 	httpCases = []isolationCase{
