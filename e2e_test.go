@@ -615,14 +615,15 @@ func TestFeedSemanticsReachTheAnswer(t *testing.T) {
 
 	var items []itemAvailability
 	eventually(t, 10*time.Second, func() string {
+		// The pick first: answers read after it has applied include it.
+		if ev := ts.evidence(store.ID, phantom); ev.LastPickFound == nil {
+			return "the pick is not applied yet"
+		}
 		items = ts.availability(store.ID, products...)
 		for _, it := range items[:3] {
 			if it.UpdatedAt == nil {
 				return fmt.Sprintf("not applied yet: %+v", items)
 			}
-		}
-		if ev := ts.evidence(store.ID, phantom); ev.LastPickFound == nil {
-			return "the pick is not applied yet"
 		}
 		return ""
 	})
