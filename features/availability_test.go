@@ -12,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/features"
 	"github.com/aisle/aisle/features/featurestest"
+	"github.com/aisle/aisle/internal/faulttest"
 	"github.com/aisle/aisle/models"
 )
 
@@ -292,12 +295,24 @@ func TestAvailabilityManyKeys(t *testing.T) {
 
 func TestApplyAvailabilityReloadsScriptAfterRedisForgetsIt(t *testing.T) {
 	t.Parallel()
-	s := featurestest.MustOpen(t)
+	// SCRIPT FLUSH is what a Redis restart does to the script cache. On a
+	// redis-server of the test's own: on the shared one it flushed the
+	// scripts under every other package's tests, whose pipelines then
+	// retried some calls after later ones (a fault test saw counts lost).
+	srv := faulttest.StartRedis(t, "--appendonly", "no")
+	s, err := features.Open(context.Background(), srv.URL(), "aisle-reload:", models.DefaultAvailabilityModel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
 	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-5"}
 
-	// SCRIPT FLUSH is what a Redis restart does to the script cache. Other
-	// tests sharing this Redis just reload too.
-	rdb := featurestest.Client(t)
+	opts, err := redis.ParseURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
 	if err := rdb.ScriptFlush(context.Background()).Err(); err != nil {
 		t.Fatalf("SCRIPT FLUSH: %v", err)
 	}
