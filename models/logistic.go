@@ -30,21 +30,27 @@ func DefaultLogisticOptions() LogisticOptions {
 // log-odds (weight × standardised value), which sum with Bias to the logit.
 func (m LogisticModel) Score(x []float64) (p float64, contributions []float64) {
 	contributions = make([]float64, len(m.Weights))
-	z := m.Bias
-	for j, w := range m.Weights {
-		contributions[j] = w * (x[j] - m.Means[j]) / m.Stds[j]
-		z += contributions[j]
-	}
-	return sigmoid(z), contributions
+	return sigmoid(m.logit(x, contributions)), contributions
 }
 
-// Probability is Score's probability alone.
+// Probability is Score's probability alone, without allocating: the fit
+// scores every row each round.
 func (m LogisticModel) Probability(x []float64) float64 {
+	return sigmoid(m.logit(x, nil))
+}
+
+// logit is the log-odds of x; when contributions is not nil, it receives
+// each input's part of it.
+func (m LogisticModel) logit(x, contributions []float64) float64 {
 	z := m.Bias
 	for j, w := range m.Weights {
-		z += w * (x[j] - m.Means[j]) / m.Stds[j]
+		c := w * (x[j] - m.Means[j]) / m.Stds[j]
+		if contributions != nil {
+			contributions[j] = c
+		}
+		z += c
 	}
-	return sigmoid(z)
+	return z
 }
 
 func sigmoid(z float64) float64 {

@@ -247,27 +247,12 @@ func TestCalibratedToTheShelf(t *testing.T) {
 func TestFeedReliabilityPerStore(t *testing.T) {
 	t.Parallel()
 	m := DefaultAvailabilityModel()
-	rng := rand.New(rand.NewPCG(18, 2))
-	h := m.NewHistory()
-	var obs []PickObservation
-	// Picks 3 h apart: outcomes here are coin flips, not shoppers missing
-	// what a later pick finds.
-	for i := range 3 * 8 {
-		at := t0.Add(time.Duration(i) * 3 * time.Hour)
-		for p := range 40 {
-			for _, store := range []string{"good", "frozen"} {
-				item := ShelfItem{StoreID: store, ProductID: fmt.Sprintf("p%02d", p), Category: "c"}
-				key := store + ":" + item.ProductID
-				found := rng.IntN(2) == 0
-				level := int64(10) // a frozen export says 10 whatever the shelf holds
-				if store == "good" && !found {
-					level = 0
-				}
-				h.Count(key, level, at.Add(-10*time.Minute), at.Add(-5*time.Minute))
-				obs = append(obs, h.Pick(key, item, found, at))
-			}
+	obs := coinFlipPicks(m, 2, []string{"good", "frozen"}, func(_ *rand.Rand, store string, found bool) int64 {
+		if store == "good" && !found {
+			return 0
 		}
-	}
+		return 10 // a frozen export says 10 whatever the shelf holds
+	})
 	priors := m.FitAvailabilityPriors(obs)
 	if good, frozen := priors.feedReliability("good", 10), priors.feedReliability("frozen", 10); !(frozen < 0.5 && good >= 1) {
 		t.Fatalf("feed reliability: good %v, frozen %v; want the frozen feed trusted far less", good, frozen)
@@ -296,29 +281,14 @@ func TestFeedReliabilityPerStore(t *testing.T) {
 func TestFeedZeroReliabilityPerStore(t *testing.T) {
 	t.Parallel()
 	m := DefaultAvailabilityModel()
-	rng := rand.New(rand.NewPCG(18, 3))
-	h := m.NewHistory()
-	var obs []PickObservation
-	// Picks 3 h apart: outcomes here are coin flips, not shoppers missing
-	// what a later pick finds.
-	for i := range 3 * 8 {
-		at := t0.Add(time.Duration(i) * 3 * time.Hour)
-		for p := range 40 {
-			for _, store := range []string{"snapshot", "delta"} {
-				item := ShelfItem{StoreID: store, ProductID: fmt.Sprintf("p%02d", p), Category: "c"}
-				key := store + ":" + item.ProductID
-				found := rng.IntN(2) == 0
-				level := int64(0)
-				// Both feeds count 10 only of items that are there; the
-				// delta feed's count of 4 in 10 of them rounds down to 0.
-				if found && (store == "snapshot" || rng.Float64() < 0.6) {
-					level = 10
-				}
-				h.Count(key, level, at.Add(-10*time.Minute), at.Add(-5*time.Minute))
-				obs = append(obs, h.Pick(key, item, found, at))
-			}
+	obs := coinFlipPicks(m, 3, []string{"snapshot", "delta"}, func(rng *rand.Rand, store string, found bool) int64 {
+		// Both feeds count 10 only of items that are there; the delta
+		// feed's count of 4 in 10 of them rounds down to 0.
+		if found && (store == "snapshot" || rng.Float64() < 0.6) {
+			return 10
 		}
-	}
+		return 0
+	})
 	priors := m.FitAvailabilityPriors(obs)
 	now := t0.Add(80 * time.Hour)
 	fresh := func(quantity int64) AvailabilityEvidence {
@@ -339,4 +309,28 @@ func TestFeedZeroReliabilityPerStore(t *testing.T) {
 	if snap, delta := priors.feedReliability("snapshot", 0), priors.feedReliability("delta", 0); !(delta < snap) {
 		t.Errorf("zero reliability: snapshot %v, delta %v; want the delta feed's zero worth less", snap, delta)
 	}
+}
+
+// coinFlipPicks is three days of history at each of stores: 40 products picked
+// every 3 h, each found on a coin flip (seeded by seed), after a feed
+// count that level gives for the store and the outcome. Picks 3 h apart:
+// outcomes here are coin flips, not shoppers missing what a later pick
+// finds.
+func coinFlipPicks(m AvailabilityModel, seed uint64, stores []string, level func(rng *rand.Rand, store string, found bool) int64) []PickObservation {
+	rng := rand.New(rand.NewPCG(18, seed))
+	h := m.NewHistory()
+	var obs []PickObservation
+	for i := range 3 * 8 {
+		at := t0.Add(time.Duration(i) * 3 * time.Hour)
+		for p := range 40 {
+			for _, store := range stores {
+				item := ShelfItem{StoreID: store, ProductID: fmt.Sprintf("p%02d", p), Category: "c"}
+				key := store + ":" + item.ProductID
+				found := rng.IntN(2) == 0
+				h.Count(key, level(rng, store, found), at.Add(-10*time.Minute), at.Add(-5*time.Minute))
+				obs = append(obs, h.Pick(key, item, found, at))
+			}
+		}
+	}
+	return obs
 }
