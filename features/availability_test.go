@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -293,26 +294,31 @@ func TestAvailabilityManyKeys(t *testing.T) {
 	}
 }
 
-func TestApplyAvailabilityReloadsScriptAfterRedisForgetsIt(t *testing.T) {
-	t.Parallel()
-	// SCRIPT FLUSH is what a Redis restart does to the script cache. On a
-	// redis-server of the test's own: on the shared one it flushed the
-	// scripts under every other package's tests, whose pipelines then
-	// retried some calls after later ones (a fault test saw counts lost).
+// storeOnOwnRedis opens a store on a redis-server of the test's own, and
+// another client of that server, for tests that flush its scripts: on the
+// shared one they flushed the scripts under every other package's tests.
+func storeOnOwnRedis(t *testing.T) (*features.Store, *redis.Client) {
+	t.Helper()
 	srv := faulttest.StartRedis(t, "--appendonly", "no")
-	s, err := features.Open(context.Background(), srv.URL(), "aisle-reload:", models.DefaultAvailabilityModel())
+	s, err := features.Open(context.Background(), srv.URL(), "aisle-own:", models.DefaultAvailabilityModel())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-5"}
-
 	opts, err := redis.ParseURL(srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
+	other := redis.NewClient(opts)
+	t.Cleanup(func() { other.Close() })
+	return s, other
+}
+
+func TestApplyAvailabilityReloadsScriptAfterRedisForgetsIt(t *testing.T) {
+	t.Parallel()
+	// SCRIPT FLUSH is what a Redis restart does to the script cache.
+	s, rdb := storeOnOwnRedis(t)
+	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-5"}
 	if err := rdb.ScriptFlush(context.Background()).Err(); err != nil {
 		t.Fatalf("SCRIPT FLUSH: %v", err)
 	}
@@ -325,6 +331,72 @@ func TestApplyAvailabilityReloadsScriptAfterRedisForgetsIt(t *testing.T) {
 	}
 	if e := read(t, s, sp)[0]; e.Found != 1 {
 		t.Fatalf("evidence %+v", e)
+	}
+}
+
+// reloadBetweenCommands is a go-redis hook that, once armed, sends the next
+// pipeline of two or more commands in two parts and has another client load
+// the availability script between them: what happens when, after Redis lost
+// its scripts, another worker met NOSCRIPT first and reloaded them while
+// this pipeline was being executed.
+type reloadBetweenCommands struct {
+	other *redis.Client
+	armed atomic.Bool
+}
+
+func (h *reloadBetweenCommands) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *reloadBetweenCommands) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h *reloadBetweenCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) < 2 || !h.armed.CompareAndSwap(true, false) {
+			return next(ctx, cmds)
+		}
+		first := next(ctx, cmds[:1])
+		if err := features.LoadAvailabilityScript(ctx, h.other); err != nil {
+			return err
+		}
+		return errors.Join(first, next(ctx, cmds[1:]))
+	}
+}
+
+// Two records of one partition for one entity, in one pipeline, after Redis
+// lost its scripts: the first meets NOSCRIPT, another client reloads the
+// script, the second is applied and moves the entity's mark past the first.
+// The first, retried, must still be applied, not taken for a replay.
+func TestRecordRetriedAfterNoScriptIsNotTakenForAReplay(t *testing.T) {
+	t.Parallel()
+	s, other := storeOnOwnRedis(t)
+	hook := &reloadBetweenCommands{other: other}
+	s.AddHook(hook)
+
+	if err := other.ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatalf("SCRIPT FLUSH: %v", err)
+	}
+	hook.armed.Store(true)
+	sp := aisle.StoreProduct{StoreID: "s-1", ProductID: "p-5"}
+	got := apply(t, s,
+		aisle.Update{Event: pick("e-10", aisle.TypePickFound, sp, t0), Origin: aisle.Origin{Topic: "picks", Offset: 10}},
+		aisle.Update{Event: pick("e-11", aisle.TypePickFound, sp, t0.Add(time.Minute)), Origin: aisle.Origin{Topic: "picks", Offset: 11}},
+	)
+	if hook.armed.Load() {
+		t.Fatal("the pipeline was not split: the test did not happen")
+	}
+	if !got[0] || !got[1] {
+		t.Fatalf("applied = %v, want both", got)
+	}
+	if e := read(t, s, sp)[0]; e.Found <= 1 { // one pick alone counts at most 1, decayed
+		t.Fatalf("evidence %+v, want both picks counted", e)
+	}
+
+	// Both are replays from now on, by their offsets.
+	got = apply(t, s,
+		aisle.Update{Event: pick("e-10", aisle.TypePickFound, sp, t0), Origin: aisle.Origin{Topic: "picks", Offset: 10}},
+		aisle.Update{Event: pick("e-11", aisle.TypePickFound, sp, t0.Add(time.Minute)), Origin: aisle.Origin{Topic: "picks", Offset: 11}},
+	)
+	if got[0] || got[1] {
+		t.Fatalf("replayed: applied = %v, want neither", got)
 	}
 }
 

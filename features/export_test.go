@@ -3,6 +3,8 @@ package features
 import (
 	"context"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/aisle/aisle/aisle"
 )
 
@@ -17,4 +19,14 @@ func (s *Store) CountLabels(ctx context.Context, updates []aisle.Update) ([]bool
 func (s *Store) ApplyToSessionsOnly(ctx context.Context, updates []aisle.Update) error {
 	_, err := s.applyToSessions(ctx, updates)
 	return err
+}
+
+// AddHook adds a go-redis hook to the store's client, for tests that act
+// between the commands the store sends.
+func (s *Store) AddHook(h redis.Hook) { s.rdb.AddHook(h) }
+
+// LoadAvailabilityScript loads the availability applier into rdb's script
+// cache, as another process that met NOSCRIPT first would.
+func LoadAvailabilityScript(ctx context.Context, rdb redis.Cmdable) error {
+	return applyAvailabilityScript.Load(ctx, rdb).Err()
 }
