@@ -514,9 +514,13 @@ func (w *worker) deadLetter(rejects []reject) bool {
 				recs[j] = deadLetter(rejects[i])
 			}
 		}
+		results, err := w.cfg.DLQ.produce(ctx, recs)
+		if err != nil {
+			return err
+		}
 		var again []int
 		var first error
-		for j, res := range w.cfg.DLQ.produce(ctx, recs) {
+		for j, res := range results {
 			if res.Err == nil {
 				continue
 			}

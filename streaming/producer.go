@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -72,8 +73,9 @@ func NewProducer(brokers []string, log *slog.Logger) (*Producer, error) {
 // Publish validates ev as the stream workers will (EINVALID when it would be
 // rejected), writes it to its topic (aisle.TopicFor) and waits until the
 // broker has it. key is the record key; when empty, the event's entity
-// (aisle.Decoded.Key) is. A broker that does not
-// acknowledge within PublishTimeout gives EUNAVAILABLE.
+// (aisle.Decoded.Key) is. A broker that does not acknowledge within
+// PublishTimeout gives EUNAVAILABLE. When ctx ends first, Publish returns
+// its error, and the event may still be written.
 func (p *Producer) Publish(ctx context.Context, ev aisle.Event, key string) (aisle.Receipt, error) {
 	value, err := json.Marshal(ev)
 	if err != nil {
@@ -91,9 +93,11 @@ func (p *Producer) Publish(ctx context.Context, ev aisle.Event, key string) (ais
 		key = d.Key()
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
-	defer cancel()
-	rec, err := p.cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(key), Value: value}).First()
+	results, err := p.produce(ctx, []*kgo.Record{{Topic: topic, Key: []byte(key), Value: value}})
+	if err != nil {
+		return aisle.Receipt{}, fmt.Errorf("publish event %s: %w", ev.ID, err)
+	}
+	rec, err := results.First()
 	if err != nil {
 		eventsPublished.WithLabelValues(topic, "error").Inc()
 		p.log.Warn("publish event", "topic", topic, "event_id", ev.ID, "err", err)
@@ -136,9 +140,10 @@ func (p *Producer) PublishBatch(ctx context.Context, events []*aisle.Decoded) ([
 		}
 		recs[i] = &kgo.Record{Topic: topic, Key: []byte(d.Key()), Value: value}
 	}
-	ctx, cancel := context.WithTimeout(ctx, PublishTimeout)
-	defer cancel()
-	results := p.cl.ProduceSync(ctx, recs...)
+	results, err := p.produce(ctx, recs)
+	if err != nil {
+		return nil, fmt.Errorf("publish %d events: %w", len(recs), err)
+	}
 	failed := 0
 	for _, r := range results {
 		if r.Err != nil {
@@ -152,8 +157,6 @@ func (p *Producer) PublishBatch(ctx context.Context, events []*aisle.Decoded) ([
 		p.log.Warn("publish events", "events", len(recs), "failed", failed, "err", results.FirstErr())
 		return nil, aisle.Errorf(aisle.EUNAVAILABLE, "the event bus is unavailable, try again later")
 	}
-	// results come in the order the broker acknowledged; the records
-	// themselves, in input order, now carry their partition and offset.
 	receipts := make([]aisle.Receipt, len(recs))
 	for i, r := range recs {
 		receipts[i] = aisle.Receipt{EventID: events[i].ID, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
@@ -170,10 +173,39 @@ func (p *Producer) Ping(ctx context.Context) error {
 	return nil
 }
 
-// produce writes raw records (the dead-letter queue), waits for all and
-// returns each one's result, in order.
-func (p *Producer) produce(ctx context.Context, recs []*kgo.Record) kgo.ProduceResults {
-	return p.cl.ProduceSync(ctx, recs...)
+// produce writes records and waits until the broker has answered for all
+// of them (each one's result, in the order of recs) or ctx ends (ctx's
+// error; the records may still be written).
+//
+// The records do not carry ctx: franz-go fails every record buffered for a
+// partition when the first record of a batch has its context cancelled, so
+// one caller that gave up (a client that disconnected) would fail the other
+// callers' events that shared its batch. kgo.RecordDeliveryTimeout bounds
+// how long a record can wait instead.
+func (p *Producer) produce(ctx context.Context, recs []*kgo.Record) (kgo.ProduceResults, error) {
+	var (
+		mu      sync.Mutex
+		results = make(kgo.ProduceResults, len(recs))
+		waiting = len(recs)
+		done    = make(chan struct{})
+	)
+	recordCtx := context.WithoutCancel(ctx)
+	for i, r := range recs {
+		p.cl.Produce(recordCtx, r, func(r *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			results[i] = kgo.ProduceResult{Record: r, Err: err}
+			if waiting--; waiting == 0 {
+				close(done)
+			}
+		})
+	}
+	select {
+	case <-done:
+		return results, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Close releases the producer's connections. Publish calls must have returned.

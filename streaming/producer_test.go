@@ -3,8 +3,13 @@ package streaming_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/aisle/aisle/aisle"
 	"github.com/aisle/aisle/streaming"
@@ -77,5 +82,83 @@ func TestPublishFailsClearlyWhenKafkaIsDown(t *testing.T) {
 	_, err = p.Publish(ctx, pickEvent("e-1", aisle.TypePickFound, "s-1", "p-1", now), "")
 	if aisle.ErrorCode(err) != aisle.EUNAVAILABLE || ctx.Err() != nil {
 		t.Fatalf("Publish to a closed port: %v (caller's context: %v), want %s from the producer itself", err, ctx.Err(), aisle.EUNAVAILABLE)
+	}
+}
+
+// A caller that gives up (a GraphQL client that disconnects) must fail its
+// own publish only. franz-go fails every record buffered for a partition
+// when the first record of a batch has its context cancelled, so with the
+// caller's context on the record one client's cancellation failed the
+// events of the others that shared its batch.
+func TestPublishDoesNotFailWhenAnotherCallerGivesUp(t *testing.T) {
+	t.Parallel()
+	b := streamingtest.MustStartBroker(t, 1)
+	p := mustProducer(t, b.Addrs())
+
+	// The broker holds the first produce request until release, so the
+	// next records wait in one batch behind it.
+	cluster := b.Cluster()
+	held, release := make(chan struct{}), make(chan struct{})
+	cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.DropControl()
+		close(held)
+		cluster.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	publish := func(ctx context.Context, id string) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := p.Publish(ctx, pickEvent(id, aisle.TypePickFound, "s-1", "p-1", now), "")
+			done <- err
+		}()
+		return done
+	}
+	buffered := func(n int64) func() bool { return func() bool { return p.BufferedRecords() == n } }
+
+	first := publish(context.Background(), "e-first")
+	<-held
+	ctx, giveUp := context.WithCancel(context.Background())
+	defer giveUp()
+	cancelled := publish(ctx, "e-gives-up")
+	waitFor(t, "the second record to be buffered", buffered(2))
+	other := publish(context.Background(), "e-other")
+	waitFor(t, "the third record to be buffered", buffered(3))
+	giveUp()
+	close(release)
+
+	if err := <-first; err != nil {
+		t.Fatalf("first publish: %v", err)
+	}
+	if err := <-other; err != nil {
+		t.Fatalf("a publish that shared a batch with a cancelled one: %v", err)
+	}
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled publish: %v, want the caller's cancellation", err)
+	}
+	// The one whose caller gave up is written all the same.
+	consumeAll(t, b.Addrs(), aisle.TopicPicking, 3)
+}
+
+// The dead-letter queue matches each result to its record by position: the
+// results must come in the order of the records, not in the order the
+// broker's partitions answered.
+func TestProduceAnswersInTheOrderOfTheRecords(t *testing.T) {
+	t.Parallel()
+	b := streamingtest.MustStartBroker(t, 4)
+	p := mustProducer(t, b.Addrs())
+	for round := range 20 {
+		recs := make([]*kgo.Record, 16)
+		for i := range recs {
+			recs[i] = &kgo.Record{Topic: aisle.TopicDLQ, Key: []byte(fmt.Sprintf("k-%d-%d", round, i))}
+		}
+		results, err := p.Produce(context.Background(), recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, res := range results {
+			if res.Err != nil || res.Record != recs[i] {
+				t.Fatalf("round %d: result %d is record %q (%v), want %q", round, i, res.Record.Key, res.Err, recs[i].Key)
+			}
+		}
 	}
 }
