@@ -89,12 +89,13 @@ type AvailabilityPriors struct {
 	// says. Fitted as what the stall-shifted posterior leaves unexplained.
 	HourShifts []float64 `json:"hour_shifts,omitempty"`
 	// PickShifts move the posterior, on the log-odds scale, by the latest
-	// pick's outcome and the picks expected since it (stallMins levels:
-	// the found levels, then the not-found ones): a found pick fades at
-	// the pick half-life alone, whether the product sold a dozen times
-	// since or not once, and a not-found's empty shelf stays empty until
-	// the restock. Fitted as what the hour-shifted posterior leaves
-	// unexplained.
+	// pick's outcome, the picks expected since it (stallMins levels: the
+	// found levels, then the not-found ones) and whether the shopping day
+	// opened since (then the same again; see pickShiftLevel): a found pick
+	// fades at the pick half-life alone, whether the product sold a dozen
+	// times since or not once, and a not-found's empty shelf stays empty
+	// until the overnight restock. Fitted as what the hour-shifted
+	// posterior leaves unexplained.
 	PickShifts []float64 `json:"pick_shifts,omitempty"`
 
 	// PriorStrength is what the prior mean is worth in picks; FeedStrength is
@@ -736,7 +737,9 @@ func fitHourShifts(fits []fitPick, raw []float64) []float64 {
 
 // pickShiftLevel is the index into PickShifts of evidence e at now, -1
 // for none: the found levels first, then the not-found ones, each by the
-// expected picks since the latest pick (stallMins).
+// expected picks since the latest pick (stallMins); then the same again
+// for a latest pick from before the shopping day's opening (the
+// overnight restock came since).
 func (p AvailabilityPriors) pickShiftLevel(e AvailabilityEvidence, productID string, now time.Time) int {
 	if e.At.IsZero() {
 		return -1
@@ -751,13 +754,59 @@ func (p AvailabilityPriors) pickShiftLevel(e AvailabilityEvidence, productID str
 	if !e.LastFound {
 		j += len(stallMins)
 	}
+	if p.openedBetween(e.At, now) {
+		j += 2 * len(stallMins)
+	}
 	return j
+}
+
+// quietPickShare is the share of a day's picks up to which an hour (above
+// the quietest hour's share) counts as closed: an average hour holds 1/24.
+const quietPickShare = 0.005
+
+// dayStartHour is the hour of the day (UTC) at which the shopping day
+// opens: the hour after the longest run of quiet hours in PickHours (the
+// night, when shelves are restocked); false without PickHours or without
+// a quiet hour.
+func (p AvailabilityPriors) dayStartHour() (int, bool) {
+	if len(p.PickHours) != 24 {
+		return 0, false
+	}
+	quiet := slices.Min(p.PickHours) + quietPickShare
+	bestEnd, bestLen := 0, 0
+	for start := range 24 {
+		if p.PickHours[(start+23)%24] <= quiet {
+			continue // not the start of a run
+		}
+		n := 0
+		for n < 24 && p.PickHours[(start+n)%24] <= quiet {
+			n++
+		}
+		if n > bestLen && n < 24 {
+			bestEnd, bestLen = (start+n)%24, n
+		}
+	}
+	return bestEnd, bestLen > 0
+}
+
+// openedBetween reports whether the shopping day opened in (from, to].
+func (p AvailabilityPriors) openedBetween(from, to time.Time) bool {
+	start, ok := p.dayStartHour()
+	if !ok || !to.After(from) {
+		return false
+	}
+	from = from.UTC()
+	next := time.Date(from.Year(), from.Month(), from.Day(), start, 0, 0, 0, time.UTC)
+	if !next.After(from) {
+		next = next.Add(24 * time.Hour)
+	}
+	return !next.After(to)
 }
 
 // fitPickShifts fits the log-odds shifts of PickShifts, level by level,
 // as what the posteriors raw (of picks) leave unexplained.
 func (p AvailabilityPriors) fitPickShifts(fits []fitPick, raw []float64) []float64 {
-	members := make([][]int, 2*len(stallMins))
+	members := make([][]int, 4*len(stallMins))
 	for i, f := range fits {
 		if j := p.pickShiftLevel(f.Evidence, f.ProductID, f.At); j >= 0 {
 			members[j] = append(members[j], i)
