@@ -19,7 +19,7 @@ import (
 // answered as the model scores it with those priors, well below the same
 // count under the same priors without the hour shifts, and a fresh zero
 // is answered 0.5.
-func TestShelfDayReachesTheAnswer(t *testing.T) {
+func TestFeedShelfDayReachesTheAnswer(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t)
 	store, products := ts.store(2)
