@@ -54,6 +54,10 @@ type AvailabilityMetrics struct {
 	// empty shelves whose latest feed level was positive.
 	EmptyShownInStock   float64 `json:"empty_shown_in_stock"`
 	PhantomShownInStock float64 `json:"phantom_shown_in_stock"`
+	// OnShelfShownInStock is the share of probes of an item on the shelf
+	// that the predictor shows IN_STOCK: the coverage that
+	// InStockFoundRate is bought at.
+	OnShelfShownInStock float64 `json:"on_shelf_shown_in_stock"`
 	// InStockFoundRate is the found rate of the picks of items the
 	// predictor showed IN_STOCK just before the pick.
 	InStockFoundRate float64                   `json:"in_stock_found_rate"`
@@ -127,6 +131,7 @@ type scored struct {
 	// emptyProbes and phantomProbes count the probes of empty shelves (with
 	// a positive latest feed level), and how many were shown IN_STOCK.
 	emptyProbes, emptyInStock, phantomProbes, phantomInStock float64
+	onShelfProbes, onShelfInStock                            float64
 	inStockPicks, inStockFound                               float64
 }
 
@@ -267,7 +272,10 @@ func (s *scored) addProbe(model models.AvailabilityModel, truth simulate.Truth, 
 	s.probes = append(s.probes, x)
 	inStock := boolFloat(model.Status(p) == models.AvailabilityInStock)
 	feedPositive := !e.FeedAt.IsZero() && e.FeedQuantity > 0
-	if !onShelf {
+	if onShelf {
+		s.onShelfProbes++
+		s.onShelfInStock += inStock
+	} else {
 		s.emptyProbes++
 		s.emptyInStock += inStock
 		if feedPositive {
@@ -306,6 +314,7 @@ func (s *scored) metrics() AvailabilityMetrics {
 		Metrics:             score(s.probes),
 		EmptyShownInStock:   ratio(s.emptyInStock, s.emptyProbes),
 		PhantomShownInStock: ratio(s.phantomInStock, s.phantomProbes),
+		OnShelfShownInStock: ratio(s.onShelfInStock, s.onShelfProbes),
 		InStockFoundRate:    ratio(s.inStockFound, s.inStockPicks),
 		Segments:            make(map[string]SegmentMetrics, len(segmentNames)),
 	}
@@ -419,6 +428,7 @@ func (m AvailabilityMetrics) rounded() AvailabilityMetrics {
 	m.Metrics = m.Metrics.rounded()
 	m.EmptyShownInStock = round6(m.EmptyShownInStock)
 	m.PhantomShownInStock = round6(m.PhantomShownInStock)
+	m.OnShelfShownInStock = round6(m.OnShelfShownInStock)
 	m.InStockFoundRate = round6(m.InStockFoundRate)
 	segments := make(map[string]SegmentMetrics, len(m.Segments))
 	for name, s := range m.Segments {
@@ -447,14 +457,14 @@ func (r Report) String() string {
 	fmt.Fprintf(&b, "Picks: %d to fit, %d scored (%.1f%% found). Probes scored: %d (%.1f%% on the shelf). Target: the item is on the shelf.\n\n",
 		r.Data.TrainPicks, r.Data.EvalPicks, 100*r.Data.EvalFoundRate, r.Data.EvalProbes, 100*r.Data.OnShelfRate)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "predictor\tlog_loss\tbrier\tece\tauc\tempty→IN_STOCK\tphantom→IN_STOCK\tfound|IN_STOCK\t")
+	fmt.Fprint(tw, "predictor\tlog_loss\tbrier\tece\tauc\tempty→IN_STOCK\tphantom→IN_STOCK\ton_shelf→IN_STOCK\tfound|IN_STOCK\t")
 	for _, seg := range segmentNames {
 		fmt.Fprintf(tw, "ll:%s\tece:%s\t", seg, seg)
 	}
 	fmt.Fprintln(tw)
 	row := func(name string, m AvailabilityMetrics) {
-		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f%%\t%.1f%%\t%.1f%%\t", name, m.LogLoss, m.Brier, m.ECE, m.AUC,
-			100*m.EmptyShownInStock, 100*m.PhantomShownInStock, 100*m.InStockFoundRate)
+		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.1f%%\t%.1f%%\t%.1f%%\t%.1f%%\t", name, m.LogLoss, m.Brier, m.ECE, m.AUC,
+			100*m.EmptyShownInStock, 100*m.PhantomShownInStock, 100*m.OnShelfShownInStock, 100*m.InStockFoundRate)
 		for _, seg := range segmentNames {
 			s := m.Segments[seg]
 			fmt.Fprintf(tw, "%.4f\t%.4f\t", s.LogLoss, s.ECE)
@@ -465,7 +475,7 @@ func (r Report) String() string {
 	row(BaselineGlobalRate, r.Baselines[BaselineGlobalRate])
 	row(BaselineLastEvent, r.Baselines[BaselineLastEvent])
 	_ = tw.Flush() // writing to a strings.Builder cannot fail
-	fmt.Fprintf(&b, "\nScores are over probes (each store-product at random open-hour moments). empty→IN_STOCK: share of empty shelves shown IN_STOCK; phantom→IN_STOCK: of those whose latest feed level was positive; found|IN_STOCK: found rate of the picks of items shown IN_STOCK.\nSegments (probes, on-shelf rate):")
+	fmt.Fprintf(&b, "\nScores are over probes (each store-product at random open-hour moments). empty→IN_STOCK: share of empty shelves shown IN_STOCK; phantom→IN_STOCK: of those whose latest feed level was positive; on_shelf→IN_STOCK: share of items on the shelf shown IN_STOCK (the coverage); found|IN_STOCK: found rate of the picks of items shown IN_STOCK.\nSegments (probes, on-shelf rate):")
 	for _, seg := range segmentNames {
 		s := r.Model.Segments[seg]
 		fmt.Fprintf(&b, " %s %d (%.1f%%);", seg, s.Probes, 100*s.OnShelfRate)

@@ -83,15 +83,18 @@ func (m AvailabilityModel) Probability(e AvailabilityEvidence, priors Availabili
 //     product after it);
 //
 // moves it by the stall shift of a positive count that has not moved for
-// as long as the product takes to sell (priors.StallShifts), then
-// calibrates it to the found rate of picks, divides by the share of
+// as long as the product takes to sell (priors.StallShifts), by the hour
+// of the day's shift (priors.HourShifts) and by the latest pick's
+// (priors.PickShifts: its outcome and the picks expected since), then
+// calibrates it to the found rate of picks (zeros and items without a
+// feed by calibrations of their own), divides by the share of
 // items on the shelf that shoppers find (1 - the learned miss rate), and
 // clamps it to [0.001, 0.999]. With no evidence it is the (calibrated)
 // prior; it is never NaN, even for corrupt evidence.
 func (m AvailabilityModel) ProbabilityOf(e AvailabilityEvidence, priors AvailabilityPriors, item ShelfItem, now time.Time) float64 {
 	feed := priors.feedStrength() * priors.feedReliability(item.StoreID, e.FeedQuantity)
 	p := m.posterior(e, priors, priors.ItemMean(item, now), priors.priorStrength(), feed, priors.PicksPerDay(item.ProductID), now)
-	p = shiftLogOdds(p, priors.stallShift(e, item.ProductID, now))
+	p = shiftLogOdds(p, priors.stallShift(e, item.ProductID, now)+priors.hourShift(now)+priors.pickShift(e, item.ProductID, now))
 	return clampProbability(priors.calibration(e).Apply(p) / (1 - priors.ShopperMiss.Rate()))
 }
 

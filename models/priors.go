@@ -82,6 +82,21 @@ type AvailabilityPriors struct {
 	// while a slow mover expects no sale and is left alone. They are fitted
 	// as what the posterior leaves unexplained (see fitStallShifts).
 	StallShifts []StallShift `json:"stall_shifts,omitempty"`
+	// HourShifts move the posterior, on the log-odds scale, by the hour of
+	// the day (UTC), 24 of them or none: shelves are fullest after the
+	// overnight restock and emptiest at closing, which neither a count
+	// taken hours ago nor the prior (worth little next to a fresh feed)
+	// says. Fitted as what the stall-shifted posterior leaves unexplained.
+	HourShifts []float64 `json:"hour_shifts,omitempty"`
+	// PickShifts move the posterior, on the log-odds scale, by the latest
+	// pick's outcome, the picks expected since it (stallMins levels: the
+	// found levels, then the not-found ones) and whether the shopping day
+	// opened since (then the same again; see pickShiftLevel): a found pick
+	// fades at the pick half-life alone, whether the product sold a dozen
+	// times since or not once, and a not-found's empty shelf stays empty
+	// until the overnight restock. Fitted as what the hour-shifted
+	// posterior leaves unexplained.
+	PickShifts []float64 `json:"pick_shifts,omitempty"`
 
 	// PriorStrength is what the prior mean is worth in picks; FeedStrength is
 	// what a fresh feed level is worth in picks.
@@ -93,6 +108,11 @@ type AvailabilityPriors struct {
 	// posterior rests on the prior and picks alone, and the same posterior
 	// means less there than where a feed backs it. Empty: Calibration.
 	NoFeedCalibration Calibration `json:"no_feed_calibration,omitzero"`
+	// FeedZeroCalibration calibrates the items whose latest feed level is
+	// zero or below: there the posterior rests on a count the picks since
+	// may contradict, and a zero's posterior means something else than the
+	// same posterior of a positive count. Empty: Calibration.
+	FeedZeroCalibration Calibration `json:"feed_zero_calibration,omitzero"`
 
 	Observations int       `json:"observations"`       // picks the fit saw
 	FittedAt     time.Time `json:"fitted_at,omitzero"` // latest pick time in the fit
@@ -465,10 +485,16 @@ const maxFitObservations = 200_000
 //  4. the prior and feed strengths, by leave-one-out log-loss of the
 //     posterior over a grid, then each store's feed reliability the same way;
 //  5. the stall shifts: what those posteriors leave unexplained about picks
-//     whose positive count stood still (fitStallShifts);
+//     whose positive count stood still (fitStallShifts); then the hour
+//     shifts and the pick shifts, each what the posteriors shifted so far
+//     leave unexplained about the hour and about the latest pick;
 //  6. an isotonic calibration of the shifted leave-one-out posteriors to the
-//     found rate, which Probability divides by (1 - miss) to say "on the
-//     shelf".
+//     found rate (and one of the zeros' and of the no-feed items' each,
+//     with minClassCalibration picks), which Probability divides by
+//     (1 - miss) to say "on the shelf".
+//
+// From step 4 on, picks are also weighed by momentWeight, so that every
+// open hour counts alike.
 //
 // Leave-one-out removes a pick from its own product, category and store
 // counts before predicting it, so the fit does not grade itself on what it
@@ -543,7 +569,7 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 	sample := strided(len(obs), maxFitObservations)
 	fits := make([]fitPick, len(sample))
 	for i, j := range sample {
-		fits[i] = fitPick{PickObservation: obs[j], weight: weights[j], mean: p.looMean(obs[j], weights[j]), picksPerDay: p.PicksPerDay(obs[j].ProductID)}
+		fits[i] = fitPick{PickObservation: obs[j], weight: weights[j] * p.momentWeight(obs[j].At), mean: p.looMean(obs[j], weights[j]), picksPerDay: p.PicksPerDay(obs[j].ProductID)}
 	}
 	p.PriorStrength, p.FeedStrength = m.fitStrengths(p, fits)
 	p.FeedReliability = m.fitFeedReliability(p, fits, func(fitPick) bool { return true }, minReliabilityPicks)
@@ -560,32 +586,78 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 	for i, f := range fits {
 		raw[i] = shiftLogOdds(raw[i], p.stallShift(f.Evidence, f.ProductID, f.At))
 	}
-	p.Calibration = FitCalibration(raw, outcomes, w)
-	var noFeedRaw, noFeedWeights []float64
-	var noFeedOutcomes []bool
+	p.HourShifts = fitHourShifts(fits, raw)
 	for i, f := range fits {
-		if f.Evidence.FeedAt.IsZero() {
-			noFeedRaw = append(noFeedRaw, raw[i])
-			noFeedOutcomes = append(noFeedOutcomes, outcomes[i])
-			noFeedWeights = append(noFeedWeights, w[i])
-		}
+		raw[i] = shiftLogOdds(raw[i], p.hourShift(f.At))
 	}
-	if len(noFeedRaw) >= minClassCalibration {
-		p.NoFeedCalibration = FitCalibration(noFeedRaw, noFeedOutcomes, noFeedWeights)
+	p.PickShifts = p.fitPickShifts(fits, raw)
+	for i, f := range fits {
+		raw[i] = shiftLogOdds(raw[i], p.pickShift(f.Evidence, f.ProductID, f.At))
 	}
+	p.Calibration = FitCalibration(raw, outcomes, w)
+	p.NoFeedCalibration = classCalibration(fits, raw, noFeed)
+	p.FeedZeroCalibration = classCalibration(fits, raw, feedZero)
 	return p
 }
 
 // minClassCalibration is the fewest picks a class of evidence needs for a
 // calibration of its own.
-const minClassCalibration = 1000
+const minClassCalibration = 300
+
+// classCalibration is the calibration of the posteriors raw of the picks
+// whose evidence is in the class, none when the class has fewer than
+// minClassCalibration picks.
+func classCalibration(fits []fitPick, raw []float64, in func(AvailabilityEvidence) bool) Calibration {
+	var classRaw, weights []float64
+	var outcomes []bool
+	for i, f := range fits {
+		if in(f.Evidence) {
+			classRaw = append(classRaw, raw[i])
+			outcomes = append(outcomes, f.Found)
+			weights = append(weights, f.weight)
+		}
+	}
+	if len(classRaw) < minClassCalibration {
+		return Calibration{}
+	}
+	return FitCalibration(classRaw, outcomes, weights)
+}
+
+// noFeed and feedZero are the classes of evidence with a calibration of
+// their own: no feed level at all, and a latest level of zero or below.
+func noFeed(e AvailabilityEvidence) bool   { return e.FeedAt.IsZero() }
+func feedZero(e AvailabilityEvidence) bool { return !e.FeedAt.IsZero() && e.FeedQuantity <= 0 }
 
 // calibration is the calibration of evidence e.
 func (p AvailabilityPriors) calibration(e AvailabilityEvidence) Calibration {
-	if e.FeedAt.IsZero() && len(p.NoFeedCalibration.Points) > 0 {
+	switch {
+	case noFeed(e) && len(p.NoFeedCalibration.Points) > 0:
 		return p.NoFeedCalibration
+	case feedZero(e) && len(p.FeedZeroCalibration.Points) > 0:
+		return p.FeedZeroCalibration
 	}
 	return p.Calibration
+}
+
+// momentWeight weighs a pick at t so that every hour with picks counts
+// alike (1 on average over the picks): picks crowd into the busy hours,
+// where shelves run lower, and what is fitted on them is asked of any
+// moment the store is open.
+func (p AvailabilityPriors) momentWeight(t time.Time) float64 {
+	if len(p.PickHours) != 24 {
+		return 1
+	}
+	active := 0
+	for _, share := range p.PickHours {
+		if share > 0 {
+			active++
+		}
+	}
+	share := p.PickHours[t.UTC().Hour()]
+	if !(share > 0) {
+		return 1
+	}
+	return 1 / (float64(active) * share)
 }
 
 // pickHours is the share of obs in each hour of the day (UTC).
@@ -624,20 +696,154 @@ func (p AvailabilityPriors) fitStallShifts(fits []fitPick, raw []float64) []Stal
 		members[j] = append(members[j], i)
 	}
 	for j, idx := range members {
-		s := 0.0
-		// Newton's method on a convex loss: a few steps converge.
-		for range 20 {
-			g, h := stallShiftPrior*s, float64(stallShiftPrior)
-			for _, i := range idx {
-				q := logistic(logit(raw[i]) + s)
-				g += fits[i].weight * (q - boolFloat(fits[i].Found))
-				h += fits[i].weight * q * (1 - q)
-			}
-			s -= g / h
-		}
-		levels[j].Shift = s
+		levels[j].Shift = fitShift(fits, raw, idx)
 	}
 	return levels
+}
+
+// fitShift is the log-odds shift of the posteriors raw[i] of the picks
+// fits[i], i in idx, that minimises their weighted log-loss plus a
+// Gaussian prior at 0 worth stallShiftPrior store-products.
+func fitShift(fits []fitPick, raw []float64, idx []int) float64 {
+	s := 0.0
+	// Newton's method on a convex loss: a few steps converge.
+	for range 20 {
+		g, h := stallShiftPrior*s, float64(stallShiftPrior)
+		for _, i := range idx {
+			q := logistic(logit(raw[i]) + s)
+			g += fits[i].weight * (q - boolFloat(fits[i].Found))
+			h += fits[i].weight * q * (1 - q)
+		}
+		s -= g / h
+	}
+	return s
+}
+
+// fitHourShifts fits, hour of the day by hour, the log-odds shift of the
+// posteriors raw (of picks) that their weighted log-loss asks for: what
+// the posterior leaves unexplained about the hour, 24 of them.
+func fitHourShifts(fits []fitPick, raw []float64) []float64 {
+	members := make([][]int, 24)
+	for i, f := range fits {
+		h := f.At.UTC().Hour()
+		members[h] = append(members[h], i)
+	}
+	shifts := make([]float64, 24)
+	for h, idx := range members {
+		shifts[h] = fitShift(fits, raw, idx)
+	}
+	return shifts
+}
+
+// pickShiftLevel is the index into PickShifts of evidence e at now, -1
+// for none: the found levels first, then the not-found ones, each by the
+// expected picks since the latest pick (stallMins); then the same again
+// for a latest pick from before the shopping day's opening (the
+// overnight restock came since).
+func (p AvailabilityPriors) pickShiftLevel(e AvailabilityEvidence, productID string, now time.Time) int {
+	if e.At.IsZero() {
+		return -1
+	}
+	x := p.expectedPicks(productID, e.At, now)
+	j := 0
+	for k, lo := range stallMins {
+		if x >= lo {
+			j = k
+		}
+	}
+	if !e.LastFound {
+		j += len(stallMins)
+	}
+	if p.openedBetween(e.At, now) {
+		j += 2 * len(stallMins)
+	}
+	return j
+}
+
+// quietPickShare is the share of a day's picks up to which an hour (above
+// the quietest hour's share) counts as closed: an average hour holds 1/24.
+const quietPickShare = 0.005
+
+// dayStartHour is the hour of the day (UTC) at which the shopping day
+// opens: the hour after the longest run of quiet hours in PickHours (the
+// night, when shelves are restocked); false without PickHours or without
+// a quiet hour.
+func (p AvailabilityPriors) dayStartHour() (int, bool) {
+	if len(p.PickHours) != 24 {
+		return 0, false
+	}
+	quiet := slices.Min(p.PickHours) + quietPickShare
+	bestEnd, bestLen := 0, 0
+	for start := range 24 {
+		if p.PickHours[(start+23)%24] <= quiet {
+			continue // not the start of a run
+		}
+		n := 0
+		for n < 24 && p.PickHours[(start+n)%24] <= quiet {
+			n++
+		}
+		if n > bestLen && n < 24 {
+			bestEnd, bestLen = (start+n)%24, n
+		}
+	}
+	return bestEnd, bestLen > 0
+}
+
+// openedBetween reports whether the shopping day opened in (from, to].
+func (p AvailabilityPriors) openedBetween(from, to time.Time) bool {
+	start, ok := p.dayStartHour()
+	if !ok || !to.After(from) {
+		return false
+	}
+	from = from.UTC()
+	next := time.Date(from.Year(), from.Month(), from.Day(), start, 0, 0, 0, time.UTC)
+	if !next.After(from) {
+		next = next.Add(24 * time.Hour)
+	}
+	return !next.After(to)
+}
+
+// fitPickShifts fits the log-odds shifts of PickShifts, level by level,
+// as what the posteriors raw (of picks) leave unexplained.
+func (p AvailabilityPriors) fitPickShifts(fits []fitPick, raw []float64) []float64 {
+	members := make([][]int, 4*len(stallMins))
+	for i, f := range fits {
+		if j := p.pickShiftLevel(f.Evidence, f.ProductID, f.At); j >= 0 {
+			members[j] = append(members[j], i)
+		}
+	}
+	shifts := make([]float64, len(members))
+	for j, idx := range members {
+		shifts[j] = fitShift(fits, raw, idx)
+	}
+	return shifts
+}
+
+// pickShift is the log-odds shift of PickShifts for evidence e at now, 0
+// when there is none.
+func (p AvailabilityPriors) pickShift(e AvailabilityEvidence, productID string, now time.Time) float64 {
+	j := p.pickShiftLevel(e, productID, now)
+	if j < 0 || j >= len(p.PickShifts) {
+		return 0
+	}
+	s := p.PickShifts[j]
+	if math.IsNaN(s) || math.IsInf(s, 0) {
+		return 0
+	}
+	return s
+}
+
+// hourShift is the log-odds shift of HourShifts at now's hour, 0 when
+// there are none.
+func (p AvailabilityPriors) hourShift(now time.Time) float64 {
+	if len(p.HourShifts) != 24 {
+		return 0
+	}
+	s := p.HourShifts[now.UTC().Hour()]
+	if math.IsNaN(s) || math.IsInf(s, 0) {
+		return 0
+	}
+	return s
 }
 
 // itemWeights weighs each pick 1/n, n the picks of its store-product, so
@@ -655,21 +861,27 @@ func itemWeights(obs []PickObservation) []float64 {
 	return w
 }
 
-// shopperMisses counts the picks followed by a found pick of the same
-// store-product within confirmWindow (so the item was on the shelf), and the
-// ones of them that were not found: the shopper missed it. obs must be in
-// event-time order.
+// shopperMisses counts the picks between two found picks of the same
+// store-product less than confirmWindow apart (so the item was on the
+// shelf before and after it), and the ones of them that were not found:
+// the shopper missed it. Both sides are needed: a not-found followed by a
+// found can be an empty shelf that a midday delivery refilled. obs must be
+// in event-time order.
 func shopperMisses(obs []PickObservation) MissRate {
 	type storeProduct struct{ store, product string }
-	previous := make(map[storeProduct]PickObservation)
+	type lastTwo struct{ before, middle PickObservation }
+	previous := make(map[storeProduct]lastTwo)
+	seen := make(map[storeProduct]int)
 	var r MissRate
 	for _, o := range obs {
 		k := storeProduct{o.StoreID, o.ProductID}
-		if prev, ok := previous[k]; ok && o.Found && o.At.Sub(prev.At) <= confirmWindow {
+		prev := previous[k]
+		if seen[k] >= 2 && o.Found && prev.before.Found && o.At.Sub(prev.before.At) <= confirmWindow {
 			r.Confirmed++
-			r.Missed += boolFloat(!prev.Found)
+			r.Missed += boolFloat(!prev.middle.Found)
 		}
-		previous[k] = o
+		previous[k] = lastTwo{before: prev.middle, middle: o}
+		seen[k]++
 	}
 	return r
 }
