@@ -34,13 +34,16 @@ type FraudMechanism struct {
 
 // StoreFraudFeatures are the features of the store mechanism (see
 // FraudModel.Store): the store's fraud labels of yesterday, which rise with
-// a compromise's first chargebacks. The store's other delayed-label
+// a compromise's first chargebacks, and of them those on its orders of the
+// last few days, which stop days after a compromise ends while the others
+// go on for the week chargebacks take. The store's other delayed-label
 // features (its 7-day count, its shares of fraud) are in neither mechanism:
 // on evaluation seeds 4–6 adding them to this one lowered the
-// compromised-store AP (seed 4: .512 with this alone, .460 with all five),
-// since they stay high for weeks after a compromise ended. FitFraudModel
-// gives every feature not about the store to the order mechanism.
-var StoreFraudFeatures = []string{"store_frauds_1d"}
+// compromised-store AP (seed 4: .512 with store_frauds_1d alone, .460 with
+// all five), since they stay high for weeks after a compromise ended.
+// FitFraudModel gives every feature not about the store to the order
+// mechanism.
+var StoreFraudFeatures = []string{"store_fresh_frauds_1d", "store_stale_frauds_1d"}
 
 // transformed is the rows of raw (FraudFeatures order) as a model over the
 // features at positions idx sees them.

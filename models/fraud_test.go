@@ -194,10 +194,10 @@ func TestLabelRiskWindowsTellRecentFromOld(t *testing.T) {
 	now := time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC)
 	o := FraudOrder{OrderID: "o-now", UserID: "u-1", StoreID: "s-recent", Card: "c", Device: "d", IP: "10.0.0.1", Address: "a", At: now}
 	state := EntityState{}
-	state.Apply(LabelOps(now.AddDate(0, 0, -1), true))  // yesterday
-	state.Apply(LabelOps(now.AddDate(0, 0, -5), true))  // this week
-	state.Apply(LabelOps(now.AddDate(0, 0, -20), true)) // weeks ago
-	state.Apply(LabelOps(now, true))                    // today: not yet
+	state.Apply(LabelOps(EntityStore, time.Time{}, now.AddDate(0, 0, -1), true))  // yesterday
+	state.Apply(LabelOps(EntityStore, time.Time{}, now.AddDate(0, 0, -5), true))  // this week
+	state.Apply(LabelOps(EntityStore, time.Time{}, now.AddDate(0, 0, -20), true)) // weeks ago
+	state.Apply(LabelOps(EntityStore, time.Time{}, now, true))                    // today: not yet
 	got := map[string]float64{}
 	for i, v := range ComputeFraudFeatures(o, FraudSnapshot{Store: state}) {
 		got[FraudFeatures[i].Name] = v
@@ -211,8 +211,8 @@ func TestLabelRiskWindowsTellRecentFromOld(t *testing.T) {
 		}
 	}
 	old := EntityState{}
-	old.Apply(LabelOps(now.AddDate(0, 0, -20), true))
-	old.Apply(LabelOps(now.AddDate(0, 0, -21), true))
+	old.Apply(LabelOps(EntityStore, time.Time{}, now.AddDate(0, 0, -20), true))
+	old.Apply(LabelOps(EntityStore, time.Time{}, now.AddDate(0, 0, -21), true))
 	for i, v := range ComputeFraudFeatures(o, FraudSnapshot{Store: old}) {
 		if FraudFeatures[i].Name == "store_risk_7d" && v != shrunk(0, 0) {
 			t.Errorf("labels of three weeks ago count in the 7-day risk: %v", v)
