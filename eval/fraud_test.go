@@ -8,10 +8,10 @@ import (
 
 // The targets on the simulated marketplace: AUC ≥ 0.9 and average
 // precision ≥ 0.6, above the hand-written rules; compromised stores ranked
-// above what the rules and the amount do, and no better than the ceiling of
-// knowing which stores are compromised. The target of 0.6 on compromised
-// stores is not met on every seed (README, Fraud risk), so it is not asked
-// here. (About a minute: the fit of two mechanisms is five times that of one.)
+// at an average precision of 0.6 or more, above what the rules and the
+// amount do, and no better than the ceiling of knowing which stores are
+// compromised. (About a minute: the fit of two mechanisms is five times that
+// of one.)
 func TestFraudEvaluationMeetsTargets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the fraud evaluation simulates five weeks")
@@ -26,8 +26,8 @@ func TestFraudEvaluationMeetsTargets(t *testing.T) {
 		t.Errorf("model %+v misses AUC >= 0.9, AP >= 0.6", r.Model)
 	}
 	store := r.Scenarios["compromised_store"]
-	if ap := store["model"].AveragePrecision; ap <= store[eval.BaselineRules].AveragePrecision || ap <= store[eval.BaselineAmount].AveragePrecision || ap > r.StoreCompromiseCeiling {
-		t.Errorf("compromised_store AP %.3f: want above the rules (%.3f) and the amount (%.3f), at most the ceiling %.3f",
+	if ap := store["model"].AveragePrecision; ap < 0.6 || ap <= store[eval.BaselineRules].AveragePrecision || ap <= store[eval.BaselineAmount].AveragePrecision || ap > r.StoreCompromiseCeiling {
+		t.Errorf("compromised_store AP %.3f: want at least 0.6, above the rules (%.3f) and the amount (%.3f), at most the ceiling %.3f",
 			ap, store[eval.BaselineRules].AveragePrecision, store[eval.BaselineAmount].AveragePrecision, r.StoreCompromiseCeiling)
 	}
 	if r.Model.AUC <= rules.AUC || r.Model.AveragePrecision <= rules.AveragePrecision || r.Model.CardPrecisionAt100 <= rules.CardPrecisionAt100 {

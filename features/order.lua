@@ -6,7 +6,7 @@
 -- KEYS[1] order record hash {prefix}fo:{bucket}{orderID}
 -- KEYS[2] label hash {prefix}fl:{bucket}{orderID} (the same hash tag)
 -- ARGV[1] the record: "mark=offset" of its Kafka origin, else its digest
--- ARGV[2] the label signature "card device address store"
+-- ARGV[2] the label signature "card device address store orderTimeMs"
 -- ARGV[3] hash TTL, ms
 -- Returns {1} when the order is recorded by this record, now or before (a
 -- redelivery: its entity updates are made again, and skipped where they

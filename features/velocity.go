@@ -56,29 +56,40 @@ func FraudFailedPayment(d *aisle.Decoded) models.FraudFailedPayment {
 	return models.FraudFailedPayment{UserID: p.UserID, Card: p.CardFingerprint, Device: p.DeviceID, IP: p.IP, At: d.Time}
 }
 
-// labelSignature names the entities a label of o updates; order.lua stores
-// it in the order record and labels.lua returns it. Ids never contain
-// spaces.
+// labelSignature names the entities a label of o updates, then o's time
+// (unix ms), which models.LabelOps needs; order.lua stores it in the order
+// record and labels.lua returns it. Ids never contain spaces.
 func labelSignature(o models.FraudOrder) string {
-	ids := make([]string, 0, 4)
+	parts := make([]string, 0, 5)
 	for _, e := range models.LabelEntities(o) {
-		ids = append(ids, e.ID)
+		parts = append(parts, e.ID)
 	}
-	return strings.Join(ids, " ")
+	return strings.Join(append(parts, strconv.FormatInt(o.At.UnixMilli(), 10)), " ")
 }
 
-// labelEntities parses a label signature; nil when it is not one.
-func labelEntities(sig string) []models.Entity {
-	ids := strings.Split(sig, " ")
-	if len(ids) != 4 {
-		return nil
-	}
+// labelEntities parses a label signature into its entities and its order's
+// time; nil when it is not one. A signature stored before it carried the
+// time has the entities alone, and a zero time.
+func labelEntities(sig string) ([]models.Entity, time.Time) {
+	parts := strings.Split(sig, " ")
 	kinds := []models.EntityKind{models.EntityCard, models.EntityDevice, models.EntityAddress, models.EntityStore}
+	var orderAt time.Time
+	switch len(parts) {
+	case len(kinds):
+	case len(kinds) + 1:
+		ms, err := strconv.ParseInt(parts[len(kinds)], 10, 64)
+		if err != nil {
+			return nil, time.Time{}
+		}
+		orderAt = time.UnixMilli(ms)
+	default:
+		return nil, time.Time{}
+	}
 	out := make([]models.Entity, len(kinds))
 	for k, kind := range kinds {
-		out[k] = models.Entity{Kind: kind, ID: ids[k]}
+		out[k] = models.Entity{Kind: kind, ID: parts[k]}
 	}
-	return out
+	return out, orderAt
 }
 
 // record identifies the record of u for order.lua and labels.lua: its
@@ -134,7 +145,7 @@ func (s *Store) ApplyVelocity(ctx context.Context, updates []aisle.Update) (appl
 			if len(r) == 3 { // a label that came first, counted with the order
 				lt, _ := r[1].(int64)
 				fraud, _ := r[2].(int64)
-				ops = withOps(ops, models.LabelEntities(o), models.LabelOps(time.UnixMilli(lt), fraud == 1))
+				ops = withOps(ops, models.LabelEntityOps(models.LabelEntities(o), o.At, time.UnixMilli(lt), fraud == 1))
 			}
 		} else {
 			p := FraudFailedPayment(u.Event)
@@ -148,16 +159,16 @@ func (s *Store) ApplyVelocity(ctx context.Context, updates []aisle.Update) (appl
 	return s.applyEntities(ctx, "velocity", len(updates), entities, owner)
 }
 
-// withOps adds ops to the operations of each of entities, adding the
-// entities that ops does not have yet.
-func withOps(ops []models.EntityOps, entities []models.Entity, add []models.VelocityOp) []models.EntityOps {
-	for _, e := range entities {
-		j := slices.IndexFunc(ops, func(eo models.EntityOps) bool { return eo.Entity == e })
+// withOps adds the operations of add to those of the same entity in ops,
+// adding the entities that ops does not have yet.
+func withOps(ops, add []models.EntityOps) []models.EntityOps {
+	for _, a := range add {
+		j := slices.IndexFunc(ops, func(eo models.EntityOps) bool { return eo.Entity == a.Entity })
 		if j < 0 {
-			ops = append(ops, models.EntityOps{Entity: e})
+			ops = append(ops, models.EntityOps{Entity: a.Entity})
 			j = len(ops) - 1
 		}
-		ops[j].Ops = append(slices.Clip(ops[j].Ops), add...)
+		ops[j].Ops = append(slices.Clip(ops[j].Ops), a.Ops...)
 	}
 	return ops
 }
@@ -251,8 +262,8 @@ func (s *Store) countLabels(ctx context.Context, updates []aisle.Update) (applie
 		}
 		sig, _ := r[1].(string)
 		l := updates[i].Event
-		for _, e := range labelEntities(sig) {
-			op := models.EntityOps{Entity: e, Ops: models.LabelOps(l.Time, *l.Label.Fraud)}
+		labelled, orderAt := labelEntities(sig)
+		for _, op := range models.LabelEntityOps(labelled, orderAt, l.Time, *l.Label.Fraud) {
 			entities = append(entities, s.entityCall("labels", updates[i], op, l.Time, false))
 			owner = append(owner, i)
 		}
@@ -369,7 +380,7 @@ func (s *Store) AssessOrder(ctx context.Context, ev *aisle.Decoded) (models.Frau
 	if len(r) == 3 { // a label that came first, counted with the order
 		lt, _ := r[1].(int64)
 		fraud, _ := r[2].(int64)
-		ops = withOps(ops, models.LabelEntities(o), models.LabelOps(time.UnixMilli(lt), fraud == 1))
+		ops = withOps(ops, models.LabelEntityOps(models.LabelEntities(o), o.At, time.UnixMilli(lt), fraud == 1))
 	}
 	entities := snapshotEntities(o)
 	u := aisle.Update{Event: ev}

@@ -44,7 +44,8 @@ end
 
 local minuteCut, hourCut, dayCut, seenCut = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local cutoffs = {['c:m:'] = minuteCut, ['f:m:'] = minuteCut, ['c:h:'] = hourCut, ['f:h:'] = hourCut,
-                 ['c:d:'] = dayCut, ['s:d:'] = dayCut, ['lc:d:'] = dayCut, ['lf:d:'] = dayCut}
+                 ['c:d:'] = dayCut, ['s:d:'] = dayCut, ['lc:d:'] = dayCut, ['lf:d:'] = dayCut,
+                 ['lq:d:'] = dayCut}
 local pruneAbove = tonumber(ARGV[10])
 local all = {}
 if redis.call('HLEN', key) > pruneAbove then

@@ -230,22 +230,29 @@ func TestLabelChangesDelayedRiskOnlyAfterTheDelay(t *testing.T) {
 			}
 			const prior = 0.02 / 2 // no labels: the shrunk prior
 			const oneFraud = 1.02 / 3
+			// The order was placed three days (UTC) before its label:
+			// the store's fresh frauds count it the day after the label.
 			for _, tc := range []struct {
-				at   time.Time
-				want float64
+				at        time.Time
+				want      float64
+				wantFresh float64
 			}{
-				{labelAt.Add(-time.Hour), prior}, // before the label
-				{labelAt, prior},                 // its day is not over
-				{labelAt.Truncate(24 * time.Hour).Add(24*time.Hour - time.Millisecond), prior},
-				{labelAt.Truncate(24 * time.Hour).Add(24 * time.Hour), oneFraud}, // known for a whole day
-				{labelAt.Add(20 * 24 * time.Hour), oneFraud},
-				{labelAt.Add(32 * 24 * time.Hour), prior}, // out of the 30-day window
+				{labelAt.Add(-time.Hour), prior, 0}, // before the label
+				{labelAt, prior, 0},                 // its day is not over
+				{labelAt.Truncate(24 * time.Hour).Add(24*time.Hour - time.Millisecond), prior, 0},
+				{labelAt.Truncate(24 * time.Hour).Add(24 * time.Hour), oneFraud, 1}, // known for a whole day
+				{labelAt.Add(2 * 24 * time.Hour), oneFraud, 0},                      // no longer yesterday's
+				{labelAt.Add(20 * 24 * time.Hour), oneFraud, 0},
+				{labelAt.Add(32 * 24 * time.Hour), prior, 0}, // out of the 30-day window
 			} {
 				got := featuresAt(t, fs, probe(tc.at))
 				for _, name := range []string{"device_risk", "card_risk", "address_risk", "store_risk"} {
 					if diff := got[name] - tc.want; diff > 1e-12 || diff < -1e-12 {
 						t.Errorf("%s at %s = %v, want %v", name, tc.at, got[name], tc.want)
 					}
+				}
+				if got["store_fresh_frauds_1d"] != tc.wantFresh {
+					t.Errorf("store_fresh_frauds_1d at %s = %v, want %v", tc.at, got["store_fresh_frauds_1d"], tc.wantFresh)
 				}
 			}
 		})

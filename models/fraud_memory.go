@@ -83,9 +83,8 @@ func (m *VelocityMemory) Label(orderID string, fraud bool, at time.Time) bool {
 }
 
 func (m *VelocityMemory) join(o FraudOrder, l memoryLabel) {
-	ops := LabelOps(l.at, l.fraud)
-	for _, e := range LabelEntities(o) {
-		m.state(e).Apply(ops)
+	for _, e := range LabelEntityOps(LabelEntities(o), o.At, l.at, l.fraud) {
+		m.state(e.Entity).Apply(e.Ops)
 	}
 	l.joined = true
 	m.labels[o.OrderID] = l

@@ -34,13 +34,16 @@ type FraudMechanism struct {
 
 // StoreFraudFeatures are the features of the store mechanism (see
 // FraudModel.Store): the store's fraud labels of yesterday, which rise with
-// a compromise's first chargebacks. The store's other delayed-label
+// a compromise's first chargebacks, and of them those on its orders of the
+// last few days, which stop days after a compromise ends while the others
+// go on for the week chargebacks take. The store's other delayed-label
 // features (its 7-day count, its shares of fraud) are in neither mechanism:
 // on evaluation seeds 4–6 adding them to this one lowered the
-// compromised-store AP (seed 4: .512 with this alone, .460 with all five),
-// since they stay high for weeks after a compromise ended. FitFraudModel
-// gives every feature not about the store to the order mechanism.
-var StoreFraudFeatures = []string{"store_frauds_1d"}
+// compromised-store AP (seed 4: .512 with store_frauds_1d alone, .460 with
+// all five), since they stay high for weeks after a compromise ended.
+// FitFraudModel gives every feature not about the store to the order
+// mechanism.
+var StoreFraudFeatures = []string{"store_fresh_frauds_1d", "store_stale_frauds_1d"}
 
 // transformed is the rows of raw (FraudFeatures order) as a model over the
 // features at positions idx sees them.
@@ -128,7 +131,8 @@ func fitNoisyOr(raw [][]float64, fraud []bool, orderFeatures, storeFeatures []st
 }
 
 // Contradiction is a feature a fit learned the wrong way round: its weight
-// says a new account is safer, or fewer declines riskier.
+// says a new account is safer, or fewer declines riskier, and so does the
+// history it was fitted to, read one feature at a time.
 type Contradiction struct {
 	Feature string
 	Weight  float64 // on the standardised, transformed value
@@ -139,33 +143,53 @@ type Contradiction struct {
 // shares a signal between correlated features.
 const contradictionWeight = 0.05
 
-// Contradictions lists the features of m (of both mechanisms) whose learned
-// direction contradicts their meaning (FraudFeature.LessIsRiskier).
-func (m FraudModel) Contradictions() ([]Contradiction, error) {
-	out, err := FraudMechanism{m.Features, m.Logistic}.contradictions()
+// Contradictions lists the features of m (of both mechanisms) that it
+// learned against their meaning (FraudFeature.LessIsRiskier) from a history
+// (raw rows in FraudFeatures order and their labels) that, read one feature
+// at a time, teaches them that way too: a young marketplace whose frauds
+// come from its oldest accounts. A feature whose weight is against its
+// meaning while alone it goes with it is not one: the fit uses it beside a
+// correlated feature (fewer declines on the card than on the device is a
+// legitimate retry, not card testing), and Reasons never names such a push.
+func (m FraudModel) Contradictions(raw [][]float64, fraud []bool) ([]Contradiction, error) {
+	out, err := FraudMechanism{m.Features, m.Logistic}.contradictions(raw, fraud)
 	if err != nil || m.Store == nil {
 		return out, err
 	}
-	store, err := m.Store.contradictions()
+	store, err := m.Store.contradictions(raw, fraud)
 	return append(out, store...), err
 }
 
-func (m FraudMechanism) contradictions() ([]Contradiction, error) {
+func (m FraudMechanism) contradictions(raw [][]float64, fraud []bool) ([]Contradiction, error) {
 	idx, err := FraudFeatureIndex(m.Features)
 	if err != nil {
 		return nil, err
 	}
 	var out []Contradiction
 	for j, k := range idx {
-		w := m.Logistic.Weights[j]
+		sign := 1.0
 		if FraudFeatures[k].LessIsRiskier {
-			w = -w
+			sign = -1
 		}
-		if w <= -contradictionWeight {
+		if sign*m.Logistic.Weights[j] <= -contradictionWeight && sign*covariance(raw, fraud, k) < 0 {
 			out = append(out, Contradiction{Feature: m.Features[j], Weight: m.Logistic.Weights[j]})
 		}
 	}
 	return out, nil
+}
+
+// covariance is the covariance of feature k, transformed, with fraud in
+// raw: its sign is that of the weight a logistic regression on the feature
+// alone learns.
+func covariance(raw [][]float64, fraud []bool, k int) float64 {
+	var sumX, sumY, sumXY float64
+	for i, r := range raw {
+		x := FraudFeatures[k].Transform.apply(r[k])
+		y := boolFloat(fraud[i])
+		sumX, sumY, sumXY = sumX+x, sumY+y, sumXY+x*y
+	}
+	n := float64(len(raw))
+	return sumXY/n - sumX/n*sumY/n
 }
 
 // FitFraudModel fits the two-mechanism model (FraudModel.Store) to raw rows
@@ -195,7 +219,7 @@ func FitFraudModel(raw [][]float64, fraud []bool, opt LogisticOptions) (FraudMod
 		if err != nil {
 			return FraudModel{}, nil, err
 		}
-		bad, err := m.Contradictions()
+		bad, err := m.Contradictions(raw, fraud)
 		if err != nil || len(bad) == 0 {
 			return m, dropped, err
 		}

@@ -132,8 +132,57 @@ func TestFitLeavesOutFeaturesLearnedTheWrongWayRound(t *testing.T) {
 	if slices.Contains(m.Features, "account_age_days") || !slices.Contains(m.Features, "card_failed_payments_10m") {
 		t.Errorf("the model's features %v", m.Features)
 	}
-	if bad, _ := m.Contradictions(); len(bad) != 0 {
+	if bad, _ := m.Contradictions(X, y); len(bad) != 0 {
 		t.Errorf("the shipped model still contradicts: %+v", bad)
+	}
+}
+
+// Card testing spreads its declines over many cards: a device with many
+// declines is riskier, and of two such devices the one whose declines were
+// all on this card (a customer retrying) less so. The fit then weighs the
+// card's declines against the device's, below zero, though alone they go
+// with fraud; that is a feature used beside a correlated one, not one
+// learned the wrong way round, and the fit keeps it.
+func TestFitKeepsAFeatureWeighedAgainstACorrelatedOne(t *testing.T) {
+	t.Parallel()
+	names := FraudFeatureNames()
+	cardAt, deviceAt := slices.Index(names, "card_failed_payments_10m"), slices.Index(names, "device_failed_payments_1h")
+	rng := rand.New(rand.NewPCG(7, 8))
+	var X [][]float64
+	var y []bool
+	for i := range 4000 {
+		row := make([]float64, len(FraudFeatures))
+		fraud := i%20 == 0
+		switch {
+		case fraud: // card testing: many declines on the device, few on each card
+			row[deviceAt] = float64(3 + rng.IntN(6))
+			row[cardAt] = float64(1 + rng.IntN(2))
+		case i%20 < 4: // a customer retrying one card
+			row[cardAt] = float64(1 + rng.IntN(4))
+			row[deviceAt] = row[cardAt]
+		}
+		X, y = append(X, row), append(y, fraud)
+	}
+	m, dropped, err := FitFraudModel(X, y, DefaultLogisticOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dropped) != 0 {
+		t.Errorf("left out %+v as learned the wrong way round", dropped)
+	}
+	j := slices.Index(m.Features, "card_failed_payments_10m")
+	if j < 0 || m.Logistic.Weights[j] >= 0 {
+		t.Fatalf("features %v, weights %v: want the card's declines kept, weighed below zero beside the device's", m.Features, m.Logistic.Weights)
+	}
+	s, err := NewFraudScorer(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cardTesting := make([]float64, len(FraudFeatures))
+	cardTesting[deviceAt], cardTesting[cardAt] = 6, 1
+	p, contributions := s.Score(cardTesting)
+	if r := Reasons(contributions, 3); p < DefaultFraudThresholds().ReviewAt || slices.ContainsFunc(r, func(c Contribution) bool { return c.Feature == "card_failed_payments_10m" }) {
+		t.Errorf("a card-testing order scores %.3f with reasons %+v: want above review, the card's declines not among them", p, r)
 	}
 }
 
@@ -145,10 +194,10 @@ func TestLabelRiskWindowsTellRecentFromOld(t *testing.T) {
 	now := time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC)
 	o := FraudOrder{OrderID: "o-now", UserID: "u-1", StoreID: "s-recent", Card: "c", Device: "d", IP: "10.0.0.1", Address: "a", At: now}
 	state := EntityState{}
-	state.Apply(LabelOps(now.AddDate(0, 0, -1), true))  // yesterday
-	state.Apply(LabelOps(now.AddDate(0, 0, -5), true))  // this week
-	state.Apply(LabelOps(now.AddDate(0, 0, -20), true)) // weeks ago
-	state.Apply(LabelOps(now, true))                    // today: not yet
+	state.Apply(LabelOps(EntityStore, time.Time{}, now.AddDate(0, 0, -1), true))  // yesterday
+	state.Apply(LabelOps(EntityStore, time.Time{}, now.AddDate(0, 0, -5), true))  // this week
+	state.Apply(LabelOps(EntityStore, time.Time{}, now.AddDate(0, 0, -20), true)) // weeks ago
+	state.Apply(LabelOps(EntityStore, time.Time{}, now, true))                    // today: not yet
 	got := map[string]float64{}
 	for i, v := range ComputeFraudFeatures(o, FraudSnapshot{Store: state}) {
 		got[FraudFeatures[i].Name] = v
@@ -162,8 +211,8 @@ func TestLabelRiskWindowsTellRecentFromOld(t *testing.T) {
 		}
 	}
 	old := EntityState{}
-	old.Apply(LabelOps(now.AddDate(0, 0, -20), true))
-	old.Apply(LabelOps(now.AddDate(0, 0, -21), true))
+	old.Apply(LabelOps(EntityStore, time.Time{}, now.AddDate(0, 0, -20), true))
+	old.Apply(LabelOps(EntityStore, time.Time{}, now.AddDate(0, 0, -21), true))
 	for i, v := range ComputeFraudFeatures(o, FraudSnapshot{Store: old}) {
 		if FraudFeatures[i].Name == "store_risk_7d" && v != shrunk(0, 0) {
 			t.Errorf("labels of three weeks ago count in the 7-day risk: %v", v)
