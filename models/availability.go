@@ -79,8 +79,9 @@ func (m AvailabilityModel) Probability(e AvailabilityEvidence, priors Availabili
 //   - plus the latest feed level as pseudo-picks at that level's found rate,
 //     worth priors.FeedStrength times the store's feed reliability times its
 //     freshness (see feedFreshness: a zero holds until contradicted, a
-//     positive count fades and is dropped once a shopper does not find the
-//     product after it);
+//     positive count fades, from a shopper's finding the product after it
+//     if one did, and is dropped once a shopper does not find the product
+//     after it);
 //
 // moves it by the stall shift of a positive count that has not moved for
 // as long as the product takes to sell (priors.StallShifts), by the hour
@@ -117,7 +118,7 @@ func (m AvailabilityModel) posterior(e AvailabilityEvidence, priors Availability
 		beta += finiteCount(e.NotFound) * scale
 	}
 	if rate, ok := priors.FeedRate(e.FeedQuantity, picksPerDay); ok {
-		w := feedStrength * m.feedFreshness(e, now)
+		w := feedStrength * m.feedFreshness(e, now, priors.ConfirmedCountsFadeFromFound)
 		alpha += w * rate
 		beta += w * (1 - rate)
 	}

@@ -136,10 +136,13 @@ func (e AvailabilityEvidence) unsoldSince() time.Time {
 //     counted; then it fades, halving every FeedHalfLife. An empty shelf stays
 //     empty until someone refills it.
 //   - a positive count fades from the time it was counted, halving every
-//     FeedHalfLife, so a stopped or frozen feed loses weight as it ages; and
-//     it counts for nothing once a shopper did not find the product after it
+//     FeedHalfLife, so a stopped feed loses weight as it ages; and it
+//     counts for nothing once a shopper did not find the product after it
 //     (phantom stock: the system counts units that are not on the shelf).
-func (m AvailabilityModel) feedFreshness(e AvailabilityEvidence, now time.Time) float64 {
+//     With fadeFromFound (priors fitted so: ConfirmedCountsFadeFromFound), a
+//     shopper who found the product after it confirmed the count then, and
+//     it fades from that pick instead: what it says was true then.
+func (m AvailabilityModel) feedFreshness(e AvailabilityEvidence, now time.Time, fadeFromFound bool) float64 {
 	if e.FeedAt.IsZero() {
 		return 0
 	}
@@ -153,6 +156,9 @@ func (m AvailabilityModel) feedFreshness(e AvailabilityEvidence, now time.Time) 
 	}
 	if pickedSince && !e.LastFound {
 		return 0
+	}
+	if pickedSince && fadeFromFound {
+		counted = e.At
 	}
 	return decayFactor(decayPerSecond(m.FeedHalfLife), now.Sub(counted))
 }

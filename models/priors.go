@@ -69,6 +69,13 @@ type AvailabilityPriors struct {
 	// Min; a quantity falls in the last level whose Min it reaches.
 	FeedLevels []FeedLevelRate `json:"feed_levels,omitempty"`
 
+	// ConfirmedCountsFadeFromFound says the fit took a positive count that
+	// a shopper then found the product behind to fade from that pick, not
+	// from its counting (feedFreshness); the strengths, levels and
+	// calibrations were fitted so. False (documents fitted before it): it
+	// fades from its counting, as they were fitted.
+	ConfirmedCountsFadeFromFound bool `json:"confirmed_counts_fade_from_found,omitempty"`
+
 	// PickHours is the share of picks in each hour of the day (UTC), 24 of
 	// them or none (then picks are spread evenly): how a product's picks a
 	// day spread over the day, for the picks expected while a count stood
@@ -501,11 +508,12 @@ const maxFitObservations = 200_000
 // memorised. The result is deterministic for a given slice.
 func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) AvailabilityPriors {
 	p := AvailabilityPriors{
-		Categories:   make(map[string]FoundRate),
-		Stores:       make(map[string]FoundRate),
-		Products:     make(map[string]FoundRate),
-		Observations: len(obs),
-		ShopperMiss:  shopperMisses(obs),
+		ConfirmedCountsFadeFromFound: true,
+		Categories:                   make(map[string]FoundRate),
+		Stores:                       make(map[string]FoundRate),
+		Products:                     make(map[string]FoundRate),
+		Observations:                 len(obs),
+		ShopperMiss:                  shopperMisses(obs),
 	}
 	weights := itemWeights(obs)
 	productCategory := make(map[string]string)
@@ -541,7 +549,7 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 		y := boolFloat(o.Found)
 		v := &velocities[velocityIndex(velocities, p.PicksPerDay(o.ProductID))]
 		v.FoundRate = v.plus(y, weights[i])
-		if f := m.feedFreshness(o.Evidence, o.At); f > 0 {
+		if f := m.feedFreshness(o.Evidence, o.At, p.ConfirmedCountsFadeFromFound); f > 0 {
 			l := &levels[feedLevelIndex(levels, o.Evidence.FeedQuantity, p.PicksPerDay(o.ProductID))]
 			l.FoundRate = l.plus(y, weights[i]*f)
 		}
@@ -1008,7 +1016,7 @@ const minZeroReliabilityPicks = 50
 func (m AvailabilityModel) fitFeedReliability(p AvailabilityPriors, picks []fitPick, keep func(fitPick) bool, minPicks int) map[string]float64 {
 	byStore := make(map[string][]fitPick)
 	for _, f := range picks {
-		if m.feedFreshness(f.Evidence, f.At) > 0 && keep(f) {
+		if m.feedFreshness(f.Evidence, f.At, p.ConfirmedCountsFadeFromFound) > 0 && keep(f) {
 			byStore[f.StoreID] = append(byStore[f.StoreID], f)
 		}
 	}
