@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"strings"
 	"testing"
 	"time"
 
@@ -32,35 +30,21 @@ func TestFeedShelfDayReachesTheAnswer(t *testing.T) {
 		priors.HourShifts[h] = -2
 	}
 	priors.FeedZeroCalibration = models.Calibration{Points: []models.CalibrationPoint{{Raw: 0, Calibrated: 0.5}, {Raw: 1, Calibrated: 0.5}}}
-	doc, err := json.Marshal(priors)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.sql(`INSERT INTO availability_priors (fitted_at, document) VALUES ($1, $2)`, priors.FittedAt, doc)
+	ts.insertPriors(priors)
 
 	counted := time.Now().UTC().Truncate(time.Millisecond).Add(-10 * time.Minute)
 	level := func(product string, qty int) aisle.Event {
-		raw, err := json.Marshal(map[string]any{"store_id": store.ID, "product_id": product, "quantity": qty, "counted_at": counted.Format(time.RFC3339Nano)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return aisle.Event{ID: fmt.Sprintf("day-%s-%s", store.ID, product), Type: aisle.TypeInventoryLevel,
-			Time: counted.Add(5 * time.Minute), Source: "feed", Data: raw}
+		return feedLevel(t, fmt.Sprintf("day-%s-%s", store.ID, product), store.ID, product, qty, counted, counted.Add(5*time.Minute))
 	}
 	ts.publish(level(eight, 8), level(zero, 0))
 
 	var items []itemAvailability
 	eventually(t, 90*time.Second, func() string {
-		if !strings.Contains(ts.logs.String(), `"observations":163`) {
+		if !ts.servesPriors(priors) {
 			return "the priors are not served yet"
 		}
 		items = ts.availability(store.ID, products...)
-		for _, p := range products {
-			if ev := stallEvidence(ts, store.ID, p); ev.CountedAt == nil || !strings.HasPrefix(*ev.CountedAt, counted.Format("2006-01-02T15:04")) {
-				return fmt.Sprintf("%s: the count is not applied yet: %+v", p, ev)
-			}
-		}
-		return ""
+		return countsApplied(ts, store.ID, products, counted)
 	})
 	model := models.DefaultAvailabilityModel()
 	now := time.Now()

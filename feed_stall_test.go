@@ -33,21 +33,12 @@ func TestStalledCountReachesTheAnswer(t *testing.T) {
 		stalled: {Found: 72, Total: 80}, moving: {Found: 72, Total: 80}, slow: {Found: 1, Total: 1},
 	}
 	priors.StallShifts = []models.StallShift{{Min: 0, Shift: 0}, {Min: 2, Shift: -1.5}}
-	doc, err := json.Marshal(priors)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.sql(`INSERT INTO availability_priors (fitted_at, document) VALUES ($1, $2)`, priors.FittedAt, doc)
+	ts.insertPriors(priors)
 
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	level := func(product string, qty int, counted time.Duration) aisle.Event {
 		countedAt := now.Add(-counted)
-		raw, err := json.Marshal(map[string]any{"store_id": store.ID, "product_id": product, "quantity": qty, "counted_at": countedAt.Format(time.RFC3339Nano)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return aisle.Event{ID: fmt.Sprintf("e-%s-%s-%d", store.ID, product, counted/time.Hour), Type: aisle.TypeInventoryLevel,
-			Time: countedAt.Add(10 * time.Minute), Source: "feed", Data: raw}
+		return feedLevel(t, fmt.Sprintf("e-%s-%s-%d", store.ID, product, counted/time.Hour), store.ID, product, qty, countedAt, countedAt.Add(10*time.Minute))
 	}
 	// One call per count: one store-product's levels in the order counted.
 	for i, ago := range []time.Duration{12 * time.Hour, 8 * time.Hour, 4 * time.Hour, time.Hour} {
@@ -56,16 +47,11 @@ func TestStalledCountReachesTheAnswer(t *testing.T) {
 
 	var items []itemAvailability
 	eventually(t, 90*time.Second, func() string {
-		if !strings.Contains(ts.logs.String(), `"observations":161`) {
+		if !ts.servesPriors(priors) {
 			return "the priors are not served yet"
 		}
 		items = ts.availability(store.ID, products...)
-		for _, p := range products {
-			if ev := stallEvidence(ts, store.ID, p); ev.CountedAt == nil || !strings.HasPrefix(*ev.CountedAt, now.Add(-time.Hour).Format("2006-01-02T15:04")) {
-				return fmt.Sprintf("%s: the latest count is not applied yet: %+v", p, ev)
-			}
-		}
-		return ""
+		return countsApplied(ts, store.ID, products, now.Add(-time.Hour))
 	})
 	if !(items[0].Probability < items[1].Probability-0.05) {
 		t.Errorf("a fast mover's count of 5, unmoved for 12 h: %.3f; moved an hour ago: %.3f; want it well below", items[0].Probability, items[1].Probability)
@@ -82,6 +68,45 @@ func TestStalledCountReachesTheAnswer(t *testing.T) {
 			t.Errorf("%s: signals %v, want no NO_RECENT_SALES", p, ev.Signals)
 		}
 	}
+}
+
+// insertPriors stores priors as the latest fit, which serving loads within
+// a minute (servesPriors).
+func (ts *testServer) insertPriors(priors models.AvailabilityPriors) {
+	ts.t.Helper()
+	doc, err := json.Marshal(priors)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	ts.sql(`INSERT INTO availability_priors (fitted_at, document) VALUES ($1, $2)`, priors.FittedAt, doc)
+}
+
+// servesPriors reports whether serving has logged loading priors, told
+// apart from other fits by their number of observations.
+func (ts *testServer) servesPriors(priors models.AvailabilityPriors) bool {
+	return strings.Contains(ts.logs.String(), fmt.Sprintf(`"observations":%d`, priors.Observations))
+}
+
+// feedLevel is a retailer feed's inventory.level of qty, counted at
+// countedAt and sent at sent.
+func feedLevel(t *testing.T, id, storeID, productID string, qty int, countedAt, sent time.Time) aisle.Event {
+	t.Helper()
+	raw, err := json.Marshal(map[string]any{"store_id": storeID, "product_id": productID, "quantity": qty, "counted_at": countedAt.Format(time.RFC3339Nano)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aisle.Event{ID: id, Type: aisle.TypeInventoryLevel, Time: sent, Source: "feed", Data: raw}
+}
+
+// countsApplied says which of products has not yet the count of countedAt
+// (to the minute) as its latest, "" when all have.
+func countsApplied(ts *testServer, storeID string, products []string, countedAt time.Time) string {
+	for _, p := range products {
+		if ev := stallEvidence(ts, storeID, p); ev.CountedAt == nil || !strings.HasPrefix(*ev.CountedAt, countedAt.Format("2006-01-02T15:04")) {
+			return fmt.Sprintf("%s: the count of %s is not applied yet: %+v", p, countedAt, ev)
+		}
+	}
+	return ""
 }
 
 type stalledEvidence struct {
