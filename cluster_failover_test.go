@@ -237,9 +237,17 @@ func startLocalCluster(t *testing.T) *localCluster {
 }
 
 // freeClusterPorts returns a port base whose six ports and their cluster
-// bus ports (+10000) were free a moment ago.
+// bus ports (+10000) were free a moment ago, all below the kernel's
+// ephemeral range: there the outgoing connections of the tests running
+// alongside took a port between the check and the start (CI: "bind:
+// Address already in use").
 func freeClusterPorts(t *testing.T) int {
 	t.Helper()
+	const lowest = 10_000
+	highest := ephemeralPortsFrom() - 10_000 - 6 // the last bus port stays below the range
+	if highest <= lowest {
+		t.Fatalf("no room for a cluster's ports between %d and the ephemeral range", lowest)
+	}
 	free := func(port int) bool {
 		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
@@ -249,7 +257,7 @@ func freeClusterPorts(t *testing.T) int {
 		return true
 	}
 	for range 100 {
-		base := 20_000 + rand.IntN(20_000)
+		base := lowest + rand.IntN(highest-lowest)
 		ok := true
 		for i := range 6 {
 			ok = ok && free(base+i) && free(base+i+10_000)
@@ -258,8 +266,19 @@ func freeClusterPorts(t *testing.T) int {
 			return base
 		}
 	}
-	t.Fatal("no six free ports (and their +10000 bus ports) between 20000 and 50005")
+	t.Fatalf("no six free ports (and their +10000 bus ports) between %d and %d", lowest, highest+10_005)
 	return 0
+}
+
+// ephemeralPortsFrom is the first port of the range the kernel gives
+// outgoing connections (Linux's ip_local_port_range), 32768 where it
+// cannot be read.
+func ephemeralPortsFrom() int {
+	from := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		_, _ = fmt.Sscan(string(b), &from)
+	}
+	return from
 }
 
 // clusterMaster is a master, the slots it serves and its replica.
