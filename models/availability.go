@@ -115,7 +115,9 @@ func (m AvailabilityModel) posterior(e AvailabilityEvidence, priors Availability
 	if !e.At.IsZero() {
 		scale := decayFactor(m.PickDecayPerSecond(), now.Sub(e.At))
 		alpha += finiteCount(e.Found) * scale
-		beta += finiteCount(e.NotFound) * scale
+		if !(e.LastFound && priors.FoundSupersedesNotFound) {
+			beta += finiteCount(e.NotFound) * scale
+		}
 	}
 	if rate, ok := priors.FeedRate(e.FeedQuantity, picksPerDay); ok {
 		w := feedStrength * m.feedFreshness(e, now, priors.ConfirmedCountsFadeFromFound)

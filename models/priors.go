@@ -75,6 +75,12 @@ type AvailabilityPriors struct {
 	// calibrations were fitted so. False (documents fitted before it): it
 	// fades from its counting, as they were fitted.
 	ConfirmedCountsFadeFromFound bool `json:"confirmed_counts_fade_from_found,omitempty"`
+	// FoundSupersedesNotFound says the fit read a latest pick that found
+	// the product as overruling the not-founds before it (posterior): the
+	// shelf was refilled since they were seen, so they say nothing of it
+	// now. False (documents fitted before it): they count, decayed, as they
+	// were fitted.
+	FoundSupersedesNotFound bool `json:"found_supersedes_not_found,omitempty"`
 
 	// PickHours is the share of picks in each hour of the day (UTC), 24 of
 	// them or none (then picks are spread evenly): how a product's picks a
@@ -509,6 +515,7 @@ const maxFitObservations = 200_000
 func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) AvailabilityPriors {
 	p := AvailabilityPriors{
 		ConfirmedCountsFadeFromFound: true,
+		FoundSupersedesNotFound:      true,
 		Categories:                   make(map[string]FoundRate),
 		Stores:                       make(map[string]FoundRate),
 		Products:                     make(map[string]FoundRate),

@@ -254,7 +254,7 @@ func TestFeedReliabilityPerStore(t *testing.T) {
 		return 10 // a frozen export says 10 whatever the shelf holds
 	})
 	priors := m.FitAvailabilityPriors(obs)
-	if good, frozen := priors.feedReliability("good", 10), priors.feedReliability("frozen", 10); !(frozen < 0.5 && good >= 1) {
+	if good, frozen := priors.feedReliability("good", 10), priors.feedReliability("frozen", 10); !(frozen <= good/4 && good >= 1) {
 		t.Fatalf("feed reliability: good %v, frozen %v; want the frozen feed trusted far less", good, frozen)
 	}
 	now := t0.Add(80 * time.Hour)

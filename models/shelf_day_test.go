@@ -275,3 +275,46 @@ func TestPickShiftsAcrossTheOpening(t *testing.T) {
 		t.Errorf("pick shift levels: %d for a not-found of last night, %d for one an hour ago; want two levels", lastNight, sameDay)
 	}
 }
+
+// Finding (issue 18, the found rate of items shown IN_STOCK): the decayed
+// not-founds before a found pick still pulled the answer down after the
+// pick had shown the shelf refilled, most for fast movers, whose counts
+// pile up: three not-founds in the morning and a found pick at noon read
+// as a shelf that is mostly empty. Priors fitted so
+// (FoundSupersedesNotFound) let the latest found pick overrule them; the
+// founds before a not-found still count, since a shopper's miss is no
+// proof of an empty shelf, and priors fitted before score as they were
+// fitted (seeds 4-6: log-loss .3566/.3502/.3366 -> .3546/.3478/.3283).
+func TestFoundPickOverrulesTheNotFoundsBeforeIt(t *testing.T) {
+	t.Parallel()
+	m := DefaultAvailabilityModel()
+	now := t0.Add(48 * time.Hour)
+	var missedThenFound, missed AvailabilityEvidence
+	for _, ago := range []time.Duration{3 * time.Hour, 2 * time.Hour, time.Hour} {
+		missedThenFound = m.ObservePick(missedThenFound, false, now.Add(-ago))
+	}
+	missed = missedThenFound
+	missedThenFound = m.ObservePick(missedThenFound, true, now.Add(-5*time.Minute))
+	onlyFound := m.ObservePick(AvailabilityEvidence{}, true, now.Add(-5*time.Minute))
+	foundThenMissed := m.ObservePick(onlyFound, false, now)
+
+	before := testPriors()
+	after := before
+	after.FoundSupersedesNotFound = true
+	item := ShelfItem{StoreID: "s-1", ProductID: "milk", Category: "dairy"}
+	if p, want := m.ProbabilityOf(missedThenFound, after, item, now), m.ProbabilityOf(onlyFound, after, item, now); p != want {
+		t.Errorf("three not-founds then a found pick: probability %.3f, want %.3f as for the found pick alone", p, want)
+	}
+	if p, old := m.ProbabilityOf(missedThenFound, before, item, now), m.ProbabilityOf(onlyFound, before, item, now); !(p < old) {
+		t.Errorf("priors fitted before: probability %.3f, want below %.3f, the not-founds counting as they were fitted", p, old)
+	}
+	if p, alone := m.ProbabilityOf(foundThenMissed, after, item, now), m.ProbabilityOf(m.ObservePick(AvailabilityEvidence{}, false, now), after, item, now); !(p > alone) {
+		t.Errorf("a found pick then a not-found: probability %.3f, want above %.3f, the found pick still counting", p, alone)
+	}
+	if p, old := m.ProbabilityOf(missed, after, item, now), m.ProbabilityOf(missed, before, item, now); p != old {
+		t.Errorf("not-founds only: probability %.3f, want %.3f as before", p, old)
+	}
+	if !m.FitAvailabilityPriors([]PickObservation{{StoreID: "s-1", ProductID: "milk", Category: "dairy", Found: true, At: now, Evidence: missedThenFound}}).FoundSupersedesNotFound {
+		t.Error("fitted priors do not let a found pick overrule the not-founds before it")
+	}
+}
