@@ -36,7 +36,9 @@ commands:
               fit co-purchase neighbours and popularity from the order
               history of the last D (default 90d)
   eval availability|recommendations|fraud|replacements [--seed N] [--json]
-              evaluate a model on simulated data
+              evaluate a model on simulated data; availability also takes
+              --refit-every D (refit the priors that often, as a schedule
+              would; default: fit once)
   train fraud [--since D] [--activate]
               fit a fraud model version from the last D of the orders and
               labels topics (default 30d) and store it in PostgreSQL

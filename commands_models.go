@@ -22,16 +22,24 @@ import (
 )
 
 // evaluations are the models `aisle eval` knows. Each simulates, trains
-// where needed and evaluates on held-out data: the same seed gives the same
-// numbers.
-var evaluations = map[string]func(seed int64) (fmt.Stringer, error){
-	"availability":    func(seed int64) (fmt.Stringer, error) { return eval.Availability(seed) },
-	"recommendations": func(seed int64) (fmt.Stringer, error) { return eval.Recommendations(seed) },
-	"fraud":           func(seed int64) (fmt.Stringer, error) { return eval.Fraud(seed) },
-	"replacements":    func(seed int64) (fmt.Stringer, error) { return eval.Replacements(seed) },
+// where needed and evaluates on held-out data: the same options give the
+// same numbers.
+var evaluations = map[string]func(evalOptions) (fmt.Stringer, error){
+	"availability":    func(o evalOptions) (fmt.Stringer, error) { return eval.Availability(o.seed, o.refitEvery) },
+	"recommendations": func(o evalOptions) (fmt.Stringer, error) { return eval.Recommendations(o.seed) },
+	"fraud":           func(o evalOptions) (fmt.Stringer, error) { return eval.Fraud(o.seed) },
+	"replacements":    func(o evalOptions) (fmt.Stringer, error) { return eval.Replacements(o.seed) },
 }
 
-// runEval is `aisle eval availability|recommendations|fraud|replacements [--seed N] [--json]`.
+// evalOptions are the flags of `aisle eval`: refitEvery only availability
+// has (0 for the others).
+type evalOptions struct {
+	seed       int64
+	refitEvery time.Duration
+}
+
+// runEval is `aisle eval availability|recommendations|fraud|replacements
+// [--seed N] [--json]`, availability also [--refit-every D].
 func runEval(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || evaluations[args[0]] == nil {
 		return fmt.Errorf("usage: aisle eval availability|recommendations|fraud|replacements [--seed N] [--json]")
@@ -40,10 +48,14 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	seed := fs.Int64("seed", 1, "simulation seed: the same seed gives the same numbers")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
+	refitEvery := new(time.Duration)
+	if args[0] == "availability" {
+		refitEvery = durationFlag(fs, "refit-every", 0, "refit the priors this often during the scored days, on every pick so far, as a scheduled aisle batch priors would (0: fit once, on the first 3 days; at least 1h)")
+	}
 	if err := parseCommand(fs, args[1:]); err != nil {
 		return err
 	}
-	report, err := evaluations[args[0]](*seed)
+	report, err := evaluations[args[0]](evalOptions{seed: *seed, refitEvery: *refitEvery})
 	if err != nil {
 		return err
 	}

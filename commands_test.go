@@ -32,6 +32,15 @@ func TestEvalCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"eval", "fraud", "--seed", "x"}, io.Discard, io.Discard); err == nil {
 		t.Error("eval fraud --seed x: no error")
 	}
+	for _, args := range [][]string{
+		{"eval", "availability", "--refit-every", "30m"}, // too often to mean a schedule
+		{"eval", "availability", "--refit-every", "-24h"},
+		{"eval", "fraud", "--refit-every", "24h"}, // only availability refits
+	} {
+		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
 
 	// The contract output: one JSON object with the seed, the model's
 	// metrics and each baseline's.

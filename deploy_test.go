@@ -239,6 +239,28 @@ func TestKubernetesManifests(t *testing.T) {
 	if args := job["containers"].([]any)[0].(map[string]any)["args"]; !slices.Equal(anyStrings(args), []string{"migrate"}) {
 		t.Errorf("the Job runs %v, want migrate", args)
 	}
+	refits := map[string]bool{}
+	for _, cj := range kinds["CronJob"] {
+		name := cj["metadata"].(map[string]any)["name"].(string)
+		spec := cj["spec"].(map[string]any)
+		if spec["concurrencyPolicy"] != "Forbid" {
+			t.Errorf("%s: concurrencyPolicy %v, want Forbid: a refit that overruns the next must not run twice", name, spec["concurrencyPolicy"])
+		}
+		pod := spec["jobTemplate"].(map[string]any)["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+		c := pod["containers"].([]any)[0].(map[string]any)
+		if args := anyStrings(c["args"]); len(args) >= 2 && args[0] == "batch" {
+			refits[args[1]] = true
+		} else {
+			t.Errorf("%s runs %v, want a batch job", name, args)
+		}
+		requests, _ := c["resources"].(map[string]any)["requests"].(map[string]any)
+		if requests["cpu"] == nil || requests["memory"] == nil {
+			t.Errorf("%s requests %v, want cpu and memory", name, requests)
+		}
+	}
+	if !refits["priors"] || !refits["copurchase"] || len(kinds["CronJob"]) != 2 {
+		t.Errorf("CronJobs run batch %v, want priors and copurchase once each", slices.Sorted(maps.Keys(refits)))
+	}
 }
 
 func anyStrings(v any) []string {

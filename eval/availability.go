@@ -84,6 +84,11 @@ const (
 
 var segmentNames = []string{SegmentPhantomStock, SegmentFeedSaysZero, SegmentNoFeed, SegmentSlowMovers}
 
+// minRefitEvery is the shortest refit interval the evaluation takes: each
+// fit replays every pick so far, and a refit more often than hourly says
+// nothing a scheduled job would.
+const minRefitEvery = time.Hour
+
 // slowMoverPicksPerDay is the expected daily picks below which a
 // store-product is a slow mover.
 const slowMoverPicksPerDay = 0.5
@@ -93,16 +98,21 @@ const probesPerDay = 4
 
 // AvailabilityData describes the simulated data set.
 type AvailabilityData struct {
-	Stores        int     `json:"stores"`
-	StoreProducts int     `json:"store_products"`
-	Days          int     `json:"days"`
-	TrainDays     int     `json:"train_days"`
-	Events        int     `json:"events"`
-	TrainPicks    int     `json:"train_picks"`
-	EvalPicks     int     `json:"eval_picks"`
-	EvalFoundRate float64 `json:"eval_found_rate"`
-	EvalProbes    int     `json:"eval_probes"`
-	OnShelfRate   float64 `json:"on_shelf_rate"` // of the scored probes
+	Stores        int `json:"stores"`
+	StoreProducts int `json:"store_products"`
+	Days          int `json:"days"`
+	TrainDays     int `json:"train_days"`
+	Events        int `json:"events"`
+	TrainPicks    int `json:"train_picks"`
+	// RefitEvery is how often the priors were refitted during the scored
+	// days on every pick so far (0: fitted once, on the first TrainDays);
+	// Fits counts the fits.
+	RefitEveryHours float64 `json:"refit_every_hours,omitempty"`
+	Fits            int     `json:"fits"`
+	EvalPicks       int     `json:"eval_picks"`
+	EvalFoundRate   float64 `json:"eval_found_rate"`
+	EvalProbes      int     `json:"eval_probes"`
+	OnShelfRate     float64 `json:"on_shelf_rate"` // of the scored probes
 }
 
 // AvailabilityFit is what the priors fit chose, for the curious.
@@ -140,8 +150,13 @@ type scored struct {
 // events in event-time order. Every probe of the hidden state is predicted
 // from the evidence so far, the target being that the item is on the shelf;
 // every pick is predicted before it is applied, for the found rate of the
-// items shown IN_STOCK. Same seed, same report.
-func Availability(seed int64) (Report, error) {
+// items shown IN_STOCK. With refitEvery > 0 the priors (and the baselines'
+// rates) are refitted that often on every pick so far, as a scheduled
+// `aisle batch priors` would; 0 fits them once. Same seed, same report.
+func Availability(seed int64, refitEvery time.Duration) (Report, error) {
+	if refitEvery != 0 && refitEvery < minRefitEvery {
+		return Report{}, fmt.Errorf("refit every %s: want 0 (fit once) or at least %s", refitEvery, minRefitEvery)
+	}
 	cat := simulate.SyntheticCatalog(seed, availabilityCatalog)
 	cfg := simulate.Config{Seed: seed, Start: availabilityStart, ProbesPerDay: probesPerDay}
 	records, err := simulate.Generate(cat, cfg, availabilityDays*24*time.Hour)
@@ -156,6 +171,10 @@ func Availability(seed int64) (Report, error) {
 	var (
 		train         []models.PickObservation
 		lastTrain     lastEventRates
+		lastSoFar     lastEventRates // lastTrain, and the scored days' picks so far
+		fits          int
+		trainPicks    int
+		nextFit       time.Time
 		fitted        bool
 		priors        models.AvailabilityPriors
 		global        float64
@@ -170,10 +189,21 @@ func Availability(seed int64) (Report, error) {
 	for _, s := range cat.Stores {
 		storeProducts += len(s.Products)
 	}
+	// refit fits on every pick so far at now and schedules the next fit
+	// for the first refitEvery boundary after now.
+	refit := func(now time.Time) {
+		priors = model.FitAvailabilityPriors(train)
+		global = priors.GlobalRate()
+		lastTrain = lastSoFar
+		fits++
+		for refitEvery > 0 && !nextFit.After(now) {
+			nextFit = nextFit.Add(refitEvery)
+		}
+	}
 	fit := func() {
 		if !fitted {
-			priors = model.FitAvailabilityPriors(train)
-			global = priors.GlobalRate()
+			nextFit = split
+			refit(split)
 			fitted = true
 		}
 	}
@@ -185,6 +215,9 @@ func Availability(seed int64) (Report, error) {
 		}
 	}
 	for _, r := range records {
+		if fitted && refitEvery > 0 && !r.Event.Time.Before(nextFit) {
+			refit(r.Event.Time)
+		}
 		if r.Probe {
 			if r.Event.Time.Before(split) {
 				continue
@@ -223,8 +256,11 @@ func Availability(seed int64) (Report, error) {
 		// as serving would have.
 		obs := history.Pick(sp.String(), models.ShelfItem{StoreID: sp.StoreID, ProductID: sp.ProductID, Category: category}, found, d.Time)
 		if d.Time.Before(split) {
+			trainPicks++
+		}
+		if d.Time.Before(split) || refitEvery > 0 {
 			train = append(train, obs)
-			lastTrain.add(last[sp], found)
+			lastSoFar.add(last[sp], found)
 		}
 		last[sp] = pickEvent(found)
 	}
@@ -237,16 +273,18 @@ func Availability(seed int64) (Report, error) {
 		Model:     results["model"].metrics(),
 		Baselines: map[string]AvailabilityMetrics{},
 		Data: AvailabilityData{
-			Stores:        len(cat.Stores),
-			StoreProducts: storeProducts,
-			Days:          availabilityDays,
-			TrainDays:     availabilityTrainDays,
-			Events:        events,
-			TrainPicks:    len(train),
-			EvalPicks:     len(evalPicks),
-			EvalFoundRate: foundRate(evalPicks),
-			EvalProbes:    len(results["model"].probes),
-			OnShelfRate:   foundRate(results["model"].probes),
+			Stores:          len(cat.Stores),
+			StoreProducts:   storeProducts,
+			Days:            availabilityDays,
+			TrainDays:       availabilityTrainDays,
+			Events:          events,
+			TrainPicks:      trainPicks,
+			Fits:            fits,
+			RefitEveryHours: refitEvery.Hours(),
+			EvalPicks:       len(evalPicks),
+			EvalFoundRate:   foundRate(evalPicks),
+			EvalProbes:      len(results["model"].probes),
+			OnShelfRate:     foundRate(results["model"].probes),
 		},
 		Fit: AvailabilityFit{
 			CategoryShrink:      priors.CategoryShrink,
@@ -452,8 +490,12 @@ func round6(x float64) float64 { return math.Round(x*1e6) / 1e6 }
 func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Availability evaluation, seed %d\n", r.Seed)
-	fmt.Fprintf(&b, "%d stores, %d store-products, %d days simulated (%d events): %d days fit the priors, %d are scored.\n",
+	fmt.Fprintf(&b, "%d stores, %d store-products, %d days simulated (%d events): %d days fit the priors, %d are scored",
 		r.Data.Stores, r.Data.StoreProducts, r.Data.Days, r.Data.Events, r.Data.TrainDays, r.Data.Days-r.Data.TrainDays)
+	if r.Data.RefitEveryHours > 0 {
+		fmt.Fprintf(&b, ", refitting every %gh on every pick so far (%d fits)", r.Data.RefitEveryHours, r.Data.Fits)
+	}
+	b.WriteString(".\n")
 	fmt.Fprintf(&b, "Picks: %d to fit, %d scored (%.1f%% found). Probes scored: %d (%.1f%% on the shelf). Target: the item is on the shelf.\n\n",
 		r.Data.TrainPicks, r.Data.EvalPicks, 100*r.Data.EvalFoundRate, r.Data.EvalProbes, 100*r.Data.OnShelfRate)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
