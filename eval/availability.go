@@ -155,7 +155,7 @@ type scored struct {
 // `aisle batch priors` would; 0 fits them once. Same seed, same report.
 func Availability(seed int64, refitEvery time.Duration) (Report, error) {
 	if refitEvery != 0 && refitEvery < minRefitEvery {
-		return Report{}, fmt.Errorf("refit every %s: want 0 (fit once) or at least %s", refitEvery, minRefitEvery)
+		return Report{}, fmt.Errorf("refit every %s: want 0 (fit once) or at least %gh", refitEvery, minRefitEvery.Hours())
 	}
 	cat := simulate.SyntheticCatalog(seed, availabilityCatalog)
 	cfg := simulate.Config{Seed: seed, Start: availabilityStart, ProbesPerDay: probesPerDay}
