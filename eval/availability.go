@@ -104,9 +104,9 @@ type AvailabilityData struct {
 	TrainDays     int `json:"train_days"`
 	Events        int `json:"events"`
 	TrainPicks    int `json:"train_picks"`
-	// RefitEvery is how often the priors were refitted during the scored
-	// days on every pick so far (0: fitted once, on the first TrainDays);
-	// Fits counts the fits.
+	// RefitEveryHours is how often the priors were refitted during the
+	// scored days on every pick so far (0: fitted once, on the first
+	// TrainDays); Fits counts the fits.
 	RefitEveryHours float64 `json:"refit_every_hours,omitempty"`
 	Fits            int     `json:"fits"`
 	EvalPicks       int     `json:"eval_picks"`

@@ -75,7 +75,9 @@ func (m AvailabilityModel) Probability(e AvailabilityEvidence, priors Availabili
 //   - the prior: the product's found rate shrunk to its category's and its
 //     velocity level's, moved by the store's rate and the hour's (ItemMean),
 //     worth priors.PriorStrength pseudo-picks;
-//   - plus the decayed pick counts, decayed further from e.At to now;
+//   - plus the decayed pick counts, decayed further from e.At to now (the
+//     not-founds left out when the latest pick found the product, under
+//     priors fitted so: FoundSupersedesNotFound);
 //   - plus the latest feed level as pseudo-picks at that level's found rate,
 //     worth priors.FeedStrength times the store's feed reliability times its
 //     freshness (see feedFreshness: a zero holds until contradicted, a
