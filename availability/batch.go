@@ -133,6 +133,10 @@ func RefitPriors(ctx context.Context, db *postgres.DB, model models.Availability
 	if err != nil {
 		return fit, fmt.Errorf("read the history's product categories: %w", err)
 	}
+	zones, err := db.StoreLocations(ctx, storeIDsOf(sps))
+	if err != nil {
+		return fit, fmt.Errorf("read the history's store time zones: %w", err)
+	}
 
 	history := model.NewHistory()
 	var obs []models.PickObservation
@@ -147,7 +151,7 @@ func RefitPriors(ctx context.Context, db *postgres.DB, model models.Availability
 			history.Count(key, e.quantity, e.counted, e.at)
 			continue
 		}
-		item := models.ShelfItem{StoreID: e.sp.StoreID, ProductID: e.sp.ProductID, Category: categories[e.sp.ProductID]}
+		item := models.ShelfItem{StoreID: e.sp.StoreID, ProductID: e.sp.ProductID, Category: categories[e.sp.ProductID], Location: zones[e.sp.StoreID]}
 		obs = append(obs, history.Pick(key, item, e.found, e.at))
 	}
 	if len(obs) < MinPriorPicks {
@@ -159,4 +163,17 @@ func RefitPriors(ctx context.Context, db *postgres.DB, model models.Availability
 		return fit, err
 	}
 	return fit, nil
+}
+
+// storeIDsOf returns the distinct store IDs of sps, in order.
+func storeIDsOf(sps []aisle.StoreProduct) []string {
+	var ids []string
+	seen := make(map[string]bool)
+	for _, sp := range sps {
+		if !seen[sp.StoreID] {
+			seen[sp.StoreID] = true
+			ids = append(ids, sp.StoreID)
+		}
+	}
+	return ids
 }

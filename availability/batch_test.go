@@ -107,6 +107,11 @@ func TestRefitPriors(t *testing.T) {
 	if last := since.Add(time.Minute + 149*5*time.Minute); !p.FittedAt.Equal(last) {
 		t.Errorf("fitted_at %v, want the last pick's time %v", p.FittedAt, last)
 	}
+	// The seeded stores keep Chicago's hours (catalog timezone): the picks,
+	// 10:01 to 22:26 UTC on 20 November, are 04:01 to 16:26 on their clock.
+	if !p.LocalHours || len(p.PickHours) != 24 || !(p.PickHours[4] > 0) || p.PickHours[20] != 0 {
+		t.Errorf("pick hours %v (local hours %v): want the picks' Chicago hours, 04:00 to 16:00", p.PickHours, p.LocalHours)
+	}
 	categories, err := db.ProductCategories(ctx, []string{"p-1", "p-2"})
 	if err != nil {
 		t.Fatal(err)

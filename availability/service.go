@@ -254,12 +254,16 @@ func (s *Service) itemsAt(ctx context.Context, sps []aisle.StoreProduct, now tim
 	if err != nil {
 		return nil, fmt.Errorf("read assortments: %w", err)
 	}
+	zones, err := s.catalog.StoreLocations(ctx, storeIDsOf(sps))
+	if err != nil {
+		return nil, fmt.Errorf("read store time zones: %w", err)
+	}
 	priors := s.priors.Load()
 	items := make([]Item, len(sps))
 	for i, sp := range sps {
 		item := Item{StoreID: sp.StoreID, ProductID: sp.ProductID, Carried: carried[i], UpdatedAt: evidence[i].UpdatedAt()}
 		if item.Carried {
-			shelf := models.ShelfItem{StoreID: sp.StoreID, ProductID: sp.ProductID, Category: categories[sp.ProductID]}
+			shelf := models.ShelfItem{StoreID: sp.StoreID, ProductID: sp.ProductID, Category: categories[sp.ProductID], Location: zones[sp.StoreID]}
 			item.Probability = s.model.ProbabilityOf(evidence[i], *priors, shelf, now)
 		}
 		item.Status = s.model.Status(item.Probability)
@@ -453,6 +457,10 @@ func (s *Service) Evidence(ctx context.Context, storeID, productID string) (mode
 	if err != nil {
 		return models.EvidenceView{}, fmt.Errorf("read product categories: %w", err)
 	}
-	item := models.ShelfItem{StoreID: storeID, ProductID: productID, Category: categories[productID]}
+	zones, err := s.catalog.StoreLocations(ctx, []string{storeID})
+	if err != nil {
+		return models.EvidenceView{}, fmt.Errorf("read store time zones: %w", err)
+	}
+	item := models.ShelfItem{StoreID: storeID, ProductID: productID, Category: categories[productID], Location: zones[storeID]}
 	return s.model.Explain(evidence[0], *s.priors.Load(), item, s.Now()), nil
 }

@@ -95,6 +95,7 @@ func (m AvailabilityModel) Probability(e AvailabilityEvidence, priors Availabili
 // clamps it to [0.001, 0.999]. With no evidence it is the (calibrated)
 // prior; it is never NaN, even for corrupt evidence.
 func (m AvailabilityModel) ProbabilityOf(e AvailabilityEvidence, priors AvailabilityPriors, item ShelfItem, now time.Time) float64 {
+	e, now = priors.answerClock(e, item, now)
 	feed := priors.feedStrength() * priors.feedReliability(item.StoreID, e.FeedQuantity)
 	p := m.posterior(e, priors, priors.ItemMean(item, now), priors.priorStrength(), feed, priors.PicksPerDay(item.ProductID), now)
 	p = shiftLogOdds(p, priors.stallShift(e, item.ProductID, now)+priors.hourShift(now)+priors.pickShift(e, item.ProductID, now))

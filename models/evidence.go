@@ -221,11 +221,14 @@ func (m AvailabilityModel) Explain(e AvailabilityEvidence, priors AvailabilityPr
 		FeedQuantity:  e.FeedQuantity,
 		FeedAt:        e.FeedAt,
 		CountedAt:     e.countedAt(),
-		Prior:         priors.ItemMean(item, now),
 	}
 	if !e.FeedAt.IsZero() {
 		v.LevelSince = e.levelSince()
 	}
+	// What the view shows is e's own times; what it computes is read on
+	// the store's clock, as the probability is.
+	e, now = priors.answerClock(e, item, now)
+	v.Prior = priors.ItemMean(item, now)
 	if !e.At.IsZero() {
 		scale := decayFactor(m.PickDecayPerSecond(), now.Sub(e.At))
 		v.Found, v.NotFound = finiteCount(e.Found)*scale, finiteCount(e.NotFound)*scale

@@ -36,5 +36,5 @@ func (h *AvailabilityHistory) Evidence(key string) AvailabilityEvidence {
 func (h *AvailabilityHistory) Pick(key string, item ShelfItem, found bool, t time.Time) PickObservation {
 	before := h.evidence[key]
 	h.evidence[key] = h.model.ObservePick(before, found, t)
-	return PickObservation{StoreID: item.StoreID, ProductID: item.ProductID, Category: item.Category, Found: found, At: t, Evidence: before}
+	return PickObservation{StoreID: item.StoreID, ProductID: item.ProductID, Category: item.Category, Found: found, At: t, Evidence: before, Location: item.Location}
 }

@@ -81,6 +81,12 @@ type AvailabilityPriors struct {
 	// now. False (documents fitted before it): they count, decayed, as they
 	// were fitted.
 	FoundSupersedesNotFound bool `json:"found_supersedes_not_found,omitempty"`
+	// LocalHours says the fit read every hour of the day (PickHours, Hours,
+	// HourShifts, the shopping day's opening) on the clock of the pick's
+	// store where its observation had a Location (UTC where not), and
+	// answers read them so (storeClock). False (documents fitted before
+	// it): hours are UTC, as they were fitted.
+	LocalHours bool `json:"local_hours,omitempty"`
 
 	// PickHours is the share of picks in each hour of the day (UTC), 24 of
 	// them or none (then picks are spread evenly): how a product's picks a
@@ -171,6 +177,10 @@ func (r MissRate) Rate() float64 {
 // reliability are left out).
 type ShelfItem struct {
 	StoreID, ProductID, Category string
+	// Location is the store's time zone, from the catalog: the hours of the
+	// day the priors learn and read are the store's own. nil reads them in
+	// UTC.
+	Location *time.Location
 }
 
 // FeedLevelRate is the found rate of picks made while the latest feed level
@@ -478,6 +488,7 @@ type PickObservation struct {
 	// applied (zero when unknown); it lets the fit weigh live evidence
 	// against the prior and calibrate the result.
 	Evidence AvailabilityEvidence
+	Location *time.Location // the store's time zone (ShelfItem.Location)
 }
 
 // maxFitObservations caps the picks used for the strength search and the
@@ -516,12 +527,23 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 	p := AvailabilityPriors{
 		ConfirmedCountsFadeFromFound: true,
 		FoundSupersedesNotFound:      true,
+		LocalHours:                   true,
 		Categories:                   make(map[string]FoundRate),
 		Stores:                       make(map[string]FoundRate),
 		Products:                     make(map[string]FoundRate),
 		Observations:                 len(obs),
 		ShopperMiss:                  shopperMisses(obs),
 	}
+	for _, o := range obs {
+		if o.At.After(p.FittedAt) {
+			p.FittedAt = o.At
+		}
+	}
+	if len(obs) == 0 {
+		return p
+	}
+	p.WindowDays = max(p.FittedAt.Sub(obs[0].At).Hours()/24, 1)
+	obs = onStoreClocks(obs)
 	weights := itemWeights(obs)
 	productCategory := make(map[string]string)
 	var levels []FeedLevelRate
@@ -539,15 +561,8 @@ func (m AvailabilityModel) FitAvailabilityPriors(obs []PickObservation) Availabi
 		if _, ok := productCategory[o.ProductID]; !ok {
 			productCategory[o.ProductID] = o.Category
 		}
-		if o.At.After(p.FittedAt) {
-			p.FittedAt = o.At
-		}
-	}
-	if len(obs) == 0 {
-		return p
 	}
 	p.FeedLevels = levels
-	p.WindowDays = max(p.FittedAt.Sub(obs[0].At).Hours()/24, 1)
 	velocities := make([]VelocityRate, len(velocityMins))
 	for i, lo := range velocityMins {
 		velocities[i].Min = lo

@@ -318,3 +318,63 @@ func TestFoundPickOverrulesTheNotFoundsBeforeIt(t *testing.T) {
 		t.Error("fitted priors do not let a found pick overrule the not-founds before it")
 	}
 }
+
+// Finding (issue 18, "hours are UTC"): the catalog gives each store its
+// time zone, but the hour of the day was read in UTC, so a marketplace
+// whose stores keep their hours in zones apart learned one blurred day:
+// a store eight hours ahead of UTC empties at 18:00 its time, 10:00 UTC,
+// when a UTC store is full. Priors fitted so (LocalHours) read every hour
+// on the store's clock; priors fitted before read UTC as they were fitted.
+func TestHoursAreTheStoresOwn(t *testing.T) {
+	t.Parallel()
+	m := DefaultAvailabilityModel()
+	ahead := time.FixedZone("UTC+8", 8*60*60)
+	hours := []int{8, 9, 10, 11, 18, 19, 20, 21}
+	found := func(h int) float64 {
+		if h < 12 {
+			return 0.95
+		}
+		return 0.5
+	}
+	// The same local day at both stores: the far store's picks come 8 h
+	// earlier in UTC.
+	var obs []PickObservation
+	for _, o := range freshCountPicks(1, hours, found) {
+		o.StoreID, o.Location = "utc", time.UTC
+		obs = append(obs, o)
+	}
+	for _, o := range freshCountPicks(2, hours, found) {
+		o.StoreID, o.Location = "far", ahead
+		o.At = o.At.Add(-8 * time.Hour)
+		o.Evidence.FeedAt, o.Evidence.CountedAt, o.Evidence.LevelSince = o.Evidence.FeedAt.Add(-8*time.Hour), o.Evidence.CountedAt.Add(-8*time.Hour), o.Evidence.LevelSince.Add(-8*time.Hour)
+		obs = append(obs, o)
+	}
+	local := m.FitAvailabilityPriors(obs)
+	if !local.LocalHours {
+		t.Fatal("fitted priors do not read hours on the stores' clocks")
+	}
+	utcOnly := make([]PickObservation, len(obs))
+	for i, o := range obs {
+		o.Location = nil
+		utcOnly[i] = o
+	}
+	blurred := m.FitAvailabilityPriors(utcOnly)
+
+	tenUTC := t0.Truncate(24*time.Hour).AddDate(0, 0, 4).Add(10 * time.Hour)
+	e := AvailabilityEvidence{FeedQuantity: 5, FeedAt: tenUTC.Add(-5 * time.Minute), CountedAt: tenUTC.Add(-10 * time.Minute), LevelSince: tenUTC.Add(-10 * time.Minute)}
+	p := func(priors AvailabilityPriors, store string, loc *time.Location) float64 {
+		return m.ProbabilityOf(e, priors, ShelfItem{StoreID: store, ProductID: "p01", Category: "c", Location: loc}, tenUTC)
+	}
+	// 10:00 at the UTC store (found 95%), 18:00 at the far one (found 50%).
+	if morning, evening := p(local, "utc", time.UTC), p(local, "far", ahead); !(morning > 0.85 && evening < 0.65) {
+		t.Errorf("on the stores' clocks at 10:00 UTC: P(on shelf) %.3f at the UTC store's 10:00, %.3f at the far store's 18:00", morning, evening)
+	}
+	if morning, evening := p(blurred, "utc", nil), p(blurred, "far", nil); !(morning-evening < 0.15) {
+		t.Errorf("in UTC alone the two stores' 10:00 UTC should blur: %.3f and %.3f", morning, evening)
+	}
+	before := local
+	before.LocalHours = false
+	if got, want := p(before, "far", ahead), p(before, "far", nil); got != want {
+		t.Errorf("priors fitted before: P %.3f with the store's zone, want %.3f as in UTC", got, want)
+	}
+}

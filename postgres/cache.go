@@ -33,10 +33,12 @@ type idCache struct {
 	stores     map[string]string // store ID → its retailer's ID; presence means the store exists
 	categories map[string]string // product ID → category name; presence means the product exists
 	retailers  map[string]bool   // retailers that exist
+	// zones are the time zones of the stores in stores that have one.
+	zones map[string]*time.Location
 }
 
 func newIDCache() *idCache {
-	return &idCache{stores: map[string]string{}, categories: map[string]string{}, retailers: map[string]bool{}}
+	return &idCache{stores: map[string]string{}, categories: map[string]string{}, retailers: map[string]bool{}, zones: map[string]*time.Location{}}
 }
 
 // forget drops the entries of what a change names, or all of them.
@@ -44,11 +46,12 @@ func (c *idCache) forget(ch change) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ch.All {
-		c.stores, c.categories = map[string]string{}, map[string]string{}
+		c.stores, c.categories, c.zones = map[string]string{}, map[string]string{}, map[string]*time.Location{}
 		return
 	}
 	for _, id := range ch.Stores {
 		delete(c.stores, id)
+		delete(c.zones, id)
 	}
 	for _, id := range ch.Products {
 		delete(c.categories, id)
@@ -225,6 +228,26 @@ func (db *DB) StoreRetailer(ctx context.Context, id string) (string, error) {
 	return retailerID, nil
 }
 
+// StoreLocations returns the time zone of each given store that has one
+// in the catalog; stores without one, and unknown stores, are absent.
+// Served from memory once seen, as StoreRetailer is.
+func (db *DB) StoreLocations(ctx context.Context, storeIDs []string) (map[string]*time.Location, error) {
+	if unknown, _ := db.ids.unknown(storeIDs, nil); unknown != nil {
+		if err := db.loadIDs(ctx, unknown, nil); err != nil {
+			return nil, err
+		}
+	}
+	db.ids.mu.RLock()
+	defer db.ids.mu.RUnlock()
+	out := make(map[string]*time.Location, len(storeIDs))
+	for _, id := range storeIDs {
+		if loc, ok := db.ids.zones[id]; ok {
+			out[id] = loc
+		}
+	}
+	return out, nil
+}
+
 func (c *idCache) storeRetailer(id string) (string, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -236,13 +259,23 @@ func (c *idCache) storeRetailer(id string) (string, bool) {
 // caches those that exist.
 func (db *DB) loadIDs(ctx context.Context, storeIDs, productIDs []string) error {
 	stores := map[string]string{}
+	zones := map[string]*time.Location{}
 	categories := map[string]string{}
 	batch := &pgx.Batch{}
 	if len(storeIDs) > 0 {
-		batch.Queue(`SELECT id, retailer_id FROM stores WHERE id = ANY($1)`, storeIDs).Query(func(rows pgx.Rows) error {
+		batch.Queue(`SELECT id, retailer_id, timezone FROM stores WHERE id = ANY($1)`, storeIDs).Query(func(rows pgx.Rows) error {
 			var id, retailerID string
-			_, err := pgx.ForEachRow(rows, []any{&id, &retailerID}, func() error {
+			var zone *string
+			_, err := pgx.ForEachRow(rows, []any{&id, &retailerID, &zone}, func() error {
 				stores[id] = retailerID
+				if zone != nil {
+					// Catalog events are checked for IANA names before they
+					// are written, so a name that does not load here is one
+					// this machine's zone database lacks: its hours are UTC.
+					if loc, err := time.LoadLocation(*zone); err == nil {
+						zones[id] = loc
+					}
+				}
 				return nil
 			})
 			return err
@@ -267,6 +300,11 @@ func (db *DB) loadIDs(ctx context.Context, storeIDs, productIDs []string) error 
 	defer db.ids.mu.Unlock()
 	for id, retailerID := range stores {
 		db.ids.stores[id] = retailerID
+		if loc, ok := zones[id]; ok {
+			db.ids.zones[id] = loc
+		} else {
+			delete(db.ids.zones, id)
+		}
 	}
 	for id, c := range categories {
 		db.ids.categories[id] = c

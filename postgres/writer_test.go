@@ -184,9 +184,12 @@ func TestFollowChanges(t *testing.T) {
 	if c, err := server.ProductCategories(ctx, []string{"p-a"}); err != nil || c["p-a"] != "Milk & Cream" {
 		t.Fatalf("ProductCategories = %v, %v", c, err)
 	}
+	if z, err := server.StoreLocations(ctx, []string{"s-a", "s-unknown"}); err != nil || len(z) != 1 || z["s-a"].String() != "America/Chicago" {
+		t.Fatalf("StoreLocations = %v, %v; want s-a's America/Chicago alone", z, err)
+	}
 
 	mustApply(t, writer,
-		catalogEvent(t, aisle.TypeStoreUpserted, 5, aisle.StoreUpserted{StoreID: "s-a", RetailerID: "r-b", Name: "Bestco Downtown"}),
+		catalogEvent(t, aisle.TypeStoreUpserted, 5, aisle.StoreUpserted{StoreID: "s-a", RetailerID: "r-b", Name: "Bestco Downtown", Timezone: ptr("America/New_York")}),
 		catalogEvent(t, aisle.TypeProductUpserted, 5, aisle.ProductUpserted{ProductID: "p-a", Name: "Oat Milk", Category: "Plant Milk"}))
 	// A bound on "never", not a latency claim: without the feed the cache
 	// would keep the old answers for ever. Polled: the caches announce no
@@ -201,11 +204,15 @@ func TestFollowChanges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r == "r-b" && c["p-a"] == "Plant Milk" {
+		z, err := server.StoreLocations(ctx, []string{"s-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r == "r-b" && c["p-a"] == "Plant Milk" && z["s-a"].String() == "America/New_York" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("30 s after the change the server still says s-a is %q's and p-a is in %q: the change feed did not reach its caches", r, c["p-a"])
+			t.Fatalf("30 s after the change the server still says s-a is %q's in %v and p-a is in %q: the change feed did not reach its caches", r, z["s-a"], c["p-a"])
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
