@@ -33,7 +33,8 @@ type AvailabilityPriors struct {
 	// product without picks is in the slowest level.
 	Velocities []VelocityRate `json:"velocities,omitempty"`
 	WindowDays float64        `json:"window_days,omitempty"`
-	// Hours are item-weighted found rates by hour of the day (UTC), 24 of
+	// Hours are item-weighted found rates by hour of the day (the store's
+	// clock under LocalHours, else UTC), 24 of
 	// them or none: shelves are fullest after the overnight restock and
 	// emptiest at closing.
 	Hours []FoundRate `json:"hours,omitempty"`
@@ -88,7 +89,7 @@ type AvailabilityPriors struct {
 	// it): hours are UTC, as they were fitted.
 	LocalHours bool `json:"local_hours,omitempty"`
 
-	// PickHours is the share of picks in each hour of the day (UTC), 24 of
+	// PickHours is the share of picks in each hour of the day (as Hours), 24 of
 	// them or none (then picks are spread evenly): how a product's picks a
 	// day spread over the day, for the picks expected while a count stood
 	// still.
@@ -102,7 +103,7 @@ type AvailabilityPriors struct {
 	// as what the posterior leaves unexplained (see fitStallShifts).
 	StallShifts []StallShift `json:"stall_shifts,omitempty"`
 	// HourShifts move the posterior, on the log-odds scale, by the hour of
-	// the day (UTC), 24 of them or none: shelves are fullest after the
+	// the day (as Hours), 24 of them or none: shelves are fullest after the
 	// overnight restock and emptiest at closing, which neither a count
 	// taken hours ago nor the prior (worth little next to a fresh feed)
 	// says. Fitted as what the stall-shifted posterior leaves unexplained.
