@@ -33,10 +33,10 @@ type AvailabilityPriors struct {
 	// product without picks is in the slowest level.
 	Velocities []VelocityRate `json:"velocities,omitempty"`
 	WindowDays float64        `json:"window_days,omitempty"`
-	// Hours are item-weighted found rates by hour of the day (the store's
-	// clock under LocalHours, else UTC), 24 of
-	// them or none: shelves are fullest after the overnight restock and
-	// emptiest at closing.
+	// Hours are item-weighted found rates by hour of the day (on the
+	// store's clock under LocalHours, else UTC), 24 of them or none:
+	// shelves are fullest after the overnight restock and emptiest at
+	// closing.
 	Hours []FoundRate `json:"hours,omitempty"`
 
 	// CategoryShrink, StoreShrink, VelocityShrink and ProductShrink are
