@@ -115,7 +115,8 @@ type AvailabilityData struct {
 	OnShelfRate     float64 `json:"on_shelf_rate"` // of the scored probes
 }
 
-// AvailabilityFit is what the priors fit chose, for the curious.
+// AvailabilityFit is what the priors fit chose (the last fit when the
+// priors were refitted), for the curious.
 type AvailabilityFit struct {
 	CategoryShrink    float64 `json:"category_shrink"`
 	ProductShrink     float64 `json:"product_shrink"`
@@ -522,7 +523,11 @@ func (r Report) String() string {
 		s := r.Model.Segments[seg]
 		fmt.Fprintf(&b, " %s %d (%.1f%%);", seg, s.Probes, 100*s.OnShelfRate)
 	}
-	fmt.Fprintf(&b, "\nFit: prior worth %.3g picks, fresh feed worth %.3g picks, shrink product→category %.3g, category→global %.3g, isotonic calibration with %d points, shopper miss rate %.1f%%, feed reliability by store %v, of its zeros %v.\n",
+	b.WriteString("\nFit")
+	if r.Data.Fits > 1 {
+		b.WriteString(" (the last of the fits)")
+	}
+	fmt.Fprintf(&b, ": prior worth %.3g picks, fresh feed worth %.3g picks, shrink product→category %.3g, category→global %.3g, isotonic calibration with %d points, shopper miss rate %.1f%%, feed reliability by store %v, of its zeros %v.\n",
 		r.Fit.PriorStrength, r.Fit.FeedStrength, r.Fit.ProductShrink, r.Fit.CategoryShrink, r.Fit.CalibrationPoints, 100*r.Fit.ShopperMiss, r.Fit.FeedReliability, r.Fit.FeedZeroReliability)
 	return b.String()
 }
