@@ -2,7 +2,6 @@ package availability_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -22,7 +21,7 @@ func TestAnswersReadTheStoresClock(t *testing.T) {
 	ctx := context.Background()
 	db := postgrestest.MustOpenSeededDB(t)
 	model := models.DefaultAvailabilityModel()
-	svc, err := availability.NewService(ctx, db, featurestest.MustOpen(t), unusedPublisher{t}, model, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc, err := availability.NewService(ctx, db, featurestest.MustOpen(t), unusedPublisher{t}, model, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
